@@ -1,0 +1,428 @@
+//! The conformance suite every `Store` backend must pass. Each check takes a fresh,
+//! migrated, empty store; `conformance_tests!(fresh)` turns them into `#[tokio::test]`s
+//! for a backend (`fresh` is an async fn returning the store and a guard that cleans it
+//! up).
+//!
+//! Filtering is checked against an in-memory model of the filter semantics: random
+//! events go in, every filter's result must equal what the model selects.
+
+use std::collections::HashSet;
+
+use futures::future::join_all;
+use rand::{rngs::StdRng, seq::IndexedRandom, Rng, SeedableRng};
+use serde_json::json;
+use trail_core::{event::parse_event, Event, Filter, NewEvent, Outcome, Sort, SortField, StatusClass, Timestamp};
+use uuid::Uuid;
+
+use crate::{AppendBatch, Appended, KeyScope, ListQuery, Org, Scope, Store, StoreError};
+
+/// Generates a `#[tokio::test]` per conformance check for the backend whose fresh,
+/// empty store `$fresh().await` returns as `(Arc<dyn Store>, guard)`.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($fresh:path) => {
+        $crate::conformance_tests!(@each $fresh;
+            seqs_are_contiguous_per_org,
+            unknown_org_fails_alone,
+            leaf_bytes_round_trip,
+            idempotency_keys_are_honoured,
+            concurrent_appends_are_all_kept,
+            filters_match_the_model,
+            pages_cover_every_sort_without_overlap,
+            search_finds_words_phrases_and_prefixes,
+            scopes_hide_other_orgs,
+            facets_count_what_the_scope_sees,
+            keys_are_found_by_hash,
+            bad_cursors_are_invalid
+        );
+    };
+    (@each $fresh:path; $($name:ident),*) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let (store, _guard) = $fresh().await;
+                $crate::conformance::$name(&*store).await;
+            }
+        )*
+    };
+}
+
+/// A fixed "now" for the checks, so period presets are deterministic.
+pub const NOW: Timestamp = Timestamp(1_710_000_000_000_000); // 2024-03-09T16:00:00Z
+
+pub async fn seed_org(store: &dyn Store, slug: &str) {
+    store.ensure_org(Org { slug: slug.into(), name: format!("{slug} Inc.") }).await.unwrap();
+}
+
+fn new_event(v: serde_json::Value) -> NewEvent {
+    parse_event(v).unwrap()
+}
+
+fn batch(org: &str, events: Vec<NewEvent>) -> AppendBatch {
+    AppendBatch { org: org.into(), received_at: NOW, events: events.into_iter().map(|e| (Uuid::now_v7(), e)).collect() }
+}
+
+/// Appends `n` simple events one batch at a time.
+pub async fn append_n(store: &dyn Store, org: &str, n: usize) -> Vec<Appended> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let ev = new_event(json!({"action": "service:deploy", "request_id": format!("r{i}")}));
+        out.extend(store.append(batch(org, vec![ev])).await.unwrap());
+    }
+    out
+}
+
+pub async fn seqs_are_contiguous_per_org(store: &dyn Store) {
+    seed_org(store, "acme").await;
+    seed_org(store, "globex").await;
+    let mut seqs = (Vec::new(), Vec::new());
+    for i in 0..5 {
+        let evs = (0..3).map(|_| new_event(json!({"action": "auth:login"}))).collect::<Vec<_>>();
+        let org = if i % 2 == 0 { "acme" } else { "globex" };
+        let acks = store.append(batch(org, evs)).await.unwrap();
+        let target = if i % 2 == 0 { &mut seqs.0 } else { &mut seqs.1 };
+        target.extend(acks.iter().map(|a| a.seq));
+    }
+    assert_eq!(seqs.0, (0..9).collect::<Vec<u64>>());
+    assert_eq!(seqs.1, (0..6).collect::<Vec<u64>>());
+    let scanned = store.scan("acme", 4, 100).await.unwrap();
+    assert_eq!(scanned.iter().map(|(s, _)| *s).collect::<Vec<_>>(), (4..9).collect::<Vec<u64>>());
+    assert!(!store.is_empty().await.unwrap());
+}
+
+pub async fn unknown_org_fails_alone(store: &dyn Store) {
+    seed_org(store, "acme").await;
+    let good = batch("acme", vec![new_event(json!({"action": "a:b"}))]);
+    let bad = batch("nobody", vec![new_event(json!({"action": "a:b"}))]);
+    let (g, b) = futures::future::join(store.append(good), store.append(bad)).await;
+    assert_eq!(g.unwrap().len(), 1);
+    assert!(matches!(b, Err(StoreError::UnknownOrg(_))), "{b:?}");
+    assert_eq!(store.scan("acme", 0, 10).await.unwrap().len(), 1);
+}
+
+pub async fn leaf_bytes_round_trip(store: &dyn Store) {
+    seed_org(store, "acme").await;
+    let raw = json!({
+        "timestamp": "2024-03-01T10:30:00+02:00", "action": "Service.Deploy", "status_code": 500,
+        "actor": {"id": "u1", "name": "Ünïcödé 名前", "email": "a@b.c", "type": "user"},
+        "details": {"big": 12345678901234567u64, "float": 1.5, "nested": {"z": 1, "a": [1, "x", null]}},
+        "before": {"replicas": 2}, "after": {"replicas": 3}, "error": "boom"
+    });
+    let b = batch("acme", vec![new_event(raw)]);
+    let (id, new) = b.events[0].clone();
+    let ack = store.append(b).await.unwrap()[0];
+    assert_eq!(ack.id, id);
+    let leaf = store.get(Scope::Org("acme".into()), id).await.unwrap().unwrap();
+    let expected = Event::from_new(new, id, "acme", ack.seq, NOW);
+    assert_eq!(leaf, expected.to_leaf());
+    let ev = Event::from_leaf(&leaf).unwrap();
+    assert_eq!(ev.action, "service:deploy");
+    assert_eq!(ev.result, Outcome::Failed);
+    assert_eq!(ev.timestamp.to_rfc3339(), "2024-03-01T08:30:00Z");
+    assert_eq!(store.scan("acme", 0, 1).await.unwrap()[0].1, leaf);
+}
+
+pub async fn idempotency_keys_are_honoured(store: &dyn Store) {
+    seed_org(store, "acme").await;
+    seed_org(store, "globex").await;
+    let ev = |k: &str| new_event(json!({"action": "a:b", "idempotency_key": k}));
+    let first = store.append(batch("acme", vec![ev("k1"), ev("k2"), ev("k1")])).await.unwrap();
+    assert_eq!(first[0].id, first[2].id);
+    assert!(first[2].duplicate && !first[0].duplicate);
+    let again = store.append(batch("acme", vec![ev("k2"), ev("k3")])).await.unwrap();
+    assert_eq!(again[0].id, first[1].id);
+    assert!(again[0].duplicate);
+    assert_eq!(again[1].seq, 2);
+    // Keys are per organization.
+    let other = store.append(batch("globex", vec![ev("k1")])).await.unwrap();
+    assert!(!other[0].duplicate);
+    assert_eq!(store.scan("acme", 0, 100).await.unwrap().len(), 3);
+}
+
+pub async fn concurrent_appends_are_all_kept(store: &dyn Store) {
+    seed_org(store, "acme").await;
+    seed_org(store, "globex").await;
+    let tasks = (0..64).map(|i| async move {
+        let org = if i % 3 == 0 { "globex" } else { "acme" };
+        let evs = (0..(1 + i % 5)).map(|j| new_event(json!({"action": "a:b", "request_id": format!("{i}-{j}")})));
+        (org, store.append(batch(org, evs.collect())).await.unwrap())
+    });
+    let results = join_all(tasks).await;
+    for org in ["acme", "globex"] {
+        let mut seqs: Vec<u64> =
+            results.iter().filter(|(o, _)| *o == org).flat_map(|(_, a)| a.iter().map(|x| x.seq)).collect();
+        seqs.sort();
+        assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>(), "{org}");
+        let stored = store.scan(org, 0, 10_000).await.unwrap();
+        assert_eq!(stored.len(), seqs.len());
+    }
+}
+
+/// Random but realistic events, for model-based checks.
+pub fn random_events(rng: &mut StdRng, n: usize) -> Vec<serde_json::Value> {
+    let cats = ["auth", "service", "user", "secret", "vpn"];
+    let ops = ["login", "create", "delete", "deploy", "update"];
+    let people = [("u1", "Alice Smith", "alice@acme.com"), ("u2", "Bob", "bob@globex.com"), ("u3", "john", "john@acme.com")];
+    let results = ["DONE", "FAILED", "PROCESSING", "PENDING"];
+    (0..n)
+        .map(|i| {
+            let (id, name, email) = *people.choose(rng).unwrap();
+            let mut v = json!({
+                "timestamp": Timestamp(NOW.0 - rng.random_range(0..200) * 3_600_000_000 - i as i64).to_rfc3339(),
+                "action": format!("{}:{}", cats.choose(rng).unwrap(), ops.choose(rng).unwrap()),
+                "result": results.choose(rng).unwrap(),
+                "actor": {"id": id, "name": name, "email": email, "type": "user"},
+            });
+            if rng.random_bool(0.7) {
+                let code = *[200, 201, 403, 500].choose(rng).unwrap();
+                v["status_code"] = json!(code);
+            }
+            if rng.random_bool(0.8) {
+                let ip = *["10.0.0.1", "10.0.3.7", "192.168.1.100", "2001:db8::1"].choose(rng).unwrap();
+                v["source_ip"] = json!(ip);
+            }
+            if rng.random_bool(0.5) {
+                v["request_id"] = json!(format!("req-{}", rng.random_range(0..20)));
+            }
+            if rng.random_bool(0.6) {
+                let kind = *["service", "secret"].choose(rng).unwrap();
+                let name = *["vpc-prod", "api", "db-main"].choose(rng).unwrap();
+                let id = format!("res-{}", rng.random_range(0..10));
+                v["resource"] = json!({"type": kind, "id": id, "name": name});
+            }
+            if rng.random_bool(0.5) {
+                let cluster = *["c1", "c2"].choose(rng).unwrap();
+                let namespace = *["default", "kube-system"].choose(rng).unwrap();
+                v["context"] = json!({"workspace": {"id": "w1", "name": "Prod"}, "project": "p1",
+                    "cluster": cluster, "namespace": namespace});
+            }
+            v
+        })
+        .collect()
+}
+
+/// The reference semantics of a filter, for one event.
+pub fn model_matches(f: &Filter, ev: &Event, now: Timestamp) -> bool {
+    let eq = |a: Option<&str>, b: &str| a.is_some_and(|a| a.eq_ignore_ascii_case(b));
+    let any = |vals: &[String], pred: &dyn Fn(&str) -> bool| vals.is_empty() || vals.iter().any(|v| pred(v));
+    let (from, to) = f.time_range(now);
+    let actor = ev.actor.clone().unwrap_or_default();
+    let res = ev.resource.clone().unwrap_or_default();
+    let ctx = ev.context.clone().unwrap_or_default();
+    let ws = ctx.workspace.clone().unwrap_or_default();
+    let ip: Option<std::net::IpAddr> = ev.source_ip.as_deref().and_then(|s| s.parse().ok());
+    from.is_none_or(|t| ev.timestamp >= t)
+        && to.is_none_or(|t| ev.timestamp <= t)
+        && any(&f.category, &|v| ev.category().eq_ignore_ascii_case(v))
+        && any(&f.operation, &|v| ev.operation().eq_ignore_ascii_case(v))
+        && any(&f.action, &|v| ev.action.eq_ignore_ascii_case(v))
+        && (f.result.is_empty() || f.result.contains(&ev.result))
+        && match f.status {
+            None => true,
+            Some(StatusClass::Success) => match ev.status_code {
+                Some(c) => (200..300).contains(&c),
+                None => ev.result == Outcome::Done,
+            },
+            Some(StatusClass::Failure) => match ev.status_code {
+                Some(c) => c >= 400,
+                None => ev.result == Outcome::Failed,
+            },
+        }
+        && any(&f.actor, &|v| {
+            if v.ends_with('@') {
+                actor.email.as_deref().is_some_and(|e| e.to_ascii_lowercase().starts_with(&v.to_ascii_lowercase()))
+            } else {
+                eq(actor.id.as_deref(), v) || eq(actor.name.as_deref(), v) || eq(actor.email.as_deref(), v)
+            }
+        })
+        && any(&f.company, &|v| ev.org.eq_ignore_ascii_case(v))
+        && any(&f.request_id, &|v| ev.request_id.as_deref() == Some(v))
+        && any(&f.resource, &|v| eq(res.name.as_deref(), v) || eq(res.id.as_deref(), v))
+        && any(&f.resource_type, &|v| eq(res.kind.as_deref(), v))
+        && any(&f.workspace, &|v| eq(ws.id.as_deref(), v) || eq(ws.name.as_deref(), v))
+        && any(&f.project, &|v| eq(ctx.project.as_deref(), v))
+        && any(&f.cluster, &|v| eq(ctx.cluster.as_deref(), v))
+        && any(&f.namespace, &|v| eq(ctx.namespace.as_deref(), v))
+        && (f.ip.is_empty() || ip.is_some_and(|ip| f.ip.iter().any(|n| n.contains(&ip))))
+}
+
+/// Reads every page of a query.
+pub async fn list_all(store: &dyn Store, scope: Scope, filter: Filter, limit: usize) -> Vec<Event> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let q = ListQuery { scope: scope.clone(), filter: filter.clone(), now: NOW, cursor, limit };
+        let page = store.list(q).await.unwrap();
+        out.extend(page.events.iter().map(|l| Event::from_leaf(l).unwrap()));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return out,
+        }
+        assert!(out.len() < 100_000, "pagination does not end");
+    }
+}
+
+async fn seed_random(store: &dyn Store, n: usize) -> Vec<Event> {
+    seed_org(store, "acme").await;
+    seed_org(store, "globex").await;
+    let mut rng = StdRng::seed_from_u64(7);
+    let raw = random_events(&mut rng, n);
+    for (i, chunk) in raw.chunks(50).enumerate() {
+        let org = if i % 3 == 2 { "globex" } else { "acme" };
+        store.append(batch(org, chunk.iter().cloned().map(new_event).collect())).await.unwrap();
+    }
+    let mut all = list_all(store, Scope::All, Filter::default(), 1000).await;
+    all.sort_by_key(|e| (std::cmp::Reverse(e.timestamp), e.id));
+    assert_eq!(all.len(), n);
+    all
+}
+
+pub async fn filters_match_the_model(store: &dyn Store) {
+    let all = seed_random(store, 600).await;
+    let filters = [
+        "", "category:auth", "type:auth,vpn", "operation:login", "action:service:deploy", "result:FAILED",
+        "result:PENDING,PROCESSING", "status:success", "status:failure", "actor:alice@acme.com", "actor:u2",
+        "actor:\"Alice Smith\"", "actor:john@", "actor:ALICE@ACME.COM", "company:globex", "request_id:req-3",
+        "resource:vpc-prod", "resource:res-4", "resource_type:secret", "workspace:w1", "workspace:prod",
+        "project:p1", "cluster:c2", "namespace:kube-system", "ip:10.0.0.0/16", "ip:192.168.1.100",
+        "ip:2001:db8::/32", "period:24h", "period:7d", "created:>=2024-03-05 created:<=2024-03-07",
+        "category:auth result:FAILED actor:john@", "category:nothing", "company:nobody",
+        "cluster:c1 namespace:default status:success ip:10.0.0.0/8",
+    ];
+    for text in filters {
+        let f = trail_core::query::parse(text).unwrap();
+        for scope in [Scope::All, Scope::Org("acme".into())] {
+            let got: Vec<Uuid> = list_all(store, scope.clone(), f.clone(), 37).await.iter().map(|e| e.id).collect();
+            let want: Vec<Uuid> = all
+                .iter()
+                .filter(|e| model_matches(&f, e, NOW))
+                .filter(|e| scope == Scope::All || e.org == "acme")
+                .map(|e| e.id)
+                .collect();
+            assert_eq!(got.len(), want.len(), "filter {text:?} in {scope:?}");
+            let (g, w): (HashSet<_>, HashSet<_>) = (got.iter().collect(), want.iter().collect());
+            assert_eq!(g, w, "filter {text:?} in {scope:?}");
+        }
+    }
+    // Newest first, exactly as the model orders ties (by storage order, which for
+    // these events is id order).
+    let got = list_all(store, Scope::All, Filter::default(), 50).await;
+    let ts: Vec<_> = got.iter().map(|e| e.timestamp).collect();
+    assert!(ts.windows(2).all(|w| w[0] >= w[1]));
+}
+
+pub async fn pages_cover_every_sort_without_overlap(store: &dyn Store) {
+    let all = seed_random(store, 250).await;
+    for field in SortField::ALL {
+        for desc in [true, false] {
+            let f = Filter { sort: Sort { field, desc }, ..Filter::default() };
+            let got = list_all(store, Scope::All, f, 23).await;
+            let ids: HashSet<Uuid> = got.iter().map(|e| e.id).collect();
+            assert_eq!(ids.len(), all.len(), "{field:?} desc={desc}: duplicates or gaps");
+            if field == SortField::Timestamp {
+                let ts: Vec<_> = got.iter().map(|e| e.timestamp).collect();
+                assert!(ts.windows(2).all(|w| if desc { w[0] >= w[1] } else { w[0] <= w[1] }));
+            }
+            if field == SortField::Email {
+                let keys: Vec<String> =
+                    got.iter().map(|e| e.actor.as_ref().and_then(|a| a.email.clone()).unwrap_or_default()).collect();
+                assert!(keys.windows(2).all(|w| if desc { w[0] >= w[1] } else { w[0] <= w[1] }));
+            }
+        }
+    }
+}
+
+pub async fn search_finds_words_phrases_and_prefixes(store: &dyn Store) {
+    seed_org(store, "acme").await;
+    let evs = vec![
+        new_event(json!({"action": "deployment:failed", "resource": {"name": "api-infrastructure"},
+            "actor": {"email": "sarah@acme.com"}, "error": "Policy violation: S3 encryption required"})),
+        new_event(json!({"action": "project:file_updated", "resource": {"name": "main.tf"},
+            "actor": {"email": "sarah@acme.com"}, "details": {"file": "vpc-prod/network.tf", "lines": 42}})),
+        new_event(json!({"action": "auth:login", "actor": {"email": "john@example.com"}})),
+    ];
+    store.append(batch("acme", evs)).await.unwrap();
+    let check = |q: &'static str, want: Vec<&'static str>| async move {
+        let f = trail_core::query::parse(q).unwrap();
+        let got = list_all(store, Scope::Org("acme".into()), f, 50).await;
+        let mut got: Vec<String> = got.into_iter().map(|e| e.action).collect();
+        got.sort();
+        let mut want: Vec<String> = want.into_iter().map(String::from).collect();
+        want.sort();
+        assert_eq!(got, want, "q={q}");
+    };
+    check("deploy", vec!["deployment:failed"]).await;
+    check("john@", vec!["auth:login"]).await;
+    check("\"vpc-prod\"", vec!["project:file_updated"]).await;
+    check("vpc-prod", vec!["project:file_updated"]).await;
+    check("failed", vec!["deployment:failed"]).await;
+    check("encryption", vec!["deployment:failed"]).await;
+    check("sarah@acme.com", vec!["deployment:failed", "project:file_updated"]).await;
+    check("sarah encryption", vec!["deployment:failed"]).await;
+    check("42", vec!["project:file_updated"]).await;
+    check("nothing-here", vec![]).await;
+    check("\"\\\"\" OR", vec![]).await;
+    check("*", vec!["auth:login", "deployment:failed", "project:file_updated"]).await;
+}
+
+pub async fn scopes_hide_other_orgs(store: &dyn Store) {
+    seed_org(store, "acme").await;
+    seed_org(store, "globex").await;
+    let a = append_n(store, "acme", 3).await;
+    let g = append_n(store, "globex", 2).await;
+    assert!(store.get(Scope::Org("globex".into()), a[0].id).await.unwrap().is_none());
+    assert!(store.get(Scope::Org("acme".into()), a[0].id).await.unwrap().is_some());
+    assert!(store.get(Scope::All, g[0].id).await.unwrap().is_some());
+    assert!(store.get(Scope::All, Uuid::now_v7()).await.unwrap().is_none());
+    let only = list_all(store, Scope::Org("acme".into()), Filter::default(), 50).await;
+    assert!(only.iter().all(|e| e.org == "acme") && only.len() == 3);
+    // Naming another organization in the company filter does not widen the scope.
+    let f = trail_core::query::parse("company:globex").unwrap();
+    assert!(list_all(store, Scope::Org("acme".into()), f, 50).await.is_empty());
+}
+
+pub async fn facets_count_what_the_scope_sees(store: &dyn Store) {
+    let all = seed_random(store, 300).await;
+    let facets = store.facets(Scope::Org("acme".into()), Filter::default(), NOW).await.unwrap();
+    let acme: Vec<&Event> = all.iter().filter(|e| e.org == "acme").collect();
+    assert_eq!(facets.total, acme.len() as u64);
+    let auth = acme.iter().filter(|e| e.category() == "auth").count() as u64;
+    assert_eq!(facets.categories.iter().find(|c| c.value == "auth").map(|c| c.count), Some(auth));
+    let failed = acme.iter().filter(|e| e.result == Outcome::Failed).count() as u64;
+    assert_eq!(facets.results.iter().find(|c| c.value == "FAILED").map(|c| c.count), Some(failed));
+    assert_eq!(facets.companies.len(), 1);
+    let alice = facets.users.iter().find(|u| u.value == "alice@acme.com").unwrap();
+    assert_eq!(alice.label.as_deref(), Some("Alice Smith"));
+    let platform = store.facets(Scope::All, Filter::default(), NOW).await.unwrap();
+    assert_eq!(platform.total, all.len() as u64);
+    assert_eq!(platform.companies.len(), 2);
+}
+
+pub async fn keys_are_found_by_hash(store: &dyn Store) {
+    seed_org(store, "acme").await;
+    let id = store.create_key("acme", KeyScope::Read, [7; 32], "trail_rd_ab").await.unwrap();
+    let k = store.find_key([7; 32]).await.unwrap().unwrap();
+    assert_eq!((k.id, k.org.as_str(), k.scope, k.revoked), (id, "acme", KeyScope::Read, false));
+    assert!(store.find_key([8; 32]).await.unwrap().is_none());
+    assert!(matches!(store.create_key("nobody", KeyScope::Read, [9; 32], "x").await, Err(StoreError::UnknownOrg(_))));
+    assert_eq!(store.orgs().await.unwrap().len(), 1);
+}
+
+pub async fn bad_cursors_are_invalid(store: &dyn Store) {
+    seed_org(store, "acme").await;
+    append_n(store, "acme", 5).await;
+    let q = |cursor: &str, sort: &str| ListQuery {
+        scope: Scope::All,
+        filter: Filter { sort: Sort::parse(sort).unwrap(), ..Filter::default() },
+        now: NOW,
+        cursor: Some(cursor.into()),
+        limit: 2,
+    };
+    for bad in ["garbage", "", "WzEsIi10aW1lc3RhbXAiLHt9LDEsMl0"] {
+        assert!(matches!(store.list(q(bad, "-timestamp")).await, Err(StoreError::Invalid { .. })), "{bad}");
+    }
+    let first = store.list(ListQuery { cursor: None, ..q("", "-timestamp") }).await.unwrap();
+    let c = first.next_cursor.unwrap();
+    assert!(matches!(store.list(q(&c, "email")).await, Err(StoreError::Invalid { .. })));
+    assert_eq!(store.list(q(&c, "-timestamp")).await.unwrap().events.len(), 2);
+}
