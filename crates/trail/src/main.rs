@@ -1,1 +1,292 @@
-fn main() {}
+//! The `trail` binary: parses arguments, resolves configuration, sets up logging and
+//! signals, and runs one command.
+
+mod config;
+
+use std::{io::Read, path::PathBuf, sync::Arc};
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use config::{Config, Database, Flags};
+use trail_core::{event::parse_batch, Event, Limits, Timestamp};
+use trail_server::{demo, AppState, ServerConfig};
+use trail_store::{
+    sqlite::SqliteStore, AppendBatch, DynStore, KeyScope, ListQuery, Org, Scope, Store,
+};
+
+/// Trail: a self-hostable, tamper-evident audit log.
+#[derive(Parser)]
+#[command(name = "trail", version, about)]
+struct Cli {
+    /// Directory of the embedded store.
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// Database URL (default: the embedded store in the data dir), e.g. sqlite:PATH.
+    #[arg(long, global = true)]
+    database: Option<String>,
+    /// Config file (default: ./trail.toml when present).
+    #[arg(long, global = true, env = "TRAIL_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP server (API and web UI).
+    Serve {
+        /// Address to listen on.
+        #[arg(long)]
+        listen: Option<String>,
+        /// Fill an empty store with realistic demo events and print keys to try them.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Manage API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Append events from a file (JSON object, array or NDJSON; `-` for stdin).
+    Ingest {
+        file: String,
+        /// Organization whose log receives the events.
+        #[arg(long)]
+        org: String,
+    },
+    /// List events matching filters in the query language, e.g. `category:auth result:FAILED`.
+    Query {
+        /// Query-language terms.
+        query: Vec<String>,
+        /// Only this organization (default: all).
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// `table` or `jsonl` (the stored event bytes, one per line).
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create an API key and print it (only its hash is stored).
+    Create {
+        #[arg(long)]
+        org: String,
+        /// ingest, read, admin or platform.
+        #[arg(long)]
+        scope: String,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("TRAIL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("trail: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = runtime.block_on(run(cli)) {
+        eprintln!("trail: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    let listen = match &cli.command {
+        Command::Serve { listen, .. } => listen.clone(),
+        _ => None,
+    };
+    let flags = Flags { data_dir: cli.data_dir.clone(), database: cli.database.clone(), listen };
+    let file = config::load_file(cli.config.as_deref())?;
+    let config = config::resolve(file, &|k| std::env::var(k).ok(), &flags)?;
+    match cli.command {
+        Command::Serve { demo, .. } => serve(config, demo).await,
+        Command::Keys { command: KeysCommand::Create { org, scope } } => {
+            let scope = KeyScope::parse(&scope)
+                .with_context(|| format!("--scope must be ingest, read, admin or platform, not '{scope}'"))?;
+            check_slug(&org)?;
+            let store = open_store(&config)?;
+            store.ensure_org(Org { slug: org.clone(), name: org.clone() }).await?;
+            let key = trail_server::generate_key(scope);
+            store.create_key(&org, scope, trail_server::hash_key(&key), &trail_server::auth::key_prefix(&key)).await?;
+            println!("{key}");
+            Ok(())
+        }
+        Command::Ingest { file, org } => ingest(&config, &file, &org).await,
+        Command::Query { query, org, limit, format } => query_cmd(&config, &query.join(" "), org, limit, &format).await,
+    }
+}
+
+fn check_slug(org: &str) -> Result<()> {
+    let ok = !org.is_empty()
+        && org.len() <= 64
+        && org.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if !ok {
+        bail!("--org must be 1-64 characters of a-z, 0-9, - or _, not '{org}'");
+    }
+    Ok(())
+}
+
+fn open_store(config: &Config) -> Result<Arc<SqliteStore>> {
+    match &config.database {
+        Database::Sqlite(path) => {
+            let store = SqliteStore::open(path, config.sqlite.clone())
+                .with_context(|| format!("cannot open the store at {}", path.display()))?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_datetime(chrono::Utc::now())
+}
+
+async fn serve(config: Config, demo: bool) -> Result<()> {
+    let sqlite = open_store(&config)?;
+    let store: DynStore = sqlite.clone();
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(data_dir = %config.data_dir.display(), database = ?config.database, "store opened");
+    if demo {
+        if store.is_empty().await? {
+            eprintln!("filling the empty store with demo events...");
+            let n = demo::fill(&*store, now(), 30_000).await?;
+            eprintln!("stored {n} demo events for {} organizations", demo::ORGS.len());
+        }
+        let read = trail_server::generate_key(KeyScope::Read);
+        store.create_key("acme", KeyScope::Read, trail_server::hash_key(&read), &trail_server::auth::key_prefix(&read)).await?;
+        let platform = trail_server::generate_key(KeyScope::Platform);
+        store
+            .create_key("acme", KeyScope::Platform, trail_server::hash_key(&platform), &trail_server::auth::key_prefix(&platform))
+            .await?;
+        println!("Trail is running at http://{addr}");
+        println!("read key (organization acme): {read}");
+        println!("platform key (every organization): {platform}");
+        println!("try: curl -H 'Authorization: Bearer {read}' 'http://{addr}/api/v1/events?category=auth&result=FAILED&limit=5'");
+    } else {
+        println!("Trail is running at http://{addr}");
+    }
+    let state = AppState::new(store, ServerConfig { limits: config.limits }, trail_server::system_clock());
+    trail_server::serve(listener, state, shutdown_signal()).await?;
+    sqlite.close();
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+async fn ingest(config: &Config, file: &str, org: &str) -> Result<()> {
+    let mut body = Vec::new();
+    if file == "-" {
+        std::io::stdin().read_to_end(&mut body).context("cannot read standard input")?;
+    } else {
+        body = std::fs::read(file).with_context(|| format!("cannot read {file}"))?;
+    }
+    // A file may hold far more than one HTTP request; only the per-event limit applies.
+    let limits = Limits { max_request_bytes: usize::MAX, max_batch_events: usize::MAX, ..config.limits };
+    let events = parse_batch(&body, &limits).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+    let store = open_store(config)?;
+    if !store.orgs().await?.iter().any(|o| o.slug == org) {
+        bail!("unknown organization '{org}' (create it with `trail keys create --org {org} --scope ingest`)");
+    }
+    let total = events.len();
+    let received_at = now();
+    let mut first = None;
+    let mut last = 0;
+    let mut events = events.into_iter().map(|e| (uuid::Uuid::now_v7(), e)).peekable();
+    while events.peek().is_some() {
+        let chunk: Vec<_> = events.by_ref().take(1000).collect();
+        let acks = store.append(AppendBatch { org: org.into(), received_at, events: chunk }).await?;
+        first = first.or(acks.first().map(|a| a.seq));
+        last = acks.last().map_or(last, |a| a.seq);
+    }
+    store.close();
+    println!("ingested {total} events into {org} (seq {}..={last})", first.unwrap_or(0));
+    Ok(())
+}
+
+async fn query_cmd(config: &Config, text: &str, org: Option<String>, limit: usize, format: &str) -> Result<()> {
+    if !(1..=1000).contains(&limit) {
+        bail!("--limit must be from 1 to 1000");
+    }
+    if format != "table" && format != "jsonl" {
+        bail!("--format must be table or jsonl, not '{format}'");
+    }
+    let filter = trail_core::query::parse(text).map_err(|e| anyhow::anyhow!("query: {}", e.message))?;
+    let store = open_store(config)?;
+    let scope = match org {
+        Some(o) => Scope::Org(o),
+        None => Scope::All,
+    };
+    let page = store.list(ListQuery { scope, filter, now: now(), cursor: None, limit }).await?;
+    let mut out = std::io::stdout().lock();
+    use std::io::Write;
+    if format == "jsonl" {
+        for leaf in &page.events {
+            out.write_all(leaf)?;
+            out.write_all(b"\n")?;
+        }
+        return Ok(());
+    }
+    writeln!(out, "{:<20} {:<15} {:<18} {:<12} {:<28} {:<12} {:<16} {}", "Date/Time (UTC)", "Source IP", "Performer", "Company", "Email", "Type", "Operation", "Result")?;
+    for leaf in &page.events {
+        let e = Event::from_leaf(leaf)?;
+        let actor = e.actor.clone().unwrap_or_default();
+        writeln!(
+            out,
+            "{:<20} {:<15} {:<18} {:<12} {:<28} {:<12} {:<16} {}",
+            e.timestamp.to_datetime().format("%Y-%m-%d %H:%M:%S"),
+            e.source_ip.as_deref().unwrap_or("-"),
+            cut(actor.name.as_deref().unwrap_or("-"), 18),
+            cut(e.company(), 12),
+            cut(actor.email.as_deref().unwrap_or("-"), 28),
+            e.category(),
+            cut(e.operation(), 16),
+            e.result.as_str()
+        )?;
+    }
+    if let Some(c) = page.next_cursor {
+        let _ = c;
+        writeln!(out, "(more events match; raise --limit or narrow the query)")?;
+    }
+    Ok(())
+}
+
+fn cut(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut t: String = s.chars().take(n - 1).collect();
+        t.push('…');
+        t
+    }
+}

@@ -1,0 +1,178 @@
+//! Configuration: `trail.toml`, overridden by `TRAIL_*` environment variables,
+//! overridden by flags, resolved once into typed settings.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use trail_core::Limits;
+use trail_store::sqlite::SqliteConfig;
+
+/// The file's shape. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub database: Option<String>,
+    #[serde(default)]
+    pub server: FileServer,
+    #[serde(default)]
+    pub limits: FileLimits,
+    #[serde(default)]
+    pub store: FileStore,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileServer {
+    pub listen: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileLimits {
+    pub max_event_bytes: Option<usize>,
+    pub max_request_bytes: Option<usize>,
+    pub max_batch_events: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileStore {
+    pub max_commit_events: Option<usize>,
+}
+
+/// What flags can set (the highest precedence).
+#[derive(Debug, Default, Clone)]
+pub struct Flags {
+    pub data_dir: Option<PathBuf>,
+    pub database: Option<String>,
+    pub listen: Option<String>,
+}
+
+/// Which storage backend to use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    Sqlite(PathBuf),
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    pub database: Database,
+    pub listen: SocketAddr,
+    pub limits: Limits,
+    pub sqlite: SqliteConfig,
+}
+
+/// Reads the config file if one is named (it must exist) or `trail.toml` if present.
+pub fn load_file(path: Option<&std::path::Path>) -> Result<FileConfig> {
+    let (path, required) = match path {
+        Some(p) => (p.to_path_buf(), true),
+        None => (PathBuf::from("trail.toml"), false),
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display())),
+        Err(e) if !required && e.kind() == std::io::ErrorKind::NotFound => Ok(FileConfig::default()),
+        Err(e) => Err(e).with_context(|| format!("cannot read config file {}", path.display())),
+    }
+}
+
+/// Merges file < environment < flags over the defaults.
+pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, flags: &Flags) -> Result<Config> {
+    let num = |name: &str, file: Option<usize>, default: usize| -> Result<usize> {
+        match env(name) {
+            Some(v) => v.parse::<usize>().ok().filter(|n| *n > 0).with_context(|| format!("{name} must be a positive integer, not '{v}'")),
+            None => Ok(file.unwrap_or(default)),
+        }
+    };
+    let data_dir = flags
+        .data_dir
+        .clone()
+        .or_else(|| env("TRAIL_DATA_DIR").map(PathBuf::from))
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from("./trail-data"));
+    let database = match flags.database.clone().or_else(|| env("TRAIL_DATABASE")).or(file.database) {
+        None => Database::Sqlite(data_dir.join("trail.db")),
+        Some(url) => parse_database(&url)?,
+    };
+    let listen_text = flags
+        .listen
+        .clone()
+        .or_else(|| env("TRAIL_LISTEN"))
+        .or(file.server.listen)
+        .unwrap_or_else(|| "127.0.0.1:8080".into());
+    let listen = listen_text
+        .parse::<SocketAddr>()
+        .with_context(|| format!("listen address must be IP:PORT, e.g. 127.0.0.1:8080, not '{listen_text}'"))?;
+    let d = Limits::default();
+    let limits = Limits {
+        max_event_bytes: num("TRAIL_MAX_EVENT_BYTES", file.limits.max_event_bytes, d.max_event_bytes)?,
+        max_request_bytes: num("TRAIL_MAX_REQUEST_BYTES", file.limits.max_request_bytes, d.max_request_bytes)?,
+        max_batch_events: num("TRAIL_MAX_BATCH_EVENTS", file.limits.max_batch_events, d.max_batch_events)?,
+    };
+    let s = SqliteConfig::default();
+    let sqlite = SqliteConfig {
+        max_commit_events: num("TRAIL_MAX_COMMIT_EVENTS", file.store.max_commit_events, s.max_commit_events)?,
+        ..s
+    };
+    Ok(Config { data_dir, database, listen, limits, sqlite })
+}
+
+fn parse_database(url: &str) -> Result<Database> {
+    if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        if path.is_empty() {
+            bail!("database URL 'sqlite:' needs a file path, e.g. sqlite:./trail-data/trail.db");
+        }
+        return Ok(Database::Sqlite(PathBuf::from(path)));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        bail!("the PostgreSQL backend is not available in this build yet; use the embedded store (omit --database)");
+    }
+    bail!("unsupported database URL '{url}': use sqlite:PATH")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn check(file: &str, env: &[(&str, &str)], flags: Flags) -> Result<Config> {
+        let env: HashMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        resolve(toml::from_str(file)?, &|k| env.get(k).cloned(), &flags)
+    }
+
+    #[test]
+    fn defaults() {
+        let c = check("", &[], Flags::default()).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("./trail-data"));
+        assert_eq!(c.database, Database::Sqlite(PathBuf::from("./trail-data/trail.db")));
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.limits, Limits::default());
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file() {
+        let file = "data_dir = \"/f\"\n[server]\nlisten = \"127.0.0.1:1\"\n[limits]\nmax_batch_events = 5\n";
+        let c = check(file, &[], Flags::default()).unwrap();
+        assert_eq!((c.data_dir.to_str(), c.listen.port(), c.limits.max_batch_events), (Some("/f"), 1, 5));
+        let env = [("TRAIL_DATA_DIR", "/e"), ("TRAIL_LISTEN", "127.0.0.1:2"), ("TRAIL_MAX_BATCH_EVENTS", "6")];
+        let c = check(file, &env, Flags::default()).unwrap();
+        assert_eq!((c.data_dir.to_str(), c.listen.port(), c.limits.max_batch_events), (Some("/e"), 2, 6));
+        let flags = Flags { data_dir: Some("/g".into()), listen: Some("127.0.0.1:3".into()), database: None };
+        let c = check(file, &env, flags).unwrap();
+        assert_eq!((c.data_dir.to_str(), c.listen.port()), (Some("/g"), 3));
+    }
+
+    #[test]
+    fn bad_values_are_explained() {
+        let msg = |r: Result<Config>| format!("{:#}", r.unwrap_err());
+        assert!(msg(check("", &[("TRAIL_MAX_EVENT_BYTES", "lots")], Flags::default())).contains("TRAIL_MAX_EVENT_BYTES"));
+        assert!(msg(check("", &[("TRAIL_LISTEN", "8080")], Flags::default())).contains("IP:PORT"));
+        assert!(msg(check("", &[("TRAIL_DATABASE", "mysql://x")], Flags::default())).contains("unsupported"));
+        assert!(check("colour = 1", &[], Flags::default()).is_err());
+        let c = check("", &[("TRAIL_DATABASE", "sqlite:/tmp/x.db")], Flags::default()).unwrap();
+        assert_eq!(c.database, Database::Sqlite("/tmp/x.db".into()));
+    }
+}
