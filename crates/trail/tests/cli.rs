@@ -1,0 +1,214 @@
+//! The `trail` binary as a user runs it: real processes, a real store on disk, real
+//! HTTP; including a crash test that kills the server with SIGKILL mid-ingest.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use serde_json::{json, Value};
+
+fn trail(data: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_trail"));
+    c.arg("--data-dir").arg(data).env("TRAIL_LOG", "warn").env_remove("TRAIL_CONFIG");
+    c
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn run_err(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(!out.status.success(), "expected failure: {}", String::from_utf8_lossy(&out.stdout));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.starts_with("trail: ") || err.starts_with("error:"), "{err}");
+    err
+}
+
+fn new_key(data: &Path, org: &str, scope: &str) -> String {
+    run_ok(trail(data).args(["keys", "create", "--org", org, "--scope", scope])).trim().to_string()
+}
+
+/// A running `trail serve` on an ephemeral port.
+struct Served {
+    child: Child,
+    base: String,
+}
+
+fn serve(data: &Path, extra: &[&str]) -> Served {
+    let mut child = trail(data)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let base = first.strip_prefix("Trail is running at ").expect(&first).to_string();
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    Served { child, base }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn keys_ingest_and_query_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let key = new_key(d, "acme", "ingest");
+    assert!(key.starts_with("trail_in_"), "{key}");
+    let file = d.join("events.ndjson");
+    std::fs::write(
+        &file,
+        "{\"action\":\"auth.login\",\"result\":\"failure\",\"actor\":{\"name\":\"John\",\"email\":\"john@acme.com\"},\"source_ip\":\"10.0.0.9\"}\n\
+         {\"action\":\"service:deploy\",\"actor\":{\"email\":\"sarah@acme.com\"}}\n",
+    )
+    .unwrap();
+    let out = run_ok(trail(d).args(["ingest", file.to_str().unwrap(), "--org", "acme"]));
+    assert!(out.contains("ingested 2 events into acme"), "{out}");
+    let table = run_ok(trail(d).args(["query", "category:auth", "result:FAILED"]));
+    assert!(table.contains("Date/Time") && table.contains("john@acme.com") && table.contains("FAILED"), "{table}");
+    assert!(!table.contains("sarah@"), "{table}");
+    let jsonl = run_ok(trail(d).args(["query", "--format", "jsonl", "actor:sarah@"]));
+    let ev: Value = serde_json::from_str(jsonl.trim()).unwrap();
+    assert_eq!((ev["action"].as_str(), ev["seq"].as_u64()), (Some("service:deploy"), Some(1)));
+
+    assert!(run_err(trail(d).args(["keys", "create", "--org", "acme", "--scope", "root"])).contains("--scope"));
+    assert!(run_err(trail(d).args(["keys", "create", "--org", "Bad Org", "--scope", "read"])).contains("--org"));
+    assert!(run_err(trail(d).args(["query", "colour:red"])).contains("unknown filter"));
+    assert!(run_err(trail(d).args(["ingest", "/nonexistent.json", "--org", "acme"])).contains("cannot read"));
+    std::fs::write(&file, "{\"action\":\"nope\"}").unwrap();
+    assert!(run_err(trail(d).args(["ingest", file.to_str().unwrap(), "--org", "acme"])).contains("action"));
+    assert!(run_err(trail(d).args(["ingest", "-", "--org", "nobody"]).stdin(Stdio::null())).contains("body"));
+    assert!(run_err(trail(d).args(["--database", "mysql://x", "query"])).contains("unsupported"));
+}
+
+#[test]
+fn serve_demo_prints_a_working_read_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = trail(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--demo"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = lines.next().unwrap().unwrap().replace("Trail is running at ", "");
+    let read = lines.next().unwrap().unwrap().rsplit(' ').next().unwrap().to_string();
+    let platform = lines.next().unwrap().unwrap().rsplit(' ').next().unwrap().to_string();
+    let client = reqwest::blocking_get(&base, &read, "/api/v1/facets");
+    assert!(client["total"].as_u64().unwrap() > 10_000, "{client}");
+    let all = reqwest::blocking_get(&base, &platform, "/api/v1/facets");
+    assert!(all["total"].as_u64().unwrap() >= 20_000);
+    assert_eq!(all["companies"].as_array().unwrap().len(), 3);
+    let cats: Vec<&str> = all["categories"].as_array().unwrap().iter().map(|c| c["value"].as_str().unwrap()).collect();
+    for c in ["auth", "service", "device", "secret", "db_backup", "webhook"] {
+        assert!(cats.contains(&c), "{c}");
+    }
+    assert_eq!(all["results"].as_array().unwrap().len(), 4);
+    let failed = reqwest::blocking_get(&base, &read, "/api/v1/events?category=auth&result=FAILED&period=90d&limit=5");
+    assert_eq!(failed["events"].as_array().unwrap().len(), 5);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Tiny blocking helpers over reqwest's async client, for tests that drive processes.
+mod reqwest {
+    pub use ::reqwest::*;
+
+    pub fn blocking_get(base: &str, key: &str, path: &str) -> serde_json::Value {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let r = Client::new().get(format!("{base}{path}")).bearer_auth(key).send().await.unwrap();
+            assert!(r.status().is_success(), "{path}: {}", r.status());
+            r.json().await.unwrap()
+        })
+    }
+}
+
+/// Kills a real server with SIGKILL while 8 clients ingest, restarts it, and checks
+/// that every acknowledged event is present and intact, with contiguous seqs.
+#[test]
+fn acknowledged_events_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ingest = new_key(d, "acme", "ingest");
+    let read = new_key(d, "acme", "read");
+    let mut server = serve(d, &[]);
+    let acked: Arc<Mutex<Vec<(String, u64, String)>>> = Arc::default();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    rt.block_on(async {
+        let client = ::reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+        let mut tasks = Vec::new();
+        for c in 0..8 {
+            let (client, base, key, acked) = (client.clone(), server.base.clone(), ingest.clone(), acked.clone());
+            tasks.push(tokio::spawn(async move {
+                for r in 0.. {
+                    let body: Vec<Value> = (0..(1 + (c + r) % 20))
+                        .map(|i| json!({"action": "service:deploy", "request_id": format!("c{c}-r{r}-i{i}"),
+                            "details": {"client": c, "round": r, "pad": "x".repeat(300)}}))
+                        .collect();
+                    let resp = client.post(format!("{base}/api/v1/events")).bearer_auth(&key).json(&body).send().await;
+                    let Ok(resp) = resp else { return };
+                    if !resp.status().is_success() {
+                        return;
+                    }
+                    let Ok(v) = resp.json::<Value>().await else { return };
+                    let mut a = acked.lock().unwrap();
+                    for (e, ev) in v["events"].as_array().unwrap().iter().zip(&body) {
+                        a.push((e["id"].as_str().unwrap().into(), e["seq"].as_u64().unwrap(), ev["request_id"].as_str().unwrap().into()));
+                    }
+                }
+            }));
+        }
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while acked.lock().unwrap().len() < 3000 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        server.child.kill().unwrap(); // SIGKILL
+        server.child.wait().unwrap();
+        for t in tasks {
+            let _ = t.await;
+        }
+    });
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() >= 3000, "only {} events acknowledged", acked.len());
+    drop(server);
+
+    let server = serve(d, &[]);
+    let stored: Vec<Value> = rt.block_on(async {
+        let client = ::reqwest::Client::new();
+        let mut out = Vec::new();
+        let mut path = "/api/v1/events?sort=seq&limit=1000".to_string();
+        loop {
+            let v: Value = client.get(format!("{}{path}", server.base)).bearer_auth(&read).send().await.unwrap().json().await.unwrap();
+            out.extend(v["events"].as_array().unwrap().iter().cloned());
+            match v["next_cursor"].as_str() {
+                Some(c) => path = format!("/api/v1/events?sort=seq&limit=1000&cursor={c}"),
+                None => return out,
+            }
+        }
+    });
+    let seqs: Vec<u64> = stored.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (0..stored.len() as u64).collect::<Vec<_>>(), "seqs must be contiguous");
+    assert!(stored.len() >= acked.len());
+    for (id, seq, req) in &acked {
+        let e = &stored[*seq as usize];
+        assert_eq!(e["id"].as_str(), Some(id.as_str()), "acknowledged event at seq {seq} lost");
+        assert_eq!(e["request_id"].as_str(), Some(req.as_str()));
+        assert_eq!(e["details"]["pad"].as_str().map(str::len), Some(300));
+    }
+}
