@@ -126,7 +126,7 @@ CREATE VIRTUAL TABLE events_fts USING fts5(
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// Columns inserted per event, in order (everything but `pos`).
-const INSERT_SQL: &str = "INSERT INTO events (org_id, seq, id, ts, received, category, operation, result, \
+pub const INSERT_SQL: &str = "INSERT INTO events (org_id, seq, id, ts, received, category, operation, result, \
     status_code, actor_id, actor_name, actor_email, company, request_id, resource_type, resource_id, \
     resource_name, workspace_id, workspace_name, project, cluster, namespace, ip, idem, leaf) \
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, \
@@ -249,7 +249,7 @@ fn open_conn(path: &Path, read_only: bool, cache_mib: u32) -> Result<Connection,
     Ok(conn)
 }
 
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version > SCHEMA_VERSION {
         return Err(StoreError::SchemaTooNew { found: version, supported: SCHEMA_VERSION });
@@ -373,38 +373,7 @@ fn append_batch(
         }
         let ev = Event::from_new(new, id, &batch.org, seq, batch.received_at);
         let leaf = ev.to_leaf();
-        let actor = ev.actor.as_ref();
-        let res = ev.resource.as_ref();
-        let ctx = ev.context.as_ref();
-        let ws = ctx.and_then(|c| c.workspace.as_ref());
-        let ip = ev.source_ip.as_deref().and_then(|s| s.parse::<IpAddr>().ok()).map(ip_key);
-        insert.execute(params![
-            org,
-            seq as i64,
-            &ev.id.as_bytes()[..],
-            ev.timestamp.0,
-            ev.received_at.0,
-            ev.category(),
-            ev.operation(),
-            outcome_code(ev.result),
-            ev.status_code,
-            actor.and_then(|a| a.id.as_deref()),
-            actor.and_then(|a| a.name.as_deref()),
-            actor.and_then(|a| a.email.as_deref()),
-            ev.company(),
-            ev.request_id.as_deref(),
-            res.and_then(|r| r.kind.as_deref()),
-            res.and_then(|r| r.id.as_deref()),
-            res.and_then(|r| r.name.as_deref()),
-            ws.and_then(|w| w.id.as_deref()),
-            ws.and_then(|w| w.name.as_deref()),
-            ctx.and_then(|c| c.project.as_deref()),
-            ctx.and_then(|c| c.cluster.as_deref()),
-            ctx.and_then(|c| c.namespace.as_deref()),
-            ip.as_ref().map(|k| &k[..]),
-            ev.idempotency_key.as_deref(),
-            &leaf,
-        ])?;
+        insert.execute(rusqlite::params_from_iter(row_values(org, &ev, leaf)))?;
         let pos = conn.last_insert_rowid();
         body.clear();
         search_text(&ev, &mut body);
@@ -420,12 +389,50 @@ fn append_batch(
     Ok(acks)
 }
 
+/// The values of one `events` row (in `INSERT_SQL` order) for an event and its leaf.
+/// Public so that the benchmark's bare-SQLite reference inserts exactly the same rows.
+pub fn row_values(org_id: i64, ev: &Event, leaf: Vec<u8>) -> [SqlValue; 25] {
+    let text = |s: Option<&String>| s.map_or(SqlValue::Null, |s| SqlValue::Text(s.clone()));
+    let actor = ev.actor.as_ref();
+    let res = ev.resource.as_ref();
+    let ctx = ev.context.as_ref();
+    let ws = ctx.and_then(|c| c.workspace.as_ref());
+    let ip = ev.source_ip.as_deref().and_then(|s| s.parse::<IpAddr>().ok()).map(ip_key);
+    [
+        SqlValue::Integer(org_id),
+        SqlValue::Integer(ev.seq as i64),
+        SqlValue::Blob(ev.id.as_bytes().to_vec()),
+        SqlValue::Integer(ev.timestamp.0),
+        SqlValue::Integer(ev.received_at.0),
+        SqlValue::Text(ev.category().to_string()),
+        SqlValue::Text(ev.operation().to_string()),
+        SqlValue::Integer(outcome_code(ev.result)),
+        ev.status_code.map_or(SqlValue::Null, |c| SqlValue::Integer(c.into())),
+        text(actor.and_then(|a| a.id.as_ref())),
+        text(actor.and_then(|a| a.name.as_ref())),
+        text(actor.and_then(|a| a.email.as_ref())),
+        SqlValue::Text(ev.company().to_string()),
+        text(ev.request_id.as_ref()),
+        text(res.and_then(|r| r.kind.as_ref())),
+        text(res.and_then(|r| r.id.as_ref())),
+        text(res.and_then(|r| r.name.as_ref())),
+        text(ws.and_then(|w| w.id.as_ref())),
+        text(ws.and_then(|w| w.name.as_ref())),
+        text(ctx.and_then(|c| c.project.as_ref())),
+        text(ctx.and_then(|c| c.cluster.as_ref())),
+        text(ctx.and_then(|c| c.namespace.as_ref())),
+        ip.map_or(SqlValue::Null, |k| SqlValue::Blob(k.to_vec())),
+        text(ev.idempotency_key.as_ref()),
+        SqlValue::Blob(leaf),
+    ]
+}
+
 /// Longest piece of `details`/`response` text indexed for search per event.
 const MAX_SEARCH_JSON: usize = 4096;
 
 /// The text `q` searches: action, result, actor, resource (and parent), context,
 /// request id, error and the string values of details and response.
-fn search_text(ev: &Event, out: &mut String) {
+pub fn search_text(ev: &Event, out: &mut String) {
     let mut push = |s: Option<&str>| {
         if let Some(s) = s {
             out.push_str(s);
