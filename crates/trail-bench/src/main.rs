@@ -1,1 +1,310 @@
-fn main() {}
+//! Trail's benchmarks, printed as Markdown for BENCHMARKS.md:
+//! - durable ingest over real HTTP (batches of 1 with 64 clients, 100, 1,000) against
+//!   a bare rusqlite loop inserting the same rows, same schema, same batches;
+//! - first-page query latency (p50/p99) per filter and for `q` on a large store;
+//! - bytes on disk per event.
+//!
+//! Usage: `cargo run --release -p trail-bench -- [--events N] [--ingest-events N]
+//! [--skip-ingest] [--skip-query]`. Not a test: it measures, it does not assert.
+
+use std::{
+    path::Path,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result};
+use rand::{rngs::StdRng, seq::IndexedRandom, Rng, SeedableRng};
+use serde_json::Value;
+use trail_core::{event::parse_event, Event, Timestamp};
+use trail_server::{demo, AppState, ServerConfig};
+use trail_store::{
+    sqlite::{self, SqliteConfig, SqliteStore},
+    AppendBatch, KeyScope, Org, Store,
+};
+
+struct Args {
+    events: usize,
+    ingest_events: usize,
+    skip_ingest: bool,
+    skip_query: bool,
+}
+
+fn args() -> Result<Args> {
+    let mut a = Args { events: 1_000_000, ingest_events: 200_000, skip_ingest: false, skip_query: false };
+    let mut it = std::env::args().skip(1);
+    while let Some(x) = it.next() {
+        match x.as_str() {
+            "--events" => a.events = it.next().context("--events N")?.parse()?,
+            "--ingest-events" => a.ingest_events = it.next().context("--ingest-events N")?.parse()?,
+            "--skip-ingest" => a.skip_ingest = true,
+            "--skip-query" => a.skip_query = true,
+            "--bench" => {}
+            other => anyhow::bail!("unknown argument {other}"),
+        }
+    }
+    Ok(a)
+}
+
+fn now() -> Timestamp {
+    Timestamp::from_datetime(chrono::Utc::now())
+}
+
+/// `n` realistic events (about 1 KB each) spread over 120 days, in time order.
+fn events(n: usize, seed: u64) -> Vec<Value> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let people = demo::people(0, "acme.com");
+    let end = now().0;
+    let span = 120 * 86_400_000_000i64;
+    (0..n)
+        .map(|i| {
+            let t = end - span + (i as i64) * (span / n as i64) + rng.random_range(0..1_000_000);
+            let p = people.choose(&mut rng).unwrap_or(&people[0]);
+            demo::sample_event(&mut rng, p, Timestamp(t))
+        })
+        .collect()
+}
+
+async fn start_server(dir: &Path) -> Result<(String, String, Arc<SqliteStore>, tokio::sync::oneshot::Sender<()>)> {
+    let store = Arc::new(SqliteStore::open(&dir.join("trail.db"), SqliteConfig::default())?);
+    store.ensure_org(Org { slug: "acme".into(), name: "Acme".into() }).await?;
+    store.ensure_org(Org { slug: "globex".into(), name: "Globex".into() }).await?;
+    let key = trail_server::generate_key(KeyScope::Admin);
+    store.create_key("acme", KeyScope::Admin, trail_server::hash_key(&key), "bench").await?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let state = AppState::new(store.clone(), ServerConfig::default(), trail_server::system_clock());
+    tokio::spawn(trail_server::serve(listener, state, async move {
+        let _ = rx.await;
+    }));
+    Ok((base, key, store, tx))
+}
+
+/// Posts pre-serialised bodies from `clients` concurrent clients; returns events/s.
+async fn ingest_http(bodies: Vec<String>, per_body: usize, clients: usize) -> Result<f64> {
+    let dir = tempfile::tempdir_in(".")?;
+    let (base, key, store, _stop) = start_server(dir.path()).await?;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(clients).build()?;
+    let total = bodies.len() * per_body;
+    let queue = Arc::new(std::sync::Mutex::new(bodies));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (queue, client, base, key) = (queue.clone(), client.clone(), base.clone(), key.clone());
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let body = queue.lock().ok().and_then(|mut q| q.pop());
+                let Some(body) = body else { return Ok::<_, anyhow::Error>(()) };
+                let r = client.post(format!("{base}/api/v1/events")).bearer_auth(&key).body(body).send().await?;
+                anyhow::ensure!(r.status().is_success(), "ingest failed: {}", r.status());
+                r.bytes().await?;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let rate = total as f64 / start.elapsed().as_secs_f64();
+    store.close();
+    Ok(rate)
+}
+
+/// The reference: the same rows (same schema, FTS included) inserted by a plain
+/// rusqlite loop, one transaction and fsync per batch.
+fn bare_sqlite(events: &[Value], batch: usize) -> Result<f64> {
+    let dir = tempfile::tempdir_in(".")?;
+    let mut conn = rusqlite::Connection::open(dir.path().join("bare.db"))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "cache_size", -65536)?;
+    sqlite::migrate(&mut conn)?;
+    conn.execute("INSERT INTO orgs (slug, name, created_at) VALUES ('acme', 'Acme', 0)", [])?;
+    let received = now();
+    // Rows are prepared outside the timed loop: this measures SQLite alone.
+    let rows: Vec<_> = events
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let ev = Event::from_new(parse_event(v.clone()).unwrap(), uuid::Uuid::now_v7(), "acme", i as u64, received);
+            let mut body = String::new();
+            sqlite::search_text(&ev, &mut body);
+            (sqlite::row_values(1, &ev, ev.to_leaf()), body)
+        })
+        .collect();
+    let start = Instant::now();
+    for chunk in rows.chunks(batch) {
+        let tx = conn.transaction()?;
+        {
+            let mut ins = tx.prepare_cached(sqlite::INSERT_SQL)?;
+            let mut fts = tx.prepare_cached("INSERT INTO events_fts (rowid, body) VALUES (?1, ?2)")?;
+            for (row, body) in chunk {
+                ins.execute(rusqlite::params_from_iter(row.iter()))?;
+                fts.execute(rusqlite::params![tx.last_insert_rowid(), body])?;
+            }
+        }
+        tx.commit()?;
+    }
+    Ok(events.len() as f64 / start.elapsed().as_secs_f64())
+}
+
+async fn bench_ingest(n: usize) -> Result<()> {
+    println!("## Durable ingest over HTTP (realistic events, fsync per commit)\n");
+    let evs = events(n, 1);
+    let mean = evs.iter().map(|e| e.to_string().len()).sum::<usize>() / evs.len();
+    println!("{} events, mean event size {mean} bytes.\n", evs.len());
+    println!("| batch | clients | Trail events/s | bare rusqlite events/s (same rows, same batches) | Trail / bare |");
+    println!("|---:|---:|---:|---:|---:|");
+    for (batch, clients, count) in [(1000usize, 4usize, n), (100, 8, n), (1, 64, n.min(50_000))] {
+        let slice = &evs[..count];
+        let bodies: Vec<String> =
+            slice.chunks(batch).map(|c| if batch == 1 { c[0].to_string() } else { Value::Array(c.to_vec()).to_string() }).collect();
+        let trail = ingest_http(bodies, batch, clients).await?;
+        let bare = bare_sqlite(slice, batch)?;
+        println!("| {batch} | {clients} | {trail:.0} | {bare:.0} | {:.2} |", trail / bare);
+    }
+    println!();
+    Ok(())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+async fn bench_query(n: usize) -> Result<()> {
+    let dir = tempfile::tempdir_in(".")?;
+    let (base, key, store, _stop) = start_server(dir.path()).await?;
+    let platform = trail_server::generate_key(KeyScope::Platform);
+    store.create_key("acme", KeyScope::Platform, trail_server::hash_key(&platform), "bench").await?;
+    let start = Instant::now();
+    let received = now();
+    let chunk = 10_000;
+    let mut done = 0;
+    let mut people = Vec::new();
+    let mut request_ids = Vec::new();
+    while done < n {
+        let m = chunk.min(n - done);
+        let evs = events(m, done as u64 + 7);
+        // 90% of events belong to acme, 10% to globex.
+        let (mut a, mut g) = (Vec::new(), Vec::new());
+        for (i, v) in evs.into_iter().enumerate() {
+            if i % 997 == 0 {
+                request_ids.push(v["request_id"].as_str().unwrap_or_default().to_string());
+                people.push(v["actor"].clone());
+            }
+            let e = (uuid::Uuid::now_v7(), parse_event(v)?);
+            if i % 10 == 9 { g.push(e) } else { a.push(e) }
+        }
+        store.append(AppendBatch { org: "acme".into(), received_at: received, events: a }).await?;
+        store.append(AppendBatch { org: "globex".into(), received_at: received, events: g }).await?;
+        done += m;
+    }
+    let load = start.elapsed();
+    store.close();
+    let db = dir.path().join("trail.db");
+    let conn = rusqlite::Connection::open(&db)?;
+    conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+    drop(conn);
+    let bytes = std::fs::metadata(&db)?.len();
+    drop(_stop);
+    let (base, key) = {
+        // Reopen so the server runs on the checkpointed file, as after a restart.
+        let store = Arc::new(SqliteStore::open(&db, SqliteConfig::default())?);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let b = format!("http://{}", listener.local_addr()?);
+        let state = AppState::new(store, ServerConfig::default(), trail_server::system_clock());
+        tokio::spawn(trail_server::serve(listener, state, std::future::pending()));
+        let _ = base;
+        (b, key)
+    };
+    println!("## Query latency on {n} stored events\n");
+    println!(
+        "Store loaded in {:.1} s ({:.0} events/s through `Store::append`, batches of {chunk}). \
+         On disk: {:.0} MB, **{:.0} bytes per event** (all indexes and the FTS5 index included).\n",
+        load.as_secs_f64(),
+        n as f64 / load.as_secs_f64(),
+        bytes as f64 / 1e6,
+        bytes as f64 / n as f64
+    );
+    println!("First page (limit 50, newest first) over HTTP with a read key of the 900k-event organization, 200 runs each after 20 warm-up runs.\n");
+    println!("| filter | p50 ms | p99 ms | rows |");
+    println!("|---|---:|---:|---:|");
+    let client = reqwest::Client::new();
+    let emails: Vec<String> = people.iter().filter_map(|p| p["email"].as_str().map(String::from)).collect();
+    let names: Vec<String> = people.iter().filter_map(|p| p["name"].as_str().map(String::from)).collect();
+    let mut rng = StdRng::seed_from_u64(5);
+    type Gen = Box<dyn Fn(&mut StdRng) -> String>;
+    let pick = |v: Vec<String>| -> Gen { Box::new(move |r: &mut StdRng| v.choose(r).cloned().unwrap_or_default()) };
+    let fixed = |s: &'static str| -> Gen { Box::new(move |_| s.to_string()) };
+    let cases: Vec<(&str, Gen, bool)> = vec![
+        ("(none)", fixed(""), false),
+        ("period=7d", fixed("period=7d"), false),
+        ("from/to (one day, 60 days ago)", Box::new(|_| {
+            let d = Timestamp(now().0 - 60 * 86_400_000_000).to_datetime().format("%Y-%m-%d").to_string();
+            format!("from={d}&to={d}")
+        }), false),
+        ("category=auth", fixed("category=auth"), false),
+        ("category=db_backup", fixed("category=db_backup"), false),
+        ("operation=rollback", fixed("operation=rollback"), false),
+        ("action=service:deploy", fixed("action=service:deploy"), false),
+        ("result=FAILED", fixed("result=FAILED"), false),
+        ("result=PENDING", fixed("result=PENDING"), false),
+        ("status=failure", fixed("status=failure"), false),
+        ("actor=<email>", pick(emails.iter().map(|e| format!("actor={e}")).collect()), false),
+        ("actor=<name>", pick(names.iter().map(|e| format!("actor={}", e.replace(' ', "%20"))).collect()), false),
+        ("actor=<prefix>@", fixed("actor=sarah.kim@"), false),
+        ("company=globex (platform key)", fixed("company=globex"), true),
+        ("request_id=<id>", pick(request_ids.iter().map(|r| format!("request_id={r}")).collect()), false),
+        ("resource=checkout-api", fixed("resource=checkout-api"), false),
+        ("resource_type=secret", fixed("resource_type=secret"), false),
+        ("workspace=ws-prod", fixed("workspace=ws-prod"), false),
+        ("project=billing", fixed("project=billing"), false),
+        ("cluster=staging-1", fixed("cluster=staging-1"), false),
+        ("namespace=payments", fixed("namespace=payments"), false),
+        ("ip=<address>", pick(demo::people(0, "acme.com").iter().map(|p| format!("ip={}", p.ip)).collect()), false),
+        ("ip=203.0.113.0/24 (CIDR)", fixed("ip=203.0.113.0/24"), false),
+        ("sort=email", fixed("sort=email"), false),
+        ("category=auth&result=FAILED&period=30d", fixed("category=auth&result=FAILED&period=30d"), false),
+        ("q=encryption", fixed("q=encryption"), false),
+        ("q=checkout", fixed("q=checkout"), false),
+        ("q=<request id>", pick(request_ids.iter().map(|r| format!("q={r}")).collect()), false),
+        ("q=\"image pull\"", fixed("q=%22image%20pull%22"), false),
+        ("q=harb (prefix)", fixed("q=harb"), false),
+    ];
+    for (name, gen, use_platform) in cases {
+        let k = if use_platform { &platform } else { &key };
+        let mut times = Vec::with_capacity(200);
+        let mut rows = 0;
+        for i in 0..220 {
+            let qs = gen(&mut rng);
+            let t = Instant::now();
+            let r = client.get(format!("{base}/api/v1/events?{qs}")).bearer_auth(k).send().await?;
+            anyhow::ensure!(r.status().is_success(), "{name}: {}", r.status());
+            let v: Value = r.json().await?;
+            let el = t.elapsed();
+            if i >= 20 {
+                times.push(el);
+                rows = v["events"].as_array().map_or(0, Vec::len);
+            }
+        }
+        times.sort();
+        println!("| `{name}` | {:.2} | {:.2} | {rows} |", percentile(&times, 0.5), percentile(&times, 0.99));
+    }
+    println!();
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let a = args()?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async {
+        if !a.skip_ingest {
+            bench_ingest(a.ingest_events).await?;
+        }
+        if !a.skip_query {
+            bench_query(a.events).await?;
+        }
+        Ok(())
+    })
+}
