@@ -230,7 +230,7 @@ mod tests {
     }
 
     fn filter() -> impl Strategy<Value = Filter> {
-        let ts = proptest::option::of((0i64..253_402_300_799_999_999).prop_map(Timestamp));
+        let ts = proptest::option::of((0i64..=crate::time::MAX_MICROS).prop_map(Timestamp));
         let v = |s: BoxedStrategy<String>| proptest::collection::vec(s, 0..3);
         (
             (proptest::option::of(proptest::sample::select(Period::ALL.to_vec())), ts.clone(), ts),

@@ -8,10 +8,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub i64);
 
-/// Earliest and latest timestamps accepted (years 1970 to 9999), so that every stored
-/// timestamp renders as a four-digit-year RFC 3339 string.
+/// Earliest and latest timestamps accepted (years 1970 to 2499), so that every stored
+/// timestamp renders as a four-digit-year RFC 3339 string and, times 512, fits the
+/// 64-bit time-ordered position key of the SQLite store.
 pub const MIN_MICROS: i64 = 0;
-pub const MAX_MICROS: i64 = 253_402_300_799_999_999;
+pub const MAX_MICROS: i64 = 16_725_225_599_999_999;
 
 impl Timestamp {
     pub fn from_datetime(dt: DateTime<Utc>) -> Timestamp {
@@ -29,7 +30,7 @@ impl Timestamp {
             .map_err(|e| format!("must be an RFC 3339 timestamp with offset ({e})"))?;
         let micros = dt.timestamp_micros();
         if !(MIN_MICROS..=MAX_MICROS).contains(&micros) {
-            return Err("must be between 1970 and 9999".into());
+            return Err("must be between 1970 and 2499".into());
         }
         Ok(Timestamp(micros))
     }
@@ -42,7 +43,7 @@ impl Timestamp {
             let start = d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc().timestamp_micros();
             let t = if end_of_day { start + 86_400_000_000 - 1 } else { start };
             if !(MIN_MICROS..=MAX_MICROS).contains(&t) {
-                return Err("must be between 1970 and 9999".into());
+                return Err("must be between 1970 and 2499".into());
             }
             return Ok(Timestamp(t));
         }

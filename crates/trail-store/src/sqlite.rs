@@ -22,7 +22,7 @@ use async_trait::async_trait;
 use rusqlite::{params, types::Value as SqlValue, Connection, OpenFlags, OptionalExtension};
 use serde_json::Value;
 use tokio::sync::oneshot;
-use trail_core::{Cursor, Event, Filter, Outcome, SortField, StatusClass, Timestamp};
+use trail_core::{Cursor, Event, Filter, NewEvent, Outcome, SortField, StatusClass, Timestamp};
 use uuid::Uuid;
 
 use crate::{
@@ -64,8 +64,9 @@ CREATE TABLE api_keys (
     revoked_at INTEGER
 );
 -- One row per event. `leaf` holds the exact stored JSON (the Merkle leaf); the other
--- columns are copies of its fields that the filters and sorts need. Text columns
--- compare case-insensitively (ASCII) so filters are forgiving.
+-- columns are copies of its fields that filters check exactly and sorts order by. Text
+-- columns compare case-insensitively (ASCII) so filters are forgiving. `pos` is
+-- timestamp * 512 + a slot, so the table (and the FTS index) is in time order.
 CREATE TABLE events (
     pos INTEGER PRIMARY KEY,
     org_id INTEGER NOT NULL,
@@ -97,49 +98,49 @@ CREATE TABLE events (
 CREATE UNIQUE INDEX events_seq ON events(org_id, seq);
 CREATE UNIQUE INDEX events_id ON events(id);
 CREATE UNIQUE INDEX events_idem ON events(org_id, idem) WHERE idem IS NOT NULL;
-CREATE INDEX events_ts ON events(org_id, ts);
-CREATE INDEX events_ts_all ON events(ts);
-CREATE INDEX events_category ON events(org_id, category, ts);
-CREATE INDEX events_operation ON events(org_id, operation, ts);
-CREATE INDEX events_result ON events(org_id, result, ts);
-CREATE INDEX events_status ON events(org_id, status_code, ts) WHERE status_code IS NOT NULL;
-CREATE INDEX events_actor_id ON events(org_id, actor_id, ts) WHERE actor_id IS NOT NULL;
-CREATE INDEX events_actor_name ON events(org_id, actor_name, ts) WHERE actor_name IS NOT NULL;
-CREATE INDEX events_actor_email ON events(org_id, actor_email, ts) WHERE actor_email IS NOT NULL;
-CREATE INDEX events_request ON events(org_id, request_id) WHERE request_id IS NOT NULL;
-CREATE INDEX events_resource_id ON events(org_id, resource_id, ts) WHERE resource_id IS NOT NULL;
-CREATE INDEX events_resource_name ON events(org_id, resource_name, ts) WHERE resource_name IS NOT NULL;
-CREATE INDEX events_resource_type ON events(org_id, resource_type, ts) WHERE resource_type IS NOT NULL;
-CREATE INDEX events_workspace_id ON events(org_id, workspace_id, ts) WHERE workspace_id IS NOT NULL;
-CREATE INDEX events_workspace_name ON events(org_id, workspace_name, ts) WHERE workspace_name IS NOT NULL;
-CREATE INDEX events_project ON events(org_id, project, ts) WHERE project IS NOT NULL;
-CREATE INDEX events_cluster ON events(org_id, cluster, ts) WHERE cluster IS NOT NULL;
-CREATE INDEX events_namespace ON events(org_id, namespace, ts) WHERE namespace IS NOT NULL;
-CREATE INDEX events_ip ON events(org_id, ip, ts) WHERE ip IS NOT NULL;
--- Full-text index for `q`; contentless (the text lives in `leaf`), rowid = events.pos.
+-- The filter and search index: one document per event holding a token per filterable
+-- field value (see `terms`) and the free text that `q` searches (see `search_text`).
+-- Its rowid is events.pos, which orders by time, so FTS5 returns matches newest first
+-- and stops after one page. Contentless with detail=none: the smallest and fastest
+-- FTS5 index; exact conditions (and phrase adjacency) are checked on the row.
 CREATE VIRTUAL TABLE events_fts USING fts5(
-    body, content='', contentless_delete=1, tokenize='unicode61 remove_diacritics 2'
+    doc, content='', detail=none, columnsize=0, tokenize='unicode61 remove_diacritics 2'
 );
+-- Merge segments less eagerly while ingesting; the writer merges when idle instead.
+INSERT INTO events_fts(events_fts, rank) VALUES('automerge', 8);
 "#];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// Columns inserted per event, in order (everything but `pos`).
-pub const INSERT_SQL: &str = "INSERT INTO events (org_id, seq, id, ts, received, category, operation, result, \
-    status_code, actor_id, actor_name, actor_email, company, request_id, resource_type, resource_id, \
-    resource_name, workspace_id, workspace_name, project, cluster, namespace, ip, idem, leaf) \
+pub const INSERT_SQL: &str = "INSERT INTO events (pos, org_id, seq, leaf, id, ts, received, category, operation, \
+    result, status_code, actor_id, actor_name, actor_email, company, request_id, resource_type, resource_id, \
+    resource_name, workspace_id, workspace_name, project, cluster, namespace, ip, idem) \
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, \
-    ?22, ?23, ?24, ?25)";
+    ?22, ?23, ?24, ?25, ?26)";
+pub const INSERT_FTS_SQL: &str = "INSERT INTO events_fts (rowid, doc) VALUES (?1, ?2)";
+
+/// Positions per microsecond: `pos = ts * SLOTS + slot`. Events sharing a microsecond
+/// take the next free slot (beyond 512 they spill into the following microseconds,
+/// keeping arrival order).
+pub const SLOTS: i64 = 512;
+/// How far spilled positions may run past their microsecond; time-range bounds on
+/// `pos` are widened by this much and then checked exactly on `ts`.
+const SPILL: i64 = SLOTS * 1_000_000;
 
 type Reply = oneshot::Sender<Result<Vec<Appended>, StoreError>>;
+
+/// Batches with more events than this are prepared on a blocking thread rather than on
+/// the caller's async worker.
+const INLINE_PREPARE: usize = 32;
 
 /// The SQLite store. Cheap to share: hold it in an `Arc`.
 pub struct SqliteStore {
     path: PathBuf,
     config: SqliteConfig,
     /// Queue to the writer thread; `None` once closed.
-    writer: Mutex<Option<mpsc::Sender<(AppendBatch, Reply)>>>,
+    writer: Mutex<Option<mpsc::Sender<(PreparedBatch, Reply)>>>,
     /// The writer thread, joined on close so the last commit finishes.
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Idle read-only connections.
@@ -264,9 +265,21 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<(AppendBatch, Reply)>, max_events: usize) {
+fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<(PreparedBatch, Reply)>, max_events: usize) {
     let mut orgs: HashMap<String, i64> = HashMap::new();
-    while let Ok(first) = rx.recv() {
+    let mut merged = true;
+    loop {
+        let first = match rx.recv_timeout(IDLE) {
+            Ok(item) => item,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if !merged {
+                    merged = merge_step(&conn);
+                }
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
+        merged = false;
         let mut group = vec![first];
         let mut n = group[0].0.events.len();
         while n < max_events {
@@ -279,7 +292,10 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<(AppendBatch, Reply)>, m
             }
         }
         let (batches, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
-        match commit_group(&mut conn, &mut orgs, batches) {
+        let started = std::time::Instant::now();
+        let result = commit_group(&mut conn, &mut orgs, batches);
+        tracing::debug!(events = n, elapsed_ms = started.elapsed().as_millis() as u64, "group commit");
+        match result {
             Ok(results) => {
                 for (reply, r) in replies.into_iter().zip(results) {
                     let _ = reply.send(r);
@@ -296,27 +312,46 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<(AppendBatch, Reply)>, m
     }
 }
 
+/// How long the writer waits for work before using the time to merge the search index.
+const IDLE: Duration = Duration::from_millis(100);
+
+/// One bounded step of merging the search index's segments; returns true when there
+/// is nothing left to merge. Runs only while no append is waiting.
+fn merge_step(conn: &Connection) -> bool {
+    let before = conn.total_changes();
+    match conn.execute("INSERT INTO events_fts(events_fts, rank) VALUES('merge', 256)", []) {
+        Ok(_) => conn.total_changes() - before < 2,
+        Err(e) => {
+            tracing::warn!(error = %e, "search index merge failed");
+            true
+        }
+    }
+}
+
 /// Writes every batch in one transaction; returns each batch's own outcome. The outer
 /// error means the transaction as a whole failed and nothing was stored.
 fn commit_group(
     conn: &mut Connection,
     orgs: &mut HashMap<String, i64>,
-    batches: Vec<AppendBatch>,
+    batches: Vec<PreparedBatch>,
 ) -> Result<Vec<Result<Vec<Appended>, StoreError>>, StoreError> {
     let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut next_seq: HashMap<i64, u64> = HashMap::new();
+    // The highest stored position, read once per transaction (another process, such
+    // as `trail ingest`, may have written since the last one).
+    let mut high: i64 = tx.query_row("SELECT IFNULL(MAX(pos), -1) FROM events", [], |r| r.get(0))?;
     let mut out = Vec::with_capacity(batches.len());
     for batch in batches {
         let sp = tx.savepoint()?;
-        let saved = next_seq.clone();
-        match append_batch(&sp, orgs, &mut next_seq, batch) {
+        let saved = (next_seq.clone(), high);
+        match append_batch(&sp, orgs, &mut next_seq, &mut high, batch) {
             Ok(acks) => {
                 sp.commit()?;
                 out.push(Ok(acks));
             }
             Err(e) => {
                 drop(sp); // rolls back to the savepoint
-                next_seq = saved;
+                (next_seq, high) = saved;
                 out.push(Err(e));
             }
         }
@@ -341,7 +376,8 @@ fn append_batch(
     conn: &Connection,
     orgs: &mut HashMap<String, i64>,
     next_seq: &mut HashMap<i64, u64>,
-    batch: AppendBatch,
+    high: &mut i64,
+    batch: PreparedBatch,
 ) -> Result<Vec<Appended>, StoreError> {
     let org = org_id(conn, orgs, &batch.org)?;
     let mut seq = match next_seq.get(&org) {
@@ -351,13 +387,14 @@ fn append_batch(
         })?,
     };
     let mut insert = conn.prepare_cached(INSERT_SQL)?;
-    let mut fts = conn.prepare_cached("INSERT INTO events_fts (rowid, body) VALUES (?1, ?2)")?;
+    let mut fts = conn.prepare_cached(INSERT_FTS_SQL)?;
+    let mut max_in = conn.prepare_cached("SELECT MAX(pos) FROM events WHERE pos >= ?1 AND pos < ?2")?;
     let mut find_idem = conn.prepare_cached("SELECT id, seq FROM events WHERE org_id = ?1 AND idem = ?2")?;
-    let mut seen: HashMap<String, Appended> = HashMap::new();
+    let mut seen: HashMap<&str, Appended> = HashMap::new();
     let mut acks = Vec::with_capacity(batch.events.len());
-    let mut body = String::new();
-    for (id, new) in batch.events {
-        if let Some(key) = &new.idempotency_key {
+    let mut head = [SqlValue::Null, SqlValue::Integer(org), SqlValue::Null, SqlValue::Null];
+    for p in &batch.events {
+        if let Some(key) = p.idem.as_deref() {
             if let Some(a) = seen.get(key) {
                 acks.push(Appended { duplicate: true, ..*a });
                 continue;
@@ -371,15 +408,20 @@ fn append_batch(
                 continue;
             }
         }
-        let ev = Event::from_new(new, id, &batch.org, seq, batch.received_at);
-        let leaf = ev.to_leaf();
-        insert.execute(rusqlite::params_from_iter(row_values(org, &ev, leaf)))?;
-        let pos = conn.last_insert_rowid();
-        body.clear();
-        search_text(&ev, &mut body);
-        fts.execute(params![pos, &body])?;
-        let ack = Appended { id: ev.id, seq, duplicate: false };
-        if let Some(key) = ev.idempotency_key {
+        // Events arriving in time order land past every stored position: no lookup.
+        let pos = if p.ts * SLOTS > *high {
+            p.ts * SLOTS
+        } else {
+            free_pos(&mut max_in, p.ts)?
+        };
+        *high = (*high).max(pos);
+        head[0] = SqlValue::Integer(pos);
+        head[2] = SqlValue::Integer(seq as i64);
+        head[3] = SqlValue::Blob(p.leaf(seq));
+        insert.execute(rusqlite::params_from_iter(head.iter().chain(p.cols.iter())))?;
+        fts.execute(params![pos, p.doc(org)])?;
+        let ack = Appended { id: p.id, seq, duplicate: false };
+        if let Some(key) = p.idem.as_deref() {
             seen.insert(key, ack);
         }
         acks.push(ack);
@@ -389,18 +431,96 @@ fn append_batch(
     Ok(acks)
 }
 
-/// The values of one `events` row (in `INSERT_SQL` order) for an event and its leaf.
-/// Public so that the benchmark's bare-SQLite reference inserts exactly the same rows.
-pub fn row_values(org_id: i64, ev: &Event, leaf: Vec<u8>) -> [SqlValue; 25] {
+/// A batch whose events were prepared outside the writer thread.
+struct PreparedBatch {
+    org: String,
+    events: Vec<Prepared>,
+}
+
+/// An event made ready for insertion outside the writer thread: everything except what
+/// depends on the log's state (org id, seq, position), so the single writer thread does
+/// little more than SQLite's own work.
+pub struct Prepared {
+    id: Uuid,
+    ts: i64,
+    idem: Option<String>,
+    /// The leaf bytes up to and including `"seq":`.
+    leaf_head: Vec<u8>,
+    /// The leaf bytes after the seq number.
+    leaf_tail: Vec<u8>,
+    /// Columns 5.. of `INSERT_SQL` (id to idem).
+    cols: Vec<SqlValue>,
+    /// The FTS document, without the organization token.
+    doc: String,
+}
+
+/// Seq written into the leaf while preparing, then cut out; this text appears nowhere
+/// before it since only id and org (a slug) precede `seq`.
+const SEQ_MARK: &[u8] = b"\"seq\":18446744073709551615";
+
+impl Prepared {
+    pub fn new(org: &str, id: Uuid, new: NewEvent, received_at: Timestamp) -> Prepared {
+        let ev = Event::from_new(new, id, org, u64::MAX, received_at);
+        let leaf = ev.to_leaf();
+        let at = leaf.windows(SEQ_MARK.len()).position(|w| w == SEQ_MARK).unwrap_or(0);
+        let digits = at + SEQ_MARK.len() - "18446744073709551615".len();
+        let mut doc = String::new();
+        terms(&ev, &mut doc);
+        search_text(&ev, &mut doc);
+        Prepared {
+            id,
+            ts: ev.timestamp.0,
+            idem: ev.idempotency_key.clone(),
+            leaf_head: leaf[..digits].to_vec(),
+            leaf_tail: leaf[at + SEQ_MARK.len()..].to_vec(),
+            cols: columns(&ev),
+            doc,
+        }
+    }
+
+    /// The leaf bytes for a given seq.
+    pub fn leaf(&self, seq: u64) -> Vec<u8> {
+        let digits = seq.to_string();
+        let mut leaf = Vec::with_capacity(self.leaf_head.len() + digits.len() + self.leaf_tail.len());
+        leaf.extend_from_slice(&self.leaf_head);
+        leaf.extend_from_slice(digits.as_bytes());
+        leaf.extend_from_slice(&self.leaf_tail);
+        leaf
+    }
+
+    /// The full row for `INSERT_SQL`.
+    pub fn row(&self, pos: i64, org_id: i64, seq: u64) -> Vec<SqlValue> {
+        let mut row = Vec::with_capacity(4 + self.cols.len());
+        row.extend([
+            SqlValue::Integer(pos),
+            SqlValue::Integer(org_id),
+            SqlValue::Integer(seq as i64),
+            SqlValue::Blob(self.leaf(seq)),
+        ]);
+        row.extend(self.cols.iter().cloned());
+        row
+    }
+
+    /// The full FTS document for `INSERT_FTS_SQL`.
+    pub fn doc(&self, org_id: i64) -> String {
+        format!("{} {}", org_token(org_id), self.doc)
+    }
+
+    pub fn ts(&self) -> i64 {
+        self.ts
+    }
+}
+
+/// Columns 5.. of `INSERT_SQL` for an event: the copies of its fields that filters
+/// check and sorts order by.
+fn columns(ev: &Event) -> Vec<SqlValue> {
     let text = |s: Option<&String>| s.map_or(SqlValue::Null, |s| SqlValue::Text(s.clone()));
     let actor = ev.actor.as_ref();
     let res = ev.resource.as_ref();
     let ctx = ev.context.as_ref();
     let ws = ctx.and_then(|c| c.workspace.as_ref());
     let ip = ev.source_ip.as_deref().and_then(|s| s.parse::<IpAddr>().ok()).map(ip_key);
-    [
-        SqlValue::Integer(org_id),
-        SqlValue::Integer(ev.seq as i64),
+    vec![
         SqlValue::Blob(ev.id.as_bytes().to_vec()),
         SqlValue::Integer(ev.timestamp.0),
         SqlValue::Integer(ev.received_at.0),
@@ -423,16 +543,131 @@ pub fn row_values(org_id: i64, ev: &Event, leaf: Vec<u8>) -> [SqlValue; 25] {
         text(ctx.and_then(|c| c.namespace.as_ref())),
         ip.map_or(SqlValue::Null, |k| SqlValue::Blob(k.to_vec())),
         text(ev.idempotency_key.as_ref()),
-        SqlValue::Blob(leaf),
     ]
 }
 
-/// Longest piece of `details`/`response` text indexed for search per event.
-const MAX_SEARCH_JSON: usize = 4096;
+/// The first free position for an event at `ts` (microseconds).
+fn free_pos(max_in: &mut rusqlite::CachedStatement<'_>, ts: i64) -> Result<i64, StoreError> {
+    let mut base = ts * SLOTS;
+    loop {
+        let max: Option<i64> = max_in.query_row([base, base + SLOTS], |r| r.get(0))?;
+        match max {
+            None => return Ok(base),
+            Some(m) if m + 1 < base + SLOTS => return Ok(m + 1),
+            Some(_) => base += SLOTS,
+        }
+    }
+}
 
-/// The text `q` searches: action, result, actor, resource (and parent), context,
-/// request id, error and the string values of details and response.
-pub fn search_text(ev: &Event, out: &mut String) {
+/// Stable 64-bit FNV-1a of the ASCII-lowercased value: the token of a field value in
+/// the filter index. Stored on disk, so it must never change.
+fn fnv(value: &str) -> u64 {
+    value.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// Field prefixes of filter tokens (letters outside a-f, so `prefix + 16 hex digits`
+/// never collides across fields).
+mod field {
+    pub const ORG: char = 'g';
+    pub const CATEGORY: char = 'h';
+    pub const OPERATION: char = 'i';
+    pub const RESULT: char = 'k';
+    pub const STATUS: char = 'l';
+    pub const ACTOR_ID: char = 'm';
+    pub const ACTOR_NAME: char = 'n';
+    pub const ACTOR_EMAIL: char = 'o';
+    pub const EMAIL_LOCAL: char = 'j';
+    pub const REQUEST: char = 'p';
+    pub const RESOURCE_ID: char = 'q';
+    pub const RESOURCE_NAME: char = 'r';
+    pub const RESOURCE_TYPE: char = 's';
+    pub const WORKSPACE_ID: char = 't';
+    pub const WORKSPACE_NAME: char = 'u';
+    pub const PROJECT: char = 'v';
+    pub const CLUSTER: char = 'w';
+    pub const NAMESPACE: char = 'x';
+    pub const IP: char = 'y';
+}
+
+fn token(field: char, value: &str) -> String {
+    format!("{field}{:016x}", fnv(value))
+}
+
+fn org_token(org_id: i64) -> String {
+    format!("{}{org_id}", field::ORG)
+}
+
+/// Prefix lengths at which addresses are indexed; a CIDR block of another length uses
+/// the next shorter one and is then checked exactly.
+const V4_PREFIXES: [u8; 4] = [8, 16, 24, 32];
+const V6_PREFIXES: [u8; 5] = [16, 32, 48, 64, 128];
+
+fn ip_tokens(ip: IpAddr) -> Vec<String> {
+    let lens: &[u8] = if ip.is_ipv4() { &V4_PREFIXES } else { &V6_PREFIXES };
+    lens.iter()
+        .filter_map(|l| ipnet::IpNet::new(ip, *l).ok())
+        .map(|n| token(field::IP, &n.trunc().to_string()))
+        .collect()
+}
+
+/// The status class an event counts in for `status=success|failure`.
+fn status_class(ev: &Event) -> Option<StatusClass> {
+    match (ev.status_code, ev.result) {
+        (Some(c), _) if (200..300).contains(&c) => Some(StatusClass::Success),
+        (Some(c), _) if c >= 400 => Some(StatusClass::Failure),
+        (None, Outcome::Done) => Some(StatusClass::Success),
+        (None, Outcome::Failed) => Some(StatusClass::Failure),
+        _ => None,
+    }
+}
+
+/// The filter tokens of one event.
+fn terms(ev: &Event, out: &mut String) {
+    use std::fmt::Write;
+    let mut push = |f: char, v: Option<&str>| {
+        if let Some(v) = v {
+            let _ = write!(out, "{f}{:016x} ", fnv(v));
+        }
+    };
+    push(field::CATEGORY, Some(ev.category()));
+    push(field::OPERATION, Some(ev.operation()));
+    push(field::RESULT, Some(ev.result.as_str()));
+    push(field::STATUS, status_class(ev).map(StatusClass::as_str));
+    if let Some(a) = &ev.actor {
+        push(field::ACTOR_ID, a.id.as_deref());
+        push(field::ACTOR_NAME, a.name.as_deref());
+        push(field::ACTOR_EMAIL, a.email.as_deref());
+        push(field::EMAIL_LOCAL, a.email.as_deref().and_then(|e| e.find('@').map(|i| &e[..=i])));
+    }
+    push(field::REQUEST, ev.request_id.as_deref());
+    if let Some(r) = &ev.resource {
+        push(field::RESOURCE_ID, r.id.as_deref());
+        push(field::RESOURCE_NAME, r.name.as_deref());
+        push(field::RESOURCE_TYPE, r.kind.as_deref());
+    }
+    if let Some(c) = &ev.context {
+        if let Some(w) = &c.workspace {
+            push(field::WORKSPACE_ID, w.id.as_deref());
+            push(field::WORKSPACE_NAME, w.name.as_deref());
+        }
+        push(field::PROJECT, c.project.as_deref());
+        push(field::CLUSTER, c.cluster.as_deref());
+        push(field::NAMESPACE, c.namespace.as_deref());
+    }
+    if let Some(ip) = ev.source_ip.as_deref().and_then(|s| s.parse::<IpAddr>().ok()) {
+        for t in ip_tokens(ip) {
+            out.push_str(&t);
+            out.push(' ');
+        }
+    }
+}
+
+/// Longest piece of `details`/`response` text indexed for search per event.
+const MAX_SEARCH_JSON: usize = 2048;
+
+/// The text `q` searches, as the seeds list it: action, resource names, emails and
+/// details; plus the result, the actor's name, the request id and the error message.
+fn search_text(ev: &Event, out: &mut String) {
     let mut push = |s: Option<&str>| {
         if let Some(s) = s {
             out.push_str(s);
@@ -442,32 +677,17 @@ pub fn search_text(ev: &Event, out: &mut String) {
     push(Some(&ev.action));
     push(Some(ev.result.as_str()));
     if let Some(a) = &ev.actor {
-        push(a.id.as_deref());
         push(a.name.as_deref());
         push(a.email.as_deref());
-        push(a.company.as_deref());
     }
     if let Some(r) = &ev.resource {
-        push(r.kind.as_deref());
         push(r.id.as_deref());
         push(r.name.as_deref());
         if let Some(p) = &r.parent {
-            push(p.kind.as_deref());
-            push(p.id.as_deref());
             push(p.name.as_deref());
         }
     }
-    if let Some(c) = &ev.context {
-        if let Some(w) = &c.workspace {
-            push(w.id.as_deref());
-            push(w.name.as_deref());
-        }
-        push(c.project.as_deref());
-        push(c.cluster.as_deref());
-        push(c.namespace.as_deref());
-    }
     push(ev.request_id.as_deref());
-    push(ev.source_ip.as_deref());
     push(ev.error.as_deref());
     let start = out.len();
     for v in [&ev.details, &ev.response].into_iter().flatten() {
@@ -512,11 +732,19 @@ fn ip_key(ip: IpAddr) -> [u8; 16] {
     }
 }
 
-/// A WHERE clause under construction with its parameters.
+/// A query under construction: exact SQL conditions on the row, which decide, and
+/// FTS5 conditions (one AND-ed group per filter) that find the candidates fast.
 #[derive(Default)]
 struct Sql {
     clauses: Vec<String>,
     params: Vec<SqlValue>,
+    /// Groups of filter tokens, each `(a OR b ...)`, all of which must match.
+    terms: Vec<String>,
+    /// The free-text part, matched against the `body` column.
+    text: Option<String>,
+    /// Bounds on `pos` implied by the time range (a superset; `ts` is checked exactly).
+    lo: Option<i64>,
+    hi: Option<i64>,
 }
 
 impl Sql {
@@ -525,19 +753,36 @@ impl Sql {
         format!("?{}", self.params.len())
     }
 
-    /// `(col1 = ? OR col2 = ? ...)` for every value and column.
-    fn any_eq(&mut self, cols: &[&str], values: &[String]) {
+    /// Every value must equal one of the columns (OR); each column has its token field.
+    fn any_eq(&mut self, cols: &[(&str, char)], values: &[String]) {
         if values.is_empty() {
             return;
         }
         let mut ors = Vec::new();
+        let mut toks = Vec::new();
         for v in values {
-            for c in cols {
+            for (c, f) in cols {
                 let p = self.param(v.clone());
                 ors.push(format!("{c} = {p}"));
+                toks.push(token(*f, v));
             }
         }
         self.clauses.push(format!("({})", ors.join(" OR ")));
+        self.terms.push(format!("({})", toks.join(" OR ")));
+    }
+
+    fn match_expr(&self) -> Option<String> {
+        let mut parts = self.terms.clone();
+        parts.extend(self.text.clone());
+        (!parts.is_empty()).then(|| parts.join(" AND "))
+    }
+
+    fn where_sql(&self) -> String {
+        if self.clauses.is_empty() {
+            "1".into()
+        } else {
+            self.clauses.join(" AND ")
+        }
     }
 }
 
@@ -568,80 +813,96 @@ fn org_ids(conn: &Connection, scope: &Scope, companies: &[String]) -> Result<Opt
     Ok(Some(ids))
 }
 
-fn where_clause(conn: &Connection, scope: &Scope, f: &Filter, now: Timestamp, with_time_only: bool) -> Result<Sql, StoreError> {
+fn where_clause(
+    conn: &Connection,
+    scope: &Scope,
+    f: &Filter,
+    now: Timestamp,
+    time_only: bool,
+) -> Result<Sql, StoreError> {
+    use field::*;
     let mut sql = Sql::default();
     if let Some(ids) = org_ids(conn, scope, &f.company)? {
         if ids.is_empty() {
             sql.clauses.push("0".into());
-        } else if ids.len() == 1 {
-            let p = sql.param(ids[0]);
-            sql.clauses.push(format!("org_id = {p}"));
         } else {
             let ps: Vec<String> = ids.iter().map(|i| sql.param(*i)).collect();
             sql.clauses.push(format!("org_id IN ({})", ps.join(",")));
+            let toks: Vec<String> = ids.iter().map(|i| org_token(*i)).collect();
+            sql.terms.push(format!("({})", toks.join(" OR ")));
         }
     }
     let (from, to) = f.time_range(now);
     if let Some(t) = from {
         let p = sql.param(t.0);
         sql.clauses.push(format!("ts >= {p}"));
+        sql.lo = Some(t.0 * SLOTS);
     }
     if let Some(t) = to {
         let p = sql.param(t.0);
         sql.clauses.push(format!("ts <= {p}"));
+        sql.hi = Some((t.0 + 1) * SLOTS + SPILL);
     }
-    if with_time_only {
+    if time_only {
         return Ok(sql);
     }
-    sql.any_eq(&["category"], &f.category);
-    sql.any_eq(&["operation"], &f.operation);
+    sql.any_eq(&[("category", CATEGORY)], &f.category);
+    sql.any_eq(&[("operation", OPERATION)], &f.operation);
     if !f.action.is_empty() {
         let mut ors = Vec::new();
+        let mut toks = Vec::new();
         for a in &f.action {
             let (c, o) = a.split_once(':').unwrap_or((a, ""));
             let (pc, po) = (sql.param(c.to_string()), sql.param(o.to_string()));
             ors.push(format!("(category = {pc} AND operation = {po})"));
+            toks.push(format!("({} AND {})", token(CATEGORY, c), token(OPERATION, o)));
         }
         sql.clauses.push(format!("({})", ors.join(" OR ")));
+        sql.terms.push(format!("({})", toks.join(" OR ")));
     }
     if !f.result.is_empty() {
         let ps: Vec<String> = f.result.iter().map(|r| sql.param(outcome_code(*r))).collect();
         sql.clauses.push(format!("result IN ({})", ps.join(",")));
+        let toks: Vec<String> = f.result.iter().map(|r| token(RESULT, r.as_str())).collect();
+        sql.terms.push(format!("({})", toks.join(" OR ")));
     }
-    match f.status {
-        Some(StatusClass::Success) => sql.clauses.push(
-            "((status_code BETWEEN 200 AND 299) OR (status_code IS NULL AND result = 0))".into(),
-        ),
-        Some(StatusClass::Failure) => {
-            sql.clauses.push("((status_code >= 400) OR (status_code IS NULL AND result = 1))".into())
-        }
-        None => {}
+    if let Some(status) = f.status {
+        sql.clauses.push(match status {
+            StatusClass::Success => "((status_code BETWEEN 200 AND 299) OR (status_code IS NULL AND result = 0))".into(),
+            StatusClass::Failure => "((status_code >= 400) OR (status_code IS NULL AND result = 1))".into(),
+        });
+        sql.terms.push(token(STATUS, status.as_str()));
     }
     if !f.actor.is_empty() {
         let mut ors = Vec::new();
+        let mut toks = Vec::new();
         for v in &f.actor {
             if v.ends_with('@') {
                 let lo = sql.param(v.clone());
                 let hi = sql.param(format!("{v}\u{10FFFF}"));
                 ors.push(format!("(actor_email >= {lo} AND actor_email < {hi})"));
+                toks.push(token(EMAIL_LOCAL, v));
             } else {
-                for c in ["actor_id", "actor_name", "actor_email"] {
+                for (c, f) in [("actor_id", ACTOR_ID), ("actor_name", ACTOR_NAME), ("actor_email", ACTOR_EMAIL)] {
                     let p = sql.param(v.clone());
                     ors.push(format!("{c} = {p}"));
+                    toks.push(token(f, v));
                 }
             }
         }
         sql.clauses.push(format!("({})", ors.join(" OR ")));
+        sql.terms.push(format!("({})", toks.join(" OR ")));
     }
-    sql.any_eq(&["request_id"], &f.request_id);
-    sql.any_eq(&["resource_name", "resource_id"], &f.resource);
-    sql.any_eq(&["resource_type"], &f.resource_type);
-    sql.any_eq(&["workspace_id", "workspace_name"], &f.workspace);
-    sql.any_eq(&["project"], &f.project);
-    sql.any_eq(&["cluster"], &f.cluster);
-    sql.any_eq(&["namespace"], &f.namespace);
+    sql.any_eq(&[("request_id", REQUEST)], &f.request_id);
+    sql.any_eq(&[("resource_name", RESOURCE_NAME), ("resource_id", RESOURCE_ID)], &f.resource);
+    sql.any_eq(&[("resource_type", RESOURCE_TYPE)], &f.resource_type);
+    sql.any_eq(&[("workspace_id", WORKSPACE_ID), ("workspace_name", WORKSPACE_NAME)], &f.workspace);
+    sql.any_eq(&[("project", PROJECT)], &f.project);
+    sql.any_eq(&[("cluster", CLUSTER)], &f.cluster);
+    sql.any_eq(&[("namespace", NAMESPACE)], &f.namespace);
     if !f.ip.is_empty() {
         let mut ors = Vec::new();
+        let mut toks = Vec::new();
         for net in &f.ip {
             let (lo, hi) = match net {
                 ipnet::IpNet::V4(n) => (ip_key(n.network().into()), ip_key(n.broadcast().into())),
@@ -649,24 +910,45 @@ fn where_clause(conn: &Connection, scope: &Scope, f: &Filter, now: Timestamp, wi
             };
             let (plo, phi) = (sql.param(lo.to_vec()), sql.param(hi.to_vec()));
             ors.push(format!("(ip BETWEEN {plo} AND {phi})"));
+            let lens: &[u8] = if net.addr().is_ipv4() { &V4_PREFIXES } else { &V6_PREFIXES };
+            // The longest indexed prefix the block lies within; a block wider than
+            // every indexed prefix cannot use the index at all.
+            let indexed = lens.iter().rev().find(|l| **l <= net.prefix_len());
+            toks.push(indexed.and_then(|l| ipnet::IpNet::new(net.addr(), *l).ok()).map(|n| token(IP, &n.trunc().to_string())));
         }
         sql.clauses.push(format!("({})", ors.join(" OR ")));
+        if toks.iter().all(Option::is_some) {
+            let toks: Vec<String> = toks.into_iter().flatten().collect();
+            sql.terms.push(format!("({})", toks.join(" OR ")));
+        }
     }
-    if let Some(m) = fts_query(&f.q) {
-        let p = sql.param(m);
-        sql.clauses.push(format!("pos IN (SELECT rowid FROM events_fts WHERE events_fts MATCH {p})"));
+    sql.text = fts_query(&f.q);
+    for term in &f.q {
+        // The index knows words, not their order: a phrase is checked on the stored
+        // JSON text (ASCII case-insensitively). Terms with characters JSON escapes are
+        // left to the word match.
+        let words = term.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).count();
+        if words > 1 && !term.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
+            let p = sql.param(term.to_ascii_lowercase());
+            sql.clauses.push(format!("instr(lower(CAST(leaf AS TEXT)), {p}) > 0"));
+        }
     }
     Ok(sql)
 }
 
-/// Turns search terms into an FTS5 expression: every term must match, as a phrase, with
-/// its last word as a prefix. Terms without any letter or digit are ignored.
+
+/// Turns search terms into an FTS5 expression: every word of every term must match,
+/// the last word of each term as a prefix. Terms without any letter or digit are
+/// ignored.
 fn fts_query(terms: &[String]) -> Option<String> {
-    let parts: Vec<String> = terms
-        .iter()
-        .filter(|t| t.chars().any(char::is_alphanumeric))
-        .map(|t| format!("\"{}\"*", t.replace('"', "\"\"")))
-        .collect();
+    let mut parts = Vec::new();
+    for t in terms {
+        let words: Vec<&str> = t.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
+        for (i, w) in words.iter().enumerate() {
+            let star = if i + 1 == words.len() { "*" } else { "" };
+            parts.push(format!("\"{w}\"{star}"));
+        }
+    }
     (!parts.is_empty()).then(|| parts.join(" AND "))
 }
 
@@ -674,7 +956,7 @@ fn fts_query(terms: &[String]) -> Option<String> {
 /// work), and whether it is an integer.
 fn sort_expr(field: SortField) -> (&'static str, bool) {
     match field {
-        SortField::Timestamp => ("ts", true),
+        SortField::Timestamp => ("pos", true),
         SortField::ReceivedAt => ("received", true),
         SortField::Seq => ("seq", true),
         SortField::SourceIp => ("IFNULL(ip, x'')", false),
@@ -699,32 +981,66 @@ fn list_blocking(conn: &Connection, q: ListQuery) -> Result<Page, StoreError> {
     let cmp = if sort.desc { "<" } else { ">" };
     let dir = if sort.desc { "DESC" } else { "ASC" };
     let time_sort = sort.field == SortField::Timestamp;
-    if let Some(c) = &cursor {
-        if time_sort {
-            let (a, b) = (sql.param(c.ts), sql.param(c.pos));
-            sql.clauses.push(format!("(ts, pos) {cmp} ({a}, {b})"));
-        } else {
+    let limit = q.limit.clamp(1, 1000);
+    let match_expr = sql.match_expr();
+    // Time order is storage order: with filters, FTS5 walks the matching rowids newest
+    // first and stops after one page; without, the table itself is walked.
+    let text = if time_sort {
+        let via_fts = match_expr.is_some();
+        let col = if via_fts { "f.rowid" } else { "pos" };
+        if let Some(m) = match_expr {
+            let p = sql.param(m);
+            sql.clauses.push(format!("events_fts MATCH {p}"));
+        }
+        if let Some(lo) = sql.lo {
+            let p = sql.param(lo);
+            sql.clauses.push(format!("{col} >= {p}"));
+        }
+        if let Some(hi) = sql.hi {
+            let p = sql.param(hi);
+            sql.clauses.push(format!("{col} <= {p}"));
+        }
+        if let Some(c) = &cursor {
+            let p = sql.param(c.pos);
+            sql.clauses.push(format!("{col} {cmp} {p}"));
+        }
+        let from = if via_fts { "events_fts f JOIN events e ON e.pos = f.rowid" } else { "events e" };
+        format!(
+            "SELECT e.pos, e.ts, NULL, e.leaf FROM {from} WHERE {} ORDER BY {col} {dir} LIMIT {}",
+            sql.where_sql(),
+            limit + 1
+        )
+    } else {
+        if let Some(m) = match_expr {
+            let p = sql.param(m);
+            sql.clauses.push(format!("pos IN (SELECT rowid FROM events_fts WHERE events_fts MATCH {p})"));
+        }
+        if let Some(lo) = sql.lo {
+            let p = sql.param(lo);
+            sql.clauses.push(format!("pos >= {p}"));
+        }
+        if let Some(hi) = sql.hi {
+            let p = sql.param(hi);
+            sql.clauses.push(format!("pos <= {p}"));
+        }
+        if let Some(c) = &cursor {
             let v = match &c.value {
                 Value::String(s) if sort.field == SortField::SourceIp => SqlValue::Blob(decode_hex(s)),
                 Value::String(s) => SqlValue::Text(s.clone()),
                 Value::Number(n) if is_int => SqlValue::Integer(n.as_i64().unwrap_or(0)),
-                _ => return Err(StoreError::Invalid { field: "cursor".into(), message: "does not match the sort".into() }),
+                _ => {
+                    return Err(StoreError::Invalid { field: "cursor".into(), message: "does not match the sort".into() })
+                }
             };
-            let (pv, a, b) = (sql.param(v), sql.param(c.ts), sql.param(c.pos));
-            sql.clauses.push(format!("({expr}, ts, pos) {cmp} ({pv}, {a}, {b})"));
+            let (pv, pp) = (sql.param(v), sql.param(c.pos));
+            sql.clauses.push(format!("({expr}, pos) {cmp} ({pv}, {pp})"));
         }
-    }
-    let limit = q.limit.clamp(1, 1000);
-    let where_sql = if sql.clauses.is_empty() { "1".to_string() } else { sql.clauses.join(" AND ") };
-    let order = if time_sort {
-        format!("ts {dir}, pos {dir}")
-    } else {
-        format!("{expr} {dir}, ts {dir}, pos {dir}")
+        format!(
+            "SELECT pos, ts, {expr}, leaf FROM events WHERE {} ORDER BY {expr} {dir}, pos {dir} LIMIT {}",
+            sql.where_sql(),
+            limit + 1
+        )
     };
-    let text = format!(
-        "SELECT pos, ts, {expr}, leaf FROM events WHERE {where_sql} ORDER BY {order} LIMIT {}",
-        limit + 1
-    );
     let mut stmt = conn.prepare_cached(&text)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(sql.params.iter()))?;
     let mut events = Vec::with_capacity(limit);
@@ -747,10 +1063,7 @@ fn list_blocking(conn: &Connection, q: ListQuery) -> Result<Page, StoreError> {
         last = Some((value, ts, pos));
     }
     let next_cursor = match (more, last) {
-        (true, Some((value, ts, pos))) => {
-            let value = if time_sort { Value::Null } else { value };
-            Some(Cursor { sort: sort.render(), value, ts, pos }.encode())
-        }
+        (true, Some((value, ts, pos))) => Some(Cursor { sort: sort.render(), value, ts, pos }.encode()),
         _ => None,
     };
     Ok(Page { events, next_cursor })
@@ -765,8 +1078,16 @@ fn decode_hex(s: &str) -> Vec<u8> {
 }
 
 fn facets_blocking(conn: &Connection, scope: Scope, f: Filter, now: Timestamp) -> Result<Facets, StoreError> {
-    let sql = where_clause(conn, &scope, &f, now, true)?;
-    let where_sql = if sql.clauses.is_empty() { "1".to_string() } else { sql.clauses.join(" AND ") };
+    let mut sql = where_clause(conn, &scope, &f, now, true)?;
+    if let Some(lo) = sql.lo {
+        let p = sql.param(lo);
+        sql.clauses.push(format!("pos >= {p}"));
+    }
+    if let Some(hi) = sql.hi {
+        let p = sql.param(hi);
+        sql.clauses.push(format!("pos <= {p}"));
+    }
+    let where_sql = sql.where_sql();
     let group = |select: &str, group: &str, limit: usize| -> Result<Vec<(Value, Option<String>, u64)>, StoreError> {
         let text = format!(
             "SELECT {select}, COUNT(*) AS n FROM events WHERE {where_sql} GROUP BY {group} ORDER BY n DESC LIMIT {limit}"
@@ -810,6 +1131,16 @@ fn facets_blocking(conn: &Connection, scope: Scope, f: Filter, now: Timestamp) -
 #[async_trait]
 impl Store for SqliteStore {
     async fn append(&self, batch: AppendBatch) -> Result<Vec<Appended>, StoreError> {
+        let small = batch.events.len() <= INLINE_PREPARE;
+        let prepare = move || PreparedBatch {
+            events: batch
+                .events
+                .into_iter()
+                .map(|(id, new)| Prepared::new(&batch.org, id, new, batch.received_at))
+                .collect(),
+            org: batch.org,
+        };
+        let batch = if small { prepare() } else { tokio::task::spawn_blocking(prepare).await.map_err(|_| StoreError::Closed)? };
         let (tx, rx) = oneshot::channel();
         {
             let guard = self.writer.lock().map_err(|_| StoreError::Closed)?;
