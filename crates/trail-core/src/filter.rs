@@ -222,9 +222,28 @@ pub struct Filter {
 /// The query-parameter names a filter understands (besides paging parameters, which
 /// the server handles).
 pub const FILTER_KEYS: &[&str] = &[
-    "period", "from", "to", "category", "type", "operation", "action", "result", "status", "actor", "user",
-    "company", "request_id", "resource", "resource_type", "workspace", "project", "cluster", "namespace", "ip",
-    "q", "sort",
+    "period",
+    "from",
+    "to",
+    "category",
+    "type",
+    "operation",
+    "action",
+    "result",
+    "status",
+    "actor",
+    "user",
+    "company",
+    "request_id",
+    "resource",
+    "resource_type",
+    "workspace",
+    "project",
+    "cluster",
+    "namespace",
+    "ip",
+    "q",
+    "sort",
 ];
 
 impl Filter {
@@ -271,7 +290,10 @@ impl Filter {
             }
         };
         match key {
-            "period" => self.period = Some(Period::parse(value).ok_or_else(|| err("must be today, 24h, 7d, month, 30d or 90d"))?),
+            "period" => {
+                self.period =
+                    Some(Period::parse(value).ok_or_else(|| err("must be today, 24h, 7d, month, 30d or 90d"))?)
+            }
             "from" => self.from = Some(Timestamp::parse_bound(value, false).map_err(|e| err(&e))?),
             "to" => self.to = Some(Timestamp::parse_bound(value, true).map_err(|e| err(&e))?),
             "category" | "type" => self.category.extend(list(value).into_iter().map(|s| s.to_lowercase())),
@@ -284,7 +306,8 @@ impl Filter {
             }
             "result" => {
                 for r in list(value) {
-                    self.result.push(Outcome::parse(&r).ok_or_else(|| err("must be DONE, FAILED, PROCESSING or PENDING"))?);
+                    self.result
+                        .push(Outcome::parse(&r).ok_or_else(|| err("must be DONE, FAILED, PROCESSING or PENDING"))?);
                 }
             }
             "status" => self.status = Some(StatusClass::parse(value).ok_or_else(|| err("must be success or failure"))?),
@@ -307,7 +330,9 @@ impl Filter {
                 }
             }
             "q" => self.q.push(value.to_string()),
-            "sort" => self.sort = Sort::parse(value).ok_or_else(|| err("must be a column name, optionally prefixed by -"))?,
+            "sort" => {
+                self.sort = Sort::parse(value).ok_or_else(|| err("must be a column name, optionally prefixed by -"))?
+            }
             _ => {
                 return Err(FieldError::new(key, format!("unknown filter; known filters: {}", FILTER_KEYS.join(", ")))
                     .with_code("unknown_filter"))
@@ -319,8 +344,26 @@ impl Filter {
     /// Adds every condition of `other` to this filter (used when `q` carries filters).
     pub fn merge(&mut self, other: Filter) {
         let Filter {
-            period, from, to, category, operation, action, result, status, actor, company, request_id, resource,
-            resource_type, workspace, project, cluster, namespace, ip, q, sort,
+            period,
+            from,
+            to,
+            category,
+            operation,
+            action,
+            result,
+            status,
+            actor,
+            company,
+            request_id,
+            resource,
+            resource_type,
+            workspace,
+            project,
+            cluster,
+            namespace,
+            ip,
+            q,
+            sort,
         } = other;
         self.period = period.or(self.period);
         self.from = from.or(self.from);

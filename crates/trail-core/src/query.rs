@@ -18,9 +18,29 @@ use crate::{
 /// Keys the language knows; anything else shaped like `word:` is an error rather than
 /// silently searched for, so typos are noticed.
 const KEYS: &[&str] = &[
-    "period", "from", "to", "created", "category", "type", "operation", "action", "result", "status", "actor",
-    "user", "company", "request_id", "resource", "resource_type", "workspace", "project", "cluster", "namespace",
-    "ip", "sort", "q",
+    "period",
+    "from",
+    "to",
+    "created",
+    "category",
+    "type",
+    "operation",
+    "action",
+    "result",
+    "status",
+    "actor",
+    "user",
+    "company",
+    "request_id",
+    "resource",
+    "resource_type",
+    "workspace",
+    "project",
+    "cluster",
+    "namespace",
+    "ip",
+    "sort",
+    "q",
 ];
 
 /// Parses a query line into a filter.
@@ -243,9 +263,8 @@ mod tests {
             (v(text().boxed()), v(text().boxed()), v(text().boxed()), v(text().boxed()), v(text().boxed())),
             (
                 proptest::collection::vec(
-                    (any::<[u8; 4]>(), 0u8..=32).prop_map(|(a, p)| {
-                        ipnet::IpNet::from(ipnet::Ipv4Net::new(a.into(), p).unwrap()).trunc()
-                    }),
+                    (any::<[u8; 4]>(), 0u8..=32)
+                        .prop_map(|(a, p)| ipnet::IpNet::from(ipnet::Ipv4Net::new(a.into(), p).unwrap()).trunc()),
                     0..2,
                 ),
                 v(text().boxed()),

@@ -26,8 +26,8 @@ impl Timestamp {
     /// Parses RFC 3339 with an explicit offset; the value is converted to UTC and
     /// truncated to microseconds.
     pub fn parse_rfc3339(s: &str) -> Result<Timestamp, String> {
-        let dt = DateTime::parse_from_rfc3339(s)
-            .map_err(|e| format!("must be an RFC 3339 timestamp with offset ({e})"))?;
+        let dt =
+            DateTime::parse_from_rfc3339(s).map_err(|e| format!("must be an RFC 3339 timestamp with offset ({e})"))?;
         let micros = dt.timestamp_micros();
         if !(MIN_MICROS..=MAX_MICROS).contains(&micros) {
             return Err("must be between 1970 and 2499".into());
@@ -47,8 +47,7 @@ impl Timestamp {
             }
             return Ok(Timestamp(t));
         }
-        Timestamp::parse_rfc3339(s)
-            .map_err(|_| "must be a date (YYYY-MM-DD) or an RFC 3339 timestamp".to_string())
+        Timestamp::parse_rfc3339(s).map_err(|_| "must be a date (YYYY-MM-DD) or an RFC 3339 timestamp".to_string())
     }
 
     /// RFC 3339 in UTC with a `Z`, showing fractional seconds only when there are some.

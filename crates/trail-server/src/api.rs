@@ -44,7 +44,8 @@ async fn ingest(State(st): State<AppState>, req: Request) -> Result<Response, Ap
     let org = caller.write_org()?.to_string();
     let limits = st.config.limits;
     let body = axum::body::to_bytes(req.into_body(), limits.max_request_bytes).await.map_err(|_| {
-        FieldError::new("body", format!("request is larger than {} bytes", limits.max_request_bytes)).with_code("too_large")
+        FieldError::new("body", format!("request is larger than {} bytes", limits.max_request_bytes))
+            .with_code("too_large")
     })?;
     let parsed = if body.len() <= INLINE_PARSE_BYTES {
         parse_batch(&body, &limits)
@@ -118,7 +119,8 @@ async fn detail(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<S
     let scope = caller.read_scope()?;
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::field("id", "must be an event id (a UUID)"))?;
     let leaf = st.store.get(scope, id).await?.ok_or_else(|| ApiError::NotFound(format!("no event {id}")))?;
-    let event = Event::from_leaf(&leaf).map_err(|e| ApiError::Internal(format!("stored event {id} unreadable: {e}")))?;
+    let event =
+        Event::from_leaf(&leaf).map_err(|e| ApiError::Internal(format!("stored event {id} unreadable: {e}")))?;
     let raw = RawValue::from_string(String::from_utf8_lossy(&leaf).into_owned())
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     #[derive(Serialize)]
@@ -127,11 +129,8 @@ async fn detail(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<S
         company: &'a str,
         diff: Vec<trail_core::diff::Change>,
     }
-    let body = Detail {
-        event: &raw,
-        company: event.company(),
-        diff: diff(event.before.as_ref(), event.after.as_ref()),
-    };
+    let body =
+        Detail { event: &raw, company: event.company(), diff: diff(event.before.as_ref(), event.after.as_ref()) };
     Ok(Json(body).into_response())
 }
 

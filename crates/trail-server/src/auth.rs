@@ -69,11 +69,7 @@ pub fn key_prefix(key: &str) -> String {
     key.chars().take(12).collect()
 }
 
-pub(crate) async fn authenticate(
-    headers: &HeaderMap,
-    store: &dyn Store,
-    cache: &KeyCache,
-) -> Result<Caller, ApiError> {
+pub(crate) async fn authenticate(headers: &HeaderMap, store: &dyn Store, cache: &KeyCache) -> Result<Caller, ApiError> {
     let value = headers
         .get(header::AUTHORIZATION)
         .ok_or_else(|| ApiError::Unauthorized("send an API key as 'Authorization: Bearer KEY'".into()))?;

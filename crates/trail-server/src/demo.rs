@@ -9,13 +9,16 @@ use trail_store::{AppendBatch, Org, Store, StoreError};
 use uuid::Uuid;
 
 /// The demo organizations: slug, name, email domain.
-pub const ORGS: [(&str, &str, &str); 3] =
-    [("acme", "Acme Corp", "acme.com"), ("globex", "Globex Corporation", "globex.io"), ("initech", "Initech", "initech.com")];
-
-const FIRST: &[&str] = &[
-    "Sarah", "John", "Mina", "Carlos", "Aiko", "Priya", "Liam", "Olga", "Tomás", "Fatima", "Chen", "Noah", "Zoë",
+pub const ORGS: [(&str, &str, &str); 3] = [
+    ("acme", "Acme Corp", "acme.com"),
+    ("globex", "Globex Corporation", "globex.io"),
+    ("initech", "Initech", "initech.com"),
 ];
-const LAST: &[&str] = &["Kim", "Smith", "Park", "Garcia", "Tanaka", "Patel", "Murphy", "Ivanova", "Núñez", "Haddad", "Wei"];
+
+const FIRST: &[&str] =
+    &["Sarah", "John", "Mina", "Carlos", "Aiko", "Priya", "Liam", "Olga", "Tomás", "Fatima", "Chen", "Noah", "Zoë"];
+const LAST: &[&str] =
+    &["Kim", "Smith", "Park", "Garcia", "Tanaka", "Patel", "Murphy", "Ivanova", "Núñez", "Haddad", "Wei"];
 const AGENTS: &[&str] = &[
     "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Safari/537.36",
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Gecko/20100101 Firefox/128.0",
@@ -84,7 +87,13 @@ pub fn people(org_index: usize, domain: &str) -> Vec<Person> {
                 id: format!("usr_{}{:03}", &domain[..2], i + 1),
                 name: format!("{first} {last}"),
                 email: format!("{}.{}@{domain}", ascii(first), ascii(last)),
-                ip: format!("{}.{}.{}.{}", [10, 172, 192][i % 3], rng.random_range(0..255), rng.random_range(0..255), rng.random_range(1..255)),
+                ip: format!(
+                    "{}.{}.{}.{}",
+                    [10, 172, 192][i % 3],
+                    rng.random_range(0..255),
+                    rng.random_range(0..255),
+                    rng.random_range(1..255)
+                ),
                 agent: AGENTS[rng.random_range(0..AGENTS.len())],
             }
         })
@@ -115,7 +124,17 @@ fn hex(rng: &mut StdRng, n: usize) -> String {
 pub fn sample_event(rng: &mut StdRng, person: &Person, ts: Timestamp) -> Value {
     let weights: u32 = CATALOG.iter().map(|c| c.3).sum();
     let mut pick = rng.random_range(0..weights);
-    let (cat, ops, rtype, _) = *CATALOG.iter().find(|c| if pick < c.3 { true } else { pick -= c.3; false }).unwrap_or(&CATALOG[0]);
+    let (cat, ops, rtype, _) = *CATALOG
+        .iter()
+        .find(|c| {
+            if pick < c.3 {
+                true
+            } else {
+                pick -= c.3;
+                false
+            }
+        })
+        .unwrap_or(&CATALOG[0]);
     let op = *ops.choose(rng).unwrap_or(&"update");
     let long_running = matches!(op, "build" | "deploy" | "restore" | "sync" | "executed" | "started" | "upgrade");
     let roll = rng.random_range(0..100);
@@ -137,7 +156,11 @@ pub fn sample_event(rng: &mut StdRng, person: &Person, ts: Timestamp) -> Value {
     let rname = match cat {
         "service" | "pod" | "deployment" => service.to_string(),
         "project" => project.to_string(),
-        "user" | "member" => format!("{}@{}", FIRST.choose(rng).unwrap_or(&"x").to_lowercase(), person.email.split('@').nth(1).unwrap_or("example.com")),
+        "user" | "member" => format!(
+            "{}@{}",
+            FIRST.choose(rng).unwrap_or(&"x").to_lowercase(),
+            person.email.split('@').nth(1).unwrap_or("example.com")
+        ),
         "auth" => person.email.clone(),
         "cluster" => cluster.to_string(),
         "domain" => format!("{}.example.com", PROJECTS.choose(rng).unwrap_or(&"www")),
@@ -149,7 +172,9 @@ pub fn sample_event(rng: &mut StdRng, person: &Person, ts: Timestamp) -> Value {
         _ if op == "create" => 201,
         _ => 200,
     };
-    let tag = |rng: &mut StdRng| format!("v{}.{}.{}", rng.random_range(1..4), rng.random_range(0..20), rng.random_range(0..10));
+    let tag = |rng: &mut StdRng| {
+        format!("v{}.{}.{}", rng.random_range(1..4), rng.random_range(0..20), rng.random_range(0..10))
+    };
     let mut ev = json!({
         "timestamp": ts.to_rfc3339(),
         "action": format!("{cat}:{op}"),
@@ -243,7 +268,10 @@ pub fn generate(now: Timestamp, count: usize, seed: u64) -> Vec<(&'static str, V
                 ev["source_ip"] = json!(ip);
                 ev["user_agent"] = json!("python-requests/2.31.0");
                 ev["resource"] = json!({"type": "session", "name": person.email});
-                ev.as_object_mut().map(|m| { m.remove("before"); m.remove("after"); });
+                if let Some(m) = ev.as_object_mut() {
+                    m.remove("before");
+                    m.remove("after");
+                }
                 out.push((at.0, ORGS[o].0, ev));
             }
         } else if kind < 5 {
@@ -255,7 +283,11 @@ pub fn generate(now: Timestamp, count: usize, seed: u64) -> Vec<(&'static str, V
                 ev["action"] = json!(format!("{cat}:delete"));
                 ev["result"] = json!("DONE");
                 ev["status_code"] = json!(200);
-                ev.as_object_mut().map(|m| { m.remove("error"); m.remove("before"); m.remove("after"); });
+                if let Some(m) = ev.as_object_mut() {
+                    m.remove("error");
+                    m.remove("before");
+                    m.remove("after");
+                }
                 out.push((at.0, ORGS[o].0, ev));
             }
         } else if kind < 8 {

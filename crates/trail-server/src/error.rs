@@ -59,7 +59,8 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code, message, field) = match self {
             ApiError::Field(e) => {
-                let status = if e.code == "too_large" { StatusCode::PAYLOAD_TOO_LARGE } else { StatusCode::BAD_REQUEST };
+                let status =
+                    if e.code == "too_large" { StatusCode::PAYLOAD_TOO_LARGE } else { StatusCode::BAD_REQUEST };
                 (status, e.code, e.message, Some(e.field))
             }
             ApiError::Unprocessable(e) => {

@@ -95,7 +95,7 @@ fn event(i: usize) -> Value {
     json!({
         "timestamp": Timestamp(1_700_000_000_000_000 + i as i64 * 1_000_000).to_rfc3339(),
         "action": "service.deploy",
-        "result": if i % 4 == 0 { "failure" } else { "success" },
+        "result": if i.is_multiple_of(4) { "failure" } else { "success" },
         "actor": {"id": "u1", "name": "Sarah Kim", "email": "sarah@acme.com", "type": "user"},
         "resource": {"type": "service", "id": format!("svc-{i}"), "name": "checkout"},
         "source_ip": "192.168.1.50",
@@ -150,11 +150,23 @@ async fn bad_input_gets_a_4xx_naming_the_field_and_stores_nothing() {
         (json!({"result": "DONE"}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, "action"),
         (json!({"action": 7}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, "action"),
         (json!({"action": "login"}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, "action"),
-        (json!({"action": "a:b", "timestamp": "2024-13-01"}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, "timestamp"),
-        (json!({"action": "a:b", "actor": {"email": ["x"]}}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, "actor.email"),
+        (
+            json!({"action": "a:b", "timestamp": "2024-13-01"}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "timestamp",
+        ),
+        (
+            json!({"action": "a:b", "actor": {"email": ["x"]}}).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "actor.email",
+        ),
         (json!({"action": "a:b", "status_code": "500"}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, "status_code"),
         (json!({"action": "a:b", "seq": 1}).to_string(), StatusCode::UNPROCESSABLE_ENTITY, "seq"),
-        (json!([{"action": "a:b"}, {"action": "a:b", "result": "meh"}]).to_string(), StatusCode::UNPROCESSABLE_ENTITY, "[1].result"),
+        (
+            json!([{"action": "a:b"}, {"action": "a:b", "result": "meh"}]).to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "[1].result",
+        ),
         (big, StatusCode::PAYLOAD_TOO_LARGE, ""),
         (many, StatusCode::PAYLOAD_TOO_LARGE, "body"),
         (huge, StatusCode::PAYLOAD_TOO_LARGE, "body"),
@@ -309,8 +321,9 @@ async fn fuzzed_bodies_never_break_the_server_or_the_store() {
                     body.drain(a..b);
                 }
                 4 => {
-                    let (k, v) = [("\"action\"", "\"x\""), ("\"timestamp\"", "1"), ("\"result\"", "null"), ("\"actor\"", "[]")]
-                        [rng.random_range(0..4)];
+                    let (k, v) =
+                        [("\"action\"", "\"x\""), ("\"timestamp\"", "1"), ("\"result\"", "null"), ("\"actor\"", "[]")]
+                            [rng.random_range(0..4)];
                     let text = String::from_utf8_lossy(&body).replacen(k, &format!("{k}:{v},\"_{i}\""), 1);
                     body = text.into_bytes();
                 }

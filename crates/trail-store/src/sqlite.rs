@@ -25,9 +25,7 @@ use tokio::sync::oneshot;
 use trail_core::{Cursor, Event, Filter, NewEvent, Outcome, SortField, StatusClass, Timestamp};
 use uuid::Uuid;
 
-use crate::{
-    ApiKey, AppendBatch, Appended, Count, Facets, KeyScope, ListQuery, Org, Page, Scope, Store, StoreError,
-};
+use crate::{ApiKey, AppendBatch, Appended, Count, Facets, KeyScope, ListQuery, Org, Page, Scope, Store, StoreError};
 
 /// Tuning of the SQLite backend.
 #[derive(Debug, Clone)]
@@ -158,9 +156,8 @@ impl SqliteStore {
         migrate(&mut conn)?;
         let (tx, rx) = mpsc::channel();
         let max = config.max_commit_events;
-        let thread = std::thread::Builder::new()
-            .name("trail-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, max))?;
+        let thread =
+            std::thread::Builder::new().name("trail-sqlite-writer".into()).spawn(move || writer_loop(conn, rx, max))?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             config,
@@ -365,8 +362,7 @@ fn org_id(conn: &Connection, cache: &mut HashMap<String, i64>, slug: &str) -> Re
     if let Some(id) = cache.get(slug) {
         return Ok(*id);
     }
-    let id: Option<i64> =
-        conn.query_row("SELECT id FROM orgs WHERE slug = ?1", [slug], |r| r.get(0)).optional()?;
+    let id: Option<i64> = conn.query_row("SELECT id FROM orgs WHERE slug = ?1", [slug], |r| r.get(0)).optional()?;
     let id = id.ok_or_else(|| StoreError::UnknownOrg(slug.to_string()))?;
     cache.insert(slug.to_string(), id);
     Ok(id)
@@ -409,11 +405,7 @@ fn append_batch(
             }
         }
         // Events arriving in time order land past every stored position: no lookup.
-        let pos = if p.ts * SLOTS > *high {
-            p.ts * SLOTS
-        } else {
-            free_pos(&mut max_in, p.ts)?
-        };
+        let pos = if p.ts * SLOTS > *high { p.ts * SLOTS } else { free_pos(&mut max_in, p.ts)? };
         *high = (*high).max(pos);
         head[0] = SqlValue::Integer(pos);
         head[2] = SqlValue::Integer(seq as i64);
@@ -562,7 +554,9 @@ fn free_pos(max_in: &mut rusqlite::CachedStatement<'_>, ts: i64) -> Result<i64, 
 /// Stable 64-bit FNV-1a of the ASCII-lowercased value: the token of a field value in
 /// the filter index. Stored on disk, so it must never change.
 fn fnv(value: &str) -> u64 {
-    value.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x0100_0000_01b3))
+    value
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// Field prefixes of filter tokens (letters outside a-f, so `prefix + 16 hex digits`
@@ -868,7 +862,9 @@ fn where_clause(
     }
     if let Some(status) = f.status {
         sql.clauses.push(match status {
-            StatusClass::Success => "((status_code BETWEEN 200 AND 299) OR (status_code IS NULL AND result = 0))".into(),
+            StatusClass::Success => {
+                "((status_code BETWEEN 200 AND 299) OR (status_code IS NULL AND result = 0))".into()
+            }
             StatusClass::Failure => "((status_code >= 400) OR (status_code IS NULL AND result = 1))".into(),
         });
         sql.terms.push(token(STATUS, status.as_str()));
@@ -914,7 +910,9 @@ fn where_clause(
             // The longest indexed prefix the block lies within; a block wider than
             // every indexed prefix cannot use the index at all.
             let indexed = lens.iter().rev().find(|l| **l <= net.prefix_len());
-            toks.push(indexed.and_then(|l| ipnet::IpNet::new(net.addr(), *l).ok()).map(|n| token(IP, &n.trunc().to_string())));
+            toks.push(
+                indexed.and_then(|l| ipnet::IpNet::new(net.addr(), *l).ok()).map(|n| token(IP, &n.trunc().to_string())),
+            );
         }
         sql.clauses.push(format!("({})", ors.join(" OR ")));
         if toks.iter().all(Option::is_some) {
@@ -935,7 +933,6 @@ fn where_clause(
     }
     Ok(sql)
 }
-
 
 /// Turns search terms into an FTS5 expression: every word of every term must match,
 /// the last word of each term as a prefix. Terms without any letter or digit are
@@ -1029,7 +1026,10 @@ fn list_blocking(conn: &Connection, q: ListQuery) -> Result<Page, StoreError> {
                 Value::String(s) => SqlValue::Text(s.clone()),
                 Value::Number(n) if is_int => SqlValue::Integer(n.as_i64().unwrap_or(0)),
                 _ => {
-                    return Err(StoreError::Invalid { field: "cursor".into(), message: "does not match the sort".into() })
+                    return Err(StoreError::Invalid {
+                        field: "cursor".into(),
+                        message: "does not match the sort".into(),
+                    })
                 }
             };
             let (pv, pp) = (sql.param(v), sql.param(c.pos));
@@ -1120,10 +1120,14 @@ fn facets_blocking(conn: &Connection, scope: Scope, f: Filter, now: Timestamp) -
         .filter(|(v, _, _)| v.is_string())
         .map(|(v, label, count)| Count { value: text(&v), label, count })
         .collect();
-    let companies = group("(SELECT slug FROM orgs WHERE orgs.id = org_id), (SELECT name FROM orgs WHERE orgs.id = org_id)", "org_id", 1000)?
-        .into_iter()
-        .map(|(v, label, count)| Count { value: text(&v), label, count })
-        .collect();
+    let companies = group(
+        "(SELECT slug FROM orgs WHERE orgs.id = org_id), (SELECT name FROM orgs WHERE orgs.id = org_id)",
+        "org_id",
+        1000,
+    )?
+    .into_iter()
+    .map(|(v, label, count)| Count { value: text(&v), label, count })
+    .collect();
     let total = categories.iter().map(|c| c.count).sum();
     Ok(Facets { total, categories, results, users, companies })
 }
@@ -1140,7 +1144,11 @@ impl Store for SqliteStore {
                 .collect(),
             org: batch.org,
         };
-        let batch = if small { prepare() } else { tokio::task::spawn_blocking(prepare).await.map_err(|_| StoreError::Closed)? };
+        let batch = if small {
+            prepare()
+        } else {
+            tokio::task::spawn_blocking(prepare).await.map_err(|_| StoreError::Closed)?
+        };
         let (tx, rx) = oneshot::channel();
         {
             let guard = self.writer.lock().map_err(|_| StoreError::Closed)?;
@@ -1157,9 +1165,7 @@ impl Store for SqliteStore {
     async fn get(&self, scope: Scope, id: Uuid) -> Result<Option<Vec<u8>>, StoreError> {
         self.read(move |c| {
             let row: Option<(Vec<u8>, String)> = c
-                .prepare_cached(
-                    "SELECT e.leaf, o.slug FROM events e JOIN orgs o ON o.id = e.org_id WHERE e.id = ?1",
-                )?
+                .prepare_cached("SELECT e.leaf, o.slug FROM events e JOIN orgs o ON o.id = e.org_id WHERE e.id = ?1")?
                 .query_row([&id.as_bytes()[..]], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
             Ok(row.and_then(|(leaf, org)| match &scope {

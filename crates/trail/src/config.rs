@@ -83,7 +83,11 @@ pub fn load_file(path: Option<&std::path::Path>) -> Result<FileConfig> {
 pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, flags: &Flags) -> Result<Config> {
     let num = |name: &str, file: Option<usize>, default: usize| -> Result<usize> {
         match env(name) {
-            Some(v) => v.parse::<usize>().ok().filter(|n| *n > 0).with_context(|| format!("{name} must be a positive integer, not '{v}'")),
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .with_context(|| format!("{name} must be a positive integer, not '{v}'")),
             None => Ok(file.unwrap_or(default)),
         }
     };
@@ -168,7 +172,9 @@ mod tests {
     #[test]
     fn bad_values_are_explained() {
         let msg = |r: Result<Config>| format!("{:#}", r.unwrap_err());
-        assert!(msg(check("", &[("TRAIL_MAX_EVENT_BYTES", "lots")], Flags::default())).contains("TRAIL_MAX_EVENT_BYTES"));
+        assert!(
+            msg(check("", &[("TRAIL_MAX_EVENT_BYTES", "lots")], Flags::default())).contains("TRAIL_MAX_EVENT_BYTES")
+        );
         assert!(msg(check("", &[("TRAIL_LISTEN", "8080")], Flags::default())).contains("IP:PORT"));
         assert!(msg(check("", &[("TRAIL_DATABASE", "mysql://x")], Flags::default())).contains("unsupported"));
         assert!(check("colour = 1", &[], Flags::default()).is_err());

@@ -10,9 +10,7 @@ use clap::{Parser, Subcommand};
 use config::{Config, Database, Flags};
 use trail_core::{event::parse_batch, Event, Limits, Timestamp};
 use trail_server::{demo, AppState, ServerConfig};
-use trail_store::{
-    sqlite::SqliteStore, AppendBatch, DynStore, KeyScope, ListQuery, Org, Scope, Store,
-};
+use trail_store::{sqlite::SqliteStore, AppendBatch, DynStore, KeyScope, ListQuery, Org, Scope, Store};
 
 /// Trail: a self-hostable, tamper-evident audit log.
 #[derive(Parser)]
@@ -169,10 +167,17 @@ async fn serve(config: Config, demo: bool) -> Result<()> {
             eprintln!("stored {n} demo events for {} organizations", demo::ORGS.len());
         }
         let read = trail_server::generate_key(KeyScope::Read);
-        store.create_key("acme", KeyScope::Read, trail_server::hash_key(&read), &trail_server::auth::key_prefix(&read)).await?;
+        store
+            .create_key("acme", KeyScope::Read, trail_server::hash_key(&read), &trail_server::auth::key_prefix(&read))
+            .await?;
         let platform = trail_server::generate_key(KeyScope::Platform);
         store
-            .create_key("acme", KeyScope::Platform, trail_server::hash_key(&platform), &trail_server::auth::key_prefix(&platform))
+            .create_key(
+                "acme",
+                KeyScope::Platform,
+                trail_server::hash_key(&platform),
+                &trail_server::auth::key_prefix(&platform),
+            )
             .await?;
         println!("Trail is running at http://{addr}");
         println!("read key (organization acme): {read}");
@@ -262,7 +267,11 @@ async fn query_cmd(config: &Config, text: &str, org: Option<String>, limit: usiz
         }
         return Ok(());
     }
-    writeln!(out, "{:<20} {:<15} {:<18} {:<12} {:<28} {:<12} {:<16} {}", "Date/Time (UTC)", "Source IP", "Performer", "Company", "Email", "Type", "Operation", "Result")?;
+    writeln!(
+        out,
+        "{:<20} {:<15} {:<18} {:<12} {:<28} {:<12} {:<16} Result",
+        "Date/Time (UTC)", "Source IP", "Performer", "Company", "Email", "Type", "Operation"
+    )?;
     for leaf in &page.events {
         let e = Event::from_leaf(leaf)?;
         let actor = e.actor.clone().unwrap_or_default();
@@ -279,8 +288,7 @@ async fn query_cmd(config: &Config, text: &str, org: Option<String>, limit: usiz
             e.result.as_str()
         )?;
     }
-    if let Some(c) = page.next_cursor {
-        let _ = c;
+    if page.next_cursor.is_some() {
         writeln!(out, "(more events match; raise --limit or narrow the query)")?;
     }
     Ok(())

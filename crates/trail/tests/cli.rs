@@ -158,8 +158,10 @@ fn acknowledged_events_survive_sigkill() {
             tasks.push(tokio::spawn(async move {
                 for r in 0.. {
                     let body: Vec<Value> = (0..(1 + (c + r) % 20))
-                        .map(|i| json!({"action": "service:deploy", "request_id": format!("c{c}-r{r}-i{i}"),
-                            "details": {"client": c, "round": r, "pad": "x".repeat(300)}}))
+                        .map(|i| {
+                            json!({"action": "service:deploy", "request_id": format!("c{c}-r{r}-i{i}"),
+                            "details": {"client": c, "round": r, "pad": "x".repeat(300)}})
+                        })
                         .collect();
                     let resp = client.post(format!("{base}/api/v1/events")).bearer_auth(&key).json(&body).send().await;
                     let Ok(resp) = resp else { return };
@@ -169,7 +171,11 @@ fn acknowledged_events_survive_sigkill() {
                     let Ok(v) = resp.json::<Value>().await else { return };
                     let mut a = acked.lock().unwrap();
                     for (e, ev) in v["events"].as_array().unwrap().iter().zip(&body) {
-                        a.push((e["id"].as_str().unwrap().into(), e["seq"].as_u64().unwrap(), ev["request_id"].as_str().unwrap().into()));
+                        a.push((
+                            e["id"].as_str().unwrap().into(),
+                            e["seq"].as_u64().unwrap(),
+                            ev["request_id"].as_str().unwrap().into(),
+                        ));
                     }
                 }
             }));
@@ -194,7 +200,15 @@ fn acknowledged_events_survive_sigkill() {
         let mut out = Vec::new();
         let mut path = "/api/v1/events?sort=seq&limit=1000".to_string();
         loop {
-            let v: Value = client.get(format!("{}{path}", server.base)).bearer_auth(&read).send().await.unwrap().json().await.unwrap();
+            let v: Value = client
+                .get(format!("{}{path}", server.base))
+                .bearer_auth(&read)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
             out.extend(v["events"].as_array().unwrap().iter().cloned());
             match v["next_cursor"].as_str() {
                 Some(c) => path = format!("/api/v1/events?sort=seq&limit=1000&cursor={c}"),
