@@ -24,6 +24,8 @@ use trail_store::{
 };
 
 struct Args {
+    /// Keep (or reuse) the query benchmark's store in this directory.
+    keep: Option<std::path::PathBuf>,
     events: usize,
     ingest_events: usize,
     skip_ingest: bool,
@@ -31,13 +33,14 @@ struct Args {
 }
 
 fn args() -> Result<Args> {
-    let mut a = Args { events: 1_000_000, ingest_events: 200_000, skip_ingest: false, skip_query: false };
+    let mut a = Args { keep: None, events: 1_000_000, ingest_events: 200_000, skip_ingest: false, skip_query: false };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
         match x.as_str() {
             "--events" => a.events = it.next().context("--events N")?.parse()?,
             "--ingest-events" => a.ingest_events = it.next().context("--ingest-events N")?.parse()?,
             "--skip-ingest" => a.skip_ingest = true,
+            "--keep" => a.keep = Some(it.next().context("--keep DIR")?.into()),
             "--skip-query" => a.skip_query = true,
             "--bench" => {}
             other => anyhow::bail!("unknown argument {other}"),
@@ -181,9 +184,12 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
-async fn bench_query(n: usize) -> Result<()> {
-    let dir = tempfile::tempdir_in(".")?;
-    let (base, key, store, _stop) = start_server(dir.path()).await?;
+async fn bench_query(n: usize, keep: Option<std::path::PathBuf>) -> Result<()> {
+    let tmp = tempfile::tempdir_in(".")?;
+    let dir_path = keep.unwrap_or_else(|| tmp.path().to_path_buf());
+    let reuse = dir_path.join("trail.db").exists();
+    std::fs::create_dir_all(&dir_path)?;
+    let (base, key, store, _stop) = start_server(&dir_path).await?;
     let platform = trail_server::generate_key(KeyScope::Platform);
     store.create_key("acme", KeyScope::Platform, trail_server::hash_key(&platform), "bench").await?;
     let start = Instant::now();
@@ -209,13 +215,15 @@ async fn bench_query(n: usize) -> Result<()> {
                 a.push(e)
             }
         }
-        store.append(AppendBatch { org: "acme".into(), received_at: received, events: a }).await?;
-        store.append(AppendBatch { org: "globex".into(), received_at: received, events: g }).await?;
+        if !reuse {
+            store.append(AppendBatch { org: "acme".into(), received_at: received, events: a }).await?;
+            store.append(AppendBatch { org: "globex".into(), received_at: received, events: g }).await?;
+        }
         done += m;
     }
     let load = start.elapsed();
     store.close();
-    let db = dir.path().join("trail.db");
+    let db = dir_path.join("trail.db");
     let conn = rusqlite::Connection::open(&db)?;
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
     drop(conn);
@@ -328,7 +336,7 @@ fn main() -> Result<()> {
             bench_ingest(a.ingest_events).await?;
         }
         if !a.skip_query {
-            bench_query(a.events).await?;
+            bench_query(a.events, a.keep.clone()).await?;
         }
         Ok(())
     })

@@ -387,6 +387,13 @@ pub async fn search_finds_words_phrases_and_prefixes(store: &dyn Store) {
     check("sarah@acme.com", vec!["deployment:failed", "project:file_updated"]).await;
     check("sarah encryption", vec!["deployment:failed"]).await;
     check("42", vec!["project:file_updated"]).await;
+    check("encr", vec!["deployment:failed"]).await;
+    check("ENCRYPTION", vec!["deployment:failed"]).await;
+    check("4", vec!["project:file_updated"]).await;
+    check("netw", vec!["project:file_updated"]).await;
+    check("s3 encryption", vec!["deployment:failed"]).await;
+    check("\"encryption required\"", vec!["deployment:failed"]).await;
+    check("\"required encryption\"", vec![]).await;
     check("nothing-here", vec![]).await;
     check("\"\\\"\" OR", vec![]).await;
     check("*", vec!["auth:login", "deployment:failed", "project:file_updated"]).await;

@@ -11,7 +11,7 @@
 //! blocking threads.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     net::IpAddr,
     path::{Path, PathBuf},
     sync::{mpsc, Arc, Mutex},
@@ -104,6 +104,10 @@ CREATE UNIQUE INDEX events_idem ON events(org_id, idem) WHERE idem IS NOT NULL;
 CREATE VIRTUAL TABLE events_fts USING fts5(
     doc, content='', detail=none, columnsize=0, tokenize='unicode61 remove_diacritics 2'
 );
+-- Every plain word (ASCII letters, 2 to 32 of them) that occurs in an indexed document:
+-- a search for a word prefix becomes an OR of these words, which FTS5 walks lazily
+-- (its own prefix queries read every matching posting first).
+CREATE TABLE search_words (word TEXT PRIMARY KEY) WITHOUT ROWID;
 -- Merge segments less eagerly while ingesting; the writer merges when idle instead.
 INSERT INTO events_fts(events_fts, rank) VALUES('automerge', 8);
 "#];
@@ -264,6 +268,7 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 
 fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<(PreparedBatch, Reply)>, max_events: usize) {
     let mut orgs: HashMap<String, i64> = HashMap::new();
+    let mut words = load_words(&conn);
     let mut merged = true;
     loop {
         let first = match rx.recv_timeout(IDLE) {
@@ -290,7 +295,11 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<(PreparedBatch, Reply)>,
         }
         let (batches, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
         let started = std::time::Instant::now();
-        let result = commit_group(&mut conn, &mut orgs, batches);
+        let result = commit_group(&mut conn, &mut orgs, &mut words, batches);
+        if result.is_err() {
+            // Words remembered from the failed transaction were never stored.
+            words = load_words(&conn);
+        }
         tracing::debug!(events = n, elapsed_ms = started.elapsed().as_millis() as u64, "group commit");
         match result {
             Ok(results) => {
@@ -327,9 +336,22 @@ fn merge_step(conn: &Connection) -> bool {
 
 /// Writes every batch in one transaction; returns each batch's own outcome. The outer
 /// error means the transaction as a whole failed and nothing was stored.
+fn load_words(conn: &Connection) -> HashSet<String> {
+    let load = || -> Result<HashSet<String>, rusqlite::Error> {
+        let mut stmt = conn.prepare("SELECT word FROM search_words")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        rows.collect()
+    };
+    load().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot read search words");
+        HashSet::new()
+    })
+}
+
 fn commit_group(
     conn: &mut Connection,
     orgs: &mut HashMap<String, i64>,
+    words: &mut HashSet<String>,
     batches: Vec<PreparedBatch>,
 ) -> Result<Vec<Result<Vec<Appended>, StoreError>>, StoreError> {
     let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -341,7 +363,8 @@ fn commit_group(
     for batch in batches {
         let sp = tx.savepoint()?;
         let saved = (next_seq.clone(), high);
-        match append_batch(&sp, orgs, &mut next_seq, &mut high, batch) {
+        let mut new_words = Vec::new();
+        match append_batch(&sp, orgs, &mut next_seq, &mut high, words, &mut new_words, batch) {
             Ok(acks) => {
                 sp.commit()?;
                 out.push(Ok(acks));
@@ -349,6 +372,9 @@ fn commit_group(
             Err(e) => {
                 drop(sp); // rolls back to the savepoint
                 (next_seq, high) = saved;
+                for w in new_words {
+                    words.remove(&w);
+                }
                 out.push(Err(e));
             }
         }
@@ -373,6 +399,8 @@ fn append_batch(
     orgs: &mut HashMap<String, i64>,
     next_seq: &mut HashMap<i64, u64>,
     high: &mut i64,
+    words: &mut HashSet<String>,
+    new_words: &mut Vec<String>,
     batch: PreparedBatch,
 ) -> Result<Vec<Appended>, StoreError> {
     let org = org_id(conn, orgs, &batch.org)?;
@@ -386,6 +414,7 @@ fn append_batch(
     let mut fts = conn.prepare_cached(INSERT_FTS_SQL)?;
     let mut max_in = conn.prepare_cached("SELECT MAX(pos) FROM events WHERE pos >= ?1 AND pos < ?2")?;
     let mut find_idem = conn.prepare_cached("SELECT id, seq FROM events WHERE org_id = ?1 AND idem = ?2")?;
+    let mut add_word = conn.prepare_cached("INSERT OR IGNORE INTO search_words (word) VALUES (?1)")?;
     let mut seen: HashMap<&str, Appended> = HashMap::new();
     let mut acks = Vec::with_capacity(batch.events.len());
     let mut head = [SqlValue::Null, SqlValue::Integer(org), SqlValue::Null, SqlValue::Null];
@@ -412,6 +441,13 @@ fn append_batch(
         head[3] = SqlValue::Blob(p.leaf(seq));
         insert.execute(rusqlite::params_from_iter(head.iter().chain(p.cols.iter())))?;
         fts.execute(params![pos, p.doc(org)])?;
+        for w in &p.words {
+            if !words.contains(w) {
+                add_word.execute([w])?;
+                words.insert(w.clone());
+                new_words.push(w.clone());
+            }
+        }
         let ack = Appended { id: p.id, seq, duplicate: false };
         if let Some(key) = p.idem.as_deref() {
             seen.insert(key, ack);
@@ -444,6 +480,8 @@ pub struct Prepared {
     cols: Vec<SqlValue>,
     /// The FTS document, without the organization token.
     doc: String,
+    /// The plain words of the document's free text, for `search_words`.
+    words: Vec<String>,
 }
 
 /// Seq written into the leaf while preparing, then cut out; this text appears nowhere
@@ -458,7 +496,9 @@ impl Prepared {
         let digits = at + SEQ_MARK.len() - "18446744073709551615".len();
         let mut doc = String::new();
         terms(&ev, &mut doc);
+        let text_start = doc.len();
         search_text(&ev, &mut doc);
+        let words = plain_words(&doc[text_start..]);
         Prepared {
             id,
             ts: ev.timestamp.0,
@@ -467,6 +507,7 @@ impl Prepared {
             leaf_tail: leaf[at + SEQ_MARK.len()..].to_vec(),
             cols: columns(&ev),
             doc,
+            words,
         }
     }
 
@@ -501,6 +542,19 @@ impl Prepared {
     pub fn ts(&self) -> i64 {
         self.ts
     }
+}
+
+/// The distinct plain words of a text: ASCII letters only, 2 to 32 of them, lowercased
+/// (what the unicode61 tokenizer makes of them too).
+fn plain_words(text: &str) -> Vec<String> {
+    let mut words: Vec<String> = text
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| (2..=32).contains(&w.len()) && w.bytes().all(|b| b.is_ascii_alphabetic()))
+        .map(str::to_ascii_lowercase)
+        .collect();
+    words.sort_unstable();
+    words.dedup();
+    words
 }
 
 /// Columns 5.. of `INSERT_SQL` for an event: the copies of its fields that filters
@@ -593,8 +647,8 @@ fn org_token(org_id: i64) -> String {
 
 /// Prefix lengths at which addresses are indexed; a CIDR block of another length uses
 /// the next shorter one and is then checked exactly.
-const V4_PREFIXES: [u8; 4] = [8, 16, 24, 32];
-const V6_PREFIXES: [u8; 5] = [16, 32, 48, 64, 128];
+const V4_PREFIXES: [u8; 7] = [8, 12, 16, 20, 24, 28, 32];
+const V6_PREFIXES: [u8; 8] = [16, 32, 48, 64, 80, 96, 112, 128];
 
 fn ip_tokens(ip: IpAddr) -> Vec<String> {
     let lens: &[u8] = if ip.is_ipv4() { &V4_PREFIXES } else { &V6_PREFIXES };
@@ -920,7 +974,7 @@ fn where_clause(
             sql.terms.push(format!("({})", toks.join(" OR ")));
         }
     }
-    sql.text = fts_query(&f.q);
+    sql.text = fts_query(conn, &f.q)?;
     for term in &f.q {
         // The index knows words, not their order: a phrase is checked on the stored
         // JSON text (ASCII case-insensitively). Terms with characters JSON escapes are
@@ -934,19 +988,48 @@ fn where_clause(
     Ok(sql)
 }
 
+/// Most words a prefix may stand for before the search falls back to FTS5's own
+/// (slower, but complete) prefix query.
+const MAX_EXPANSION: usize = 64;
+
 /// Turns search terms into an FTS5 expression: every word of every term must match,
-/// the last word of each term as a prefix. Terms without any letter or digit are
-/// ignored.
-fn fts_query(terms: &[String]) -> Option<String> {
+/// the last word of each term as a prefix. A plain-word prefix becomes an OR of the
+/// stored words it begins (`deploy` → `deploy OR deployment OR deployments`), which
+/// FTS5 walks lazily, newest first. Terms without any letter or digit are ignored.
+fn fts_query(conn: &Connection, terms: &[String]) -> Result<Option<String>, StoreError> {
     let mut parts = Vec::new();
     for t in terms {
         let words: Vec<&str> = t.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).collect();
         for (i, w) in words.iter().enumerate() {
-            let star = if i + 1 == words.len() { "*" } else { "" };
-            parts.push(format!("\"{w}\"{star}"));
+            if i + 1 < words.len() {
+                parts.push(format!("\"{w}\""));
+                continue;
+            }
+            let lower = w.to_ascii_lowercase();
+            let expansion = if w.bytes().all(|b| b.is_ascii_alphabetic()) {
+                let mut stmt = conn.prepare_cached(
+                    "SELECT word FROM search_words WHERE word >= ?1 AND word < ?1 || char(127) ORDER BY word LIMIT ?2",
+                )?;
+                let found = stmt
+                    .query_map(params![lower, MAX_EXPANSION as i64 + 1], |r| r.get::<_, String>(0))?
+                    .collect::<Result<Vec<_>, _>>()?;
+                (found.len() <= MAX_EXPANSION).then_some(found)
+            } else {
+                None
+            };
+            match expansion {
+                Some(mut found) => {
+                    if !found.contains(&lower) {
+                        found.push(lower);
+                    }
+                    let ors: Vec<String> = found.iter().map(|x| format!("\"{x}\"")).collect();
+                    parts.push(format!("({})", ors.join(" OR ")));
+                }
+                None => parts.push(format!("\"{w}\"*")),
+            }
         }
     }
-    (!parts.is_empty()).then(|| parts.join(" AND "))
+    Ok((!parts.is_empty()).then(|| parts.join(" AND ")))
 }
 
 /// The SQL expression a sort orders by (NULLs folded to a value so keyset comparisons
