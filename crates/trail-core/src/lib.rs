@@ -5,11 +5,13 @@
 //! HTTP or SQL. Everything here is a pure function of its inputs (the current time is
 //! always passed in), so every other crate can rely on it in tests.
 
+pub mod checkpoint;
 pub mod cursor;
 pub mod diff;
 pub mod error;
 pub mod event;
 pub mod filter;
+pub mod merkle;
 pub mod query;
 pub mod time;
 

@@ -9,7 +9,7 @@ use axum::{
     Json, Router,
 };
 use serde::Serialize;
-use serde_json::{json, value::RawValue};
+use serde_json::{json, value::RawValue, Value};
 use trail_core::{diff::diff, event::parse_batch, Event, FieldError, Filter};
 use trail_store::{AppendBatch, Count, ListQuery};
 use uuid::Uuid;
@@ -29,6 +29,9 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/events", post(ingest).get(list))
         .route("/api/v1/events/{id}", get(detail))
         .route("/api/v1/facets", get(facets))
+        .route("/api/v1/checkpoint", get(checkpoint))
+        .route("/api/v1/proof/inclusion", get(inclusion))
+        .route("/api/v1/proof/consistency", get(consistency))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .with_state(state)
 }
@@ -128,9 +131,23 @@ async fn detail(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<S
         event: &'a RawValue,
         company: &'a str,
         diff: Vec<trail_core::diff::Change>,
+        /// The event's inclusion proof against the newest checkpoint; null while no
+        /// checkpoint covers it yet (within about a second of ingest).
+        proof: Option<Value>,
     }
-    let body =
-        Detail { event: &raw, company: event.company(), diff: diff(event.before.as_ref(), event.after.as_ref()) };
+    let proof = match st.store.checkpoint(&event.org, None).await? {
+        Some(cp) if event.seq < cp.size => {
+            let hashes = st.store.inclusion_proof(&event.org, event.seq, cp.size).await?;
+            Some(json!({"index": event.seq, "size": cp.size, "proof": b64_all(&hashes), "checkpoint": cp.note}))
+        }
+        _ => None,
+    };
+    let body = Detail {
+        event: &raw,
+        company: event.company(),
+        diff: diff(event.before.as_ref(), event.after.as_ref()),
+        proof,
+    };
     Ok(Json(body).into_response())
 }
 
@@ -155,4 +172,103 @@ async fn facets(State(st): State<AppState>, headers: HeaderMap, q: Pairs) -> Res
         "companies": counts(&f.companies),
     }))
     .into_response())
+}
+
+fn b64_all(hashes: &[trail_core::merkle::Hash]) -> Vec<String> {
+    use base64::Engine;
+    hashes.iter().map(|h| base64::engine::general_purpose::STANDARD.encode(h)).collect()
+}
+
+/// The organization whose log a proof request is about: the caller's own, or for a
+/// platform key any one named with `org=`.
+fn log_org(caller: &crate::auth::Caller, pairs: &[(String, String)]) -> Result<String, ApiError> {
+    caller.read_scope()?;
+    let named = pairs.iter().find(|(k, _)| k == "org").map(|(_, v)| v.clone());
+    match (named, caller.key.scope) {
+        (Some(o), trail_store::KeyScope::Platform) => Ok(o),
+        (Some(o), _) if o != caller.key.org => Err(ApiError::NotFound(format!("no organization '{o}'"))),
+        _ => Ok(caller.key.org.clone()),
+    }
+}
+
+/// Reads a non-negative integer parameter.
+fn number(pairs: &[(String, String)], key: &str) -> Result<Option<u64>, ApiError> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.parse::<u64>().map_err(|_| ApiError::field(key, "must be a non-negative integer")))
+        .transpose()
+}
+
+/// Refuses parameters an endpoint does not know.
+fn only(pairs: &[(String, String)], known: &[&str]) -> Result<(), ApiError> {
+    match pairs.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+        Some((k, _)) => Err(ApiError::Field(
+            FieldError::new(k.as_str(), format!("unknown parameter; known: {}", known.join(", ")))
+                .with_code("unknown_filter"),
+        )),
+        None => Ok(()),
+    }
+}
+
+async fn latest(st: &AppState, org: &str) -> Result<trail_store::SignedCheckpoint, ApiError> {
+    st.store.checkpoint(org, None).await?.ok_or_else(|| {
+        ApiError::NotFound("no checkpoint yet: the log is empty or was just written; retry in a second".into())
+    })
+}
+
+async fn checkpoint(State(st): State<AppState>, headers: HeaderMap, q: Pairs) -> Result<Response, ApiError> {
+    let caller = authenticate(&headers, &*st.store, &st.keys).await?;
+    let pairs = pairs(q)?;
+    only(&pairs, &["org", "size"])?;
+    let org = log_org(&caller, &pairs)?;
+    let cp = match number(&pairs, "size")? {
+        Some(size) => st
+            .store
+            .checkpoint(&org, Some(size))
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no checkpoint of size {size}")))?,
+        None => latest(&st, &org).await?,
+    };
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], cp.note).into_response())
+}
+
+async fn inclusion(State(st): State<AppState>, headers: HeaderMap, q: Pairs) -> Result<Response, ApiError> {
+    let caller = authenticate(&headers, &*st.store, &st.keys).await?;
+    let pairs = pairs(q)?;
+    only(&pairs, &["org", "index", "id", "size"])?;
+    let org = log_org(&caller, &pairs)?;
+    let index = match (number(&pairs, "index")?, pairs.iter().find(|(k, _)| k == "id")) {
+        (Some(i), None) => i,
+        (None, Some((_, id))) => {
+            let id = Uuid::parse_str(id).map_err(|_| ApiError::field("id", "must be an event id (a UUID)"))?;
+            let leaf = st
+                .store
+                .get(trail_store::Scope::Org(org.clone()), id)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("no event {id}")))?;
+            Event::from_leaf(&leaf).map_err(|e| ApiError::Internal(e.to_string()))?.seq
+        }
+        _ => return Err(ApiError::field("index", "give exactly one of index or id")),
+    };
+    let size = match number(&pairs, "size")? {
+        Some(s) => s,
+        None => latest(&st, &org).await?.size,
+    };
+    let proof = st.store.inclusion_proof(&org, index, size).await?;
+    Ok(Json(json!({"index": index, "size": size, "proof": b64_all(&proof)})).into_response())
+}
+
+async fn consistency(State(st): State<AppState>, headers: HeaderMap, q: Pairs) -> Result<Response, ApiError> {
+    let caller = authenticate(&headers, &*st.store, &st.keys).await?;
+    let pairs = pairs(q)?;
+    only(&pairs, &["org", "from", "to"])?;
+    let org = log_org(&caller, &pairs)?;
+    let from = number(&pairs, "from")?.ok_or_else(|| ApiError::field("from", "is required"))?;
+    let to = match number(&pairs, "to")? {
+        Some(t) => t,
+        None => latest(&st, &org).await?.size,
+    };
+    let proof = st.store.consistency_proof(&org, from, to).await?;
+    Ok(Json(json!({"from": from, "to": to, "proof": b64_all(&proof)})).into_response())
 }

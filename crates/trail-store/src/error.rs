@@ -16,6 +16,9 @@ pub enum StoreError {
     /// The database is unreachable or busy: a 503.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    /// Stored data contradicts itself (a missing tree node, say).
+    #[error("the store is inconsistent: {0}")]
+    Corrupt(String),
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("io: {0}")]

@@ -11,7 +11,7 @@ pub mod sqlite;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use trail_core::{Filter, NewEvent, Timestamp};
+use trail_core::{merkle::Hash, Filter, NewEvent, Timestamp};
 use uuid::Uuid;
 
 pub use error::StoreError;
@@ -166,6 +166,26 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether any event is stored (so `--demo` fills only an empty store).
     async fn is_empty(&self) -> Result<bool, StoreError>;
+
+    /// An organization's newest signed checkpoint, or the one of exactly `size`.
+    async fn checkpoint(&self, org: &str, size: Option<u64>) -> Result<Option<SignedCheckpoint>, StoreError>;
+
+    /// The inclusion proof of entry `index` in the organization's tree of `size`
+    /// entries (RFC 9162).
+    async fn inclusion_proof(&self, org: &str, index: u64, size: u64) -> Result<Vec<Hash>, StoreError>;
+
+    /// The consistency proof between the organization's trees of `from` and `to`
+    /// entries (RFC 9162).
+    async fn consistency_proof(&self, org: &str, from: u64, to: u64) -> Result<Vec<Hash>, StoreError>;
+}
+
+/// A signed tree head as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedCheckpoint {
+    pub size: u64,
+    pub root: Hash,
+    /// The C2SP signed note.
+    pub note: String,
 }
 
 /// Shared handle to a store, as the server holds it.

@@ -19,13 +19,22 @@ use std::{
 };
 
 use async_trait::async_trait;
+use ed25519_dalek::SigningKey;
 use rusqlite::{params, types::Value as SqlValue, Connection, OpenFlags, OptionalExtension};
 use serde_json::Value;
+use std::time::Instant;
 use tokio::sync::oneshot;
-use trail_core::{Cursor, Event, Filter, NewEvent, Outcome, SortField, StatusClass, Timestamp};
+use trail_core::{
+    checkpoint::{self, Checkpoint},
+    merkle::{self, leaf_hash, Frontier, Hash},
+    Cursor, Event, Filter, NewEvent, Outcome, SortField, StatusClass, Timestamp,
+};
 use uuid::Uuid;
 
-use crate::{ApiKey, AppendBatch, Appended, Count, Facets, KeyScope, ListQuery, Org, Page, Scope, Store, StoreError};
+use crate::{
+    ApiKey, AppendBatch, Appended, Count, Facets, KeyScope, ListQuery, Org, Page, Scope, SignedCheckpoint, Store,
+    StoreError,
+};
 
 /// Tuning of the SQLite backend.
 #[derive(Debug, Clone)]
@@ -36,16 +45,19 @@ pub struct SqliteConfig {
     pub writer_cache_mib: u32,
     /// Page cache of each reader connection, in MiB.
     pub reader_cache_mib: u32,
+    /// The key that signs checkpoints; without one, trees grow but nothing is signed.
+    pub signer: Option<Arc<LogSigner>>,
 }
 
 impl Default for SqliteConfig {
     fn default() -> Self {
-        SqliteConfig { max_commit_events: 20_000, writer_cache_mib: 16, reader_cache_mib: 16 }
+        SqliteConfig { max_commit_events: 20_000, writer_cache_mib: 16, reader_cache_mib: 16, signer: None }
     }
 }
 
 /// Schema migrations, applied in order; `PRAGMA user_version` records how many ran.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE orgs (
     id INTEGER PRIMARY KEY,
     slug TEXT NOT NULL UNIQUE,
@@ -110,7 +122,29 @@ CREATE VIRTUAL TABLE events_fts USING fts5(
 CREATE TABLE search_words (word TEXT PRIMARY KEY) WITHOUT ROWID;
 -- Merge segments less eagerly while ingesting; the writer merges when idle instead.
 INSERT INTO events_fts(events_fts, rank) VALUES('automerge', 8);
-"#];
+"#,
+    r#"
+-- Every complete subtree of each organization's Merkle tree (RFC 9162): level 0 holds
+-- the leaf hashes, level l index i the hash of leaves [i * 2^l, (i + 1) * 2^l). Any
+-- proof needs O(log n) of them. Kept when retention deletes an event's row.
+CREATE TABLE tree_nodes (
+    org_id INTEGER NOT NULL,
+    level INTEGER NOT NULL,
+    idx INTEGER NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY (org_id, level, idx)
+) WITHOUT ROWID;
+-- Signed tree heads, kept so that old ones stay available for consistency proofs.
+CREATE TABLE checkpoints (
+    org_id INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    root BLOB NOT NULL,
+    note TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (org_id, size)
+) WITHOUT ROWID;
+"#,
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
@@ -160,8 +194,10 @@ impl SqliteStore {
         migrate(&mut conn)?;
         let (tx, rx) = mpsc::channel();
         let max = config.max_commit_events;
-        let thread =
-            std::thread::Builder::new().name("trail-sqlite-writer".into()).spawn(move || writer_loop(conn, rx, max))?;
+        let signer = config.signer.clone();
+        let thread = std::thread::Builder::new()
+            .name("trail-sqlite-writer".into())
+            .spawn(move || writer_loop(conn, rx, max, signer))?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             config,
@@ -259,6 +295,9 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         tx.execute_batch(sql)?;
+        if i == 1 {
+            backfill_trees(&tx)?;
+        }
         tx.pragma_update(None, "user_version", i as u32 + 1)?;
         tx.commit()?;
         tracing::info!(version = i + 1, "applied sqlite migration");
@@ -266,16 +305,106 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<(PreparedBatch, Reply)>, max_events: usize) {
-    let mut orgs: HashMap<String, i64> = HashMap::new();
-    let mut words = load_words(&conn);
+/// Builds the Merkle trees of events stored before trees existed (schema version 1).
+fn backfill_trees(conn: &Connection) -> Result<(), StoreError> {
+    let orgs: Vec<i64> = conn.prepare("SELECT id FROM orgs")?.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    let mut insert = conn.prepare("INSERT INTO tree_nodes (org_id, level, idx, hash) VALUES (?1, ?2, ?3, ?4)")?;
+    for org in orgs {
+        let mut tree = Frontier::default();
+        let mut stmt = conn.prepare("SELECT leaf FROM events WHERE org_id = ?1 ORDER BY seq")?;
+        let mut rows = stmt.query([org])?;
+        while let Some(r) = rows.next()? {
+            let leaf: Vec<u8> = r.get(0)?;
+            for (level, idx, hash) in tree.push(leaf_hash(&leaf)) {
+                insert.execute(params![org, level, idx as i64, &hash[..]])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The key that signs checkpoints, and the installation name that prefixes each
+/// organization's log origin (`<name>/<org>`).
+pub struct LogSigner {
+    pub name: String,
+    pub key: SigningKey,
+}
+
+impl std::fmt::Debug for LogSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogSigner").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl LogSigner {
+    pub fn origin(&self, org: &str) -> String {
+        format!("{}/{org}", self.name)
+    }
+}
+
+/// Checkpoints are signed at most this often per organization under load; the writer
+/// signs the rest as soon as it is idle.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// What the writer thread remembers across transactions.
+struct Writer {
+    conn: Connection,
+    max_events: usize,
+    signer: Option<Arc<LogSigner>>,
+    /// Organization ids by slug, and slugs by id.
+    orgs: HashMap<String, i64>,
+    slugs: HashMap<i64, String>,
+    /// Every word in `search_words`.
+    words: HashSet<String>,
+    /// When each organization's last checkpoint was signed.
+    signed_at: HashMap<i64, Instant>,
+    /// Organizations whose newest entries no checkpoint covers yet.
+    unsigned: HashSet<i64>,
+}
+
+/// What one transaction has learned about the logs it appends to. Cloned before each
+/// batch so that a failed batch's effects can be undone with its savepoint.
+#[derive(Clone)]
+struct TxState {
+    next_seq: HashMap<i64, u64>,
+    /// The highest stored position.
+    high: i64,
+    /// The right edge of each touched organization's tree.
+    trees: HashMap<i64, Frontier>,
+    /// Words added to `search_words` by this transaction.
+    new_words: Vec<String>,
+}
+
+fn writer_loop(
+    conn: Connection,
+    rx: mpsc::Receiver<(PreparedBatch, Reply)>,
+    max_events: usize,
+    signer: Option<Arc<LogSigner>>,
+) {
+    let words = load_words(&conn);
+    let mut w = Writer {
+        conn,
+        max_events,
+        signer,
+        orgs: HashMap::new(),
+        slugs: HashMap::new(),
+        words,
+        signed_at: HashMap::new(),
+        unsigned: HashSet::new(),
+    };
+    // Logs that grew while no checkpoint was signed (say, a crash within the second).
+    match unsigned_orgs(&w.conn) {
+        Ok(orgs) => w.unsigned = orgs,
+        Err(e) => tracing::error!(error = %e, "cannot read checkpoints"),
+    }
     let mut merged = true;
     loop {
         let first = match rx.recv_timeout(IDLE) {
             Ok(item) => item,
             Err(mpsc::RecvTimeoutError::Timeout) => {
+                w.sign_pending();
                 if !merged {
-                    merged = merge_step(&conn);
+                    merged = merge_step(&w.conn);
                 }
                 continue;
             }
@@ -284,7 +413,7 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<(PreparedBatch, Reply)>,
         merged = false;
         let mut group = vec![first];
         let mut n = group[0].0.events.len();
-        while n < max_events {
+        while n < w.max_events {
             match rx.try_recv() {
                 Ok(item) => {
                     n += item.0.events.len();
@@ -294,12 +423,8 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<(PreparedBatch, Reply)>,
             }
         }
         let (batches, replies): (Vec<_>, Vec<_>) = group.into_iter().unzip();
-        let started = std::time::Instant::now();
-        let result = commit_group(&mut conn, &mut orgs, &mut words, batches);
-        if result.is_err() {
-            // Words remembered from the failed transaction were never stored.
-            words = load_words(&conn);
-        }
+        let started = Instant::now();
+        let result = w.commit_group(batches);
         tracing::debug!(events = n, elapsed_ms = started.elapsed().as_millis() as u64, "group commit");
         match result {
             Ok(results) => {
@@ -308,6 +433,8 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<(PreparedBatch, Reply)>,
                 }
             }
             Err(e) => {
+                // Words remembered from the failed transaction were never stored.
+                w.words = load_words(&w.conn);
                 tracing::error!(error = %e, "group commit failed");
                 let msg = e.to_string();
                 for reply in replies {
@@ -316,6 +443,17 @@ fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<(PreparedBatch, Reply)>,
             }
         }
     }
+    w.sign_pending();
+}
+
+/// Organizations whose tree is larger than their newest checkpoint.
+fn unsigned_orgs(conn: &Connection) -> Result<HashSet<i64>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT o.id FROM orgs o WHERE (SELECT COUNT(*) FROM tree_nodes t WHERE t.org_id = o.id AND t.level = 0) \
+         > IFNULL((SELECT MAX(size) FROM checkpoints c WHERE c.org_id = o.id), 0)",
+    )?;
+    let ids = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    Ok(ids)
 }
 
 /// How long the writer waits for work before using the time to merge the search index.
@@ -334,8 +472,6 @@ fn merge_step(conn: &Connection) -> bool {
     }
 }
 
-/// Writes every batch in one transaction; returns each batch's own outcome. The outer
-/// error means the transaction as a whole failed and nothing was stored.
 fn load_words(conn: &Connection) -> HashSet<String> {
     let load = || -> Result<HashSet<String>, rusqlite::Error> {
         let mut stmt = conn.prepare("SELECT word FROM search_words")?;
@@ -348,70 +484,163 @@ fn load_words(conn: &Connection) -> HashSet<String> {
     })
 }
 
-fn commit_group(
-    conn: &mut Connection,
-    orgs: &mut HashMap<String, i64>,
-    words: &mut HashSet<String>,
-    batches: Vec<PreparedBatch>,
-) -> Result<Vec<Result<Vec<Appended>, StoreError>>, StoreError> {
-    let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let mut next_seq: HashMap<i64, u64> = HashMap::new();
-    // The highest stored position, read once per transaction (another process, such
-    // as `trail ingest`, may have written since the last one).
-    let mut high: i64 = tx.query_row("SELECT IFNULL(MAX(pos), -1) FROM events", [], |r| r.get(0))?;
-    let mut out = Vec::with_capacity(batches.len());
-    for batch in batches {
-        let sp = tx.savepoint()?;
-        let saved = (next_seq.clone(), high);
-        let mut new_words = Vec::new();
-        match append_batch(&sp, orgs, &mut next_seq, &mut high, words, &mut new_words, batch) {
-            Ok(acks) => {
-                sp.commit()?;
-                out.push(Ok(acks));
-            }
-            Err(e) => {
-                drop(sp); // rolls back to the savepoint
-                (next_seq, high) = saved;
-                for w in new_words {
-                    words.remove(&w);
+/// The right edge of an organization's tree of `size` leaves, read from `tree_nodes`.
+fn load_frontier(conn: &Connection, org: i64, size: u64) -> Result<Frontier, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT hash FROM tree_nodes WHERE org_id = ?1 AND level = ?2 AND idx = ?3")?;
+    let mut nodes = Vec::new();
+    for (level, idx) in Frontier::shape(size) {
+        let hash: Vec<u8> = stmt
+            .query_row(params![org, level, idx as i64], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| StoreError::Corrupt(format!("tree node {level}/{idx} of organization {org} is missing")))?;
+        nodes.push((level, to_hash(&hash)?));
+    }
+    Ok(Frontier { size, nodes })
+}
+
+fn to_hash(bytes: &[u8]) -> Result<Hash, StoreError> {
+    bytes.try_into().map_err(|_| StoreError::Corrupt("a stored hash is not 32 bytes".into()))
+}
+
+impl Writer {
+    /// Writes every batch in one transaction; returns each batch's own outcome. The
+    /// outer error means the transaction as a whole failed and nothing was stored.
+    fn commit_group(
+        &mut self,
+        batches: Vec<PreparedBatch>,
+    ) -> Result<Vec<Result<Vec<Appended>, StoreError>>, StoreError> {
+        let mut tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // Read once per transaction: another process (`trail ingest`) may have written
+        // since the last one.
+        let high: i64 = tx.query_row("SELECT IFNULL(MAX(pos), -1) FROM events", [], |r| r.get(0))?;
+        let mut st = TxState { next_seq: HashMap::new(), high, trees: HashMap::new(), new_words: Vec::new() };
+        let mut out = Vec::with_capacity(batches.len());
+        for batch in batches {
+            let sp = tx.savepoint()?;
+            let saved = st.clone();
+            let r = append_batch(&sp, &mut self.orgs, &mut self.slugs, &self.words, &mut st, batch);
+            match r {
+                Ok(acks) => {
+                    sp.commit()?;
+                    out.push(Ok(acks));
                 }
-                out.push(Err(e));
+                Err(e) => {
+                    drop(sp); // rolls back to the savepoint
+                    st = saved;
+                    out.push(Err(e));
+                }
+            }
+        }
+        // Sign the new tree heads in the same transaction, at most once a second per
+        // organization; the others are signed when the writer is next idle.
+        let mut signed = Vec::new();
+        if let Some(signer) = &self.signer {
+            for (org, tree) in &st.trees {
+                let due = self.signed_at.get(org).is_none_or(|t| t.elapsed() >= CHECKPOINT_EVERY);
+                let slug = self.slugs.get(org).cloned().unwrap_or_default();
+                if due {
+                    write_checkpoint(&tx, signer, *org, &slug, tree)?;
+                    signed.push(*org);
+                } else {
+                    self.unsigned.insert(*org);
+                }
+            }
+        }
+        tx.set_drop_behavior(rusqlite::DropBehavior::Rollback);
+        tx.commit()?;
+        for w in st.new_words {
+            self.words.insert(w);
+        }
+        for org in signed {
+            self.signed_at.insert(org, Instant::now());
+            self.unsigned.remove(&org);
+        }
+        Ok(out)
+    }
+
+    /// Signs checkpoints for every organization whose newest entries none covers.
+    fn sign_pending(&mut self) {
+        let Some(signer) = self.signer.clone() else { return };
+        for org in std::mem::take(&mut self.unsigned) {
+            let result = (|| -> Result<(), StoreError> {
+                let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let slug: String = tx.query_row("SELECT slug FROM orgs WHERE id = ?1", [org], |r| r.get(0))?;
+                let size: i64 =
+                    tx.query_row("SELECT COUNT(*) FROM tree_nodes WHERE org_id = ?1 AND level = 0", [org], |r| {
+                        r.get(0)
+                    })?;
+                let tree = load_frontier(&tx, org, size as u64)?;
+                write_checkpoint(&tx, &signer, org, &slug, &tree)?;
+                tx.commit()?;
+                Ok(())
+            })();
+            match result {
+                Ok(()) => {
+                    self.signed_at.insert(org, Instant::now());
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, org, "cannot sign checkpoint");
+                    self.unsigned.insert(org);
+                }
             }
         }
     }
-    tx.set_drop_behavior(rusqlite::DropBehavior::Rollback);
-    tx.commit()?;
-    Ok(out)
 }
 
-fn org_id(conn: &Connection, cache: &mut HashMap<String, i64>, slug: &str) -> Result<i64, StoreError> {
+fn write_checkpoint(
+    conn: &Connection,
+    signer: &LogSigner,
+    org: i64,
+    slug: &str,
+    tree: &Frontier,
+) -> Result<(), StoreError> {
+    let cp = Checkpoint { origin: signer.origin(slug), size: tree.size, root: tree.root() };
+    let note = checkpoint::sign(&cp, &signer.key);
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO checkpoints (org_id, size, root, note, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![org, cp.size as i64, &cp.root[..], note, chrono::Utc::now().timestamp_micros()])?;
+    Ok(())
+}
+
+fn org_id(
+    conn: &Connection,
+    cache: &mut HashMap<String, i64>,
+    slugs: &mut HashMap<i64, String>,
+    slug: &str,
+) -> Result<i64, StoreError> {
     if let Some(id) = cache.get(slug) {
         return Ok(*id);
     }
     let id: Option<i64> = conn.query_row("SELECT id FROM orgs WHERE slug = ?1", [slug], |r| r.get(0)).optional()?;
     let id = id.ok_or_else(|| StoreError::UnknownOrg(slug.to_string()))?;
     cache.insert(slug.to_string(), id);
+    slugs.insert(id, slug.to_string());
     Ok(id)
 }
 
 fn append_batch(
     conn: &Connection,
     orgs: &mut HashMap<String, i64>,
-    next_seq: &mut HashMap<i64, u64>,
-    high: &mut i64,
-    words: &mut HashSet<String>,
-    new_words: &mut Vec<String>,
+    slugs: &mut HashMap<i64, String>,
+    words: &HashSet<String>,
+    st: &mut TxState,
     batch: PreparedBatch,
 ) -> Result<Vec<Appended>, StoreError> {
-    let org = org_id(conn, orgs, &batch.org)?;
-    let mut seq = match next_seq.get(&org) {
+    let org = org_id(conn, orgs, slugs, &batch.org)?;
+    let mut seq = match st.next_seq.get(&org) {
         Some(s) => *s,
         None => conn.query_row("SELECT IFNULL(MAX(seq) + 1, 0) FROM events WHERE org_id = ?1", [org], |r| {
             r.get::<_, i64>(0).map(|v| v as u64)
         })?,
     };
+    let mut tree = match st.trees.remove(&org) {
+        Some(t) => t,
+        None => load_frontier(conn, org, seq)?,
+    };
     let mut insert = conn.prepare_cached(INSERT_SQL)?;
     let mut fts = conn.prepare_cached(INSERT_FTS_SQL)?;
+    let mut node = conn.prepare_cached("INSERT INTO tree_nodes (org_id, level, idx, hash) VALUES (?1, ?2, ?3, ?4)")?;
     let mut max_in = conn.prepare_cached("SELECT MAX(pos) FROM events WHERE pos >= ?1 AND pos < ?2")?;
     let mut find_idem = conn.prepare_cached("SELECT id, seq FROM events WHERE org_id = ?1 AND idem = ?2")?;
     let mut add_word = conn.prepare_cached("INSERT OR IGNORE INTO search_words (word) VALUES (?1)")?;
@@ -434,18 +663,21 @@ fn append_batch(
             }
         }
         // Events arriving in time order land past every stored position: no lookup.
-        let pos = if p.ts * SLOTS > *high { p.ts * SLOTS } else { free_pos(&mut max_in, p.ts)? };
-        *high = (*high).max(pos);
+        let pos = if p.ts * SLOTS > st.high { p.ts * SLOTS } else { free_pos(&mut max_in, p.ts)? };
+        st.high = st.high.max(pos);
+        let leaf = p.leaf(seq);
+        for (level, idx, hash) in tree.push(leaf_hash(&leaf)) {
+            node.execute(params![org, level, idx as i64, &hash[..]])?;
+        }
         head[0] = SqlValue::Integer(pos);
         head[2] = SqlValue::Integer(seq as i64);
-        head[3] = SqlValue::Blob(p.leaf(seq));
+        head[3] = SqlValue::Blob(leaf);
         insert.execute(rusqlite::params_from_iter(head.iter().chain(p.cols.iter())))?;
         fts.execute(params![pos, p.doc(org)])?;
         for w in &p.words {
-            if !words.contains(w) {
+            if !words.contains(w) && !st.new_words.contains(w) {
                 add_word.execute([w])?;
-                words.insert(w.clone());
-                new_words.push(w.clone());
+                st.new_words.push(w.clone());
             }
         }
         let ack = Appended { id: p.id, seq, duplicate: false };
@@ -455,7 +687,8 @@ fn append_batch(
         acks.push(ack);
         seq += 1;
     }
-    next_seq.insert(org, seq);
+    st.next_seq.insert(org, seq);
+    st.trees.insert(org, tree);
     Ok(acks)
 }
 
@@ -1152,6 +1385,46 @@ fn list_blocking(conn: &Connection, q: ListQuery) -> Result<Page, StoreError> {
     Ok(Page { events, next_cursor })
 }
 
+fn known_org(conn: &Connection, slug: &str) -> Result<i64, StoreError> {
+    conn.prepare_cached("SELECT id FROM orgs WHERE slug = ?1")?
+        .query_row([slug], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::UnknownOrg(slug.to_string()))
+}
+
+/// Refuses a tree size larger than the organization's log.
+fn check_size(conn: &Connection, org: i64, size: u64, field: &str) -> Result<(), StoreError> {
+    let have: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM tree_nodes WHERE org_id = ?1 AND level = 0")?
+        .query_row([org], |r| r.get(0))?;
+    if size > have as u64 {
+        return Err(StoreError::Invalid { field: field.into(), message: format!("the log has only {have} entries") });
+    }
+    Ok(())
+}
+
+/// Subtree hashes of one organization's tree, from `tree_nodes`.
+struct Nodes<'a> {
+    conn: &'a Connection,
+    org: i64,
+}
+
+impl merkle::Subtrees for Nodes<'_> {
+    type Error = StoreError;
+    fn subtree(&mut self, start: u64, size: u64) -> Result<Hash, StoreError> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT hash FROM tree_nodes WHERE org_id = ?1 AND level = ?2 AND idx = ?3")?;
+        let org = self.org;
+        merkle::range_hash(start, size, &mut |level, idx| {
+            let h: Vec<u8> = stmt
+                .query_row(params![org, level, idx as i64], |r| r.get(0))
+                .optional()?
+                .ok_or_else(|| StoreError::Corrupt(format!("tree node {level}/{idx} is missing")))?;
+            to_hash(&h)
+        })
+    }
+}
+
 fn encode_hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -1213,6 +1486,112 @@ fn facets_blocking(conn: &Connection, scope: Scope, f: Filter, now: Timestamp) -
     .collect();
     let total = categories.iter().map(|c| c.count).sum();
     Ok(Facets { total, categories, results, users, companies })
+}
+
+/// What a full verification of one organization's log covered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub entries: u64,
+    pub checkpoints: u64,
+}
+
+/// The first disagreement a verification found: a result, not a crash.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Tampered {
+    /// The first entry that disagrees, when one can be named.
+    pub seq: Option<u64>,
+    pub message: String,
+}
+
+/// Recomputes an organization's whole log from the stored event bytes: every entry
+/// must be present in order, match its recorded leaf hash and say who it is; every
+/// checkpoint must be signed by `vkey` and match the recomputed tree head; no signed
+/// checkpoint may cover entries that are gone.
+pub fn verify_org(path: &Path, org: &str, vkey: &str) -> Result<Result<VerifyReport, Tampered>, StoreError> {
+    let conn = open_conn(path, true, 64)?;
+    let org_id = known_org(&conn, org)?;
+    let tampered = |seq: Option<u64>, message: String| Ok(Err(Tampered { seq, message }));
+    let mut checkpoints = Vec::new();
+    {
+        let mut stmt = conn.prepare("SELECT size, root, note FROM checkpoints WHERE org_id = ?1 ORDER BY size")?;
+        let mut rows = stmt.query([org_id])?;
+        while let Some(r) = rows.next()? {
+            let (size, root, note): (i64, Vec<u8>, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            let cp = match checkpoint::verify(&note, vkey) {
+                Ok(cp) => cp,
+                Err(e) => return tampered(None, format!("checkpoint of size {size}: {e}")),
+            };
+            if cp.size != size as u64 || cp.root[..] != root[..] {
+                return tampered(
+                    None,
+                    format!("checkpoint of size {size}: the stored row differs from its signed note"),
+                );
+            }
+            checkpoints.push(cp);
+        }
+    }
+    let mut events = conn.prepare("SELECT seq, id, leaf FROM events WHERE org_id = ?1 ORDER BY seq")?;
+    let mut leaves = conn.prepare("SELECT idx, hash FROM tree_nodes WHERE org_id = ?1 AND level = 0 ORDER BY idx")?;
+    let mut rows = events.query([org_id])?;
+    let mut hashes = leaves.query([org_id])?;
+    let mut tree = Frontier::default();
+    let mut next_cp = checkpoints.iter().peekable();
+    let mut verified_upto = 0u64;
+    let mut expected = 0u64;
+    while let Some(r) = rows.next()? {
+        let (seq, id, leaf): (i64, Vec<u8>, Vec<u8>) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        let seq = seq as u64;
+        if seq != expected {
+            return tampered(Some(expected), format!("entry {expected} is missing (the next stored entry is {seq})"));
+        }
+        let id = Uuid::from_slice(&id).unwrap_or_default();
+        let head = format!("{{\"id\":\"{id}\",\"org\":\"{org}\",\"seq\":{seq},");
+        if !leaf.starts_with(head.as_bytes()) {
+            return tampered(
+                Some(seq),
+                format!("entry {seq} (id {id}): its stored JSON names another id, organization or seq"),
+            );
+        }
+        let recorded = match hashes.next()? {
+            Some(h) if h.get::<_, i64>(0)? as u64 == seq => to_hash(&h.get::<_, Vec<u8>>(1)?)?,
+            _ => return tampered(Some(seq), format!("entry {seq} (id {id}): no leaf hash is recorded for it")),
+        };
+        let computed = leaf_hash(&leaf);
+        if computed != recorded {
+            return tampered(Some(seq), format!("entry {seq} (id {id}): its bytes differ from the recorded leaf hash"));
+        }
+        tree.push(computed);
+        expected += 1;
+        while let Some(cp) = next_cp.next_if(|cp| cp.size <= expected) {
+            if cp.size == expected && tree.root() != cp.root {
+                return tampered(
+                    Some(verified_upto),
+                    format!(
+                        "checkpoint of size {}: the recomputed root differs; an entry from {verified_upto} to {} was \
+                         changed together with its leaf hash",
+                        cp.size,
+                        cp.size - 1
+                    ),
+                );
+            }
+            verified_upto = cp.size;
+        }
+    }
+    if let Some(h) = hashes.next()? {
+        let idx: i64 = h.get(0)?;
+        return tampered(
+            Some(expected),
+            format!("entry {expected} is missing: leaf hashes are recorded up to entry {idx} and beyond"),
+        );
+    }
+    if let Some(cp) = next_cp.next() {
+        return tampered(
+            Some(expected),
+            format!("the log ends at entry {expected} but a signed checkpoint covers {} entries: entries from {expected} on are missing", cp.size),
+        );
+    }
+    Ok(Ok(VerifyReport { entries: expected, checkpoints: checkpoints.len() as u64 }))
 }
 
 #[async_trait]
@@ -1329,6 +1708,57 @@ impl Store for SqliteStore {
             Ok(row.and_then(|(id, org, scope, prefix, revoked)| {
                 Some(ApiKey { id, org, scope: KeyScope::parse(&scope)?, prefix, revoked })
             }))
+        })
+        .await
+    }
+
+    async fn checkpoint(&self, org: &str, size: Option<u64>) -> Result<Option<SignedCheckpoint>, StoreError> {
+        let org = org.to_string();
+        self.read(move |c| {
+            let org_id = known_org(c, &org)?;
+            let mut stmt = c.prepare_cached(
+                "SELECT size, root, note FROM checkpoints WHERE org_id = ?1 AND (?2 IS NULL OR size = ?2) \
+                 ORDER BY size DESC LIMIT 1",
+            )?;
+            let row = stmt
+                .query_row(params![org_id, size.map(|s| s as i64)], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, String>(2)?))
+                })
+                .optional()?;
+            row.map(|(size, root, note)| Ok(SignedCheckpoint { size: size as u64, root: to_hash(&root)?, note }))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn inclusion_proof(&self, org: &str, index: u64, size: u64) -> Result<Vec<Hash>, StoreError> {
+        let org = org.to_string();
+        self.read(move |c| {
+            let org_id = known_org(c, &org)?;
+            check_size(c, org_id, size, "size")?;
+            if index >= size {
+                return Err(StoreError::Invalid {
+                    field: "index".into(),
+                    message: format!("must be below size {size}"),
+                });
+            }
+            merkle::inclusion_proof(&mut Nodes { conn: c, org: org_id }, index, size)
+        })
+        .await
+    }
+
+    async fn consistency_proof(&self, org: &str, from: u64, to: u64) -> Result<Vec<Hash>, StoreError> {
+        let org = org.to_string();
+        self.read(move |c| {
+            let org_id = known_org(c, &org)?;
+            check_size(c, org_id, to, "to")?;
+            if from > to {
+                return Err(StoreError::Invalid {
+                    field: "from".into(),
+                    message: format!("must not exceed to ({to})"),
+                });
+            }
+            merkle::consistency_proof(&mut Nodes { conn: c, org: org_id }, from, to)
         })
         .await
     }

@@ -12,6 +12,10 @@ use trail_store::sqlite::SqliteConfig;
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
+    /// The installation's name: checkpoint origins are `<name>/<org>`.
+    pub name: Option<String>,
+    /// The Ed25519 key that signs checkpoints (default: `signing.key` in the data dir).
+    pub signing_key: Option<PathBuf>,
     pub data_dir: Option<PathBuf>,
     pub database: Option<String>,
     #[serde(default)]
@@ -59,6 +63,8 @@ pub enum Database {
 /// The resolved configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub name: String,
+    pub signing_key: PathBuf,
     pub data_dir: PathBuf,
     pub database: Database,
     pub listen: SocketAddr,
@@ -121,7 +127,15 @@ pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, flags: &F
         max_commit_events: num("TRAIL_MAX_COMMIT_EVENTS", file.store.max_commit_events, s.max_commit_events)?,
         ..s
     };
-    Ok(Config { data_dir, database, listen, limits, sqlite })
+    let name = env("TRAIL_NAME").or(file.name).unwrap_or_else(|| "trail.local".into());
+    if name.is_empty() || name.contains(char::is_whitespace) || name.contains('+') {
+        bail!("the installation name must be non-empty, without spaces or '+', not '{name}'");
+    }
+    let signing_key = env("TRAIL_SIGNING_KEY")
+        .map(PathBuf::from)
+        .or(file.signing_key)
+        .unwrap_or_else(|| data_dir.join("signing.key"));
+    Ok(Config { name, signing_key, data_dir, database, listen, limits, sqlite })
 }
 
 fn parse_database(url: &str) -> Result<Database> {

@@ -52,6 +52,15 @@ enum Command {
         #[arg(long)]
         org: String,
     },
+    /// Check an organization's whole stored log against its signed checkpoints.
+    Verify {
+        /// Organization whose log to recompute.
+        #[arg(long)]
+        org: String,
+        /// Verifier key to check signatures with (default: this installation's).
+        #[arg(long)]
+        key: Option<String>,
+    },
     /// List events matching filters in the query language, e.g. `category:auth result:FAILED`.
     Query {
         /// Query-language terms.
@@ -69,6 +78,11 @@ enum Command {
 
 #[derive(Subcommand)]
 enum KeysCommand {
+    /// Print the checkpoint verifier key of an organization's log.
+    Verifier {
+        #[arg(long)]
+        org: String,
+    },
     /// Create an API key and print it (only its hash is stored).
     Create {
         #[arg(long)]
@@ -124,6 +138,32 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Ingest { file, org } => ingest(&config, &file, &org).await,
+        Command::Keys { command: KeysCommand::Verifier { org } } => {
+            check_slug(&org)?;
+            let key = signing_key(&config, false)?;
+            println!(
+                "{}",
+                trail_core::checkpoint::verifier_key(&format!("{}/{org}", config.name), &key.verifying_key())
+            );
+            Ok(())
+        }
+        Command::Verify { org, key } => {
+            let vkey = match key {
+                Some(k) => k,
+                None => {
+                    let k = signing_key(&config, false)?;
+                    trail_core::checkpoint::verifier_key(&format!("{}/{org}", config.name), &k.verifying_key())
+                }
+            };
+            let Database::Sqlite(path) = &config.database;
+            match trail_store::sqlite::verify_org(path, &org, &vkey)? {
+                Ok(r) => {
+                    println!("ok: {org}: {} entries and {} checkpoints verified", r.entries, r.checkpoints);
+                    Ok(())
+                }
+                Err(t) => bail!("{org}: {t}"),
+            }
+        }
         Command::Query { query, org, limit, format } => query_cmd(&config, &query.join(" "), org, limit, &format).await,
     }
 }
@@ -138,10 +178,47 @@ fn check_slug(org: &str) -> Result<()> {
     Ok(())
 }
 
+/// Loads the checkpoint signing key, creating it (mode 0600) when `create` is set.
+fn signing_key(config: &Config, create: bool) -> Result<ed25519_dalek::SigningKey> {
+    let path = &config.signing_key;
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let bytes: Vec<u8> = (0..text.trim().len() / 2)
+                .filter_map(|i| u8::from_str_radix(text.trim().get(2 * i..2 * i + 2)?, 16).ok())
+                .collect();
+            let seed: [u8; 32] = bytes
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("{} is not a signing key (64 hex digits)", path.display()))?;
+            Ok(ed25519_dalek::SigningKey::from_bytes(&seed))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
+            let key = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            }
+            let hex: String = key.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            use std::io::Write;
+            let mut f = options.open(path).with_context(|| format!("cannot create {}", path.display()))?;
+            writeln!(f, "{hex}")?;
+            f.sync_all()?;
+            tracing::info!(path = %path.display(), "created the checkpoint signing key");
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read the signing key {}", path.display())),
+    }
+}
+
 fn open_store(config: &Config) -> Result<Arc<SqliteStore>> {
+    let key = signing_key(config, true)?;
+    let signer = Arc::new(trail_store::sqlite::LogSigner { name: config.name.clone(), key });
+    let sqlite = trail_store::sqlite::SqliteConfig { signer: Some(signer), ..config.sqlite.clone() };
     match &config.database {
         Database::Sqlite(path) => {
-            let store = SqliteStore::open(path, config.sqlite.clone())
+            let store = SqliteStore::open(path, sqlite)
                 .with_context(|| format!("cannot open the store at {}", path.display()))?;
             Ok(Arc::new(store))
         }
