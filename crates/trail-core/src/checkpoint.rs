@@ -75,9 +75,10 @@ pub fn verifier_key(name: &str, public: &VerifyingKey) -> String {
 /// Parses a verifier key into its name and public key, checking its key hash.
 pub fn parse_verifier_key(vkey: &str) -> Result<(String, VerifyingKey), NoteError> {
     let bad = |m: &str| NoteError::BadKey(m.to_string());
-    let mut parts = vkey.trim().rsplitn(3, '+');
-    let (raw, kh, name) = match (parts.next(), parts.next(), parts.next()) {
-        (Some(r), Some(k), Some(n)) if !n.is_empty() => (r, k, n),
+    // Names never contain '+'; the base64 key may.
+    let mut parts = vkey.trim().splitn(3, '+');
+    let (name, kh, raw) = match (parts.next(), parts.next(), parts.next()) {
+        (Some(n), Some(k), Some(r)) if !n.is_empty() => (n, k, r),
         _ => return Err(bad("expected name+keyhash+key")),
     };
     let raw = B64.decode(raw).map_err(|_| bad("key is not base64"))?;
@@ -171,6 +172,12 @@ mod tests {
         let cp = Checkpoint { origin: "t/acme".into(), size: 3, root: [1; 32] };
         let note = sign(&cp, &key());
         let vkey = verifier_key("t/acme", &key().verifying_key());
+        for seed in 0..=255u8 {
+            // Keys whose base64 holds '+' parse too.
+            let k = SigningKey::from_bytes(&[seed; 32]);
+            let v = verifier_key("t/acme", &k.verifying_key());
+            assert_eq!(parse_verifier_key(&v).unwrap().1, k.verifying_key(), "{v}");
+        }
         let forged = note.replacen("\n3\n", "\n4\n", 1);
         assert_eq!(verify(&forged, &vkey), Err(NoteError::BadSignature("t/acme".into())));
         let other = SigningKey::from_bytes(&[9u8; 32]);

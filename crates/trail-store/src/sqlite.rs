@@ -1798,6 +1798,65 @@ mod tests {
         assert_eq!(v, SCHEMA_VERSION);
     }
 
+    fn signer() -> Arc<LogSigner> {
+        Arc::new(LogSigner { name: "trail.test".into(), key: SigningKey::from_bytes(&[3; 32]) })
+    }
+
+    /// Polls until the organization's newest checkpoint covers `size` entries.
+    async fn checkpoint_of(store: &SqliteStore, org: &str, size: u64) -> SignedCheckpoint {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(cp) = store.checkpoint(org, None).await.unwrap() {
+                if cp.size == size {
+                    return cp;
+                }
+            }
+            assert!(Instant::now() < deadline, "no checkpoint of size {size}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn trees_checkpoints_and_proofs_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trail.db");
+        let config = SqliteConfig { signer: Some(signer()), ..SqliteConfig::default() };
+        let store = SqliteStore::open(&path, config.clone()).unwrap();
+        crate::conformance::seed_org(&store, "acme").await;
+        crate::conformance::seed_org(&store, "globex").await;
+        crate::conformance::append_n(&store, "acme", 5).await;
+        crate::conformance::append_n(&store, "globex", 2).await;
+        let first = checkpoint_of(&store, "acme", 5).await;
+        crate::conformance::append_n(&store, "acme", 12).await;
+        let second = checkpoint_of(&store, "acme", 17).await;
+        let vkey = checkpoint::verifier_key("trail.test/acme", &signer().key.verifying_key());
+        let cp = checkpoint::verify(&second.note, &vkey).unwrap();
+        assert_eq!((cp.size, cp.root), (17, second.root));
+        let leaves = store.scan("acme", 0, 100).await.unwrap();
+        for (seq, leaf) in &leaves {
+            let proof = store.inclusion_proof("acme", *seq, 17).await.unwrap();
+            assert!(merkle::verify_inclusion(*seq, 17, &leaf_hash(leaf), &proof, &second.root), "{seq}");
+        }
+        let c = store.consistency_proof("acme", first.size, second.size).await.unwrap();
+        assert!(merkle::verify_consistency(5, 17, &first.root, &second.root, &c));
+        let all: Vec<Hash> = leaves.iter().map(|(_, l)| leaf_hash(l)).collect();
+        assert_eq!(merkle::root(&all), second.root);
+        assert!(matches!(store.inclusion_proof("acme", 17, 17).await, Err(StoreError::Invalid { .. })));
+        assert!(matches!(store.inclusion_proof("acme", 0, 18).await, Err(StoreError::Invalid { .. })));
+        assert!(matches!(store.consistency_proof("acme", 9, 5).await, Err(StoreError::Invalid { .. })));
+        store.close();
+        let report = verify_org(&path, "acme", &vkey).unwrap().unwrap();
+        assert!(report.entries == 17 && report.checkpoints >= 2, "{report:?}");
+        let other = checkpoint::verifier_key("trail.test/acme", &SigningKey::from_bytes(&[4; 32]).verifying_key());
+        assert!(verify_org(&path, "acme", &other).unwrap().is_err());
+        // Reopening continues the same tree.
+        let store = SqliteStore::open(&path, config).unwrap();
+        crate::conformance::append_n(&store, "acme", 1).await;
+        let third = checkpoint_of(&store, "acme", 18).await;
+        let c = store.consistency_proof("acme", 17, 18).await.unwrap();
+        assert!(merkle::verify_consistency(17, 18, &second.root, &third.root, &c));
+    }
+
     #[tokio::test]
     async fn newer_schema_is_refused() {
         let dir = tempfile::tempdir().unwrap();

@@ -226,3 +226,87 @@ fn acknowledged_events_survive_sigkill() {
         assert_eq!(e["details"]["pad"].as_str().map(str::len), Some(300));
     }
 }
+
+/// Makes a data dir whose `acme` log holds 20 signed entries, checks it verifies, and
+/// returns it with the verifier key printed by `trail keys verifier`.
+fn signed_log() -> (tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    new_key(d, "acme", "ingest");
+    let file = d.join("events.ndjson");
+    let lines: Vec<String> = (0..20)
+        .map(|i| json!({"action": "service:deploy", "request_id": format!("r{i}"), "details": {"n": i}}).to_string())
+        .collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    run_ok(trail(d).args(["ingest", file.to_str().unwrap(), "--org", "acme"]));
+    let vkey = run_ok(trail(d).args(["keys", "verifier", "--org", "acme"])).trim().to_string();
+    assert!(vkey.starts_with("trail.local/acme+"), "{vkey}");
+    let ok = run_ok(trail(d).args(["verify", "--org", "acme"]));
+    assert!(ok.contains("20 entries"), "{ok}");
+    (dir, vkey)
+}
+
+fn tamper(edit: &str, want: &str) {
+    let (dir, vkey) = signed_log();
+    let conn = rusqlite::Connection::open(dir.path().join("trail.db")).unwrap();
+    conn.execute_batch(edit).unwrap();
+    drop(conn);
+    let err = run_err(trail(dir.path()).args(["verify", "--org", "acme", "--key", &vkey]));
+    assert!(err.contains(want), "after {edit:?}: {err}");
+}
+
+#[test]
+fn verify_names_the_first_tampered_entry() {
+    tamper(
+        "UPDATE events SET leaf = CAST(replace(CAST(leaf AS TEXT), 'deploy', 'deplOy') AS BLOB) WHERE seq = 7",
+        "entry 7 (id",
+    );
+    tamper("DELETE FROM events WHERE seq = 4", "entry 4 is missing");
+    tamper(
+        "CREATE TEMP TABLE t AS SELECT seq, leaf FROM events WHERE seq IN (2, 3);
+         UPDATE events SET leaf = (SELECT leaf FROM t WHERE t.seq = 5 - events.seq) WHERE seq IN (2, 3);",
+        "entry 2 (id",
+    );
+    tamper("DELETE FROM events WHERE seq >= 15", "entry 15 is missing");
+    tamper(
+        "DELETE FROM events WHERE seq >= 15; DELETE FROM tree_nodes WHERE level = 0 AND idx >= 15;",
+        "covers 20 entries: entries from 15 on are missing",
+    );
+    tamper("UPDATE checkpoints SET note = replace(note, '20', '21')", "checkpoint of size 20");
+}
+
+/// An attacker who rewrites an entry and its recorded leaf hash is caught by the
+/// signed tree head.
+#[test]
+fn verify_catches_a_rewritten_leaf_hash() {
+    let (dir, vkey) = signed_log();
+    let conn = rusqlite::Connection::open(dir.path().join("trail.db")).unwrap();
+    let leaf: Vec<u8> = conn.query_row("SELECT leaf FROM events WHERE seq = 9", [], |r| r.get(0)).unwrap();
+    let forged = String::from_utf8(leaf).unwrap().replace("\"n\":9", "\"n\":99").into_bytes();
+    let hash = trail_core::merkle::leaf_hash(&forged);
+    conn.execute("UPDATE events SET leaf = ?1 WHERE seq = 9", [&forged]).unwrap();
+    conn.execute("UPDATE tree_nodes SET hash = ?1 WHERE level = 0 AND idx = 9", [&hash[..]]).unwrap();
+    drop(conn);
+    let err = run_err(trail(dir.path()).args(["verify", "--org", "acme", "--key", &vkey]));
+    assert!(err.contains("recomputed root differs"), "{err}");
+}
+
+/// Replacing the signing key (and re-signing) does not fool a verifier holding the
+/// published key.
+#[test]
+fn verify_catches_a_replaced_signing_key() {
+    let (dir, vkey) = signed_log();
+    let d = dir.path();
+    std::fs::write(d.join("signing.key"), format!("{}\n", "ab".repeat(32))).unwrap();
+    let conn = rusqlite::Connection::open(d.join("trail.db")).unwrap();
+    conn.execute("DELETE FROM checkpoints", []).unwrap();
+    drop(conn);
+    let file = d.join("more.ndjson");
+    std::fs::write(&file, json!({"action": "auth:login"}).to_string()).unwrap();
+    run_ok(trail(d).args(["ingest", file.to_str().unwrap(), "--org", "acme"]));
+    // With the new key, everything looks fine...
+    run_ok(trail(d).args(["verify", "--org", "acme"]));
+    // ...but not with the key published before.
+    let err = run_err(trail(d).args(["verify", "--org", "acme", "--key", &vkey]));
+    assert!(err.contains("no signature by key"), "{err}");
+}
