@@ -3,13 +3,18 @@
 
 use std::sync::Arc;
 
+use ed25519_dalek::SigningKey;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
+use trail_core::{checkpoint, merkle};
 use trail_core::{Limits, Timestamp};
 use trail_server::{AppState, ServerConfig};
-use trail_store::{sqlite::SqliteStore, KeyScope, Org, Store};
+use trail_store::{
+    sqlite::{LogSigner, SqliteConfig, SqliteStore},
+    KeyScope, Org, Store,
+};
 
 struct Server {
     base: String,
@@ -30,7 +35,9 @@ async fn key(store: &dyn Store, org: &str, scope: KeyScope) -> String {
 
 async fn start_with(limits: Limits) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("trail.db"), Default::default()).unwrap());
+    let signer = Arc::new(LogSigner { name: "trail.test".into(), key: SigningKey::from_bytes(&[5; 32]) });
+    let config = SqliteConfig { signer: Some(signer), ..SqliteConfig::default() };
+    let store = Arc::new(SqliteStore::open(&dir.path().join("trail.db"), config).unwrap());
     for slug in ["acme", "globex"] {
         store.ensure_org(Org { slug: slug.into(), name: slug.into() }).await.unwrap();
     }
@@ -360,4 +367,89 @@ async fn health_and_unknown_routes_answer_json() {
     assert_eq!((st, v["status"].as_str()), (StatusCode::OK, Some("ok")));
     let (st, v) = s.get(None, "/api/v1/nothing").await;
     assert_eq!((st, v["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+}
+
+fn unb64(v: &Value) -> Vec<merkle::Hash> {
+    use base64::Engine;
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|h| base64::engine::general_purpose::STANDARD.decode(h.as_str().unwrap()).unwrap().try_into().unwrap())
+        .collect()
+}
+
+/// Polls the checkpoint endpoint until it covers `size` entries.
+async fn checkpoint_text(s: &Server, key: &str, size: u64) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let r = s.client.get(format!("{}/api/v1/checkpoint", s.base)).bearer_auth(key).send().await.unwrap();
+        if r.status() == StatusCode::OK {
+            assert_eq!(r.headers()["content-type"], "text/plain; charset=utf-8");
+            let text = r.text().await.unwrap();
+            if text.lines().nth(1) == Some(&size.to_string()) {
+                return text;
+            }
+        }
+        assert!(std::time::Instant::now() < deadline, "no checkpoint of size {size}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn checkpoints_and_proofs_verify_with_sha256_and_ed25519_alone() {
+    let s = start().await;
+    let (_, v) = s.post(Some(&s.ingest), Value::Array((0..5).map(event).collect()).to_string()).await;
+    let first_note = checkpoint_text(&s, &s.read, 5).await;
+    let (_, v2) = s.post(Some(&s.ingest), Value::Array((5..13).map(event).collect()).to_string()).await;
+    let note = checkpoint_text(&s, &s.read, 13).await;
+    let vkey = checkpoint::verifier_key("trail.test/acme", &SigningKey::from_bytes(&[5; 32]).verifying_key());
+    let cp = checkpoint::verify(&note, &vkey).unwrap();
+    let old = checkpoint::verify(&first_note, &vkey).unwrap();
+    assert_eq!((cp.origin.as_str(), cp.size), ("trail.test/acme", 13));
+
+    // Inclusion by id, against the latest checkpoint, checked from the event's bytes.
+    let id = v2["events"][2]["id"].as_str().unwrap().to_string();
+    let (st, d) = s.get(Some(&s.read), &format!("/api/v1/events/{id}")).await;
+    assert_eq!(st, StatusCode::OK);
+    let leaf = d["event"].to_string();
+    let (st, p) = s.get(Some(&s.read), &format!("/api/v1/proof/inclusion?id={id}")).await;
+    assert_eq!(st, StatusCode::OK, "{p}");
+    assert_eq!((p["index"].as_u64(), p["size"].as_u64()), (Some(7), Some(13)));
+    assert!(merkle::verify_inclusion(7, 13, &merkle::leaf_hash(leaf.as_bytes()), &unb64(&p["proof"]), &cp.root));
+    // The detail carries the same proof and the checkpoint it is in.
+    assert_eq!(d["proof"]["proof"], p["proof"]);
+    assert_eq!(d["proof"]["checkpoint"].as_str(), Some(note.as_str()));
+    // By index, at an older size.
+    let first_id = v["events"][0]["id"].as_str().unwrap();
+    let (_, d0) = s.get(Some(&s.read), &format!("/api/v1/events/{first_id}")).await;
+    let (_, p0) = s.get(Some(&s.read), "/api/v1/proof/inclusion?index=0&size=5").await;
+    let leaf0 = merkle::leaf_hash(d0["event"].to_string().as_bytes());
+    assert!(merkle::verify_inclusion(0, 5, &leaf0, &unb64(&p0["proof"]), &old.root));
+    // Consistency between the two checkpoints.
+    let (_, c) = s.get(Some(&s.read), "/api/v1/proof/consistency?from=5").await;
+    assert_eq!((c["from"].as_u64(), c["to"].as_u64()), (Some(5), Some(13)));
+    assert!(merkle::verify_consistency(5, 13, &old.root, &cp.root, &unb64(&c["proof"])));
+
+    // Bad requests name the parameter; other organizations' logs are not found.
+    for (path, status, field) in [
+        ("/api/v1/proof/inclusion?index=13", StatusCode::BAD_REQUEST, Some("index")),
+        ("/api/v1/proof/inclusion?index=0&size=99", StatusCode::BAD_REQUEST, Some("size")),
+        ("/api/v1/proof/inclusion?index=x", StatusCode::BAD_REQUEST, Some("index")),
+        ("/api/v1/proof/inclusion", StatusCode::BAD_REQUEST, Some("index")),
+        ("/api/v1/proof/consistency?from=9&to=5", StatusCode::BAD_REQUEST, Some("from")),
+        ("/api/v1/proof/consistency", StatusCode::BAD_REQUEST, Some("from")),
+        ("/api/v1/proof/consistency?from=1&colour=red", StatusCode::BAD_REQUEST, Some("colour")),
+        ("/api/v1/checkpoint?size=4", StatusCode::NOT_FOUND, None),
+        ("/api/v1/checkpoint?org=globex", StatusCode::NOT_FOUND, None),
+    ] {
+        let (st, e) = s.get(Some(&s.read), path).await;
+        assert_eq!((st, e["error"]["field"].as_str()), (status, field), "{path}: {e}");
+    }
+    let (st, _) = s.get(Some(&s.globex_read), &format!("/api/v1/proof/inclusion?id={id}")).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, _) = s.get(Some(&s.ingest), "/api/v1/checkpoint").await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    // A platform key may name the organization.
+    let (st, _) = s.get(Some(&s.platform), "/api/v1/proof/inclusion?org=acme&index=0&size=5").await;
+    assert_eq!(st, StatusCode::OK);
 }
