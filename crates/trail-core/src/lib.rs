@@ -10,6 +10,7 @@ pub mod cursor;
 pub mod diff;
 pub mod error;
 pub mod event;
+pub mod evidence;
 pub mod filter;
 pub mod merkle;
 pub mod query;

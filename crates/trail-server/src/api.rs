@@ -30,6 +30,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/events/{id}", get(detail))
         .route("/api/v1/facets", get(facets))
         .route("/api/v1/checkpoint", get(checkpoint))
+        .route("/api/v1/export", get(export))
         .route("/api/v1/proof/inclusion", get(inclusion))
         .route("/api/v1/proof/consistency", get(consistency))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
@@ -271,4 +272,28 @@ async fn consistency(State(st): State<AppState>, headers: HeaderMap, q: Pairs) -
     };
     let proof = st.store.consistency_proof(&org, from, to).await?;
     Ok(Json(json!({"from": from, "to": to, "proof": b64_all(&proof)})).into_response())
+}
+
+async fn export(State(st): State<AppState>, headers: HeaderMap, q: Pairs) -> Result<Response, ApiError> {
+    let caller = authenticate(&headers, &*st.store, &st.keys).await?;
+    let pairs = pairs(q)?;
+    let org = log_org(&caller, &pairs)?;
+    let format = pairs.iter().find(|(k, _)| k == "format").map(|(_, v)| v.as_str());
+    if format != Some("evidence") {
+        return Err(ApiError::field("format", "must be evidence (the other export formats are not available yet)"));
+    }
+    let rest: Vec<(String, String)> = pairs.into_iter().filter(|(k, _)| k != "format" && k != "org").collect();
+    let (filter, _, _) = list_params(&rest)?;
+    let log = st.config.log.as_ref().ok_or_else(|| ApiError::Unavailable("checkpoints are not signed here".into()))?;
+    let lines =
+        crate::evidence::stream(st.store.clone(), org.clone(), filter, (st.clock)(), log.verifier_key(&org)).await?;
+    let date = (st.clock)().to_datetime().format("%Y%m%d");
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson".to_string()),
+            (header::CONTENT_DISPOSITION, format!("attachment; filename=Audit_Log_{date}.evidence.jsonl")),
+        ],
+        Body::from_stream(lines),
+    )
+        .into_response())
 }

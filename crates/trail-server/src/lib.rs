@@ -8,6 +8,7 @@ mod api;
 pub mod auth;
 pub mod demo;
 mod error;
+pub mod evidence;
 
 use std::{future::Future, sync::Arc};
 
@@ -24,6 +25,22 @@ pub use error::ApiError;
 pub struct ServerConfig {
     /// Ingest size limits.
     pub limits: Limits,
+    /// The installation's log name and checkpoint verifying key, for evidence files.
+    pub log: Option<LogKey>,
+}
+
+/// The public half of the checkpoint signer.
+#[derive(Debug, Clone)]
+pub struct LogKey {
+    pub name: String,
+    pub public: ed25519_dalek::VerifyingKey,
+}
+
+impl LogKey {
+    /// The verifier key of one organization's log.
+    pub fn verifier_key(&self, org: &str) -> String {
+        trail_core::checkpoint::verifier_key(&format!("{}/{org}", self.name), &self.public)
+    }
 }
 
 /// The clock, injected so that tests (and retention later) can control "now".

@@ -50,7 +50,9 @@ async fn start_with(limits: Limits) -> Server {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = oneshot::channel::<()>();
-    let state = AppState::new(store, ServerConfig { limits }, trail_server::system_clock());
+    let log =
+        trail_server::LogKey { name: "trail.test".into(), public: SigningKey::from_bytes(&[5; 32]).verifying_key() };
+    let state = AppState::new(store, ServerConfig { limits, log: Some(log) }, trail_server::system_clock());
     tokio::spawn(trail_server::serve(listener, state, async move {
         let _ = rx.await;
     }));
@@ -449,6 +451,25 @@ async fn checkpoints_and_proofs_verify_with_sha256_and_ed25519_alone() {
     assert_eq!(st, StatusCode::NOT_FOUND);
     let (st, _) = s.get(Some(&s.ingest), "/api/v1/checkpoint").await;
     assert_eq!(st, StatusCode::FORBIDDEN);
+    // Evidence: every line proves into the newest checkpoint, checked offline.
+    let r = s
+        .client
+        .get(format!("{}/api/v1/export?format=evidence&request_id=req-7", s.base))
+        .bearer_auth(&s.read)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.headers()["content-disposition"].to_str().unwrap().starts_with("attachment; filename=Audit_Log_"));
+    let text = r.text().await.unwrap();
+    let report = trail_core::evidence::verify(text.lines(), Some(&vkey)).unwrap();
+    assert_eq!((report.entries, report.checkpoint.size), (1, 13));
+    let r =
+        s.client.get(format!("{}/api/v1/export?format=evidence", s.base)).bearer_auth(&s.read).send().await.unwrap();
+    let text = r.text().await.unwrap();
+    assert_eq!(trail_core::evidence::verify(text.lines(), Some(&vkey)).unwrap().entries, 13);
+    let (st, e) = s.get(Some(&s.read), "/api/v1/export?format=pdf").await;
+    assert_eq!((st, e["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("format")));
     // A platform key may name the organization.
     let (st, _) = s.get(Some(&s.platform), "/api/v1/proof/inclusion?org=acme&index=0&size=5").await;
     assert_eq!(st, StatusCode::OK);

@@ -52,14 +52,32 @@ enum Command {
         #[arg(long)]
         org: String,
     },
-    /// Check an organization's whole stored log against its signed checkpoints.
+    /// Check an evidence file offline, or (with --org) recompute an organization's whole
+    /// stored log against its signed checkpoints.
     Verify {
-        /// Organization whose log to recompute.
-        #[arg(long)]
-        org: String,
-        /// Verifier key to check signatures with (default: this installation's).
+        /// Evidence file (JSON Lines, `-` for stdin).
+        file: Option<String>,
+        /// Organization whose stored log to recompute.
+        #[arg(long, conflicts_with = "file")]
+        org: Option<String>,
+        /// Verifier key the checkpoints must be signed by (default: for a file, the key
+        /// it names; for --org, this installation's).
         #[arg(long)]
         key: Option<String>,
+    },
+    /// Export the events matching a query (evidence: with inclusion proofs).
+    Export {
+        /// Export format; `evidence` for now.
+        #[arg(long)]
+        format: String,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+        /// Organization whose log to export.
+        #[arg(long)]
+        org: String,
+        /// Query-language terms selecting the events.
+        query: Vec<String>,
     },
     /// List events matching filters in the query language, e.g. `category:auth result:FAILED`.
     Query {
@@ -147,7 +165,10 @@ async fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Verify { org, key } => {
+        Command::Verify { file: Some(file), key, .. } => verify_file(&file, key.as_deref()),
+        Command::Verify { file: None, org: None, .. } => bail!("give an evidence FILE or --org ORG"),
+        Command::Export { format, out, org, query } => export(&config, &format, &out, &org, &query.join(" ")).await,
+        Command::Verify { file: None, org: Some(org), key } => {
             let vkey = match key {
                 Some(k) => k,
                 None => {
@@ -166,6 +187,55 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Query { query, org, limit, format } => query_cmd(&config, &query.join(" "), org, limit, &format).await,
     }
+}
+
+fn verify_file(file: &str, key: Option<&str>) -> Result<()> {
+    let text = if file == "-" {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s).context("cannot read standard input")?;
+        s
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))?
+    };
+    let report = trail_core::evidence::verify(text.lines(), key).map_err(|p| anyhow::anyhow!("{file}: {p}"))?;
+    let trust =
+        if key.is_some() { "" } else { " (signed by the key the file names; pass --key to check who signed it)" };
+    println!(
+        "ok: {} entries prove into checkpoint {} of size {}{trust}",
+        report.entries, report.checkpoint.origin, report.checkpoint.size
+    );
+    Ok(())
+}
+
+async fn export(config: &Config, format: &str, out: &std::path::Path, org: &str, query: &str) -> Result<()> {
+    if format != "evidence" {
+        bail!("--format must be evidence (the other export formats are not available yet), not '{format}'");
+    }
+    let filter = trail_core::query::parse(query).map_err(|e| anyhow::anyhow!("query: {}", e.message))?;
+    let store = open_store(config)?;
+    let vkey = trail_core::checkpoint::verifier_key(
+        &format!("{}/{org}", config.name),
+        &signing_key(config, false)?.verifying_key(),
+    );
+    let dyn_store: DynStore = store.clone();
+    let lines = trail_server::evidence::stream(dyn_store, org.to_string(), filter, now(), vkey)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    use futures::StreamExt;
+    use std::io::Write;
+    let file = std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    let mut lines = std::pin::pin!(lines);
+    let mut count = 0usize;
+    while let Some(chunk) = lines.next().await {
+        let chunk = chunk?;
+        count += chunk.iter().filter(|b| **b == b'\n').count();
+        w.write_all(&chunk)?;
+    }
+    w.flush()?;
+    store.close();
+    println!("wrote {} entries to {}", count.saturating_sub(1), out.display());
+    Ok(())
 }
 
 fn check_slug(org: &str) -> Result<()> {
@@ -263,7 +333,9 @@ async fn serve(config: Config, demo: bool) -> Result<()> {
     } else {
         println!("Trail is running at http://{addr}");
     }
-    let state = AppState::new(store, ServerConfig { limits: config.limits }, trail_server::system_clock());
+    let log = trail_server::LogKey { name: config.name.clone(), public: signing_key(&config, false)?.verifying_key() };
+    let state =
+        AppState::new(store, ServerConfig { limits: config.limits, log: Some(log) }, trail_server::system_clock());
     trail_server::serve(listener, state, shutdown_signal()).await?;
     sqlite.close();
     Ok(())

@@ -310,3 +310,33 @@ fn verify_catches_a_replaced_signing_key() {
     let err = run_err(trail(d).args(["verify", "--org", "acme", "--key", &vkey]));
     assert!(err.contains("no signature by key"), "{err}");
 }
+
+#[test]
+fn evidence_files_verify_offline_and_edits_fail() {
+    let (dir, vkey) = signed_log();
+    let d = dir.path();
+    let out = d.join("evidence.jsonl");
+    let msg = run_ok(trail(d).args([
+        "export",
+        "--format",
+        "evidence",
+        "--out",
+        out.to_str().unwrap(),
+        "--org",
+        "acme",
+        "request_id:r3",
+    ]));
+    assert!(msg.contains("wrote 1 entries"), "{msg}");
+    run_ok(trail(d).args(["export", "--format", "evidence", "--out", out.to_str().unwrap(), "--org", "acme"]));
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text.lines().count(), 21);
+    let ok = run_ok(trail(d).args(["verify", out.to_str().unwrap(), "--key", &vkey]));
+    assert!(ok.contains("20 entries prove into checkpoint trail.local/acme of size 20"), "{ok}");
+    let edited = text.replacen("\\\"n\\\":5}", "\\\"n\\\":6}", 1);
+    assert_ne!(edited, text);
+    std::fs::write(&out, edited).unwrap();
+    let err = run_err(trail(d).args(["verify", out.to_str().unwrap(), "--key", &vkey]));
+    assert!(err.contains("line 7: entry 5 does not prove"), "{err}");
+    assert!(run_err(trail(d).args(["verify", "/nonexistent"])).contains("cannot read"));
+    assert!(run_err(trail(d).args(["export", "--format", "pdf", "--out", "x", "--org", "acme"])).contains("--format"));
+}
