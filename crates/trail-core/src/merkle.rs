@@ -224,8 +224,21 @@ impl Frontier {
     /// Adds a leaf hash; returns every complete subtree this closes as
     /// `(level, index, hash)`, the leaf itself (level 0) first.
     pub fn push(&mut self, leaf: Hash) -> Vec<(u32, u64, Hash)> {
+        let mut closed = Vec::with_capacity(4);
+        self.push_into(leaf, Some(&mut closed));
+        closed
+    }
+
+    /// Adds a leaf hash, keeping only the edge (for verifiers, which need the head).
+    pub fn extend(&mut self, leaf: Hash) {
+        self.push_into(leaf, None);
+    }
+
+    fn push_into(&mut self, leaf: Hash, mut closed: Option<&mut Vec<(u32, u64, Hash)>>) {
         let index = self.size;
-        let mut closed = vec![(0, index, leaf)];
+        if let Some(c) = closed.as_mut() {
+            c.push((0, index, leaf));
+        }
         let mut cur = (0u32, leaf);
         while let Some(&(level, left)) = self.nodes.last() {
             if level != cur.0 {
@@ -234,11 +247,12 @@ impl Frontier {
             self.nodes.pop();
             let parent = node_hash(&left, &cur.1);
             cur = (level + 1, parent);
-            closed.push((level + 1, index >> (level + 1), parent));
+            if let Some(c) = closed.as_mut() {
+                c.push((level + 1, index >> (level + 1), parent));
+            }
         }
         self.nodes.push(cur);
         self.size += 1;
-        closed
     }
 
     /// The tree head.

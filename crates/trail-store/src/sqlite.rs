@@ -449,8 +449,8 @@ fn writer_loop(
 /// Organizations whose tree is larger than their newest checkpoint.
 fn unsigned_orgs(conn: &Connection) -> Result<HashSet<i64>, StoreError> {
     let mut stmt = conn.prepare(
-        "SELECT o.id FROM orgs o WHERE (SELECT COUNT(*) FROM tree_nodes t WHERE t.org_id = o.id AND t.level = 0) \
-         > IFNULL((SELECT MAX(size) FROM checkpoints c WHERE c.org_id = o.id), 0)",
+        "SELECT o.id FROM orgs o WHERE IFNULL((SELECT MAX(t.idx) + 1 FROM tree_nodes t WHERE t.org_id = o.id \
+         AND t.level = 0), 0) > IFNULL((SELECT MAX(size) FROM checkpoints c WHERE c.org_id = o.id), 0)",
     )?;
     let ids = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
     Ok(ids)
@@ -565,11 +565,7 @@ impl Writer {
             let result = (|| -> Result<(), StoreError> {
                 let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 let slug: String = tx.query_row("SELECT slug FROM orgs WHERE id = ?1", [org], |r| r.get(0))?;
-                let size: i64 =
-                    tx.query_row("SELECT COUNT(*) FROM tree_nodes WHERE org_id = ?1 AND level = 0", [org], |r| {
-                        r.get(0)
-                    })?;
-                let tree = load_frontier(&tx, org, size as u64)?;
+                let tree = load_frontier(&tx, org, tree_size(&tx, org)?)?;
                 write_checkpoint(&tx, &signer, org, &slug, &tree)?;
                 tx.commit()?;
                 Ok(())
@@ -1394,13 +1390,19 @@ fn known_org(conn: &Connection, slug: &str) -> Result<i64, StoreError> {
 
 /// Refuses a tree size larger than the organization's log.
 fn check_size(conn: &Connection, org: i64, size: u64, field: &str) -> Result<(), StoreError> {
-    let have: i64 = conn
-        .prepare_cached("SELECT COUNT(*) FROM tree_nodes WHERE org_id = ?1 AND level = 0")?
-        .query_row([org], |r| r.get(0))?;
-    if size > have as u64 {
+    let have = tree_size(conn, org)?;
+    if size > have {
         return Err(StoreError::Invalid { field: field.into(), message: format!("the log has only {have} entries") });
     }
     Ok(())
+}
+
+/// The number of leaves in an organization's tree (an index seek, not a count).
+fn tree_size(conn: &Connection, org: i64) -> Result<u64, StoreError> {
+    let max: Option<i64> = conn
+        .prepare_cached("SELECT MAX(idx) FROM tree_nodes WHERE org_id = ?1 AND level = 0")?
+        .query_row([org], |r| r.get(0))?;
+    Ok(max.map_or(0, |m| m as u64 + 1))
 }
 
 /// Subtree hashes of one organization's tree, from `tree_nodes`.
@@ -1488,6 +1490,11 @@ fn facets_blocking(conn: &Connection, scope: Scope, f: Filter, now: Timestamp) -
     Ok(Facets { total, categories, results, users, companies })
 }
 
+/// A BLOB column borrowed from a row.
+fn blob<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r [u8], StoreError> {
+    row.get_ref(i)?.as_blob().map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
 /// What a full verification of one organization's log covered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyReport {
@@ -1539,29 +1546,39 @@ pub fn verify_org(path: &Path, org: &str, vkey: &str) -> Result<Result<VerifyRep
     let mut next_cp = checkpoints.iter().peekable();
     let mut verified_upto = 0u64;
     let mut expected = 0u64;
+    let mut head = Vec::with_capacity(128);
+    let mut id_text = [0u8; 36];
     while let Some(r) = rows.next()? {
-        let (seq, id, leaf): (i64, Vec<u8>, Vec<u8>) = (r.get(0)?, r.get(1)?, r.get(2)?);
-        let seq = seq as u64;
+        let seq = r.get::<_, i64>(0)? as u64;
+        let id = Uuid::from_slice(blob(r, 1)?).unwrap_or_default();
+        let leaf = blob(r, 2)?;
         if seq != expected {
             return tampered(Some(expected), format!("entry {expected} is missing (the next stored entry is {seq})"));
         }
-        let id = Uuid::from_slice(&id).unwrap_or_default();
-        let head = format!("{{\"id\":\"{id}\",\"org\":\"{org}\",\"seq\":{seq},");
-        if !leaf.starts_with(head.as_bytes()) {
+        // The entry must say who it is: its id, organization and seq, as stored.
+        head.clear();
+        head.extend_from_slice(b"{\"id\":\"");
+        head.extend_from_slice(id.hyphenated().encode_lower(&mut id_text).as_bytes());
+        head.extend_from_slice(b"\",\"org\":\"");
+        head.extend_from_slice(org.as_bytes());
+        head.extend_from_slice(b"\",\"seq\":");
+        head.extend_from_slice(seq.to_string().as_bytes());
+        head.push(b',');
+        if !leaf.starts_with(&head) {
             return tampered(
                 Some(seq),
                 format!("entry {seq} (id {id}): its stored JSON names another id, organization or seq"),
             );
         }
         let recorded = match hashes.next()? {
-            Some(h) if h.get::<_, i64>(0)? as u64 == seq => to_hash(&h.get::<_, Vec<u8>>(1)?)?,
+            Some(h) if h.get::<_, i64>(0)? as u64 == seq => to_hash(blob(h, 1)?)?,
             _ => return tampered(Some(seq), format!("entry {seq} (id {id}): no leaf hash is recorded for it")),
         };
-        let computed = leaf_hash(&leaf);
+        let computed = leaf_hash(leaf);
         if computed != recorded {
             return tampered(Some(seq), format!("entry {seq} (id {id}): its bytes differ from the recorded leaf hash"));
         }
-        tree.push(computed);
+        tree.extend(computed);
         expected += 1;
         while let Some(cp) = next_cp.next_if(|cp| cp.size <= expected) {
             if cp.size == expected && tree.root() != cp.root {
