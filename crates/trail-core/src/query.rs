@@ -15,33 +15,11 @@ use crate::{
     time::Timestamp,
 };
 
-/// Keys the language knows; anything else shaped like `word:` is an error rather than
-/// silently searched for, so typos are noticed.
-const KEYS: &[&str] = &[
-    "period",
-    "from",
-    "to",
-    "created",
-    "category",
-    "type",
-    "operation",
-    "action",
-    "result",
-    "status",
-    "actor",
-    "user",
-    "company",
-    "request_id",
-    "resource",
-    "resource_type",
-    "workspace",
-    "project",
-    "cluster",
-    "namespace",
-    "ip",
-    "sort",
-    "q",
-];
+/// Keys the language knows: the URL filters plus `created`. Anything else shaped like
+/// `word:` is an error rather than silently searched for, so typos are noticed.
+fn known_key(key: &str) -> bool {
+    key == "created" || crate::filter::FILTER_KEYS.contains(&key)
+}
 
 /// Parses a query line into a filter.
 pub fn parse(input: &str) -> Result<Filter, FieldError> {
@@ -79,8 +57,9 @@ pub fn parse(input: &str) -> Result<Filter, FieldError> {
             f.q.push(word);
             continue;
         };
-        if !KEYS.contains(&key.as_str()) {
-            return Err(err(format!("unknown filter '{key}:' at position {start}; known: {}", KEYS.join(", ")))
+        if !known_key(&key) {
+            let known = crate::filter::FILTER_KEYS.join(", ");
+            return Err(err(format!("unknown filter '{key}:' at position {start}; known: created, {known}"))
                 .with_code("unknown_filter"));
         }
         let (value, was_quoted) = match chars.peek() {

@@ -1048,6 +1048,18 @@ impl Sql {
         self.terms.push(format!("({})", toks.join(" OR ")));
     }
 
+    /// Adds the time range's bounds on a position column.
+    fn bound_pos(&mut self, col: &str) {
+        if let Some(lo) = self.lo {
+            let p = self.param(lo);
+            self.clauses.push(format!("{col} >= {p}"));
+        }
+        if let Some(hi) = self.hi {
+            let p = self.param(hi);
+            self.clauses.push(format!("{col} <= {p}"));
+        }
+    }
+
     fn match_expr(&self) -> Option<String> {
         let mut parts = self.terms.clone();
         parts.extend(self.text.clone());
@@ -1301,14 +1313,7 @@ fn list_blocking(conn: &Connection, q: ListQuery) -> Result<Page, StoreError> {
             let p = sql.param(m);
             sql.clauses.push(format!("events_fts MATCH {p}"));
         }
-        if let Some(lo) = sql.lo {
-            let p = sql.param(lo);
-            sql.clauses.push(format!("{col} >= {p}"));
-        }
-        if let Some(hi) = sql.hi {
-            let p = sql.param(hi);
-            sql.clauses.push(format!("{col} <= {p}"));
-        }
+        sql.bound_pos(col);
         if let Some(c) = &cursor {
             let p = sql.param(c.pos);
             sql.clauses.push(format!("{col} {cmp} {p}"));
@@ -1324,14 +1329,7 @@ fn list_blocking(conn: &Connection, q: ListQuery) -> Result<Page, StoreError> {
             let p = sql.param(m);
             sql.clauses.push(format!("pos IN (SELECT rowid FROM events_fts WHERE events_fts MATCH {p})"));
         }
-        if let Some(lo) = sql.lo {
-            let p = sql.param(lo);
-            sql.clauses.push(format!("pos >= {p}"));
-        }
-        if let Some(hi) = sql.hi {
-            let p = sql.param(hi);
-            sql.clauses.push(format!("pos <= {p}"));
-        }
+        sql.bound_pos("pos");
         if let Some(c) = &cursor {
             let v = match &c.value {
                 Value::String(s) if sort.field == SortField::SourceIp => SqlValue::Blob(decode_hex(s)),
@@ -1437,14 +1435,7 @@ fn decode_hex(s: &str) -> Vec<u8> {
 
 fn facets_blocking(conn: &Connection, scope: Scope, f: Filter, now: Timestamp) -> Result<Facets, StoreError> {
     let mut sql = where_clause(conn, &scope, &f, now, true)?;
-    if let Some(lo) = sql.lo {
-        let p = sql.param(lo);
-        sql.clauses.push(format!("pos >= {p}"));
-    }
-    if let Some(hi) = sql.hi {
-        let p = sql.param(hi);
-        sql.clauses.push(format!("pos <= {p}"));
-    }
+    sql.bound_pos("pos");
     let where_sql = sql.where_sql();
     let group = |select: &str, group: &str, limit: usize| -> Result<Vec<(Value, Option<String>, u64)>, StoreError> {
         let text = format!(

@@ -241,6 +241,12 @@ fn signed_log() -> (tempfile::TempDir, String) {
     run_ok(trail(d).args(["ingest", file.to_str().unwrap(), "--org", "acme"]));
     let vkey = run_ok(trail(d).args(["keys", "verifier", "--org", "acme"])).trim().to_string();
     assert!(vkey.starts_with("trail.local/acme+"), "{vkey}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(d.join("signing.key")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the signing key must be private");
+    }
     let ok = run_ok(trail(d).args(["verify", "--org", "acme"]));
     assert!(ok.contains("20 entries"), "{ok}");
     (dir, vkey)
