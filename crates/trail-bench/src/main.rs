@@ -159,7 +159,7 @@ fn bare_sqlite(events: &[Value], batch: usize) -> Result<f64> {
         .map(|(i, v)| {
             let p = sqlite::Prepared::new("acme", uuid::Uuid::now_v7(), parse_event(v.clone()).unwrap(), received);
             last = (p.ts() * sqlite::SLOTS).max(last + 1);
-            (p.row(last, 1, i as u64), p.doc(1))
+            (p.row(last, 1, i as u64), p.leaf(i as u64), p.doc(1))
         })
         .collect();
     let start = Instant::now();
@@ -167,9 +167,11 @@ fn bare_sqlite(events: &[Value], batch: usize) -> Result<f64> {
         let tx = conn.transaction()?;
         {
             let mut ins = tx.prepare_cached(sqlite::INSERT_SQL)?;
+            let mut ins_leaf = tx.prepare_cached(sqlite::INSERT_LEAF_SQL)?;
             let mut fts = tx.prepare_cached(sqlite::INSERT_FTS_SQL)?;
-            for (row, doc) in chunk {
+            for (row, leaf, doc) in chunk {
                 ins.execute(rusqlite::params_from_iter(row.iter()))?;
+                ins_leaf.execute(rusqlite::params![row[1], row[2], leaf])?;
                 fts.execute(rusqlite::params![tx.last_insert_rowid(), doc])?;
             }
         }

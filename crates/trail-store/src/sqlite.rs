@@ -73,10 +73,10 @@ CREATE TABLE api_keys (
     created_at INTEGER NOT NULL,
     revoked_at INTEGER
 );
--- One row per event. `leaf` holds the exact stored JSON (the Merkle leaf); the other
--- columns are copies of its fields that filters check exactly and sorts order by. Text
--- columns compare case-insensitively (ASCII) so filters are forgiving. `pos` is
--- timestamp * 512 + a slot, so the table (and the FTS index) is in time order.
+-- One row per event: copies of its fields that filters check exactly and sorts order
+-- by (the event itself is in `leaves`). Text columns compare case-insensitively
+-- (ASCII) so filters are forgiving. `pos` is timestamp * 512 + a slot, so the table
+-- (and the FTS index) is in time order.
 CREATE TABLE events (
     pos INTEGER PRIMARY KEY,
     org_id INTEGER NOT NULL,
@@ -102,9 +102,16 @@ CREATE TABLE events (
     cluster TEXT COLLATE NOCASE,
     namespace TEXT COLLATE NOCASE,
     ip BLOB,
-    idem TEXT,
-    leaf BLOB NOT NULL
+    idem TEXT
 );
+-- Each event's exact stored JSON (the Merkle leaf), in log order: verification and
+-- scans read it sequentially, and the narrow `events` rows keep sorts and counts fast.
+CREATE TABLE leaves (
+    org_id INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    leaf BLOB NOT NULL,
+    PRIMARY KEY (org_id, seq)
+) WITHOUT ROWID;
 CREATE UNIQUE INDEX events_seq ON events(org_id, seq);
 CREATE UNIQUE INDEX events_id ON events(id);
 CREATE UNIQUE INDEX events_idem ON events(org_id, idem) WHERE idem IS NOT NULL;
@@ -150,11 +157,12 @@ CREATE TABLE checkpoints (
 pub const SCHEMA_VERSION: u32 = MIGRATIONS.len() as u32;
 
 /// Columns inserted per event, in order (everything but `pos`).
-pub const INSERT_SQL: &str = "INSERT INTO events (pos, org_id, seq, leaf, id, ts, received, category, operation, \
+pub const INSERT_SQL: &str = "INSERT INTO events (pos, org_id, seq, id, ts, received, category, operation, \
     result, status_code, actor_id, actor_name, actor_email, company, request_id, resource_type, resource_id, \
     resource_name, workspace_id, workspace_name, project, cluster, namespace, ip, idem) \
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, \
-    ?22, ?23, ?24, ?25, ?26)";
+    ?22, ?23, ?24, ?25)";
+pub const INSERT_LEAF_SQL: &str = "INSERT INTO leaves (org_id, seq, leaf) VALUES (?1, ?2, ?3)";
 pub const INSERT_FTS_SQL: &str = "INSERT INTO events_fts (rowid, doc) VALUES (?1, ?2)";
 
 /// Positions per microsecond: `pos = ts * SLOTS + slot`. Events sharing a microsecond
@@ -311,7 +319,7 @@ fn backfill_trees(conn: &Connection) -> Result<(), StoreError> {
     let mut insert = conn.prepare("INSERT INTO tree_nodes (org_id, level, idx, hash) VALUES (?1, ?2, ?3, ?4)")?;
     for org in orgs {
         let mut tree = Frontier::default();
-        let mut stmt = conn.prepare("SELECT leaf FROM events WHERE org_id = ?1 ORDER BY seq")?;
+        let mut stmt = conn.prepare("SELECT leaf FROM leaves WHERE org_id = ?1 ORDER BY seq")?;
         let mut rows = stmt.query([org])?;
         while let Some(r) = rows.next()? {
             let leaf: Vec<u8> = r.get(0)?;
@@ -635,6 +643,7 @@ fn append_batch(
         None => load_frontier(conn, org, seq)?,
     };
     let mut insert = conn.prepare_cached(INSERT_SQL)?;
+    let mut insert_leaf = conn.prepare_cached(INSERT_LEAF_SQL)?;
     let mut fts = conn.prepare_cached(INSERT_FTS_SQL)?;
     let mut node = conn.prepare_cached("INSERT INTO tree_nodes (org_id, level, idx, hash) VALUES (?1, ?2, ?3, ?4)")?;
     let mut max_in = conn.prepare_cached("SELECT MAX(pos) FROM events WHERE pos >= ?1 AND pos < ?2")?;
@@ -642,7 +651,7 @@ fn append_batch(
     let mut add_word = conn.prepare_cached("INSERT OR IGNORE INTO search_words (word) VALUES (?1)")?;
     let mut seen: HashMap<&str, Appended> = HashMap::new();
     let mut acks = Vec::with_capacity(batch.events.len());
-    let mut head = [SqlValue::Null, SqlValue::Integer(org), SqlValue::Null, SqlValue::Null];
+    let mut head = [SqlValue::Null, SqlValue::Integer(org), SqlValue::Null];
     for p in &batch.events {
         if let Some(key) = p.idem.as_deref() {
             if let Some(a) = seen.get(key) {
@@ -667,8 +676,8 @@ fn append_batch(
         }
         head[0] = SqlValue::Integer(pos);
         head[2] = SqlValue::Integer(seq as i64);
-        head[3] = SqlValue::Blob(leaf);
         insert.execute(rusqlite::params_from_iter(head.iter().chain(p.cols.iter())))?;
+        insert_leaf.execute(params![org, seq as i64, leaf])?;
         fts.execute(params![pos, p.doc(org)])?;
         for w in &p.words {
             if !words.contains(w) && !st.new_words.contains(w) {
@@ -705,7 +714,7 @@ pub struct Prepared {
     leaf_head: Vec<u8>,
     /// The leaf bytes after the seq number.
     leaf_tail: Vec<u8>,
-    /// Columns 5.. of `INSERT_SQL` (id to idem).
+    /// Columns 4.. of `INSERT_SQL` (id to idem).
     cols: Vec<SqlValue>,
     /// The FTS document, without the organization token.
     doc: String,
@@ -750,15 +759,10 @@ impl Prepared {
         leaf
     }
 
-    /// The full row for `INSERT_SQL`.
+    /// The full row for `INSERT_SQL` (the leaf goes to `INSERT_LEAF_SQL`).
     pub fn row(&self, pos: i64, org_id: i64, seq: u64) -> Vec<SqlValue> {
-        let mut row = Vec::with_capacity(4 + self.cols.len());
-        row.extend([
-            SqlValue::Integer(pos),
-            SqlValue::Integer(org_id),
-            SqlValue::Integer(seq as i64),
-            SqlValue::Blob(self.leaf(seq)),
-        ]);
+        let mut row = Vec::with_capacity(3 + self.cols.len());
+        row.extend([SqlValue::Integer(pos), SqlValue::Integer(org_id), SqlValue::Integer(seq as i64)]);
         row.extend(self.cols.iter().cloned());
         row
     }
@@ -786,7 +790,7 @@ fn plain_words(text: &str) -> Vec<String> {
     words
 }
 
-/// Columns 5.. of `INSERT_SQL` for an event: the copies of its fields that filters
+/// Columns 4.. of `INSERT_SQL` for an event: the copies of its fields that filters
 /// check and sorts order by.
 fn columns(ev: &Event) -> Vec<SqlValue> {
     let text = |s: Option<&String>| s.map_or(SqlValue::Null, |s| SqlValue::Text(s.clone()));
@@ -1022,6 +1026,8 @@ struct Sql {
     /// Bounds on `pos` implied by the time range (a superset; `ts` is checked exactly).
     lo: Option<i64>,
     hi: Option<i64>,
+    /// A condition reads the event's JSON (`l.leaf`).
+    needs_leaf: bool,
 }
 
 impl Sql {
@@ -1116,7 +1122,7 @@ fn where_clause(
             sql.clauses.push("0".into());
         } else {
             let ps: Vec<String> = ids.iter().map(|i| sql.param(*i)).collect();
-            sql.clauses.push(format!("org_id IN ({})", ps.join(",")));
+            sql.clauses.push(format!("e.org_id IN ({})", ps.join(",")));
             let toks: Vec<String> = ids.iter().map(|i| org_token(*i)).collect();
             sql.terms.push(format!("({})", toks.join(" OR ")));
         }
@@ -1223,7 +1229,8 @@ fn where_clause(
         let words = term.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).count();
         if words > 1 && !term.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
             let p = sql.param(term.to_ascii_lowercase());
-            sql.clauses.push(format!("instr(lower(CAST(leaf AS TEXT)), {p}) > 0"));
+            sql.clauses.push(format!("instr(lower(CAST(l.leaf AS TEXT)), {p}) > 0"));
+            sql.needs_leaf = true;
         }
     }
     Ok(sql)
@@ -1279,7 +1286,7 @@ fn sort_expr(field: SortField) -> (&'static str, bool) {
     match field {
         SortField::Timestamp => ("pos", true),
         SortField::ReceivedAt => ("received", true),
-        SortField::Seq => ("seq", true),
+        SortField::Seq => ("e.seq", true),
         SortField::SourceIp => ("IFNULL(ip, x'')", false),
         SortField::Performer => ("IFNULL(actor_name, IFNULL(actor_email, ''))", false),
         SortField::Company => ("IFNULL(company, '')", false),
@@ -1293,6 +1300,9 @@ fn sort_expr(field: SortField) -> (&'static str, bool) {
         SortField::Resource => ("IFNULL(resource_name, IFNULL(resource_id, ''))", false),
     }
 }
+
+/// Joins an event row (`e`) to its stored JSON (`l`).
+const LEAF_JOIN: &str = "JOIN leaves l ON l.org_id = e.org_id AND l.seq = e.seq";
 
 fn list_blocking(conn: &Connection, q: ListQuery) -> Result<Page, StoreError> {
     let sort = q.filter.sort;
@@ -1308,7 +1318,7 @@ fn list_blocking(conn: &Connection, q: ListQuery) -> Result<Page, StoreError> {
     // first and stops after one page; without, the table itself is walked.
     let text = if time_sort {
         let via_fts = match_expr.is_some();
-        let col = if via_fts { "f.rowid" } else { "pos" };
+        let col = if via_fts { "f.rowid" } else { "e.pos" };
         if let Some(m) = match_expr {
             let p = sql.param(m);
             sql.clauses.push(format!("events_fts MATCH {p}"));
@@ -1320,16 +1330,16 @@ fn list_blocking(conn: &Connection, q: ListQuery) -> Result<Page, StoreError> {
         }
         let from = if via_fts { "events_fts f JOIN events e ON e.pos = f.rowid" } else { "events e" };
         format!(
-            "SELECT e.pos, e.ts, NULL, e.leaf FROM {from} WHERE {} ORDER BY {col} {dir} LIMIT {}",
+            "SELECT e.pos, e.ts, NULL, l.leaf FROM {from} {LEAF_JOIN} WHERE {} ORDER BY {col} {dir} LIMIT {}",
             sql.where_sql(),
             limit + 1
         )
     } else {
         if let Some(m) = match_expr {
             let p = sql.param(m);
-            sql.clauses.push(format!("pos IN (SELECT rowid FROM events_fts WHERE events_fts MATCH {p})"));
+            sql.clauses.push(format!("e.pos IN (SELECT rowid FROM events_fts WHERE events_fts MATCH {p})"));
         }
-        sql.bound_pos("pos");
+        sql.bound_pos("e.pos");
         if let Some(c) = &cursor {
             let v = match &c.value {
                 Value::String(s) if sort.field == SortField::SourceIp => SqlValue::Blob(decode_hex(s)),
@@ -1343,10 +1353,14 @@ fn list_blocking(conn: &Connection, q: ListQuery) -> Result<Page, StoreError> {
                 }
             };
             let (pv, pp) = (sql.param(v), sql.param(c.pos));
-            sql.clauses.push(format!("({expr}, pos) {cmp} ({pv}, {pp})"));
+            sql.clauses.push(format!("({expr}, e.pos) {cmp} ({pv}, {pp})"));
         }
+        // Sort the narrow rows first; read the events' JSON for one page only.
+        let inner = if sql.needs_leaf { format!("events e {LEAF_JOIN}") } else { "events e".to_string() };
         format!(
-            "SELECT pos, ts, {expr}, leaf FROM events WHERE {} ORDER BY {expr} {dir}, pos {dir} LIMIT {}",
+            "SELECT e.pos, e.ts, {expr}, l.leaf FROM (SELECT e.pos AS page_pos FROM {inner} WHERE {} \
+             ORDER BY {expr} {dir}, e.pos {dir} LIMIT {}) JOIN events e ON e.pos = page_pos {LEAF_JOIN} \
+             ORDER BY {expr} {dir}, e.pos {dir}",
             sql.where_sql(),
             limit + 1
         )
@@ -1439,7 +1453,8 @@ fn facets_blocking(conn: &Connection, scope: Scope, f: Filter, now: Timestamp) -
     let where_sql = sql.where_sql();
     let group = |select: &str, group: &str, limit: usize| -> Result<Vec<(Value, Option<String>, u64)>, StoreError> {
         let text = format!(
-            "SELECT {select}, COUNT(*) AS n FROM events WHERE {where_sql} GROUP BY {group} ORDER BY n DESC LIMIT {limit}"
+            "SELECT {select}, COUNT(*) AS n FROM events e WHERE {where_sql} GROUP BY {group} ORDER BY n DESC \
+             LIMIT {limit}"
         );
         let mut stmt = conn.prepare_cached(&text)?;
         let rows = stmt.query_map(rusqlite::params_from_iter(sql.params.iter()), |r| {
@@ -1529,37 +1544,46 @@ pub fn verify_org(path: &Path, org: &str, vkey: &str) -> Result<Result<VerifyRep
             checkpoints.push(cp);
         }
     }
-    let mut events = conn.prepare("SELECT seq, id, leaf FROM events WHERE org_id = ?1 ORDER BY seq")?;
-    let mut leaves = conn.prepare("SELECT idx, hash FROM tree_nodes WHERE org_id = ?1 AND level = 0 ORDER BY idx")?;
-    let mut rows = events.query([org_id])?;
-    let mut hashes = leaves.query([org_id])?;
+    let mut leaves_stmt = conn.prepare("SELECT seq, leaf FROM leaves WHERE org_id = ?1 ORDER BY seq")?;
+    let mut rows_stmt = conn.prepare("SELECT seq FROM events WHERE org_id = ?1 ORDER BY seq")?;
+    let mut nodes_stmt =
+        conn.prepare("SELECT idx, hash FROM tree_nodes WHERE org_id = ?1 AND level = 0 ORDER BY idx")?;
+    let mut rows = leaves_stmt.query([org_id])?;
+    let mut event_rows = rows_stmt.query([org_id])?;
+    let mut hashes = nodes_stmt.query([org_id])?;
     let mut tree = Frontier::default();
     let mut next_cp = checkpoints.iter().peekable();
     let mut verified_upto = 0u64;
     let mut expected = 0u64;
-    let mut head = Vec::with_capacity(128);
-    let mut id_text = [0u8; 36];
+    let mut tail = Vec::with_capacity(64);
     while let Some(r) = rows.next()? {
         let seq = r.get::<_, i64>(0)? as u64;
-        let id = Uuid::from_slice(blob(r, 1)?).unwrap_or_default();
-        let leaf = blob(r, 2)?;
+        let leaf = blob(r, 1)?;
         if seq != expected {
             return tampered(Some(expected), format!("entry {expected} is missing (the next stored entry is {seq})"));
         }
-        // The entry must say who it is: its id, organization and seq, as stored.
-        head.clear();
-        head.extend_from_slice(b"{\"id\":\"");
-        head.extend_from_slice(id.hyphenated().encode_lower(&mut id_text).as_bytes());
-        head.extend_from_slice(b"\",\"org\":\"");
-        head.extend_from_slice(org.as_bytes());
-        head.extend_from_slice(b"\",\"seq\":");
-        head.extend_from_slice(seq.to_string().as_bytes());
-        head.push(b',');
-        if !leaf.starts_with(&head) {
+        // The entry must say who it is: `{"id":"<uuid>","org":"<org>","seq":<seq>,`.
+        let id = leaf.get(7..43).map(String::from_utf8_lossy).unwrap_or_default().into_owned();
+        tail.clear();
+        tail.extend_from_slice(b"\",\"org\":\"");
+        tail.extend_from_slice(org.as_bytes());
+        tail.extend_from_slice(b"\",\"seq\":");
+        tail.extend_from_slice(seq.to_string().as_bytes());
+        tail.push(b',');
+        if !leaf.starts_with(b"{\"id\":\"") || leaf.get(43..43 + tail.len()) != Some(&tail[..]) {
             return tampered(
                 Some(seq),
-                format!("entry {seq} (id {id}): its stored JSON names another id, organization or seq"),
+                format!("entry {seq} (id {id}): its stored JSON names another organization or seq"),
             );
+        }
+        match event_rows.next()? {
+            Some(e) if e.get::<_, i64>(0)? as u64 == seq => {}
+            _ => {
+                return tampered(
+                    Some(seq),
+                    format!("entry {seq} (id {id}): its event row is missing, so queries hide it"),
+                )
+            }
         }
         let recorded = match hashes.next()? {
             Some(h) if h.get::<_, i64>(0)? as u64 == seq => to_hash(blob(h, 1)?)?,
@@ -1635,7 +1659,10 @@ impl Store for SqliteStore {
     async fn get(&self, scope: Scope, id: Uuid) -> Result<Option<Vec<u8>>, StoreError> {
         self.read(move |c| {
             let row: Option<(Vec<u8>, String)> = c
-                .prepare_cached("SELECT e.leaf, o.slug FROM events e JOIN orgs o ON o.id = e.org_id WHERE e.id = ?1")?
+                .prepare_cached(
+                    "SELECT l.leaf, o.slug FROM events e JOIN orgs o ON o.id = e.org_id \
+                     JOIN leaves l ON l.org_id = e.org_id AND l.seq = e.seq WHERE e.id = ?1",
+                )?
                 .query_row([&id.as_bytes()[..]], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
             Ok(row.and_then(|(leaf, org)| match &scope {
@@ -1651,8 +1678,8 @@ impl Store for SqliteStore {
         let org = org.to_string();
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT e.seq, e.leaf FROM events e WHERE e.org_id = (SELECT id FROM orgs WHERE slug = ?1) \
-                 AND e.seq >= ?2 ORDER BY e.seq LIMIT ?3",
+                "SELECT l.seq, l.leaf FROM leaves l WHERE l.org_id = (SELECT id FROM orgs WHERE slug = ?1) \
+                 AND l.seq >= ?2 ORDER BY l.seq LIMIT ?3",
             )?;
             let rows = stmt.query_map(params![org, from as i64, limit as i64], |r| {
                 Ok((r.get::<_, i64>(0)? as u64, r.get::<_, Vec<u8>>(1)?))

@@ -264,18 +264,20 @@ fn tamper(edit: &str, want: &str) {
 #[test]
 fn verify_names_the_first_tampered_entry() {
     tamper(
-        "UPDATE events SET leaf = CAST(replace(CAST(leaf AS TEXT), 'deploy', 'deplOy') AS BLOB) WHERE seq = 7",
+        "UPDATE leaves SET leaf = CAST(replace(CAST(leaf AS TEXT), 'deploy', 'deplOy') AS BLOB) WHERE seq = 7",
         "entry 7 (id",
     );
-    tamper("DELETE FROM events WHERE seq = 4", "entry 4 is missing");
+    tamper("DELETE FROM leaves WHERE seq = 4", "entry 4 is missing");
+    tamper("DELETE FROM events WHERE seq = 6", "entry 6 (id");
     tamper(
-        "CREATE TEMP TABLE t AS SELECT seq, leaf FROM events WHERE seq IN (2, 3);
-         UPDATE events SET leaf = (SELECT leaf FROM t WHERE t.seq = 5 - events.seq) WHERE seq IN (2, 3);",
+        "CREATE TEMP TABLE t AS SELECT seq, leaf FROM leaves WHERE seq IN (2, 3);
+         UPDATE leaves SET leaf = (SELECT leaf FROM t WHERE t.seq = 5 - leaves.seq) WHERE seq IN (2, 3);",
         "entry 2 (id",
     );
-    tamper("DELETE FROM events WHERE seq >= 15", "entry 15 is missing");
+    tamper("DELETE FROM leaves WHERE seq >= 15", "entry 15 is missing");
     tamper(
-        "DELETE FROM events WHERE seq >= 15; DELETE FROM tree_nodes WHERE level = 0 AND idx >= 15;",
+        "DELETE FROM events WHERE seq >= 15; DELETE FROM leaves WHERE seq >= 15;
+         DELETE FROM tree_nodes WHERE level = 0 AND idx >= 15;",
         "covers 20 entries: entries from 15 on are missing",
     );
     tamper("UPDATE checkpoints SET note = replace(note, '20', '21')", "checkpoint of size 20");
@@ -287,10 +289,10 @@ fn verify_names_the_first_tampered_entry() {
 fn verify_catches_a_rewritten_leaf_hash() {
     let (dir, vkey) = signed_log();
     let conn = rusqlite::Connection::open(dir.path().join("trail.db")).unwrap();
-    let leaf: Vec<u8> = conn.query_row("SELECT leaf FROM events WHERE seq = 9", [], |r| r.get(0)).unwrap();
+    let leaf: Vec<u8> = conn.query_row("SELECT leaf FROM leaves WHERE seq = 9", [], |r| r.get(0)).unwrap();
     let forged = String::from_utf8(leaf).unwrap().replace("\"n\":9", "\"n\":99").into_bytes();
     let hash = trail_core::merkle::leaf_hash(&forged);
-    conn.execute("UPDATE events SET leaf = ?1 WHERE seq = 9", [&forged]).unwrap();
+    conn.execute("UPDATE leaves SET leaf = ?1 WHERE seq = 9", [&forged]).unwrap();
     conn.execute("UPDATE tree_nodes SET hash = ?1 WHERE level = 0 AND idx = 9", [&hash[..]]).unwrap();
     drop(conn);
     let err = run_err(trail(dir.path()).args(["verify", "--org", "acme", "--key", &vkey]));
