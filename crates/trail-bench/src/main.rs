@@ -347,6 +347,7 @@ async fn bench_query(n: usize, keep: Option<std::path::PathBuf>) -> Result<()> {
     let report = sqlite::verify_org(&db, "acme", &vkey)?.map_err(|t| anyhow::anyhow!("verify failed: {t}"))?;
     let took = started.elapsed().as_secs_f64();
     println!("## Full-log verification\n");
+    eprintln!("verifier key: {vkey}");
     println!(
         "`verify_org` (what `trail verify --org` runs) on the 900k-event organization: {} entries and {} checkpoints \
          in {took:.2} s, **{:.0} entries/s** on one core (read, SHA-256 of the exact bytes, identity check, tree \
