@@ -99,8 +99,7 @@ async fn start_server(dir: &Path) -> Result<(String, String, Arc<SqliteStore>, t
     let store = Arc::new(SqliteStore::open(&dir.join("trail.db"), signed())?);
     store.ensure_org(Org { slug: "acme".into(), name: "Acme".into() }).await?;
     store.ensure_org(Org { slug: "globex".into(), name: "Globex".into() }).await?;
-    let key = trail_server::generate_key(KeyScope::Admin);
-    store.create_key("acme", KeyScope::Admin, trail_server::hash_key(&key), "bench").await?;
+    let key = trail_server::create_api_key(&*store, "acme", KeyScope::Admin, "bench").await?.0;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -212,8 +211,7 @@ async fn bench_query(n: usize, keep: Option<std::path::PathBuf>) -> Result<()> {
     let reuse = dir_path.join("trail.db").exists();
     std::fs::create_dir_all(&dir_path)?;
     let (base, key, store, _stop) = start_server(&dir_path).await?;
-    let platform = trail_server::generate_key(KeyScope::Platform);
-    store.create_key("acme", KeyScope::Platform, trail_server::hash_key(&platform), "bench").await?;
+    let platform = trail_server::create_api_key(&*store, "acme", KeyScope::Platform, "bench").await?.0;
     let start = Instant::now();
     let received = now();
     let chunk = 10_000;

@@ -3,7 +3,7 @@
 use axum::{
     body::Body,
     extract::{Path, Query, Request, State},
-    http::{header, HeaderMap, StatusCode},
+    http::{header, StatusCode},
     response::{IntoResponse, Response},
     routing::{get, post},
     Json, Router,
@@ -14,7 +14,7 @@ use trail_core::{diff::diff, event::parse_batch, Event, FieldError, Filter};
 use trail_store::{AppendBatch, Count, ListQuery};
 use uuid::Uuid;
 
-use crate::{auth::authenticate, error::ApiError, AppState};
+use crate::{auth::Caller, error::ApiError, selfaudit, AppState};
 
 /// Default and largest page sizes of the list.
 const DEFAULT_LIMIT: usize = 50;
@@ -33,6 +33,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/export", get(export))
         .route("/api/v1/proof/inclusion", get(inclusion))
         .route("/api/v1/proof/consistency", get(consistency))
+        .merge(crate::people::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .with_state(state)
 }
@@ -43,8 +44,7 @@ fn pairs(q: Pairs) -> Result<Vec<(String, String)>, ApiError> {
     q.map(|Query(p)| p).map_err(|e| ApiError::field("query", format!("malformed query string ({e})")))
 }
 
-async fn ingest(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
-    let caller = authenticate(req.headers(), &*st.store, &st.keys).await?;
+async fn ingest(State(st): State<AppState>, caller: Caller, req: Request) -> Result<Response, ApiError> {
     let org = caller.write_org()?.to_string();
     let limits = st.config.limits;
     let body = axum::body::to_bytes(req.into_body(), limits.max_request_bytes).await.map_err(|_| {
@@ -97,10 +97,12 @@ fn list_params(pairs: &[(String, String)]) -> Result<(Filter, Option<String>, us
     Ok((Filter::from_pairs(rest)?, cursor, limit))
 }
 
-async fn list(State(st): State<AppState>, headers: HeaderMap, q: Pairs) -> Result<Response, ApiError> {
-    let caller = authenticate(&headers, &*st.store, &st.keys).await?;
+async fn list(State(st): State<AppState>, caller: Caller, q: Pairs) -> Result<Response, ApiError> {
     let scope = caller.read_scope()?;
     let (filter, cursor, limit) = list_params(&pairs(q)?)?;
+    if cursor.is_none() && st.config.audit_reads {
+        selfaudit::view(&st, &caller, "list", trail_core::query::render(&filter));
+    }
     let page = st.store.list(ListQuery { scope, filter, now: (st.clock)(), cursor, limit }).await?;
     // The stored bytes are already JSON: splice them in rather than re-serialising.
     let size: usize = page.events.iter().map(|e| e.len() + 1).sum();
@@ -118,13 +120,15 @@ async fn list(State(st): State<AppState>, headers: HeaderMap, q: Pairs) -> Resul
     Ok(([(header::CONTENT_TYPE, "application/json")], Body::from(out)).into_response())
 }
 
-async fn detail(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let caller = authenticate(&headers, &*st.store, &st.keys).await?;
+async fn detail(State(st): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
     let scope = caller.read_scope()?;
     let id = Uuid::parse_str(&id).map_err(|_| ApiError::field("id", "must be an event id (a UUID)"))?;
     let leaf = st.store.get(scope, id).await?.ok_or_else(|| ApiError::NotFound(format!("no event {id}")))?;
     let event =
         Event::from_leaf(&leaf).map_err(|e| ApiError::Internal(format!("stored event {id} unreadable: {e}")))?;
+    if st.config.audit_reads {
+        selfaudit::view(&st, &caller, "event", id.to_string());
+    }
     let raw = RawValue::from_string(String::from_utf8_lossy(&leaf).into_owned())
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     #[derive(Serialize)]
@@ -152,8 +156,7 @@ async fn detail(State(st): State<AppState>, headers: HeaderMap, Path(id): Path<S
     Ok(Json(body).into_response())
 }
 
-async fn facets(State(st): State<AppState>, headers: HeaderMap, q: Pairs) -> Result<Response, ApiError> {
-    let caller = authenticate(&headers, &*st.store, &st.keys).await?;
+async fn facets(State(st): State<AppState>, caller: Caller, q: Pairs) -> Result<Response, ApiError> {
     let scope = caller.read_scope()?;
     let (filter, _, _) = list_params(&pairs(q)?)?;
     let f = st.store.facets(scope, filter, (st.clock)()).await?;
@@ -180,16 +183,9 @@ fn b64_all(hashes: &[trail_core::merkle::Hash]) -> Vec<String> {
     hashes.iter().map(|h| base64::engine::general_purpose::STANDARD.encode(h)).collect()
 }
 
-/// The organization whose log a proof request is about: the caller's own, or for a
-/// platform key any one named with `org=`.
-fn log_org(caller: &crate::auth::Caller, pairs: &[(String, String)]) -> Result<String, ApiError> {
-    caller.read_scope()?;
-    let named = pairs.iter().find(|(k, _)| k == "org").map(|(_, v)| v.clone());
-    match (named, caller.key.scope) {
-        (Some(o), trail_store::KeyScope::Platform) => Ok(o),
-        (Some(o), _) if o != caller.key.org => Err(ApiError::NotFound(format!("no organization '{o}'"))),
-        _ => Ok(caller.key.org.clone()),
-    }
+/// The organization whose log a proof request is about (see `Caller::log_org`).
+fn log_org(caller: &Caller, pairs: &[(String, String)]) -> Result<String, ApiError> {
+    caller.log_org(pairs.iter().find(|(k, _)| k == "org").map(|(_, v)| v.as_str()))
 }
 
 /// Reads a non-negative integer parameter.
@@ -218,8 +214,7 @@ async fn latest(st: &AppState, org: &str) -> Result<trail_store::SignedCheckpoin
     })
 }
 
-async fn checkpoint(State(st): State<AppState>, headers: HeaderMap, q: Pairs) -> Result<Response, ApiError> {
-    let caller = authenticate(&headers, &*st.store, &st.keys).await?;
+async fn checkpoint(State(st): State<AppState>, caller: Caller, q: Pairs) -> Result<Response, ApiError> {
     let pairs = pairs(q)?;
     only(&pairs, &["org", "size"])?;
     let org = log_org(&caller, &pairs)?;
@@ -234,20 +229,17 @@ async fn checkpoint(State(st): State<AppState>, headers: HeaderMap, q: Pairs) ->
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], cp.note).into_response())
 }
 
-async fn inclusion(State(st): State<AppState>, headers: HeaderMap, q: Pairs) -> Result<Response, ApiError> {
-    let caller = authenticate(&headers, &*st.store, &st.keys).await?;
+async fn inclusion(State(st): State<AppState>, caller: Caller, q: Pairs) -> Result<Response, ApiError> {
     let pairs = pairs(q)?;
     only(&pairs, &["org", "index", "id", "size"])?;
     let org = log_org(&caller, &pairs)?;
+    let scope = caller.read_scope()?;
     let index = match (number(&pairs, "index")?, pairs.iter().find(|(k, _)| k == "id")) {
         (Some(i), None) => i,
         (None, Some((_, id))) => {
             let id = Uuid::parse_str(id).map_err(|_| ApiError::field("id", "must be an event id (a UUID)"))?;
-            let leaf = st
-                .store
-                .get(trail_store::Scope::Org(org.clone()), id)
-                .await?
-                .ok_or_else(|| ApiError::NotFound(format!("no event {id}")))?;
+            let scope = trail_store::Scope { org: Some(org.clone()), ..scope.clone() };
+            let leaf = st.store.get(scope, id).await?.ok_or_else(|| ApiError::NotFound(format!("no event {id}")))?;
             Event::from_leaf(&leaf).map_err(|e| ApiError::Internal(e.to_string()))?.seq
         }
         _ => return Err(ApiError::field("index", "give exactly one of index or id")),
@@ -256,12 +248,19 @@ async fn inclusion(State(st): State<AppState>, headers: HeaderMap, q: Pairs) -> 
         Some(s) => s,
         None => latest(&st, &org).await?.size,
     };
+    if index < size {
+        // An entry the caller may not see has no proof for it either.
+        let leaf = st.store.scan(&org, index, 1).await?.into_iter().find(|(s, _)| *s == index).map(|(_, l)| l);
+        let event = leaf.and_then(|l| Event::from_leaf(&l).ok());
+        if !event.is_some_and(|e| scope.allows(&e.org, e.category())) {
+            return Err(ApiError::NotFound(format!("no entry {index}")));
+        }
+    }
     let proof = st.store.inclusion_proof(&org, index, size).await?;
     Ok(Json(json!({"index": index, "size": size, "proof": b64_all(&proof)})).into_response())
 }
 
-async fn consistency(State(st): State<AppState>, headers: HeaderMap, q: Pairs) -> Result<Response, ApiError> {
-    let caller = authenticate(&headers, &*st.store, &st.keys).await?;
+async fn consistency(State(st): State<AppState>, caller: Caller, q: Pairs) -> Result<Response, ApiError> {
     let pairs = pairs(q)?;
     only(&pairs, &["org", "from", "to"])?;
     let org = log_org(&caller, &pairs)?;
@@ -274,10 +273,10 @@ async fn consistency(State(st): State<AppState>, headers: HeaderMap, q: Pairs) -
     Ok(Json(json!({"from": from, "to": to, "proof": b64_all(&proof)})).into_response())
 }
 
-async fn export(State(st): State<AppState>, headers: HeaderMap, q: Pairs) -> Result<Response, ApiError> {
-    let caller = authenticate(&headers, &*st.store, &st.keys).await?;
+async fn export(State(st): State<AppState>, caller: Caller, q: Pairs) -> Result<Response, ApiError> {
     let pairs = pairs(q)?;
     let org = log_org(&caller, &pairs)?;
+    let scope = trail_store::Scope { org: Some(org.clone()), ..caller.export_scope()? };
     let format = pairs.iter().find(|(k, _)| k == "format").map(|(_, v)| v.as_str());
     if format != Some("evidence") {
         return Err(ApiError::field("format", "must be evidence (the other export formats are not available yet)"));
@@ -285,8 +284,12 @@ async fn export(State(st): State<AppState>, headers: HeaderMap, q: Pairs) -> Res
     let rest: Vec<(String, String)> = pairs.into_iter().filter(|(k, _)| k != "format" && k != "org").collect();
     let (filter, _, _) = list_params(&rest)?;
     let log = st.config.log.as_ref().ok_or_else(|| ApiError::Unavailable("checkpoints are not signed here".into()))?;
+    let query = trail_core::query::render(&filter);
     let lines =
-        crate::evidence::stream(st.store.clone(), org.clone(), filter, (st.clock)(), log.verifier_key(&org)).await?;
+        crate::evidence::stream(st.store.clone(), scope, filter.clone(), (st.clock)(), log.verifier_key(&org)).await?;
+    let r = selfaudit::Record::by(&caller, "audit:export")
+        .details(json!({"format": "evidence", "org": org, "filter": query}));
+    selfaudit::record(&st, r).await;
     let date = (st.clock)().to_datetime().format("%Y%m%d");
     Ok((
         [

@@ -19,6 +19,8 @@ pub enum ApiError {
     Unauthorized(String),
     Forbidden(String),
     NotFound(String),
+    /// Too many attempts: 429 with `Retry-After` (seconds).
+    TooMany(String, u64),
     Unavailable(String),
     Internal(String),
 }
@@ -41,7 +43,7 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid { field, message } => {
                 ApiError::Field(FieldError::new(field, message).with_code("invalid_field"))
             }
-            StoreError::UnknownOrg(org) => ApiError::Forbidden(format!("organization '{org}' does not exist")),
+            StoreError::UnknownOrg(org) => ApiError::NotFound(format!("no organization '{org}'")),
             StoreError::Closed | StoreError::Unavailable(_) => ApiError::Unavailable(e.to_string()),
             StoreError::Sqlite(rusqlite_err) if is_busy(&rusqlite_err.to_string()) => {
                 ApiError::Unavailable(rusqlite_err.to_string())
@@ -74,6 +76,11 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "unauthorized", m, Some("authorization".into())),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m, None),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m, None),
+            ApiError::TooMany(m, wait) => {
+                let body = Json(json!({"error": {"code": "too_many_attempts", "message": m, "retry_after": wait}}));
+                return (StatusCode::TOO_MANY_REQUESTS, [(axum::http::header::RETRY_AFTER, wait.to_string())], body)
+                    .into_response();
+            }
             ApiError::Unavailable(m) => {
                 tracing::warn!(error = %m, "store unavailable");
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the store is unavailable; retry later".into(), None)

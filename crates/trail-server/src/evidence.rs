@@ -15,15 +15,17 @@ use crate::error::ApiError;
 /// Events read per page.
 const PAGE: usize = 500;
 
-/// The evidence lines for `org`'s events matching `filter`, oldest first. Events newer
+/// The evidence lines for the events of one organization (`scope.org`, which must be
+/// set) matching `filter` that the scope lets the caller see, oldest first. Events newer
 /// than the newest checkpoint are left out (they prove into the next one).
 pub async fn stream(
     store: DynStore,
-    org: String,
+    scope: Scope,
     mut filter: Filter,
     now: Timestamp,
     verifier_key: String,
 ) -> Result<impl Stream<Item = Result<Bytes, StoreError>>, ApiError> {
+    let org = scope.org.clone().ok_or_else(|| ApiError::Internal("evidence needs one organization".into()))?;
     let cp = store
         .checkpoint(&org, None)
         .await?
@@ -35,6 +37,7 @@ pub async fn stream(
     struct State {
         store: DynStore,
         org: String,
+        scope: Scope,
         filter: Filter,
         now: Timestamp,
         size: u64,
@@ -42,7 +45,7 @@ pub async fn stream(
         header: Option<Vec<u8>>,
         done: bool,
     }
-    let state = State { store, org, filter, now, size: cp.size, cursor: None, header: Some(first), done: false };
+    let state = State { store, org, scope, filter, now, size: cp.size, cursor: None, header: Some(first), done: false };
     Ok(futures::stream::unfold(state, |mut st| async move {
         if let Some(h) = st.header.take() {
             return Some((Ok(Bytes::from(h)), st));
@@ -52,7 +55,7 @@ pub async fn stream(
         }
         let page = async {
             let q = ListQuery {
-                scope: Scope::Org(st.org.clone()),
+                scope: st.scope.clone(),
                 filter: st.filter.clone(),
                 now: st.now,
                 cursor: st.cursor.clone(),

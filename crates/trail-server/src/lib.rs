@@ -9,6 +9,9 @@ pub mod auth;
 pub mod demo;
 mod error;
 pub mod evidence;
+mod people;
+pub mod selfaudit;
+pub mod throttle;
 
 use std::{future::Future, sync::Arc};
 
@@ -17,8 +20,9 @@ use tokio::net::TcpListener;
 use trail_core::{Limits, Timestamp};
 use trail_store::DynStore;
 
-pub use auth::{generate_key, hash_key};
+pub use auth::{create_api_key, generate_key, hash_key};
 pub use error::ApiError;
+pub use people::{hash_password, one_time_password};
 
 /// What the server needs to know, resolved by the `trail` binary.
 #[derive(Debug, Clone, Default)]
@@ -27,6 +31,14 @@ pub struct ServerConfig {
     pub limits: Limits,
     /// The installation's log name and checkpoint verifying key, for evidence files.
     pub log: Option<LogKey>,
+    /// Leave `Secure` off the session cookie (only for plain-HTTP setups that are not
+    /// on localhost; browsers keep Secure cookies on http://localhost).
+    pub insecure_cookies: bool,
+    /// The organization that records logins of unknown emails (default: the first).
+    pub system_org: Option<String>,
+    /// Record `audit:view` when a caller opens a list or an event (`trail serve`
+    /// always does; exports, logins and changes are recorded regardless).
+    pub audit_reads: bool,
 }
 
 /// The public half of the checkpoint signer.
@@ -59,12 +71,77 @@ pub struct AppState {
     pub clock: Clock,
     /// Recently seen API keys, so that authentication costs no query per request.
     keys: Arc<auth::KeyCache>,
+    throttle: Arc<throttle::Throttle>,
+    views: Arc<selfaudit::Views>,
 }
 
 impl AppState {
     pub fn new(store: DynStore, config: ServerConfig, clock: Clock) -> AppState {
-        AppState { store, config: Arc::new(config), clock, keys: Arc::default() }
+        AppState {
+            store,
+            config: Arc::new(config),
+            clock,
+            keys: Arc::default(),
+            throttle: Arc::default(),
+            views: Arc::default(),
+        }
     }
+
+    /// The organization that records events without one of their own.
+    async fn system_org(&self) -> Result<String, ApiError> {
+        if let Some(o) = &self.config.system_org {
+            return Ok(o.clone());
+        }
+        let orgs = self.store.orgs().await?;
+        orgs.into_iter()
+            .next()
+            .map(|o| o.slug)
+            .ok_or_else(|| ApiError::Unavailable("no organization exists yet".into()))
+    }
+}
+
+/// The first platform administrator, made on first start.
+#[derive(Debug, Clone)]
+pub struct Bootstrapped {
+    pub org: String,
+    pub email: String,
+    pub one_time_password: String,
+}
+
+/// On a store without users: makes sure an organization exists (the first one, or
+/// `org` when there is none) and creates a platform administrator with a one-time
+/// password, returned so that it can be printed once.
+pub async fn bootstrap(st: &AppState, org: &str) -> Result<Option<Bootstrapped>, ApiError> {
+    if !st.store.list_users(None).await?.is_empty() {
+        return Ok(None);
+    }
+    let org = match st.store.orgs().await?.into_iter().next() {
+        Some(o) => o.slug,
+        None => {
+            st.store.ensure_org(trail_store::Org { slug: org.into(), name: org.into() }).await?;
+            org.to_string()
+        }
+    };
+    let password = one_time_password();
+    let pw = password.clone();
+    let hash = tokio::task::spawn_blocking(move || hash_password(&pw))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let email = "admin@trail.local".to_string();
+    let user = st
+        .store
+        .create_user(trail_store::NewUser {
+            org: org.clone(),
+            email: email.clone(),
+            name: "Platform administrator".into(),
+            role: "platform_admin".into(),
+            password_hash: hash,
+            must_change: true,
+        })
+        .await?;
+    let resource = serde_json::json!({"type": "user", "id": user.id.to_string(), "name": email});
+    selfaudit::record_system(st, &org, "user:create", resource, serde_json::json!({"role": "platform_admin"})).await;
+    Ok(Some(Bootstrapped { org, email, one_time_password: password }))
 }
 
 /// The whole HTTP application.
@@ -79,5 +156,7 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -28,9 +28,7 @@ struct Server {
 }
 
 async fn key(store: &dyn Store, org: &str, scope: KeyScope) -> String {
-    let k = trail_server::generate_key(scope);
-    store.create_key(org, scope, trail_server::hash_key(&k), "test").await.unwrap();
-    k
+    trail_server::create_api_key(store, org, scope, "test").await.unwrap().0
 }
 
 async fn start_with(limits: Limits) -> Server {
@@ -52,7 +50,11 @@ async fn start_with(limits: Limits) -> Server {
     let (tx, rx) = oneshot::channel::<()>();
     let log =
         trail_server::LogKey { name: "trail.test".into(), public: SigningKey::from_bytes(&[5; 32]).verifying_key() };
-    let state = AppState::new(store, ServerConfig { limits, log: Some(log) }, trail_server::system_clock());
+    let state = AppState::new(
+        store,
+        ServerConfig { limits, log: Some(log), ..ServerConfig::default() },
+        trail_server::system_clock(),
+    );
     tokio::spawn(trail_server::serve(listener, state, async move {
         let _ = rx.await;
     }));

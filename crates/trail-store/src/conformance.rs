@@ -14,7 +14,10 @@ use serde_json::json;
 use trail_core::{event::parse_event, Event, Filter, NewEvent, Outcome, Sort, SortField, StatusClass, Timestamp};
 use uuid::Uuid;
 
-use crate::{AppendBatch, Appended, KeyScope, ListQuery, Org, Scope, Store, StoreError};
+use crate::{
+    AppendBatch, Appended, Categories, KeyScope, ListQuery, NewKey, NewUser, Org, Role, Scope, Session, Store,
+    StoreError, UserChange,
+};
 
 /// Generates a `#[tokio::test]` per conformance check for the backend whose fresh,
 /// empty store `$fresh().await` returns as `(Arc<dyn Store>, guard)`.
@@ -33,6 +36,9 @@ macro_rules! conformance_tests {
             scopes_hide_other_orgs,
             facets_count_what_the_scope_sees,
             keys_are_found_by_hash,
+            keys_are_listed_and_revoked_per_org,
+            users_sessions_and_roles,
+            category_scopes_hide_events_everywhere,
             bad_cursors_are_invalid
         );
     };
@@ -112,7 +118,7 @@ pub async fn leaf_bytes_round_trip(store: &dyn Store) {
     let (id, new) = b.events[0].clone();
     let ack = store.append(b).await.unwrap()[0];
     assert_eq!(ack.id, id);
-    let leaf = store.get(Scope::Org("acme".into()), id).await.unwrap().unwrap();
+    let leaf = store.get(Scope::org("acme"), id).await.unwrap().unwrap();
     let expected = Event::from_new(new, id, "acme", ack.seq, NOW);
     assert_eq!(leaf, expected.to_leaf());
     let ev = Event::from_leaf(&leaf).unwrap();
@@ -272,7 +278,7 @@ async fn seed_random(store: &dyn Store, n: usize) -> Vec<Event> {
         let org = if i % 3 == 2 { "globex" } else { "acme" };
         store.append(batch(org, chunk.iter().cloned().map(new_event).collect())).await.unwrap();
     }
-    let mut all = list_all(store, Scope::All, Filter::default(), 1000).await;
+    let mut all = list_all(store, Scope::all(), Filter::default(), 1000).await;
     all.sort_by_key(|e| (std::cmp::Reverse(e.timestamp), e.id));
     assert_eq!(all.len(), n);
     all
@@ -318,12 +324,18 @@ pub async fn filters_match_the_model(store: &dyn Store) {
     ];
     for text in filters {
         let f = trail_core::query::parse(text).unwrap();
-        for scope in [Scope::All, Scope::Org("acme".into())] {
+        let scopes = [
+            Scope::all(),
+            Scope::org("acme"),
+            Scope::org("acme").with_categories(Categories::Except(vec!["auth".into()])),
+            Scope::all().with_categories(Categories::Only(vec!["auth".into(), "secret".into()])),
+        ];
+        for scope in scopes {
             let got: Vec<Uuid> = list_all(store, scope.clone(), f.clone(), 37).await.iter().map(|e| e.id).collect();
             let want: Vec<Uuid> = all
                 .iter()
                 .filter(|e| model_matches(&f, e, NOW))
-                .filter(|e| scope == Scope::All || e.org == "acme")
+                .filter(|e| scope.allows(&e.org, e.category()))
                 .map(|e| e.id)
                 .collect();
             assert_eq!(got.len(), want.len(), "filter {text:?} in {scope:?}");
@@ -333,7 +345,7 @@ pub async fn filters_match_the_model(store: &dyn Store) {
     }
     // Newest first, exactly as the model orders ties (by storage order, which for
     // these events is id order).
-    let got = list_all(store, Scope::All, Filter::default(), 50).await;
+    let got = list_all(store, Scope::all(), Filter::default(), 50).await;
     let ts: Vec<_> = got.iter().map(|e| e.timestamp).collect();
     assert!(ts.windows(2).all(|w| w[0] >= w[1]));
 }
@@ -343,7 +355,7 @@ pub async fn pages_cover_every_sort_without_overlap(store: &dyn Store) {
     for field in SortField::ALL {
         for desc in [true, false] {
             let f = Filter { sort: Sort { field, desc }, ..Filter::default() };
-            let got = list_all(store, Scope::All, f, 23).await;
+            let got = list_all(store, Scope::all(), f, 23).await;
             let ids: HashSet<Uuid> = got.iter().map(|e| e.id).collect();
             assert_eq!(ids.len(), all.len(), "{field:?} desc={desc}: duplicates or gaps");
             if field == SortField::Timestamp {
@@ -371,7 +383,7 @@ pub async fn search_finds_words_phrases_and_prefixes(store: &dyn Store) {
     store.append(batch("acme", evs)).await.unwrap();
     let check = |q: &'static str, want: Vec<&'static str>| async move {
         let f = trail_core::query::parse(q).unwrap();
-        let got = list_all(store, Scope::Org("acme".into()), f, 50).await;
+        let got = list_all(store, Scope::org("acme"), f, 50).await;
         let mut got: Vec<String> = got.into_iter().map(|e| e.action).collect();
         got.sort();
         let mut want: Vec<String> = want.into_iter().map(String::from).collect();
@@ -404,20 +416,20 @@ pub async fn scopes_hide_other_orgs(store: &dyn Store) {
     seed_org(store, "globex").await;
     let a = append_n(store, "acme", 3).await;
     let g = append_n(store, "globex", 2).await;
-    assert!(store.get(Scope::Org("globex".into()), a[0].id).await.unwrap().is_none());
-    assert!(store.get(Scope::Org("acme".into()), a[0].id).await.unwrap().is_some());
-    assert!(store.get(Scope::All, g[0].id).await.unwrap().is_some());
-    assert!(store.get(Scope::All, Uuid::now_v7()).await.unwrap().is_none());
-    let only = list_all(store, Scope::Org("acme".into()), Filter::default(), 50).await;
+    assert!(store.get(Scope::org("globex"), a[0].id).await.unwrap().is_none());
+    assert!(store.get(Scope::org("acme"), a[0].id).await.unwrap().is_some());
+    assert!(store.get(Scope::all(), g[0].id).await.unwrap().is_some());
+    assert!(store.get(Scope::all(), Uuid::now_v7()).await.unwrap().is_none());
+    let only = list_all(store, Scope::org("acme"), Filter::default(), 50).await;
     assert!(only.iter().all(|e| e.org == "acme") && only.len() == 3);
     // Naming another organization in the company filter does not widen the scope.
     let f = trail_core::query::parse("company:globex").unwrap();
-    assert!(list_all(store, Scope::Org("acme".into()), f, 50).await.is_empty());
+    assert!(list_all(store, Scope::org("acme"), f, 50).await.is_empty());
 }
 
 pub async fn facets_count_what_the_scope_sees(store: &dyn Store) {
     let all = seed_random(store, 300).await;
-    let facets = store.facets(Scope::Org("acme".into()), Filter::default(), NOW).await.unwrap();
+    let facets = store.facets(Scope::org("acme"), Filter::default(), NOW).await.unwrap();
     let acme: Vec<&Event> = all.iter().filter(|e| e.org == "acme").collect();
     assert_eq!(facets.total, acme.len() as u64);
     let auth = acme.iter().filter(|e| e.category() == "auth").count() as u64;
@@ -427,26 +439,154 @@ pub async fn facets_count_what_the_scope_sees(store: &dyn Store) {
     assert_eq!(facets.companies.len(), 1);
     let alice = facets.users.iter().find(|u| u.value == "alice@acme.com").unwrap();
     assert_eq!(alice.label.as_deref(), Some("Alice Smith"));
-    let platform = store.facets(Scope::All, Filter::default(), NOW).await.unwrap();
+    let platform = store.facets(Scope::all(), Filter::default(), NOW).await.unwrap();
     assert_eq!(platform.total, all.len() as u64);
     assert_eq!(platform.companies.len(), 2);
 }
 
+fn new_key(org: &str, scope: KeyScope, hash: [u8; 32]) -> NewKey {
+    NewKey { org: org.into(), scope, hash, prefix: "trail_xx_ab".into(), user_id: None, label: "test".into() }
+}
+
 pub async fn keys_are_found_by_hash(store: &dyn Store) {
     seed_org(store, "acme").await;
-    let id = store.create_key("acme", KeyScope::Read, [7; 32], "trail_rd_ab").await.unwrap();
+    let id = store.create_key(new_key("acme", KeyScope::Read, [7; 32])).await.unwrap();
     let k = store.find_key([7; 32]).await.unwrap().unwrap();
     assert_eq!((k.id, k.org.as_str(), k.scope, k.revoked), (id, "acme", KeyScope::Read, false));
+    assert_eq!(k.label, "test");
     assert!(store.find_key([8; 32]).await.unwrap().is_none());
-    assert!(matches!(store.create_key("nobody", KeyScope::Read, [9; 32], "x").await, Err(StoreError::UnknownOrg(_))));
+    assert!(matches!(
+        store.create_key(new_key("nobody", KeyScope::Read, [9; 32])).await,
+        Err(StoreError::UnknownOrg(_))
+    ));
     assert_eq!(store.orgs().await.unwrap().len(), 1);
+}
+
+pub async fn keys_are_listed_and_revoked_per_org(store: &dyn Store) {
+    seed_org(store, "acme").await;
+    seed_org(store, "globex").await;
+    let a = store.create_key(new_key("acme", KeyScope::Ingest, [1; 32])).await.unwrap();
+    let g = store.create_key(new_key("globex", KeyScope::Admin, [2; 32])).await.unwrap();
+    assert_eq!(store.list_keys(Some("acme")).await.unwrap().iter().map(|k| k.id).collect::<Vec<_>>(), vec![a]);
+    assert_eq!(store.list_keys(None).await.unwrap().len(), 2);
+    // Another organization's key cannot be revoked through this one.
+    assert!(!store.revoke_key(Some("acme"), g).await.unwrap());
+    assert!(!store.find_key([2; 32]).await.unwrap().unwrap().revoked);
+    assert!(store.revoke_key(Some("globex"), g).await.unwrap());
+    assert!(store.find_key([2; 32]).await.unwrap().unwrap().revoked);
+    assert!(store.revoke_key(None, a).await.unwrap());
+    assert!(!store.revoke_key(None, 999_999).await.unwrap());
+}
+
+pub async fn users_sessions_and_roles(store: &dyn Store) {
+    seed_org(store, "acme").await;
+    seed_org(store, "globex").await;
+    let new = |org: &str, email: &str| NewUser {
+        org: org.into(),
+        email: email.into(),
+        name: "Ann".into(),
+        role: "viewer".into(),
+        password_hash: "$argon2id$x".into(),
+        must_change: true,
+    };
+    let ann = store.create_user(new("acme", "ann@acme.com")).await.unwrap();
+    assert_eq!((ann.org.as_str(), ann.role.as_str(), ann.must_change, ann.disabled), ("acme", "viewer", true, false));
+    let dup = store.create_user(new("globex", "ANN@acme.com")).await;
+    assert!(matches!(dup, Err(StoreError::Invalid { ref field, .. }) if field == "email"), "{dup:?}");
+    assert!(matches!(store.create_user(new("nobody", "x@y.z")).await, Err(StoreError::UnknownOrg(_))));
+    store.create_user(new("globex", "gil@globex.com")).await.unwrap();
+    assert_eq!(store.user_by_email("Ann@Acme.com").await.unwrap().map(|u| u.id), Some(ann.id));
+    assert_eq!(store.list_users(Some("acme")).await.unwrap().len(), 1);
+    assert_eq!(store.list_users(None).await.unwrap().len(), 2);
+    let changed = store
+        .update_user(
+            ann.id,
+            UserChange {
+                role: Some("auditor".into()),
+                password: Some(("$argon2id$y".into(), false)),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (changed.role.as_str(), changed.password_hash.as_str(), changed.must_change),
+        ("auditor", "$argon2id$y", false)
+    );
+    assert!(store.update_user(999_999, UserChange::default()).await.unwrap().is_none());
+
+    let s = |hash: u8, expires_at: i64| Session {
+        hash: [hash; 32],
+        user_id: ann.id,
+        csrf: "c".into(),
+        created_at: 10,
+        expires_at,
+    };
+    store.create_session(s(1, 1_000)).await.unwrap();
+    store.create_session(s(2, 1_000)).await.unwrap();
+    assert_eq!(store.find_session([1; 32], 500).await.unwrap(), Some(s(1, 1_000)));
+    assert!(store.find_session([1; 32], 1_000).await.unwrap().is_none(), "expired");
+    assert!(store.find_session([3; 32], 500).await.unwrap().is_none());
+    store.delete_sessions([1; 32], false).await.unwrap();
+    assert!(store.find_session([1; 32], 500).await.unwrap().is_none());
+    assert!(store.find_session([2; 32], 500).await.unwrap().is_some());
+    store.create_session(s(4, 1_000)).await.unwrap();
+    store.delete_sessions([4; 32], true).await.unwrap();
+    assert!(store.find_session([2; 32], 500).await.unwrap().is_none());
+    // Disabling a user ends the user's sessions.
+    store.create_session(s(5, 1_000)).await.unwrap();
+    store.update_user(ann.id, UserChange { disabled: Some(true), ..Default::default() }).await.unwrap();
+    assert!(store.find_session([5; 32], 500).await.unwrap().is_none());
+
+    let role = Role {
+        org: "acme".into(),
+        name: "sec-viewer".into(),
+        view: Categories::Except(vec!["secret".into()]),
+        export: Categories::Only(vec!["auth".into()]),
+    };
+    store.put_role(role.clone()).await.unwrap();
+    assert_eq!(store.roles("acme").await.unwrap(), vec![role.clone()]);
+    assert!(store.roles("globex").await.unwrap().is_empty());
+    store.put_role(Role { view: Categories::All, ..role.clone() }).await.unwrap();
+    assert_eq!(store.roles("acme").await.unwrap()[0].view, Categories::All);
+    assert!(!store.delete_role("globex", "sec-viewer").await.unwrap());
+    assert!(store.delete_role("acme", "sec-viewer").await.unwrap());
+    assert!(store.roles("acme").await.unwrap().is_empty());
+}
+
+pub async fn category_scopes_hide_events_everywhere(store: &dyn Store) {
+    seed_org(store, "acme").await;
+    let evs = vec![
+        new_event(
+            json!({"action": "secret:read", "resource": {"name": "db-password"}, "actor": {"email": "eve@acme.com"}}),
+        ),
+        new_event(
+            json!({"action": "auth:login", "resource": {"name": "db-password"}, "actor": {"email": "ann@acme.com"}}),
+        ),
+    ];
+    let acks = store.append(batch("acme", evs)).await.unwrap();
+    let no_secret = Scope::org("acme").with_categories(Categories::Except(vec!["secret".into()]));
+    assert!(store.get(no_secret.clone(), acks[0].id).await.unwrap().is_none());
+    assert!(store.get(no_secret.clone(), acks[1].id).await.unwrap().is_some());
+    for q in ["db-password", "secret", "eve", "category:secret", "action:secret:read", "actor:eve@acme.com", "*"] {
+        let got = list_all(store, no_secret.clone(), trail_core::query::parse(q).unwrap(), 50).await;
+        assert!(got.iter().all(|e| e.category() != "secret"), "q={q}");
+    }
+    let facets = store.facets(no_secret.clone(), Filter::default(), NOW).await.unwrap();
+    assert_eq!(facets.total, 1);
+    assert!(facets.categories.iter().all(|c| c.value != "secret"));
+    assert!(facets.users.iter().all(|u| u.value != "eve@acme.com"));
+    let nothing = Scope::org("acme").with_categories(Categories::Only(vec![]));
+    assert!(list_all(store, nothing.clone(), Filter::default(), 50).await.is_empty());
+    assert_eq!(store.facets(nothing, Filter::default(), NOW).await.unwrap().total, 0);
 }
 
 pub async fn bad_cursors_are_invalid(store: &dyn Store) {
     seed_org(store, "acme").await;
     append_n(store, "acme", 5).await;
     let q = |cursor: &str, sort: &str| ListQuery {
-        scope: Scope::All,
+        scope: Scope::all(),
         filter: Filter { sort: Sort::parse(sort).unwrap(), ..Filter::default() },
         now: NOW,
         cursor: Some(cursor.into()),

@@ -4,6 +4,7 @@
 //! Architecture invariants: only this crate knows SQL; events are never UPDATEd; an
 //! append is acknowledged only after its transaction is durable.
 
+mod accounts;
 pub mod conformance;
 mod error;
 pub mod sqlite;
@@ -14,6 +15,7 @@ use async_trait::async_trait;
 use trail_core::{merkle::Hash, Filter, NewEvent, Timestamp};
 use uuid::Uuid;
 
+pub use accounts::{Categories, NewUser, Role, Session, User, UserChange, BUILTIN_ROLES};
 pub use error::StoreError;
 
 /// One client request's events, appended all-or-nothing.
@@ -37,13 +39,34 @@ pub struct Appended {
     pub duplicate: bool,
 }
 
-/// Which organizations a caller may read.
+/// What a caller may read: which organizations, and within them which categories.
+/// Events outside the scope are absent from every result, count and search.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scope {
-    /// Every organization (platform callers).
-    All,
-    /// One organization, by slug.
-    Org(String),
+pub struct Scope {
+    /// One organization (by slug), or `None` for every organization (platform callers).
+    pub org: Option<String>,
+    pub categories: Categories,
+}
+
+impl Scope {
+    /// Every event of every organization.
+    pub fn all() -> Scope {
+        Scope { org: None, categories: Categories::All }
+    }
+
+    /// Every event of one organization.
+    pub fn org(slug: impl Into<String>) -> Scope {
+        Scope { org: Some(slug.into()), categories: Categories::All }
+    }
+
+    pub fn with_categories(self, categories: Categories) -> Scope {
+        Scope { categories, ..self }
+    }
+
+    /// Whether an event of `org` and `category` is within the scope.
+    pub fn allows(&self, org: &str, category: &str) -> bool {
+        self.org.as_deref().is_none_or(|o| o == org) && self.categories.allows(category)
+    }
 }
 
 /// A page request for the list.
@@ -99,6 +122,8 @@ pub enum KeyScope {
     Read,
     Admin,
     Platform,
+    /// A user's personal token: acts as that user, with the user's role.
+    Personal,
 }
 
 impl KeyScope {
@@ -108,6 +133,7 @@ impl KeyScope {
             KeyScope::Read => "read",
             KeyScope::Admin => "admin",
             KeyScope::Platform => "platform",
+            KeyScope::Personal => "personal",
         }
     }
 
@@ -117,6 +143,7 @@ impl KeyScope {
             "read" => Some(KeyScope::Read),
             "admin" => Some(KeyScope::Admin),
             "platform" => Some(KeyScope::Platform),
+            "personal" => Some(KeyScope::Personal),
             _ => None,
         }
     }
@@ -131,6 +158,22 @@ pub struct ApiKey {
     /// The first characters of the key, to recognise it in listings.
     pub prefix: String,
     pub revoked: bool,
+    /// The user a personal token belongs to.
+    pub user_id: Option<i64>,
+    /// What the key is for, as its creator described it.
+    pub label: String,
+    pub created_at: i64,
+}
+
+/// What creating a key needs.
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub org: String,
+    pub scope: KeyScope,
+    pub hash: [u8; 32],
+    pub prefix: String,
+    pub user_id: Option<i64>,
+    pub label: String,
 }
 
 /// The storage interface. Implementations must pass `conformance`.
@@ -160,9 +203,47 @@ pub trait Store: Send + Sync + 'static {
     async fn orgs(&self) -> Result<Vec<Org>, StoreError>;
 
     /// Stores a key's hash; returns its id.
-    async fn create_key(&self, org: &str, scope: KeyScope, hash: [u8; 32], prefix: &str) -> Result<i64, StoreError>;
+    async fn create_key(&self, key: NewKey) -> Result<i64, StoreError>;
 
     async fn find_key(&self, hash: [u8; 32]) -> Result<Option<ApiKey>, StoreError>;
+
+    /// Keys of one organization (or of all), oldest first, revoked ones included.
+    async fn list_keys(&self, org: Option<&str>) -> Result<Vec<ApiKey>, StoreError>;
+
+    /// Revokes a key of `org` (any organization's if `None`); false if there is no
+    /// such key there.
+    async fn revoke_key(&self, org: Option<&str>, id: i64) -> Result<bool, StoreError>;
+
+    /// Creates a user; `Invalid` (field `email`) if the email is taken.
+    async fn create_user(&self, user: NewUser) -> Result<User, StoreError>;
+
+    /// A user by id.
+    async fn user(&self, id: i64) -> Result<Option<User>, StoreError>;
+
+    /// A user by email (case-insensitive).
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError>;
+
+    /// Users of one organization (or of all), by email.
+    async fn list_users(&self, org: Option<&str>) -> Result<Vec<User>, StoreError>;
+
+    /// Changes a user; returns the user as now stored, or `None` if there is no such id.
+    async fn update_user(&self, id: i64, change: UserChange) -> Result<Option<User>, StoreError>;
+
+    async fn create_session(&self, session: Session) -> Result<(), StoreError>;
+
+    /// A session that has not expired at `now` (µs).
+    async fn find_session(&self, hash: [u8; 32], now: i64) -> Result<Option<Session>, StoreError>;
+
+    /// Ends one session, or with `all_of_user` every session of that session's user.
+    async fn delete_sessions(&self, hash: [u8; 32], all_of_user: bool) -> Result<(), StoreError>;
+
+    /// Creates or replaces a custom role.
+    async fn put_role(&self, role: Role) -> Result<(), StoreError>;
+
+    async fn roles(&self, org: &str) -> Result<Vec<Role>, StoreError>;
+
+    /// Deletes a custom role; false if there was none.
+    async fn delete_role(&self, org: &str, name: &str) -> Result<bool, StoreError>;
 
     /// Whether any event is stored (so `--demo` fills only an empty store).
     async fn is_empty(&self) -> Result<bool, StoreError>;

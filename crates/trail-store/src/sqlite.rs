@@ -31,9 +31,11 @@ use trail_core::{
 };
 use uuid::Uuid;
 
+mod accounts;
+
 use crate::{
-    ApiKey, AppendBatch, Appended, Count, Facets, KeyScope, ListQuery, Org, Page, Scope, SignedCheckpoint, Store,
-    StoreError,
+    ApiKey, AppendBatch, Appended, Categories, Count, Facets, ListQuery, NewKey, NewUser, Org, Page, Role, Scope,
+    Session, SignedCheckpoint, Store, StoreError, User, UserChange,
 };
 
 /// Tuning of the SQLite backend.
@@ -150,6 +152,39 @@ CREATE TABLE checkpoints (
     created_at INTEGER NOT NULL,
     PRIMARY KEY (org_id, size)
 ) WITHOUT ROWID;
+"#,
+    r#"
+-- People who log in. Emails are unique across the installation (login is by email).
+CREATE TABLE users (
+    id INTEGER PRIMARY KEY,
+    org_id INTEGER NOT NULL REFERENCES orgs(id),
+    email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    password TEXT NOT NULL,
+    must_change INTEGER NOT NULL DEFAULT 0,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL
+);
+-- Login sessions, by the SHA-256 of the cookie value.
+CREATE TABLE sessions (
+    hash BLOB PRIMARY KEY,
+    user_id INTEGER NOT NULL REFERENCES users(id),
+    csrf TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX sessions_user ON sessions(user_id);
+-- Custom roles: the categories their holders may view and export (see Categories).
+CREATE TABLE roles (
+    org_id INTEGER NOT NULL REFERENCES orgs(id),
+    name TEXT NOT NULL COLLATE NOCASE,
+    view TEXT NOT NULL,
+    export TEXT NOT NULL,
+    PRIMARY KEY (org_id, name)
+) WITHOUT ROWID;
+ALTER TABLE api_keys ADD COLUMN user_id INTEGER REFERENCES users(id);
+ALTER TABLE api_keys ADD COLUMN label TEXT NOT NULL DEFAULT '';
 "#,
 ];
 
@@ -1090,9 +1125,9 @@ fn org_ids(conn: &Connection, scope: &Scope, companies: &[String]) -> Result<Opt
             .query_row([slug], |r| r.get(0))
             .optional()?)
     };
-    let scoped = match scope {
-        Scope::All => None,
-        Scope::Org(slug) => Some(lookup(slug)?.into_iter().collect::<Vec<_>>()),
+    let scoped = match &scope.org {
+        None => None,
+        Some(slug) => Some(lookup(slug)?.into_iter().collect::<Vec<_>>()),
     };
     if companies.is_empty() {
         return Ok(scoped);
@@ -1125,6 +1160,22 @@ fn where_clause(
             sql.clauses.push(format!("e.org_id IN ({})", ps.join(",")));
             let toks: Vec<String> = ids.iter().map(|i| org_token(*i)).collect();
             sql.terms.push(format!("({})", toks.join(" OR ")));
+        }
+    }
+    match &scope.categories {
+        Categories::All => {}
+        Categories::Only(list) if list.is_empty() => sql.clauses.push("0".into()),
+        Categories::Only(list) => {
+            let ps: Vec<String> = list.iter().map(|c| sql.param(c.clone())).collect();
+            sql.clauses.push(format!("category IN ({})", ps.join(",")));
+            if f.category.is_empty() && f.action.is_empty() {
+                let toks: Vec<String> = list.iter().map(|c| token(CATEGORY, c)).collect();
+                sql.terms.push(format!("({})", toks.join(" OR ")));
+            }
+        }
+        Categories::Except(list) => {
+            let ps: Vec<String> = list.iter().map(|c| sql.param(c.clone())).collect();
+            sql.clauses.push(format!("category NOT IN ({})", ps.join(",")));
         }
     }
     let (from, to) = f.time_range(now);
@@ -1658,18 +1709,14 @@ impl Store for SqliteStore {
 
     async fn get(&self, scope: Scope, id: Uuid) -> Result<Option<Vec<u8>>, StoreError> {
         self.read(move |c| {
-            let row: Option<(Vec<u8>, String)> = c
+            let row: Option<(Vec<u8>, String, String)> = c
                 .prepare_cached(
-                    "SELECT l.leaf, o.slug FROM events e JOIN orgs o ON o.id = e.org_id \
+                    "SELECT l.leaf, o.slug, e.category FROM events e JOIN orgs o ON o.id = e.org_id \
                      JOIN leaves l ON l.org_id = e.org_id AND l.seq = e.seq WHERE e.id = ?1",
                 )?
-                .query_row([&id.as_bytes()[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_row([&id.as_bytes()[..]], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?;
-            Ok(row.and_then(|(leaf, org)| match &scope {
-                Scope::All => Some(leaf),
-                Scope::Org(s) if *s == org => Some(leaf),
-                Scope::Org(_) => None,
-            }))
+            Ok(row.and_then(|(leaf, org, category)| scope.allows(&org, &category).then_some(leaf)))
         })
         .await
     }
@@ -1713,38 +1760,70 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_key(&self, org: &str, scope: KeyScope, hash: [u8; 32], prefix: &str) -> Result<i64, StoreError> {
-        let (org, prefix) = (org.to_string(), prefix.to_string());
-        self.admin(move |c| {
-            let org_id: i64 = c
-                .query_row("SELECT id FROM orgs WHERE slug = ?1", [&org], |r| r.get(0))
-                .optional()?
-                .ok_or_else(|| StoreError::UnknownOrg(org.clone()))?;
-            c.execute(
-                "INSERT INTO api_keys (org_id, scope, hash, prefix, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![org_id, scope.as_str(), &hash[..], prefix, chrono::Utc::now().timestamp_micros()],
-            )?;
-            Ok(c.last_insert_rowid())
-        })
-        .await
+    async fn create_key(&self, key: NewKey) -> Result<i64, StoreError> {
+        self.admin(move |c| accounts::create_key(c, &key)).await
     }
 
     async fn find_key(&self, hash: [u8; 32]) -> Result<Option<ApiKey>, StoreError> {
-        self.read(move |c| {
-            let row = c
-                .prepare_cached(
-                    "SELECT k.id, o.slug, k.scope, k.prefix, k.revoked_at IS NOT NULL FROM api_keys k \
-                     JOIN orgs o ON o.id = k.org_id WHERE k.hash = ?1",
-                )?
-                .query_row([&hash[..]], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get(3)?, r.get(4)?))
-                })
-                .optional()?;
-            Ok(row.and_then(|(id, org, scope, prefix, revoked)| {
-                Some(ApiKey { id, org, scope: KeyScope::parse(&scope)?, prefix, revoked })
-            }))
-        })
-        .await
+        self.read(move |c| accounts::keys(c, "k.hash = ?1", params![&hash[..]]).map(|mut k| k.pop())).await
+    }
+
+    async fn list_keys(&self, org: Option<&str>) -> Result<Vec<ApiKey>, StoreError> {
+        let org = org.map(str::to_string);
+        self.read(move |c| accounts::keys(c, "(?1 IS NULL OR o.slug = ?1)", params![org])).await
+    }
+
+    async fn revoke_key(&self, org: Option<&str>, id: i64) -> Result<bool, StoreError> {
+        let org = org.map(str::to_string);
+        self.admin(move |c| accounts::revoke_key(c, org.as_deref(), id)).await
+    }
+
+    async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
+        self.admin(move |c| accounts::create_user(c, &user)).await
+    }
+
+    async fn user(&self, id: i64) -> Result<Option<User>, StoreError> {
+        self.read(move |c| accounts::users(c, "u.id = ?1", params![id]).map(|mut u| u.pop())).await
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        let email = email.to_string();
+        self.read(move |c| accounts::users(c, "u.email = ?1", params![email]).map(|mut u| u.pop())).await
+    }
+
+    async fn list_users(&self, org: Option<&str>) -> Result<Vec<User>, StoreError> {
+        let org = org.map(str::to_string);
+        self.read(move |c| accounts::users(c, "(?1 IS NULL OR o.slug = ?1)", params![org])).await
+    }
+
+    async fn update_user(&self, id: i64, change: UserChange) -> Result<Option<User>, StoreError> {
+        self.admin(move |c| accounts::update_user(c, id, &change)).await
+    }
+
+    async fn create_session(&self, session: Session) -> Result<(), StoreError> {
+        self.admin(move |c| accounts::create_session(c, &session)).await
+    }
+
+    async fn find_session(&self, hash: [u8; 32], now: i64) -> Result<Option<Session>, StoreError> {
+        self.read(move |c| accounts::find_session(c, hash, now)).await
+    }
+
+    async fn delete_sessions(&self, hash: [u8; 32], all_of_user: bool) -> Result<(), StoreError> {
+        self.admin(move |c| accounts::delete_sessions(c, hash, all_of_user)).await
+    }
+
+    async fn put_role(&self, role: Role) -> Result<(), StoreError> {
+        self.admin(move |c| accounts::put_role(c, &role)).await
+    }
+
+    async fn roles(&self, org: &str) -> Result<Vec<Role>, StoreError> {
+        let org = org.to_string();
+        self.read(move |c| accounts::roles(c, &org)).await
+    }
+
+    async fn delete_role(&self, org: &str, name: &str) -> Result<bool, StoreError> {
+        let (org, name) = (org.to_string(), name.to_string());
+        self.admin(move |c| accounts::delete_role(c, &org, &name)).await
     }
 
     async fn checkpoint(&self, org: &str, size: Option<u64>) -> Result<Option<SignedCheckpoint>, StoreError> {

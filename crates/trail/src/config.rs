@@ -30,6 +30,8 @@ pub struct FileConfig {
 #[serde(deny_unknown_fields)]
 pub struct FileServer {
     pub listen: Option<String>,
+    /// Leave `Secure` off the session cookie (plain HTTP on a non-localhost address).
+    pub insecure_cookies: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -70,6 +72,7 @@ pub struct Config {
     pub listen: SocketAddr,
     pub limits: Limits,
     pub sqlite: SqliteConfig,
+    pub insecure_cookies: bool,
 }
 
 /// Reads the config file if one is named (it must exist) or `trail.toml` if present.
@@ -135,7 +138,15 @@ pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, flags: &F
         .map(PathBuf::from)
         .or(file.signing_key)
         .unwrap_or_else(|| data_dir.join("signing.key"));
-    Ok(Config { name, signing_key, data_dir, database, listen, limits, sqlite })
+    let insecure_cookies = match env("TRAIL_INSECURE_COOKIES") {
+        Some(v) => match v.as_str() {
+            "1" | "true" => true,
+            "0" | "false" => false,
+            _ => bail!("TRAIL_INSECURE_COOKIES must be true or false, not '{v}'"),
+        },
+        None => file.server.insecure_cookies.unwrap_or(false),
+    };
+    Ok(Config { name, signing_key, data_dir, database, listen, limits, sqlite, insecure_cookies })
 }
 
 fn parse_database(url: &str) -> Result<Database> {

@@ -10,7 +10,10 @@ use clap::{Parser, Subcommand};
 use config::{Config, Database, Flags};
 use trail_core::{event::parse_batch, Event, Limits, Timestamp};
 use trail_server::{demo, AppState, ServerConfig};
-use trail_store::{sqlite::SqliteStore, AppendBatch, DynStore, KeyScope, ListQuery, Org, Scope, Store};
+use trail_store::{
+    sqlite::SqliteStore, AppendBatch, DynStore, KeyScope, ListQuery, NewUser, Org, Scope, Store, UserChange,
+    BUILTIN_ROLES,
+};
 
 /// Trail: a self-hostable, tamper-evident audit log.
 #[derive(Parser)]
@@ -44,6 +47,11 @@ enum Command {
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+    },
+    /// Manage users (people who log in to the page and the API).
+    Users {
+        #[command(subcommand)]
+        command: UsersCommand,
     },
     /// Append events from a file (JSON object, array or NDJSON; `-` for stdin).
     Ingest {
@@ -108,6 +116,46 @@ enum KeysCommand {
         /// ingest, read, admin or platform.
         #[arg(long)]
         scope: String,
+        /// What the key is for.
+        #[arg(long, default_value = "")]
+        label: String,
+    },
+    /// List API keys (never the keys themselves: their first characters).
+    List {
+        /// Only this organization's.
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Revoke a key by its id (from `keys list`).
+    Revoke { id: i64 },
+}
+
+#[derive(Subcommand)]
+enum UsersCommand {
+    /// Create a user and print a one-time password (to be changed at first login).
+    Create {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// platform_admin, org_admin, auditor, viewer or a custom role of the organization.
+        #[arg(long)]
+        role: String,
+    },
+    /// List users.
+    List {
+        /// Only this organization's.
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Change a user's role.
+    SetRole {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        role: String,
     },
 }
 
@@ -144,17 +192,56 @@ async fn run(cli: Cli) -> Result<()> {
     let config = config::resolve(file, &|k| std::env::var(k).ok(), &flags)?;
     match cli.command {
         Command::Serve { demo, .. } => serve(config, demo).await,
-        Command::Keys { command: KeysCommand::Create { org, scope } } => {
+        Command::Keys { command: KeysCommand::Create { org, scope, label } } => {
             let scope = KeyScope::parse(&scope)
+                .filter(|s| *s != KeyScope::Personal)
                 .with_context(|| format!("--scope must be ingest, read, admin or platform, not '{scope}'"))?;
             check_slug(&org)?;
             let store = open_store(&config)?;
             store.ensure_org(Org { slug: org.clone(), name: org.clone() }).await?;
-            let key = trail_server::generate_key(scope);
-            store.create_key(&org, scope, trail_server::hash_key(&key), &trail_server::auth::key_prefix(&key)).await?;
-            println!("{key}");
+            let key = new_key(&*store, &org, scope, &label).await?;
+            let state = cli_state(store.clone());
+            let resource = serde_json::json!({"type": "api_key", "id": key.1.to_string(), "name": key_prefix(&key.0)});
+            let details = serde_json::json!({"scope": scope.as_str(), "label": label});
+            trail_server::selfaudit::record_system(&state, &org, "api_key:create", resource, details).await;
+            store.close();
+            println!("{}", key.0);
             Ok(())
         }
+        Command::Keys { command: KeysCommand::List { org } } => {
+            let store = open_store(&config)?;
+            println!(
+                "{:<6} {:<12} {:<9} {:<14} {:<8} {:<26} Label",
+                "Id", "Org", "Scope", "Prefix", "Revoked", "Created"
+            );
+            for k in store.list_keys(org.as_deref()).await? {
+                println!(
+                    "{:<6} {:<12} {:<9} {:<14} {:<8} {:<26} {}",
+                    k.id,
+                    cut(&k.org, 12),
+                    k.scope.as_str(),
+                    k.prefix,
+                    if k.revoked { "yes" } else { "no" },
+                    Timestamp(k.created_at).to_rfc3339(),
+                    k.label
+                );
+            }
+            Ok(())
+        }
+        Command::Keys { command: KeysCommand::Revoke { id } } => {
+            let store = open_store(&config)?;
+            let key = store.list_keys(None).await?.into_iter().find(|k| k.id == id);
+            let Some(key) = key else { bail!("no key with id {id} (see `trail keys list`)") };
+            store.revoke_key(None, id).await?;
+            let state = cli_state(store.clone());
+            let resource = serde_json::json!({"type": "api_key", "id": id.to_string(), "name": key.prefix});
+            trail_server::selfaudit::record_system(&state, &key.org, "api_key:revoke", resource, serde_json::json!({}))
+                .await;
+            store.close();
+            println!("revoked key {id} ({})", key.prefix);
+            Ok(())
+        }
+        Command::Users { command } => users_cmd(&config, command).await,
         Command::Ingest { file, org } => ingest(&config, &file, &org).await,
         Command::Keys { command: KeysCommand::Verifier { org } } => {
             check_slug(&org)?;
@@ -189,6 +276,103 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// Application state for commands that record self-audit events.
+fn cli_state(store: Arc<SqliteStore>) -> AppState {
+    AppState::new(store, ServerConfig::default(), trail_server::system_clock())
+}
+
+fn key_prefix(key: &str) -> String {
+    trail_server::auth::key_prefix(key)
+}
+
+/// Creates a key; returns it and its id.
+async fn new_key(store: &dyn Store, org: &str, scope: KeyScope, label: &str) -> Result<(String, i64)> {
+    Ok(trail_server::create_api_key(store, org, scope, label).await?)
+}
+
+async fn users_cmd(config: &Config, command: UsersCommand) -> Result<()> {
+    let store = open_store(config)?;
+    let state = cli_state(store.clone());
+    let check_role = |org: &str, role: &str| {
+        let store = store.clone();
+        let (org, role) = (org.to_string(), role.to_string());
+        async move {
+            let custom = store.roles(&org).await?;
+            if !BUILTIN_ROLES.contains(&role.as_str()) && !custom.iter().any(|r| r.name.eq_ignore_ascii_case(&role)) {
+                bail!("--role must be one of {} or a custom role of {org}, not '{role}'", BUILTIN_ROLES.join(", "));
+            }
+            Ok(())
+        }
+    };
+    match command {
+        UsersCommand::Create { org, email, name, role } => {
+            check_slug(&org)?;
+            if !store.orgs().await?.iter().any(|o| o.slug == org) {
+                bail!("unknown organization '{org}'");
+            }
+            if !email.contains('@') || email.trim().len() != email.len() {
+                bail!("--email must be an email address, not '{email}'");
+            }
+            check_role(&org, &role).await?;
+            let password = trail_server::one_time_password();
+            let hash = trail_server::hash_password(&password).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let user = store
+                .create_user(NewUser {
+                    org: org.clone(),
+                    email: email.to_ascii_lowercase(),
+                    name,
+                    role: role.clone(),
+                    password_hash: hash,
+                    must_change: true,
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let resource = serde_json::json!({"type": "user", "id": user.id.to_string(), "name": user.email});
+            trail_server::selfaudit::record_system(
+                &state,
+                &org,
+                "user:create",
+                resource,
+                serde_json::json!({"role": role}),
+            )
+            .await;
+            println!("created {} ({}) in {org}", user.email, user.role);
+            println!("one-time password (change it at first login): {password}");
+        }
+        UsersCommand::List { org } => {
+            println!("{:<6} {:<12} {:<32} {:<24} {:<16} State", "Id", "Org", "Email", "Name", "Role");
+            for u in store.list_users(org.as_deref()).await? {
+                let state = if u.disabled {
+                    "disabled"
+                } else if u.must_change {
+                    "must change password"
+                } else {
+                    "active"
+                };
+                println!(
+                    "{:<6} {:<12} {:<32} {:<24} {:<16} {state}",
+                    u.id,
+                    cut(&u.org, 12),
+                    cut(&u.email, 32),
+                    cut(&u.name, 24),
+                    u.role
+                );
+            }
+        }
+        UsersCommand::SetRole { email, role } => {
+            let user = store.user_by_email(&email).await?.with_context(|| format!("no user '{email}'"))?;
+            check_role(&user.org, &role).await?;
+            store.update_user(user.id, UserChange { role: Some(role.clone()), ..UserChange::default() }).await?;
+            let resource = serde_json::json!({"type": "user", "id": user.id.to_string(), "name": user.email});
+            let details = serde_json::json!({"role": role, "previous_role": user.role});
+            trail_server::selfaudit::record_system(&state, &user.org, "user:role_change", resource, details).await;
+            println!("{} is now {role}", user.email);
+        }
+    }
+    store.close();
+    Ok(())
+}
+
 fn verify_file(file: &str, key: Option<&str>) -> Result<()> {
     let text = if file == "-" {
         let mut s = String::new();
@@ -218,7 +402,7 @@ async fn export(config: &Config, format: &str, out: &std::path::Path, org: &str,
         &signing_key(config, false)?.verifying_key(),
     );
     let dyn_store: DynStore = store.clone();
-    let lines = trail_server::evidence::stream(dyn_store, org.to_string(), filter, now(), vkey)
+    let lines = trail_server::evidence::stream(dyn_store, Scope::org(org), filter, now(), vkey)
         .await
         .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     use futures::StreamExt;
@@ -313,19 +497,8 @@ async fn serve(config: Config, demo: bool) -> Result<()> {
             let n = demo::fill(&*store, now(), 30_000).await?;
             eprintln!("stored {n} demo events for {} organizations", demo::ORGS.len());
         }
-        let read = trail_server::generate_key(KeyScope::Read);
-        store
-            .create_key("acme", KeyScope::Read, trail_server::hash_key(&read), &trail_server::auth::key_prefix(&read))
-            .await?;
-        let platform = trail_server::generate_key(KeyScope::Platform);
-        store
-            .create_key(
-                "acme",
-                KeyScope::Platform,
-                trail_server::hash_key(&platform),
-                &trail_server::auth::key_prefix(&platform),
-            )
-            .await?;
+        let read = new_key(&*store, "acme", KeyScope::Read, "demo").await?.0;
+        let platform = new_key(&*store, "acme", KeyScope::Platform, "demo").await?.0;
         println!("Trail is running at http://{addr}");
         println!("read key (organization acme): {read}");
         println!("platform key (every organization): {platform}");
@@ -334,8 +507,18 @@ async fn serve(config: Config, demo: bool) -> Result<()> {
         println!("Trail is running at http://{addr}");
     }
     let log = trail_server::LogKey { name: config.name.clone(), public: signing_key(&config, false)?.verifying_key() };
-    let state =
-        AppState::new(store, ServerConfig { limits: config.limits, log: Some(log) }, trail_server::system_clock());
+    let server_config = ServerConfig {
+        limits: config.limits,
+        log: Some(log),
+        insecure_cookies: config.insecure_cookies,
+        system_org: None,
+        audit_reads: true,
+    };
+    let state = AppState::new(store, server_config, trail_server::system_clock());
+    if let Some(b) = trail_server::bootstrap(&state, "main").await.map_err(|e| anyhow::anyhow!("{e:?}"))? {
+        println!("First start: platform administrator {} (organization {})", b.email, b.org);
+        println!("one-time password (shown only now; change it at first login): {}", b.one_time_password);
+    }
     trail_server::serve(listener, state, shutdown_signal()).await?;
     sqlite.close();
     Ok(())
@@ -403,8 +586,8 @@ async fn query_cmd(config: &Config, text: &str, org: Option<String>, limit: usiz
     let filter = trail_core::query::parse(text).map_err(|e| anyhow::anyhow!("query: {}", e.message))?;
     let store = open_store(config)?;
     let scope = match org {
-        Some(o) => Scope::Org(o),
-        None => Scope::All,
+        Some(o) => Scope::org(o),
+        None => Scope::all(),
     };
     let page = store.list(ListQuery { scope, filter, now: now(), cursor: None, limit }).await?;
     let mut out = std::io::stdout().lock();

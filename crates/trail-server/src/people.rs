@@ -1,0 +1,565 @@
+//! Login, sessions and the management endpoints: users, custom roles, API keys and
+//! personal tokens. Every change is recorded in the log (see `selfaudit`).
+
+use argon2::{
+    password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
+    Argon2,
+};
+use axum::{
+    body::Bytes,
+    extract::{Path, Query, State},
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{delete, get, patch, post, put},
+    Json, Router,
+};
+use serde::de::DeserializeOwned;
+use serde_json::{json, Value};
+use trail_store::{Categories, KeyScope, NewKey, NewUser, Role, Session, User, UserChange, BUILTIN_ROLES};
+
+use crate::{
+    auth::{self, hash_key, random_token, Caller, SESSION_COOKIE},
+    error::ApiError,
+    selfaudit::{record, Record},
+    throttle, AppState,
+};
+
+/// How long a session lasts (µs).
+const SESSION_TTL: i64 = 12 * 3600 * 1_000_000;
+/// The shortest password accepted.
+const MIN_PASSWORD: usize = 10;
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/auth/login", post(login))
+        .route("/api/v1/auth/logout", post(logout))
+        .route("/api/v1/auth/password", post(change_password))
+        .route("/api/v1/auth/me", get(me))
+        .route("/api/v1/users", get(list_users).post(create_user))
+        .route("/api/v1/users/{id}", patch(update_user))
+        .route("/api/v1/roles", get(list_roles))
+        .route("/api/v1/roles/{name}", put(put_role).delete(delete_role))
+        .route("/api/v1/keys", get(list_keys).post(create_key))
+        .route("/api/v1/keys/{id}", delete(revoke_key))
+}
+
+/// Hashes a password with argon2id (the crate's default, OWASP-recommended cost).
+pub fn hash_password(password: &str) -> Result<String, ApiError> {
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(|e| ApiError::Internal(e.to_string()))?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+fn verify_password(hash: &str, password: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+}
+
+/// Hashing costs tens of milliseconds: off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// A one-time password for new users and resets.
+pub fn one_time_password() -> String {
+    random_token(20)
+}
+
+/// Parses a JSON body into `T`, naming the field at fault.
+fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| ApiError::field("body", format!("invalid JSON: {e}")))?;
+    if !v.is_object() {
+        return Err(ApiError::field("body", "must be a JSON object"));
+    }
+    serde_json::from_value(v).map_err(|e| {
+        let msg = e.to_string();
+        let field = msg
+            .split('`')
+            .nth(1)
+            .filter(|_| msg.starts_with("missing field") || msg.starts_with("unknown field"))
+            .unwrap_or("body")
+            .to_string();
+        ApiError::field(&field, msg)
+    })
+}
+
+fn check_password(field: &str, p: &str) -> Result<(), ApiError> {
+    if p.chars().count() < MIN_PASSWORD || p.len() > 1024 {
+        return Err(ApiError::field(field, format!("must be {MIN_PASSWORD} to 1024 characters")));
+    }
+    Ok(())
+}
+
+fn check_email(e: &str) -> Result<String, ApiError> {
+    let e = e.trim();
+    let ok = e.len() <= 254
+        && e.split_once('@').is_some_and(|(a, b)| !a.is_empty() && !b.is_empty())
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !ok {
+        return Err(ApiError::field("email", "must be an email address"));
+    }
+    Ok(e.to_ascii_lowercase())
+}
+
+pub(crate) fn user_json(u: &User) -> Value {
+    json!({
+        "id": u.id, "org": u.org, "email": u.email, "name": u.name, "role": u.role,
+        "disabled": u.disabled, "must_change_password": u.must_change,
+    })
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    email: String,
+    password: String,
+}
+
+async fn login(
+    State(st): State<AppState>,
+    parts: axum::http::request::Parts,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let b: LoginBody = body(&bytes)?;
+    let email = b.email.trim().to_ascii_lowercase();
+    if email.is_empty() {
+        return Err(ApiError::field("email", "is required"));
+    }
+    let ip = auth::client_ip(&parts);
+    let ua = auth::user_agent(&parts.headers);
+    let now = (st.clock)().0;
+    let (acct_key, ip_key) = (format!("acct:{email}"), format!("ip:{}", ip.map(|i| i.to_string()).unwrap_or_default()));
+    let user = st.store.user_by_email(&email).await?;
+    let org = match &user {
+        Some(u) => u.org.clone(),
+        None => st.system_org().await?,
+    };
+    let attempt = |ok: bool, error: Option<String>| Record {
+        org: org.clone(),
+        action: "auth:login",
+        ok,
+        actor: match &user {
+            Some(u) => json!({"id": format!("user-{}", u.id), "name": u.name, "email": u.email, "type": "user"}),
+            None => json!({"email": email, "type": "user"}),
+        },
+        resource: None,
+        details: Some(json!({"method": "password"})),
+        error,
+        ip,
+        user_agent: ua.clone(),
+    };
+    let locked = st.throttle.locked(&acct_key, now).into_iter().chain(st.throttle.locked(&ip_key, now)).max();
+    if let Some(wait) = locked {
+        record(&st, attempt(false, Some("too many failed logins: throttled".into()))).await;
+        return Err(ApiError::TooMany(format!("too many failed logins; try again in {wait} s"), wait));
+    }
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let password = b.password;
+    let ok = blocking(move || match hash {
+        Some(h) => verify_password(&h, &password),
+        None => {
+            // The same work as a real check, so timing does not tell which emails exist.
+            let _ = hash_password(&password);
+            false
+        }
+    })
+    .await?;
+    let user = match user.clone().filter(|u| ok && !u.disabled) {
+        Some(u) => u,
+        None => {
+            st.throttle.fail(&acct_key, now, throttle::ACCOUNT_FAILURES);
+            st.throttle.fail(&ip_key, now, throttle::IP_FAILURES);
+            let why = if ok { "account disabled" } else { "wrong email or password" };
+            record(&st, attempt(false, Some(why.into()))).await;
+            return Err(ApiError::Unauthorized("wrong email or password".into()));
+        }
+    };
+    st.throttle.clear(&acct_key);
+    let token = random_token(43);
+    let session = Session {
+        hash: hash_key(&token),
+        user_id: user.id,
+        csrf: random_token(32),
+        created_at: now,
+        expires_at: now + SESSION_TTL,
+    };
+    st.store.create_session(session.clone()).await?;
+    record(&st, attempt(true, None)).await;
+    let secure = if st.config.insecure_cookies { "" } else { "; Secure" };
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        SESSION_TTL / 1_000_000
+    );
+    let mut resp = Json(json!({"user": user_json(&user), "csrf_token": session.csrf})).into_response();
+    resp.headers_mut()
+        .insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).map_err(|e| ApiError::Internal(e.to_string()))?);
+    Ok(resp)
+}
+
+fn clear_cookie(st: &AppState) -> HeaderValue {
+    let secure = if st.config.insecure_cookies { "" } else { "; Secure" };
+    HeaderValue::from_str(&format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}"))
+        .unwrap_or(HeaderValue::from_static(""))
+}
+
+async fn logout(State(st): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    let session = caller
+        .session
+        .clone()
+        .ok_or_else(|| ApiError::field("authorization", "logout ends a login session; API keys have none"))?;
+    st.store.delete_sessions(session.hash, false).await?;
+    record(&st, Record::by(&caller, "auth:logout")).await;
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    resp.headers_mut().insert(header::SET_COOKIE, clear_cookie(&st));
+    Ok(resp)
+}
+
+async fn me(State(st): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    let p = &caller.perms;
+    let user = match caller.user_id() {
+        Some(id) => st.store.user(id).await?.map(|u| user_json(&u)),
+        None => None,
+    };
+    Ok(Json(json!({
+        "org": caller.org,
+        "actor": caller.actor(),
+        "user": user,
+        "csrf_token": caller.session.as_ref().map(|s| s.csrf.clone()),
+        "must_change_password": caller.must_change,
+        "permissions": {
+            "platform": p.platform, "manage": p.manage, "write": p.write,
+            "view": p.view.as_ref().map(Categories::render),
+            "export": p.export.as_ref().map(Categories::render),
+        },
+    }))
+    .into_response())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordBody {
+    current_password: String,
+    new_password: String,
+}
+
+async fn change_password(State(st): State<AppState>, caller: Caller, bytes: Bytes) -> Result<Response, ApiError> {
+    let b: PasswordBody = body(&bytes)?;
+    let id = caller.user_id().ok_or_else(|| ApiError::field("authorization", "only users have passwords"))?;
+    let user = st.store.user(id).await?.ok_or_else(|| ApiError::Unauthorized("no such user".into()))?;
+    check_password("new_password", &b.new_password)?;
+    if b.new_password == b.current_password {
+        return Err(ApiError::field("new_password", "must differ from the current password"));
+    }
+    let (hash, current) = (user.password_hash.clone(), b.current_password);
+    if !blocking(move || verify_password(&hash, &current)).await? {
+        record(
+            &st,
+            Record::by(&caller, "user:password_change")
+                .resource("user", id, &user.email)
+                .failed("wrong current password"),
+        )
+        .await;
+        return Err(ApiError::field("current_password", "is wrong"));
+    }
+    let new = b.new_password;
+    let new_hash = blocking(move || hash_password(&new)).await??;
+    st.store.update_user(id, UserChange { password: Some((new_hash, false)), ..UserChange::default() }).await?;
+    record(&st, Record::by(&caller, "user:password_change").resource("user", id, &user.email)).await;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+type Params = Query<Vec<(String, String)>>;
+
+fn param<'a>(q: &'a Params, key: &str) -> Option<&'a str> {
+    q.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+async fn list_users(State(st): State<AppState>, caller: Caller, q: Params) -> Result<Response, ApiError> {
+    let org = match param(&q, "org") {
+        None if caller.perms.platform => None,
+        named => Some(caller.managed_org(named)?),
+    };
+    caller.managed_org(None)?;
+    let users = st.store.list_users(org.as_deref()).await?;
+    Ok(Json(json!({"users": users.iter().map(user_json).collect::<Vec<_>>()})).into_response())
+}
+
+/// Checks that `role` exists for `org` and that the caller may give it.
+async fn check_role(st: &AppState, caller: &Caller, org: &str, role: &str) -> Result<String, ApiError> {
+    if role == "platform_admin" && !caller.perms.platform {
+        return Err(ApiError::Forbidden("only platform administrators may make platform administrators".into()));
+    }
+    if BUILTIN_ROLES.contains(&role) {
+        return Ok(role.to_string());
+    }
+    match st.store.roles(org).await?.into_iter().find(|r| r.name.eq_ignore_ascii_case(role)) {
+        Some(r) => Ok(r.name),
+        None => Err(ApiError::field(
+            "role",
+            format!("no role '{role}': use one of {} or a custom role", BUILTIN_ROLES.join(", ")),
+        )),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUserBody {
+    email: String,
+    name: String,
+    role: String,
+    password: Option<String>,
+    org: Option<String>,
+}
+
+async fn create_user(State(st): State<AppState>, caller: Caller, bytes: Bytes) -> Result<Response, ApiError> {
+    let b: NewUserBody = body(&bytes)?;
+    let org = caller.managed_org(b.org.as_deref())?;
+    let email = check_email(&b.email)?;
+    if b.name.trim().is_empty() || b.name.len() > 200 {
+        return Err(ApiError::field("name", "must be 1 to 200 characters"));
+    }
+    let role = check_role(&st, &caller, &org, &b.role).await?;
+    let (password, generated) = match b.password {
+        Some(p) => {
+            check_password("password", &p)?;
+            (p, false)
+        }
+        None => (one_time_password(), true),
+    };
+    let pw = password.clone();
+    let hash = blocking(move || hash_password(&pw)).await??;
+    let user = st
+        .store
+        .create_user(NewUser { org, email, name: b.name.trim().into(), role, password_hash: hash, must_change: true })
+        .await?;
+    record(
+        &st,
+        Record::by(&caller, "user:create")
+            .resource("user", user.id, &user.email)
+            .details(json!({"role": user.role, "org": user.org})),
+    )
+    .await;
+    let mut out = json!({"user": user_json(&user)});
+    if generated {
+        out["one_time_password"] = json!(password);
+    }
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserPatch {
+    role: Option<String>,
+    disabled: Option<bool>,
+    name: Option<String>,
+    /// `true` sets a new one-time password, returned once.
+    reset_password: Option<bool>,
+}
+
+/// A user the caller manages, or 404 (another organization's users do not exist for it).
+async fn managed_user(st: &AppState, caller: &Caller, id: &str) -> Result<User, ApiError> {
+    caller.managed_org(None)?;
+    let id: i64 = id.parse().map_err(|_| ApiError::field("id", "must be a user id (an integer)"))?;
+    let user = st.store.user(id).await?.filter(|u| caller.perms.platform || u.org == caller.org);
+    user.ok_or_else(|| ApiError::NotFound(format!("no user {id}")))
+}
+
+async fn update_user(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let user = managed_user(&st, &caller, &id).await?;
+    let b: UserPatch = body(&bytes)?;
+    if user.role == "platform_admin" && !caller.perms.platform {
+        return Err(ApiError::Forbidden("only platform administrators may change a platform administrator".into()));
+    }
+    let mut change = UserChange::default();
+    if let Some(r) = &b.role {
+        change.role = Some(check_role(&st, &caller, &user.org, r).await?);
+    }
+    if let Some(n) = &b.name {
+        if n.trim().is_empty() || n.len() > 200 {
+            return Err(ApiError::field("name", "must be 1 to 200 characters"));
+        }
+        change.name = Some(n.trim().into());
+    }
+    change.disabled = b.disabled;
+    let mut password = None;
+    if b.reset_password == Some(true) {
+        let p = one_time_password();
+        let pw = p.clone();
+        change.password = Some((blocking(move || hash_password(&pw)).await??, true));
+        password = Some(p);
+    }
+    let updated =
+        st.store.update_user(user.id, change).await?.ok_or_else(|| ApiError::NotFound(format!("no user {id}")))?;
+    let action = if b.role.is_some() { "user:role_change" } else { "user:update" };
+    let details = json!({
+        "role": b.role, "disabled": b.disabled, "password_reset": password.is_some(), "previous_role": user.role,
+    });
+    record(&st, Record::by(&caller, action).resource("user", user.id, &user.email).details(details)).await;
+    let mut out = json!({"user": user_json(&updated)});
+    if let Some(p) = password {
+        out["one_time_password"] = json!(p);
+    }
+    Ok(Json(out).into_response())
+}
+
+fn role_json(r: &Role) -> Value {
+    json!({"name": r.name, "org": r.org, "view": r.view.render(), "export": r.export.render()})
+}
+
+async fn list_roles(State(st): State<AppState>, caller: Caller, q: Params) -> Result<Response, ApiError> {
+    let org = caller.managed_org(param(&q, "org"))?;
+    let custom = st.store.roles(&org).await?;
+    Ok(Json(json!({"builtin": BUILTIN_ROLES, "custom": custom.iter().map(role_json).collect::<Vec<_>>()}))
+        .into_response())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleBody {
+    view: String,
+    export: Option<String>,
+    org: Option<String>,
+}
+
+async fn put_role(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let b: RoleBody = body(&bytes)?;
+    let org = caller.managed_org(b.org.as_deref())?;
+    let valid =
+        !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !valid || BUILTIN_ROLES.contains(&name.as_str()) {
+        return Err(ApiError::field("name", "must be 1 to 64 letters, digits, '-' or '_', and not a built-in role"));
+    }
+    let view = Categories::parse(&b.view).map_err(|e| ApiError::field("view", e))?;
+    let export = Categories::parse(b.export.as_deref().unwrap_or("")).map_err(|e| ApiError::field("export", e))?;
+    let role = Role { org, name, view, export };
+    st.store.put_role(role.clone()).await?;
+    record(&st, Record::by(&caller, "role:update").resource("role", &role.name, &role.name).details(role_json(&role)))
+        .await;
+    Ok(Json(role_json(&role)).into_response())
+}
+
+async fn delete_role(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    q: Params,
+) -> Result<Response, ApiError> {
+    let org = caller.managed_org(param(&q, "org"))?;
+    if !st.store.delete_role(&org, &name).await? {
+        return Err(ApiError::NotFound(format!("no role '{name}'")));
+    }
+    record(&st, Record::by(&caller, "role:delete").resource("role", &name, &name)).await;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+fn key_json(k: &trail_store::ApiKey) -> Value {
+    json!({
+        "id": k.id, "org": k.org, "scope": k.scope.as_str(), "prefix": k.prefix, "label": k.label,
+        "user_id": k.user_id, "revoked": k.revoked,
+        "created_at": trail_core::Timestamp(k.created_at).to_rfc3339(),
+    })
+}
+
+async fn list_keys(State(st): State<AppState>, caller: Caller, q: Params) -> Result<Response, ApiError> {
+    let keys = if caller.perms.manage {
+        let org = match param(&q, "org") {
+            None if caller.perms.platform => None,
+            named => Some(caller.managed_org(named)?),
+        };
+        st.store.list_keys(org.as_deref()).await?
+    } else {
+        // Everyone else sees their own personal tokens.
+        let id = caller.user_id().ok_or_else(|| ApiError::Forbidden("managing keys needs an administrator".into()))?;
+        st.store.list_keys(Some(&caller.org)).await?.into_iter().filter(|k| k.user_id == Some(id)).collect()
+    };
+    Ok(Json(json!({"keys": keys.iter().map(key_json).collect::<Vec<_>>()})).into_response())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyBody {
+    scope: String,
+    label: Option<String>,
+    org: Option<String>,
+}
+
+async fn create_key(State(st): State<AppState>, caller: Caller, bytes: Bytes) -> Result<Response, ApiError> {
+    let b: KeyBody = body(&bytes)?;
+    let scope = KeyScope::parse(&b.scope)
+        .ok_or_else(|| ApiError::field("scope", "must be ingest, read, admin, platform or personal"))?;
+    let label = b.label.unwrap_or_default();
+    if label.len() > 200 {
+        return Err(ApiError::field("label", "must be at most 200 characters"));
+    }
+    let (org, user_id) = if scope == KeyScope::Personal {
+        if b.org.is_some() {
+            return Err(ApiError::field("org", "a personal token belongs to your own organization"));
+        }
+        let id = caller
+            .user_id()
+            .ok_or_else(|| ApiError::field("scope", "only a logged-in user can have a personal token"))?;
+        (caller.org.clone(), Some(id))
+    } else {
+        let org = caller.managed_org(b.org.as_deref())?;
+        if scope == KeyScope::Platform && !caller.perms.platform {
+            return Err(ApiError::Forbidden("only platform administrators may create platform keys".into()));
+        }
+        (org, None)
+    };
+    let key = auth::generate_key(scope);
+    let prefix = auth::key_prefix(&key);
+    let id = st
+        .store
+        .create_key(NewKey {
+            org: org.clone(),
+            scope,
+            hash: hash_key(&key),
+            prefix: prefix.clone(),
+            user_id,
+            label: label.clone(),
+        })
+        .await?;
+    record(
+        &st,
+        Record::by(&caller, "api_key:create")
+            .resource("api_key", id, &prefix)
+            .details(json!({"scope": scope.as_str(), "org": org, "label": label})),
+    )
+    .await;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": id, "key": key, "scope": scope.as_str(), "org": org, "prefix": prefix})),
+    )
+        .into_response())
+}
+
+async fn revoke_key(State(st): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let id: i64 = id.parse().map_err(|_| ApiError::field("id", "must be a key id (an integer)"))?;
+    let not_found = || ApiError::NotFound(format!("no key {id}"));
+    let done = if caller.perms.manage && !caller.must_change {
+        let org = if caller.perms.platform { None } else { Some(caller.org.as_str()) };
+        st.store.revoke_key(org, id).await?
+    } else {
+        let uid = caller.user_id().ok_or_else(|| ApiError::Forbidden("managing keys needs an administrator".into()))?;
+        let own =
+            st.store.list_keys(Some(&caller.org)).await?.into_iter().any(|k| k.id == id && k.user_id == Some(uid));
+        own && st.store.revoke_key(Some(&caller.org), id).await?
+    };
+    if !done {
+        return Err(not_found());
+    }
+    st.keys.clear();
+    record(&st, Record::by(&caller, "api_key:revoke").resource("api_key", id, "")).await;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,185 @@
+//! Users, sessions, custom roles and API keys in SQLite. These are rare, small writes,
+//! made on their own connection beside the event writer.
+
+use rusqlite::{params, Connection, OptionalExtension, Params};
+
+use crate::{ApiKey, Categories, KeyScope, NewKey, NewUser, Role, Session, StoreError, User, UserChange};
+
+fn now_us() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+fn org_id(c: &Connection, slug: &str) -> Result<i64, StoreError> {
+    c.query_row("SELECT id FROM orgs WHERE slug = ?1", [slug], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::UnknownOrg(slug.to_string()))
+}
+
+pub(super) fn create_key(c: &Connection, key: &NewKey) -> Result<i64, StoreError> {
+    let org = org_id(c, &key.org)?;
+    c.execute(
+        "INSERT INTO api_keys (org_id, scope, hash, prefix, created_at, user_id, label) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![org, key.scope.as_str(), &key.hash[..], key.prefix, now_us(), key.user_id, key.label],
+    )?;
+    Ok(c.last_insert_rowid())
+}
+
+/// Keys matching a condition on `k` (api_keys) and `o` (orgs).
+pub(super) fn keys(c: &Connection, cond: &str, p: impl Params) -> Result<Vec<ApiKey>, StoreError> {
+    let sql = format!(
+        "SELECT k.id, o.slug, k.scope, k.prefix, k.revoked_at IS NOT NULL, k.user_id, k.label, k.created_at \
+         FROM api_keys k JOIN orgs o ON o.id = k.org_id WHERE {cond} ORDER BY k.id"
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map(p, |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, bool>(4)?,
+            r.get::<_, Option<i64>>(5)?,
+            r.get::<_, String>(6)?,
+            r.get::<_, i64>(7)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, org, scope, prefix, revoked, user_id, label, created_at) = row?;
+        if let Some(scope) = KeyScope::parse(&scope) {
+            out.push(ApiKey { id, org, scope, prefix, revoked, user_id, label, created_at });
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn revoke_key(c: &Connection, org: Option<&str>, id: i64) -> Result<bool, StoreError> {
+    let n = c.execute(
+        "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?3) WHERE id = ?1 \
+         AND (?2 IS NULL OR org_id = (SELECT id FROM orgs WHERE slug = ?2))",
+        params![id, org, now_us()],
+    )?;
+    Ok(n > 0)
+}
+
+pub(super) fn create_user(c: &Connection, u: &NewUser) -> Result<User, StoreError> {
+    let org = org_id(c, &u.org)?;
+    let taken: bool = c.query_row("SELECT EXISTS(SELECT 1 FROM users WHERE email = ?1)", [&u.email], |r| r.get(0))?;
+    if taken {
+        return Err(StoreError::Invalid { field: "email".into(), message: "a user with this email exists".into() });
+    }
+    c.execute(
+        "INSERT INTO users (org_id, email, name, role, password, must_change, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        params![org, u.email, u.name, u.role, u.password_hash, u.must_change, now_us()],
+    )?;
+    let id = c.last_insert_rowid();
+    users(c, "u.id = ?1", params![id])?.pop().ok_or_else(|| StoreError::Corrupt("user vanished".into()))
+}
+
+/// Users matching a condition on `u` (users) and `o` (orgs).
+pub(super) fn users(c: &Connection, cond: &str, p: impl Params) -> Result<Vec<User>, StoreError> {
+    let sql = format!(
+        "SELECT u.id, o.slug, u.email, u.name, u.role, u.password, u.must_change, u.disabled, u.created_at \
+         FROM users u JOIN orgs o ON o.id = u.org_id WHERE {cond} ORDER BY u.email"
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map(p, |r| {
+        Ok(User {
+            id: r.get(0)?,
+            org: r.get(1)?,
+            email: r.get(2)?,
+            name: r.get(3)?,
+            role: r.get(4)?,
+            password_hash: r.get(5)?,
+            must_change: r.get(6)?,
+            disabled: r.get(7)?,
+            created_at: r.get(8)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+pub(super) fn update_user(c: &mut Connection, id: i64, ch: &UserChange) -> Result<Option<User>, StoreError> {
+    let tx = c.transaction()?;
+    if let Some(role) = &ch.role {
+        tx.execute("UPDATE users SET role = ?2 WHERE id = ?1", params![id, role])?;
+    }
+    if let Some(d) = ch.disabled {
+        tx.execute("UPDATE users SET disabled = ?2 WHERE id = ?1", params![id, d])?;
+        if d {
+            tx.execute("DELETE FROM sessions WHERE user_id = ?1", [id])?;
+        }
+    }
+    if let Some(name) = &ch.name {
+        tx.execute("UPDATE users SET name = ?2 WHERE id = ?1", params![id, name])?;
+    }
+    if let Some((hash, must_change)) = &ch.password {
+        tx.execute("UPDATE users SET password = ?2, must_change = ?3 WHERE id = ?1", params![id, hash, must_change])?;
+    }
+    let user = users(&tx, "u.id = ?1", params![id])?.pop();
+    tx.commit()?;
+    Ok(user)
+}
+
+pub(super) fn create_session(c: &Connection, s: &Session) -> Result<(), StoreError> {
+    // Expired sessions are swept whenever a new one starts.
+    c.execute("DELETE FROM sessions WHERE expires_at < ?1", [s.created_at])?;
+    c.execute(
+        "INSERT INTO sessions (hash, user_id, csrf, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![&s.hash[..], s.user_id, s.csrf, s.created_at, s.expires_at],
+    )?;
+    Ok(())
+}
+
+pub(super) fn find_session(c: &Connection, hash: [u8; 32], now: i64) -> Result<Option<Session>, StoreError> {
+    Ok(c.prepare_cached(
+        "SELECT user_id, csrf, created_at, expires_at FROM sessions WHERE hash = ?1 AND expires_at > ?2",
+    )?
+    .query_row(params![&hash[..], now], |r| {
+        Ok(Session { hash, user_id: r.get(0)?, csrf: r.get(1)?, created_at: r.get(2)?, expires_at: r.get(3)? })
+    })
+    .optional()?)
+}
+
+pub(super) fn delete_sessions(c: &Connection, hash: [u8; 32], all_of_user: bool) -> Result<(), StoreError> {
+    if all_of_user {
+        c.execute("DELETE FROM sessions WHERE user_id = (SELECT user_id FROM sessions WHERE hash = ?1)", [&hash[..]])?;
+    } else {
+        c.execute("DELETE FROM sessions WHERE hash = ?1", [&hash[..]])?;
+    }
+    Ok(())
+}
+
+pub(super) fn put_role(c: &Connection, role: &Role) -> Result<(), StoreError> {
+    let org = org_id(c, &role.org)?;
+    c.execute(
+        "INSERT INTO roles (org_id, name, view, export) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT(org_id, name) DO UPDATE SET view = excluded.view, export = excluded.export",
+        params![org, role.name, role.view.render(), role.export.render()],
+    )?;
+    Ok(())
+}
+
+pub(super) fn roles(c: &Connection, org: &str) -> Result<Vec<Role>, StoreError> {
+    let mut stmt = c.prepare_cached(
+        "SELECT o.slug, r.name, r.view, r.export FROM roles r JOIN orgs o ON o.id = r.org_id \
+         WHERE o.slug = ?1 ORDER BY r.name",
+    )?;
+    let rows = stmt.query_map([org], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (org, name, view, export) = row?;
+        let parse = |s: &str| Categories::parse(s).map_err(|e| StoreError::Corrupt(format!("role {name}: {e}")));
+        out.push(Role { view: parse(&view)?, export: parse(&export)?, org, name: name.clone() });
+    }
+    Ok(out)
+}
+
+pub(super) fn delete_role(c: &Connection, org: &str, name: &str) -> Result<bool, StoreError> {
+    let org = org_id(c, org)?;
+    Ok(c.execute("DELETE FROM roles WHERE org_id = ?1 AND name = ?2", params![org, name])? > 0)
+}
