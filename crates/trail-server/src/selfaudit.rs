@@ -91,7 +91,8 @@ impl Record {
 /// Appends the event and waits until it is durable. A failure to record is logged,
 /// not returned: the action itself already happened (or was refused).
 pub(crate) async fn record(st: &AppState, r: Record) {
-    let mut v = json!({"action": r.action, "success": r.ok, "actor": r.actor});
+    let result = if r.ok { "DONE" } else { "FAILED" };
+    let mut v = json!({"action": r.action, "result": result, "actor": r.actor});
     if let Some(x) = r.resource {
         v["resource"] = x;
     }

@@ -84,7 +84,8 @@ fn keys_ingest_and_query_from_the_command_line() {
     assert!(!table.contains("sarah@"), "{table}");
     let jsonl = run_ok(trail(d).args(["query", "--format", "jsonl", "actor:sarah@"]));
     let ev: Value = serde_json::from_str(jsonl.trim()).unwrap();
-    assert_eq!((ev["action"].as_str(), ev["seq"].as_u64()), (Some("service:deploy"), Some(1)));
+    // seq 0 is the key's creation, recorded by `keys create`.
+    assert_eq!((ev["action"].as_str(), ev["seq"].as_u64()), (Some("service:deploy"), Some(2)));
 
     assert!(run_err(trail(d).args(["keys", "create", "--org", "acme", "--scope", "root"])).contains("--scope"));
     assert!(run_err(trail(d).args(["keys", "create", "--org", "Bad Org", "--scope", "read"])).contains("--org"));
@@ -227,7 +228,8 @@ fn acknowledged_events_survive_sigkill() {
     }
 }
 
-/// Makes a data dir whose `acme` log holds 20 signed entries, checks it verifies, and
+/// Makes a data dir whose `acme` log holds 21 signed entries (the ingest key's creation,
+/// then 20 deployments), checks it verifies, and
 /// returns it with the verifier key printed by `trail keys verifier`.
 fn signed_log() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
@@ -248,7 +250,7 @@ fn signed_log() -> (tempfile::TempDir, String) {
         assert_eq!(mode & 0o777, 0o600, "the signing key must be private");
     }
     let ok = run_ok(trail(d).args(["verify", "--org", "acme"]));
-    assert!(ok.contains("20 entries"), "{ok}");
+    assert!(ok.contains("21 entries"), "{ok}");
     (dir, vkey)
 }
 
@@ -278,9 +280,9 @@ fn verify_names_the_first_tampered_entry() {
     tamper(
         "DELETE FROM events WHERE seq >= 15; DELETE FROM leaves WHERE seq >= 15;
          DELETE FROM tree_nodes WHERE level = 0 AND idx >= 15;",
-        "covers 20 entries: entries from 15 on are missing",
+        "covers 21 entries: entries from 15 on are missing",
     );
-    tamper("UPDATE checkpoints SET note = replace(note, '20', '21')", "checkpoint of size 20");
+    tamper("UPDATE checkpoints SET note = replace(note, '21', '22')", "checkpoint of size 21");
 }
 
 /// An attacker who rewrites an entry and its recorded leaf hash is caught by the
@@ -290,7 +292,7 @@ fn verify_catches_a_rewritten_leaf_hash() {
     let (dir, vkey) = signed_log();
     let conn = rusqlite::Connection::open(dir.path().join("trail.db")).unwrap();
     let leaf: Vec<u8> = conn.query_row("SELECT leaf FROM leaves WHERE seq = 9", [], |r| r.get(0)).unwrap();
-    let forged = String::from_utf8(leaf).unwrap().replace("\"n\":9", "\"n\":99").into_bytes();
+    let forged = String::from_utf8(leaf).unwrap().replace("\"n\":8", "\"n\":99").into_bytes();
     let hash = trail_core::merkle::leaf_hash(&forged);
     conn.execute("UPDATE leaves SET leaf = ?1 WHERE seq = 9", [&forged]).unwrap();
     conn.execute("UPDATE tree_nodes SET hash = ?1 WHERE level = 0 AND idx = 9", [&hash[..]]).unwrap();
@@ -337,14 +339,118 @@ fn evidence_files_verify_offline_and_edits_fail() {
     assert!(msg.contains("wrote 1 entries"), "{msg}");
     run_ok(trail(d).args(["export", "--format", "evidence", "--out", out.to_str().unwrap(), "--org", "acme"]));
     let text = std::fs::read_to_string(&out).unwrap();
-    assert_eq!(text.lines().count(), 21);
+    assert_eq!(text.lines().count(), 22);
     let ok = run_ok(trail(d).args(["verify", out.to_str().unwrap(), "--key", &vkey]));
-    assert!(ok.contains("20 entries prove into checkpoint trail.local/acme of size 20"), "{ok}");
+    assert!(ok.contains("21 entries prove into checkpoint trail.local/acme of size 21"), "{ok}");
     let edited = text.replacen("\\\"n\\\":5}", "\\\"n\\\":6}", 1);
     assert_ne!(edited, text);
     std::fs::write(&out, edited).unwrap();
     let err = run_err(trail(d).args(["verify", out.to_str().unwrap(), "--key", &vkey]));
-    assert!(err.contains("line 7: entry 5 does not prove"), "{err}");
+    assert!(err.contains("line 8: entry 6 does not prove"), "{err}");
     assert!(run_err(trail(d).args(["verify", "/nonexistent"])).contains("cannot read"));
     assert!(run_err(trail(d).args(["export", "--format", "pdf", "--out", "x", "--org", "acme"])).contains("--format"));
+}
+
+/// First start prints a platform administrator's one-time password; it logs in, must
+/// change it, and users and keys are then managed from the command line.
+#[test]
+fn first_start_bootstraps_an_admin_and_users_and_keys_are_managed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut child = trail(d)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("TRAIL_INSECURE_COOKIES", "true")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = lines.next().unwrap().unwrap().replace("Trail is running at ", "");
+    let admin = lines.next().unwrap().unwrap();
+    assert!(admin.contains("admin@trail.local") && admin.contains("organization main"), "{admin}");
+    let otp = lines.next().unwrap().unwrap().rsplit(' ').next().unwrap().to_string();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let c = ::reqwest::Client::new();
+        let login = |pw: String| {
+            let c = c.clone();
+            let url = format!("{base}/api/v1/auth/login");
+            async move { c.post(url).json(&json!({"email": "admin@trail.local", "password": pw})).send().await.unwrap() }
+        };
+        let r = login(otp.clone()).await;
+        assert_eq!(r.status(), 200);
+        let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+        let body: Value = r.json().await.unwrap();
+        let csrf = body["csrf_token"].as_str().unwrap().to_string();
+        assert_eq!(body["user"]["role"], "platform_admin");
+        let r = c
+            .post(format!("{base}/api/v1/auth/password"))
+            .header("cookie", &cookie)
+            .header("x-csrf-token", &csrf)
+            .json(&json!({"current_password": otp, "new_password": "a much better password"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+        let r = c.get(format!("{base}/api/v1/facets")).header("cookie", &cookie).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        // The one-time password is spent.
+        assert_eq!(login(otp.clone()).await.status(), 401);
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    // A second start prints no password.
+    let again = serve(d, &[]);
+    drop(again);
+
+    let out = run_ok(trail(d).args([
+        "users",
+        "create",
+        "--org",
+        "main",
+        "--email",
+        "Ann@Main.com",
+        "--name",
+        "Ann",
+        "--role",
+        "auditor",
+    ]));
+    assert!(out.contains("created ann@main.com (auditor) in main") && out.contains("one-time password"), "{out}");
+    let list = run_ok(trail(d).args(["users", "list"]));
+    assert!(
+        list.contains("admin@trail.local") && list.contains("ann@main.com") && list.contains("must change password"),
+        "{list}"
+    );
+    let out = run_ok(trail(d).args(["users", "set-role", "--email", "ann@main.com", "--role", "viewer"]));
+    assert!(out.contains("ann@main.com is now viewer"), "{out}");
+    assert!(run_ok(trail(d).args(["users", "list", "--org", "main"])).contains("viewer"));
+    assert!(
+        run_err(trail(d).args(["users", "set-role", "--email", "ann@main.com", "--role", "god"])).contains("--role")
+    );
+    assert!(run_err(trail(d).args(["users", "set-role", "--email", "nobody@main.com", "--role", "viewer"]))
+        .contains("no user"));
+    let dup = ["users", "create", "--org", "main", "--email", "ann@main.com", "--name", "A", "--role", "viewer"];
+    assert!(run_err(trail(d).args(dup)).contains("email"));
+    let bad_org = ["users", "create", "--org", "nope", "--email", "x@y.z", "--name", "X", "--role", "viewer"];
+    assert!(run_err(trail(d).args(bad_org)).contains("unknown organization"));
+
+    let key = run_ok(trail(d).args(["keys", "create", "--org", "main", "--scope", "read", "--label", "siem"]));
+    assert!(key.starts_with("trail_rd_"));
+    let keys = run_ok(trail(d).args(["keys", "list"]));
+    let line = keys.lines().find(|l| l.contains("siem")).unwrap().to_string();
+    let id = line.split_whitespace().next().unwrap().to_string();
+    assert!(line.contains(" no "), "{line}");
+    let out = run_ok(trail(d).args(["keys", "revoke", &id]));
+    assert!(out.contains(&format!("revoked key {id}")), "{out}");
+    assert!(run_ok(trail(d).args(["keys", "list", "--org", "main"]))
+        .lines()
+        .any(|l| l.contains("siem") && l.contains(" yes ")));
+    assert!(run_err(trail(d).args(["keys", "revoke", "99999"])).contains("no key"));
+    // Every change is in the log.
+    let log = run_ok(trail(d).args(["query", "--format", "jsonl", "--limit", "100"]));
+    for action in
+        ["user:create", "user:role_change", "api_key:create", "api_key:revoke", "auth:login", "user:password_change"]
+    {
+        assert!(log.contains(&format!("\"action\":\"{action}\"")), "{action}: {log}");
+    }
 }
