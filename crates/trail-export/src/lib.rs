@@ -1,0 +1,360 @@
+//! Trail's export formats, written from events one at a time so that memory stays flat
+//! whatever the size: CSV (RFC 4180), JSON (one array), JSON Lines, XLSX (constant-memory
+//! worksheets) and PDF reports. No I/O of its own beyond the writer or path it is given;
+//! no HTTP, no SQL.
+
+mod pdf;
+mod xlsx;
+
+use std::{collections::BTreeMap, io::Write};
+
+use trail_core::{Event, Timestamp};
+
+pub use pdf::{pdf, Preset};
+pub use xlsx::XlsxWriter;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("csv: {0}")]
+    Csv(#[from] csv::Error),
+    #[error("xlsx: {0}")]
+    Xlsx(#[from] rust_xlsxwriter::XlsxError),
+    #[error("pdf: {0}")]
+    Pdf(String),
+    #[error("stored event unreadable: {0}")]
+    Event(#[from] serde_json::Error),
+}
+
+/// An export format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    Csv,
+    Xlsx,
+    Json,
+    Jsonl,
+    Pdf,
+    Evidence,
+}
+
+impl Format {
+    pub const ALL: [Format; 6] =
+        [Format::Csv, Format::Xlsx, Format::Json, Format::Jsonl, Format::Pdf, Format::Evidence];
+
+    pub fn parse(s: &str) -> Option<Format> {
+        Format::ALL.into_iter().find(|f| f.as_str() == s.to_ascii_lowercase())
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Xlsx => "xlsx",
+            Format::Json => "json",
+            Format::Jsonl => "jsonl",
+            Format::Pdf => "pdf",
+            Format::Evidence => "evidence",
+        }
+    }
+
+    /// The file name extension.
+    pub fn ext(self) -> &'static str {
+        match self {
+            Format::Evidence => "evidence.jsonl",
+            f => f.as_str(),
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Csv => "text/csv; charset=utf-8",
+            Format::Xlsx => "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            Format::Json => "application/json",
+            Format::Jsonl | Format::Evidence => "application/x-ndjson",
+            Format::Pdf => "application/pdf",
+        }
+    }
+
+    /// Formats written row by row into a stream (the others need a file or the whole
+    /// set first).
+    pub fn streams(self) -> bool {
+        matches!(self, Format::Csv | Format::Json | Format::Jsonl | Format::Evidence)
+    }
+
+    /// `Audit_Log_YYYYMMDD.<ext>`, dated when the export was made (UTC).
+    pub fn file_name(self, made: Timestamp) -> String {
+        format!("Audit_Log_{}.{}", made.to_datetime().format("%Y%m%d"), self.ext())
+    }
+}
+
+/// The columns of CSV and XLSX: the list's eight, then the detail.
+pub const COLUMNS: [&str; 16] = [
+    "Date/Time (UTC)",
+    "Source IP",
+    "Performer",
+    "Company",
+    "Email",
+    "Type",
+    "Operation",
+    "Result",
+    "Event ID",
+    "Request ID",
+    "Resource Type",
+    "Resource ID",
+    "Resource Name",
+    "Status Code",
+    "Error",
+    "Details",
+];
+
+/// One event as the table's text cells, in `COLUMNS` order (the time as ISO 8601 UTC).
+pub fn cells(e: &Event) -> [String; 16] {
+    let actor = e.actor.as_ref();
+    let res = e.resource.as_ref();
+    let s = |v: Option<&String>| v.cloned().unwrap_or_default();
+    [
+        e.timestamp.to_rfc3339_micros(),
+        e.source_ip.clone().unwrap_or_default(),
+        s(actor.and_then(|a| a.name.as_ref())),
+        e.company().to_string(),
+        s(actor.and_then(|a| a.email.as_ref())),
+        e.category().to_string(),
+        e.operation().to_string(),
+        e.result.as_str().to_string(),
+        e.id.to_string(),
+        e.request_id.clone().unwrap_or_default(),
+        s(res.and_then(|r| r.kind.as_ref())),
+        s(res.and_then(|r| r.id.as_ref())),
+        s(res.and_then(|r| r.name.as_ref())),
+        e.status_code.map(|c| c.to_string()).unwrap_or_default(),
+        e.error.clone().unwrap_or_default(),
+        e.details.as_ref().map(|d| d.to_string()).unwrap_or_default(),
+    ]
+}
+
+/// A cell a spreadsheet would run as a formula (`= + - @`, tab or CR first) gets a
+/// leading apostrophe, which spreadsheets show as text (OWASP's CSV-injection advice).
+pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{cell}").into(),
+        _ => cell.into(),
+    }
+}
+
+/// CSV: RFC 4180 (CRLF line ends, quotes doubled), UTF-8, one header row.
+pub struct CsvWriter<W: Write> {
+    w: csv::Writer<W>,
+}
+
+impl<W: Write> CsvWriter<W> {
+    pub fn new(w: W) -> Result<CsvWriter<W>, ExportError> {
+        let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(w);
+        w.write_record(COLUMNS)?;
+        Ok(CsvWriter { w })
+    }
+
+    pub fn event(&mut self, e: &Event) -> Result<(), ExportError> {
+        let c = cells(e);
+        self.w.write_record(c.iter().map(|x| neutralise(x).into_owned()))?;
+        Ok(())
+    }
+
+    /// Flushes and returns the inner writer.
+    pub fn finish(self) -> Result<W, ExportError> {
+        self.w.into_inner().map_err(|e| ExportError::Io(e.into_error()))
+    }
+
+    pub fn flush(&mut self) -> Result<(), ExportError> {
+        Ok(self.w.flush()?)
+    }
+}
+
+/// The CSV lines of `events` without a header (for streaming in chunks after the
+/// first, which `CsvWriter::new` starts with the header).
+pub fn csv_rows<'a>(events: impl IntoIterator<Item = &'a Event>, out: Vec<u8>) -> Result<Vec<u8>, ExportError> {
+    let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(out);
+    for e in events {
+        let c = cells(e);
+        w.write_record(c.iter().map(|x| neutralise(x).into_owned()))?;
+    }
+    w.into_inner().map_err(|e| ExportError::Io(e.into_error()))
+}
+
+/// JSON (`[ev,ev,...]`) or JSON Lines: the stored bytes of each event, verbatim.
+pub struct JsonWriter {
+    lines: bool,
+    first: bool,
+}
+
+impl JsonWriter {
+    pub fn new(lines: bool) -> JsonWriter {
+        JsonWriter { lines, first: true }
+    }
+
+    pub fn start(&mut self, out: &mut Vec<u8>) {
+        if !self.lines {
+            out.push(b'[');
+        }
+    }
+
+    pub fn leaf(&mut self, out: &mut Vec<u8>, leaf: &[u8]) {
+        if self.lines {
+            out.extend_from_slice(leaf);
+            out.push(b'\n');
+        } else {
+            if !self.first {
+                out.push(b',');
+            }
+            out.push(b'\n');
+            out.extend_from_slice(leaf);
+        }
+        self.first = false;
+    }
+
+    pub fn end(&mut self, out: &mut Vec<u8>) {
+        if !self.lines {
+            out.extend_from_slice(b"\n]\n");
+        }
+    }
+}
+
+/// What an export is about, for the summary sheet and the report.
+#[derive(Debug, Clone, Default)]
+pub struct Meta {
+    /// The organization(s) exported, e.g. `acme` or `all organizations`.
+    pub org: String,
+    /// The filter, in the query language (empty: everything).
+    pub filter: String,
+    /// The period the filter selects, as text.
+    pub period: String,
+    pub generated_at: Timestamp,
+    pub generated_by: String,
+}
+
+/// Counts gathered while writing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub rows: u64,
+    pub categories: BTreeMap<String, u64>,
+    pub results: BTreeMap<String, u64>,
+    pub first: Option<Timestamp>,
+    pub last: Option<Timestamp>,
+    /// `auth:login` events that failed.
+    pub failed_logins: u64,
+    /// Role, permission, membership and key changes.
+    pub access_changes: u64,
+    /// `audit:export` events.
+    pub data_exports: u64,
+}
+
+impl Summary {
+    pub fn add(&mut self, e: &Event) {
+        self.rows += 1;
+        *self.categories.entry(e.category().to_string()).or_default() += 1;
+        *self.results.entry(e.result.as_str().to_string()).or_default() += 1;
+        self.first = Some(self.first.map_or(e.timestamp, |f| f.min(e.timestamp)));
+        self.last = Some(self.last.map_or(e.timestamp, |l| l.max(e.timestamp)));
+        if is_failed_login(e) {
+            self.failed_logins += 1;
+        }
+        if is_access_change(e) {
+            self.access_changes += 1;
+        }
+        if e.action == "audit:export" {
+            self.data_exports += 1;
+        }
+    }
+}
+
+pub fn is_failed_login(e: &Event) -> bool {
+    e.category() == "auth" && e.operation().starts_with("login") && e.result == trail_core::Outcome::Failed
+}
+
+/// Changes of who may do what: roles, permissions, memberships, keys.
+pub fn is_access_change(e: &Event) -> bool {
+    let op = e.operation();
+    let cat = e.category();
+    op.contains("role")
+        || op.contains("permission")
+        || op.contains("grant")
+        || op.contains("revoke")
+        || (matches!(cat, "member" | "api_key" | "ssh_key") && !op.starts_with("list") && !op.starts_with("view"))
+        || (cat == "user" && (op.contains("create") || op.contains("delete") || op.contains("invite")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    pub(crate) fn event(v: serde_json::Value, seq: u64) -> Event {
+        let new = trail_core::event::parse_event(v).unwrap();
+        Event::from_new(new, uuid_for(seq), "acme", seq, Timestamp(1_710_000_000_000_000 + seq as i64))
+    }
+
+    fn uuid_for(seq: u64) -> uuid::Uuid {
+        uuid::Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0000 + seq as u128)
+    }
+
+    #[test]
+    fn formats_and_names() {
+        for f in Format::ALL {
+            assert_eq!(Format::parse(f.as_str()), Some(f));
+        }
+        assert_eq!(Format::parse("XLSX"), Some(Format::Xlsx));
+        assert_eq!(Format::parse("doc"), None);
+        let t = Timestamp::parse_rfc3339("2024-03-09T23:59:59Z").unwrap();
+        assert_eq!(Format::Csv.file_name(t), "Audit_Log_20240309.csv");
+        assert_eq!(Format::Evidence.file_name(t), "Audit_Log_20240309.evidence.jsonl");
+    }
+
+    #[test]
+    fn csv_is_rfc4180_and_neutralises_formulas() {
+        let e = event(
+            json!({"action": "user:update", "actor": {"name": "=HYPERLINK(\"x\")", "email": "a@b.c"},
+                   "resource": {"name": "-2+3", "type": "user", "id": "u1"}, "error": "line1\nline2, \"quoted\"",
+                   "details": {"k": "@SUM(A1)"}, "status_code": 403}),
+            1,
+        );
+        let mut w = CsvWriter::new(Vec::new()).unwrap();
+        w.event(&e).unwrap();
+        let out = w.finish().unwrap();
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert!(text.starts_with("Date/Time (UTC),Source IP,Performer,"));
+        assert!(text.contains("\r\n"));
+        let mut r = csv::Reader::from_reader(&out[..]);
+        let row = r.records().next().unwrap().unwrap();
+        assert_eq!(&row[2], "'=HYPERLINK(\"x\")");
+        assert_eq!(&row[12], "'-2+3");
+        assert_eq!(&row[13], "403");
+        assert_eq!(&row[14], "line1\nline2, \"quoted\"");
+        assert_eq!(&row[15], "{\"k\":\"@SUM(A1)\"}");
+        assert_eq!(&row[7], "FAILED");
+        assert_eq!(neutralise("\tx"), "'\tx");
+        assert_eq!(neutralise("plain"), "plain");
+    }
+
+    #[test]
+    fn json_and_lines_keep_the_stored_bytes() {
+        let leaves: Vec<Vec<u8>> = (0..3).map(|i| event(json!({"action": "a:b"}), i).to_leaf()).collect();
+        for lines in [false, true] {
+            let mut w = JsonWriter::new(lines);
+            let mut out = Vec::new();
+            w.start(&mut out);
+            for l in &leaves {
+                w.leaf(&mut out, l);
+            }
+            w.end(&mut out);
+            let got: Vec<serde_json::Value> = if lines {
+                out.split(|b| *b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .map(|l| serde_json::from_slice(l).unwrap())
+                    .collect()
+            } else {
+                serde_json::from_slice(&out).unwrap()
+            };
+            assert_eq!(got.len(), 3);
+            assert_eq!(serde_json::to_vec(&got[1]).unwrap(), leaves[1]);
+        }
+    }
+}
