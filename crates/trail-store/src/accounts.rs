@@ -133,6 +133,30 @@ pub struct Role {
     pub export: Categories,
 }
 
+/// A scheduled export: every day (or one weekday) at a UTC time, the events matching
+/// a filter, in a format, mailed to recipients and/or written to a directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    pub id: i64,
+    pub org: String,
+    pub name: String,
+    /// `None`: daily; `Some(0..=6)`: weekly on that weekday (0 = Monday).
+    pub weekday: Option<u8>,
+    /// Minutes after midnight UTC.
+    pub at_minute: u16,
+    /// The filter, in the query language.
+    pub query: String,
+    pub format: String,
+    pub recipients: Vec<String>,
+    /// A directory name under the installation's export directory, if files are kept.
+    pub directory: Option<String>,
+    /// Who made it (an email or key name).
+    pub created_by: String,
+    /// When it runs next (µs).
+    pub next_run: i64,
+    pub last_run: Option<i64>,
+}
+
 /// The built-in roles.
 pub const BUILTIN_ROLES: [&str; 4] = ["platform_admin", "org_admin", "auditor", "viewer"];
 

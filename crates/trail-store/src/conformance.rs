@@ -39,6 +39,8 @@ macro_rules! conformance_tests {
             keys_are_listed_and_revoked_per_org,
             users_sessions_and_roles,
             category_scopes_hide_events_everywhere,
+            streams_and_counts_match_the_list,
+            schedules_are_kept_per_org,
             bad_cursors_are_invalid
         );
     };
@@ -442,6 +444,64 @@ pub async fn facets_count_what_the_scope_sees(store: &dyn Store) {
     let platform = store.facets(Scope::all(), Filter::default(), NOW).await.unwrap();
     assert_eq!(platform.total, all.len() as u64);
     assert_eq!(platform.companies.len(), 2);
+}
+
+pub async fn streams_and_counts_match_the_list(store: &dyn Store) {
+    let all = seed_random(store, 300).await;
+    for text in ["", "category:auth", "result:FAILED actor:john@", "sort:email", "sort:-ip", "company:globex", "deploy"]
+    {
+        let f = trail_core::query::parse(text).unwrap();
+        for scope in [Scope::all(), Scope::org("acme").with_categories(Categories::Except(vec!["auth".into()]))] {
+            let listed = list_all(store, scope.clone(), f.clone(), 41).await;
+            let q = ListQuery { scope: scope.clone(), filter: f.clone(), now: NOW, cursor: None, limit: 1 };
+            let mut rx = store.stream(q, 7).await.unwrap();
+            let mut streamed = Vec::new();
+            while let Some(chunk) = rx.recv().await {
+                let chunk = chunk.unwrap();
+                assert!(chunk.len() <= 7);
+                streamed.extend(chunk.iter().map(|l| Event::from_leaf(l).unwrap().id));
+            }
+            let ids: Vec<Uuid> = listed.iter().map(|e| e.id).collect();
+            assert_eq!(streamed, ids, "{text:?} in {scope:?}: same events, same order");
+            assert_eq!(store.count(scope.clone(), f.clone(), NOW).await.unwrap(), ids.len() as u64, "{text:?}");
+        }
+    }
+    assert!(!all.is_empty());
+    // A reader that stops early ends the stream without error.
+    let q = ListQuery { scope: Scope::all(), filter: Filter::default(), now: NOW, cursor: None, limit: 1 };
+    let mut rx = store.stream(q, 5).await.unwrap();
+    assert_eq!(rx.recv().await.unwrap().unwrap().len(), 5);
+    drop(rx);
+}
+
+pub async fn schedules_are_kept_per_org(store: &dyn Store) {
+    seed_org(store, "acme").await;
+    seed_org(store, "globex").await;
+    let s = crate::Schedule {
+        id: 0,
+        org: "acme".into(),
+        name: "weekly failed logins".into(),
+        weekday: Some(0),
+        at_minute: 6 * 60,
+        query: "category:auth result:FAILED".into(),
+        format: "csv".into(),
+        recipients: vec!["sec@acme.com".into(), "ciso@acme.com".into()],
+        directory: Some("weekly".into()),
+        created_by: "ann@acme.com".into(),
+        next_run: 1_000,
+        last_run: None,
+    };
+    let made = store.create_schedule(s.clone()).await.unwrap();
+    assert_eq!(made, crate::Schedule { id: made.id, ..s.clone() });
+    store.create_schedule(crate::Schedule { org: "globex".into(), ..s.clone() }).await.unwrap();
+    assert_eq!(store.schedules(Some("acme")).await.unwrap(), vec![made.clone()]);
+    assert_eq!(store.schedules(None).await.unwrap().len(), 2);
+    store.schedule_ran(made.id, 1_500, 9_000).await.unwrap();
+    let after = &store.schedules(Some("acme")).await.unwrap()[0];
+    assert_eq!((after.last_run, after.next_run), (Some(1_500), 9_000));
+    assert!(!store.delete_schedule(Some("globex"), made.id).await.unwrap());
+    assert!(store.delete_schedule(Some("acme"), made.id).await.unwrap());
+    assert!(store.schedules(Some("acme")).await.unwrap().is_empty());
 }
 
 fn new_key(org: &str, scope: KeyScope, hash: [u8; 32]) -> NewKey {

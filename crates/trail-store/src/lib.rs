@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use trail_core::{merkle::Hash, Filter, NewEvent, Timestamp};
 use uuid::Uuid;
 
-pub use accounts::{Categories, NewUser, Role, Session, User, UserChange, BUILTIN_ROLES};
+pub use accounts::{Categories, NewUser, Role, Schedule, Session, User, UserChange, BUILTIN_ROLES};
 pub use error::StoreError;
 
 /// One client request's events, appended all-or-nothing.
@@ -187,6 +187,14 @@ pub trait Store: Send + Sync + 'static {
     /// One page of events matching a filter.
     async fn list(&self, query: ListQuery) -> Result<Page, StoreError>;
 
+    /// Every event matching `query` (its cursor and limit are ignored), in its sort
+    /// order, as chunks of up to `chunk` stored events. Memory stays bounded: the reader
+    /// waits while chunks are unread, and stops when the receiver is dropped.
+    async fn stream(&self, query: ListQuery, chunk: usize) -> Result<StreamRx, StoreError>;
+
+    /// How many events match the filter within the scope.
+    async fn count(&self, scope: Scope, filter: Filter, now: Timestamp) -> Result<u64, StoreError>;
+
     /// One event's stored bytes, if it exists within the scope.
     async fn get(&self, scope: Scope, id: Uuid) -> Result<Option<Vec<u8>>, StoreError>;
 
@@ -245,6 +253,18 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a custom role; false if there was none.
     async fn delete_role(&self, org: &str, name: &str) -> Result<bool, StoreError>;
 
+    /// Stores a new scheduled export (its `id` is ignored); returns it with its id.
+    async fn create_schedule(&self, schedule: Schedule) -> Result<Schedule, StoreError>;
+
+    /// Scheduled exports of one organization (or of all), by id.
+    async fn schedules(&self, org: Option<&str>) -> Result<Vec<Schedule>, StoreError>;
+
+    /// Deletes a scheduled export of `org` (any organization's if `None`).
+    async fn delete_schedule(&self, org: Option<&str>, id: i64) -> Result<bool, StoreError>;
+
+    /// Records a run and when the next one is due.
+    async fn schedule_ran(&self, id: i64, ran_at: i64, next_run: i64) -> Result<(), StoreError>;
+
     /// Whether any event is stored (so `--demo` fills only an empty store).
     async fn is_empty(&self) -> Result<bool, StoreError>;
 
@@ -268,6 +288,9 @@ pub struct SignedCheckpoint {
     /// The C2SP signed note.
     pub note: String,
 }
+
+/// Chunks of stored events from `Store::stream`.
+pub type StreamRx = tokio::sync::mpsc::Receiver<Result<Vec<Vec<u8>>, StoreError>>;
 
 /// Shared handle to a store, as the server holds it.
 pub type DynStore = Arc<dyn Store>;

@@ -34,8 +34,8 @@ use uuid::Uuid;
 mod accounts;
 
 use crate::{
-    ApiKey, AppendBatch, Appended, Categories, Count, Facets, ListQuery, NewKey, NewUser, Org, Page, Role, Scope,
-    Session, SignedCheckpoint, Store, StoreError, User, UserChange,
+    ApiKey, AppendBatch, Appended, Categories, Count, Facets, ListQuery, NewKey, NewUser, Org, Page, Role, Schedule,
+    Scope, Session, SignedCheckpoint, Store, StoreError, StreamRx, User, UserChange,
 };
 
 /// Tuning of the SQLite backend.
@@ -185,6 +185,23 @@ CREATE TABLE roles (
 ) WITHOUT ROWID;
 ALTER TABLE api_keys ADD COLUMN user_id INTEGER REFERENCES users(id);
 ALTER TABLE api_keys ADD COLUMN label TEXT NOT NULL DEFAULT '';
+"#,
+    r#"
+-- Scheduled exports (see Schedule). Recipients are a JSON array.
+CREATE TABLE schedules (
+    id INTEGER PRIMARY KEY,
+    org_id INTEGER NOT NULL REFERENCES orgs(id),
+    name TEXT NOT NULL,
+    weekday INTEGER,
+    at_minute INTEGER NOT NULL,
+    query TEXT NOT NULL,
+    format TEXT NOT NULL,
+    recipients TEXT NOT NULL,
+    directory TEXT,
+    created_by TEXT NOT NULL,
+    next_run INTEGER NOT NULL,
+    last_run INTEGER
+);
 "#,
 ];
 
@@ -1355,7 +1372,9 @@ fn sort_expr(field: SortField) -> (&'static str, bool) {
 /// Joins an event row (`e`) to its stored JSON (`l`).
 const LEAF_JOIN: &str = "JOIN leaves l ON l.org_id = e.org_id AND l.seq = e.seq";
 
-fn list_blocking(conn: &Connection, q: ListQuery) -> Result<Page, StoreError> {
+/// The statement listing `q`'s events (`pos, ts, sort value, leaf`) in sort order,
+/// `limit` of them (`None`: all).
+fn list_sql(conn: &Connection, q: &ListQuery, limit: Option<usize>) -> Result<(String, Sql), StoreError> {
     let sort = q.filter.sort;
     let cursor = q.cursor.as_deref().map(|c| Cursor::decode(c, sort)).transpose()?;
     let mut sql = where_clause(conn, &q.scope, &q.filter, q.now, false)?;
@@ -1363,7 +1382,7 @@ fn list_blocking(conn: &Connection, q: ListQuery) -> Result<Page, StoreError> {
     let cmp = if sort.desc { "<" } else { ">" };
     let dir = if sort.desc { "DESC" } else { "ASC" };
     let time_sort = sort.field == SortField::Timestamp;
-    let limit = q.limit.clamp(1, 1000);
+    let limit = limit.map_or(-1, |l| l as i64);
     let match_expr = sql.match_expr();
     // Time order is storage order: with filters, FTS5 walks the matching rowids newest
     // first and stops after one page; without, the table itself is walked.
@@ -1383,7 +1402,7 @@ fn list_blocking(conn: &Connection, q: ListQuery) -> Result<Page, StoreError> {
         format!(
             "SELECT e.pos, e.ts, NULL, l.leaf FROM {from} {LEAF_JOIN} WHERE {} ORDER BY {col} {dir} LIMIT {}",
             sql.where_sql(),
-            limit + 1
+            limit
         )
     } else {
         if let Some(m) = match_expr {
@@ -1413,9 +1432,52 @@ fn list_blocking(conn: &Connection, q: ListQuery) -> Result<Page, StoreError> {
              ORDER BY {expr} {dir}, e.pos {dir} LIMIT {}) JOIN events e ON e.pos = page_pos {LEAF_JOIN} \
              ORDER BY {expr} {dir}, e.pos {dir}",
             sql.where_sql(),
-            limit + 1
+            limit
         )
     };
+    Ok((text, sql))
+}
+
+/// Sends every event of `q` in chunks until done or the receiver is gone.
+fn stream_blocking(
+    conn: &Connection,
+    q: ListQuery,
+    chunk: usize,
+    tx: &tokio::sync::mpsc::Sender<Result<Vec<Vec<u8>>, StoreError>>,
+) -> Result<(), StoreError> {
+    let (text, sql) = list_sql(conn, &ListQuery { cursor: None, ..q }, None)?;
+    let mut stmt = conn.prepare(&text)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(sql.params.iter()))?;
+    let mut out = Vec::with_capacity(chunk);
+    while let Some(r) = rows.next()? {
+        out.push(r.get::<_, Vec<u8>>(3)?);
+        if out.len() == chunk && tx.blocking_send(Ok(std::mem::replace(&mut out, Vec::with_capacity(chunk)))).is_err() {
+            return Ok(());
+        }
+    }
+    if !out.is_empty() {
+        let _ = tx.blocking_send(Ok(out));
+    }
+    Ok(())
+}
+
+fn count_blocking(conn: &Connection, scope: &Scope, f: &Filter, now: Timestamp) -> Result<u64, StoreError> {
+    let mut sql = where_clause(conn, scope, f, now, false)?;
+    if let Some(m) = sql.match_expr() {
+        let p = sql.param(m);
+        sql.clauses.push(format!("e.pos IN (SELECT rowid FROM events_fts WHERE events_fts MATCH {p})"));
+    }
+    sql.bound_pos("e.pos");
+    let from = if sql.needs_leaf { format!("events e {LEAF_JOIN}") } else { "events e".to_string() };
+    let text = format!("SELECT COUNT(*) FROM {from} WHERE {}", sql.where_sql());
+    let n: i64 = conn.prepare_cached(&text)?.query_row(rusqlite::params_from_iter(sql.params.iter()), |r| r.get(0))?;
+    Ok(n as u64)
+}
+
+fn list_blocking(conn: &Connection, q: ListQuery) -> Result<Page, StoreError> {
+    let sort = q.filter.sort;
+    let limit = q.limit.clamp(1, 1000);
+    let (text, sql) = list_sql(conn, &q, Some(limit + 1))?;
     let mut stmt = conn.prepare_cached(&text)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(sql.params.iter()))?;
     let mut events = Vec::with_capacity(limit);
@@ -1707,6 +1769,21 @@ impl Store for SqliteStore {
         self.read(move |c| list_blocking(c, query)).await
     }
 
+    async fn stream(&self, query: ListQuery, chunk: usize) -> Result<StreamRx, StoreError> {
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let conn = open_conn(&self.path, true, self.config.reader_cache_mib)?;
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = stream_blocking(&conn, query, chunk.max(1), &tx) {
+                let _ = tx.blocking_send(Err(e));
+            }
+        });
+        Ok(rx)
+    }
+
+    async fn count(&self, scope: Scope, filter: Filter, now: Timestamp) -> Result<u64, StoreError> {
+        self.read(move |c| count_blocking(c, &scope, &filter, now)).await
+    }
+
     async fn get(&self, scope: Scope, id: Uuid) -> Result<Option<Vec<u8>>, StoreError> {
         self.read(move |c| {
             let row: Option<(Vec<u8>, String, String)> = c
@@ -1824,6 +1901,38 @@ impl Store for SqliteStore {
     async fn delete_role(&self, org: &str, name: &str) -> Result<bool, StoreError> {
         let (org, name) = (org.to_string(), name.to_string());
         self.admin(move |c| accounts::delete_role(c, &org, &name)).await
+    }
+
+    async fn create_schedule(&self, schedule: Schedule) -> Result<Schedule, StoreError> {
+        self.admin(move |c| accounts::create_schedule(c, &schedule)).await
+    }
+
+    async fn schedules(&self, org: Option<&str>) -> Result<Vec<Schedule>, StoreError> {
+        let org = org.map(str::to_string);
+        self.read(move |c| accounts::schedules(c, "(?1 IS NULL OR o.slug = ?1)", params![org])).await
+    }
+
+    async fn delete_schedule(&self, org: Option<&str>, id: i64) -> Result<bool, StoreError> {
+        let org = org.map(str::to_string);
+        self.admin(move |c| {
+            let n = c.execute(
+                "DELETE FROM schedules WHERE id = ?1 AND (?2 IS NULL OR org_id = (SELECT id FROM orgs WHERE slug = ?2))",
+                params![id, org],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn schedule_ran(&self, id: i64, ran_at: i64, next_run: i64) -> Result<(), StoreError> {
+        self.admin(move |c| {
+            c.execute(
+                "UPDATE schedules SET last_run = ?2, next_run = ?3 WHERE id = ?1",
+                params![id, ran_at, next_run],
+            )?;
+            Ok(())
+        })
+        .await
     }
 
     async fn checkpoint(&self, org: &str, size: Option<u64>) -> Result<Option<SignedCheckpoint>, StoreError> {

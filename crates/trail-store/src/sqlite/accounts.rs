@@ -3,7 +3,7 @@
 
 use rusqlite::{params, Connection, OptionalExtension, Params};
 
-use crate::{ApiKey, Categories, KeyScope, NewKey, NewUser, Role, Session, StoreError, User, UserChange};
+use crate::{ApiKey, Categories, KeyScope, NewKey, NewUser, Role, Schedule, Session, StoreError, User, UserChange};
 
 fn now_us() -> i64 {
     chrono::Utc::now().timestamp_micros()
@@ -182,4 +182,53 @@ pub(super) fn roles(c: &Connection, org: &str) -> Result<Vec<Role>, StoreError> 
 pub(super) fn delete_role(c: &Connection, org: &str, name: &str) -> Result<bool, StoreError> {
     let org = org_id(c, org)?;
     Ok(c.execute("DELETE FROM roles WHERE org_id = ?1 AND name = ?2", params![org, name])? > 0)
+}
+
+pub(super) fn create_schedule(c: &Connection, s: &Schedule) -> Result<Schedule, StoreError> {
+    let org = org_id(c, &s.org)?;
+    let recipients = serde_json::to_string(&s.recipients).unwrap_or_else(|_| "[]".into());
+    c.execute(
+        "INSERT INTO schedules (org_id, name, weekday, at_minute, query, format, recipients, directory, created_by, \
+         next_run) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        params![
+            org,
+            s.name,
+            s.weekday,
+            s.at_minute,
+            s.query,
+            s.format,
+            recipients,
+            s.directory,
+            s.created_by,
+            s.next_run
+        ],
+    )?;
+    let id = c.last_insert_rowid();
+    schedules(c, "s.id = ?1", params![id])?.pop().ok_or_else(|| StoreError::Corrupt("schedule vanished".into()))
+}
+
+pub(super) fn schedules(c: &Connection, cond: &str, p: impl Params) -> Result<Vec<Schedule>, StoreError> {
+    let sql = format!(
+        "SELECT s.id, o.slug, s.name, s.weekday, s.at_minute, s.query, s.format, s.recipients, s.directory, \
+         s.created_by, s.next_run, s.last_run FROM schedules s JOIN orgs o ON o.id = s.org_id WHERE {cond} ORDER BY s.id"
+    );
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt.query_map(p, |r| {
+        let recipients: String = r.get(7)?;
+        Ok(Schedule {
+            id: r.get(0)?,
+            org: r.get(1)?,
+            name: r.get(2)?,
+            weekday: r.get(3)?,
+            at_minute: r.get(4)?,
+            query: r.get(5)?,
+            format: r.get(6)?,
+            recipients: serde_json::from_str(&recipients).unwrap_or_default(),
+            directory: r.get(8)?,
+            created_by: r.get(9)?,
+            next_run: r.get(10)?,
+            last_run: r.get(11)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
