@@ -30,10 +30,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/events/{id}", get(detail))
         .route("/api/v1/facets", get(facets))
         .route("/api/v1/checkpoint", get(checkpoint))
-        .route("/api/v1/export", get(export))
         .route("/api/v1/proof/inclusion", get(inclusion))
         .route("/api/v1/proof/consistency", get(consistency))
         .merge(crate::people::router())
+        .merge(crate::exports::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .with_state(state)
 }
@@ -271,32 +271,4 @@ async fn consistency(State(st): State<AppState>, caller: Caller, q: Pairs) -> Re
     };
     let proof = st.store.consistency_proof(&org, from, to).await?;
     Ok(Json(json!({"from": from, "to": to, "proof": b64_all(&proof)})).into_response())
-}
-
-async fn export(State(st): State<AppState>, caller: Caller, q: Pairs) -> Result<Response, ApiError> {
-    let pairs = pairs(q)?;
-    let org = log_org(&caller, &pairs)?;
-    let scope = trail_store::Scope { org: Some(org.clone()), ..caller.export_scope()? };
-    let format = pairs.iter().find(|(k, _)| k == "format").map(|(_, v)| v.as_str());
-    if format != Some("evidence") {
-        return Err(ApiError::field("format", "must be evidence (the other export formats are not available yet)"));
-    }
-    let rest: Vec<(String, String)> = pairs.into_iter().filter(|(k, _)| k != "format" && k != "org").collect();
-    let (filter, _, _) = list_params(&rest)?;
-    let log = st.config.log.as_ref().ok_or_else(|| ApiError::Unavailable("checkpoints are not signed here".into()))?;
-    let query = trail_core::query::render(&filter);
-    let lines =
-        crate::evidence::stream(st.store.clone(), scope, filter.clone(), (st.clock)(), log.verifier_key(&org)).await?;
-    let r = selfaudit::Record::by(&caller, "audit:export")
-        .details(json!({"format": "evidence", "org": org, "filter": query}));
-    selfaudit::record(&st, r).await;
-    let date = (st.clock)().to_datetime().format("%Y%m%d");
-    Ok((
-        [
-            (header::CONTENT_TYPE, "application/x-ndjson".to_string()),
-            (header::CONTENT_DISPOSITION, format!("attachment; filename=Audit_Log_{date}.evidence.jsonl")),
-        ],
-        Body::from_stream(lines),
-    )
-        .into_response())
 }

@@ -19,6 +19,8 @@ pub enum ApiError {
     Unauthorized(String),
     Forbidden(String),
     NotFound(String),
+    /// The resource is not in a state for this (409).
+    Conflict(String),
     /// Too many attempts: 429 with `Retry-After` (seconds).
     TooMany(String, u64),
     Unavailable(String),
@@ -76,6 +78,7 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "unauthorized", m, Some("authorization".into())),
             ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m, None),
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m, None),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m, None),
             ApiError::TooMany(m, wait) => {
                 let body = Json(json!({"error": {"code": "too_many_attempts", "message": m, "retry_after": wait}}));
                 return (StatusCode::TOO_MANY_REQUESTS, [(axum::http::header::RETRY_AFTER, wait.to_string())], body)

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod demo;
 mod error;
 pub mod evidence;
+pub mod exports;
 mod people;
 pub mod selfaudit;
 pub mod throttle;
@@ -36,9 +37,47 @@ pub struct ServerConfig {
     pub insecure_cookies: bool,
     /// The organization that records logins of unknown emails (default: the first).
     pub system_org: Option<String>,
+    /// Where exports are made and kept, and how they are mailed.
+    pub exports: ExportConfig,
     /// Record `audit:view` when a caller opens a list or an event (`trail serve`
     /// always does; exports, logins and changes are recorded regardless).
     pub audit_reads: bool,
+}
+
+/// Export settings.
+#[derive(Debug, Clone)]
+pub struct ExportConfig {
+    /// Background jobs, scheduled exports (under `<org>/<directory>/`) and temporary
+    /// files live here.
+    pub dir: std::path::PathBuf,
+    /// XLSX exports of more rows than this (PDF: also at most 10,000) run as background
+    /// jobs instead of in the request.
+    pub sync_rows: u64,
+    /// Scheduled exports larger than this many bytes are not attached to the mail.
+    pub attach_limit: u64,
+    pub smtp: Option<SmtpConfig>,
+}
+
+impl Default for ExportConfig {
+    fn default() -> Self {
+        ExportConfig {
+            dir: std::env::temp_dir().join("trail-exports"),
+            sync_rows: 100_000,
+            attach_limit: 10 * 1024 * 1024,
+            smtp: None,
+        }
+    }
+}
+
+/// The SMTP server scheduled exports are mailed through (plain SMTP, e.g. a local
+/// relay; optional AUTH).
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub from: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
 }
 
 /// The public half of the checkpoint signer.
@@ -73,6 +112,7 @@ pub struct AppState {
     keys: Arc<auth::KeyCache>,
     throttle: Arc<throttle::Throttle>,
     views: Arc<selfaudit::Views>,
+    jobs: Arc<exports::Jobs>,
 }
 
 impl AppState {
@@ -84,6 +124,7 @@ impl AppState {
             keys: Arc::default(),
             throttle: Arc::default(),
             views: Arc::default(),
+            jobs: Arc::default(),
         }
     }
 

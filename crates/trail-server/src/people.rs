@@ -67,7 +67,7 @@ pub fn one_time_password() -> String {
 }
 
 /// Parses a JSON body into `T`, naming the field at fault.
-fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
+pub(crate) fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
     let v: Value = serde_json::from_slice(bytes).map_err(|e| ApiError::field("body", format!("invalid JSON: {e}")))?;
     if !v.is_object() {
         return Err(ApiError::field("body", "must be a JSON object"));

@@ -24,6 +24,35 @@ pub struct FileConfig {
     pub limits: FileLimits,
     #[serde(default)]
     pub store: FileStore,
+    #[serde(default)]
+    pub exports: FileExports,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileExports {
+    /// Where export jobs and scheduled exports are written (default: `<data dir>/exports`).
+    pub dir: Option<PathBuf>,
+    /// XLSX exports above this many rows run as background jobs.
+    pub sync_rows: Option<u64>,
+    /// Larger scheduled exports are not attached to the mail (bytes).
+    pub attach_limit: Option<u64>,
+    pub smtp: Option<FileSmtp>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSmtp {
+    pub host: String,
+    #[serde(default = "smtp_port")]
+    pub port: u16,
+    pub from: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+fn smtp_port() -> u16 {
+    25
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -73,6 +102,7 @@ pub struct Config {
     pub limits: Limits,
     pub sqlite: SqliteConfig,
     pub insecure_cookies: bool,
+    pub exports: trail_server::ExportConfig,
 }
 
 /// Reads the config file if one is named (it must exist) or `trail.toml` if present.
@@ -146,7 +176,37 @@ pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, flags: &F
         },
         None => file.server.insecure_cookies.unwrap_or(false),
     };
-    Ok(Config { name, signing_key, data_dir, database, listen, limits, sqlite, insecure_cookies })
+    let d = trail_server::ExportConfig::default();
+    let mut smtp = file.exports.smtp.map(|s| trail_server::SmtpConfig {
+        host: s.host,
+        port: s.port,
+        from: s.from,
+        username: s.username,
+        password: s.password,
+    });
+    if let Some(url) = env("TRAIL_SMTP") {
+        // host:port,from
+        let (addr, from) = url.split_once(',').context("TRAIL_SMTP must be HOST:PORT,FROM-ADDRESS")?;
+        let (host, port) = addr.rsplit_once(':').context("TRAIL_SMTP must be HOST:PORT,FROM-ADDRESS")?;
+        let port = port.parse().ok().context("TRAIL_SMTP: the port must be a number")?;
+        smtp = Some(trail_server::SmtpConfig {
+            host: host.into(),
+            port,
+            from: from.into(),
+            username: None,
+            password: None,
+        });
+    }
+    let exports = trail_server::ExportConfig {
+        dir: env("TRAIL_EXPORT_DIR")
+            .map(PathBuf::from)
+            .or(file.exports.dir)
+            .unwrap_or_else(|| data_dir.join("exports")),
+        sync_rows: file.exports.sync_rows.unwrap_or(d.sync_rows),
+        attach_limit: file.exports.attach_limit.unwrap_or(d.attach_limit),
+        smtp,
+    };
+    Ok(Config { name, signing_key, data_dir, database, listen, limits, sqlite, insecure_cookies, exports })
 }
 
 fn parse_database(url: &str) -> Result<Database> {

@@ -73,17 +73,22 @@ enum Command {
         #[arg(long)]
         key: Option<String>,
     },
-    /// Export the events matching a query (evidence: with inclusion proofs).
+    /// Export the events matching a query: csv, xlsx, json, jsonl, pdf or evidence (with
+    /// inclusion proofs). Shows a progress bar on a terminal.
     Export {
-        /// Export format; `evidence` for now.
+        /// csv, xlsx, json, jsonl, pdf or evidence.
         #[arg(long)]
         format: String,
         /// Output file.
         #[arg(long)]
         out: PathBuf,
-        /// Organization whose log to export.
+        /// Only this organization (default: all; evidence needs one).
         #[arg(long)]
-        org: String,
+        org: Option<String>,
+        /// `compliance` for the SOC 2 / GDPR style report (access changes, security
+        /// events, data exports).
+        #[arg(long, default_value = "standard")]
+        preset: String,
         /// Query-language terms selecting the events.
         query: Vec<String>,
     },
@@ -254,7 +259,9 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Verify { file: Some(file), key, .. } => verify_file(&file, key.as_deref()),
         Command::Verify { file: None, org: None, .. } => bail!("give an evidence FILE or --org ORG"),
-        Command::Export { format, out, org, query } => export(&config, &format, &out, &org, &query.join(" ")).await,
+        Command::Export { format, out, org, preset, query } => {
+            export(&config, &format, &out, org.as_deref(), &preset, &query.join(" ")).await
+        }
         Command::Verify { file: None, org: Some(org), key } => {
             let vkey = match key {
                 Some(k) => k,
@@ -391,35 +398,100 @@ fn verify_file(file: &str, key: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-async fn export(config: &Config, format: &str, out: &std::path::Path, org: &str, query: &str) -> Result<()> {
-    if format != "evidence" {
-        bail!("--format must be evidence (the other export formats are not available yet), not '{format}'");
+async fn export(
+    config: &Config,
+    format: &str,
+    out: &std::path::Path,
+    org: Option<&str>,
+    preset: &str,
+    query: &str,
+) -> Result<()> {
+    use trail_export::{Format, Preset};
+    let format = Format::parse(format)
+        .with_context(|| format!("--format must be csv, xlsx, json, jsonl, pdf or evidence, not '{format}'"))?;
+    let preset =
+        Preset::parse(preset).with_context(|| format!("--preset must be standard or compliance, not '{preset}'"))?;
+    let mut filter = trail_core::query::parse(query).map_err(|e| anyhow::anyhow!("query: {}", e.message))?;
+    if preset == Preset::Compliance && filter.category.is_empty() && filter.action.is_empty() {
+        filter.category = Preset::COMPLIANCE_CATEGORIES.iter().map(|c| c.to_string()).collect();
     }
-    let filter = trail_core::query::parse(query).map_err(|e| anyhow::anyhow!("query: {}", e.message))?;
+    if format == Format::Evidence && org.is_none() {
+        bail!("--org is required for evidence (it covers one organization's log)");
+    }
     let store = open_store(config)?;
-    let vkey = trail_core::checkpoint::verifier_key(
-        &format!("{}/{org}", config.name),
-        &signing_key(config, false)?.verifying_key(),
-    );
-    let dyn_store: DynStore = store.clone();
-    let lines = trail_server::evidence::stream(dyn_store, Scope::org(org), filter, now(), vkey)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-    use futures::StreamExt;
-    use std::io::Write;
-    let file = std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let mut w = std::io::BufWriter::new(file);
-    let mut lines = std::pin::pin!(lines);
-    let mut count = 0usize;
-    while let Some(chunk) = lines.next().await {
-        let chunk = chunk?;
-        count += chunk.iter().filter(|b| **b == b'\n').count();
-        w.write_all(&chunk)?;
+    if let Some(o) = org {
+        if !store.orgs().await?.iter().any(|x| x.slug == o) {
+            bail!("unknown organization '{o}'");
+        }
     }
-    w.flush()?;
+    let verifier_key = org.map(|o| {
+        signing_key(config, false)
+            .map(|k| trail_core::checkpoint::verifier_key(&format!("{}/{o}", config.name), &k.verifying_key()))
+    });
+    let verifier_key = verifier_key.transpose()?;
+    let scope = match org {
+        Some(o) => Scope::org(o),
+        None => Scope::all(),
+    };
+    let audit_org = match org {
+        Some(o) => o.to_string(),
+        None => store.orgs().await?.first().map(|o| o.slug.clone()).context("the store has no organization")?,
+    };
+    let req = trail_server::exports::ExportRequest {
+        format,
+        preset,
+        scope: scope.clone(),
+        filter: filter.clone(),
+        audit_org,
+        actor: serde_json::json!({"id": "trail-cli", "name": "trail command line", "type": "system"}),
+        generated_by: "trail command line".into(),
+        verifier_key,
+    };
+    let dyn_store: DynStore = store.clone();
+    let total = dyn_store.count(scope, filter, now()).await?;
+    let progress = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} events {per_sec} eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let (bar2, p2) = (bar.clone(), progress.clone());
+        tokio::spawn(async move {
+            loop {
+                bar2.set_position(p2.load(std::sync::atomic::Ordering::Relaxed));
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        });
+        Some(bar)
+    } else {
+        None
+    };
+    let tmp = config.data_dir.join("exports").join("tmp");
+    let rows = trail_server::exports::to_file(&dyn_store, &req, out, &tmp, now(), progress)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", api_message(e)))?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let state = cli_state(store.clone());
+    let details = serde_json::json!({"format": format.as_str(), "filter": trail_core::query::render(&req.filter),
+        "rows": rows, "org": org.unwrap_or("*"), "file": out.display().to_string()});
+    trail_server::selfaudit::record_system(&state, &req.audit_org, "audit:export", serde_json::json!({}), details)
+        .await;
     store.close();
-    println!("wrote {} entries to {}", count.saturating_sub(1), out.display());
+    println!("wrote {rows} entries to {}", out.display());
     Ok(())
+}
+
+/// The message of an API error, for the command line.
+fn api_message(e: trail_server::ApiError) -> String {
+    match e {
+        trail_server::ApiError::Field(f) | trail_server::ApiError::Unprocessable(f) => {
+            format!("{}: {}", f.field, f.message)
+        }
+        other => format!("{other:?}"),
+    }
 }
 
 fn check_slug(org: &str) -> Result<()> {
@@ -513,8 +585,10 @@ async fn serve(config: Config, demo: bool) -> Result<()> {
         insecure_cookies: config.insecure_cookies,
         system_org: None,
         audit_reads: true,
+        exports: config.exports.clone(),
     };
     let state = AppState::new(store, server_config, trail_server::system_clock());
+    trail_server::exports::spawn_scheduler(state.clone(), std::time::Duration::from_secs(30));
     if let Some(b) = trail_server::bootstrap(&state, "main").await.map_err(|e| anyhow::anyhow!("{e:?}"))? {
         println!("First start: platform administrator {} (organization {})", b.email, b.org);
         println!("one-time password (shown only now; change it at first login): {}", b.one_time_password);

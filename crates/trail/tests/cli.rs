@@ -343,16 +343,27 @@ fn evidence_files_verify_offline_and_edits_fail() {
     assert!(msg.contains("wrote 1 entries"), "{msg}");
     run_ok(trail(d).args(["export", "--format", "evidence", "--out", out.to_str().unwrap(), "--org", "acme"]));
     let text = std::fs::read_to_string(&out).unwrap();
-    assert_eq!(text.lines().count(), 22);
+    // 21 entries, the first export's audit:export event, and the header.
+    assert_eq!(text.lines().count(), 23);
     let ok = run_ok(trail(d).args(["verify", out.to_str().unwrap(), "--key", &vkey]));
-    assert!(ok.contains("21 entries prove into checkpoint trail.local/acme of size 21"), "{ok}");
+    assert!(ok.contains("22 entries prove into checkpoint trail.local/acme of size 22"), "{ok}");
     let edited = text.replacen("\\\"n\\\":5}", "\\\"n\\\":6}", 1);
     assert_ne!(edited, text);
     std::fs::write(&out, edited).unwrap();
     let err = run_err(trail(d).args(["verify", out.to_str().unwrap(), "--key", &vkey]));
     assert!(err.contains("line 8: entry 6 does not prove"), "{err}");
     assert!(run_err(trail(d).args(["verify", "/nonexistent"])).contains("cannot read"));
-    assert!(run_err(trail(d).args(["export", "--format", "pdf", "--out", "x", "--org", "acme"])).contains("--format"));
+    assert!(run_err(trail(d).args(["export", "--format", "docx", "--out", "x", "--org", "acme"])).contains("--format"));
+    assert!(run_err(trail(d).args(["export", "--format", "evidence", "--out", "x"])).contains("--org"));
+    // The other formats, with the filter applied.
+    let csv = d.join("out.csv");
+    let msg = run_ok(trail(d).args(["export", "--format", "csv", "--out", csv.to_str().unwrap(), "request_id:r3"]));
+    assert!(msg.contains("wrote 1 entries"), "{msg}");
+    let text = std::fs::read_to_string(&csv).unwrap();
+    assert!(text.starts_with("Date/Time (UTC),") && text.contains("r3") && text.lines().count() == 2, "{text}");
+    let pdf = d.join("out.pdf");
+    run_ok(trail(d).args(["export", "--format", "pdf", "--preset", "compliance", "--out", pdf.to_str().unwrap()]));
+    assert!(std::fs::read(&pdf).unwrap().starts_with(b"%PDF-"));
 }
 
 /// First start prints a platform administrator's one-time password; it logs in, must
