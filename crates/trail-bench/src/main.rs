@@ -32,6 +32,7 @@ struct Args {
     ingest_events: usize,
     skip_ingest: bool,
     skip_query: bool,
+    exports: bool,
 }
 
 fn args() -> Result<Args> {
@@ -42,6 +43,7 @@ fn args() -> Result<Args> {
         ingest_events: 200_000,
         skip_ingest: false,
         skip_query: false,
+        exports: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -52,6 +54,7 @@ fn args() -> Result<Args> {
             "--tree-size" => a.tree_size = it.next().context("--tree-size N")?.parse()?,
             "--keep" => a.keep = Some(it.next().context("--keep DIR")?.into()),
             "--skip-query" => a.skip_query = true,
+            "--exports" => a.exports = true,
             "--bench" => {}
             other => anyhow::bail!("unknown argument {other}"),
         }
@@ -418,6 +421,121 @@ async fn bench_big_tree(n: u64) -> Result<()> {
     Ok(())
 }
 
+/// The process's peak resident memory (VmHWM), in MB.
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    kb / 1024.0
+}
+
+/// Resets the peak so that each export's own peak is measured.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Export rates over HTTP on the store of a query run (`--keep DIR`): every event of
+/// every organization, in each format; PDF at 10,000 rows.
+async fn bench_exports(dir: &std::path::Path) -> Result<()> {
+    let db = dir.join("trail.db");
+    anyhow::ensure!(db.exists(), "{} holds no store: run with --keep {} first", dir.display(), dir.display());
+    let store = Arc::new(SqliteStore::open(&db, signed())?);
+    let key = trail_server::create_api_key(&*store, "acme", KeyScope::Platform, "bench").await?.0;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let exports = trail_server::ExportConfig {
+        dir: dir.join("exports"),
+        sync_rows: 0,
+        ..trail_server::ExportConfig::default()
+    };
+    let config = ServerConfig { exports, ..ServerConfig::default() };
+    let state = AppState::new(store.clone(), config, trail_server::system_clock());
+    tokio::spawn(trail_server::serve(listener, state, std::future::pending()));
+    let total = store.count(trail_store::Scope::all(), trail_core::Filter::default(), now()).await?;
+    let client = reqwest::Client::new();
+    println!("## Exports of {total} events\n");
+    println!("Every event of both organizations (platform key), newest first, over HTTP on 127.0.0.1; the client");
+    println!("reads and discards the body. Peak RSS is the whole benchmark process's (server and client), reset");
+    println!("before each export; the process holds {:.0} MB before the first.\n", peak_rss_mb());
+    println!("| format | rows | seconds | rows/s | MB written | peak RSS MB |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    for format in ["csv", "jsonl", "json"] {
+        reset_peak_rss();
+        let t = Instant::now();
+        let mut r = client.get(format!("{base}/api/v1/export?format={format}")).bearer_auth(&key).send().await?;
+        anyhow::ensure!(r.status().is_success(), "{format}: {}", r.status());
+        let mut bytes = 0usize;
+        while let Some(c) = r.chunk().await? {
+            bytes += c.len();
+        }
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "| {format} | {total} | {secs:.1} | {:.0} | {:.0} | {:.0} |",
+            total as f64 / secs,
+            bytes as f64 / 1e6,
+            peak_rss_mb()
+        );
+    }
+    // XLSX: a background job (POST /exports), polled until done.
+    reset_peak_rss();
+    let t = Instant::now();
+    let job: serde_json::Value =
+        client.post(format!("{base}/api/v1/exports?format=xlsx")).bearer_auth(&key).send().await?.json().await?;
+    let url = format!("{base}{}", job["status_url"].as_str().context("no job")?);
+    let status = loop {
+        let s: serde_json::Value = client.get(&url).bearer_auth(&key).send().await?.json().await?;
+        if s["status"] != "running" {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let secs = t.elapsed().as_secs_f64();
+    anyhow::ensure!(status["status"] == "done", "xlsx: {status}");
+    let rows = status["rows"].as_u64().unwrap_or(0);
+    println!(
+        "| xlsx (job) | {rows} | {secs:.1} | {:.0} | {:.0} | {:.0} |",
+        rows as f64 / secs,
+        status["bytes"].as_f64().unwrap_or(0.0) / 1e6,
+        peak_rss_mb()
+    );
+    // PDF: the report of the 10,000 newest failed events.
+    let q = trail_store::ListQuery {
+        scope: trail_store::Scope::all(),
+        filter: trail_core::query::parse("result:FAILED")?,
+        now: now(),
+        cursor: None,
+        limit: 1,
+    };
+    let mut rx = store.stream(q, 1000).await?;
+    let mut evs = Vec::new();
+    while let Some(c) = rx.recv().await {
+        evs.extend(c?.iter().map(|l| trail_core::Event::from_leaf(l)).collect::<Result<Vec<_>, _>>()?);
+        if evs.len() >= 10_000 {
+            break;
+        }
+    }
+    drop(rx);
+    evs.truncate(10_000);
+    reset_peak_rss();
+    let t = Instant::now();
+    let meta = trail_export::Meta { org: "all organizations".into(), filter: "result:FAILED".into(), ..Default::default() };
+    let pdf = tokio::task::spawn_blocking(move || trail_export::pdf(&evs, &meta, trail_export::Preset::Standard)).await??;
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "| pdf (render only) | 10000 | {secs:.2} | {:.0} | {:.1} | {:.0} |",
+        10_000.0 / secs,
+        pdf.len() as f64 / 1e6,
+        peak_rss_mb()
+    );
+    println!();
+    store.close();
+    Ok(())
+}
+
 /// mimalloc: the ingest path allocates many small objects on several threads, where
 /// glibc's allocator showed up as a fifth of the profile.
 #[global_allocator]
@@ -432,6 +550,10 @@ fn main() -> Result<()> {
         }
         if !a.skip_query {
             bench_query(a.events, a.keep.clone()).await?;
+        }
+        if a.exports {
+            let dir = a.keep.clone().context("--exports needs --keep DIR holding the store of a query run")?;
+            bench_exports(&dir).await?;
         }
         if a.tree_size > 0 {
             bench_big_tree(a.tree_size).await?;
