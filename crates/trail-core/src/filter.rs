@@ -247,6 +247,63 @@ pub const FILTER_KEYS: &[&str] = &[
 ];
 
 impl Filter {
+    /// Whether one event matches, evaluated in memory (the live stream uses this; the
+    /// stores evaluate the same semantics in SQL, and the conformance suite checks the
+    /// two agree). `q` terms match when every word occurs in the event's JSON text
+    /// (case-insensitively), which may accept slightly more than the index does.
+    pub fn matches(&self, ev: &crate::Event, now: Timestamp) -> bool {
+        let eq = |a: Option<&str>, b: &str| a.is_some_and(|a| a.eq_ignore_ascii_case(b));
+        let any = |vals: &[String], pred: &dyn Fn(&str) -> bool| vals.is_empty() || vals.iter().any(|v| pred(v));
+        let (from, to) = self.time_range(now);
+        let actor = ev.actor.clone().unwrap_or_default();
+        let res = ev.resource.clone().unwrap_or_default();
+        let ctx = ev.context.clone().unwrap_or_default();
+        let ws = ctx.workspace.clone().unwrap_or_default();
+        let ip: Option<std::net::IpAddr> = ev.source_ip.as_deref().and_then(|s| s.parse().ok());
+        let basic = from.is_none_or(|t| ev.timestamp >= t)
+            && to.is_none_or(|t| ev.timestamp <= t)
+            && any(&self.category, &|v| ev.category().eq_ignore_ascii_case(v))
+            && any(&self.operation, &|v| ev.operation().eq_ignore_ascii_case(v))
+            && any(&self.action, &|v| ev.action.eq_ignore_ascii_case(v))
+            && (self.result.is_empty() || self.result.contains(&ev.result))
+            && match self.status {
+                None => true,
+                Some(StatusClass::Success) => match ev.status_code {
+                    Some(c) => (200..300).contains(&c),
+                    None => ev.result == Outcome::Done,
+                },
+                Some(StatusClass::Failure) => match ev.status_code {
+                    Some(c) => c >= 400,
+                    None => ev.result == Outcome::Failed,
+                },
+            }
+            && any(&self.actor, &|v| {
+                if v.ends_with('@') {
+                    actor.email.as_deref().is_some_and(|e| e.to_ascii_lowercase().starts_with(&v.to_ascii_lowercase()))
+                } else {
+                    eq(actor.id.as_deref(), v) || eq(actor.name.as_deref(), v) || eq(actor.email.as_deref(), v)
+                }
+            })
+            && any(&self.company, &|v| ev.org.eq_ignore_ascii_case(v))
+            && any(&self.request_id, &|v| ev.request_id.as_deref() == Some(v))
+            && any(&self.resource, &|v| eq(res.name.as_deref(), v) || eq(res.id.as_deref(), v))
+            && any(&self.resource_type, &|v| eq(res.kind.as_deref(), v))
+            && any(&self.workspace, &|v| eq(ws.id.as_deref(), v) || eq(ws.name.as_deref(), v))
+            && any(&self.project, &|v| eq(ctx.project.as_deref(), v))
+            && any(&self.cluster, &|v| eq(ctx.cluster.as_deref(), v))
+            && any(&self.namespace, &|v| eq(ctx.namespace.as_deref(), v))
+            && (self.ip.is_empty() || ip.is_some_and(|ip| self.ip.iter().any(|n| n.contains(&ip))));
+        if !basic || self.q.is_empty() {
+            return basic;
+        }
+        let text = String::from_utf8_lossy(&ev.to_leaf()).to_lowercase();
+        self.q.iter().all(|term| {
+            term.split(|c: char| !c.is_alphanumeric())
+                .filter(|w| !w.is_empty())
+                .all(|w| text.contains(&w.to_lowercase()))
+        })
+    }
+
     /// Resolves the period and explicit bounds into one inclusive time range.
     pub fn time_range(&self, now: Timestamp) -> (Option<Timestamp>, Option<Timestamp>) {
         let from = match (self.period.map(|p| p.start(now)), self.from) {

@@ -27,6 +27,7 @@ pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/api/v1/events", post(ingest).get(list))
+        .route("/api/v1/events/stream", get(crate::live::stream))
         .route("/api/v1/events/{id}", get(detail))
         .route("/api/v1/facets", get(facets))
         .route("/api/v1/checkpoint", get(checkpoint))
@@ -34,6 +35,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/proof/consistency", get(consistency))
         .merge(crate::people::router())
         .merge(crate::exports::router())
+        .merge(crate::ui::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .with_state(state)
 }
@@ -64,7 +66,7 @@ async fn ingest(State(st): State<AppState>, caller: Caller, req: Request) -> Res
         received_at: (st.clock)(),
         events: events.into_iter().map(|e| (Uuid::now_v7(), e)).collect(),
     };
-    let acks = st.store.append(batch).await?;
+    let acks = crate::live::append(&st, batch).await?;
     #[derive(Serialize)]
     struct Ack {
         id: Uuid,

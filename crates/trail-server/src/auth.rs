@@ -99,7 +99,8 @@ impl Perms {
                         // Exporting needs viewing too: keep what both allow.
                         (v, e) => intersect(v, &e),
                     };
-                    Perms { view: Some(r.view), export: Some(export), ..Perms::default() }
+                    let export = (!export.is_none()).then_some(export);
+                    Perms { view: Some(r.view), export, ..Perms::default() }
                 }
                 None => Perms::default(),
             },

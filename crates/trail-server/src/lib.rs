@@ -10,9 +10,11 @@ pub mod demo;
 mod error;
 pub mod evidence;
 pub mod exports;
+mod live;
 mod people;
 pub mod selfaudit;
 pub mod throttle;
+mod ui;
 
 use std::{future::Future, sync::Arc};
 
@@ -113,6 +115,7 @@ pub struct AppState {
     throttle: Arc<throttle::Throttle>,
     views: Arc<selfaudit::Views>,
     jobs: Arc<exports::Jobs>,
+    live: Arc<live::Live>,
 }
 
 impl AppState {
@@ -125,6 +128,7 @@ impl AppState {
             throttle: Arc::default(),
             views: Arc::default(),
             jobs: Arc::default(),
+            live: Arc::default(),
         }
     }
 

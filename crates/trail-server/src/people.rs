@@ -215,13 +215,21 @@ async fn logout(State(st): State<AppState>, caller: Caller) -> Result<Response, 
     Ok(resp)
 }
 
-async fn me(State(st): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+/// Who the caller is; `{"authenticated": false}` (200) when not logged in, so that the
+/// page can ask without an error.
+async fn me(State(st): State<AppState>, caller: Result<Caller, ApiError>) -> Result<Response, ApiError> {
+    let caller = match caller {
+        Ok(c) => c,
+        Err(ApiError::Unauthorized(_)) => return Ok(Json(json!({"authenticated": false})).into_response()),
+        Err(e) => return Err(e),
+    };
     let p = &caller.perms;
     let user = match caller.user_id() {
         Some(id) => st.store.user(id).await?.map(|u| user_json(&u)),
         None => None,
     };
     Ok(Json(json!({
+        "authenticated": true,
         "org": caller.org,
         "actor": caller.actor(),
         "user": user,

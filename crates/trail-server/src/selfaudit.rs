@@ -116,7 +116,7 @@ pub(crate) async fn record(st: &AppState, r: Record) {
         }
     };
     let batch = AppendBatch { org: r.org, received_at: (st.clock)(), events: vec![(Uuid::now_v7(), event)] };
-    if let Err(e) = st.store.append(batch).await {
+    if let Err(e) = crate::live::append(st, batch).await {
         tracing::error!(error = %e, action = r.action, "could not record self-audit event");
     }
 }

@@ -237,13 +237,15 @@ async fn login_sessions_csrf_password_and_logout() {
     // Logout ends the session.
     let (st, _) = s.call(Method::POST, Auth::Session(&ann), "/api/v1/auth/logout", None).await;
     assert_eq!(st, StatusCode::NO_CONTENT);
-    let (st, _) = s.get(Auth::CookieOnly(&ann), "/api/v1/auth/me").await;
+    let (st, me) = s.get(Auth::CookieOnly(&ann), "/api/v1/auth/me").await;
+    assert_eq!((st, &me["authenticated"]), (StatusCode::OK, &json!(false)));
+    let (st, _) = s.get(Auth::CookieOnly(&ann), "/api/v1/events").await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     // Sessions expire.
     let (_, again, _) = s.login("ann@acme.com", "correct horse battery").await;
     let again = again.unwrap();
     s.now.fetch_add(13 * 3600 * 1_000_000, Ordering::SeqCst);
-    let (st, _) = s.get(Auth::CookieOnly(&again), "/api/v1/auth/me").await;
+    let (st, _) = s.get(Auth::CookieOnly(&again), "/api/v1/events").await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
 
     // All of it is in the log, with address and user agent.

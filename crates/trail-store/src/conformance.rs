@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use futures::future::join_all;
 use rand::{rngs::StdRng, seq::IndexedRandom, Rng, SeedableRng};
 use serde_json::json;
-use trail_core::{event::parse_event, Event, Filter, NewEvent, Outcome, Sort, SortField, StatusClass, Timestamp};
+use trail_core::{event::parse_event, Event, Filter, NewEvent, Outcome, Sort, SortField, Timestamp};
 use uuid::Uuid;
 
 use crate::{
@@ -212,47 +212,7 @@ pub fn random_events(rng: &mut StdRng, n: usize) -> Vec<serde_json::Value> {
 
 /// The reference semantics of a filter, for one event.
 pub fn model_matches(f: &Filter, ev: &Event, now: Timestamp) -> bool {
-    let eq = |a: Option<&str>, b: &str| a.is_some_and(|a| a.eq_ignore_ascii_case(b));
-    let any = |vals: &[String], pred: &dyn Fn(&str) -> bool| vals.is_empty() || vals.iter().any(|v| pred(v));
-    let (from, to) = f.time_range(now);
-    let actor = ev.actor.clone().unwrap_or_default();
-    let res = ev.resource.clone().unwrap_or_default();
-    let ctx = ev.context.clone().unwrap_or_default();
-    let ws = ctx.workspace.clone().unwrap_or_default();
-    let ip: Option<std::net::IpAddr> = ev.source_ip.as_deref().and_then(|s| s.parse().ok());
-    from.is_none_or(|t| ev.timestamp >= t)
-        && to.is_none_or(|t| ev.timestamp <= t)
-        && any(&f.category, &|v| ev.category().eq_ignore_ascii_case(v))
-        && any(&f.operation, &|v| ev.operation().eq_ignore_ascii_case(v))
-        && any(&f.action, &|v| ev.action.eq_ignore_ascii_case(v))
-        && (f.result.is_empty() || f.result.contains(&ev.result))
-        && match f.status {
-            None => true,
-            Some(StatusClass::Success) => match ev.status_code {
-                Some(c) => (200..300).contains(&c),
-                None => ev.result == Outcome::Done,
-            },
-            Some(StatusClass::Failure) => match ev.status_code {
-                Some(c) => c >= 400,
-                None => ev.result == Outcome::Failed,
-            },
-        }
-        && any(&f.actor, &|v| {
-            if v.ends_with('@') {
-                actor.email.as_deref().is_some_and(|e| e.to_ascii_lowercase().starts_with(&v.to_ascii_lowercase()))
-            } else {
-                eq(actor.id.as_deref(), v) || eq(actor.name.as_deref(), v) || eq(actor.email.as_deref(), v)
-            }
-        })
-        && any(&f.company, &|v| ev.org.eq_ignore_ascii_case(v))
-        && any(&f.request_id, &|v| ev.request_id.as_deref() == Some(v))
-        && any(&f.resource, &|v| eq(res.name.as_deref(), v) || eq(res.id.as_deref(), v))
-        && any(&f.resource_type, &|v| eq(res.kind.as_deref(), v))
-        && any(&f.workspace, &|v| eq(ws.id.as_deref(), v) || eq(ws.name.as_deref(), v))
-        && any(&f.project, &|v| eq(ctx.project.as_deref(), v))
-        && any(&f.cluster, &|v| eq(ctx.cluster.as_deref(), v))
-        && any(&f.namespace, &|v| eq(ctx.namespace.as_deref(), v))
-        && (f.ip.is_empty() || ip.is_some_and(|ip| f.ip.iter().any(|n| n.contains(&ip))))
+    f.matches(ev, now)
 }
 
 /// Reads every page of a query.

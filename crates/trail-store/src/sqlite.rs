@@ -1771,7 +1771,10 @@ impl Store for SqliteStore {
 
     async fn stream(&self, query: ListQuery, chunk: usize) -> Result<StreamRx, StoreError> {
         let (tx, rx) = tokio::sync::mpsc::channel(2);
-        let conn = open_conn(&self.path, true, self.config.reader_cache_mib)?;
+        // A long scan through a memory map would pull the whole file into the
+        // process's resident set; plain reads through a small cache keep it flat.
+        let conn = open_conn(&self.path, true, 8)?;
+        conn.pragma_update(None, "mmap_size", 0)?;
         tokio::task::spawn_blocking(move || {
             if let Err(e) = stream_blocking(&conn, query, chunk.max(1), &tx) {
                 let _ = tx.blocking_send(Err(e));

@@ -1,0 +1,101 @@
+//! The live stream (`GET /api/v1/events/stream`, server-sent events): every event this
+//! server appends is published once; each subscriber receives those matching its filter
+//! and scope, as the stored JSON. Only events appended through this process are seen
+//! (several servers on one database each stream their own appends).
+
+use std::{convert::Infallible, sync::Arc, time::Duration};
+
+use axum::{
+    extract::{Query, State},
+    response::{
+        sse::{Event as SseEvent, KeepAlive, Sse},
+        IntoResponse, Response,
+    },
+};
+use futures::Stream;
+use tokio::sync::broadcast;
+use trail_core::{Event, Filter, NewEvent, Timestamp};
+use trail_store::{AppendBatch, Appended};
+
+use crate::{auth::Caller, error::ApiError, AppState};
+
+/// Events published and not yet read by the slowest subscriber before it is told it
+/// lagged.
+const BUFFER: usize = 4096;
+
+pub(crate) struct Live {
+    tx: broadcast::Sender<Arc<Event>>,
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Live { tx: broadcast::channel(BUFFER).0 }
+    }
+}
+
+impl Live {
+    /// Whether anyone listens (so that appends skip the copy when nobody does).
+    pub(crate) fn wanted(&self) -> bool {
+        self.tx.receiver_count() > 0
+    }
+
+    /// Publishes appended events (duplicates acknowledged by idempotency are skipped).
+    pub(crate) fn publish(&self, org: &str, received_at: Timestamp, events: Vec<NewEvent>, acks: &[Appended]) {
+        for (new, ack) in events.into_iter().zip(acks) {
+            if !ack.duplicate {
+                let _ = self.tx.send(Arc::new(Event::from_new(new, ack.id, org, ack.seq, received_at)));
+            }
+        }
+    }
+}
+
+/// Appends a batch and publishes it to live subscribers.
+pub(crate) async fn append(st: &AppState, batch: AppendBatch) -> Result<Vec<Appended>, trail_store::StoreError> {
+    let copy = st.live.wanted().then(|| {
+        (batch.org.clone(), batch.received_at, batch.events.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>())
+    });
+    let acks = st.store.append(batch).await?;
+    if let Some((org, at, events)) = copy {
+        st.live.publish(&org, at, events, &acks);
+    }
+    Ok(acks)
+}
+
+pub(crate) async fn stream(
+    State(st): State<AppState>,
+    caller: Caller,
+    q: Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let scope = caller.read_scope()?;
+    let pairs: Vec<(&str, &str)> =
+        q.0.iter().filter(|(k, _)| k != "cursor" && k != "limit").map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let filter = Filter::from_pairs(pairs)?;
+    let rx = st.live.tx.subscribe();
+    let clock = st.clock.clone();
+    let events = futures::stream::unfold((rx, filter, scope), move |(mut rx, filter, scope)| {
+        let clock = clock.clone();
+        async move {
+            loop {
+                match rx.recv().await {
+                    Ok(e) => {
+                        if scope.allows(&e.org, e.category()) && filter.matches(&e, clock()) {
+                            let data = String::from_utf8_lossy(&e.to_leaf()).into_owned();
+                            let ev = SseEvent::default().event("event").id(e.id.to_string()).data(data);
+                            return Some((Ok::<_, Infallible>(ev), (rx, filter, scope)));
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        let ev = SseEvent::default().event("lagged").data(n.to_string());
+                        return Some((Ok(ev), (rx, filter, scope)));
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        }
+    });
+    Ok(sse(events).into_response())
+}
+
+fn sse(s: impl Stream<Item = Result<SseEvent, Infallible>> + Send + 'static) -> impl IntoResponse {
+    Sse::new(s).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}

@@ -1,0 +1,39 @@
+//! The web page at `/audit`: plain HTML, CSS and a JavaScript module, compiled into the
+//! binary (nothing is fetched at run time).
+
+use axum::{
+    http::header,
+    response::{IntoResponse, Redirect, Response},
+    routing::get,
+    Router,
+};
+
+use crate::AppState;
+
+const PAGE: &str = include_str!("../ui/audit.html");
+const SCRIPT: &str = include_str!("../ui/app.js");
+const STYLE: &str = include_str!("../ui/app.css");
+const ICON: &str = include_str!("../ui/icon.svg");
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/audit") }))
+        .route("/audit", get(|| async { asset("text/html; charset=utf-8", PAGE) }))
+        .route("/ui/app.js", get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }))
+        .route("/ui/app.css", get(|| async { asset("text/css; charset=utf-8", STYLE) }))
+        .route("/ui/icon.svg", get(|| async { asset("image/svg+xml", ICON) }))
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::HeaderName::from_static("content-security-policy"), "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'"),
+            (header::REFERRER_POLICY, "same-origin"),
+        ],
+        body,
+    )
+        .into_response()
+}

@@ -1,0 +1,673 @@
+// Trail's audit log page. One module, no dependencies: it talks to /api/v1 with the
+// session cookie (and the CSRF token on state-changing requests), keeps every filter,
+// the sort, the search and the selected event in the URL, and renders with plain DOM.
+
+const API = '/api/v1';
+const PAGE = 50;
+const PERIODS = [
+  ['', 'All time'], ['today', 'Today'], ['24h', 'Last 24 hours'], ['7d', 'Last 7 days'],
+  ['month', 'This month'], ['30d', 'Last 30 days'], ['90d', 'Last 90 days'],
+];
+const RESULTS = ['DONE', 'FAILED', 'PROCESSING', 'PENDING'];
+// Text filters of the panel: URL/API key, label, who sees it.
+const TEXT_FILTERS = [
+  ['actor', 'User', 'name, email or id; "ann@" for a prefix'],
+  ['company', 'Company', 'organization', 'platform'],
+  ['request_id', 'Request ID', 'exact'],
+  ['resource', 'Resource', 'name or id'],
+  ['workspace', 'Workspace', 'name or id'],
+  ['cluster', 'Cluster', ''],
+  ['namespace', 'Namespace', ''],
+];
+// The list's columns: title, sort key.
+const COLUMNS = [
+  ['Date/Time', 'timestamp'], ['Source IP', 'source_ip'], ['Performer', 'performer'], ['Company', 'company'],
+  ['Email', 'email'], ['Type', 'type'], ['Operation', 'operation'], ['Result', 'result'],
+];
+const FILTER_KEYS = ['period', 'from', 'to', 'category', 'result', 'status', 'actor', 'company', 'request_id',
+  'resource', 'workspace', 'cluster', 'namespace', 'q', 'sort'];
+
+const state = {
+  me: null,
+  csrf: null,
+  params: new URLSearchParams(),
+  events: [],
+  cursor: null,
+  loading: false,
+  error: null,
+  selected: null,
+  facets: null,
+  live: { on: false, paused: false, held: [], source: null },
+  requestSeq: 0,
+};
+
+// ---------- small helpers ----------
+
+function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') el.className = v;
+    else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'text') el.textContent = v;
+    else el.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return el;
+}
+
+async function api(path, opts = {}) {
+  const headers = { ...(opts.headers || {}) };
+  if (opts.body !== undefined) headers['content-type'] = 'application/json';
+  if (opts.method && opts.method !== 'GET' && state.csrf) headers['x-csrf-token'] = state.csrf;
+  const resp = await fetch(API + path, {
+    method: opts.method || 'GET',
+    headers,
+    body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+    credentials: 'same-origin',
+  });
+  if (opts.raw) return resp;
+  const text = await resp.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = { error: { message: text } }; }
+  if (!resp.ok) {
+    const err = new Error((data && data.error && data.error.message) || resp.statusText);
+    err.status = resp.status;
+    err.field = data && data.error && data.error.field;
+    throw err;
+  }
+  return data;
+}
+
+const pad = (n) => String(n).padStart(2, '0');
+function localTime(iso) {
+  const d = new Date(iso);
+  if (isNaN(d)) return iso;
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+const utcTitle = (iso) => `UTC: ${iso.replace('T', ' ').replace('Z', '')}`;
+const badge = (r) => h('span', { class: `badge badge-${(r || '').toLowerCase()}` }, r);
+const fmt = (n) => Number(n).toLocaleString('en-US');
+
+function debounce(fn, ms) {
+  let t;
+  return (...a) => { clearTimeout(t); t = setTimeout(() => fn(...a), ms); };
+}
+
+// ---------- URL state ----------
+
+function readUrl() {
+  state.params = new URLSearchParams(location.search);
+}
+
+function filterParams() {
+  const p = new URLSearchParams();
+  for (const k of FILTER_KEYS) {
+    const v = state.params.get(k);
+    if (v) p.set(k, v);
+  }
+  return p;
+}
+
+function pushUrl(replace = false) {
+  const p = filterParams();
+  if (state.params.get('event')) p.set('event', state.params.get('event'));
+  const url = `/audit${p.toString() ? '?' + p : ''}`;
+  if (url !== location.pathname + location.search) {
+    history[replace ? 'replaceState' : 'pushState'](null, '', url);
+  }
+}
+
+function setParam(key, value, { reload = true } = {}) {
+  if (value === '' || value === null || value === undefined || (Array.isArray(value) && !value.length)) {
+    state.params.delete(key);
+  } else {
+    state.params.set(key, Array.isArray(value) ? value.join(',') : value);
+  }
+  pushUrl();
+  if (reload) reloadList();
+}
+
+const listOf = (key) => (state.params.get(key) || '').split(',').filter(Boolean);
+
+// ---------- boot: who is this? ----------
+
+async function boot() {
+  readUrl();
+  try {
+    state.me = await api('/auth/me');
+    state.csrf = state.me.csrf_token;
+  } catch (e) {
+    return renderFatal(e);
+  }
+  if (!state.me.authenticated) return renderLogin();
+  if (state.me.must_change_password) return renderChangePassword();
+  if (!state.me.permissions.view) return renderNoPermission();
+  renderMain();
+}
+
+window.addEventListener('popstate', () => {
+  if (!state.me || !document.querySelector('.layout')) return;
+  readUrl();
+  renderMain();
+});
+
+// ---------- login, password, no permission ----------
+
+function card(title, ...body) {
+  const app = document.getElementById('app');
+  app.replaceChildren(h('main', { class: 'center' }, h('div', { class: 'card' },
+    h('div', { class: 'brand brand-lg' }, h('img', { src: '/ui/icon.svg', alt: '' }), 'Trail'),
+    h('h1', {}, title), ...body)));
+}
+
+function renderLogin(message) {
+  const err = h('p', { class: 'form-error', role: 'alert' }, message || '');
+  const email = h('input', { type: 'email', id: 'email', name: 'email', autocomplete: 'username', required: true, autofocus: true });
+  const password = h('input', { type: 'password', id: 'password', name: 'password', autocomplete: 'current-password', required: true });
+  const form = h('form', {
+    class: 'form', onsubmit: async (ev) => {
+      ev.preventDefault();
+      err.textContent = '';
+      try {
+        const r = await api('/auth/login', { method: 'POST', body: { email: email.value, password: password.value } });
+        state.csrf = r.csrf_token;
+        await boot();
+      } catch (e) {
+        err.textContent = e.status === 429 ? e.message : 'Wrong email or password.';
+        password.value = '';
+        password.focus();
+      }
+    },
+  },
+  h('label', { for: 'email' }, 'Email'), email,
+  h('label', { for: 'password' }, 'Password'), password,
+  err,
+  h('button', { type: 'submit', class: 'primary' }, 'Log in'));
+  card('Log in to the audit log', form);
+}
+
+function renderChangePassword() {
+  const err = h('p', { class: 'form-error', role: 'alert' });
+  const current = h('input', { type: 'password', id: 'current', autocomplete: 'current-password', required: true });
+  const next = h('input', { type: 'password', id: 'new', autocomplete: 'new-password', required: true, minlength: 10 });
+  const form = h('form', {
+    class: 'form', onsubmit: async (ev) => {
+      ev.preventDefault();
+      try {
+        await api('/auth/password', { method: 'POST', body: { current_password: current.value, new_password: next.value } });
+        await boot();
+      } catch (e) { err.textContent = e.message; }
+    },
+  },
+  h('p', { class: 'muted' }, 'Your password was set by someone else. Choose your own (at least 10 characters) to continue.'),
+  h('label', { for: 'current' }, 'Current (one-time) password'), current,
+  h('label', { for: 'new' }, 'New password'), next, err,
+  h('button', { type: 'submit', class: 'primary' }, 'Change password'));
+  card('Change your password', form);
+}
+
+function renderNoPermission() {
+  card('You cannot access this page',
+    h('p', {}, 'Viewing the audit log is a restricted permission. Please request permission from your organization manager.'),
+    h('p', { class: 'muted' }, `Signed in as ${state.me.user ? state.me.user.email : state.me.actor.name} (${state.me.org}).`),
+    h('button', { class: 'secondary', onclick: logout }, 'Log out'));
+}
+
+function renderFatal(e) {
+  card('Something went wrong', h('p', { role: 'alert' }, e.message), h('button', { class: 'secondary', onclick: () => location.reload() }, 'Retry'));
+}
+
+async function logout() {
+  try { await api('/auth/logout', { method: 'POST' }); } catch { /* already out */ }
+  stopLive();
+  state.me = null;
+  renderLogin();
+}
+
+// ---------- the main view ----------
+
+function renderMain() {
+  const me = state.me;
+  const who = me.user ? me.user.email : me.actor.name;
+  const app = document.getElementById('app');
+  app.replaceChildren(
+    h('header', { class: 'topbar' },
+      h('div', { class: 'brand' }, h('img', { src: '/ui/icon.svg', alt: '' }), 'Trail'),
+      h('span', { class: 'page-title' }, 'Audit Log'),
+      h('span', { class: 'org' }, me.permissions.platform ? 'All organizations' : me.org),
+      h('span', { class: 'spacer' }),
+      h('span', { class: 'who', title: me.user ? `role: ${me.user.role}` : '' }, who),
+      me.csrf_token ? h('button', { class: 'link', id: 'logout', onclick: logout }, 'Log out') : null),
+    h('div', { class: 'layout' },
+      h('aside', { class: 'filters', 'aria-label': 'Filters' }),
+      h('section', { class: 'list', 'aria-label': 'Events' },
+        toolbar(),
+        h('div', { class: 'status-line', role: 'status' }),
+        h('div', { class: 'table-wrap' }, h('table', { class: 'events' }, tableHead(), h('tbody', {}))),
+        h('div', { class: 'more' })),
+      h('section', { class: 'detail', 'aria-label': 'Event detail', hidden: true })),
+  );
+  renderFilters();
+  reloadList();
+  loadFacets();
+  const sel = state.params.get('event');
+  if (sel) openDetail(sel, { push: false });
+}
+
+function toolbar() {
+  const q = h('input', {
+    type: 'search', class: 'search', id: 'search', value: state.params.get('q') || '',
+    placeholder: 'Search, or filter: category:auth result:FAILED actor:ann@ created:>=2024-03-01 "vpc-prod"',
+    'aria-label': 'Search the audit log', 'aria-describedby': 'search-hint',
+  });
+  q.addEventListener('input', debounce(() => setParam('q', q.value.trim()), 300));
+  const liveBtn = h('button', { class: 'toggle', id: 'live', 'aria-pressed': String(state.live.on), onclick: toggleLive }, h('span', { class: 'dot' }), 'Live');
+  const pauseBtn = h('button', { class: 'secondary', id: 'pause', hidden: !state.live.on, onclick: togglePause }, state.live.paused ? 'Resume' : 'Pause');
+  const held = h('span', { class: 'held', id: 'held', hidden: true });
+  return h('div', { class: 'toolbar' },
+    h('div', { class: 'search-box' }, q,
+      h('div', { class: 'hint', id: 'search-hint' }, 'Words search everything; ', h('code', {}, 'key:value'), ' filters (category, result, actor, company, request_id, resource, workspace, cluster, namespace, ip, status, created:>=DATE), ', h('code', {}, '"a phrase"'), '.')),
+    h('div', { class: 'actions' }, liveBtn, pauseBtn, held, exportMenu()));
+}
+
+function exportMenu() {
+  const can = state.me.permissions.export;
+  const menu = h('div', { class: 'menu', role: 'menu', hidden: true },
+    ...[['csv', 'CSV'], ['xlsx', 'Excel (XLSX)'], ['json', 'JSON'], ['pdf', 'PDF report']].map(([f, label]) =>
+      h('button', { role: 'menuitem', 'data-format': f, onclick: () => { menu.hidden = true; doExport(f); } }, label)),
+    h('p', { class: 'note' }, 'Exports contain personal data (names, emails, IP addresses). Handle them according to your data protection policy.'));
+  const btn = h('button', {
+    class: 'secondary', id: 'export', 'aria-haspopup': 'menu', disabled: !can,
+    title: can ? 'Export exactly what the filters select' : 'Your role may not export',
+    onclick: () => { menu.hidden = !menu.hidden; },
+  }, 'Export ▾');
+  document.addEventListener('click', (e) => { if (!menu.hidden && !menu.contains(e.target) && e.target !== btn) menu.hidden = true; });
+  return h('div', { class: 'export' }, btn, menu);
+}
+
+async function doExport(format) {
+  const p = filterParams();
+  p.delete('sort');
+  if (state.params.get('sort')) p.set('sort', state.params.get('sort'));
+  p.set('format', format);
+  const line = document.querySelector('.status-line');
+  line.textContent = `Preparing the ${format.toUpperCase()} export…`;
+  try {
+    let resp = await api(`/export?${p}`, { raw: true });
+    if (resp.status === 202) {
+      let job = await resp.json();
+      while (job.status === 'running') {
+        line.textContent = `Exporting… ${Math.round((job.progress || 0) * 100)}% (${fmt(job.rows_done)} of ${fmt(job.rows_total)} events)`;
+        await new Promise((r) => setTimeout(r, 700));
+        job = await api(`/exports/${job.id}`);
+      }
+      if (job.status !== 'done') throw new Error(job.error || 'the export failed');
+      resp = await api(`/exports/${job.id}/file`, { raw: true });
+    }
+    if (!resp.ok) {
+      const body = await resp.json().catch(() => ({}));
+      throw new Error((body.error && body.error.message) || resp.statusText);
+    }
+    const name = (resp.headers.get('content-disposition') || '').split('filename=')[1] || `Audit_Log.${format}`;
+    const blob = await resp.blob();
+    const a = h('a', { href: URL.createObjectURL(blob), download: name });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+    line.textContent = `Exported ${name}.`;
+  } catch (e) {
+    line.textContent = `Export failed: ${e.message}`;
+  }
+}
+
+function tableHead() {
+  const sort = state.params.get('sort') || '-timestamp';
+  const desc = sort.startsWith('-');
+  const key = sort.replace(/^-/, '');
+  return h('thead', {}, h('tr', {}, ...COLUMNS.map(([title, k]) => {
+    const active = k === key;
+    const next = active ? (desc ? k : `-${k}`) : (k === 'timestamp' ? '-timestamp' : k);
+    return h('th', { scope: 'col', 'aria-sort': active ? (desc ? 'descending' : 'ascending') : 'none' },
+      h('button', { class: 'sort', 'data-sort': k, onclick: () => { setParam('sort', next === '-timestamp' ? '' : next); document.querySelector('thead').replaceWith(tableHead()); } },
+        title, h('span', { class: 'arrow' }, active ? (desc ? '▼' : '▲') : '')));
+  })));
+}
+
+// ---------- filters ----------
+
+function renderFilters() {
+  const aside = document.querySelector('.filters');
+  if (!aside) return;
+  const platform = state.me.permissions.platform;
+  const period = state.params.get('period') || '';
+  const custom = state.params.get('from') || state.params.get('to');
+  const from = h('input', { type: 'date', id: 'from', value: (state.params.get('from') || '').slice(0, 10), 'aria-label': 'From' });
+  const to = h('input', { type: 'date', id: 'to', value: (state.params.get('to') || '').slice(0, 10), 'aria-label': 'To' });
+  const applyRange = () => {
+    state.params.delete('period');
+    setParam('from', from.value, { reload: false });
+    setParam('to', to.value);
+    renderFilters();
+  };
+  from.addEventListener('change', applyRange);
+  to.addEventListener('change', applyRange);
+  const cats = state.facets ? state.facets.categories : [];
+  const chosenCats = listOf('category');
+  const catNames = [...new Set([...cats.map((c) => c.value), ...chosenCats])].sort();
+  const counts = Object.fromEntries(cats.map((c) => [c.value, c.count]));
+  const chosenResults = listOf('result');
+  const textInputs = TEXT_FILTERS.filter(([, , , who]) => who !== 'platform' || platform).map(([key, label, hint]) => {
+    const input = h('input', { type: 'text', id: `f-${key}`, value: state.params.get(key) || '', placeholder: hint, autocomplete: 'off' });
+    input.addEventListener('input', debounce(() => setParam(key, input.value.trim()), 300));
+    return h('div', { class: 'field' }, h('label', { for: `f-${key}` }, label), input);
+  });
+  const status = h('select', { id: 'f-status' },
+    h('option', { value: '' }, 'Any'), h('option', { value: 'success' }, 'Success (2xx)'), h('option', { value: 'failure' }, 'Failure (4xx/5xx)'));
+  status.value = state.params.get('status') || '';
+  status.addEventListener('change', () => setParam('status', status.value));
+  aside.replaceChildren(
+    h('div', { class: 'filters-head' }, h('h2', {}, 'Filters'),
+      h('button', { class: 'link', id: 'clear', onclick: () => { for (const k of FILTER_KEYS) if (k !== 'sort') state.params.delete(k); pushUrl(); renderFilters(); const s = document.getElementById('search'); if (s) s.value = ''; reloadList(); } }, 'Clear all')),
+    h('fieldset', { class: 'group' }, h('legend', {}, 'Period'),
+      h('div', { class: 'presets', role: 'radiogroup' }, ...PERIODS.map(([v, label]) =>
+        h('button', {
+          class: `preset${!custom && v === period ? ' on' : ''}`, role: 'radio', 'aria-checked': String(!custom && v === period), 'data-period': v,
+          onclick: () => { state.params.delete('from'); state.params.delete('to'); setParam('period', v); renderFilters(); },
+        }, label))),
+      h('div', { class: 'range' }, from, h('span', {}, '~'), to)),
+    h('fieldset', { class: 'group' }, h('legend', {}, 'Type'),
+      h('div', { class: 'checks', id: 'f-category' }, catNames.length ? catNames.map((c) => check('category', c, c, chosenCats, counts[c])) : h('p', { class: 'muted' }, 'No events in this period.'))),
+    h('fieldset', { class: 'group' }, h('legend', {}, 'Result'),
+      h('div', { class: 'checks', id: 'f-result' }, RESULTS.map((r) => check('result', r, badge(r), chosenResults)))),
+    h('div', { class: 'field' }, h('label', { for: 'f-status' }, 'Status'), status),
+    ...textInputs,
+  );
+}
+
+function check(key, value, label, chosen, count) {
+  const box = h('input', { type: 'checkbox', value, checked: chosen.includes(value), 'data-key': key });
+  box.addEventListener('change', () => {
+    const now = listOf(key).filter((v) => v !== value);
+    if (box.checked) now.push(value);
+    setParam(key, now);
+  });
+  return h('label', { class: 'check' }, box, h('span', { class: 'check-label' }, label), count !== undefined ? h('span', { class: 'count' }, fmt(count)) : null);
+}
+
+async function loadFacets() {
+  const p = new URLSearchParams();
+  for (const k of ['period', 'from', 'to']) if (state.params.get(k)) p.set(k, state.params.get(k));
+  try {
+    state.facets = await api(`/facets?${p}`);
+    renderFilters();
+  } catch { /* the panel still works without counts */ }
+}
+
+// ---------- the list ----------
+
+async function reloadList() {
+  state.events = [];
+  state.cursor = null;
+  state.live.held = [];
+  updateHeld();
+  await loadPage(true);
+  if (state.live.on) startLive();
+  loadFacetsSoon();
+}
+
+const loadFacetsSoon = debounce(loadFacets, 400);
+
+async function loadPage(fresh) {
+  const seq = ++state.requestSeq;
+  state.loading = true;
+  state.error = null;
+  renderRows(fresh);
+  const p = filterParams();
+  p.set('limit', PAGE);
+  if (!fresh && state.cursor) p.set('cursor', state.cursor);
+  try {
+    const page = await api(`/events?${p}`);
+    if (seq !== state.requestSeq) return;
+    state.events = fresh ? page.events : state.events.concat(page.events);
+    state.cursor = page.next_cursor;
+  } catch (e) {
+    if (seq !== state.requestSeq) return;
+    if (e.status === 401) return renderLogin('Your session has ended. Log in again.');
+    state.error = e;
+  }
+  state.loading = false;
+  renderRows(fresh);
+}
+
+function renderRows() {
+  const tbody = document.querySelector('tbody');
+  const line = document.querySelector('.status-line');
+  const more = document.querySelector('.more');
+  if (!tbody) return;
+  if (state.error) {
+    tbody.replaceChildren(h('tr', {}, h('td', { colspan: 8, class: 'state error' }, `Could not load events: ${state.error.message}`,
+      state.error.field ? ` (check “${state.error.field}”)` : '')));
+    line.textContent = '';
+    more.replaceChildren();
+    return;
+  }
+  if (!state.events.length) {
+    tbody.replaceChildren(h('tr', {}, h('td', { colspan: 8, class: 'state' }, state.loading ? 'Loading events…' : 'No events match these filters.')));
+  } else {
+    tbody.replaceChildren(...state.events.map(row));
+  }
+  const n = state.events.length;
+  line.textContent = state.loading && n === 0 ? '' : `${fmt(n)}${state.cursor ? '+' : ''} event${n === 1 ? '' : 's'} shown`;
+  more.replaceChildren(state.cursor ? h('button', { class: 'secondary', id: 'load-more', disabled: state.loading, onclick: () => loadPage(false) }, state.loading ? 'Loading…' : `Load ${PAGE} more`) : '');
+  markSelected();
+}
+
+function row(e) {
+  const a = e.actor || {};
+  const res = e.resource || {};
+  const [cat, ...op] = e.action.split(':');
+  const tr = h('tr', {
+    tabindex: 0, 'data-id': e.id,
+    onclick: () => openDetail(e.id, { event: e }),
+    onkeydown: (ev) => {
+      if (ev.key === 'Enter') openDetail(e.id, { event: e });
+      else if (ev.key === 'ArrowDown') { ev.preventDefault(); tr.nextElementSibling && tr.nextElementSibling.focus(); }
+      else if (ev.key === 'ArrowUp') { ev.preventDefault(); tr.previousElementSibling && tr.previousElementSibling.focus(); }
+    },
+  },
+  h('td', { class: 'time', title: utcTitle(e.timestamp) }, localTime(e.timestamp)),
+  h('td', { class: 'mono' }, e.source_ip || '—'),
+  h('td', {}, a.name || a.id || '—'),
+  h('td', {}, (a.company || e.org)),
+  h('td', {}, a.email || '—'),
+  h('td', {}, h('span', { class: 'type' }, cat)),
+  h('td', {}, h('div', {}, op.join(':')), res.name ? h('div', { class: 'resource', title: res.id ? `id: ${res.id}` : 'no id' }, res.name) : null),
+  h('td', {}, badge(e.result)));
+  return tr;
+}
+
+function markSelected() {
+  const id = state.params.get('event');
+  for (const tr of document.querySelectorAll('tbody tr[data-id]')) {
+    tr.classList.toggle('selected', tr.dataset.id === id);
+    tr.setAttribute('aria-selected', String(tr.dataset.id === id));
+  }
+}
+
+// ---------- detail ----------
+
+async function openDetail(id, { push = true } = {}) {
+  const panel = document.querySelector('.detail');
+  if (!panel) return;
+  state.params.set('event', id);
+  if (push) pushUrl();
+  markSelected();
+  panel.hidden = false;
+  document.querySelector('.layout').classList.add('with-detail');
+  panel.replaceChildren(h('div', { class: 'state' }, 'Loading…'));
+  try {
+    const d = await api(`/events/${encodeURIComponent(id)}`);
+    if (state.params.get('event') !== id) return;
+    renderDetail(panel, d);
+  } catch (e) {
+    panel.replaceChildren(detailHead(), h('div', { class: 'state error' }, e.status === 404 ? 'This event does not exist or you may not see it.' : `Could not load the event: ${e.message}`));
+  }
+}
+
+function closeDetail() {
+  const panel = document.querySelector('.detail');
+  if (!panel || panel.hidden) return;
+  const id = state.params.get('event');
+  panel.hidden = true;
+  document.querySelector('.layout').classList.remove('with-detail');
+  state.params.delete('event');
+  pushUrl();
+  markSelected();
+  const tr = id && document.querySelector(`tbody tr[data-id="${CSS.escape(id)}"]`);
+  if (tr) tr.focus();
+}
+
+document.addEventListener('keydown', (e) => { if (e.key === 'Escape') closeDetail(); });
+
+function detailHead() {
+  return h('div', { class: 'detail-head' }, h('h2', {}, 'Event detail'), h('button', { class: 'link close', 'aria-label': 'Close detail', onclick: closeDetail }, '✕'));
+}
+
+function kv(rows) {
+  return h('dl', { class: 'kv' }, ...rows.filter(([, v]) => v !== undefined && v !== null && v !== '').flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
+}
+
+function jsonBlock(title, value, open = false) {
+  if (value === undefined || value === null) return null;
+  return h('details', { class: 'json', open }, h('summary', {}, title), h('pre', {}, JSON.stringify(value, null, 2)));
+}
+
+function renderDetail(panel, d) {
+  const e = d.event;
+  const a = e.actor || {};
+  const r = e.resource || {};
+  const c = e.context || {};
+  const ws = c.workspace || {};
+  const proof = d.proof
+    ? h('span', { class: 'proof ok' }, `✓ Included in the signed checkpoint of ${fmt(d.proof.size)} entries (entry ${fmt(d.proof.index)})`)
+    : h('span', { class: 'proof pending' }, 'Not yet covered by a checkpoint (signed within about a second)');
+  const requestLink = e.request_id
+    ? h('button', { class: 'link mono', title: 'Show every event of this request', onclick: () => { for (const k of FILTER_KEYS) if (k !== 'sort') state.params.delete(k); setParam('request_id', e.request_id); renderFilters(); } }, e.request_id)
+    : null;
+  const diff = d.diff && d.diff.length
+    ? h('table', { class: 'diff' }, h('thead', {}, h('tr', {}, h('th', {}, 'Field'), h('th', {}, 'Before'), h('th', {}, 'After'))),
+      h('tbody', {}, ...d.diff.map((ch) => h('tr', { class: `diff-${ch.kind || ch.op || 'changed'}` },
+        h('td', { class: 'mono' }, ch.path),
+        h('td', { class: 'old' }, ch.old === undefined ? '—' : JSON.stringify(ch.old)),
+        h('td', { class: 'new' }, ch.new === undefined ? '—' : JSON.stringify(ch.new))))))
+    : null;
+  panel.replaceChildren(
+    detailHead(),
+    h('div', { class: 'detail-title' }, h('span', { class: 'type' }, e.action), badge(e.result), e.status_code ? h('span', { class: 'muted' }, `HTTP ${e.status_code}`) : null),
+    e.error ? h('div', { class: 'error-box', role: 'note' }, h('strong', {}, 'Error: '), e.error) : null,
+    kv([
+      ['Event ID', h('span', { class: 'mono' }, e.id)],
+      ['Time', h('span', { title: utcTitle(e.timestamp) }, `${localTime(e.timestamp)} (local) · ${e.timestamp}`)],
+      ['Received', e.received_at],
+      ['Organization', d.company || e.org],
+      ['Sequence', `#${e.seq}`],
+      ['Proof', proof],
+    ]),
+    h('h3', {}, 'Actor'),
+    kv([['Name', a.name], ['Email', a.email], ['ID', a.id], ['Type', a.type], ['Company', a.company]]),
+    h('h3', {}, 'Request'),
+    kv([['Source IP', e.source_ip], ['User agent', e.user_agent], ['Request ID', requestLink]]),
+    e.resource ? h('h3', {}, 'Resource') : null,
+    e.resource ? kv([['Type', r.type], ['Name', r.name], ['ID', r.id], ['Parent', r.parent ? `${r.parent.type || ''} ${r.parent.name || ''} ${r.parent.id ? '(' + r.parent.id + ')' : ''}`.trim() : null]]) : null,
+    e.context ? h('h3', {}, 'Context') : null,
+    e.context ? kv([['Workspace', ws.name || ws.id], ['Project', c.project], ['Cluster', c.cluster], ['Namespace', c.namespace]]) : null,
+    diff ? h('h3', {}, 'Changes') : null,
+    diff,
+    jsonBlock('Parameters (details)', e.details, true),
+    jsonBlock('Response', e.response),
+    jsonBlock('Before', e.before),
+    jsonBlock('After', e.after),
+  );
+}
+
+// ---------- live view ----------
+
+function toggleLive() {
+  state.live.on = !state.live.on;
+  state.live.paused = false;
+  state.live.held = [];
+  const btn = document.getElementById('live');
+  btn.setAttribute('aria-pressed', String(state.live.on));
+  document.getElementById('pause').hidden = !state.live.on;
+  document.getElementById('pause').textContent = 'Pause';
+  updateHeld();
+  if (state.live.on) startLive(); else stopLive();
+}
+
+function startLive() {
+  stopLive();
+  const p = filterParams();
+  p.delete('sort');
+  const es = new EventSource(`${API}/events/stream?${p}`);
+  es.addEventListener('event', (msg) => {
+    const e = JSON.parse(msg.data);
+    if (state.live.paused) { state.live.held.push(e); updateHeld(); return; }
+    prepend([e]);
+  });
+  es.addEventListener('lagged', () => reloadList());
+  es.onerror = () => { /* the browser reconnects by itself */ };
+  state.live.source = es;
+}
+
+function stopLive() {
+  if (state.live.source) state.live.source.close();
+  state.live.source = null;
+}
+
+function togglePause() {
+  state.live.paused = !state.live.paused;
+  document.getElementById('pause').textContent = state.live.paused ? 'Resume' : 'Pause';
+  if (!state.live.paused && state.live.held.length) {
+    prepend(state.live.held.slice().reverse());
+    state.live.held = [];
+  }
+  updateHeld();
+}
+
+function updateHeld() {
+  const el = document.getElementById('held');
+  if (!el) return;
+  const n = state.live.held.length;
+  el.hidden = !state.live.paused;
+  el.textContent = `${fmt(n)} new while paused`;
+}
+
+// New events go on top without moving what the user is looking at.
+function prepend(events) {
+  const sort = state.params.get('sort');
+  if (sort && sort !== '-timestamp') return;
+  const known = new Set(state.events.map((e) => e.id));
+  const fresh = events.filter((e) => !known.has(e.id));
+  if (!fresh.length) return;
+  const wrap = document.querySelector('.table-wrap');
+  const before = wrap ? wrap.scrollHeight : 0;
+  const top = wrap ? wrap.scrollTop : 0;
+  state.events = fresh.reverse().concat(state.events);
+  const tbody = document.querySelector('tbody');
+  if (tbody.querySelector('td.state')) tbody.replaceChildren();
+  const rows = fresh.map(row);
+  for (const r of rows) r.classList.add('arrived');
+  tbody.prepend(...rows);
+  if (wrap && top > 0) wrap.scrollTop = top + (wrap.scrollHeight - before);
+  const line = document.querySelector('.status-line');
+  const n = state.events.length;
+  line.textContent = `${fmt(n)}${state.cursor ? '+' : ''} events shown`;
+  markSelected();
+}
+
+boot();

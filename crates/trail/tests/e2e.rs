@@ -1,0 +1,130 @@
+//! The `/audit` page end to end: a real `trail serve` with demo data, users made with
+//! the command line, and `e2e/audit.test.mjs` driving Debian's Chromium through
+//! playwright-core (login, filters, search, sort, detail and diff, deep links, live
+//! view, export, a restricted viewer). Screenshots go to `docs/`.
+//!
+//! Needs `/usr/bin/chromium` and `e2e/node_modules` (`bash .ci/run` installs both).
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::Arc,
+};
+
+use serde_json::{json, Value};
+use trail_store::{sqlite::SqliteStore, KeyScope, Store};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn trail(data: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_trail"));
+    c.arg("--data-dir").arg(data).env("TRAIL_LOG", "warn").env_remove("TRAIL_CONFIG");
+    c
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Creates a user from the command line; returns its one-time password.
+fn user(data: &Path, email: &str, role: &str) -> String {
+    let out = run_ok(
+        trail(data).args(["users", "create", "--org", "acme", "--email", email, "--name", "E2E", "--role", role]),
+    );
+    out.lines().find(|l| l.starts_with("one-time password")).unwrap().rsplit(' ').next().unwrap().to_string()
+}
+
+#[test]
+fn the_audit_page_in_chromium() {
+    let root = root();
+    let modules = root.join("e2e/node_modules/playwright-core");
+    assert!(
+        modules.exists(),
+        "e2e/node_modules is missing: run `npm ci --prefix e2e` (bash .ci/run does), and install Debian's chromium"
+    );
+    assert!(Path::new("/usr/bin/chromium").exists(), "install Debian's chromium (apt-get install -y chromium)");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Demo data, a deployment with a known before/after, and a custom role without
+    // secrets, written straight into the store before the server starts.
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (deploy_id, ingest, read, admin) = rt.block_on(async {
+        let store = Arc::new(SqliteStore::open(&d.join("trail.db"), Default::default()).unwrap());
+        let now = trail_core::Timestamp::from_datetime(chrono::Utc::now());
+        trail_server::demo::fill(&*store, now, 3000).await.unwrap();
+        let key = |scope| {
+            let store = store.clone();
+            async move { trail_server::create_api_key(&*store, "acme", scope, "e2e").await.unwrap().0 }
+        };
+        let (ingest, read, admin) =
+            (key(KeyScope::Ingest).await, key(KeyScope::Read).await, key(KeyScope::Admin).await);
+        let new = trail_core::event::parse_event(json!({
+            "action": "service:deploy", "request_id": "req-deploy-e2e",
+            "actor": {"name": "Dana Deploy", "email": "dana@acme.com"},
+            "resource": {"type": "service", "name": "checkout-api", "id": "svc-checkout"},
+            "before": {"image": "shop/checkout:v1.4.2", "replicas": 3},
+            "after": {"image": "shop/checkout:v1.5.0", "replicas": 3},
+        }))
+        .unwrap();
+        let batch = trail_store::AppendBatch {
+            org: "acme".into(),
+            received_at: now,
+            events: vec![(uuid::Uuid::now_v7(), new)],
+        };
+        let acks = store.append(batch).await.unwrap();
+        store
+            .put_role(trail_store::Role {
+                org: "acme".into(),
+                name: "no-secrets".into(),
+                view: trail_store::Categories::Except(vec!["secret".into()]),
+                export: trail_store::Categories::Only(vec![]),
+            })
+            .await
+            .unwrap();
+        store.close();
+        (acks[0].id.to_string(), ingest, read, admin)
+    });
+    let _ = admin;
+    let admin_otp = user(d, "admin@acme.test", "org_admin");
+    let viewer_otp = user(d, "viewer@acme.test", "no-secrets");
+    let mut server = trail(d)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("TRAIL_INSECURE_COOKIES", "true")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
+    let base = lines.next().unwrap().unwrap().replace("Trail is running at ", "");
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    let shots = root.join("docs");
+    std::fs::create_dir_all(&shots).unwrap();
+    let out = Command::new("node")
+        .arg(root.join("e2e/audit.test.mjs"))
+        .current_dir(root.join("e2e"))
+        .env("BASE", &base)
+        .env("ADMIN_EMAIL", "admin@acme.test")
+        .env("ADMIN_OTP", &admin_otp)
+        .env("VIEWER_EMAIL", "viewer@acme.test")
+        .env("VIEWER_OTP", &viewer_otp)
+        .env("INGEST_KEY", &ingest)
+        .env("READ_KEY", &read)
+        .env("DEPLOY_ID", &deploy_id)
+        .env("DEPLOY_REQUEST", "req-deploy-e2e")
+        .env("SCREENSHOTS", &shots)
+        .output()
+        .expect("node is needed for the browser test");
+    let _ = server.kill();
+    let _ = server.wait();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(out.status.success(), "browser test failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let results: Value =
+        stdout.lines().find_map(|l| l.strip_prefix("RESULTS ")).map(|j| serde_json::from_str(j).unwrap()).unwrap();
+    assert!(results["rows_visible_ms"].is_number());
+}

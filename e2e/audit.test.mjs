@@ -1,0 +1,298 @@
+// End-to-end test of the /audit page in Debian's Chromium, driven by playwright-core.
+// Run by crates/trail/tests/e2e.rs, which starts a real `trail serve` with known data
+// and passes what it made in the environment. Exits non-zero on the first failure.
+
+import { chromium } from 'playwright-core';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const env = (k) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`missing ${k}`);
+  return v;
+};
+const BASE = env('BASE');
+const SHOTS = process.env.SCREENSHOTS || '';
+const results = {};
+const consoleErrors = [];
+
+function assert(cond, msg) {
+  if (!cond) throw new Error(`assertion failed: ${msg}`);
+}
+
+async function api(pathAndQuery, key, opts = {}) {
+  const r = await fetch(BASE + pathAndQuery, { ...opts, headers: { authorization: `Bearer ${key}`, ...(opts.headers || {}) } });
+  const text = await r.text();
+  if (!r.ok) throw new Error(`${pathAndQuery}: ${r.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}
+
+async function ingest(event) {
+  const r = await api('/api/v1/events', env('INGEST_KEY'), { method: 'POST', body: JSON.stringify(event) });
+  return r.events[0].id;
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+});
+
+function watch(page, who) {
+  page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(`${who}: ${m.text()}`); });
+  page.on('pageerror', (e) => consoleErrors.push(`${who}: ${e.message}`));
+}
+
+async function rows(page) {
+  return page.$$eval('tbody tr[data-id]', (trs) => trs.map((tr) => {
+    const td = [...tr.querySelectorAll('td')];
+    return {
+      id: tr.dataset.id,
+      utc: td[0].title.replace('UTC: ', ''),
+      ip: td[1].textContent,
+      performer: td[2].textContent,
+      company: td[3].textContent,
+      email: td[4].textContent,
+      type: td[5].textContent,
+      operation: td[6].querySelector('div').textContent,
+      result: td[7].textContent,
+    };
+  }));
+}
+
+// Waits for the list to settle after a change of URL.
+async function settled(page, urlPart) {
+  if (urlPart) await page.waitForURL((u) => u.toString().includes(urlPart), { timeout: 5000 });
+  await page.waitForFunction(() => {
+    const line = document.querySelector('.status-line');
+    const loading = document.querySelector('td.state') && document.querySelector('td.state').textContent.startsWith('Loading');
+    return line && !loading && (document.querySelector('tbody tr[data-id]') || document.querySelector('td.state'));
+  }, null, { timeout: 5000 });
+  await page.waitForTimeout(150);
+}
+
+async function login(page, email, otp, password) {
+  await page.goto(`${BASE}/audit`);
+  await page.fill('#email', email);
+  await page.fill('#password', otp);
+  await page.click('button[type=submit]');
+  await page.waitForSelector('#current');
+  await page.fill('#current', otp);
+  await page.fill('#new', password);
+  await page.click('button[type=submit]');
+  await page.waitForSelector('tbody');
+}
+
+const step = async (name, fn) => {
+  const t = Date.now();
+  try {
+    await fn();
+    console.log(`ok   ${name} (${Date.now() - t} ms)`);
+  } catch (e) {
+    console.log(`FAIL ${name}: ${e.message}`);
+    await browser.close();
+    process.exit(1);
+  }
+};
+
+const ctx = await browser.newContext({ viewport: { width: 1440, height: 900 }, acceptDownloads: true });
+const page = await ctx.newPage();
+watch(page, 'admin');
+
+await step('login page, wrong password, then login and password change', async () => {
+  await page.goto(`${BASE}/audit`);
+  await page.waitForSelector('#email');
+  if (SHOTS) await page.screenshot({ path: path.join(SHOTS, 'login.png') });
+  await page.fill('#email', env('ADMIN_EMAIL'));
+  await page.fill('#password', 'not the password');
+  await page.click('button[type=submit]');
+  await page.waitForFunction(() => document.querySelector('.form-error').textContent.includes('Wrong'));
+  // The browser logs the deliberate failure's 401; nothing else may be logged.
+  consoleErrors.length = 0;
+  await login(page, env('ADMIN_EMAIL'), env('ADMIN_OTP'), 'a long admin password');
+  await settled(page);
+  const r = await rows(page);
+  assert(r.length === 50, `first page has 50 rows, got ${r.length}`);
+  const times = r.map((x) => x.utc);
+  assert(times.every((t, i) => i === 0 || times[i - 1] >= t), 'newest first');
+  assert(await page.isVisible('#load-more'), 'load more is offered');
+  await page.click('#load-more');
+  await page.waitForFunction(() => document.querySelectorAll('tbody tr[data-id]').length > 50);
+  if (SHOTS) await page.screenshot({ path: path.join(SHOTS, 'audit-list.png') });
+});
+
+await step('filter by period preset, type and result', async () => {
+  await page.click('button[data-period="7d"]');
+  await settled(page, 'period=7d');
+  const weekAgo = new Date(Date.now() - 7 * 86400e3).toISOString();
+  let r = await rows(page);
+  assert(r.length > 0 && r.every((x) => x.utc >= weekAgo.replace('T', ' ').slice(0, 19)), 'rows within 7 days');
+  await page.check('#f-category input[value="auth"]');
+  await settled(page, 'category=auth');
+  r = await rows(page);
+  assert(r.length > 0 && r.every((x) => x.type === 'auth'), 'only auth rows');
+  await page.check('#f-result input[value="FAILED"]');
+  await settled(page, 'result=FAILED');
+  r = await rows(page);
+  assert(r.length > 0 && r.every((x) => x.type === 'auth' && x.result === 'FAILED'), 'only failed auth rows');
+  const want = await api(`/api/v1/events?period=7d&category=auth&result=FAILED&limit=1000`, env('READ_KEY'));
+  assert(r.length === Math.min(50, want.events.length), `row count ${r.length} vs ${want.events.length}`);
+  assert(r.map((x) => x.id).join() === want.events.slice(0, 50).map((e) => e.id).join(), 'the same rows as the API');
+  if (SHOTS) await page.screenshot({ path: path.join(SHOTS, 'audit-filtered.png') });
+  await page.click('#clear');
+  await settled(page);
+});
+
+await step('search, with the query language', async () => {
+  await page.fill('#search', 'checkout-api');
+  await settled(page, 'q=checkout-api');
+  let r = await rows(page);
+  // The API's answer also holds the audit:view event recording this very search.
+  const want = await api(`/api/v1/events?q=checkout-api&limit=100`, env('READ_KEY'));
+  const wantIds = want.events.filter((e) => !e.action.startsWith('audit:')).map((e) => e.id);
+  const gotIds = r.filter((x) => x.type !== 'audit').map((x) => x.id);
+  assert(gotIds.length > 0 && gotIds.join() === wantIds.slice(0, gotIds.length).join(), `search rows ${gotIds.length} vs ${wantIds.length}`);
+  await page.fill('#search', 'category:auth result:FAILED');
+  await settled(page, 'q=category');
+  r = await rows(page);
+  assert(r.length > 0 && r.every((x) => x.type === 'auth' && x.result === 'FAILED'), 'query language applies');
+  await page.fill('#search', '');
+  await settled(page);
+});
+
+await step('sort by clicking a column header', async () => {
+  await page.click('th button[data-sort="email"]');
+  await settled(page, 'sort=email');
+  let r = await rows(page);
+  const emails = r.map((x) => x.email).filter((e) => e !== '—');
+  assert(emails.length > 10 && emails.every((e, i) => i === 0 || emails[i - 1].toLowerCase() <= e.toLowerCase()), 'ascending by email');
+  await page.click('th button[data-sort="email"]');
+  await settled(page, 'sort=-email');
+  r = await rows(page);
+  const desc = r.map((x) => x.email).filter((e) => e !== '—');
+  assert(desc.every((e, i) => i === 0 || desc[i - 1].toLowerCase() >= e.toLowerCase()), 'descending by email');
+  await page.click('th button[data-sort="timestamp"]');
+  await settled(page);
+});
+
+const deployId = env('DEPLOY_ID');
+await step('open the detail and see the diff; keyboard', async () => {
+  await page.fill('#search', env('DEPLOY_REQUEST'));
+  await settled(page, 'q=');
+  await page.click(`tbody tr[data-id="${deployId}"]`);
+  await page.waitForSelector('.detail table.diff');
+  const diff = await page.$$eval('.detail table.diff tbody tr', (trs) => trs.map((t) => [...t.children].map((c) => c.textContent)));
+  assert(diff.some(([p, o, n]) => p === 'image' && o.includes('v1.4.2') && n.includes('v1.5.0')), `image change shown: ${JSON.stringify(diff)}`);
+  const text = await page.textContent('.detail');
+  assert(text.includes(deployId) && text.includes(env('DEPLOY_REQUEST')), 'event id and request id shown');
+  assert(text.includes('Included in the signed checkpoint') || text.includes('Not yet covered'), 'proof status shown');
+  assert(page.url().includes(`event=${deployId}`), 'the selection is in the URL');
+  if (SHOTS) await page.screenshot({ path: path.join(SHOTS, 'audit-detail.png') });
+  await page.keyboard.press('Escape');
+  await page.waitForSelector('.detail', { state: 'hidden' });
+  assert(!page.url().includes('event='), 'Esc closes the detail');
+  await page.focus(`tbody tr[data-id="${deployId}"]`);
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('.detail table.diff');
+  await page.keyboard.press('Escape');
+  await page.fill('#search', '');
+  await settled(page);
+});
+
+await step('deep link restores filters and selection; back and forward', async () => {
+  await page.goto(`${BASE}/audit?category=service&result=DONE&event=${deployId}`);
+  await page.waitForSelector('.detail table.diff');
+  await settled(page);
+  assert(await page.isChecked('#f-category input[value="service"]'), 'type filter restored');
+  assert(await page.isChecked('#f-result input[value="DONE"]'), 'result filter restored');
+  const r = await rows(page);
+  assert(r.every((x) => x.type === 'service' && x.result === 'DONE'), 'rows filtered');
+  const sel = await page.$(`tbody tr.selected[data-id="${deployId}"]`);
+  assert(sel, 'the linked entry is selected in the list');
+  await page.click('button[data-period="24h"]');
+  await settled(page, 'period=24h');
+  await page.goBack();
+  await settled(page);
+  assert(!page.url().includes('period=24h') && page.url().includes('category=service'), 'back restores the previous filters');
+  await page.goForward();
+  await settled(page, 'period=24h');
+  await page.goto(`${BASE}/audit`);
+  await settled(page);
+});
+
+await step('live view shows a new event; pause holds it back', async () => {
+  await page.click('#live');
+  await page.waitForTimeout(500);
+  const first = await ingest({ action: 'service:deploy', request_id: 'live-1', actor: { name: 'Live Tester', email: 'live@acme.com' } });
+  await page.waitForSelector(`tbody tr[data-id="${first}"]`, { timeout: 5000 });
+  const top = await page.$eval('tbody tr[data-id]', (tr) => tr.dataset.id);
+  assert(top === first, 'the new event is on top');
+  await page.click('#pause');
+  const second = await ingest({ action: 'service:deploy', request_id: 'live-2', actor: { name: 'Live Tester', email: 'live@acme.com' } });
+  await page.waitForFunction(() => document.getElementById('held').textContent.startsWith('1 new'), null, { timeout: 5000 });
+  assert(!(await page.$(`tbody tr[data-id="${second}"]`)), 'held back while paused');
+  await page.click('#pause');
+  await page.waitForSelector(`tbody tr[data-id="${second}"]`, { timeout: 5000 });
+  await page.click('#live');
+});
+
+await step('export downloads exactly the filtered rows', async () => {
+  await page.goto(`${BASE}/audit?category=auth&result=FAILED`);
+  await settled(page);
+  await page.click('#export');
+  await page.waitForSelector('.menu:not([hidden])');
+  const note = await page.textContent('.menu .note');
+  assert(note.includes('personal data'), 'personal data note');
+  if (SHOTS) await page.screenshot({ path: path.join(SHOTS, 'audit-export.png') });
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('.menu button[data-format="csv"]')]);
+  const name = download.suggestedFilename();
+  assert(/^Audit_Log_\d{8}\.csv$/.test(name), `file name ${name}`);
+  const file = await download.path();
+  const lines = fs.readFileSync(file, 'utf8').trim().split('\r\n');
+  const want = await api(`/api/v1/events?category=auth&result=FAILED&limit=1000`, env('READ_KEY'));
+  assert(lines.length - 1 === want.events.length, `csv rows ${lines.length - 1} vs ${want.events.length}`);
+  const ids = new Set(want.events.map((e) => e.id));
+  assert(lines.slice(1).every((l) => [...ids].some((id) => l.includes(id))), 'every row is a filtered event');
+});
+
+await step('first paint', async () => {
+  const p = await ctx.newPage();
+  const t = Date.now();
+  await p.goto(`${BASE}/audit`);
+  await p.waitForSelector('tbody tr[data-id]');
+  results.rows_visible_ms = Date.now() - t;
+  results.first_contentful_paint_ms = await p.evaluate(() => {
+    const e = performance.getEntriesByType('paint').find((x) => x.name === 'first-contentful-paint');
+    return e ? Math.round(e.startTime) : null;
+  });
+  await p.close();
+});
+
+await step('a viewer does not see restricted categories', async () => {
+  const vctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const v = await vctx.newPage();
+  watch(v, 'viewer');
+  await login(v, env('VIEWER_EMAIL'), env('VIEWER_OTP'), 'a long viewer password');
+  await settled(v);
+  await v.waitForSelector('#f-category input');
+  const cats = await v.$$eval('#f-category input', (xs) => xs.map((x) => x.value));
+  assert(cats.length > 3 && !cats.includes('secret'), `no secret type offered: ${cats}`);
+  let r = await rows(v);
+  assert(r.length > 0 && r.every((x) => x.type !== 'secret'), 'no secret rows');
+  await v.fill('#search', 'secret');
+  await settled(v, 'q=secret');
+  r = await rows(v);
+  assert(r.every((x) => x.type !== 'secret'), 'search finds no secret rows');
+  await v.goto(`${BASE}/audit?category=secret`);
+  await settled(v);
+  r = await rows(v);
+  assert(r.length === 0, 'a secret deep link shows nothing');
+  assert(!(await v.isEnabled('#export')), 'a viewer cannot export');
+  await vctx.close();
+});
+
+await step('no console errors', async () => {
+  assert(consoleErrors.length === 0, consoleErrors.join('\n'));
+});
+
+await browser.close();
+console.log(`RESULTS ${JSON.stringify(results)}`);
