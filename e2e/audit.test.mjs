@@ -114,10 +114,12 @@ await step('login page, wrong password, then login and password change', async (
   assert(r.length === 50, `first page has 50 rows, got ${r.length}`);
   const times = r.map((x) => x.utc);
   assert(times.every((t, i) => i === 0 || times[i - 1] >= t), 'newest first');
+  if (SHOTS) await page.screenshot({ path: path.join(SHOTS, 'audit-list.png') });
   assert(await page.isVisible('#load-more'), 'load more is offered');
   await page.click('#load-more');
   await page.waitForFunction(() => document.querySelectorAll('tbody tr[data-id]').length > 50);
-  if (SHOTS) await page.screenshot({ path: path.join(SHOTS, 'audit-list.png') });
+  const scrolled = await page.evaluate(() => document.scrollingElement.scrollTop);
+  assert(scrolled === 0, 'the page itself does not scroll; the list does');
 });
 
 await step('filter by period preset, type and result', async () => {

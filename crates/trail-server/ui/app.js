@@ -252,8 +252,9 @@ function renderMain() {
       h('section', { class: 'detail', 'aria-label': 'Event detail', hidden: true })),
   );
   renderFilters();
+  // The counts of the filter panel come after the first page (reloadList asks for
+  // them), so that the rows show first.
   reloadList();
-  loadFacets();
   const sel = state.params.get('event');
   if (sel) openDetail(sel, { push: false });
 }
@@ -346,8 +347,8 @@ function renderFilters() {
   const platform = state.me.permissions.platform;
   const period = state.params.get('period') || '';
   const custom = state.params.get('from') || state.params.get('to');
-  const from = h('input', { type: 'date', id: 'from', value: (state.params.get('from') || '').slice(0, 10), 'aria-label': 'From' });
-  const to = h('input', { type: 'date', id: 'to', value: (state.params.get('to') || '').slice(0, 10), 'aria-label': 'To' });
+  const from = h('input', { type: 'date', id: 'from', value: (state.params.get('from') || '').slice(0, 10) });
+  const to = h('input', { type: 'date', id: 'to', value: (state.params.get('to') || '').slice(0, 10) });
   const applyRange = () => {
     state.params.delete('period');
     setParam('from', from.value, { reload: false });
@@ -379,7 +380,7 @@ function renderFilters() {
           class: `preset${!custom && v === period ? ' on' : ''}`, role: 'radio', 'aria-checked': String(!custom && v === period), 'data-period': v,
           onclick: () => { state.params.delete('from'); state.params.delete('to'); setParam('period', v); renderFilters(); },
         }, label))),
-      h('div', { class: 'range' }, from, h('span', {}, '~'), to)),
+      h('div', { class: 'range' }, h('label', { for: 'from' }, 'From'), from, h('label', { for: 'to' }, 'To'), to)),
     h('fieldset', { class: 'group' }, h('legend', {}, 'Type'),
       h('div', { class: 'checks', id: 'f-category' }, catNames.length ? catNames.map((c) => check('category', c, c, chosenCats, counts[c])) : h('p', { class: 'muted' }, 'No events in this period.'))),
     h('fieldset', { class: 'group' }, h('legend', {}, 'Result'),
@@ -566,7 +567,7 @@ function renderDetail(panel, d) {
         h('td', { class: 'old' }, ch.old === undefined ? '—' : JSON.stringify(ch.old)),
         h('td', { class: 'new' }, ch.new === undefined ? '—' : JSON.stringify(ch.new))))))
     : null;
-  panel.replaceChildren(
+  panel.replaceChildren(...[
     detailHead(),
     h('div', { class: 'detail-title' }, h('span', { class: 'type' }, e.action), badge(e.result), e.status_code ? h('span', { class: 'muted' }, `HTTP ${e.status_code}`) : null),
     e.error ? h('div', { class: 'error-box', role: 'note' }, h('strong', {}, 'Error: '), e.error) : null,
@@ -592,7 +593,7 @@ function renderDetail(panel, d) {
     jsonBlock('Response', e.response),
     jsonBlock('Before', e.before),
     jsonBlock('After', e.after),
-  );
+  ].filter(Boolean));
 }
 
 // ---------- live view ----------
