@@ -7,6 +7,7 @@
 mod accounts;
 pub mod conformance;
 mod error;
+pub mod postgres;
 pub mod sqlite;
 
 use std::sync::Arc;

@@ -1000,7 +1000,7 @@ const MAX_SEARCH_JSON: usize = 2048;
 
 /// The text `q` searches, as the seeds list it: action, resource names, emails and
 /// details; plus the result, the actor's name, the request id and the error message.
-fn search_text(ev: &Event, out: &mut String) {
+pub(crate) fn search_text(ev: &Event, out: &mut String) {
     let mut push = |s: Option<&str>| {
         if let Some(s) = s {
             out.push_str(s);
@@ -1047,7 +1047,7 @@ fn json_strings(v: &Value, out: &mut String, cap: usize) {
     }
 }
 
-fn outcome_code(o: Outcome) -> i64 {
+pub(crate) fn outcome_code(o: Outcome) -> i64 {
     match o {
         Outcome::Done => 0,
         Outcome::Failed => 1,

@@ -1,0 +1,1331 @@
+//! The PostgreSQL backend: several Trail processes on one database.
+//!
+//! Useful for: more than one `trail serve` behind a load balancer, a database that is
+//! already backed up and replicated. Events are range-partitioned by month (partitions
+//! are created as events arrive), with B-tree indexes for the filters and a `tsvector`
+//! GIN index for `q`.
+//!
+//! Appends: each batch is one transaction that locks its organization's log head
+//! (`SELECT … FOR UPDATE` on `logs`), so that seqs and the Merkle tree stay exact when
+//! several processes append to one organization; it inserts the rows, the tree nodes
+//! and a signed checkpoint, and commits (acknowledged = committed, `synchronous_commit`
+//! on). Batches of one process are not yet grouped into one transaction.
+
+use std::{net::IpAddr, sync::Arc};
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::{types::ToSql, NoTls, Row};
+use trail_core::{
+    checkpoint::{self, Checkpoint},
+    merkle::{self, leaf_hash, Frontier, Hash},
+    Cursor, Event, Filter, SortField, StatusClass, Timestamp,
+};
+use uuid::Uuid;
+
+use crate::{
+    sqlite::{outcome_code, search_text, LogSigner},
+    ApiKey, AppendBatch, Appended, Categories, Count, Facets, KeyScope, ListQuery, NewKey, NewUser, Org, Page, Role,
+    Schedule, Scope, Session, SignedCheckpoint, Store, StoreError, StreamRx, User, UserChange,
+};
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE orgs (
+    id BIGSERIAL PRIMARY KEY,
+    slug TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL,
+    created_at BIGINT NOT NULL
+);
+-- One row per organization's log: its size, locked by every append to it.
+CREATE TABLE logs (
+    org_id BIGINT PRIMARY KEY REFERENCES orgs(id),
+    size BIGINT NOT NULL DEFAULT 0
+);
+CREATE SEQUENCE event_pos;
+CREATE TABLE events (
+    org_id BIGINT NOT NULL,
+    seq BIGINT NOT NULL,
+    pos BIGINT NOT NULL,
+    id UUID NOT NULL,
+    ts BIGINT NOT NULL,
+    received BIGINT NOT NULL,
+    category TEXT NOT NULL,
+    operation TEXT NOT NULL,
+    result SMALLINT NOT NULL,
+    status_code INTEGER,
+    actor_id TEXT,
+    actor_name TEXT,
+    actor_email TEXT,
+    company TEXT,
+    request_id TEXT,
+    resource_type TEXT,
+    resource_id TEXT,
+    resource_name TEXT,
+    workspace_id TEXT,
+    workspace_name TEXT,
+    project TEXT,
+    cluster TEXT,
+    namespace TEXT,
+    ip INET,
+    doc TSVECTOR NOT NULL,
+    leaf BYTEA NOT NULL,
+    PRIMARY KEY (org_id, seq, ts)
+) PARTITION BY RANGE (ts);
+CREATE INDEX events_time ON events (ts DESC, pos DESC);
+CREATE INDEX events_org_time ON events (org_id, ts DESC, pos DESC);
+CREATE INDEX events_id ON events (id);
+CREATE INDEX events_category ON events (lower(category), ts DESC);
+CREATE INDEX events_actor_email ON events (lower(actor_email), ts DESC);
+CREATE INDEX events_request ON events (request_id);
+CREATE INDEX events_resource ON events (lower(resource_name), ts DESC);
+CREATE INDEX events_ip ON events (ip);
+CREATE INDEX events_doc ON events USING GIN (doc);
+-- Idempotency keys, unique per organization (a partitioned table cannot hold the
+-- unique index itself).
+CREATE TABLE idempotency (
+    org_id BIGINT NOT NULL,
+    key TEXT NOT NULL,
+    id UUID NOT NULL,
+    seq BIGINT NOT NULL,
+    PRIMARY KEY (org_id, key)
+);
+CREATE TABLE tree_nodes (
+    org_id BIGINT NOT NULL,
+    level INTEGER NOT NULL,
+    idx BIGINT NOT NULL,
+    hash BYTEA NOT NULL,
+    PRIMARY KEY (org_id, level, idx)
+);
+CREATE TABLE checkpoints (
+    org_id BIGINT NOT NULL,
+    size BIGINT NOT NULL,
+    root BYTEA NOT NULL,
+    note TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    PRIMARY KEY (org_id, size)
+);
+CREATE TABLE api_keys (
+    id BIGSERIAL PRIMARY KEY,
+    org_id BIGINT NOT NULL REFERENCES orgs(id),
+    scope TEXT NOT NULL,
+    hash BYTEA NOT NULL UNIQUE,
+    prefix TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    revoked_at BIGINT,
+    user_id BIGINT,
+    label TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE users (
+    id BIGSERIAL PRIMARY KEY,
+    org_id BIGINT NOT NULL REFERENCES orgs(id),
+    email TEXT NOT NULL,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    password TEXT NOT NULL,
+    must_change BOOLEAN NOT NULL DEFAULT false,
+    disabled BOOLEAN NOT NULL DEFAULT false,
+    created_at BIGINT NOT NULL
+);
+CREATE UNIQUE INDEX users_email ON users (lower(email));
+CREATE TABLE sessions (
+    hash BYTEA PRIMARY KEY,
+    user_id BIGINT NOT NULL REFERENCES users(id),
+    csrf TEXT NOT NULL,
+    created_at BIGINT NOT NULL,
+    expires_at BIGINT NOT NULL
+);
+CREATE TABLE roles (
+    org_id BIGINT NOT NULL REFERENCES orgs(id),
+    name TEXT NOT NULL,
+    view TEXT NOT NULL,
+    export TEXT NOT NULL,
+    PRIMARY KEY (org_id, name)
+);
+CREATE TABLE schedules (
+    id BIGSERIAL PRIMARY KEY,
+    org_id BIGINT NOT NULL REFERENCES orgs(id),
+    name TEXT NOT NULL,
+    weekday SMALLINT,
+    at_minute INTEGER NOT NULL,
+    query TEXT NOT NULL,
+    format TEXT NOT NULL,
+    recipients TEXT NOT NULL,
+    directory TEXT,
+    created_by TEXT NOT NULL,
+    next_run BIGINT NOT NULL,
+    last_run BIGINT
+);
+"#];
+
+/// The PostgreSQL store.
+pub struct PgStore {
+    pool: Pool,
+    signer: Option<Arc<LogSigner>>,
+    /// Monthly partitions known to exist.
+    partitions: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+fn pg(e: tokio_postgres::Error) -> StoreError {
+    if e.is_closed() || e.as_db_error().is_none() {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        let db = e.as_db_error().map(|d| format!("{}: {}", d.code().code(), d.message())).unwrap_or_default();
+        StoreError::Corrupt(format!("postgres: {db}"))
+    }
+}
+
+fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl PgStore {
+    /// Connects (`postgres://user:pass@host:port/db`), applies migrations and returns
+    /// the store.
+    pub async fn open(url: &str, signer: Option<Arc<LogSigner>>) -> Result<PgStore, StoreError> {
+        let config: tokio_postgres::Config =
+            url.parse().map_err(|e| StoreError::Invalid { field: "database".into(), message: format!("{e}") })?;
+        let mgr = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(mgr)
+            .max_size(16)
+            .wait_timeout(Some(std::time::Duration::from_secs(5)))
+            .create_timeout(Some(std::time::Duration::from_secs(5)))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let store = PgStore { pool, signer, partitions: Default::default() };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(pool_err)
+    }
+
+    /// Applies the migrations this build knows, under an advisory lock so that several
+    /// processes starting at once do not race.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        tx.execute("SELECT pg_advisory_xact_lock(7236)", &[]).await.map_err(pg)?;
+        tx.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)", &[]).await.map_err(pg)?;
+        let v: Option<i32> =
+            tx.query_opt("SELECT version FROM schema_version", &[]).await.map_err(pg)?.map(|r| r.get(0));
+        let v = v.unwrap_or(0) as usize;
+        if v > MIGRATIONS.len() {
+            return Err(StoreError::SchemaTooNew { found: v as u32, supported: MIGRATIONS.len() as u32 });
+        }
+        for sql in &MIGRATIONS[v..] {
+            tx.batch_execute(sql).await.map_err(pg)?;
+        }
+        tx.execute("DELETE FROM schema_version", &[]).await.map_err(pg)?;
+        tx.execute("INSERT INTO schema_version VALUES ($1)", &[&(MIGRATIONS.len() as i32)]).await.map_err(pg)?;
+        tx.commit().await.map_err(pg)
+    }
+}
+
+fn month_bounds(ts: i64) -> (i64, i64, String) {
+    use chrono::Datelike;
+    let dt = Timestamp(ts).to_datetime();
+    let start = chrono::NaiveDate::from_ymd_opt(dt.year(), dt.month(), 1).unwrap_or_default();
+    let next = if dt.month() == 12 {
+        chrono::NaiveDate::from_ymd_opt(dt.year() + 1, 1, 1)
+    } else {
+        chrono::NaiveDate::from_ymd_opt(dt.year(), dt.month() + 1, 1)
+    }
+    .unwrap_or_default();
+    let us = |d: chrono::NaiveDate| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc().timestamp_micros();
+    (us(start), us(next), format!("events_y{:04}m{:02}", dt.year(), dt.month()))
+}
+
+/// The search document: lowercase alphanumeric words of the event's text.
+fn doc_text(ev: &Event) -> String {
+    let mut text = String::new();
+    search_text(ev, &mut text);
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.to_lowercase())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+async fn org_id(c: &impl deadpool_postgres::GenericClient, slug: &str) -> Result<i64, StoreError> {
+    c.query_opt("SELECT id FROM orgs WHERE slug = $1", &[&slug])
+        .await
+        .map_err(pg)?
+        .map(|r| r.get(0))
+        .ok_or_else(|| StoreError::UnknownOrg(slug.to_string()))
+}
+
+fn to_hash(b: &[u8]) -> Result<Hash, StoreError> {
+    b.try_into().map_err(|_| StoreError::Corrupt("a stored hash is not 32 bytes".into()))
+}
+
+/// A dynamic SQL condition with its parameters.
+#[derive(Default)]
+struct Sql {
+    clauses: Vec<String>,
+    params: Vec<Box<dyn ToSql + Sync + Send>>,
+}
+
+impl Sql {
+    fn param(&mut self, v: impl ToSql + Sync + Send + 'static) -> String {
+        self.params.push(Box::new(v));
+        format!("${}", self.params.len())
+    }
+
+    fn any_lower(&mut self, cols: &[&str], values: &[String]) {
+        if values.is_empty() {
+            return;
+        }
+        let mut ors = Vec::new();
+        for v in values {
+            let p = self.param(v.to_lowercase());
+            for c in cols {
+                ors.push(format!("lower({c}) = {p}"));
+            }
+        }
+        self.clauses.push(format!("({})", ors.join(" OR ")));
+    }
+
+    fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
+        self.params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect()
+    }
+
+    fn where_sql(&self) -> String {
+        if self.clauses.is_empty() {
+            "true".into()
+        } else {
+            self.clauses.join(" AND ")
+        }
+    }
+}
+
+async fn where_clause(
+    c: &impl deadpool_postgres::GenericClient,
+    scope: &Scope,
+    f: &Filter,
+    now: Timestamp,
+    time_only: bool,
+) -> Result<Sql, StoreError> {
+    let mut sql = Sql::default();
+    // Organizations: the scope's, narrowed by the company filter.
+    let mut ids: Option<Vec<i64>> = match &scope.org {
+        Some(slug) => Some(
+            c.query_opt("SELECT id FROM orgs WHERE slug = $1", &[slug])
+                .await
+                .map_err(pg)?
+                .map(|r| r.get(0))
+                .into_iter()
+                .collect(),
+        ),
+        None => None,
+    };
+    if !f.company.is_empty() {
+        let mut found = Vec::new();
+        for name in &f.company {
+            let row = c
+                .query_opt("SELECT id FROM orgs WHERE lower(slug) = lower($1) OR lower(name) = lower($1)", &[name])
+                .await
+                .map_err(pg)?;
+            if let Some(r) = row {
+                let id: i64 = r.get(0);
+                if ids.as_ref().is_none_or(|s| s.contains(&id)) {
+                    found.push(id);
+                }
+            }
+        }
+        ids = Some(found);
+    }
+    if let Some(ids) = ids {
+        let p = sql.param(ids);
+        sql.clauses.push(format!("e.org_id = ANY({p})"));
+    }
+    match &scope.categories {
+        Categories::All => {}
+        Categories::Only(list) => {
+            let p = sql.param(list.clone());
+            sql.clauses.push(format!("lower(e.category) = ANY({p})"));
+        }
+        Categories::Except(list) => {
+            let p = sql.param(list.clone());
+            sql.clauses.push(format!("NOT (lower(e.category) = ANY({p}))"));
+        }
+    }
+    let (from, to) = f.time_range(now);
+    if let Some(t) = from {
+        let p = sql.param(t.0);
+        sql.clauses.push(format!("e.ts >= {p}"));
+    }
+    if let Some(t) = to {
+        let p = sql.param(t.0);
+        sql.clauses.push(format!("e.ts <= {p}"));
+    }
+    if time_only {
+        return Ok(sql);
+    }
+    sql.any_lower(&["e.category"], &f.category);
+    sql.any_lower(&["e.operation"], &f.operation);
+    if !f.action.is_empty() {
+        let p = sql.param(f.action.iter().map(|a| a.to_lowercase()).collect::<Vec<_>>());
+        sql.clauses.push(format!("lower(e.category || ':' || e.operation) = ANY({p})"));
+    }
+    if !f.result.is_empty() {
+        let p = sql.param(f.result.iter().map(|r| outcome_code(*r) as i16).collect::<Vec<_>>());
+        sql.clauses.push(format!("e.result = ANY({p})"));
+    }
+    if let Some(s) = f.status {
+        sql.clauses.push(match s {
+            StatusClass::Success => {
+                "((e.status_code BETWEEN 200 AND 299) OR (e.status_code IS NULL AND e.result = 0))".into()
+            }
+            StatusClass::Failure => "((e.status_code >= 400) OR (e.status_code IS NULL AND e.result = 1))".into(),
+        });
+    }
+    if !f.actor.is_empty() {
+        let mut ors = Vec::new();
+        for v in &f.actor {
+            if let Some(prefix) = v.strip_suffix('@') {
+                let p = sql.param(format!(
+                    "{}@%",
+                    prefix.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+                ));
+                ors.push(format!("lower(e.actor_email) LIKE {p}"));
+            } else {
+                let p = sql.param(v.to_lowercase());
+                ors.push(format!("lower(e.actor_id) = {p} OR lower(e.actor_name) = {p} OR lower(e.actor_email) = {p}"));
+            }
+        }
+        sql.clauses.push(format!("({})", ors.join(" OR ")));
+    }
+    if !f.request_id.is_empty() {
+        let p = sql.param(f.request_id.clone());
+        sql.clauses.push(format!("e.request_id = ANY({p})"));
+    }
+    sql.any_lower(&["e.resource_name", "e.resource_id"], &f.resource);
+    sql.any_lower(&["e.resource_type"], &f.resource_type);
+    sql.any_lower(&["e.workspace_id", "e.workspace_name"], &f.workspace);
+    sql.any_lower(&["e.project"], &f.project);
+    sql.any_lower(&["e.cluster"], &f.cluster);
+    sql.any_lower(&["e.namespace"], &f.namespace);
+    if !f.ip.is_empty() {
+        let nets: Vec<String> = f.ip.iter().map(|n| n.trunc().to_string()).collect();
+        let p = sql.param(nets);
+        sql.clauses.push(format!("e.ip <<= ANY(({p}::TEXT[])::CIDR[])"));
+    }
+    for term in &f.q {
+        let words: Vec<String> =
+            term.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(|w| w.to_lowercase()).collect();
+        if words.is_empty() {
+            continue;
+        }
+        let q = words.iter().map(|w| format!("{w}:*")).collect::<Vec<_>>().join(" & ");
+        let p = sql.param(q);
+        sql.clauses.push(format!("e.doc @@ to_tsquery('simple', {p})"));
+        if words.len() > 1 && !term.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
+            let p = sql.param(term.to_lowercase());
+            sql.clauses.push(format!("position({p} in lower(convert_from(e.leaf, 'UTF8'))) > 0"));
+        }
+    }
+    Ok(sql)
+}
+
+fn sort_expr(field: SortField) -> (&'static str, bool) {
+    match field {
+        SortField::Timestamp => ("e.ts", true),
+        SortField::ReceivedAt => ("e.received", true),
+        SortField::Seq => ("e.seq", true),
+        SortField::SourceIp => ("COALESCE(host(e.ip), '')", false),
+        SortField::Performer => ("COALESCE(e.actor_name, e.actor_email, '')", false),
+        SortField::Company => ("COALESCE(e.company, '')", false),
+        SortField::Email => ("COALESCE(lower(e.actor_email), '')", false),
+        SortField::Category => ("e.category", false),
+        SortField::Operation => ("e.operation", false),
+        SortField::Action => ("e.category || ':' || e.operation", false),
+        SortField::Result => ("e.result::BIGINT", true),
+        SortField::StatusCode => ("COALESCE(e.status_code, -1)::BIGINT", true),
+        SortField::RequestId => ("COALESCE(e.request_id, '')", false),
+        SortField::Resource => ("COALESCE(e.resource_name, e.resource_id, '')", false),
+    }
+}
+
+/// The statement listing a query's events (`ts, pos, sort value, leaf`) in order.
+fn list_sql(mut sql: Sql, q: &ListQuery, limit: Option<usize>) -> Result<(String, Sql), StoreError> {
+    let sort = q.filter.sort;
+    let cursor = q.cursor.as_deref().map(|c| Cursor::decode(c, sort)).transpose()?;
+    let (expr, is_int) = sort_expr(sort.field);
+    let cmp = if sort.desc { "<" } else { ">" };
+    let dir = if sort.desc { "DESC" } else { "ASC" };
+    let time = sort.field == SortField::Timestamp;
+    if let Some(c) = &cursor {
+        if time {
+            let (pt, pp) = (sql.param(c.ts), sql.param(c.pos));
+            sql.clauses.push(format!("(e.ts, e.pos) {cmp} ({pt}, {pp})"));
+        } else {
+            let pp = sql.param(c.pos);
+            let v = match (&c.value, is_int) {
+                (serde_json::Value::Number(n), true) => sql.param(n.as_i64().unwrap_or(0)),
+                (serde_json::Value::String(s), false) => sql.param(s.clone()),
+                _ => {
+                    return Err(StoreError::Invalid {
+                        field: "cursor".into(),
+                        message: "does not match the sort".into(),
+                    })
+                }
+            };
+            sql.clauses.push(format!("({expr}, e.pos) {cmp} ({v}, {pp})"));
+        }
+    }
+    let order = if time { format!("e.ts {dir}, e.pos {dir}") } else { format!("{expr} {dir}, e.pos {dir}") };
+    let limit = limit.map_or(String::new(), |l| format!(" LIMIT {l}"));
+    let value = if time {
+        "NULL::TEXT".to_string()
+    } else if is_int {
+        format!("({expr})::TEXT")
+    } else {
+        expr.to_string()
+    };
+    let text =
+        format!("SELECT e.ts, e.pos, {value}, e.leaf FROM events e WHERE {} ORDER BY {order}{limit}", sql.where_sql());
+    Ok((text, sql))
+}
+
+fn cursor_value(sort: SortField, v: Option<String>) -> serde_json::Value {
+    let (_, is_int) = sort_expr(sort);
+    match v {
+        None => serde_json::Value::Null,
+        Some(s) if is_int => serde_json::Value::from(s.parse::<i64>().unwrap_or(0)),
+        Some(s) => serde_json::Value::from(s),
+    }
+}
+
+fn user_row(r: &Row) -> User {
+    User {
+        id: r.get("id"),
+        org: r.get("slug"),
+        email: r.get("email"),
+        name: r.get("name"),
+        role: r.get("role"),
+        password_hash: r.get("password"),
+        must_change: r.get("must_change"),
+        disabled: r.get("disabled"),
+        created_at: r.get("created_at"),
+    }
+}
+
+const USER_SELECT: &str = "SELECT u.id, o.slug, u.email, u.name, u.role, u.password, u.must_change, u.disabled, \
+    u.created_at FROM users u JOIN orgs o ON o.id = u.org_id";
+
+fn key_row(r: &Row) -> Option<ApiKey> {
+    Some(ApiKey {
+        id: r.get(0),
+        org: r.get(1),
+        scope: KeyScope::parse(r.get(2))?,
+        prefix: r.get(3),
+        revoked: r.get::<_, Option<i64>>(4).is_some(),
+        user_id: r.get(5),
+        label: r.get(6),
+        created_at: r.get(7),
+    })
+}
+
+const KEY_SELECT: &str = "SELECT k.id, o.slug, k.scope, k.prefix, k.revoked_at, k.user_id, k.label, k.created_at \
+    FROM api_keys k JOIN orgs o ON o.id = k.org_id";
+
+fn schedule_row(r: &Row) -> Schedule {
+    let recipients: String = r.get(7);
+    Schedule {
+        id: r.get(0),
+        org: r.get(1),
+        name: r.get(2),
+        weekday: r.get::<_, Option<i16>>(3).map(|d| d as u8),
+        at_minute: r.get::<_, i32>(4) as u16,
+        query: r.get(5),
+        format: r.get(6),
+        recipients: serde_json::from_str(&recipients).unwrap_or_default(),
+        directory: r.get(8),
+        created_by: r.get(9),
+        next_run: r.get(10),
+        last_run: r.get(11),
+    }
+}
+
+const SCHEDULE_SELECT: &str = "SELECT s.id, o.slug, s.name, s.weekday, s.at_minute, s.query, s.format, s.recipients, \
+    s.directory, s.created_by, s.next_run, s.last_run FROM schedules s JOIN orgs o ON o.id = s.org_id";
+
+fn now_us() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+/// Reads complete subtree hashes for proofs.
+async fn node(c: &impl deadpool_postgres::GenericClient, org: i64, level: u32, idx: u64) -> Result<Hash, StoreError> {
+    let row = c
+        .query_opt(
+            "SELECT hash FROM tree_nodes WHERE org_id = $1 AND level = $2 AND idx = $3",
+            &[&org, &(level as i32), &(idx as i64)],
+        )
+        .await
+        .map_err(pg)?
+        .ok_or_else(|| StoreError::Corrupt(format!("tree node {level}/{idx} is missing")))?;
+    to_hash(row.get::<_, &[u8]>(0))
+}
+
+/// Subtree hashes fetched ahead: the proof algorithms are synchronous, so the store
+/// first records which complete subtrees they ask for, fetches those, then runs again.
+struct Recorded {
+    wanted: Vec<(u32, u64)>,
+    known: std::collections::HashMap<(u32, u64), Hash>,
+}
+
+impl merkle::Subtrees for Recorded {
+    type Error = StoreError;
+    fn subtree(&mut self, start: u64, size: u64) -> Result<Hash, StoreError> {
+        merkle::range_hash(start, size, &mut |level, idx| {
+            Ok(match self.known.get(&(level, idx)) {
+                Some(h) => *h,
+                None => {
+                    self.wanted.push((level, idx));
+                    [0; 32]
+                }
+            })
+        })
+    }
+}
+
+impl PgStore {
+    async fn proof(
+        &self,
+        org: &str,
+        run: impl Fn(&mut Recorded) -> Result<Vec<Hash>, StoreError>,
+    ) -> Result<Vec<Hash>, StoreError> {
+        let c = self.client().await?;
+        let org = org_id(&c, org).await?;
+        let mut rec = Recorded { wanted: Vec::new(), known: Default::default() };
+        run(&mut rec)?;
+        for (level, idx) in std::mem::take(&mut rec.wanted) {
+            let h = node(&c, org, level, idx).await?;
+            rec.known.insert((level, idx), h);
+        }
+        run(&mut rec)
+    }
+
+    async fn log_size(&self, org: &str) -> Result<u64, StoreError> {
+        let c = self.client().await?;
+        let id = org_id(&c, org).await?;
+        let r = c.query_opt("SELECT size FROM logs WHERE org_id = $1", &[&id]).await.map_err(pg)?;
+        Ok(r.map_or(0, |r| r.get::<_, i64>(0) as u64))
+    }
+
+    /// Creates the monthly partitions a batch needs, each in its own statement (so
+    /// that concurrent appends do not hold the parent's lock for a whole batch).
+    async fn ensure_partitions(&self, c: &deadpool_postgres::Object, batch: &AppendBatch) -> Result<(), StoreError> {
+        let mut months = std::collections::BTreeMap::new();
+        for (_, e) in &batch.events {
+            let (lo, hi, name) = month_bounds(e.timestamp.unwrap_or(batch.received_at).0);
+            months.insert(name, (lo, hi));
+        }
+        for (name, (lo, hi)) in months {
+            if self.partitions.lock().map(|p| p.contains(&name)).unwrap_or(false) {
+                continue;
+            }
+            let sql = format!("CREATE TABLE IF NOT EXISTS {name} PARTITION OF events FOR VALUES FROM ({lo}) TO ({hi})");
+            match c.batch_execute(&sql).await {
+                Ok(()) => {}
+                // Another process made it at the same moment.
+                Err(e) if e.code().is_some_and(|c| *c == tokio_postgres::error::SqlState::DUPLICATE_TABLE) => {}
+                Err(e) => return Err(pg(e)),
+            }
+            if let Ok(mut p) = self.partitions.lock() {
+                p.insert(name);
+            }
+        }
+        Ok(())
+    }
+
+    async fn append_tx(&self, batch: &AppendBatch) -> Result<Vec<Appended>, StoreError> {
+        let mut c = self.client().await?;
+        self.ensure_partitions(&c, batch).await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        let org = org_id(&tx, &batch.org).await?;
+        tx.execute("INSERT INTO logs (org_id) VALUES ($1) ON CONFLICT DO NOTHING", &[&org]).await.map_err(pg)?;
+        let size: i64 =
+            tx.query_one("SELECT size FROM logs WHERE org_id = $1 FOR UPDATE", &[&org]).await.map_err(pg)?.get(0);
+        let mut frontier = Frontier { size: size as u64, nodes: Vec::new() };
+        for (level, idx) in Frontier::shape(size as u64) {
+            frontier.nodes.push((level, node(&tx, org, level, idx).await?));
+        }
+        let mut seq = size as u64;
+        let mut acks = Vec::with_capacity(batch.events.len());
+        for (id, new) in &batch.events {
+            if let Some(key) = &new.idempotency_key {
+                let seen = tx
+                    .query_opt("SELECT id, seq FROM idempotency WHERE org_id = $1 AND key = $2", &[&org, key])
+                    .await
+                    .map_err(pg)?;
+                if let Some(r) = seen {
+                    acks.push(Appended { id: r.get(0), seq: r.get::<_, i64>(1) as u64, duplicate: true });
+                    continue;
+                }
+            }
+            let ev = Event::from_new(new.clone(), *id, &batch.org, seq, batch.received_at);
+            let leaf = ev.to_leaf();
+            let actor = ev.actor.as_ref();
+            let res = ev.resource.as_ref();
+            let ctx = ev.context.as_ref();
+            let ws = ctx.and_then(|c| c.workspace.as_ref());
+            let ip: Option<IpAddr> = ev.source_ip.as_deref().and_then(|s| s.parse().ok());
+            let s = |v: Option<&String>| v.cloned();
+            tx.execute(
+                "INSERT INTO events (org_id, seq, pos, id, ts, received, category, operation, result, status_code, \
+                 actor_id, actor_name, actor_email, company, request_id, resource_type, resource_id, resource_name, \
+                 workspace_id, workspace_name, project, cluster, namespace, ip, doc, leaf) VALUES ($1, $2, \
+                 nextval('event_pos'), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
+                 $20, $21, $22, $23, to_tsvector('simple', $24), $25)",
+                &[
+                    &org,
+                    &(seq as i64),
+                    id,
+                    &ev.timestamp.0,
+                    &ev.received_at.0,
+                    &ev.category().to_string(),
+                    &ev.operation().to_string(),
+                    &(outcome_code(ev.result) as i16),
+                    &ev.status_code.map(i32::from),
+                    &s(actor.and_then(|a| a.id.as_ref())),
+                    &s(actor.and_then(|a| a.name.as_ref())),
+                    &s(actor.and_then(|a| a.email.as_ref())),
+                    &ev.company().to_string(),
+                    &ev.request_id,
+                    &s(res.and_then(|r| r.kind.as_ref())),
+                    &s(res.and_then(|r| r.id.as_ref())),
+                    &s(res.and_then(|r| r.name.as_ref())),
+                    &s(ws.and_then(|w| w.id.as_ref())),
+                    &s(ws.and_then(|w| w.name.as_ref())),
+                    &s(ctx.and_then(|c| c.project.as_ref())),
+                    &s(ctx.and_then(|c| c.cluster.as_ref())),
+                    &s(ctx.and_then(|c| c.namespace.as_ref())),
+                    &ip,
+                    &doc_text(&ev),
+                    &leaf,
+                ],
+            )
+            .await
+            .map_err(pg)?;
+            if let Some(key) = &new.idempotency_key {
+                tx.execute(
+                    "INSERT INTO idempotency (org_id, key, id, seq) VALUES ($1, $2, $3, $4)",
+                    &[&org, key, id, &(seq as i64)],
+                )
+                .await
+                .map_err(pg)?;
+            }
+            for (level, idx, hash) in frontier.push(leaf_hash(&leaf)) {
+                tx.execute(
+                    "INSERT INTO tree_nodes (org_id, level, idx, hash) VALUES ($1, $2, $3, $4)",
+                    &[&org, &(level as i32), &(idx as i64), &&hash[..]],
+                )
+                .await
+                .map_err(pg)?;
+            }
+            acks.push(Appended { id: *id, seq, duplicate: false });
+            seq += 1;
+        }
+        if seq as i64 != size {
+            tx.execute("UPDATE logs SET size = $2 WHERE org_id = $1", &[&org, &(seq as i64)]).await.map_err(pg)?;
+            if let Some(signer) = &self.signer {
+                let root = frontier.root();
+                let note =
+                    checkpoint::sign(&Checkpoint { origin: signer.origin(&batch.org), size: seq, root }, &signer.key);
+                tx.execute(
+                    "INSERT INTO checkpoints (org_id, size, root, note, created_at) VALUES ($1, $2, $3, $4, $5)",
+                    &[&org, &(seq as i64), &&root[..], &note, &now_us()],
+                )
+                .await
+                .map_err(pg)?;
+            }
+        }
+        tx.commit().await.map_err(pg)?;
+        Ok(acks)
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn append(&self, batch: AppendBatch) -> Result<Vec<Appended>, StoreError> {
+        self.append_tx(&batch).await
+    }
+
+    async fn list(&self, q: ListQuery) -> Result<Page, StoreError> {
+        let c = self.client().await?;
+        let sql = where_clause(&c, &q.scope, &q.filter, q.now, false).await?;
+        let limit = q.limit.clamp(1, 1000);
+        let (text, sql) = list_sql(sql, &q, Some(limit + 1))?;
+        let rows = c.query(&text, &sql.refs()).await.map_err(pg)?;
+        let more = rows.len() > limit;
+        let mut events = Vec::with_capacity(limit);
+        let mut last = None;
+        for r in rows.iter().take(limit) {
+            events.push(r.get::<_, Vec<u8>>(3));
+            last = Some((r.get::<_, i64>(0), r.get::<_, i64>(1), r.get::<_, Option<String>>(2)));
+        }
+        let sort = q.filter.sort;
+        let next_cursor = match (more, last) {
+            (true, Some((ts, pos, v))) => {
+                Some(Cursor { sort: sort.render(), value: cursor_value(sort.field, v), ts, pos }.encode())
+            }
+            _ => None,
+        };
+        Ok(Page { events, next_cursor })
+    }
+
+    async fn stream(&self, q: ListQuery, chunk: usize) -> Result<StreamRx, StoreError> {
+        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        let c = self.client().await?;
+        tokio::spawn(async move {
+            let run = async {
+                let sql = where_clause(&c, &q.scope, &q.filter, q.now, false).await?;
+                let (text, sql) = list_sql(sql, &ListQuery { cursor: None, ..q.clone() }, None)?;
+                let rows = c.query_raw(&text, sql.refs()).await.map_err(pg)?;
+                let mut rows = std::pin::pin!(rows);
+                let mut out = Vec::with_capacity(chunk);
+                use futures::StreamExt;
+                while let Some(r) = rows.next().await {
+                    out.push(r.map_err(pg)?.get::<_, Vec<u8>>(3));
+                    if out.len() == chunk.max(1) && tx.send(Ok(std::mem::take(&mut out))).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                if !out.is_empty() {
+                    let _ = tx.send(Ok(out)).await;
+                }
+                Ok::<(), StoreError>(())
+            };
+            if let Err(e) = run.await {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        Ok(rx)
+    }
+
+    async fn count(&self, scope: Scope, filter: Filter, now: Timestamp) -> Result<u64, StoreError> {
+        let c = self.client().await?;
+        let sql = where_clause(&c, &scope, &filter, now, false).await?;
+        let text = format!("SELECT COUNT(*) FROM events e WHERE {}", sql.where_sql());
+        Ok(c.query_one(&text, &sql.refs()).await.map_err(pg)?.get::<_, i64>(0) as u64)
+    }
+
+    async fn get(&self, scope: Scope, id: Uuid) -> Result<Option<Vec<u8>>, StoreError> {
+        let c = self.client().await?;
+        let row = c
+            .query_opt(
+                "SELECT e.leaf, o.slug, e.category FROM events e JOIN orgs o ON o.id = e.org_id WHERE e.id = $1",
+                &[&id],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(row.and_then(|r| {
+            let (org, cat): (String, String) = (r.get(1), r.get(2));
+            scope.allows(&org, &cat).then(|| r.get(0))
+        }))
+    }
+
+    async fn scan(&self, org: &str, from: u64, limit: usize) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+        let c = self.client().await?;
+        let id = org_id(&c, org).await?;
+        let rows = c
+            .query(
+                "SELECT seq, leaf FROM events WHERE org_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3",
+                &[&id, &(from as i64), &(limit.min(i64::MAX as usize) as i64)],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(rows.iter().map(|r| (r.get::<_, i64>(0) as u64, r.get(1))).collect())
+    }
+
+    async fn facets(&self, scope: Scope, filter: Filter, now: Timestamp) -> Result<Facets, StoreError> {
+        let c = self.client().await?;
+        let sql = where_clause(&c, &scope, &filter, now, true).await?;
+        let w = sql.where_sql();
+        let q = |select: &str, group: &str, limit: usize| {
+            format!(
+                "SELECT {select}, COUNT(*) AS n FROM events e WHERE {w} GROUP BY {group} ORDER BY n DESC LIMIT {limit}"
+            )
+        };
+        let refs = sql.refs();
+        let categories: Vec<Count> = c
+            .query(&q("e.category, NULL::TEXT", "e.category", 200), &refs)
+            .await
+            .map_err(pg)?
+            .iter()
+            .map(|r| Count { value: r.get(0), label: None, count: r.get::<_, i64>(2) as u64 })
+            .collect();
+        let results = c
+            .query(&q("e.result::TEXT, NULL::TEXT", "e.result", 4), &refs)
+            .await
+            .map_err(pg)?
+            .iter()
+            .map(|r| {
+                let code: i64 = r.get::<_, String>(0).parse().unwrap_or(0);
+                let o = trail_core::Outcome::ALL[code.clamp(0, 3) as usize];
+                Count { value: o.as_str().into(), label: None, count: r.get::<_, i64>(2) as u64 }
+            })
+            .collect();
+        let users = c
+            .query(&q("e.actor_email, MAX(e.actor_name)", "e.actor_email", 200), &refs)
+            .await
+            .map_err(pg)?
+            .iter()
+            .filter_map(|r| {
+                Some(Count { value: r.get::<_, Option<String>>(0)?, label: r.get(1), count: r.get::<_, i64>(2) as u64 })
+            })
+            .collect();
+        let companies = c
+            .query(
+                &format!(
+                    "SELECT o.slug, o.name, COUNT(*) AS n FROM events e JOIN orgs o ON o.id = e.org_id WHERE {w} \
+                     GROUP BY o.slug, o.name ORDER BY n DESC LIMIT 1000"
+                ),
+                &refs,
+            )
+            .await
+            .map_err(pg)?
+            .iter()
+            .map(|r| Count { value: r.get(0), label: r.get(1), count: r.get::<_, i64>(2) as u64 })
+            .collect();
+        let total = categories.iter().map(|c| c.count).sum();
+        Ok(Facets { total, categories, results, users, companies })
+    }
+
+    async fn ensure_org(&self, org: Org) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        c.execute(
+            "INSERT INTO orgs (slug, name, created_at) VALUES ($1, $2, $3) ON CONFLICT (slug) DO NOTHING",
+            &[&org.slug, &org.name, &now_us()],
+        )
+        .await
+        .map_err(pg)?;
+        Ok(())
+    }
+
+    async fn orgs(&self) -> Result<Vec<Org>, StoreError> {
+        let c = self.client().await?;
+        let rows = c.query("SELECT slug, name FROM orgs ORDER BY slug", &[]).await.map_err(pg)?;
+        Ok(rows.iter().map(|r| Org { slug: r.get(0), name: r.get(1) }).collect())
+    }
+
+    async fn create_key(&self, key: NewKey) -> Result<i64, StoreError> {
+        let c = self.client().await?;
+        let org = org_id(&c, &key.org).await?;
+        let r = c
+            .query_one(
+                "INSERT INTO api_keys (org_id, scope, hash, prefix, created_at, user_id, label) VALUES ($1, $2, $3, \
+                 $4, $5, $6, $7) RETURNING id",
+                &[&org, &key.scope.as_str(), &&key.hash[..], &key.prefix, &now_us(), &key.user_id, &key.label],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(r.get(0))
+    }
+
+    async fn find_key(&self, hash: [u8; 32]) -> Result<Option<ApiKey>, StoreError> {
+        let c = self.client().await?;
+        let r = c.query_opt(&format!("{KEY_SELECT} WHERE k.hash = $1"), &[&&hash[..]]).await.map_err(pg)?;
+        Ok(r.as_ref().and_then(key_row))
+    }
+
+    async fn list_keys(&self, org: Option<&str>) -> Result<Vec<ApiKey>, StoreError> {
+        let c = self.client().await?;
+        let rows = c
+            .query(&format!("{KEY_SELECT} WHERE ($1::TEXT IS NULL OR o.slug = $1) ORDER BY k.id"), &[&org])
+            .await
+            .map_err(pg)?;
+        Ok(rows.iter().filter_map(key_row).collect())
+    }
+
+    async fn revoke_key(&self, org: Option<&str>, id: i64) -> Result<bool, StoreError> {
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $3) WHERE id = $1 AND ($2::TEXT IS NULL OR \
+                 org_id = (SELECT id FROM orgs WHERE slug = $2))",
+                &[&id, &org, &now_us()],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(n > 0)
+    }
+
+    async fn create_user(&self, u: NewUser) -> Result<User, StoreError> {
+        let c = self.client().await?;
+        let org = org_id(&c, &u.org).await?;
+        let taken = c.query_opt("SELECT 1 FROM users WHERE lower(email) = lower($1)", &[&u.email]).await.map_err(pg)?;
+        if taken.is_some() {
+            return Err(StoreError::Invalid { field: "email".into(), message: "a user with this email exists".into() });
+        }
+        let r = c
+            .query_one(
+                "INSERT INTO users (org_id, email, name, role, password, must_change, created_at) VALUES ($1, $2, $3, \
+                 $4, $5, $6, $7) RETURNING id",
+                &[&org, &u.email, &u.name, &u.role, &u.password_hash, &u.must_change, &now_us()],
+            )
+            .await
+            .map_err(pg)?;
+        let id: i64 = r.get(0);
+        self.user(id).await?.ok_or_else(|| StoreError::Corrupt("user vanished".into()))
+    }
+
+    async fn user(&self, id: i64) -> Result<Option<User>, StoreError> {
+        let c = self.client().await?;
+        Ok(c.query_opt(&format!("{USER_SELECT} WHERE u.id = $1"), &[&id]).await.map_err(pg)?.as_ref().map(user_row))
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        let c = self.client().await?;
+        let r = c.query_opt(&format!("{USER_SELECT} WHERE lower(u.email) = lower($1)"), &[&email]).await.map_err(pg)?;
+        Ok(r.as_ref().map(user_row))
+    }
+
+    async fn list_users(&self, org: Option<&str>) -> Result<Vec<User>, StoreError> {
+        let c = self.client().await?;
+        let rows = c
+            .query(&format!("{USER_SELECT} WHERE ($1::TEXT IS NULL OR o.slug = $1) ORDER BY u.email"), &[&org])
+            .await
+            .map_err(pg)?;
+        Ok(rows.iter().map(user_row).collect())
+    }
+
+    async fn update_user(&self, id: i64, ch: UserChange) -> Result<Option<User>, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        if let Some(role) = &ch.role {
+            tx.execute("UPDATE users SET role = $2 WHERE id = $1", &[&id, role]).await.map_err(pg)?;
+        }
+        if let Some(d) = ch.disabled {
+            tx.execute("UPDATE users SET disabled = $2 WHERE id = $1", &[&id, &d]).await.map_err(pg)?;
+            if d {
+                tx.execute("DELETE FROM sessions WHERE user_id = $1", &[&id]).await.map_err(pg)?;
+            }
+        }
+        if let Some(n) = &ch.name {
+            tx.execute("UPDATE users SET name = $2 WHERE id = $1", &[&id, n]).await.map_err(pg)?;
+        }
+        if let Some((hash, must)) = &ch.password {
+            tx.execute("UPDATE users SET password = $2, must_change = $3 WHERE id = $1", &[&id, hash, must])
+                .await
+                .map_err(pg)?;
+        }
+        let r = tx.query_opt(&format!("{USER_SELECT} WHERE u.id = $1"), &[&id]).await.map_err(pg)?;
+        tx.commit().await.map_err(pg)?;
+        Ok(r.as_ref().map(user_row))
+    }
+
+    async fn create_session(&self, s: Session) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        c.execute("DELETE FROM sessions WHERE expires_at < $1", &[&s.created_at]).await.map_err(pg)?;
+        c.execute(
+            "INSERT INTO sessions (hash, user_id, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+            &[&&s.hash[..], &s.user_id, &s.csrf, &s.created_at, &s.expires_at],
+        )
+        .await
+        .map_err(pg)?;
+        Ok(())
+    }
+
+    async fn find_session(&self, hash: [u8; 32], now: i64) -> Result<Option<Session>, StoreError> {
+        let c = self.client().await?;
+        let r = c
+            .query_opt(
+                "SELECT user_id, csrf, created_at, expires_at FROM sessions WHERE hash = $1 AND expires_at > $2",
+                &[&&hash[..], &now],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(r.map(|r| Session { hash, user_id: r.get(0), csrf: r.get(1), created_at: r.get(2), expires_at: r.get(3) }))
+    }
+
+    async fn delete_sessions(&self, hash: [u8; 32], all_of_user: bool) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        let sql = if all_of_user {
+            "DELETE FROM sessions WHERE user_id = (SELECT user_id FROM sessions WHERE hash = $1)"
+        } else {
+            "DELETE FROM sessions WHERE hash = $1"
+        };
+        c.execute(sql, &[&&hash[..]]).await.map_err(pg)?;
+        Ok(())
+    }
+
+    async fn put_role(&self, role: Role) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        let org = org_id(&c, &role.org).await?;
+        c.execute(
+            "INSERT INTO roles (org_id, name, view, export) VALUES ($1, $2, $3, $4) ON CONFLICT (org_id, name) DO \
+             UPDATE SET view = excluded.view, export = excluded.export",
+            &[&org, &role.name, &role.view.render(), &role.export.render()],
+        )
+        .await
+        .map_err(pg)?;
+        Ok(())
+    }
+
+    async fn roles(&self, org: &str) -> Result<Vec<Role>, StoreError> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT o.slug, r.name, r.view, r.export FROM roles r JOIN orgs o ON o.id = r.org_id WHERE o.slug = \
+                 $1 ORDER BY r.name",
+                &[&org],
+            )
+            .await
+            .map_err(pg)?;
+        rows.iter()
+            .map(|r| {
+                let parse = |s: &str| Categories::parse(s).map_err(StoreError::Corrupt);
+                Ok(Role { org: r.get(0), name: r.get(1), view: parse(r.get(2))?, export: parse(r.get(3))? })
+            })
+            .collect()
+    }
+
+    async fn delete_role(&self, org: &str, name: &str) -> Result<bool, StoreError> {
+        let c = self.client().await?;
+        let id = org_id(&c, org).await?;
+        Ok(c.execute("DELETE FROM roles WHERE org_id = $1 AND name = $2", &[&id, &name]).await.map_err(pg)? > 0)
+    }
+
+    async fn create_schedule(&self, s: Schedule) -> Result<Schedule, StoreError> {
+        let c = self.client().await?;
+        let org = org_id(&c, &s.org).await?;
+        let recipients = serde_json::to_string(&s.recipients).unwrap_or_else(|_| "[]".into());
+        let r = c
+            .query_one(
+                "INSERT INTO schedules (org_id, name, weekday, at_minute, query, format, recipients, directory, \
+                 created_by, next_run) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+                &[
+                    &org,
+                    &s.name,
+                    &s.weekday.map(i16::from),
+                    &i32::from(s.at_minute),
+                    &s.query,
+                    &s.format,
+                    &recipients,
+                    &s.directory,
+                    &s.created_by,
+                    &s.next_run,
+                ],
+            )
+            .await
+            .map_err(pg)?;
+        let id: i64 = r.get(0);
+        let r = c.query_one(&format!("{SCHEDULE_SELECT} WHERE s.id = $1"), &[&id]).await.map_err(pg)?;
+        Ok(schedule_row(&r))
+    }
+
+    async fn schedules(&self, org: Option<&str>) -> Result<Vec<Schedule>, StoreError> {
+        let c = self.client().await?;
+        let rows = c
+            .query(&format!("{SCHEDULE_SELECT} WHERE ($1::TEXT IS NULL OR o.slug = $1) ORDER BY s.id"), &[&org])
+            .await
+            .map_err(pg)?;
+        Ok(rows.iter().map(schedule_row).collect())
+    }
+
+    async fn delete_schedule(&self, org: Option<&str>, id: i64) -> Result<bool, StoreError> {
+        let c = self.client().await?;
+        let n = c
+            .execute(
+                "DELETE FROM schedules WHERE id = $1 AND ($2::TEXT IS NULL OR org_id = (SELECT id FROM orgs WHERE \
+                 slug = $2))",
+                &[&id, &org],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(n > 0)
+    }
+
+    async fn schedule_ran(&self, id: i64, ran_at: i64, next_run: i64) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        c.execute("UPDATE schedules SET last_run = $2, next_run = $3 WHERE id = $1", &[&id, &ran_at, &next_run])
+            .await
+            .map_err(pg)?;
+        Ok(())
+    }
+
+    async fn is_empty(&self) -> Result<bool, StoreError> {
+        let c = self.client().await?;
+        Ok(c.query_opt("SELECT 1 FROM events LIMIT 1", &[]).await.map_err(pg)?.is_none())
+    }
+
+    async fn checkpoint(&self, org: &str, size: Option<u64>) -> Result<Option<SignedCheckpoint>, StoreError> {
+        let c = self.client().await?;
+        let id = org_id(&c, org).await?;
+        let r = c
+            .query_opt(
+                "SELECT size, root, note FROM checkpoints WHERE org_id = $1 AND ($2::BIGINT IS NULL OR size = $2) \
+                 ORDER BY size DESC LIMIT 1",
+                &[&id, &size.map(|s| s as i64)],
+            )
+            .await
+            .map_err(pg)?;
+        r.map(|r| Ok(SignedCheckpoint { size: r.get::<_, i64>(0) as u64, root: to_hash(r.get(1))?, note: r.get(2) }))
+            .transpose()
+    }
+
+    async fn inclusion_proof(&self, org: &str, index: u64, size: u64) -> Result<Vec<Hash>, StoreError> {
+        let have = self.log_size(org).await?;
+        if size > have {
+            return Err(StoreError::Invalid {
+                field: "size".into(),
+                message: format!("the log has only {have} entries"),
+            });
+        }
+        if index >= size {
+            return Err(StoreError::Invalid { field: "index".into(), message: format!("must be below size {size}") });
+        }
+        self.proof(org, |r| merkle::inclusion_proof(r, index, size)).await
+    }
+
+    async fn consistency_proof(&self, org: &str, from: u64, to: u64) -> Result<Vec<Hash>, StoreError> {
+        let have = self.log_size(org).await?;
+        if to > have {
+            return Err(StoreError::Invalid {
+                field: "to".into(),
+                message: format!("the log has only {have} entries"),
+            });
+        }
+        if from > to {
+            return Err(StoreError::Invalid { field: "from".into(), message: format!("must not exceed to ({to})") });
+        }
+        self.proof(org, |r| merkle::consistency_proof(r, from, to)).await
+    }
+}
+
+/// A throwaway PostgreSQL cluster for tests: `initdb` in a temporary directory (as
+/// the `postgres` user when running as root), a server on a free loopback port, and a
+/// watchdog that stops it and removes the directory once the test process is gone.
+pub mod testing {
+    use std::{
+        path::PathBuf,
+        process::{Command, Stdio},
+        sync::OnceLock,
+    };
+
+    pub struct Cluster {
+        pub port: u16,
+        bin: PathBuf,
+    }
+
+    fn as_postgres(cmd: &str) -> Command {
+        let root = std::env::var("USER").map(|u| u == "root").unwrap_or(false) || is_root();
+        if root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--", "sh", "-c", cmd]);
+            c
+        } else {
+            let mut c = Command::new("sh");
+            c.args(["-c", cmd]);
+            c
+        }
+    }
+
+    fn is_root() -> bool {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+            .unwrap_or(false)
+    }
+
+    impl Cluster {
+        /// The cluster of this test process, started on first use.
+        pub fn shared() -> &'static Cluster {
+            static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+            CLUSTER.get_or_init(|| Cluster::start().expect("cannot start a PostgreSQL cluster for the tests"))
+        }
+
+        fn start() -> Result<Cluster, String> {
+            let bin =
+                PathBuf::from(std::env::var("TRAIL_PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into()));
+            if !bin.join("initdb").exists() {
+                return Err(format!("{} has no initdb: install PostgreSQL 15 or set TRAIL_PG_BIN", bin.display()));
+            }
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map_err(|e| e.to_string())?
+                .port();
+            let dir = std::env::temp_dir().join(format!("trail-pg-{}-{port}", std::process::id()));
+            std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+            if is_root() {
+                let ok = Command::new("chown").arg("postgres").arg(&dir).status().map_err(|e| e.to_string())?;
+                if !ok.success() {
+                    return Err("chown postgres failed".into());
+                }
+            }
+            let d = dir.display();
+            let b = bin.display();
+            let init = as_postgres(&format!(
+                "{b}/initdb -D {d}/data -A trust -U postgres --no-sync -E UTF8 >{d}/initdb.log 2>&1"
+            ))
+            .status()
+            .map_err(|e| e.to_string())?;
+            if !init.success() {
+                return Err(format!("initdb failed; see {d}/initdb.log"));
+            }
+            let start = as_postgres(&format!(
+                "{b}/pg_ctl -D {d}/data -w -l {d}/server.log -o \"-p {port} -k {d} -c listen_addresses=127.0.0.1 \
+                 -c max_connections=200\" start >/dev/null"
+            ))
+            .status()
+            .map_err(|e| e.to_string())?;
+            if !start.success() {
+                return Err(format!("pg_ctl start failed; see {d}/server.log"));
+            }
+            // Stop the server and remove its files once this process has ended.
+            let pid = std::process::id();
+            as_postgres(&format!(
+                "while [ -d /proc/{pid} ]; do sleep 1; done; {b}/pg_ctl -D {d}/data -m immediate stop >/dev/null 2>&1; rm -rf {d}"
+            ))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+            Ok(Cluster { port, bin })
+        }
+
+        /// Creates a new, empty database and returns its URL.
+        pub fn database(&self) -> String {
+            static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let name = format!("t{}_{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+            let ok = Command::new(self.bin.join("createdb"))
+                .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", &name])
+                .status()
+                .expect("createdb");
+            assert!(ok.success(), "createdb {name} failed");
+            format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    struct Guard;
+
+    async fn fresh() -> (Arc<dyn Store>, Guard) {
+        let url = testing::Cluster::shared().database();
+        let store = PgStore::open(&url, None).await.unwrap();
+        (Arc::new(store), Guard)
+    }
+
+    crate::conformance_tests!(fresh);
+
+    #[tokio::test]
+    async fn migrations_are_idempotent_and_newer_schemas_refused() {
+        let url = testing::Cluster::shared().database();
+        let a = PgStore::open(&url, None).await.unwrap();
+        PgStore::open(&url, None).await.unwrap();
+        let c = a.client().await.unwrap();
+        c.execute("UPDATE schema_version SET version = 99", &[]).await.unwrap();
+        assert!(matches!(PgStore::open(&url, None).await, Err(StoreError::SchemaTooNew { found: 99, .. })));
+    }
+}
