@@ -120,7 +120,7 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(store: DynStore, config: ServerConfig, clock: Clock) -> AppState {
-        AppState {
+        let st = AppState {
             store,
             config: Arc::new(config),
             clock,
@@ -129,7 +129,12 @@ impl AppState {
             views: Arc::default(),
             jobs: Arc::default(),
             live: Arc::default(),
+        };
+        // Events other processes append to a shared database reach this one's live view.
+        if let (Some(rx), Ok(rt)) = (st.store.appended_elsewhere(), tokio::runtime::Handle::try_current()) {
+            rt.spawn(live::relay(st.store.clone(), st.live.clone(), rx));
         }
+        st
     }
 
     /// The organization that records events without one of their own.
@@ -173,7 +178,7 @@ pub async fn bootstrap(st: &AppState, org: &str) -> Result<Option<Bootstrapped>,
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;
     let email = "admin@trail.local".to_string();
-    let user = st
+    let made = st
         .store
         .create_user(trail_store::NewUser {
             org: org.clone(),
@@ -183,7 +188,13 @@ pub async fn bootstrap(st: &AppState, org: &str) -> Result<Option<Bootstrapped>,
             password_hash: hash,
             must_change: true,
         })
-        .await?;
+        .await;
+    let user = match made {
+        Ok(u) => u,
+        // Another server sharing the database bootstrapped at the same moment.
+        Err(trail_store::StoreError::Invalid { field, .. }) if field == "email" => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
     let resource = serde_json::json!({"type": "user", "id": user.id.to_string(), "name": email});
     selfaudit::record_system(st, &org, "user:create", resource, serde_json::json!({"role": "platform_admin"})).await;
     Ok(Some(Bootstrapped { org, email, one_time_password: password }))

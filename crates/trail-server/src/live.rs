@@ -49,6 +49,34 @@ impl Live {
     }
 }
 
+/// Publishes events other processes appended (read back from the store).
+pub(crate) async fn relay(
+    store: trail_store::DynStore,
+    live: Arc<Live>,
+    mut rx: broadcast::Receiver<trail_store::AppendedRange>,
+) {
+    loop {
+        let range = match rx.recv().await {
+            Ok(r) => r,
+            Err(broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if !live.wanted() || range.to <= range.from {
+            continue;
+        }
+        match store.scan(&range.org, range.from, (range.to - range.from) as usize).await {
+            Ok(rows) => {
+                for (_, leaf) in rows {
+                    if let Ok(e) = Event::from_leaf(&leaf) {
+                        let _ = live.tx.send(Arc::new(e));
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read events appended elsewhere"),
+        }
+    }
+}
+
 /// Appends a batch and publishes it to live subscribers.
 pub(crate) async fn append(st: &AppState, batch: AppendBatch) -> Result<Vec<Appended>, trail_store::StoreError> {
     let copy = st.live.wanted().then(|| {

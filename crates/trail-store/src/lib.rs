@@ -266,6 +266,16 @@ pub trait Store: Send + Sync + 'static {
     /// Records a run and when the next one is due.
     async fn schedule_ran(&self, id: i64, ran_at: i64, next_run: i64) -> Result<(), StoreError>;
 
+    /// Entries appended by other processes sharing the database, as they commit (for
+    /// live views across instances); `None` for backends one process owns.
+    fn appended_elsewhere(&self) -> Option<tokio::sync::broadcast::Receiver<AppendedRange>> {
+        None
+    }
+
+    /// Finishes pending writes and releases the backend (the embedded store waits for
+    /// its writer's last commit). Further appends fail.
+    fn close(&self) {}
+
     /// Whether any event is stored (so `--demo` fills only an empty store).
     async fn is_empty(&self) -> Result<bool, StoreError>;
 
@@ -288,6 +298,69 @@ pub struct SignedCheckpoint {
     pub root: Hash,
     /// The C2SP signed note.
     pub note: String,
+}
+
+/// Entries `[from, to)` of an organization's log, appended by another process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendedRange {
+    pub org: String,
+    pub from: u64,
+    pub to: u64,
+}
+
+/// What a full verification of one organization's stored log covered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    pub entries: u64,
+    /// The newest checkpoint, whose root was recomputed from the entries.
+    pub checkpoint_size: u64,
+}
+
+/// Recomputes an organization's Merkle tree from its stored entries (through any
+/// backend) and checks the newest signed checkpoint against it: every entry present,
+/// in order, each naming its own seq and organization, and the recomputed root equal
+/// to the signed one. `Err` names the first problem.
+pub async fn verify_log(store: &dyn Store, org: &str, vkey: &str) -> Result<Result<Verified, String>, StoreError> {
+    let cp = match store.checkpoint(org, None).await? {
+        Some(cp) => cp,
+        None => return Ok(Err(format!("{org} has no signed checkpoint"))),
+    };
+    let signed = match trail_core::checkpoint::verify(&cp.note, vkey) {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(format!("the newest checkpoint does not verify with this key: {e}"))),
+    };
+    let mut tree = trail_core::merkle::Frontier::default();
+    let mut root_at_checkpoint = (signed.size == 0).then(trail_core::merkle::empty_root);
+    let mut next = 0u64;
+    loop {
+        let chunk = store.scan(org, next, 5000).await?;
+        if chunk.is_empty() {
+            break;
+        }
+        for (seq, leaf) in chunk {
+            if seq != next {
+                return Ok(Err(format!("entry {next} is missing")));
+            }
+            match trail_core::Event::from_leaf(&leaf) {
+                Ok(e) if e.seq == seq && e.org == org => {}
+                Ok(e) => return Ok(Err(format!("entry {seq} (id {}) names seq {} of {}", e.id, e.seq, e.org))),
+                Err(e) => return Ok(Err(format!("entry {seq} is not an event: {e}"))),
+            }
+            tree.extend(trail_core::merkle::leaf_hash(&leaf));
+            next += 1;
+            if next == signed.size {
+                root_at_checkpoint = Some(tree.root());
+            }
+        }
+    }
+    match root_at_checkpoint {
+        None => Ok(Err(format!("the checkpoint covers {} entries but only {next} are stored", signed.size))),
+        Some(root) if root != signed.root => Ok(Err(format!(
+            "the recomputed root of the first {} entries differs from the signed checkpoint",
+            signed.size
+        ))),
+        Some(_) => Ok(Ok(Verified { entries: next, checkpoint_size: signed.size })),
+    }
 }
 
 /// Chunks of stored events from `Store::stream`.

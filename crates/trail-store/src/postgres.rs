@@ -161,6 +161,12 @@ CREATE TABLE schedules (
 pub struct PgStore {
     pool: Pool,
     signer: Option<Arc<LogSigner>>,
+    /// Identifies this process in notifications, so that it skips its own.
+    origin: String,
+    /// Appends committed by other processes, from `LISTEN trail_appends`.
+    elsewhere: tokio::sync::broadcast::Sender<crate::AppendedRange>,
+    /// The listener stops once the store is gone.
+    _alive: Arc<()>,
     /// Monthly partitions known to exist.
     partitions: std::sync::Mutex<std::collections::HashSet<String>>,
 }
@@ -192,8 +198,14 @@ impl PgStore {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let store = PgStore { pool, signer, partitions: Default::default() };
+        let origin = Uuid::now_v7().to_string();
+        let (elsewhere, _) = tokio::sync::broadcast::channel(1024);
+        let alive = Arc::new(());
+        let watch = Arc::downgrade(&alive);
+        let store =
+            PgStore { pool, signer, partitions: Default::default(), origin: origin.clone(), elsewhere, _alive: alive };
         store.migrate().await?;
+        tokio::spawn(listen(url.to_string(), origin, store.elsewhere.clone(), watch));
         Ok(store)
     }
 
@@ -220,6 +232,58 @@ impl PgStore {
         tx.execute("DELETE FROM schema_version", &[]).await.map_err(pg)?;
         tx.execute("INSERT INTO schema_version VALUES ($1)", &[&(MIGRATIONS.len() as i32)]).await.map_err(pg)?;
         tx.commit().await.map_err(pg)
+    }
+}
+
+/// Relays `trail_appends` notifications of other processes until the store is dropped;
+/// reconnects after a second when the connection is lost.
+async fn listen(
+    url: String,
+    origin: String,
+    tx: tokio::sync::broadcast::Sender<crate::AppendedRange>,
+    alive: std::sync::Weak<()>,
+) {
+    use futures::StreamExt;
+    while alive.strong_count() > 0 {
+        if let Ok((client, mut conn)) = tokio_postgres::connect(&url, NoTls).await {
+            let (ntx, mut nrx) = tokio::sync::mpsc::unbounded_channel::<String>();
+            let driver = tokio::spawn(async move {
+                let mut messages = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
+                while let Some(m) = messages.next().await {
+                    match m {
+                        Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                            if ntx.send(n.payload().to_string()).is_err() {
+                                return;
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(_) => return,
+                    }
+                }
+            });
+            if client.batch_execute("LISTEN trail_appends").await.is_ok() {
+                loop {
+                    let payload = tokio::select! {
+                        p = nrx.recv() => match p { Some(p) => p, None => break },
+                        _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
+                            if alive.strong_count() == 0 { break } else { continue }
+                        }
+                    };
+                    let Ok(v) = serde_json::from_str::<serde_json::Value>(&payload) else { continue };
+                    if v["origin"].as_str() == Some(origin.as_str()) {
+                        continue;
+                    }
+                    let range = crate::AppendedRange {
+                        org: v["org"].as_str().unwrap_or_default().to_string(),
+                        from: v["from"].as_u64().unwrap_or(0),
+                        to: v["to"].as_u64().unwrap_or(0),
+                    };
+                    let _ = tx.send(range);
+                }
+            }
+            driver.abort();
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     }
 }
 
@@ -731,6 +795,10 @@ impl PgStore {
         }
         if seq as i64 != size {
             tx.execute("UPDATE logs SET size = $2 WHERE org_id = $1", &[&org, &(seq as i64)]).await.map_err(pg)?;
+            // Delivered at commit to every other Trail process (for their live views).
+            let note =
+                serde_json::json!({"origin": self.origin, "org": batch.org, "from": size, "to": seq}).to_string();
+            tx.execute("SELECT pg_notify('trail_appends', $1)", &[&note]).await.map_err(pg)?;
             if let Some(signer) = &self.signer {
                 let root = frontier.root();
                 let note =
@@ -750,6 +818,10 @@ impl PgStore {
 
 #[async_trait]
 impl Store for PgStore {
+    fn appended_elsewhere(&self) -> Option<tokio::sync::broadcast::Receiver<crate::AppendedRange>> {
+        Some(self.elsewhere.subscribe())
+    }
+
     async fn append(&self, batch: AppendBatch) -> Result<Vec<Appended>, StoreError> {
         self.append_tx(&batch).await
     }
@@ -968,7 +1040,13 @@ impl Store for PgStore {
                 &[&org, &u.email, &u.name, &u.role, &u.password_hash, &u.must_change, &now_us()],
             )
             .await
-            .map_err(pg)?;
+            .map_err(|e| {
+                if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+                    StoreError::Invalid { field: "email".into(), message: "a user with this email exists".into() }
+                } else {
+                    pg(e)
+                }
+            })?;
         let id: i64 = r.get(0);
         self.user(id).await?.ok_or_else(|| StoreError::Corrupt("user vanished".into()))
     }
@@ -1210,6 +1288,7 @@ pub mod testing {
     pub struct Cluster {
         pub port: u16,
         bin: PathBuf,
+        dir: PathBuf,
     }
 
     fn as_postgres(cmd: &str) -> Command {
@@ -1239,7 +1318,29 @@ pub mod testing {
             CLUSTER.get_or_init(|| Cluster::start().expect("cannot start a PostgreSQL cluster for the tests"))
         }
 
-        fn start() -> Result<Cluster, String> {
+        /// Stops the server (as if the database went away).
+        pub fn stop(&self) {
+            let _ = as_postgres(&format!(
+                "{}/pg_ctl -D {}/data -m fast -w stop >/dev/null",
+                self.bin.display(),
+                self.dir.display()
+            ))
+            .status();
+        }
+
+        /// Starts it again after `stop`.
+        pub fn restart(&self) {
+            let _ = as_postgres(&format!(
+                "{b}/pg_ctl -D {d}/data -w -l {d}/server.log -o \"-p {p} -k {d} -c listen_addresses=127.0.0.1 -c max_connections=200\" start >/dev/null",
+                b = self.bin.display(),
+                d = self.dir.display(),
+                p = self.port
+            ))
+            .status();
+        }
+
+        /// A cluster of its own (for tests that stop it).
+        pub fn start() -> Result<Cluster, String> {
             let bin =
                 PathBuf::from(std::env::var("TRAIL_PG_BIN").unwrap_or_else(|_| "/usr/lib/postgresql/15/bin".into()));
             if !bin.join("initdb").exists() {
@@ -1286,7 +1387,7 @@ pub mod testing {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| e.to_string())?;
-            Ok(Cluster { port, bin })
+            Ok(Cluster { port, bin, dir })
         }
 
         /// Creates a new, empty database and returns its URL.

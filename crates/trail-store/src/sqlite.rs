@@ -1989,6 +1989,10 @@ impl Store for SqliteStore {
         .await
     }
 
+    fn close(&self) {
+        SqliteStore::close(self);
+    }
+
     async fn is_empty(&self) -> Result<bool, StoreError> {
         self.read(|c| Ok(c.query_row("SELECT NOT EXISTS (SELECT 1 FROM events)", [], |r| r.get(0))?)).await
     }

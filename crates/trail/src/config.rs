@@ -89,6 +89,8 @@ pub struct Flags {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Database {
     Sqlite(PathBuf),
+    /// A `postgres://` URL.
+    Postgres(String),
 }
 
 /// The resolved configuration.
@@ -217,9 +219,9 @@ fn parse_database(url: &str) -> Result<Database> {
         return Ok(Database::Sqlite(PathBuf::from(path)));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        bail!("the PostgreSQL backend is not available in this build yet; use the embedded store (omit --database)");
+        return Ok(Database::Postgres(url.to_string()));
     }
-    bail!("unsupported database URL '{url}': use sqlite:PATH")
+    bail!("unsupported database URL '{url}': use sqlite:PATH or postgres://USER@HOST:PORT/DB")
 }
 
 #[cfg(test)]

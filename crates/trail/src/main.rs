@@ -202,7 +202,7 @@ async fn run(cli: Cli) -> Result<()> {
                 .filter(|s| *s != KeyScope::Personal)
                 .with_context(|| format!("--scope must be ingest, read, admin or platform, not '{scope}'"))?;
             check_slug(&org)?;
-            let store = open_store(&config)?;
+            let store = open_store(&config).await?;
             store.ensure_org(Org { slug: org.clone(), name: org.clone() }).await?;
             let key = new_key(&*store, &org, scope, &label).await?;
             let state = cli_state(store.clone());
@@ -214,7 +214,7 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Keys { command: KeysCommand::List { org } } => {
-            let store = open_store(&config)?;
+            let store = open_store(&config).await?;
             println!(
                 "{:<6} {:<12} {:<9} {:<14} {:<8} {:<26} Label",
                 "Id", "Org", "Scope", "Prefix", "Revoked", "Created"
@@ -234,7 +234,7 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Keys { command: KeysCommand::Revoke { id } } => {
-            let store = open_store(&config)?;
+            let store = open_store(&config).await?;
             let key = store.list_keys(None).await?.into_iter().find(|k| k.id == id);
             let Some(key) = key else { bail!("no key with id {id} (see `trail keys list`)") };
             store.revoke_key(None, id).await?;
@@ -270,10 +270,20 @@ async fn run(cli: Cli) -> Result<()> {
                     trail_core::checkpoint::verifier_key(&format!("{}/{org}", config.name), &k.verifying_key())
                 }
             };
-            let Database::Sqlite(path) = &config.database;
-            match trail_store::sqlite::verify_org(path, &org, &vkey)? {
-                Ok(r) => {
-                    println!("ok: {org}: {} entries and {} checkpoints verified", r.entries, r.checkpoints);
+            let result = match &config.database {
+                Database::Sqlite(path) => trail_store::sqlite::verify_org(path, &org, &vkey)?
+                    .map(|r| format!("{} entries and {} checkpoints verified", r.entries, r.checkpoints))
+                    .map_err(|t| t.to_string()),
+                Database::Postgres(_) => {
+                    let store = open_store(&config).await?;
+                    let r = trail_store::verify_log(&*store, &org, &vkey).await?;
+                    store.close();
+                    r.map(|v| format!("{} entries verified against the checkpoint of {}", v.entries, v.checkpoint_size))
+                }
+            };
+            match result {
+                Ok(msg) => {
+                    println!("ok: {org}: {msg}");
                     Ok(())
                 }
                 Err(t) => bail!("{org}: {t}"),
@@ -284,7 +294,7 @@ async fn run(cli: Cli) -> Result<()> {
 }
 
 /// Application state for commands that record self-audit events.
-fn cli_state(store: Arc<SqliteStore>) -> AppState {
+fn cli_state(store: DynStore) -> AppState {
     AppState::new(store, ServerConfig::default(), trail_server::system_clock())
 }
 
@@ -298,7 +308,7 @@ async fn new_key(store: &dyn Store, org: &str, scope: KeyScope, label: &str) -> 
 }
 
 async fn users_cmd(config: &Config, command: UsersCommand) -> Result<()> {
-    let store = open_store(config)?;
+    let store = open_store(config).await?;
     let state = cli_state(store.clone());
     let check_role = |org: &str, role: &str| {
         let store = store.clone();
@@ -418,7 +428,7 @@ async fn export(
     if format == Format::Evidence && org.is_none() {
         bail!("--org is required for evidence (it covers one organization's log)");
     }
-    let store = open_store(config)?;
+    let store = open_store(config).await?;
     if let Some(o) = org {
         if !store.orgs().await?.iter().any(|x| x.slug == o) {
             bail!("unknown organization '{o}'");
@@ -538,16 +548,34 @@ fn signing_key(config: &Config, create: bool) -> Result<ed25519_dalek::SigningKe
     }
 }
 
-fn open_store(config: &Config) -> Result<Arc<SqliteStore>> {
+async fn open_store(config: &Config) -> Result<DynStore> {
     let key = signing_key(config, true)?;
     let signer = Arc::new(trail_store::sqlite::LogSigner { name: config.name.clone(), key });
-    let sqlite = trail_store::sqlite::SqliteConfig { signer: Some(signer), ..config.sqlite.clone() };
     match &config.database {
         Database::Sqlite(path) => {
+            let sqlite = trail_store::sqlite::SqliteConfig { signer: Some(signer), ..config.sqlite.clone() };
             let store = SqliteStore::open(path, sqlite)
                 .with_context(|| format!("cannot open the store at {}", path.display()))?;
             Ok(Arc::new(store))
         }
+        Database::Postgres(url) => {
+            let store = trail_store::postgres::PgStore::open(url, Some(signer))
+                .await
+                .with_context(|| format!("cannot open the PostgreSQL store at {}", redact(url)))?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(a), Some(b)) if b > a => {
+            let userinfo = &url[a + 3..b];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..a + 3], &url[b..])
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -556,7 +584,7 @@ fn now() -> Timestamp {
 }
 
 async fn serve(config: Config, demo: bool) -> Result<()> {
-    let sqlite = open_store(&config)?;
+    let sqlite = open_store(&config).await?;
     let store: DynStore = sqlite.clone();
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -630,7 +658,7 @@ async fn ingest(config: &Config, file: &str, org: &str) -> Result<()> {
     // A file may hold far more than one HTTP request; only the per-event limit applies.
     let limits = Limits { max_request_bytes: usize::MAX, max_batch_events: usize::MAX, ..config.limits };
     let events = parse_batch(&body, &limits).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
-    let store = open_store(config)?;
+    let store = open_store(config).await?;
     if !store.orgs().await?.iter().any(|o| o.slug == org) {
         bail!("unknown organization '{org}' (create it with `trail keys create --org {org} --scope ingest`)");
     }
@@ -658,7 +686,7 @@ async fn query_cmd(config: &Config, text: &str, org: Option<String>, limit: usiz
         bail!("--format must be table or jsonl, not '{format}'");
     }
     let filter = trail_core::query::parse(text).map_err(|e| anyhow::anyhow!("query: {}", e.message))?;
-    let store = open_store(config)?;
+    let store = open_store(config).await?;
     let scope = match org {
         Some(o) => Scope::org(o),
         None => Scope::all(),
