@@ -633,6 +633,58 @@ async fn node(c: &impl deadpool_postgres::GenericClient, org: i64, level: u32, i
     to_hash(row.get::<_, &[u8]>(0))
 }
 
+/// Inserts one event row (its partition must exist).
+async fn insert_event(
+    tx: &impl deadpool_postgres::GenericClient,
+    org: i64,
+    ev: &Event,
+    leaf: &[u8],
+) -> Result<(), StoreError> {
+    let actor = ev.actor.as_ref();
+    let res = ev.resource.as_ref();
+    let ctx = ev.context.as_ref();
+    let ws = ctx.and_then(|c| c.workspace.as_ref());
+    let ip: Option<IpAddr> = ev.source_ip.as_deref().and_then(|s| s.parse().ok());
+    let s = |v: Option<&String>| v.cloned();
+    tx.execute(
+        "INSERT INTO events (org_id, seq, pos, id, ts, received, category, operation, result, status_code, \
+         actor_id, actor_name, actor_email, company, request_id, resource_type, resource_id, resource_name, \
+         workspace_id, workspace_name, project, cluster, namespace, ip, doc, leaf) VALUES ($1, $2, \
+         nextval('event_pos'), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
+         $20, $21, $22, $23, to_tsvector('simple', $24), $25)",
+        &[
+            &org,
+            &(ev.seq as i64),
+            &ev.id,
+            &ev.timestamp.0,
+            &ev.received_at.0,
+            &ev.category().to_string(),
+            &ev.operation().to_string(),
+            &(outcome_code(ev.result) as i16),
+            &ev.status_code.map(i32::from),
+            &s(actor.and_then(|a| a.id.as_ref())),
+            &s(actor.and_then(|a| a.name.as_ref())),
+            &s(actor.and_then(|a| a.email.as_ref())),
+            &ev.company().to_string(),
+            &ev.request_id,
+            &s(res.and_then(|r| r.kind.as_ref())),
+            &s(res.and_then(|r| r.id.as_ref())),
+            &s(res.and_then(|r| r.name.as_ref())),
+            &s(ws.and_then(|w| w.id.as_ref())),
+            &s(ws.and_then(|w| w.name.as_ref())),
+            &s(ctx.and_then(|c| c.project.as_ref())),
+            &s(ctx.and_then(|c| c.cluster.as_ref())),
+            &s(ctx.and_then(|c| c.namespace.as_ref())),
+            &ip,
+            &doc_text(ev),
+            &leaf,
+        ],
+    )
+    .await
+    .map_err(pg)?;
+    Ok(())
+}
+
 /// Subtree hashes fetched ahead: the proof algorithms are synchronous, so the store
 /// first records which complete subtrees they ask for, fetches those, then runs again.
 struct Recorded {
@@ -732,48 +784,7 @@ impl PgStore {
             }
             let ev = Event::from_new(new.clone(), *id, &batch.org, seq, batch.received_at);
             let leaf = ev.to_leaf();
-            let actor = ev.actor.as_ref();
-            let res = ev.resource.as_ref();
-            let ctx = ev.context.as_ref();
-            let ws = ctx.and_then(|c| c.workspace.as_ref());
-            let ip: Option<IpAddr> = ev.source_ip.as_deref().and_then(|s| s.parse().ok());
-            let s = |v: Option<&String>| v.cloned();
-            tx.execute(
-                "INSERT INTO events (org_id, seq, pos, id, ts, received, category, operation, result, status_code, \
-                 actor_id, actor_name, actor_email, company, request_id, resource_type, resource_id, resource_name, \
-                 workspace_id, workspace_name, project, cluster, namespace, ip, doc, leaf) VALUES ($1, $2, \
-                 nextval('event_pos'), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-                 $20, $21, $22, $23, to_tsvector('simple', $24), $25)",
-                &[
-                    &org,
-                    &(seq as i64),
-                    id,
-                    &ev.timestamp.0,
-                    &ev.received_at.0,
-                    &ev.category().to_string(),
-                    &ev.operation().to_string(),
-                    &(outcome_code(ev.result) as i16),
-                    &ev.status_code.map(i32::from),
-                    &s(actor.and_then(|a| a.id.as_ref())),
-                    &s(actor.and_then(|a| a.name.as_ref())),
-                    &s(actor.and_then(|a| a.email.as_ref())),
-                    &ev.company().to_string(),
-                    &ev.request_id,
-                    &s(res.and_then(|r| r.kind.as_ref())),
-                    &s(res.and_then(|r| r.id.as_ref())),
-                    &s(res.and_then(|r| r.name.as_ref())),
-                    &s(ws.and_then(|w| w.id.as_ref())),
-                    &s(ws.and_then(|w| w.name.as_ref())),
-                    &s(ctx.and_then(|c| c.project.as_ref())),
-                    &s(ctx.and_then(|c| c.cluster.as_ref())),
-                    &s(ctx.and_then(|c| c.namespace.as_ref())),
-                    &ip,
-                    &doc_text(&ev),
-                    &leaf,
-                ],
-            )
-            .await
-            .map_err(pg)?;
+            insert_event(&tx, org, &ev, &leaf).await?;
             if let Some(key) = &new.idempotency_key {
                 tx.execute(
                     "INSERT INTO idempotency (org_id, key, id, seq) VALUES ($1, $2, $3, $4)",
@@ -1272,6 +1283,179 @@ impl Store for PgStore {
             return Err(StoreError::Invalid { field: "from".into(), message: format!("must not exceed to ({to})") });
         }
         self.proof(org, |r| merkle::consistency_proof(r, from, to)).await
+    }
+}
+
+/// What `import_sqlite` copied.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Imported {
+    /// Per organization: entries copied and checkpoints whose roots matched.
+    pub logs: Vec<(String, u64, u64)>,
+    pub users: usize,
+    pub keys: usize,
+}
+
+impl PgStore {
+    /// Copies a whole embedded store into this database, which must hold no events
+    /// and no users: organizations, every entry's exact bytes (so ids, seqs and leaf
+    /// hashes are unchanged), the Merkle nodes (recomputed) and the signed checkpoints,
+    /// whose roots must equal the recomputed ones; users, roles, API keys and
+    /// scheduled exports. Sessions are not copied (users log in again).
+    pub async fn import_sqlite(&self, path: &std::path::Path) -> Result<Imported, StoreError> {
+        if !self.is_empty().await? || !self.list_users(None).await?.is_empty() {
+            return Err(StoreError::Invalid {
+                field: "to".into(),
+                message: "the PostgreSQL database already holds events or users; migrate into an empty one".into(),
+            });
+        }
+        let src = crate::sqlite::SqliteStore::open(path, crate::sqlite::SqliteConfig::default())?;
+        let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let mut out = Imported::default();
+        for org in src.orgs().await? {
+            self.ensure_org(org).await?;
+        }
+        // Users (ids change; keys and sessions refer to them by the new ids).
+        let mut user_ids = std::collections::HashMap::new();
+        for u in src.list_users(None).await? {
+            let new = self
+                .create_user(NewUser {
+                    org: u.org.clone(),
+                    email: u.email.clone(),
+                    name: u.name.clone(),
+                    role: u.role.clone(),
+                    password_hash: u.password_hash.clone(),
+                    must_change: u.must_change,
+                })
+                .await?;
+            if u.disabled {
+                self.update_user(new.id, UserChange { disabled: Some(true), ..UserChange::default() }).await?;
+            }
+            user_ids.insert(u.id, new.id);
+            out.users += 1;
+        }
+        for org in src.orgs().await? {
+            for r in src.roles(&org.slug).await? {
+                self.put_role(r).await?;
+            }
+            for s in src.schedules(Some(&org.slug)).await? {
+                self.create_schedule(s).await?;
+            }
+        }
+        type KeyRow = (String, String, Vec<u8>, String, Option<i64>, Option<i64>, String);
+        let keys: Vec<KeyRow> = {
+            let mut stmt = conn.prepare(
+                "SELECT o.slug, k.scope, k.hash, k.prefix, k.revoked_at, k.user_id, k.label FROM api_keys k \
+                 JOIN orgs o ON o.id = k.org_id ORDER BY k.id",
+            )?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for (org, scope, hash, prefix, revoked, user, label) in keys {
+            let Some(scope) = KeyScope::parse(&scope) else { continue };
+            let hash: [u8; 32] = hash.as_slice().try_into().map_err(|_| StoreError::Corrupt("key hash".into()))?;
+            let user_id = user.and_then(|u| user_ids.get(&u).copied());
+            let id = self.create_key(NewKey { org: org.clone(), scope, hash, prefix, user_id, label }).await?;
+            if revoked.is_some() {
+                self.revoke_key(None, id).await?;
+            }
+            out.keys += 1;
+        }
+        // The logs, entry by entry, and their checkpoints.
+        type CpRow = (String, i64, Vec<u8>, String, i64);
+        let checkpoints: Vec<CpRow> = {
+            let mut stmt = conn.prepare(
+                "SELECT o.slug, c.size, c.root, c.note, c.created_at FROM checkpoints c JOIN orgs o ON o.id = c.org_id \
+                 ORDER BY o.slug, c.size",
+            )?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for org in src.orgs().await? {
+            let cps: Vec<&CpRow> = checkpoints.iter().filter(|c| c.0 == org.slug).collect();
+            let mut c = self.client().await?;
+            let org_id = org_id(&c, &org.slug).await?;
+            let mut tree = Frontier::default();
+            let mut matched = 0u64;
+            let mut next = 0u64;
+            loop {
+                let chunk = src.scan(&org.slug, next, 2000).await?;
+                if chunk.is_empty() {
+                    break;
+                }
+                let events: Vec<(Event, Vec<u8>)> = chunk
+                    .into_iter()
+                    .map(|(_, leaf)| Event::from_leaf(&leaf).map(|e| (e, leaf)))
+                    .collect::<Result<_, _>>()
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let mut months = std::collections::BTreeMap::new();
+                for (e, _) in &events {
+                    let (lo, hi, name) = month_bounds(e.timestamp.0);
+                    months.insert(name, (lo, hi));
+                }
+                for (name, (lo, hi)) in months {
+                    let sql = format!(
+                        "CREATE TABLE IF NOT EXISTS {name} PARTITION OF events FOR VALUES FROM ({lo}) TO ({hi})"
+                    );
+                    c.batch_execute(&sql).await.map_err(pg)?;
+                }
+                let tx = c.transaction().await.map_err(pg)?;
+                for (e, leaf) in &events {
+                    if e.seq != next || e.org != org.slug {
+                        return Err(StoreError::Corrupt(format!("entry {next} of {} is out of place", org.slug)));
+                    }
+                    insert_event(&tx, org_id, e, leaf).await?;
+                    if let Some(k) = &e.idempotency_key {
+                        tx.execute(
+                            "INSERT INTO idempotency (org_id, key, id, seq) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                            &[&org_id, k, &e.id, &(e.seq as i64)],
+                        )
+                        .await
+                        .map_err(pg)?;
+                    }
+                    for (level, idx, hash) in tree.push(leaf_hash(leaf)) {
+                        tx.execute(
+                            "INSERT INTO tree_nodes (org_id, level, idx, hash) VALUES ($1, $2, $3, $4)",
+                            &[&org_id, &(level as i32), &(idx as i64), &&hash[..]],
+                        )
+                        .await
+                        .map_err(pg)?;
+                    }
+                    next += 1;
+                    for cp in cps.iter().filter(|cp| cp.1 as u64 == next) {
+                        if cp.2.as_slice() != tree.root() {
+                            return Err(StoreError::Corrupt(format!(
+                                "{}: the checkpoint of size {next} does not match the copied entries",
+                                org.slug
+                            )));
+                        }
+                        tx.execute(
+                            "INSERT INTO checkpoints (org_id, size, root, note, created_at) VALUES ($1, $2, $3, $4, $5)",
+                            &[&org_id, &cp.1, &cp.2, &cp.3, &cp.4],
+                        )
+                        .await
+                        .map_err(pg)?;
+                        matched += 1;
+                    }
+                }
+                tx.execute(
+                    "INSERT INTO logs (org_id, size) VALUES ($1, $2) ON CONFLICT (org_id) DO UPDATE SET size = $2",
+                    &[&org_id, &(next as i64)],
+                )
+                .await
+                .map_err(pg)?;
+                tx.commit().await.map_err(pg)?;
+            }
+            if cps.iter().any(|cp| cp.1 as u64 > next) {
+                return Err(StoreError::Corrupt(format!(
+                    "{}: a checkpoint covers more entries than are stored",
+                    org.slug
+                )));
+            }
+            out.logs.push((org.slug.clone(), next, matched));
+        }
+        src.close();
+        Ok(out)
     }
 }
 

@@ -48,6 +48,18 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Apply the store's schema migrations and exit (servers also apply them on start).
+    Migrate,
+    /// Copy a whole embedded store into an empty PostgreSQL database, checking that
+    /// every signed checkpoint's root matches the copied entries.
+    MigrateStore {
+        /// The embedded store, `sqlite:PATH`.
+        #[arg(long)]
+        from: String,
+        /// The PostgreSQL database, `postgres://USER@HOST:PORT/DB`.
+        #[arg(long)]
+        to: String,
+    },
     /// Manage users (people who log in to the page and the API).
     Users {
         #[command(subcommand)]
@@ -247,6 +259,13 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Users { command } => users_cmd(&config, command).await,
+        Command::Migrate => {
+            let store = open_store(&config).await?;
+            store.close();
+            println!("the store's schema is up to date");
+            Ok(())
+        }
+        Command::MigrateStore { from, to } => migrate_store(&config, &from, &to).await,
         Command::Ingest { file, org } => ingest(&config, &file, &org).await,
         Command::Keys { command: KeysCommand::Verifier { org } } => {
             check_slug(&org)?;
@@ -565,6 +584,38 @@ async fn open_store(config: &Config) -> Result<DynStore> {
             Ok(Arc::new(store))
         }
     }
+}
+
+async fn migrate_store(config: &Config, from: &str, to: &str) -> Result<()> {
+    let path = match from.strip_prefix("sqlite://").or_else(|| from.strip_prefix("sqlite:")) {
+        Some(p) if !p.is_empty() => std::path::PathBuf::from(p),
+        _ => bail!("--from must be sqlite:PATH, not '{from}'"),
+    };
+    if !path.exists() {
+        bail!("--from: {} does not exist", path.display());
+    }
+    if !(to.starts_with("postgres://") || to.starts_with("postgresql://")) {
+        bail!("--to must be a postgres:// URL");
+    }
+    let key = signing_key(config, true)?;
+    let signer = Arc::new(trail_store::sqlite::LogSigner { name: config.name.clone(), key: key.clone() });
+    let pg = trail_store::postgres::PgStore::open(to, Some(signer))
+        .await
+        .with_context(|| format!("cannot open the PostgreSQL store at {}", redact(to)))?;
+    let report = pg.import_sqlite(&path).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    for (org, entries, checkpoints) in &report.logs {
+        let vkey = trail_core::checkpoint::verifier_key(&format!("{}/{org}", config.name), &key.verifying_key());
+        match trail_store::verify_log(&pg, org, &vkey).await? {
+            Ok(_) | Err(_) if *entries == 0 => {}
+            Ok(v) => println!(
+                "{org}: {entries} entries, {checkpoints} checkpoints copied; verified against the checkpoint of {}",
+                v.checkpoint_size
+            ),
+            Err(e) => bail!("{org}: copied, but the copy does not verify: {e}"),
+        }
+    }
+    println!("copied {} users and {} API keys", report.users, report.keys);
+    Ok(())
 }
 
 /// A database URL without its password, for messages.
