@@ -512,7 +512,13 @@ async fn bare_copy(url: &str, events: &[Value], batch: usize) -> Result<f64> {
         .iter()
         .enumerate()
         .map(|(i, v)| {
-            let e = trail_core::Event::from_new(parse_event(v.clone()).unwrap(), uuid::Uuid::now_v7(), "acme", i as u64, received);
+            let e = trail_core::Event::from_new(
+                parse_event(v.clone()).unwrap(),
+                uuid::Uuid::now_v7(),
+                "acme",
+                i as u64,
+                received,
+            );
             let leaf = e.to_leaf();
             let a = e.actor.clone().unwrap_or_default();
             let r = e.resource.clone().unwrap_or_default();
@@ -523,17 +529,45 @@ async fn bare_copy(url: &str, events: &[Value], batch: usize) -> Result<f64> {
                 text.push_str(x);
                 text.push(' ');
             }
-            let doc: Vec<String> = format!("{text} {} {} {} {}", a.name.clone().unwrap_or_default(), a.email.clone().unwrap_or_default(),
-                r.name.clone().unwrap_or_default(), e.request_id.clone().unwrap_or_default())
-                .split(|ch: char| !ch.is_alphanumeric()).filter(|w| !w.is_empty()).map(|w| w.to_lowercase()).collect();
+            let doc: Vec<String> = format!(
+                "{text} {} {} {} {}",
+                a.name.clone().unwrap_or_default(),
+                a.email.clone().unwrap_or_default(),
+                r.name.clone().unwrap_or_default(),
+                e.request_id.clone().unwrap_or_default()
+            )
+            .split(|ch: char| !ch.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(|w| w.to_lowercase())
+            .collect();
             let hex: String = leaf.iter().map(|b| format!("{b:02x}")).collect();
             [
-                "1".to_string(), i.to_string(), i.to_string(), e.id.to_string(), e.timestamp.0.to_string(), e.received_at.0.to_string(),
-                esc(e.category()), esc(e.operation()), "0".into(), e.status_code.map_or("\\N".into(), |c| c.to_string()),
-                opt(a.id.as_deref()), opt(a.name.as_deref()), opt(a.email.as_deref()), esc(e.company()), opt(e.request_id.as_deref()),
-                opt(r.kind.as_deref()), opt(r.id.as_deref()), opt(r.name.as_deref()), opt(w.id.as_deref()), opt(w.name.as_deref()),
-                opt(c.project.as_deref()), opt(c.cluster.as_deref()), opt(c.namespace.as_deref()), opt(e.source_ip.as_deref()),
-                esc(&doc.join(" ")), format!("\\\\x{hex}"),
+                "1".to_string(),
+                i.to_string(),
+                i.to_string(),
+                e.id.to_string(),
+                e.timestamp.0.to_string(),
+                e.received_at.0.to_string(),
+                esc(e.category()),
+                esc(e.operation()),
+                "0".into(),
+                e.status_code.map_or("\\N".into(), |c| c.to_string()),
+                opt(a.id.as_deref()),
+                opt(a.name.as_deref()),
+                opt(a.email.as_deref()),
+                esc(e.company()),
+                opt(e.request_id.as_deref()),
+                opt(r.kind.as_deref()),
+                opt(r.id.as_deref()),
+                opt(r.name.as_deref()),
+                opt(w.id.as_deref()),
+                opt(w.name.as_deref()),
+                opt(c.project.as_deref()),
+                opt(c.cluster.as_deref()),
+                opt(c.namespace.as_deref()),
+                opt(e.source_ip.as_deref()),
+                esc(&doc.join(" ")),
+                format!("\\\\x{hex}"),
             ]
             .join("\t")
         })

@@ -633,52 +633,127 @@ async fn node(c: &impl deadpool_postgres::GenericClient, org: i64, level: u32, i
     to_hash(row.get::<_, &[u8]>(0))
 }
 
-/// Inserts one event row (its partition must exist).
-async fn insert_event(
+/// Inserts event rows (their partitions must exist) in one statement.
+async fn insert_events(
     tx: &impl deadpool_postgres::GenericClient,
     org: i64,
-    ev: &Event,
-    leaf: &[u8],
+    rows: &[(Event, Vec<u8>)],
 ) -> Result<(), StoreError> {
-    let actor = ev.actor.as_ref();
-    let res = ev.resource.as_ref();
-    let ctx = ev.context.as_ref();
-    let ws = ctx.and_then(|c| c.workspace.as_ref());
-    let ip: Option<IpAddr> = ev.source_ip.as_deref().and_then(|s| s.parse().ok());
-    let s = |v: Option<&String>| v.cloned();
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let n = rows.len();
+    let mut seq = Vec::with_capacity(n);
+    let mut id = Vec::with_capacity(n);
+    let mut ts = Vec::with_capacity(n);
+    let mut received = Vec::with_capacity(n);
+    let mut category = Vec::with_capacity(n);
+    let mut operation = Vec::with_capacity(n);
+    let mut result = Vec::with_capacity(n);
+    let mut status = Vec::with_capacity(n);
+    let mut text: [Vec<Option<String>>; 13] = Default::default();
+    let mut ip: Vec<Option<IpAddr>> = Vec::with_capacity(n);
+    let mut doc = Vec::with_capacity(n);
+    let mut leaf = Vec::with_capacity(n);
+    for (ev, l) in rows {
+        let actor = ev.actor.as_ref();
+        let res = ev.resource.as_ref();
+        let ctx = ev.context.as_ref();
+        let ws = ctx.and_then(|c| c.workspace.as_ref());
+        seq.push(ev.seq as i64);
+        id.push(ev.id);
+        ts.push(ev.timestamp.0);
+        received.push(ev.received_at.0);
+        category.push(ev.category().to_string());
+        operation.push(ev.operation().to_string());
+        result.push(outcome_code(ev.result) as i16);
+        status.push(ev.status_code.map(i32::from));
+        let values = [
+            actor.and_then(|a| a.id.clone()),
+            actor.and_then(|a| a.name.clone()),
+            actor.and_then(|a| a.email.clone()),
+            Some(ev.company().to_string()),
+            ev.request_id.clone(),
+            res.and_then(|r| r.kind.clone()),
+            res.and_then(|r| r.id.clone()),
+            res.and_then(|r| r.name.clone()),
+            ws.and_then(|w| w.id.clone()),
+            ws.and_then(|w| w.name.clone()),
+            ctx.and_then(|c| c.project.clone()),
+            ctx.and_then(|c| c.cluster.clone()),
+            ctx.and_then(|c| c.namespace.clone()),
+        ];
+        for (col, v) in text.iter_mut().zip(values) {
+            col.push(v);
+        }
+        ip.push(ev.source_ip.as_deref().and_then(|s| s.parse().ok()));
+        doc.push(doc_text(ev));
+        leaf.push(l.as_slice());
+    }
+    let [actor_id, actor_name, actor_email, company, request_id, resource_type, resource_id, resource_name, workspace_id, workspace_name, project, cluster, namespace] =
+        &text;
     tx.execute(
         "INSERT INTO events (org_id, seq, pos, id, ts, received, category, operation, result, status_code, \
          actor_id, actor_name, actor_email, company, request_id, resource_type, resource_id, resource_name, \
-         workspace_id, workspace_name, project, cluster, namespace, ip, doc, leaf) VALUES ($1, $2, \
-         nextval('event_pos'), $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
-         $20, $21, $22, $23, to_tsvector('simple', $24), $25)",
+         workspace_id, workspace_name, project, cluster, namespace, ip, doc, leaf) \
+         SELECT $1, u.seq, nextval('event_pos'), u.id, u.ts, u.received, u.category, u.operation, u.result, \
+         u.status_code, u.actor_id, u.actor_name, u.actor_email, u.company, u.request_id, u.resource_type, \
+         u.resource_id, u.resource_name, u.workspace_id, u.workspace_name, u.project, u.cluster, u.namespace, u.ip, \
+         to_tsvector('simple', u.doc), u.leaf FROM UNNEST($2::INT8[], $3::UUID[], $4::INT8[], $5::INT8[], \
+         $6::TEXT[], $7::TEXT[], $8::INT2[], $9::INT4[], $10::TEXT[], $11::TEXT[], $12::TEXT[], $13::TEXT[], \
+         $14::TEXT[], $15::TEXT[], $16::TEXT[], $17::TEXT[], $18::TEXT[], $19::TEXT[], $20::TEXT[], $21::TEXT[], \
+         $22::TEXT[], $23::INET[], $24::TEXT[], $25::BYTEA[]) AS u(seq, id, ts, received, category, operation, \
+         result, status_code, actor_id, actor_name, actor_email, company, request_id, resource_type, resource_id, \
+         resource_name, workspace_id, workspace_name, project, cluster, namespace, ip, doc, leaf) ORDER BY u.seq",
         &[
             &org,
-            &(ev.seq as i64),
-            &ev.id,
-            &ev.timestamp.0,
-            &ev.received_at.0,
-            &ev.category().to_string(),
-            &ev.operation().to_string(),
-            &(outcome_code(ev.result) as i16),
-            &ev.status_code.map(i32::from),
-            &s(actor.and_then(|a| a.id.as_ref())),
-            &s(actor.and_then(|a| a.name.as_ref())),
-            &s(actor.and_then(|a| a.email.as_ref())),
-            &ev.company().to_string(),
-            &ev.request_id,
-            &s(res.and_then(|r| r.kind.as_ref())),
-            &s(res.and_then(|r| r.id.as_ref())),
-            &s(res.and_then(|r| r.name.as_ref())),
-            &s(ws.and_then(|w| w.id.as_ref())),
-            &s(ws.and_then(|w| w.name.as_ref())),
-            &s(ctx.and_then(|c| c.project.as_ref())),
-            &s(ctx.and_then(|c| c.cluster.as_ref())),
-            &s(ctx.and_then(|c| c.namespace.as_ref())),
+            &seq,
+            &id,
+            &ts,
+            &received,
+            &category,
+            &operation,
+            &result,
+            &status,
+            actor_id,
+            actor_name,
+            actor_email,
+            company,
+            request_id,
+            resource_type,
+            resource_id,
+            resource_name,
+            workspace_id,
+            workspace_name,
+            project,
+            cluster,
+            namespace,
             &ip,
-            &doc_text(ev),
+            &doc,
             &leaf,
         ],
+    )
+    .await
+    .map_err(pg)?;
+    Ok(())
+}
+
+/// Inserts Merkle nodes in one statement.
+async fn insert_nodes(
+    tx: &impl deadpool_postgres::GenericClient,
+    org: i64,
+    nodes: &[(u32, u64, Hash)],
+) -> Result<(), StoreError> {
+    if nodes.is_empty() {
+        return Ok(());
+    }
+    let level: Vec<i32> = nodes.iter().map(|n| n.0 as i32).collect();
+    let idx: Vec<i64> = nodes.iter().map(|n| n.1 as i64).collect();
+    let hash: Vec<&[u8]> = nodes.iter().map(|n| &n.2[..]).collect();
+    tx.execute(
+        "INSERT INTO tree_nodes (org_id, level, idx, hash) SELECT $1, u.l, u.i, u.h FROM UNNEST($2::INT4[], \
+         $3::INT8[], $4::BYTEA[]) AS u(l, i, h)",
+        &[&org, &level, &idx, &hash],
     )
     .await
     .map_err(pg)?;
@@ -771,38 +846,50 @@ impl PgStore {
         }
         let mut seq = size as u64;
         let mut acks = Vec::with_capacity(batch.events.len());
+        // Idempotency keys seen before (or earlier in this batch) are acknowledged with
+        // the earlier event.
+        let keys: Vec<String> = batch.events.iter().filter_map(|(_, e)| e.idempotency_key.clone()).collect();
+        let mut seen: std::collections::HashMap<String, (Uuid, u64)> = std::collections::HashMap::new();
+        if !keys.is_empty() {
+            let rows = tx
+                .query("SELECT key, id, seq FROM idempotency WHERE org_id = $1 AND key = ANY($2)", &[&org, &keys])
+                .await
+                .map_err(pg)?;
+            for r in rows {
+                seen.insert(r.get(0), (r.get(1), r.get::<_, i64>(2) as u64));
+            }
+        }
+        let mut rows = Vec::with_capacity(batch.events.len());
+        let mut nodes = Vec::new();
+        let (mut new_keys, mut new_key_ids, mut new_key_seqs) = (Vec::new(), Vec::new(), Vec::new());
         for (id, new) in &batch.events {
             if let Some(key) = &new.idempotency_key {
-                let seen = tx
-                    .query_opt("SELECT id, seq FROM idempotency WHERE org_id = $1 AND key = $2", &[&org, key])
-                    .await
-                    .map_err(pg)?;
-                if let Some(r) = seen {
-                    acks.push(Appended { id: r.get(0), seq: r.get::<_, i64>(1) as u64, duplicate: true });
+                if let Some((id, s)) = seen.get(key) {
+                    acks.push(Appended { id: *id, seq: *s, duplicate: true });
                     continue;
                 }
+                seen.insert(key.clone(), (*id, seq));
+                new_keys.push(key.clone());
+                new_key_ids.push(*id);
+                new_key_seqs.push(seq as i64);
             }
             let ev = Event::from_new(new.clone(), *id, &batch.org, seq, batch.received_at);
             let leaf = ev.to_leaf();
-            insert_event(&tx, org, &ev, &leaf).await?;
-            if let Some(key) = &new.idempotency_key {
-                tx.execute(
-                    "INSERT INTO idempotency (org_id, key, id, seq) VALUES ($1, $2, $3, $4)",
-                    &[&org, key, id, &(seq as i64)],
-                )
-                .await
-                .map_err(pg)?;
-            }
-            for (level, idx, hash) in frontier.push(leaf_hash(&leaf)) {
-                tx.execute(
-                    "INSERT INTO tree_nodes (org_id, level, idx, hash) VALUES ($1, $2, $3, $4)",
-                    &[&org, &(level as i32), &(idx as i64), &&hash[..]],
-                )
-                .await
-                .map_err(pg)?;
-            }
+            nodes.extend(frontier.push(leaf_hash(&leaf)));
+            rows.push((ev, leaf));
             acks.push(Appended { id: *id, seq, duplicate: false });
             seq += 1;
+        }
+        insert_events(&tx, org, &rows).await?;
+        insert_nodes(&tx, org, &nodes).await?;
+        if !new_keys.is_empty() {
+            tx.execute(
+                "INSERT INTO idempotency (org_id, key, id, seq) SELECT $1, u.k, u.i, u.s FROM UNNEST($2::TEXT[], \
+                 $3::UUID[], $4::INT8[]) AS u(k, i, s)",
+                &[&org, &new_keys, &new_key_ids, &new_key_seqs],
+            )
+            .await
+            .map_err(pg)?;
         }
         if seq as i64 != size {
             tx.execute("UPDATE logs SET size = $2 WHERE org_id = $1", &[&org, &(seq as i64)]).await.map_err(pg)?;
@@ -1404,7 +1491,7 @@ impl PgStore {
                     if e.seq != next || e.org != org.slug {
                         return Err(StoreError::Corrupt(format!("entry {next} of {} is out of place", org.slug)));
                     }
-                    insert_event(&tx, org_id, e, leaf).await?;
+                    insert_events(&tx, org_id, std::slice::from_ref(&(e.clone(), leaf.clone()))).await?;
                     if let Some(k) = &e.idempotency_key {
                         tx.execute(
                             "INSERT INTO idempotency (org_id, key, id, seq) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
@@ -1413,14 +1500,7 @@ impl PgStore {
                         .await
                         .map_err(pg)?;
                     }
-                    for (level, idx, hash) in tree.push(leaf_hash(leaf)) {
-                        tx.execute(
-                            "INSERT INTO tree_nodes (org_id, level, idx, hash) VALUES ($1, $2, $3, $4)",
-                            &[&org_id, &(level as i32), &(idx as i64), &&hash[..]],
-                        )
-                        .await
-                        .map_err(pg)?;
-                    }
+                    insert_nodes(&tx, org_id, &tree.push(leaf_hash(leaf))).await?;
                     next += 1;
                     for cp in cps.iter().filter(|cp| cp.1 as u64 == next) {
                         if cp.2.as_slice() != tree.root() {

@@ -226,8 +226,11 @@ fn an_embedded_store_moves_to_postgres() {
     let read = local(&["keys", "create", "--org", "acme", "--scope", "read"]).trim().to_string();
     let file = d.join("events.ndjson");
     let lines: Vec<String> = (0..300)
-        .map(|i| json!({"action": "service:deploy", "request_id": format!("r{i}"), "details": {"n": i},
-            "timestamp": format!("2024-{:02}-10T10:00:00Z", 1 + i % 12)}).to_string())
+        .map(|i| {
+            json!({"action": "service:deploy", "request_id": format!("r{i}"), "details": {"n": i},
+            "timestamp": format!("2024-{:02}-10T10:00:00Z", 1 + i % 12)})
+            .to_string()
+        })
         .collect();
     std::fs::write(&file, lines.join("\n")).unwrap();
     local(&["ingest", file.to_str().unwrap(), "--org", "acme"]);
