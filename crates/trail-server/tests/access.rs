@@ -616,3 +616,59 @@ async fn injection_attempts_fail_cleanly_and_change_nothing() {
     let report = trail_store::sqlite::verify_org(&path, "acme", &vkey).unwrap().unwrap();
     assert_eq!(report.entries, after.len() as u64);
 }
+
+/// The live stream shows a caller only its own organization's events, and never a
+/// category its role hides.
+#[tokio::test]
+async fn the_live_stream_respects_organizations_and_categories() {
+    let s = start().await;
+    let role = json!({"view": "*,-secret"});
+    let (st, _) = s.call(Method::PUT, Auth::Key(&s.acme_admin), "/api/v1/roles/no-secrets", Some(role)).await;
+    assert_eq!(st, StatusCode::OK);
+    let viewer = s.user(&s.acme_admin, "acme", "liv@acme.com", "no-secrets").await;
+    let open = |auth: Auth<'_>| {
+        let req = s.client.get(format!("{}/api/v1/events/stream", s.base));
+        match auth {
+            Auth::Key(k) => req.bearer_auth(k),
+            Auth::Session(x) => req.header("cookie", &x.cookie),
+            _ => req,
+        }
+        .send()
+    };
+    let mut acme = open(Auth::Key(&s.acme_read)).await.unwrap();
+    let mut limited = open(Auth::Session(&viewer)).await.unwrap();
+    let mut globex = open(Auth::Key(&s.globex_read)).await.unwrap();
+    assert_eq!((acme.status(), limited.status(), globex.status()), (StatusCode::OK, StatusCode::OK, StatusCode::OK));
+    let (st, _) = s.get(Auth::Key(&s.acme_ingest), "/api/v1/events/stream").await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "an ingest key cannot follow the log");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    s.ingest(
+        &s.acme_ingest,
+        json!([ev("secret:read", "eve@acme.com", "vault-1"), ev("auth:login", "ann@acme.com", "console-1")]),
+    )
+    .await;
+    let g_key = trail_server::create_api_key(&*s.store, "globex", KeyScope::Ingest, "t").await.unwrap().0;
+    s.ingest(&g_key, json!([ev("auth:login", "gil@globex.com", "globex-console")])).await;
+    s.ingest(&s.acme_ingest, json!([ev("service:deploy", "ann@acme.com", "marker-end")])).await;
+    s.ingest(&g_key, json!([ev("service:deploy", "gil@globex.com", "marker-end")])).await;
+    // Read each stream up to the end marker.
+    async fn until_marker(r: &mut reqwest::Response) -> String {
+        let mut text = String::new();
+        let read = async {
+            while let Some(c) = r.chunk().await.unwrap() {
+                text.push_str(&String::from_utf8_lossy(&c));
+                if text.contains("marker-end") {
+                    break;
+                }
+            }
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(5), read).await.expect("the stream delivers");
+        text
+    }
+    let a = until_marker(&mut acme).await;
+    assert!(a.contains("vault-1") && a.contains("console-1") && !a.contains("globex-console"), "{a}");
+    let l = until_marker(&mut limited).await;
+    assert!(l.contains("console-1") && !l.contains("vault-1") && !l.contains("globex"), "{l}");
+    let g = until_marker(&mut globex).await;
+    assert!(g.contains("globex-console") && !g.contains("console-1") && !g.contains("vault-1"), "{g}");
+}
