@@ -116,31 +116,11 @@ async fn start_server(dir: &Path) -> Result<(String, String, Arc<SqliteStore>, t
     Ok((base, key, store, tx))
 }
 
-/// Posts pre-serialised bodies from `clients` concurrent clients; returns events/s.
+/// Ingest into a fresh embedded store over HTTP; returns events/s.
 async fn ingest_http(bodies: Vec<String>, per_body: usize, clients: usize) -> Result<f64> {
     let dir = tempfile::tempdir_in(".")?;
     let (base, key, store, _stop) = start_server(dir.path()).await?;
-    let client = reqwest::Client::builder().pool_max_idle_per_host(clients).build()?;
-    let total = bodies.len() * per_body;
-    let queue = Arc::new(std::sync::Mutex::new(bodies));
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let (queue, client, base, key) = (queue.clone(), client.clone(), base.clone(), key.clone());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let body = queue.lock().ok().and_then(|mut q| q.pop());
-                let Some(body) = body else { return Ok::<_, anyhow::Error>(()) };
-                let r = client.post(format!("{base}/api/v1/events")).bearer_auth(&key).body(body).send().await?;
-                anyhow::ensure!(r.status().is_success(), "ingest failed: {}", r.status());
-                r.bytes().await?;
-            }
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    let rate = total as f64 / start.elapsed().as_secs_f64();
+    let rate = post_all(&base, &key, bodies, per_body, clients).await?;
     store.close();
     Ok(rate)
 }
