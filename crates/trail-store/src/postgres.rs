@@ -29,6 +29,8 @@ use crate::{
     Schedule, Scope, Session, SignedCheckpoint, Store, StoreError, StreamRx, User, UserChange,
 };
 
+type Reply = tokio::sync::oneshot::Sender<Result<Vec<Appended>, StoreError>>;
+
 const MIGRATIONS: &[&str] = &[r#"
 CREATE TABLE orgs (
     id BIGSERIAL PRIMARY KEY,
@@ -167,6 +169,9 @@ pub struct PgStore {
     elsewhere: tokio::sync::broadcast::Sender<crate::AppendedRange>,
     /// The listener stops once the store is gone.
     _alive: Arc<()>,
+    /// Batches waiting for the next group commit, and the lock its writer holds.
+    waiting: std::sync::Mutex<Vec<(AppendBatch, Reply)>>,
+    leader: tokio::sync::Mutex<()>,
     /// Monthly partitions known to exist.
     partitions: std::sync::Mutex<std::collections::HashSet<String>>,
 }
@@ -202,8 +207,16 @@ impl PgStore {
         let (elsewhere, _) = tokio::sync::broadcast::channel(1024);
         let alive = Arc::new(());
         let watch = Arc::downgrade(&alive);
-        let store =
-            PgStore { pool, signer, partitions: Default::default(), origin: origin.clone(), elsewhere, _alive: alive };
+        let store = PgStore {
+            pool,
+            signer,
+            partitions: Default::default(),
+            origin: origin.clone(),
+            elsewhere,
+            _alive: alive,
+            waiting: Default::default(),
+            leader: Default::default(),
+        };
         store.migrate().await?;
         tokio::spawn(listen(url.to_string(), origin, store.elsewhere.clone(), watch));
         Ok(store)
@@ -832,19 +845,120 @@ impl PgStore {
         Ok(())
     }
 
-    async fn append_tx(&self, batch: &AppendBatch) -> Result<Vec<Appended>, StoreError> {
-        let mut c = self.client().await?;
-        self.ensure_partitions(&c, batch).await?;
-        let tx = c.transaction().await.map_err(pg)?;
-        let org = org_id(&tx, &batch.org).await?;
-        tx.execute("INSERT INTO logs (org_id) VALUES ($1) ON CONFLICT DO NOTHING", &[&org]).await.map_err(pg)?;
-        let size: i64 =
-            tx.query_one("SELECT size FROM logs WHERE org_id = $1 FOR UPDATE", &[&org]).await.map_err(pg)?.get(0);
-        let mut frontier = Frontier { size: size as u64, nodes: Vec::new() };
-        for (level, idx) in Frontier::shape(size as u64) {
-            frontier.nodes.push((level, node(&tx, org, level, idx).await?));
+    /// Appends every batch waiting in this process in one transaction (group commit):
+    /// the first caller to find no group in flight writes what has queued up, the
+    /// others wait for their answer.
+    async fn group_append(&self, batch: AppendBatch) -> Result<Vec<Appended>, StoreError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.waiting.lock().map_err(|_| StoreError::Closed)?.push((batch, tx));
+        {
+            let _leader = self.leader.lock().await;
+            let group = std::mem::take(&mut *self.waiting.lock().map_err(|_| StoreError::Closed)?);
+            if !group.is_empty() {
+                self.write_group(group).await;
+            }
         }
-        let mut seq = size as u64;
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    async fn write_group(&self, group: Vec<(AppendBatch, Reply)>) {
+        let mut results: Vec<Option<Result<Vec<Appended>, StoreError>>> = group.iter().map(|_| None).collect();
+        let outcome = self.write_group_tx(&group, &mut results).await;
+        for ((_, reply), r) in group.into_iter().zip(results) {
+            let r = match (&outcome, r) {
+                (Err(e), Some(Ok(_)) | None) => Err(StoreError::Unavailable(e.to_string())),
+                (_, Some(r)) => r,
+                (Ok(()), None) => Err(StoreError::Closed),
+            };
+            let _ = reply.send(r);
+        }
+    }
+
+    /// The group's transaction. Each batch runs in a savepoint, so a bad batch fails
+    /// alone; organizations are locked in slug order (the same in every process).
+    async fn write_group_tx(
+        &self,
+        group: &[(AppendBatch, Reply)],
+        results: &mut [Option<Result<Vec<Appended>, StoreError>>],
+    ) -> Result<(), StoreError> {
+        let mut c = self.client().await?;
+        for (batch, _) in group {
+            self.ensure_partitions(&c, batch).await?;
+        }
+        let tx = c.transaction().await.map_err(pg)?;
+        let mut orgs: Vec<&str> = group.iter().map(|(b, _)| b.org.as_str()).collect();
+        orgs.sort_unstable();
+        orgs.dedup();
+        for slug in orgs {
+            let org = match org_id(&tx, slug).await {
+                Ok(id) => id,
+                Err(e @ StoreError::UnknownOrg(_)) => {
+                    for (i, (b, _)) in group.iter().enumerate() {
+                        if b.org == slug {
+                            results[i] = Some(Err(StoreError::UnknownOrg(b.org.clone())));
+                        }
+                    }
+                    let _ = e;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            tx.execute("INSERT INTO logs (org_id) VALUES ($1) ON CONFLICT DO NOTHING", &[&org]).await.map_err(pg)?;
+            let size: i64 =
+                tx.query_one("SELECT size FROM logs WHERE org_id = $1 FOR UPDATE", &[&org]).await.map_err(pg)?.get(0);
+            let mut frontier = Frontier { size: size as u64, nodes: Vec::new() };
+            for (level, idx) in Frontier::shape(size as u64) {
+                frontier.nodes.push((level, node(&tx, org, level, idx).await?));
+            }
+            for (i, (batch, _)) in group.iter().enumerate() {
+                if batch.org != slug {
+                    continue;
+                }
+                tx.batch_execute("SAVEPOINT batch").await.map_err(pg)?;
+                let before = frontier.clone();
+                match self.append_one(&tx, org, &mut frontier, batch).await {
+                    Ok(acks) => {
+                        tx.batch_execute("RELEASE SAVEPOINT batch").await.map_err(pg)?;
+                        results[i] = Some(Ok(acks));
+                    }
+                    Err(e) => {
+                        tx.batch_execute("ROLLBACK TO SAVEPOINT batch").await.map_err(pg)?;
+                        frontier = before;
+                        results[i] = Some(Err(e));
+                    }
+                }
+            }
+            let seq = frontier.size;
+            if seq as i64 != size {
+                tx.execute("UPDATE logs SET size = $2 WHERE org_id = $1", &[&org, &(seq as i64)]).await.map_err(pg)?;
+                // Delivered at commit to every other Trail process (for their live views).
+                let note = serde_json::json!({"origin": self.origin, "org": slug, "from": size, "to": seq}).to_string();
+                tx.execute("SELECT pg_notify('trail_appends', $1)", &[&note]).await.map_err(pg)?;
+                if let Some(signer) = &self.signer {
+                    let root = frontier.root();
+                    let note =
+                        checkpoint::sign(&Checkpoint { origin: signer.origin(slug), size: seq, root }, &signer.key);
+                    tx.execute(
+                        "INSERT INTO checkpoints (org_id, size, root, note, created_at) VALUES ($1, $2, $3, $4, $5)",
+                        &[&org, &(seq as i64), &&root[..], &note, &now_us()],
+                    )
+                    .await
+                    .map_err(pg)?;
+                }
+            }
+        }
+        tx.commit().await.map_err(pg)
+    }
+
+    /// One batch's rows, tree nodes and idempotency keys, extending `frontier`.
+    async fn append_one(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        org: i64,
+        frontier: &mut Frontier,
+        batch: &AppendBatch,
+    ) -> Result<Vec<Appended>, StoreError> {
+        let mut seq = frontier.size;
         let mut acks = Vec::with_capacity(batch.events.len());
         // Idempotency keys seen before (or earlier in this batch) are acknowledged with
         // the earlier event.
@@ -880,8 +994,8 @@ impl PgStore {
             acks.push(Appended { id: *id, seq, duplicate: false });
             seq += 1;
         }
-        insert_events(&tx, org, &rows).await?;
-        insert_nodes(&tx, org, &nodes).await?;
+        insert_events(tx, org, &rows).await?;
+        insert_nodes(tx, org, &nodes).await?;
         if !new_keys.is_empty() {
             tx.execute(
                 "INSERT INTO idempotency (org_id, key, id, seq) SELECT $1, u.k, u.i, u.s FROM UNNEST($2::TEXT[], \
@@ -891,25 +1005,6 @@ impl PgStore {
             .await
             .map_err(pg)?;
         }
-        if seq as i64 != size {
-            tx.execute("UPDATE logs SET size = $2 WHERE org_id = $1", &[&org, &(seq as i64)]).await.map_err(pg)?;
-            // Delivered at commit to every other Trail process (for their live views).
-            let note =
-                serde_json::json!({"origin": self.origin, "org": batch.org, "from": size, "to": seq}).to_string();
-            tx.execute("SELECT pg_notify('trail_appends', $1)", &[&note]).await.map_err(pg)?;
-            if let Some(signer) = &self.signer {
-                let root = frontier.root();
-                let note =
-                    checkpoint::sign(&Checkpoint { origin: signer.origin(&batch.org), size: seq, root }, &signer.key);
-                tx.execute(
-                    "INSERT INTO checkpoints (org_id, size, root, note, created_at) VALUES ($1, $2, $3, $4, $5)",
-                    &[&org, &(seq as i64), &&root[..], &note, &now_us()],
-                )
-                .await
-                .map_err(pg)?;
-            }
-        }
-        tx.commit().await.map_err(pg)?;
         Ok(acks)
     }
 }
@@ -921,7 +1016,7 @@ impl Store for PgStore {
     }
 
     async fn append(&self, batch: AppendBatch) -> Result<Vec<Appended>, StoreError> {
-        self.append_tx(&batch).await
+        self.group_append(batch).await
     }
 
     async fn list(&self, q: ListQuery) -> Result<Page, StoreError> {
