@@ -892,13 +892,12 @@ impl PgStore {
         for slug in orgs {
             let org = match org_id(&tx, slug).await {
                 Ok(id) => id,
-                Err(e @ StoreError::UnknownOrg(_)) => {
+                Err(StoreError::UnknownOrg(_)) => {
                     for (i, (b, _)) in group.iter().enumerate() {
                         if b.org == slug {
                             results[i] = Some(Err(StoreError::UnknownOrg(b.org.clone())));
                         }
                     }
-                    let _ = e;
                     continue;
                 }
                 Err(e) => return Err(e),
