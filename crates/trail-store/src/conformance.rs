@@ -211,8 +211,6 @@ pub fn random_events(rng: &mut StdRng, n: usize) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// The reference semantics of a filter, for one event.
-
 /// Reads every page of a query.
 pub async fn list_all(store: &dyn Store, scope: Scope, filter: Filter, limit: usize) -> Vec<Event> {
     let mut out = Vec::new();
