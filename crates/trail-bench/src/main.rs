@@ -34,6 +34,7 @@ struct Args {
     skip_query: bool,
     exports: bool,
     postgres: bool,
+    postgres_query: usize,
 }
 
 fn args() -> Result<Args> {
@@ -46,6 +47,7 @@ fn args() -> Result<Args> {
         skip_query: false,
         exports: false,
         postgres: false,
+        postgres_query: 0,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -58,6 +60,7 @@ fn args() -> Result<Args> {
             "--skip-query" => a.skip_query = true,
             "--exports" => a.exports = true,
             "--postgres" => a.postgres = true,
+            "--postgres-query" => a.postgres_query = it.next().context("--postgres-query N")?.parse()?,
             "--bench" => {}
             other => anyhow::bail!("unknown argument {other}"),
         }
@@ -198,36 +201,8 @@ async fn bench_query(n: usize, keep: Option<std::path::PathBuf>) -> Result<()> {
     std::fs::create_dir_all(&dir_path)?;
     let (base, key, store, _stop) = start_server(&dir_path).await?;
     let platform = trail_server::create_api_key(&*store, "acme", KeyScope::Platform, "bench").await?.0;
-    let start = Instant::now();
-    let received = now();
     let chunk = 10_000;
-    let mut done = 0;
-    let mut people = Vec::new();
-    let mut request_ids = Vec::new();
-    while done < n {
-        let m = chunk.min(n - done);
-        let evs = events_part(n, done, m, done as u64 + 7);
-        // 90% of events belong to acme, 10% to globex.
-        let (mut a, mut g) = (Vec::new(), Vec::new());
-        for (i, v) in evs.into_iter().enumerate() {
-            if i % 997 == 0 {
-                request_ids.push(v["request_id"].as_str().unwrap_or_default().to_string());
-                people.push(v["actor"].clone());
-            }
-            let e = (uuid::Uuid::now_v7(), parse_event(v)?);
-            if i % 10 == 9 {
-                g.push(e)
-            } else {
-                a.push(e)
-            }
-        }
-        if !reuse {
-            store.append(AppendBatch { org: "acme".into(), received_at: received, events: a }).await?;
-            store.append(AppendBatch { org: "globex".into(), received_at: received, events: g }).await?;
-        }
-        done += m;
-    }
-    let load = start.elapsed();
+    let (people, request_ids, load) = load_events(&*store, n, chunk, reuse).await?;
     store.close();
     let db = dir_path.join("trail.db");
     let conn = rusqlite::Connection::open(&db)?;
@@ -255,6 +230,68 @@ async fn bench_query(n: usize, keep: Option<std::path::PathBuf>) -> Result<()> {
         bytes as f64 / n as f64
     );
     println!("First page (limit 50, newest first) over HTTP with a read key of the 900k-event organization, 200 runs each after 20 warm-up runs (sorts: 20 after 2).\n");
+    query_table(&base, &key, &platform, &people, &request_ids).await?;
+    let vkey = trail_core::checkpoint::verifier_key("trail.bench/acme", &signer().key.verifying_key());
+    let started = Instant::now();
+    let report = sqlite::verify_org(&db, "acme", &vkey)?.map_err(|t| anyhow::anyhow!("verify failed: {t}"))?;
+    let took = started.elapsed().as_secs_f64();
+    println!("## Full-log verification\n");
+    eprintln!("verifier key: {vkey}");
+    println!(
+        "`verify_org` (what `trail verify --org` runs) on the 900k-event organization: {} entries and {} checkpoints \
+         in {took:.2} s, **{:.0} entries/s** on one core (read, SHA-256 of the exact bytes, identity check, tree \
+         recomputation, every checkpoint's signature and root).\n",
+        report.entries,
+        report.checkpoints,
+        report.entries as f64 / took
+    );
+    let store = SqliteStore::open(&db, signed())?;
+    proof_latency(&store, "acme", report.entries).await?;
+    Ok(())
+}
+
+/// Loads `n` realistic events through `Store::append` (90% acme, 10% globex) unless
+/// `reuse`; returns some actors and request ids seen, and the time it took.
+async fn load_events(
+    store: &dyn Store,
+    n: usize,
+    chunk: usize,
+    reuse: bool,
+) -> Result<(Vec<Value>, Vec<String>, std::time::Duration)> {
+    let start = Instant::now();
+    let received = now();
+    let mut done = 0;
+    let mut people = Vec::new();
+    let mut request_ids = Vec::new();
+    while done < n {
+        let m = chunk.min(n - done);
+        let evs = events_part(n, done, m, done as u64 + 7);
+        // 90% of events belong to acme, 10% to globex.
+        let (mut a, mut g) = (Vec::new(), Vec::new());
+        for (i, v) in evs.into_iter().enumerate() {
+            if i % 997 == 0 {
+                request_ids.push(v["request_id"].as_str().unwrap_or_default().to_string());
+                people.push(v["actor"].clone());
+            }
+            let e = (uuid::Uuid::now_v7(), parse_event(v)?);
+            if i % 10 == 9 {
+                g.push(e)
+            } else {
+                a.push(e)
+            }
+        }
+        if !reuse {
+            store.append(AppendBatch { org: "acme".into(), received_at: received, events: a }).await?;
+            store.append(AppendBatch { org: "globex".into(), received_at: received, events: g }).await?;
+        }
+        done += m;
+    }
+    Ok((people, request_ids, start.elapsed()))
+}
+
+/// First-page latency over HTTP for each filter (read key of acme; `company` with the
+/// platform key).
+async fn query_table(base: &str, key: &str, platform: &str, people: &[Value], request_ids: &[String]) -> Result<()> {
     println!("| filter | p50 ms | p99 ms | rows |");
     println!("|---|---:|---:|---:|");
     let client = reqwest::Client::new();
@@ -305,7 +342,7 @@ async fn bench_query(n: usize, keep: Option<std::path::PathBuf>) -> Result<()> {
         ("q=harb (prefix)", fixed("q=harb"), false),
     ];
     for (name, gen, use_platform) in cases {
-        let k = if use_platform { &platform } else { &key };
+        let k = if use_platform { platform } else { key };
         // Sorts other than time order sort every matching row: fewer runs.
         let runs = if name.starts_with("sort=") { 22 } else { 220 };
         let mut times = Vec::with_capacity(runs);
@@ -326,22 +363,6 @@ async fn bench_query(n: usize, keep: Option<std::path::PathBuf>) -> Result<()> {
         println!("| `{name}` | {:.2} | {:.2} | {rows} |", percentile(&times, 0.5), percentile(&times, 0.99));
     }
     println!();
-    let vkey = trail_core::checkpoint::verifier_key("trail.bench/acme", &signer().key.verifying_key());
-    let started = Instant::now();
-    let report = sqlite::verify_org(&db, "acme", &vkey)?.map_err(|t| anyhow::anyhow!("verify failed: {t}"))?;
-    let took = started.elapsed().as_secs_f64();
-    println!("## Full-log verification\n");
-    eprintln!("verifier key: {vkey}");
-    println!(
-        "`verify_org` (what `trail verify --org` runs) on the 900k-event organization: {} entries and {} checkpoints \
-         in {took:.2} s, **{:.0} entries/s** on one core (read, SHA-256 of the exact bytes, identity check, tree \
-         recomputation, every checkpoint's signature and root).\n",
-        report.entries,
-        report.checkpoints,
-        report.entries as f64 / took
-    );
-    let store = SqliteStore::open(&db, signed())?;
-    proof_latency(&store, "acme", report.entries).await?;
     Ok(())
 }
 
@@ -436,6 +457,43 @@ async fn bench_postgres(n: usize) -> Result<()> {
         println!("| {batch} | {clients} | {trail:.0} | {bare:.0} | {:.2} |", trail / bare);
     }
     println!();
+    Ok(())
+}
+
+/// The query table of `bench_query` on PostgreSQL: `n` events loaded through
+/// `Store::append` into a throwaway cluster, then the same first-page queries.
+async fn bench_postgres_query(n: usize) -> Result<()> {
+    use trail_store::postgres::{testing::Cluster, PgStore};
+    let cluster = Cluster::start().map_err(|e| anyhow::anyhow!(e))?;
+    let url = cluster.database();
+    let store: Arc<dyn Store> = Arc::new(PgStore::open(&url, Some(signer())).await?);
+    for slug in ["acme", "globex"] {
+        store.ensure_org(Org { slug: slug.into(), name: slug.into() }).await?;
+    }
+    let key = trail_server::create_api_key(&*store, "acme", KeyScope::Admin, "bench").await?.0;
+    let platform = trail_server::create_api_key(&*store, "acme", KeyScope::Platform, "bench").await?.0;
+    let chunk = 10_000;
+    let (people, request_ids, load) = load_events(&*store, n, chunk, false).await?;
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    client.batch_execute("VACUUM ANALYZE").await?;
+    let bytes: i64 = client.query_one("SELECT pg_database_size(current_database())", &[]).await?.get(0);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let state = AppState::new(store.clone(), ServerConfig::default(), trail_server::system_clock());
+    tokio::spawn(trail_server::serve(listener, state, std::future::pending()));
+    println!("## PostgreSQL 15: query latency on {n} stored events
+");
+    println!(
+        "Loaded in {:.1} s ({:.0} events/s through `Store::append`, batches of {chunk}), then `VACUUM ANALYZE`. \
+         Database size: {:.0} MB, {:.0} bytes per event.\n",
+        load.as_secs_f64(),
+        n as f64 / load.as_secs_f64(),
+        bytes as f64 / 1e6,
+        bytes as f64 / n as f64
+    );
+    println!("First page (limit 50, newest first) over HTTP, as in the SQLite table above.\n");
+    query_table(&base, &key, &platform, &people, &request_ids).await?;
     Ok(())
 }
 
@@ -715,6 +773,9 @@ fn main() -> Result<()> {
         }
         if a.postgres {
             bench_postgres(a.ingest_events).await?;
+        }
+        if a.postgres_query > 0 {
+            bench_postgres_query(a.postgres_query).await?;
         }
         if a.exports {
             let dir = a.keep.clone().context("--exports needs --keep DIR holding the store of a query run")?;

@@ -31,6 +31,8 @@ macro_rules! conformance_tests {
             leaf_bytes_round_trip,
             idempotency_keys_are_honoured,
             concurrent_appends_are_all_kept,
+            concurrent_duplicates_are_stored_once,
+            abandoned_appends_do_not_fail_others,
             filters_match_the_model,
             pages_cover_every_sort_without_overlap,
             search_finds_words_phrases_and_prefixes,
@@ -165,6 +167,52 @@ pub async fn concurrent_appends_are_all_kept(store: &dyn Store) {
         let stored = store.scan(org, 0, 10_000).await.unwrap();
         assert_eq!(stored.len(), seqs.len());
     }
+}
+
+/// The same idempotency key from many concurrent requests (one group commit, or
+/// several): one event stored, every caller told its id.
+pub async fn concurrent_duplicates_are_stored_once(store: &dyn Store) {
+    seed_org(store, "acme").await;
+    let tasks = (0..32).map(|i| async move {
+        let evs = vec![
+            new_event(json!({"action": "a:b", "idempotency_key": "same"})),
+            new_event(json!({"action": "a:b", "request_id": format!("own-{i}")})),
+        ];
+        store.append(batch("acme", evs)).await.unwrap()
+    });
+    let results = join_all(tasks).await;
+    let ids: HashSet<Uuid> = results.iter().map(|a| a[0].id).collect();
+    assert_eq!(ids.len(), 1, "every caller gets the first event's id");
+    assert_eq!(results.iter().filter(|a| !a[0].duplicate).count(), 1);
+    let stored = store.scan("acme", 0, 1000).await.unwrap();
+    assert_eq!(stored.len(), 33);
+    let mut seqs: Vec<u64> = results.iter().flat_map(|a| a.iter().filter(|x| !x.duplicate).map(|x| x.seq)).collect();
+    seqs.sort();
+    assert_eq!(seqs, (0..33).collect::<Vec<u64>>());
+}
+
+/// Callers that give up while their append is in flight (a client hanging up) leave
+/// the other callers' appends intact, and the log stays contiguous.
+pub async fn abandoned_appends_do_not_fail_others(store: &dyn Store) {
+    seed_org(store, "acme").await;
+    let tasks = (0..48).map(|i| async move {
+        let ev = new_event(json!({"action": "a:b", "request_id": format!("r{i}")}));
+        let append = store.append(batch("acme", vec![ev]));
+        if i % 4 == 0 {
+            // Gives up almost at once, possibly while leading a group.
+            let _ = tokio::time::timeout(std::time::Duration::from_micros(50 * i as u64), append).await;
+            None
+        } else {
+            Some(append.await.unwrap()[0].seq)
+        }
+    });
+    let acked: Vec<u64> = join_all(tasks).await.into_iter().flatten().collect();
+    assert_eq!(acked.len(), 36);
+    // The log has no gaps; every acknowledged seq is in it.
+    let after = store.append(batch("acme", vec![new_event(json!({"action": "a:b"}))])).await.unwrap()[0].seq;
+    let stored: Vec<u64> = store.scan("acme", 0, 1000).await.unwrap().into_iter().map(|(s, _)| s).collect();
+    assert_eq!(stored, (0..=after).collect::<Vec<u64>>());
+    assert!(acked.iter().all(|s| stored.contains(s)));
 }
 
 /// Random but realistic events, for model-based checks.

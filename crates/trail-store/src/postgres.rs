@@ -161,6 +161,18 @@ CREATE TABLE schedules (
 
 /// The PostgreSQL store.
 pub struct PgStore {
+    inner: Arc<Inner>,
+}
+
+impl std::ops::Deref for PgStore {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+/// What the store's methods and its group-commit writer task share.
+pub struct Inner {
     pool: Pool,
     signer: Option<Arc<LogSigner>>,
     /// Identifies this process in notifications, so that it skips its own.
@@ -171,7 +183,7 @@ pub struct PgStore {
     _alive: Arc<()>,
     /// Batches waiting for the next group commit, and the lock its writer holds.
     waiting: std::sync::Mutex<Vec<(AppendBatch, Reply)>>,
-    leader: tokio::sync::Mutex<()>,
+    leader: Arc<tokio::sync::Mutex<()>>,
     /// Monthly partitions known to exist.
     partitions: std::sync::Mutex<std::collections::HashSet<String>>,
 }
@@ -207,7 +219,7 @@ impl PgStore {
         let (elsewhere, _) = tokio::sync::broadcast::channel(1024);
         let alive = Arc::new(());
         let watch = Arc::downgrade(&alive);
-        let store = PgStore {
+        let store = Inner {
             pool,
             signer,
             partitions: Default::default(),
@@ -217,13 +229,10 @@ impl PgStore {
             waiting: Default::default(),
             leader: Default::default(),
         };
+        let store = PgStore { inner: Arc::new(store) };
         store.migrate().await?;
         tokio::spawn(listen(url.to_string(), origin, store.elsewhere.clone(), watch));
         Ok(store)
-    }
-
-    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        self.pool.get().await.map_err(pool_err)
     }
 
     /// Applies the migrations this build knows, under an advisory lock so that several
@@ -646,6 +655,37 @@ async fn node(c: &impl deadpool_postgres::GenericClient, org: i64, level: u32, i
     to_hash(row.get::<_, &[u8]>(0))
 }
 
+/// Several tree nodes in one query, in the order asked.
+async fn nodes(
+    c: &impl deadpool_postgres::GenericClient,
+    org: i64,
+    want: Vec<(u32, u64)>,
+) -> Result<Vec<(u32, Hash)>, StoreError> {
+    if want.is_empty() {
+        return Ok(Vec::new());
+    }
+    let levels: Vec<i32> = want.iter().map(|w| w.0 as i32).collect();
+    let idxs: Vec<i64> = want.iter().map(|w| w.1 as i64).collect();
+    let rows = c
+        .query(
+            "SELECT n.level, n.idx, n.hash FROM tree_nodes n JOIN UNNEST($2::INT4[], $3::INT8[]) AS w(level, idx) \
+             ON n.level = w.level AND n.idx = w.idx WHERE n.org_id = $1",
+            &[&org, &levels, &idxs],
+        )
+        .await
+        .map_err(pg)?;
+    let mut found = std::collections::HashMap::new();
+    for r in rows {
+        found.insert((r.get::<_, i32>(0) as u32, r.get::<_, i64>(1) as u64), to_hash(r.get::<_, &[u8]>(2))?);
+    }
+    want.into_iter()
+        .map(|(level, idx)| {
+            let h = found.remove(&(level, idx));
+            h.map(|h| (level, h)).ok_or_else(|| StoreError::Corrupt(format!("tree node {level}/{idx} is missing")))
+        })
+        .collect()
+}
+
 /// Inserts event rows (their partitions must exist) in one statement.
 async fn insert_events(
     tx: &impl deadpool_postgres::GenericClient,
@@ -821,6 +861,43 @@ impl PgStore {
 
     /// Creates the monthly partitions a batch needs, each in its own statement (so
     /// that concurrent appends do not hold the parent's lock for a whole batch).
+    /// Appends every batch waiting in this process in one transaction (group commit):
+    /// the first caller to find no group in flight writes what has queued up; the
+    /// others wait for their answer, or for the lock if their batch is still waiting.
+    async fn group_append(&self, batch: AppendBatch) -> Result<Vec<Appended>, StoreError> {
+        let (tx, mut rx) = tokio::sync::oneshot::channel();
+        self.waiting.lock().map_err(|_| StoreError::Closed)?.push((batch, tx));
+        loop {
+            tokio::select! {
+                // An answer first: a caller whose batch was written must not queue for
+                // the lock (that made every later group a group of one).
+                biased;
+                r = &mut rx => return r.map_err(|_| StoreError::Closed)?,
+                guard = self.leader.clone().lock_owned() => {
+                    let group = std::mem::take(&mut *self.waiting.lock().map_err(|_| StoreError::Closed)?);
+                    if group.is_empty() {
+                        // Whoever took this batch answered before letting go of the lock.
+                        continue;
+                    }
+                    // A task of its own, so that a caller who goes away mid-write does not
+                    // abort the other callers' group; the lock goes with it.
+                    let inner = self.inner.clone();
+                    let _ = tokio::spawn(async move {
+                        inner.write_group(group).await;
+                        drop(guard);
+                    })
+                    .await;
+                }
+            }
+        }
+    }
+}
+
+impl Inner {
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(pool_err)
+    }
+
     async fn ensure_partitions(&self, c: &deadpool_postgres::Object, batch: &AppendBatch) -> Result<(), StoreError> {
         let mut months = std::collections::BTreeMap::new();
         for (_, e) in &batch.events {
@@ -845,25 +922,15 @@ impl PgStore {
         Ok(())
     }
 
-    /// Appends every batch waiting in this process in one transaction (group commit):
-    /// the first caller to find no group in flight writes what has queued up, the
-    /// others wait for their answer.
-    async fn group_append(&self, batch: AppendBatch) -> Result<Vec<Appended>, StoreError> {
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.waiting.lock().map_err(|_| StoreError::Closed)?.push((batch, tx));
-        {
-            let _leader = self.leader.lock().await;
-            let group = std::mem::take(&mut *self.waiting.lock().map_err(|_| StoreError::Closed)?);
-            if !group.is_empty() {
-                self.write_group(group).await;
-            }
-        }
-        rx.await.map_err(|_| StoreError::Closed)?
-    }
-
     async fn write_group(&self, group: Vec<(AppendBatch, Reply)>) {
         let mut results: Vec<Option<Result<Vec<Appended>, StoreError>>> = group.iter().map(|_| None).collect();
-        let outcome = self.write_group_tx(&group, &mut results).await;
+        let mut outcome = self.write_group_tx(&group, &mut results, false).await;
+        if group.len() > 1 && matches!(outcome, Err(StoreError::Corrupt(_) | StoreError::Invalid { .. })) {
+            // The database refused something in the group: again, each batch on its own,
+            // so that only the bad one fails.
+            results.iter_mut().for_each(|r| *r = None);
+            outcome = self.write_group_tx(&group, &mut results, true).await;
+        }
         for ((_, reply), r) in group.into_iter().zip(results) {
             let r = match (&outcome, r) {
                 (Err(e), Some(Ok(_)) | None) => Err(StoreError::Unavailable(e.to_string())),
@@ -874,12 +941,14 @@ impl PgStore {
         }
     }
 
-    /// The group's transaction. Each batch runs in a savepoint, so a bad batch fails
-    /// alone; organizations are locked in slug order (the same in every process).
+    /// The group's transaction: one insert per table and organization for the whole
+    /// group, or with `isolate` each batch in a savepoint, so that a bad batch fails
+    /// alone. Organizations are locked in slug order (the same in every process).
     async fn write_group_tx(
         &self,
         group: &[(AppendBatch, Reply)],
         results: &mut [Option<Result<Vec<Appended>, StoreError>>],
+        isolate: bool,
     ) -> Result<(), StoreError> {
         let mut c = self.client().await?;
         for (batch, _) in group {
@@ -905,18 +974,25 @@ impl PgStore {
             tx.execute("INSERT INTO logs (org_id) VALUES ($1) ON CONFLICT DO NOTHING", &[&org]).await.map_err(pg)?;
             let size: i64 =
                 tx.query_one("SELECT size FROM logs WHERE org_id = $1 FOR UPDATE", &[&org]).await.map_err(pg)?.get(0);
-            let mut frontier = Frontier { size: size as u64, nodes: Vec::new() };
-            for (level, idx) in Frontier::shape(size as u64) {
-                frontier.nodes.push((level, node(&tx, org, level, idx).await?));
+            let mut frontier =
+                Frontier { size: size as u64, nodes: nodes(&tx, org, Frontier::shape(size as u64)).await? };
+            if !isolate {
+                let mine: Vec<usize> = (0..group.len()).filter(|&i| group[i].0.org == slug).collect();
+                let batches: Vec<&AppendBatch> = mine.iter().map(|&i| &group[i].0).collect();
+                let acks = self.append_many(&tx, org, &mut frontier, &batches).await?;
+                for (i, acks) in mine.into_iter().zip(acks) {
+                    results[i] = Some(Ok(acks));
+                }
             }
             for (i, (batch, _)) in group.iter().enumerate() {
-                if batch.org != slug {
+                if batch.org != slug || !isolate {
                     continue;
                 }
                 tx.batch_execute("SAVEPOINT batch").await.map_err(pg)?;
                 let before = frontier.clone();
-                match self.append_one(&tx, org, &mut frontier, batch).await {
-                    Ok(acks) => {
+                match self.append_many(&tx, org, &mut frontier, &[batch]).await {
+                    Ok(mut acks) => {
+                        let acks = acks.pop().unwrap_or_default();
                         tx.batch_execute("RELEASE SAVEPOINT batch").await.map_err(pg)?;
                         results[i] = Some(Ok(acks));
                     }
@@ -949,19 +1025,21 @@ impl PgStore {
         tx.commit().await.map_err(pg)
     }
 
-    /// One batch's rows, tree nodes and idempotency keys, extending `frontier`.
-    async fn append_one(
+    /// The batches' rows, tree nodes and idempotency keys, extending `frontier`; the
+    /// acknowledgements of each batch.
+    async fn append_many(
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
         org: i64,
         frontier: &mut Frontier,
-        batch: &AppendBatch,
-    ) -> Result<Vec<Appended>, StoreError> {
+        batches: &[&AppendBatch],
+    ) -> Result<Vec<Vec<Appended>>, StoreError> {
         let mut seq = frontier.size;
-        let mut acks = Vec::with_capacity(batch.events.len());
-        // Idempotency keys seen before (or earlier in this batch) are acknowledged with
+        let mut all_acks = Vec::with_capacity(batches.len());
+        // Idempotency keys seen before (or earlier in this group) are acknowledged with
         // the earlier event.
-        let keys: Vec<String> = batch.events.iter().filter_map(|(_, e)| e.idempotency_key.clone()).collect();
+        let keys: Vec<String> =
+            batches.iter().flat_map(|b| b.events.iter().filter_map(|(_, e)| e.idempotency_key.clone())).collect();
         let mut seen: std::collections::HashMap<String, (Uuid, u64)> = std::collections::HashMap::new();
         if !keys.is_empty() {
             let rows = tx
@@ -972,26 +1050,30 @@ impl PgStore {
                 seen.insert(r.get(0), (r.get(1), r.get::<_, i64>(2) as u64));
             }
         }
-        let mut rows = Vec::with_capacity(batch.events.len());
+        let mut rows = Vec::new();
         let mut nodes = Vec::new();
         let (mut new_keys, mut new_key_ids, mut new_key_seqs) = (Vec::new(), Vec::new(), Vec::new());
-        for (id, new) in &batch.events {
-            if let Some(key) = &new.idempotency_key {
-                if let Some((id, s)) = seen.get(key) {
-                    acks.push(Appended { id: *id, seq: *s, duplicate: true });
-                    continue;
+        for batch in batches {
+            let mut acks = Vec::with_capacity(batch.events.len());
+            for (id, new) in &batch.events {
+                if let Some(key) = &new.idempotency_key {
+                    if let Some((id, s)) = seen.get(key) {
+                        acks.push(Appended { id: *id, seq: *s, duplicate: true });
+                        continue;
+                    }
+                    seen.insert(key.clone(), (*id, seq));
+                    new_keys.push(key.clone());
+                    new_key_ids.push(*id);
+                    new_key_seqs.push(seq as i64);
                 }
-                seen.insert(key.clone(), (*id, seq));
-                new_keys.push(key.clone());
-                new_key_ids.push(*id);
-                new_key_seqs.push(seq as i64);
+                let ev = Event::from_new(new.clone(), *id, &batch.org, seq, batch.received_at);
+                let leaf = ev.to_leaf();
+                nodes.extend(frontier.push(leaf_hash(&leaf)));
+                rows.push((ev, leaf));
+                acks.push(Appended { id: *id, seq, duplicate: false });
+                seq += 1;
             }
-            let ev = Event::from_new(new.clone(), *id, &batch.org, seq, batch.received_at);
-            let leaf = ev.to_leaf();
-            nodes.extend(frontier.push(leaf_hash(&leaf)));
-            rows.push((ev, leaf));
-            acks.push(Appended { id: *id, seq, duplicate: false });
-            seq += 1;
+            all_acks.push(acks);
         }
         insert_events(tx, org, &rows).await?;
         insert_nodes(tx, org, &nodes).await?;
@@ -1004,7 +1086,7 @@ impl PgStore {
             .await
             .map_err(pg)?;
         }
-        Ok(acks)
+        Ok(all_acks)
     }
 }
 
