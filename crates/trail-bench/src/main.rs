@@ -233,7 +233,7 @@ async fn bench_query(n: usize, keep: Option<std::path::PathBuf>) -> Result<()> {
     query_table(&base, &key, &platform, &people, &request_ids).await?;
     let vkey = trail_core::checkpoint::verifier_key("trail.bench/acme", &signer().key.verifying_key());
     let started = Instant::now();
-    let report = sqlite::verify_org(&db, "acme", &vkey)?.map_err(|t| anyhow::anyhow!("verify failed: {t}"))?;
+    let report = sqlite::verify_org(&db, "acme", &vkey, None)?.map_err(|t| anyhow::anyhow!("verify failed: {t}"))?;
     let took = started.elapsed().as_secs_f64();
     println!("## Full-log verification\n");
     eprintln!("verifier key: {vkey}");
@@ -482,8 +482,10 @@ async fn bench_postgres_query(n: usize) -> Result<()> {
     let base = format!("http://{}", listener.local_addr()?);
     let state = AppState::new(store.clone(), ServerConfig::default(), trail_server::system_clock());
     tokio::spawn(trail_server::serve(listener, state, std::future::pending()));
-    println!("## PostgreSQL 15: query latency on {n} stored events
-");
+    println!(
+        "## PostgreSQL 15: query latency on {n} stored events
+"
+    );
     println!(
         "Loaded in {:.1} s ({:.0} events/s through `Store::append`, batches of {chunk}), then `VACUUM ANALYZE`. \
          Database size: {:.0} MB, {:.0} bytes per event.\n",

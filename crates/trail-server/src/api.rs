@@ -101,11 +101,13 @@ fn list_params(pairs: &[(String, String)]) -> Result<(Filter, Option<String>, us
 
 async fn list(State(st): State<AppState>, caller: Caller, q: Pairs) -> Result<Response, ApiError> {
     let scope = caller.read_scope()?;
-    let (filter, cursor, limit) = list_params(&pairs(q)?)?;
+    let (mut filter, cursor, limit) = list_params(&pairs(q)?)?;
+    let now = (st.clock)();
+    crate::retention::online_window(&st, &mut filter, now)?;
     if cursor.is_none() && st.config.audit_reads {
         selfaudit::view(&st, &caller, "list", trail_core::query::render(&filter));
     }
-    let page = st.store.list(ListQuery { scope, filter, now: (st.clock)(), cursor, limit }).await?;
+    let page = st.store.list(ListQuery { scope, filter, now, cursor, limit }).await?;
     // The stored bytes are already JSON: splice them in rather than re-serialising.
     let size: usize = page.events.iter().map(|e| e.len() + 1).sum();
     let mut out = Vec::with_capacity(size + 64);
@@ -160,8 +162,10 @@ async fn detail(State(st): State<AppState>, caller: Caller, Path(id): Path<Strin
 
 async fn facets(State(st): State<AppState>, caller: Caller, q: Pairs) -> Result<Response, ApiError> {
     let scope = caller.read_scope()?;
-    let (filter, _, _) = list_params(&pairs(q)?)?;
-    let f = st.store.facets(scope, filter, (st.clock)()).await?;
+    let (mut filter, _, _) = list_params(&pairs(q)?)?;
+    let now = (st.clock)();
+    crate::retention::online_window(&st, &mut filter, now)?;
+    let f = st.store.facets(scope, filter, now).await?;
     let counts = |c: &[Count]| {
         c.iter()
             .map(|c| match &c.label {

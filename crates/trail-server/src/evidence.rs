@@ -1,25 +1,30 @@
 //! Evidence export: a stream of JSON Lines (see `trail_core::evidence`) for the events
 //! of one organization matching a filter, every one proving into the newest checkpoint.
-//! Memory stays constant: one page of events at a time.
+//! Memory stays constant: one chunk of events at a time.
 
 use bytes::Bytes;
 use futures::Stream;
+use std::sync::Arc;
 use trail_core::{
     evidence::{Entry, Header, FORMAT},
     Event, Filter, Sort, SortField, Timestamp,
 };
-use trail_store::{DynStore, ListQuery, Scope, StoreError};
+
+use trail_store::{archive::Archive, DynStore, ListQuery, Scope, StoreError, StreamRx};
 
 use crate::error::ApiError;
 
-/// Events read per page.
+/// Events read per chunk.
 const PAGE: usize = 500;
 
 /// The evidence lines for the events of one organization (`scope.org`, which must be
-/// set) matching `filter` that the scope lets the caller see, oldest first. Events newer
-/// than the newest checkpoint are left out (they prove into the next one).
+/// set) matching `filter` that the scope lets the caller see, oldest first; with an
+/// archive, archived events too (their bytes from the archive, their proofs from the
+/// kept tree). Events newer than the newest checkpoint are left out (they prove into
+/// the next one).
 pub async fn stream(
     store: DynStore,
+    archive: Option<Arc<Archive>>,
     scope: Scope,
     mut filter: Filter,
     now: Timestamp,
@@ -34,18 +39,19 @@ pub async fn stream(
     let header = Header { format: FORMAT.into(), checkpoint: cp.note.clone(), verifier_key };
     let mut first = serde_json::to_vec(&header).unwrap_or_default();
     first.push(b'\n');
+    let rx = match archive {
+        Some(a) => trail_store::archive::merged(store.clone(), a, scope, filter, now, PAGE).await?,
+        None => store.stream(ListQuery { scope, filter, now, cursor: None, limit: PAGE }, PAGE).await?,
+    };
     struct State {
         store: DynStore,
         org: String,
-        scope: Scope,
-        filter: Filter,
-        now: Timestamp,
         size: u64,
-        cursor: Option<String>,
+        rx: StreamRx,
         header: Option<Vec<u8>>,
         done: bool,
     }
-    let state = State { store, org, scope, filter, now, size: cp.size, cursor: None, header: Some(first), done: false };
+    let state = State { store, org, size: cp.size, rx, header: Some(first), done: false };
     Ok(futures::stream::unfold(state, |mut st| async move {
         if let Some(h) = st.header.take() {
             return Some((Ok(Bytes::from(h)), st));
@@ -53,17 +59,17 @@ pub async fn stream(
         if st.done {
             return None;
         }
-        let page = async {
-            let q = ListQuery {
-                scope: st.scope.clone(),
-                filter: st.filter.clone(),
-                now: st.now,
-                cursor: st.cursor.clone(),
-                limit: PAGE,
-            };
-            let page = st.store.list(q).await?;
+        let chunk = match st.rx.recv().await {
+            None => return None,
+            Some(Err(e)) => {
+                st.done = true;
+                return Some((Err(e), st));
+            }
+            Some(Ok(c)) => c,
+        };
+        let lines = async {
             let mut out = Vec::new();
-            for leaf in &page.events {
+            for leaf in &chunk {
                 let seq = Event::from_leaf(leaf).map_err(|e| StoreError::Corrupt(e.to_string()))?.seq;
                 if seq >= st.size {
                     continue;
@@ -73,14 +79,10 @@ pub async fn stream(
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 out.push(b'\n');
             }
-            Ok::<_, StoreError>((out, page.next_cursor))
+            Ok::<_, StoreError>(out)
         };
-        match page.await {
-            Ok((out, next)) => {
-                st.done = next.is_none();
-                st.cursor = next;
-                Some((Ok(Bytes::from(out)), st))
-            }
+        match lines.await {
+            Ok(out) => Some((Ok(Bytes::from(out)), st)),
             Err(e) => {
                 st.done = true;
                 Some((Err(e), st))

@@ -27,7 +27,7 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use trail_core::{Event, Filter, Timestamp};
 use trail_export::{CsvWriter, Format, JsonWriter, Meta, Preset, XlsxWriter};
-use trail_store::{DynStore, ListQuery, Schedule, Scope};
+use trail_store::{archive::Archive, DynStore, ListQuery, Schedule, Scope, StreamRx};
 use uuid::Uuid;
 
 use crate::{auth::Caller, error::ApiError, selfaudit, AppState};
@@ -40,6 +40,7 @@ pub const MAX_PDF_ROWS: u64 = 50_000;
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/export", get(export))
+        .route("/api/v1/download", get(download))
         .route("/api/v1/exports", post(start_job))
         .route("/api/v1/exports/{id}", get(job_status))
         .route("/api/v1/exports/{id}/file", get(job_file))
@@ -63,6 +64,10 @@ pub struct ExportRequest {
     pub generated_by: String,
     /// The evidence verifier key (evidence only).
     pub verifier_key: Option<String>,
+    /// Read archived events too, merged in time order (downloads and evidence).
+    pub archive: Option<Arc<Archive>>,
+    /// A "Download log" of a period rather than an export of the online view.
+    pub download: bool,
 }
 
 impl ExportRequest {
@@ -131,6 +136,9 @@ fn request(st: &AppState, caller: &Caller, pairs: Vec<(String, String)>) -> Resu
         }
         _ => None,
     };
+    if format != Format::Evidence {
+        crate::retention::online_window(st, &mut filter, (st.clock)())?;
+    }
     let generated_by = caller.actor()["email"].as_str().or(caller.actor()["name"].as_str()).unwrap_or("").to_string();
     Ok(ExportRequest {
         format,
@@ -140,8 +148,100 @@ fn request(st: &AppState, caller: &Caller, pairs: Vec<(String, String)>) -> Resu
         audit_org: caller.org.clone(),
         actor: caller.actor(),
         generated_by,
+        archive: (format == Format::Evidence).then(|| st.archive.clone()).flatten(),
         verifier_key,
+        download: false,
     })
+}
+
+/// Builds a "Download log" request: any period (`from`, `to`, and any other filter),
+/// archived and online events merged in time order, as CSV or JSON Lines.
+fn download_request(st: &AppState, caller: &Caller, pairs: Vec<(String, String)>) -> Result<ExportRequest, ApiError> {
+    let mut format = Format::Csv;
+    let mut org = None;
+    let mut rest = Vec::new();
+    for (k, v) in pairs {
+        match k.as_str() {
+            "format" => {
+                format = match Format::parse(&v) {
+                    Some(f @ (Format::Csv | Format::Jsonl)) => f,
+                    _ => return Err(ApiError::field("format", "a download is csv or jsonl")),
+                }
+            }
+            "org" => org = Some(v),
+            "download" | "cursor" | "limit" | "sort" => {}
+            _ => rest.push((k, v)),
+        }
+    }
+    let filter = Filter::from_pairs(rest.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    let mut scope = caller.export_scope()?;
+    if let Some(o) = org.as_deref() {
+        scope.org = Some(caller.log_org(Some(o))?);
+    }
+    let generated_by = caller.actor()["email"].as_str().or(caller.actor()["name"].as_str()).unwrap_or("").to_string();
+    Ok(ExportRequest {
+        format,
+        preset: Preset::Standard,
+        scope,
+        filter,
+        audit_org: caller.org.clone(),
+        actor: caller.actor(),
+        generated_by,
+        verifier_key: None,
+        archive: st.archive.clone(),
+        download: true,
+    })
+}
+
+/// The request's events, a chunk at a time: from the store, or (with an archive) from
+/// the archive and the store merged in time order.
+async fn open_rx(store: &DynStore, req: &ExportRequest, now: Timestamp) -> Result<StreamRx, ApiError> {
+    let mut filter = req.filter.clone();
+    if req.download {
+        filter.sort = trail_core::Sort { field: trail_core::SortField::Timestamp, desc: false };
+    }
+    Ok(match &req.archive {
+        Some(a) => {
+            trail_store::archive::merged(store.clone(), a.clone(), req.scope.clone(), filter, now, CHUNK).await?
+        }
+        None => {
+            let query = ListQuery { scope: req.scope.clone(), filter, now, cursor: None, limit: CHUNK };
+            store.stream(query, CHUNK).await?
+        }
+    })
+}
+
+/// Rows a request will give: the store's count plus, with an archive, the archived
+/// events of the files its period touches (an upper bound, for progress).
+async fn estimate(st: &AppState, req: &ExportRequest, now: Timestamp) -> Result<u64, ApiError> {
+    let mut n = st.store.count(req.scope.clone(), req.filter.clone(), now).await?;
+    if req.archive.is_some() {
+        let (from, to) = req.filter.time_range(now);
+        for f in st.store.archives(req.scope.org.as_deref()).await? {
+            let min = Timestamp::parse_rfc3339(&f.min_time).map(|t| t.0).unwrap_or(i64::MIN);
+            let max = Timestamp::parse_rfc3339(&f.max_time).map(|t| t.0).unwrap_or(i64::MAX);
+            if from.is_none_or(|from| max >= from.0) && to.is_none_or(|to| min <= to.0) {
+                n += f.count;
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// `GET /api/v1/download`: streamed when small, a background job (202) when large.
+async fn download(
+    State(st): State<AppState>,
+    caller: Caller,
+    q: Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let req = download_request(&st, &caller, q.0)?;
+    let now = (st.clock)();
+    let n = estimate(&st, &req, now).await?;
+    if n > st.config.exports.sync_rows {
+        let job = start(&st, &caller, req, n).await?;
+        return Ok((StatusCode::ACCEPTED, Json(job.json())).into_response());
+    }
+    Ok((attachment(req.format, now), stream_body(st, req, now).await?).into_response())
 }
 
 /// Records the export in the log.
@@ -152,6 +252,9 @@ pub(crate) async fn record_export(st: &AppState, req: &ExportRequest, rows: u64,
         "rows": rows,
         "org": req.scope.org.clone().unwrap_or_else(|| "*".into()),
     });
+    if req.download {
+        details["download"] = json!(true);
+    }
     if let (Some(d), Some(x)) = (details.as_object_mut(), extra.as_object()) {
         d.extend(x.clone());
     }
@@ -190,10 +293,17 @@ pub async fn to_file(
     for dir in path.parent().into_iter().chain([tmp]) {
         std::fs::create_dir_all(dir).map_err(internal)?;
     }
-    let query = ListQuery { scope: req.scope.clone(), filter: req.filter.clone(), now, cursor: None, limit: CHUNK };
     if req.format == Format::Evidence {
         let vkey = req.verifier_key.clone().unwrap_or_default();
-        let lines = crate::evidence::stream(store.clone(), req.scope.clone(), req.filter.clone(), now, vkey).await?;
+        let lines = crate::evidence::stream(
+            store.clone(),
+            req.archive.clone(),
+            req.scope.clone(),
+            req.filter.clone(),
+            now,
+            vkey,
+        )
+        .await?;
         let mut lines = std::pin::pin!(lines);
         let mut file = std::fs::File::create(path).map_err(internal)?;
         let mut rows = 0u64;
@@ -215,7 +325,7 @@ pub async fn to_file(
             ));
         }
     }
-    let mut rx = store.stream(query, CHUNK).await?;
+    let mut rx = open_rx(store, req, now).await?;
     let (format, preset, meta) = (req.format, req.preset, req.meta(now));
     let (path, tmp) = (path.to_path_buf(), tmp.to_path_buf());
     tokio::task::spawn_blocking(move || -> Result<u64, ApiError> {
@@ -313,8 +423,15 @@ async fn export(
         }
         Format::Evidence => {
             let vkey = req.verifier_key.clone().unwrap_or_default();
-            let lines =
-                crate::evidence::stream(st.store.clone(), req.scope.clone(), req.filter.clone(), now, vkey).await?;
+            let lines = crate::evidence::stream(
+                st.store.clone(),
+                req.archive.clone(),
+                req.scope.clone(),
+                req.filter.clone(),
+                now,
+                vkey,
+            )
+            .await?;
             let counted =
                 count_then_record(st.clone(), req.clone(), lines.map(|r| r.map_err(std::io::Error::other)), true);
             Ok((attachment(req.format, now), Body::from_stream(counted)).into_response())
@@ -364,8 +481,7 @@ fn count_then_record(
 
 /// CSV, JSON or JSON Lines straight from the store, a chunk at a time.
 async fn stream_body(st: AppState, req: ExportRequest, now: Timestamp) -> Result<Body, ApiError> {
-    let query = ListQuery { scope: req.scope.clone(), filter: req.filter.clone(), now, cursor: None, limit: CHUNK };
-    let rx = st.store.stream(query, CHUNK).await?;
+    let rx = open_rx(&st.store, &req, now).await?;
     let format = req.format;
     let rows = Arc::new(AtomicU64::new(0));
     let counter = rows.clone();
@@ -527,8 +643,12 @@ async fn start_job(
     caller: Caller,
     q: Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let req = request(&st, &caller, q.0)?;
-    let n = st.store.count(req.scope.clone(), req.filter.clone(), (st.clock)()).await?;
+    let req = if q.0.iter().any(|(k, v)| k == "download" && v != "0" && v != "false") {
+        download_request(&st, &caller, q.0)?
+    } else {
+        request(&st, &caller, q.0)?
+    };
+    let n = estimate(&st, &req, (st.clock)()).await?;
     if req.format == Format::Pdf && n > MAX_PDF_ROWS {
         return Err(ApiError::field(
             "format",
@@ -759,6 +879,8 @@ pub(crate) async fn run_schedule(st: &AppState, s: &Schedule, now: Timestamp) ->
         actor: json!({"id": format!("schedule-{}", s.id), "name": format!("scheduled export '{}'", s.name), "type": "system"}),
         generated_by: format!("scheduled export '{}' (made by {})", s.name, s.created_by),
         verifier_key: None,
+        archive: None,
+        download: false,
     };
     let folder = s.directory.clone().unwrap_or_else(|| format!("schedule-{}", s.id));
     let path = st.config.exports.dir.join(&s.org).join(folder).join(format.file_name(now));

@@ -12,6 +12,7 @@ pub mod evidence;
 pub mod exports;
 mod live;
 mod people;
+pub mod retention;
 pub mod selfaudit;
 pub mod throttle;
 mod ui;
@@ -26,6 +27,7 @@ use trail_store::DynStore;
 pub use auth::{create_api_key, generate_key, hash_key};
 pub use error::ApiError;
 pub use people::{hash_password, one_time_password};
+pub use retention::RetentionConfig;
 
 /// What the server needs to know, resolved by the `trail` binary.
 #[derive(Debug, Clone, Default)]
@@ -44,6 +46,8 @@ pub struct ServerConfig {
     /// Record `audit:view` when a caller opens a list or an event (`trail serve`
     /// always does; exports, logins and changes are recorded regardless).
     pub audit_reads: bool,
+    /// Retention, the archive and the online query window.
+    pub retention: RetentionConfig,
 }
 
 /// Export settings.
@@ -116,12 +120,15 @@ pub struct AppState {
     views: Arc<selfaudit::Views>,
     jobs: Arc<exports::Jobs>,
     live: Arc<live::Live>,
+    /// Where retention archives events (and downloads read them back).
+    pub archive: Option<Arc<trail_store::archive::Archive>>,
 }
 
 impl AppState {
     pub fn new(store: DynStore, config: ServerConfig, clock: Clock) -> AppState {
         let st = AppState {
             store,
+            archive: retention::open(&config.retention),
             config: Arc::new(config),
             clock,
             keys: Arc::default(),

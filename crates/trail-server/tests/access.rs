@@ -611,7 +611,7 @@ async fn injection_attempts_fail_cleanly_and_change_nothing() {
     let path = s.store.path().to_path_buf();
     let vkey =
         trail_core::checkpoint::verifier_key("trail.test/acme", &SigningKey::from_bytes(&[5; 32]).verifying_key());
-    let report = trail_store::sqlite::verify_org(&path, "acme", &vkey).unwrap().unwrap();
+    let report = trail_store::sqlite::verify_org(&path, "acme", &vkey, None).unwrap().unwrap();
     assert_eq!(report.entries, after.len() as u64);
 }
 

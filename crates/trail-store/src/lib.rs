@@ -5,6 +5,7 @@
 //! append is acknowledged only after its transaction is durable.
 
 mod accounts;
+pub mod archive;
 pub mod conformance;
 mod error;
 pub mod postgres;
@@ -275,6 +276,34 @@ pub trait Store: Send + Sync + 'static {
     /// Finishes pending writes and releases the backend (the embedded store waits for
     /// its writer's last commit). Further appends fail.
     fn close(&self) {}
+
+    /// Up to `limit` events of `org` past their retention period at `as_of`, in seq
+    /// order, after seq `after` (retention; see `archive`).
+    async fn expired(
+        &self,
+        org: &str,
+        rules: &archive::Retention,
+        as_of: Timestamp,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<archive::Expired>, StoreError> {
+        let _ = (org, rules, as_of, after, limit);
+        Err(StoreError::Unavailable("retention is not available on this backend".into()))
+    }
+
+    /// Records archive files and deletes the archived events' rows (keeping their leaf
+    /// hashes) in one transaction; returns the rows deleted.
+    async fn archived(&self, org: &str, files: Vec<archive::ArchiveFile>, seqs: Vec<u64>) -> Result<u64, StoreError> {
+        let _ = (org, files, seqs);
+        Err(StoreError::Unavailable("retention is not available on this backend".into()))
+    }
+
+    /// The archive files recorded for an organization (every organization's if `None`),
+    /// by day.
+    async fn archives(&self, org: Option<&str>) -> Result<Vec<archive::ArchiveFile>, StoreError> {
+        let _ = org;
+        Ok(Vec::new())
+    }
 
     /// Whether any event is stored (so `--demo` fills only an empty store).
     async fn is_empty(&self) -> Result<bool, StoreError>;

@@ -34,6 +34,7 @@ use uuid::Uuid;
 mod accounts;
 
 use crate::{
+    archive::{ArchiveFile, Expired, Retention},
     ApiKey, AppendBatch, Appended, Categories, Count, Facets, ListQuery, NewKey, NewUser, Org, Page, Role, Schedule,
     Scope, Session, SignedCheckpoint, Store, StoreError, StreamRx, User, UserChange,
 };
@@ -202,6 +203,17 @@ CREATE TABLE schedules (
     next_run INTEGER NOT NULL,
     last_run INTEGER
 );
+"#,
+    r#"
+-- Archive files written by retention (see `archive`): the manifest as JSON. A row is
+-- written in the transaction that deletes the archived events' rows.
+CREATE TABLE archives (
+    path TEXT PRIMARY KEY,
+    org_id INTEGER NOT NULL REFERENCES orgs(id),
+    day TEXT NOT NULL,
+    manifest TEXT NOT NULL
+);
+CREATE INDEX archives_org_day ON archives(org_id, day);
 "#,
 ];
 
@@ -686,9 +698,13 @@ fn append_batch(
     let org = org_id(conn, orgs, slugs, &batch.org)?;
     let mut seq = match st.next_seq.get(&org) {
         Some(s) => *s,
-        None => conn.query_row("SELECT IFNULL(MAX(seq) + 1, 0) FROM events WHERE org_id = ?1", [org], |r| {
-            r.get::<_, i64>(0).map(|v| v as u64)
-        })?,
+        // The log's size is its number of leaf hashes: retention may have deleted the
+        // newest rows, never a leaf hash.
+        None => conn.query_row(
+            "SELECT IFNULL(MAX(idx) + 1, 0) FROM tree_nodes WHERE org_id = ?1 AND level = 0",
+            [org],
+            |r| r.get::<_, i64>(0).map(|v| v as u64),
+        )?,
     };
     let mut tree = match st.trees.remove(&org) {
         Some(t) => t,
@@ -924,6 +940,109 @@ mod field {
 
 fn token(field: char, value: &str) -> String {
     format!("{field}{:016x}", fnv(value))
+}
+
+/// The FTS document an event was indexed with (to delete it from the contentless index).
+fn fts_doc(org_id: i64, ev: &Event) -> String {
+    let mut doc = String::new();
+    terms(ev, &mut doc);
+    search_text(ev, &mut doc);
+    format!("{} {doc}", org_token(org_id))
+}
+
+/// Events of `org` past their retention, in seq order after `after`.
+fn expired_blocking(
+    conn: &Connection,
+    org: &str,
+    rules: &Retention,
+    as_of: Timestamp,
+    after: Option<u64>,
+    limit: usize,
+) -> Result<Vec<Expired>, StoreError> {
+    let org_id = known_org(conn, org)?;
+    let mut params: Vec<SqlValue> = vec![SqlValue::Integer(org_id), SqlValue::Integer(after.map_or(-1, |a| a as i64))];
+    let mut conds = Vec::new();
+    for (cat, days) in &rules.categories {
+        if *days > 0 {
+            params.push(SqlValue::Text(cat.clone()));
+            params.push(SqlValue::Integer(Retention::cutoff(*days, as_of).0));
+            conds.push(format!("(e.category = ?{} AND e.ts < ?{})", params.len() - 1, params.len()));
+        }
+    }
+    if rules.default_days > 0 {
+        let mut others = Vec::new();
+        for cat in rules.categories.keys() {
+            params.push(SqlValue::Text(cat.clone()));
+            others.push(format!("?{}", params.len()));
+        }
+        params.push(SqlValue::Integer(Retention::cutoff(rules.default_days, as_of).0));
+        let not_in =
+            if others.is_empty() { String::new() } else { format!("e.category NOT IN ({}) AND ", others.join(", ")) };
+        conds.push(format!("({not_in}e.ts < ?{})", params.len()));
+    }
+    if conds.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT e.seq, e.ts, e.category, l.leaf FROM events e JOIN leaves l ON l.org_id = e.org_id AND l.seq = e.seq \
+         WHERE e.org_id = ?1 AND e.seq > ?2 AND ({}) ORDER BY e.seq LIMIT {}",
+        conds.join(" OR "),
+        limit.max(1)
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(params), |r| {
+        Ok(Expired { seq: r.get::<_, i64>(0)? as u64, ts: r.get(1)?, category: r.get(2)?, leaf: r.get(3)? })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Records archive files and deletes the archived events' rows, leaves and index
+/// entries in one transaction (tree nodes and checkpoints stay).
+fn archived_blocking(conn: &mut Connection, org: &str, files: &[ArchiveFile], seqs: &[u64]) -> Result<u64, StoreError> {
+    let org_id = known_org(conn, org)?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut deleted = 0u64;
+    {
+        let mut find = tx.prepare_cached(
+            "SELECT e.pos, l.leaf FROM events e JOIN leaves l ON l.org_id = e.org_id AND l.seq = e.seq \
+             WHERE e.org_id = ?1 AND e.seq = ?2",
+        )?;
+        let mut fts = tx.prepare_cached("INSERT INTO events_fts (events_fts, rowid, doc) VALUES ('delete', ?1, ?2)")?;
+        let mut del_event = tx.prepare_cached("DELETE FROM events WHERE pos = ?1")?;
+        let mut del_leaf = tx.prepare_cached("DELETE FROM leaves WHERE org_id = ?1 AND seq = ?2")?;
+        for seq in seqs {
+            let row = find
+                .query_row(params![org_id, *seq as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+                .optional()?;
+            let Some((pos, leaf)) = row else { continue };
+            let ev = Event::from_leaf(&leaf).map_err(|e| StoreError::Corrupt(format!("entry {seq}: {e}")))?;
+            fts.execute(params![pos, fts_doc(org_id, &ev)])?;
+            del_event.execute([pos])?;
+            del_leaf.execute(params![org_id, *seq as i64])?;
+            deleted += 1;
+        }
+        let mut rec =
+            tx.prepare_cached("INSERT OR REPLACE INTO archives (path, org_id, day, manifest) VALUES (?1, ?2, ?3, ?4)")?;
+        for f in files {
+            let manifest = serde_json::to_string(f).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            rec.execute(params![f.path, org_id, f.day, manifest])?;
+        }
+    }
+    tx.commit()?;
+    Ok(deleted)
+}
+
+fn archives_blocking(conn: &Connection, org: Option<&str>) -> Result<Vec<ArchiveFile>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT a.manifest FROM archives a JOIN orgs o ON o.id = a.org_id WHERE (?1 IS NULL OR o.slug = ?1) \
+         ORDER BY a.day, a.path",
+    )?;
+    let rows = stmt.query_map([org], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for m in rows {
+        out.push(serde_json::from_str(&m?).map_err(|e| StoreError::Corrupt(format!("archive manifest: {e}")))?);
+    }
+    Ok(out)
 }
 
 fn org_token(org_id: i64) -> String {
@@ -1630,11 +1749,16 @@ pub struct Tampered {
     pub message: String,
 }
 
-/// Recomputes an organization's whole log from the stored event bytes: every entry
-/// must be present in order, match its recorded leaf hash and say who it is; every
+/// Recomputes an organization's whole log from the stored event bytes (and the
+/// archive's, for entries retention archived): every entry must be present in order, match its recorded leaf hash and say who it is; every
 /// checkpoint must be signed by `vkey` and match the recomputed tree head; no signed
 /// checkpoint may cover entries that are gone.
-pub fn verify_org(path: &Path, org: &str, vkey: &str) -> Result<Result<VerifyReport, Tampered>, StoreError> {
+pub fn verify_org(
+    path: &Path,
+    org: &str,
+    vkey: &str,
+    archive: Option<&crate::archive::Archive>,
+) -> Result<Result<VerifyReport, Tampered>, StoreError> {
     let conn = open_conn(path, true, 64)?;
     let org_id = known_org(&conn, org)?;
     let tampered = |seq: Option<u64>, message: String| Ok(Err(Tampered { seq, message }));
@@ -1657,6 +1781,47 @@ pub fn verify_org(path: &Path, org: &str, vkey: &str) -> Result<Result<VerifyRep
             checkpoints.push(cp);
         }
     }
+    // Archived entries: their bytes come from the archive files, each checked against
+    // its manifest and the recorded leaf hash.
+    let archived = {
+        let files = archives_blocking(&conn, Some(org))?;
+        if !files.is_empty() && archive.is_none() {
+            return tampered(
+                None,
+                format!("{} archive files hold entries of {org}: verify with the archive", files.len()),
+            );
+        }
+        let mut recorded = conn.prepare("SELECT hash FROM tree_nodes WHERE org_id = ?1 AND level = 0 AND idx = ?2")?;
+        let mut seqs = Vec::new();
+        for f in &files {
+            let leaves = match archive.map(|a| a.read(f)) {
+                Some(Ok(l)) => l,
+                Some(Err(e)) => return tampered(None, format!("archive {}: {e}", f.path)),
+                None => Vec::new(),
+            };
+            for leaf in leaves {
+                let seq = match Event::from_leaf(&leaf) {
+                    Ok(e) if e.org == org => e.seq,
+                    Ok(e) => return tampered(Some(e.seq), format!("archive {}: an entry names {}", f.path, e.org)),
+                    Err(e) => return tampered(None, format!("archive {}: an entry is not an event: {e}", f.path)),
+                };
+                let hash: Option<Vec<u8>> = recorded.query_row(params![org_id, seq as i64], |r| r.get(0)).optional()?;
+                if hash.as_deref() != Some(&leaf_hash(&leaf)[..]) {
+                    return tampered(
+                        Some(seq),
+                        format!("archived entry {seq} ({}): its bytes differ from the recorded leaf hash", f.path),
+                    );
+                }
+                seqs.push(seq);
+            }
+        }
+        seqs.sort_unstable();
+        if let Some(w) = seqs.windows(2).find(|w| w[0] == w[1]) {
+            return tampered(Some(w[0]), format!("entry {} is archived twice", w[0]));
+        }
+        seqs
+    };
+    let mut archived = archived.into_iter().peekable();
     let mut leaves_stmt = conn.prepare("SELECT seq, leaf FROM leaves WHERE org_id = ?1 ORDER BY seq")?;
     let mut rows_stmt = conn.prepare("SELECT seq FROM events WHERE org_id = ?1 ORDER BY seq")?;
     let mut nodes_stmt =
@@ -1669,8 +1834,48 @@ pub fn verify_org(path: &Path, org: &str, vkey: &str) -> Result<Result<VerifyRep
     let mut verified_upto = 0u64;
     let mut expected = 0u64;
     let mut tail = Vec::with_capacity(64);
-    while let Some(r) = rows.next()? {
-        let seq = r.get::<_, i64>(0)? as u64;
+    // Adds a verified leaf hash to the tree and checks the checkpoints it completes.
+    let mut advance = |tree: &mut Frontier, expected: &mut u64, hash: Hash| -> Option<Tampered> {
+        tree.extend(hash);
+        *expected += 1;
+        while let Some(cp) = next_cp.next_if(|cp| cp.size <= *expected) {
+            if cp.size == *expected && tree.root() != cp.root {
+                return Some(Tampered {
+                    seq: Some(verified_upto),
+                    message: format!(
+                        "checkpoint of size {}: the recomputed root differs; an entry from {verified_upto} to {} was \
+                         changed together with its leaf hash",
+                        cp.size,
+                        cp.size - 1
+                    ),
+                });
+            }
+            verified_upto = cp.size;
+        }
+        None
+    };
+    loop {
+        let row = rows.next()?;
+        let row_seq = match row {
+            Some(r) => Some(r.get::<_, i64>(0)? as u64),
+            None => None,
+        };
+        // Archived entries before this row (or after the last).
+        while archived.peek() == Some(&expected) {
+            if row_seq == Some(expected) {
+                return tampered(Some(expected), format!("entry {expected} is both archived and stored"));
+            }
+            let recorded = match hashes.next()? {
+                Some(h) if h.get::<_, i64>(0)? as u64 == expected => to_hash(blob(h, 1)?)?,
+                _ => return tampered(Some(expected), format!("archived entry {expected}: no leaf hash is recorded")),
+            };
+            archived.next();
+            if let Some(t) = advance(&mut tree, &mut expected, recorded) {
+                return Ok(Err(t));
+            }
+        }
+        let Some(r) = row else { break };
+        let seq = row_seq.unwrap_or_default();
         let leaf = blob(r, 1)?;
         if seq != expected {
             return tampered(Some(expected), format!("entry {expected} is missing (the next stored entry is {seq})"));
@@ -1706,22 +1911,12 @@ pub fn verify_org(path: &Path, org: &str, vkey: &str) -> Result<Result<VerifyRep
         if computed != recorded {
             return tampered(Some(seq), format!("entry {seq} (id {id}): its bytes differ from the recorded leaf hash"));
         }
-        tree.extend(computed);
-        expected += 1;
-        while let Some(cp) = next_cp.next_if(|cp| cp.size <= expected) {
-            if cp.size == expected && tree.root() != cp.root {
-                return tampered(
-                    Some(verified_upto),
-                    format!(
-                        "checkpoint of size {}: the recomputed root differs; an entry from {verified_upto} to {} was \
-                         changed together with its leaf hash",
-                        cp.size,
-                        cp.size - 1
-                    ),
-                );
-            }
-            verified_upto = cp.size;
+        if let Some(t) = advance(&mut tree, &mut expected, computed) {
+            return Ok(Err(t));
         }
+    }
+    if let Some(a) = archived.next() {
+        return tampered(Some(a), format!("archived entry {a} lies beyond the log's entries"));
     }
     if let Some(h) = hashes.next()? {
         let idx: i64 = h.get(0)?;
@@ -1767,6 +1962,28 @@ impl Store for SqliteStore {
 
     async fn list(&self, query: ListQuery) -> Result<Page, StoreError> {
         self.read(move |c| list_blocking(c, query)).await
+    }
+
+    async fn expired(
+        &self,
+        org: &str,
+        rules: &Retention,
+        as_of: Timestamp,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Expired>, StoreError> {
+        let (org, rules) = (org.to_string(), rules.clone());
+        self.read(move |c| expired_blocking(c, &org, &rules, as_of, after, limit)).await
+    }
+
+    async fn archived(&self, org: &str, files: Vec<ArchiveFile>, seqs: Vec<u64>) -> Result<u64, StoreError> {
+        let org = org.to_string();
+        self.admin(move |c| archived_blocking(c, &org, &files, &seqs)).await
+    }
+
+    async fn archives(&self, org: Option<&str>) -> Result<Vec<ArchiveFile>, StoreError> {
+        let org = org.map(str::to_string);
+        self.read(move |c| archives_blocking(c, org.as_deref())).await
     }
 
     async fn stream(&self, query: ListQuery, chunk: usize) -> Result<StreamRx, StoreError> {
@@ -2075,10 +2292,10 @@ mod tests {
         assert!(matches!(store.inclusion_proof("acme", 0, 18).await, Err(StoreError::Invalid { .. })));
         assert!(matches!(store.consistency_proof("acme", 9, 5).await, Err(StoreError::Invalid { .. })));
         store.close();
-        let report = verify_org(&path, "acme", &vkey).unwrap().unwrap();
+        let report = verify_org(&path, "acme", &vkey, None).unwrap().unwrap();
         assert!(report.entries == 17 && report.checkpoints >= 2, "{report:?}");
         let other = checkpoint::verifier_key("trail.test/acme", &SigningKey::from_bytes(&[4; 32]).verifying_key());
-        assert!(verify_org(&path, "acme", &other).unwrap().is_err());
+        assert!(verify_org(&path, "acme", &other, None).unwrap().is_err());
         // Reopening continues the same tree.
         let store = SqliteStore::open(&path, config).unwrap();
         crate::conformance::append_n(&store, "acme", 1).await;

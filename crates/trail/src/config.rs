@@ -26,6 +26,26 @@ pub struct FileConfig {
     pub store: FileStore,
     #[serde(default)]
     pub exports: FileExports,
+    #[serde(default)]
+    pub retention: FileRetention,
+}
+
+/// `[retention]`: how long events stay in the store, where they are archived, and how
+/// far back online queries reach.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRetention {
+    /// Days every category stays in the store (default 90; 0 keeps events forever).
+    pub days: Option<u32>,
+    /// Days per category, e.g. `auth = 365` (0 keeps that category forever).
+    #[serde(default)]
+    pub categories: std::collections::BTreeMap<String, u32>,
+    /// Days online queries reach back (default 90; 0: no limit).
+    pub online_days: Option<u32>,
+    /// UTC time of the daily job, `HH:MM` (default `02:00`).
+    pub run_at: Option<String>,
+    /// Where archives go (default `<data dir>/archive`).
+    pub archive_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -105,6 +125,7 @@ pub struct Config {
     pub sqlite: SqliteConfig,
     pub insecure_cookies: bool,
     pub exports: trail_server::ExportConfig,
+    pub retention: trail_server::RetentionConfig,
 }
 
 /// Reads the config file if one is named (it must exist) or `trail.toml` if present.
@@ -208,7 +229,38 @@ pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, flags: &F
         attach_limit: file.exports.attach_limit.unwrap_or(d.attach_limit),
         smtp,
     };
-    Ok(Config { name, signing_key, data_dir, database, listen, limits, sqlite, insecure_cookies, exports })
+    let days = |name: &str, file: Option<u32>| -> Result<u32> {
+        match env(name) {
+            Some(v) => v
+                .parse::<u32>()
+                .with_context(|| format!("{name} must be a number of days (0 to turn it off), not '{v}'")),
+            None => Ok(file.unwrap_or(90)),
+        }
+    };
+    let r = file.retention;
+    let mut categories = std::collections::BTreeMap::new();
+    for (cat, d) in r.categories {
+        if cat.is_empty() || !cat.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            bail!("[retention.categories]: '{cat}' is not a category name");
+        }
+        categories.insert(cat.to_ascii_lowercase(), d);
+    }
+    let run_at = r.run_at.unwrap_or_else(|| "02:00".into());
+    let run_at_minute = run_at
+        .split_once(':')
+        .and_then(|(h, m)| Some((h.parse::<u16>().ok()?, m.parse::<u16>().ok()?)))
+        .filter(|(h, m)| *h < 24 && *m < 60 && run_at.len() == 5)
+        .map(|(h, m)| h * 60 + m)
+        .with_context(|| format!("[retention] run_at must be a UTC time HH:MM, e.g. 02:00, not '{run_at}'"))?;
+    let retention = trail_server::RetentionConfig {
+        rules: trail_store::archive::Retention { default_days: days("TRAIL_RETENTION_DAYS", r.days)?, categories },
+        online_days: days("TRAIL_ONLINE_DAYS", r.online_days)?,
+        run_at_minute,
+        archive_dir: Some(
+            env("TRAIL_ARCHIVE_DIR").map(PathBuf::from).or(r.archive_dir).unwrap_or_else(|| data_dir.join("archive")),
+        ),
+    };
+    Ok(Config { name, signing_key, data_dir, database, listen, limits, sqlite, insecure_cookies, exports, retention })
 }
 
 fn parse_database(url: &str) -> Result<Database> {
@@ -241,6 +293,17 @@ mod tests {
         assert_eq!(c.database, Database::Sqlite(PathBuf::from("./trail-data/trail.db")));
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.limits, Limits::default());
+        assert_eq!((c.retention.rules.default_days, c.retention.online_days, c.retention.run_at_minute), (90, 90, 120));
+        assert_eq!(c.retention.archive_dir, Some(PathBuf::from("./trail-data/archive")));
+    }
+
+    #[test]
+    fn retention_per_category() {
+        let file = "[retention]\ndays = 30\nrun_at = \"03:15\"\n[retention.categories]\nAuth = 365\nvpn = 0\n";
+        let c = check(file, &[("TRAIL_ONLINE_DAYS", "0")], Flags::default()).unwrap();
+        let r = &c.retention.rules;
+        assert_eq!((r.days("auth"), r.days("vpn"), r.days("service")), (365, 0, 30));
+        assert_eq!((c.retention.online_days, c.retention.run_at_minute), (0, 195));
     }
 
     #[test]
@@ -265,6 +328,8 @@ mod tests {
         assert!(msg(check("", &[("TRAIL_LISTEN", "8080")], Flags::default())).contains("IP:PORT"));
         assert!(msg(check("", &[("TRAIL_DATABASE", "mysql://x")], Flags::default())).contains("unsupported"));
         assert!(check("colour = 1", &[], Flags::default()).is_err());
+        assert!(msg(check("[retention]\nrun_at = \"2am\"", &[], Flags::default())).contains("HH:MM"));
+        assert!(msg(check("", &[("TRAIL_RETENTION_DAYS", "-1")], Flags::default())).contains("TRAIL_RETENTION_DAYS"));
         let c = check("", &[("TRAIL_DATABASE", "sqlite:/tmp/x.db")], Flags::default()).unwrap();
         assert_eq!(c.database, Database::Sqlite("/tmp/x.db".into()));
     }

@@ -104,6 +104,30 @@ enum Command {
         /// Query-language terms selecting the events.
         query: Vec<String>,
     },
+    /// Download any period as one CSV or JSON Lines file: archived and online events
+    /// merged in time order (the page's "Download log").
+    Download {
+        /// Start of the period (a date or RFC 3339 time; default: the beginning).
+        #[arg(long)]
+        from: Option<String>,
+        /// End of the period, inclusive (default: now).
+        #[arg(long)]
+        to: Option<String>,
+        /// csv or jsonl.
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
+        /// Only this organization (default: all).
+        #[arg(long)]
+        org: Option<String>,
+    },
+    /// Retention: archive and delete what has expired.
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
     /// List events matching filters in the query language, e.g. `category:auth result:FAILED`.
     Query {
         /// Query-language terms.
@@ -116,6 +140,17 @@ enum Command {
         /// `table` or `jsonl` (the stored event bytes, one per line).
         #[arg(long, default_value = "table")]
         format: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Archive every organization's expired events, then delete their rows (what the
+    /// nightly job does).
+    Run {
+        /// Run as of this date or time instead of now (e.g. 2026-01-31).
+        #[arg(long)]
+        as_of: Option<String>,
     },
 }
 
@@ -279,7 +314,23 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Verify { file: Some(file), key, .. } => verify_file(&file, key.as_deref()),
         Command::Verify { file: None, org: None, .. } => bail!("give an evidence FILE or --org ORG"),
         Command::Export { format, out, org, preset, query } => {
-            export(&config, &format, &out, org.as_deref(), &preset, &query.join(" ")).await
+            export(&config, &format, &out, org.as_deref(), &preset, &query.join(" "), false).await
+        }
+        Command::Download { from, to, format, out, org } => {
+            if !matches!(format.as_str(), "csv" | "jsonl") {
+                bail!("--format must be csv or jsonl, not '{format}'");
+            }
+            let mut terms = Vec::new();
+            for (name, v) in [("from", from), ("to", to)] {
+                if let Some(v) = v {
+                    Timestamp::parse_bound(&v, name == "to").map_err(|e| anyhow::anyhow!("--{name}: {e}"))?;
+                    terms.push(format!("created:{}{v}", if name == "from" { ">=" } else { "<=" }));
+                }
+            }
+            export(&config, &format, &out, org.as_deref(), "standard", &terms.join(" "), true).await
+        }
+        Command::Retention { command: RetentionCommand::Run { as_of } } => {
+            retention_run(&config, as_of.as_deref()).await
         }
         Command::Verify { file: None, org: Some(org), key } => {
             let vkey = match key {
@@ -290,9 +341,11 @@ async fn run(cli: Cli) -> Result<()> {
                 }
             };
             let result = match &config.database {
-                Database::Sqlite(path) => trail_store::sqlite::verify_org(path, &org, &vkey)?
-                    .map(|r| format!("{} entries and {} checkpoints verified", r.entries, r.checkpoints))
-                    .map_err(|t| t.to_string()),
+                Database::Sqlite(path) => {
+                    trail_store::sqlite::verify_org(path, &org, &vkey, archive(&config).as_deref())?
+                        .map(|r| format!("{} entries and {} checkpoints verified", r.entries, r.checkpoints))
+                        .map_err(|t| t.to_string())
+                }
                 Database::Postgres(_) => {
                     let store = open_store(&config).await?;
                     let r = trail_store::verify_log(&*store, &org, &vkey).await?;
@@ -310,6 +363,51 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Query { query, org, limit, format } => query_cmd(&config, &query.join(" "), org, limit, &format).await,
     }
+}
+
+/// The archive retention writes to (and downloads and verification read).
+fn archive(config: &Config) -> Option<Arc<trail_store::archive::Archive>> {
+    config.retention.archive_dir.as_ref().map(|d| Arc::new(trail_store::archive::Archive::new(d)))
+}
+
+/// `trail retention run`: the nightly job, by hand.
+async fn retention_run(config: &Config, as_of: Option<&str>) -> Result<()> {
+    let as_of = match as_of {
+        Some(s) => Timestamp::parse_bound(s, false).map_err(|e| anyhow::anyhow!("--as-of: {e}"))?,
+        None => now(),
+    };
+    if !config.retention.rules.enabled() {
+        println!("retention is off ([retention] days = 0 and no category with days > 0): nothing to do");
+        return Ok(());
+    }
+    let store = open_store(config).await?;
+    let server_config = ServerConfig { retention: config.retention.clone(), ..ServerConfig::default() };
+    let state = AppState::new(store.clone(), server_config, trail_server::system_clock());
+    let reports = trail_server::retention::run(&state, as_of).await.map_err(|e| anyhow::anyhow!("{}", api_message(e)));
+    store.close();
+    let reports = reports?;
+    for r in &reports {
+        let cats: Vec<String> = r.categories.iter().map(|(c, n)| format!("{c} {n}")).collect();
+        println!(
+            "{}: archived {} events in {} files, deleted {} rows{}{}",
+            r.org,
+            r.archived,
+            r.files,
+            r.deleted,
+            if cats.is_empty() { String::new() } else { format!(" ({})", cats.join(", ")) },
+            if r.leftovers_removed > 0 {
+                format!("; removed {} files of an interrupted run", r.leftovers_removed)
+            } else {
+                String::new()
+            }
+        );
+    }
+    println!(
+        "retention as of {}: archived {} events",
+        as_of.to_rfc3339(),
+        reports.iter().map(|r| r.archived).sum::<u64>()
+    );
+    Ok(())
 }
 
 /// Application state for commands that record self-audit events.
@@ -434,6 +532,7 @@ async fn export(
     org: Option<&str>,
     preset: &str,
     query: &str,
+    download: bool,
 ) -> Result<()> {
     use trail_export::{Format, Preset};
     let format = Format::parse(format)
@@ -475,9 +574,14 @@ async fn export(
         actor: serde_json::json!({"id": "trail-cli", "name": "trail command line", "type": "system"}),
         generated_by: "trail command line".into(),
         verifier_key,
+        archive: if download || format == Format::Evidence { archive(config) } else { None },
+        download,
     };
     let dyn_store: DynStore = store.clone();
-    let total = dyn_store.count(scope, filter, now()).await?;
+    let mut total = dyn_store.count(scope, filter, now()).await?;
+    if req.archive.is_some() {
+        total += dyn_store.archives(org).await?.iter().map(|f| f.count).sum::<u64>();
+    }
     let progress = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let bar = if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         let bar = indicatif::ProgressBar::new(total);
@@ -505,7 +609,7 @@ async fn export(
     }
     let state = cli_state(store.clone());
     let details = serde_json::json!({"format": format.as_str(), "filter": trail_core::query::render(&req.filter),
-        "rows": rows, "org": org.unwrap_or("*"), "file": out.display().to_string()});
+        "rows": rows, "org": org.unwrap_or("*"), "file": out.display().to_string(), "download": download});
     trail_server::selfaudit::record_system(&state, &req.audit_org, "audit:export", serde_json::json!({}), details)
         .await;
     store.close();
@@ -665,9 +769,11 @@ async fn serve(config: Config, demo: bool) -> Result<()> {
         system_org: None,
         audit_reads: true,
         exports: config.exports.clone(),
+        retention: config.retention.clone(),
     };
     let state = AppState::new(store, server_config, trail_server::system_clock());
     trail_server::exports::spawn_scheduler(state.clone(), std::time::Duration::from_secs(30));
+    trail_server::retention::spawn_job(state.clone());
     if let Some(b) = trail_server::bootstrap(&state, "main").await.map_err(|e| anyhow::anyhow!("{e:?}"))? {
         println!("First start: platform administrator {} (organization {})", b.email, b.org);
         println!("one-time password (shown only now; change it at first login): {}", b.one_time_password);

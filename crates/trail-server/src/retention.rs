@@ -1,0 +1,134 @@
+//! Retention in the server: `run` (the nightly job and `trail retention run`), the job's
+//! timer, and the online query window (queries reaching further back are refused with
+//! a pointer to `GET /api/v1/download`, which reads the archive too).
+
+use std::{path::PathBuf, sync::Arc};
+
+use serde_json::json;
+use trail_core::{FieldError, Filter, Timestamp};
+use trail_store::archive::{self, Archive, OrgReport, Retention};
+
+use crate::{error::ApiError, selfaudit, AppState};
+
+/// Retention settings.
+#[derive(Debug, Clone)]
+pub struct RetentionConfig {
+    /// How long events stay in the store before they are archived and deleted.
+    pub rules: Retention,
+    /// How many days back lists, facets and exports reach (0: no limit); older events
+    /// are downloaded (`GET /api/v1/download`).
+    pub online_days: u32,
+    /// The minute of the UTC day the job runs (default 120: 02:00).
+    pub run_at_minute: u16,
+    /// Where archives are written and read; `None`: no archive (retention cannot run).
+    pub archive_dir: Option<PathBuf>,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig { rules: Retention::default(), online_days: 0, run_at_minute: 120, archive_dir: None }
+    }
+}
+
+/// Archives and deletes what has expired at `as_of` in every organization, and records
+/// a `system:retention` event in each organization where it changed something.
+pub async fn run(st: &AppState, as_of: Timestamp) -> Result<Vec<OrgReport>, ApiError> {
+    let archive = st
+        .archive
+        .clone()
+        .ok_or_else(|| ApiError::Unavailable("no archive directory is configured: retention cannot run".into()))?;
+    let rules = &st.config.retention.rules;
+    let reports = archive::run(&*st.store, &archive, rules, as_of).await?;
+    for r in &reports {
+        if r.archived == 0 && r.leftovers_removed == 0 {
+            continue;
+        }
+        let details = json!({
+            "as_of": as_of.to_rfc3339(),
+            "default_days": rules.default_days,
+            "category_days": rules.categories,
+            "archived": r.archived,
+            "deleted": r.deleted,
+            "files": r.files,
+            "leftovers_removed": r.leftovers_removed,
+            "categories": r.categories,
+            "oldest": r.oldest,
+            "newest": r.newest,
+            "archive_dir": archive.dir().display().to_string(),
+        });
+        let rec = selfaudit::Record {
+            org: r.org.clone(),
+            action: "system:retention",
+            ok: true,
+            actor: json!({"id": "trail-retention", "name": "retention job", "type": "system"}),
+            resource: Some(json!({"type": "archive", "id": r.org, "name": format!("{} archive", r.org)})),
+            details: Some(details),
+            error: None,
+            ip: None,
+            user_agent: None,
+        };
+        selfaudit::record(st, rec).await;
+    }
+    Ok(reports)
+}
+
+/// Runs retention every day at the configured UTC minute, until the process ends.
+pub fn spawn_job(st: AppState) -> Option<tokio::task::JoinHandle<()>> {
+    if st.archive.is_none() || !st.config.retention.rules.enabled() {
+        return None;
+    }
+    Some(tokio::spawn(async move {
+        loop {
+            let now = (st.clock)();
+            let next = crate::exports::next_run(None, st.config.retention.run_at_minute, now);
+            let wait = std::time::Duration::from_micros((next - now.0).max(0) as u64);
+            tokio::time::sleep(wait).await;
+            match run(&st, (st.clock)()).await {
+                Ok(reports) => {
+                    let archived: u64 = reports.iter().map(|r| r.archived).sum();
+                    tracing::info!(archived, "retention ran");
+                }
+                Err(e) => tracing::warn!(error = ?e, "retention failed"),
+            }
+        }
+    }))
+}
+
+/// Applies the online window to a list, facet or export filter: without a start it
+/// starts at the window's start; a start (or end) before it is refused with a pointer
+/// to the download.
+pub(crate) fn online_window(st: &AppState, filter: &mut Filter, now: Timestamp) -> Result<(), ApiError> {
+    let days = st.config.retention.online_days;
+    if days == 0 {
+        return Ok(());
+    }
+    let start = Retention::cutoff(days, now);
+    let (from, to) = filter.time_range(now);
+    let too_old = |field: &str| {
+        ApiError::Field(
+            FieldError::new(
+                field,
+                format!(
+                    "online queries reach back {days} days (to {}); for older events use Download log \
+                     (GET /api/v1/download?from=...&to=...&format=csv|jsonl)",
+                    start.to_rfc3339()
+                ),
+            )
+            .with_code("beyond_online_window"),
+        )
+    };
+    match (from, to) {
+        (Some(f), _) if f < start => Err(too_old("from")),
+        (_, Some(t)) if t < start => Err(too_old("to")),
+        (None, _) => {
+            filter.from = Some(start);
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The archive as the server holds it.
+pub(crate) fn open(config: &RetentionConfig) -> Option<Arc<Archive>> {
+    config.archive_dir.as_ref().map(|d| Arc::new(Archive::new(d)))
+}
