@@ -272,7 +272,38 @@ function toolbar() {
   return h('div', { class: 'toolbar' },
     h('div', { class: 'search-box' }, q,
       h('div', { class: 'hint', id: 'search-hint' }, 'Words search everything; ', h('code', {}, 'key:value'), ' filters (category, result, actor, company, request_id, resource, workspace, cluster, namespace, ip, status, created:>=DATE), ', h('code', {}, '"a phrase"'), '.')),
-    h('div', { class: 'actions' }, liveBtn, pauseBtn, held, exportMenu()));
+    h('div', { class: 'actions' }, liveBtn, pauseBtn, held, downloadButton(), exportMenu()));
+}
+
+// "Download log": any period as one CSV or JSON Lines file, archived and online events
+// merged in time order (online queries reach only the recent window).
+function downloadButton() {
+  const can = state.me.permissions.export;
+  const today = new Date().toISOString().slice(0, 10);
+  const from = h('input', { type: 'date', id: 'dl-from', required: true });
+  const to = h('input', { type: 'date', id: 'dl-to', value: today, required: true });
+  const format = h('select', { id: 'dl-format' }, h('option', { value: 'csv' }, 'CSV'), h('option', { value: 'jsonl' }, 'JSON Lines'));
+  const dialog = h('dialog', { class: 'download-dialog', id: 'download-dialog', 'aria-labelledby': 'dl-title' },
+    h('form', { method: 'dialog' },
+      h('h2', { id: 'dl-title' }, 'Download log'),
+      h('p', {}, 'Any period, including logs archived after the online query window. Large periods are prepared in the background.'),
+      h('label', {}, 'From ', from), h('label', {}, 'To ', to), h('label', {}, 'Format ', format),
+      h('p', { class: 'note' }, 'The file contains personal data (names, emails, IP addresses).'),
+      h('div', { class: 'buttons' },
+        h('button', { type: 'button', class: 'secondary', onclick: () => dialog.close() }, 'Cancel'),
+        h('button', { type: 'submit', id: 'dl-go', value: 'go' }, 'Download file'))));
+  dialog.addEventListener('close', () => {
+    if (dialog.returnValue !== 'go' || !from.value || !to.value) return;
+    dialog.returnValue = '';
+    const p = new URLSearchParams({ from: from.value, to: to.value, format: format.value });
+    fetchFile(`/download?${p}`, format.value === 'csv' ? 'CSV download' : 'JSON Lines download');
+  });
+  const btn = h('button', {
+    class: 'secondary', id: 'download', disabled: !can,
+    title: can ? 'Download any period, archived logs included' : 'Your role may not export',
+    onclick: () => { document.body.append(dialog); dialog.showModal(); },
+  }, 'Download log');
+  return btn;
 }
 
 function exportMenu() {
@@ -295,10 +326,16 @@ async function doExport(format) {
   p.delete('sort');
   if (state.params.get('sort')) p.set('sort', state.params.get('sort'));
   p.set('format', format);
+  return fetchFile(`/export?${p}`, `${format.toUpperCase()} export`);
+}
+
+// Fetches an export or download, following a background job (202) with its progress,
+// and hands the file to the browser.
+async function fetchFile(path, what) {
   const line = document.querySelector('.status-line');
-  line.textContent = `Preparing the ${format.toUpperCase()} export…`;
+  line.textContent = `Preparing the ${what}…`;
   try {
-    let resp = await api(`/export?${p}`, { raw: true });
+    let resp = await api(path, { raw: true });
     if (resp.status === 202) {
       let job = await resp.json();
       while (job.status === 'running') {
@@ -313,7 +350,7 @@ async function doExport(format) {
       const body = await resp.json().catch(() => ({}));
       throw new Error((body.error && body.error.message) || resp.statusText);
     }
-    const name = (resp.headers.get('content-disposition') || '').split('filename=')[1] || `Audit_Log.${format}`;
+    const name = (resp.headers.get('content-disposition') || '').split('filename=')[1] || 'Audit_Log';
     const blob = await resp.blob();
     const a = h('a', { href: URL.createObjectURL(blob), download: name });
     document.body.append(a);
@@ -322,7 +359,7 @@ async function doExport(format) {
     setTimeout(() => URL.revokeObjectURL(a.href), 10000);
     line.textContent = `Exported ${name}.`;
   } catch (e) {
-    line.textContent = `Export failed: ${e.message}`;
+    line.textContent = `The ${what} failed: ${e.message}`;
   }
 }
 
@@ -382,7 +419,7 @@ function renderFilters() {
         }, label))),
       h('div', { class: 'range' }, h('label', { for: 'from' }, 'From'), from, h('label', { for: 'to' }, 'To'), to)),
     h('fieldset', { class: 'group' }, h('legend', {}, 'Type'),
-      h('div', { class: 'checks', id: 'f-category' }, catNames.length ? catNames.map((c) => check('category', c, c, chosenCats, counts[c])) : h('p', { class: 'muted' }, 'No events in this period.'))),
+      h('div', { class: 'checks', id: 'f-category' }, catNames.length ? catNames.map((c) => check('category', c, c, chosenCats, counts[c])) : h('p', { class: 'muted' }, state.facets ? 'No events in this period.' : 'Counting…'))),
     h('fieldset', { class: 'group' }, h('legend', {}, 'Result'),
       h('div', { class: 'checks', id: 'f-result' }, RESULTS.map((r) => check('result', r, badge(r), chosenResults)))),
     h('div', { class: 'field' }, h('label', { for: 'f-status' }, 'Status'), status),
