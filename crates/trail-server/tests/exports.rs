@@ -69,7 +69,14 @@ async fn start(sync_rows: u64, smtp_port: Option<u16>) -> Server {
             password: None,
         }),
     };
-    let server_config = ServerConfig { log: Some(log), exports, ..ServerConfig::default() };
+    // Retention as configured in production, but it only runs when a test calls it; no
+    // online window, so the other tests' 2024 events stay listable.
+    let retention = trail_server::RetentionConfig {
+        rules: trail_store::archive::Retention { default_days: 30, categories: [("auth".to_string(), 0)].into() },
+        archive_dir: Some(dir.path().join("archive")),
+        ..Default::default()
+    };
+    let server_config = ServerConfig { log: Some(log), exports, retention, ..ServerConfig::default() };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = oneshot::channel::<()>();
@@ -398,6 +405,76 @@ impl Drop for Smtp {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Polls a background job until it ends; returns its last status.
+async fn finish(s: &Server, key: &str, job: &Value) -> Value {
+    let url = job["status_url"].as_str().unwrap().to_string();
+    let mut status = job.clone();
+    for _ in 0..400 {
+        let (_, _, b) = s.get(key, &url).await;
+        status = serde_json::from_slice(&b).unwrap();
+        if status["status"] != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    status
+}
+
+#[tokio::test]
+async fn downloads_and_evidence_reach_the_archive() {
+    let s = start(100, None).await;
+    // acme's events in time order, before retention.
+    let mut before = s.expected("").await;
+    before.sort_by_key(|e| (e.timestamp, e.seq));
+    // Retention as of 2024-04-15 (30 days; auth kept): early-March events are archived.
+    let as_of = Timestamp::parse_bound("2024-04-15", false).unwrap();
+    s.now.store(as_of.0, Ordering::SeqCst);
+    let reports = trail_server::retention::run(&s.state, as_of).await.unwrap();
+    let acme = reports.iter().find(|r| r.org == "acme").unwrap();
+    assert!(acme.archived > 50 && !acme.categories.contains_key("auth"), "{acme:?}");
+    assert_eq!(acme.archived, acme.deleted);
+    let online = s.expected("").await;
+    assert_eq!(online.len() as u64, before.len() as u64 + 1 - acme.archived, "one system:retention event added");
+    // A download beyond sync_rows is a job with progress; its file merges archive and store.
+    let (st, _, body) = s.get(&s.read, "/api/v1/download?from=2024-03-01&to=2024-03-31&format=jsonl").await;
+    assert_eq!(st, StatusCode::ACCEPTED);
+    let job: Value = serde_json::from_slice(&body).unwrap();
+    let status = finish(&s, &s.read, &job).await;
+    assert_eq!(status["status"], "done", "{status}");
+    let (st, _, body) = s.get(&s.read, status["download_url"].as_str().unwrap()).await;
+    assert_eq!(st, StatusCode::OK);
+    let got: Vec<Event> =
+        String::from_utf8(body).unwrap().lines().map(|l| Event::from_leaf(l.as_bytes()).unwrap()).collect();
+    assert_eq!(got, before, "every event of March, archived or not, oldest first");
+    // The page's route: POST /exports with download=1.
+    let r = s
+        .client
+        .post(format!("{}/api/v1/exports?download=1&from=2024-03-01&to=2024-03-05&format=csv", s.base))
+        .bearer_auth(&s.read)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let status = finish(&s, &s.read, &r.json().await.unwrap()).await;
+    let want = before.iter().filter(|e| e.timestamp < Timestamp::parse_bound("2024-03-06", false).unwrap()).count();
+    assert_eq!(status["rows"].as_u64(), Some(want as u64), "{status}");
+    // A download names csv or jsonl only.
+    let (st, _, body) = s.get(&s.read, "/api/v1/download?format=xlsx").await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&body).contains("\"field\":\"format\""));
+    // Evidence of an archived period: leaves from the archive, proofs from the kept tree.
+    let (st, _, body) = s.get(&s.read, "/api/v1/export?format=evidence&from=2024-03-01&to=2024-03-04").await;
+    assert_eq!(st, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let text = String::from_utf8(body).unwrap();
+    let report = trail_core::evidence::verify(text.lines(), None).unwrap();
+    let archived_days =
+        before.iter().filter(|e| e.timestamp < Timestamp::parse_bound("2024-03-05", false).unwrap()).count();
+    assert_eq!(text.lines().count(), archived_days + 1);
+    let _ = report;
+    // The other organization's archive stays out of acme's download.
+    assert!(got.iter().all(|e| e.org == "acme"));
 }
 
 #[tokio::test]

@@ -33,6 +33,8 @@ struct Served {
 fn serve(data: &Path, url: &str) -> Served {
     let mut child = trail(data, url)
         .args(["serve", "--listen", "127.0.0.1:0"])
+        // The migrated events are from 2024: no online window.
+        .env("TRAIL_ONLINE_DAYS", "0")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
