@@ -335,7 +335,7 @@ pub async fn merged(
                     }
                 }
             }
-            evs.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+            evs.sort_by_key(|a| (a.0, a.1));
             Ok(evs.into())
         };
         let mut days = by_day.into_values();
