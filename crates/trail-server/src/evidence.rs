@@ -40,7 +40,7 @@ pub async fn stream(
     let mut first = serde_json::to_vec(&header).unwrap_or_default();
     first.push(b'\n');
     let rx = match archive {
-        Some(a) => trail_store::archive::merged(store.clone(), a, scope, filter, now, PAGE).await?,
+        Some(a) => trail_store::archive::merged(&*store, a, scope, filter, now, PAGE).await?,
         None => store.stream(ListQuery { scope, filter, now, cursor: None, limit: PAGE }, PAGE).await?,
     };
     struct State {

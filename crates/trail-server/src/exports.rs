@@ -201,9 +201,7 @@ async fn open_rx(store: &DynStore, req: &ExportRequest, now: Timestamp) -> Resul
         filter.sort = trail_core::Sort { field: trail_core::SortField::Timestamp, desc: false };
     }
     Ok(match &req.archive {
-        Some(a) => {
-            trail_store::archive::merged(store.clone(), a.clone(), req.scope.clone(), filter, now, CHUNK).await?
-        }
+        Some(a) => trail_store::archive::merged(&**store, a.clone(), req.scope.clone(), filter, now, CHUNK).await?,
         None => {
             let query = ListQuery { scope: req.scope.clone(), filter, now, cursor: None, limit: CHUNK };
             store.stream(query, CHUNK).await?

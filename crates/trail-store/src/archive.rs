@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use trail_core::{Event, Filter, Sort, SortField, Timestamp};
 
-use crate::{DynStore, ListQuery, Scope, Store, StoreError, StreamRx};
+use crate::{ListQuery, Scope, Store, StoreError, StreamRx};
 
 /// The `format` of archive manifests.
 pub const FORMAT: &str = "trail-archive/1";
@@ -244,6 +244,11 @@ pub async fn run(
     if !rules.enabled() {
         return Ok(reports);
     }
+    // One run at a time across the processes sharing the store (servers on one
+    // PostgreSQL database each start the nightly job).
+    let Some(_lock) = store.exclusive("trail-retention").await? else {
+        return Err(StoreError::Unavailable("another Trail process is running retention now".into()));
+    };
     for org in store.orgs().await? {
         reports.push(run_org(store, archive, rules, as_of, &org.slug).await?);
     }
@@ -302,7 +307,7 @@ async fn run_org(
 /// archive and the store together, a chunk of leaves at a time. The archived part is
 /// read one UTC day at a time (memory holds one day of one period's archived events).
 pub async fn merged(
-    store: DynStore,
+    store: &dyn Store,
     archive: Arc<Archive>,
     scope: Scope,
     mut filter: Filter,

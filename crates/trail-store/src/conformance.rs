@@ -33,6 +33,7 @@ macro_rules! conformance_tests {
             concurrent_appends_are_all_kept,
             concurrent_duplicates_are_stored_once,
             abandoned_appends_do_not_fail_others,
+            retention_archives_then_deletes,
             filters_match_the_model,
             pages_cover_every_sort_without_overlap,
             search_finds_words_phrases_and_prefixes,
@@ -213,6 +214,76 @@ pub async fn abandoned_appends_do_not_fail_others(store: &dyn Store) {
     let stored: Vec<u64> = store.scan("acme", 0, 1000).await.unwrap().into_iter().map(|(s, _)| s).collect();
     assert_eq!(stored, (0..=after).collect::<Vec<u64>>());
     assert!(acked.iter().all(|s| stored.contains(s)));
+}
+
+/// Retention: expired events (per category) go to archive files and leave the store;
+/// the tree stays whole (proofs of archived entries verify against a root recomputed
+/// from archive and store), reads merge both in time order, new events continue the
+/// log, and a second run finds nothing.
+pub async fn retention_archives_then_deletes(store: &dyn Store) {
+    use crate::archive::{self, Archive, Retention};
+    use trail_core::merkle;
+    seed_org(store, "acme").await;
+    let day = 86_400_000_000i64;
+    let mut evs = Vec::new();
+    for i in 0..30i64 {
+        let (cat, age) = match i % 3 {
+            0 => ("auth", 400),
+            1 => ("service", 200),
+            _ => ("service", 1),
+        };
+        let ts = Timestamp(NOW.0 - age * day - i * 1_000_000).to_rfc3339_micros();
+        let mut v = json!({"action": format!("{cat}:update"), "timestamp": ts, "details": {"word": format!("w{i}z")}});
+        if i % 5 == 0 {
+            v["idempotency_key"] = json!(format!("k{i}"));
+        }
+        evs.push(new_event(v));
+    }
+    store.append(batch("acme", evs)).await.unwrap();
+    let all: Vec<(u64, Vec<u8>)> = store.scan("acme", 0, 100).await.unwrap();
+    let dir = std::env::temp_dir().join(format!("trail-archive-{}", Uuid::now_v7()));
+    let arch = Archive::new(&dir);
+    let rules = Retention { default_days: 90, categories: [("auth".to_string(), 365)].into() };
+    let reports = archive::run(store, &arch, &rules, NOW).await.unwrap();
+    assert_eq!((reports[0].archived, reports[0].deleted), (20, 20), "{reports:?}");
+    // The store keeps the recent ten; the archive holds the other twenty's exact bytes.
+    let online = store.scan("acme", 0, 100).await.unwrap();
+    assert_eq!(online.iter().map(|(s, _)| *s).collect::<Vec<_>>(), (0..30).filter(|s| s % 3 == 2).collect::<Vec<_>>());
+    let files = store.archives(Some("acme")).await.unwrap();
+    let mut archived: Vec<Vec<u8>> = files.iter().flat_map(|f| arch.read(f).unwrap()).collect();
+    archived.sort_by_key(|l| Event::from_leaf(l).unwrap().seq);
+    let want: Vec<Vec<u8>> = all.iter().filter(|(s, _)| s % 3 != 2).map(|(_, l)| l.clone()).collect();
+    assert_eq!(archived, want);
+    // Search no longer finds archived events; it still finds kept ones.
+    let q = |w: &str| Filter { q: vec![w.to_string()], ..Filter::default() };
+    assert!(list_all(store, Scope::org("acme"), q("w0z"), 50).await.is_empty());
+    assert_eq!(list_all(store, Scope::org("acme"), q("w2z"), 50).await.len(), 1);
+    // The tree is whole: an archived entry's proof verifies against the full root.
+    let hashes: Vec<merkle::Hash> = all.iter().map(|(_, l)| merkle::leaf_hash(l)).collect();
+    let root = merkle::root(&hashes);
+    let proof = store.inclusion_proof("acme", 3, 30).await.unwrap();
+    assert!(merkle::verify_inclusion(3, 30, &hashes[3], &proof, &root));
+    // Reads of any period merge archive and store in time order.
+    let mut rx =
+        archive::merged(store, std::sync::Arc::new(arch.clone()), Scope::org("acme"), Filter::default(), NOW, 7)
+            .await
+            .unwrap();
+    let mut merged = Vec::new();
+    while let Some(chunk) = rx.recv().await {
+        merged.extend(chunk.unwrap());
+    }
+    let mut by_time = all.iter().map(|(_, l)| l.clone()).collect::<Vec<_>>();
+    by_time.sort_by_key(|l| {
+        let e = Event::from_leaf(l).unwrap();
+        (e.timestamp, e.seq)
+    });
+    assert_eq!(merged, by_time);
+    // New events continue the log; an archived idempotency key is accepted anew.
+    let more = store.append(batch("acme", vec![new_event(json!({"action": "a:b", "idempotency_key": "k0"}))])).await;
+    assert_eq!(more.unwrap()[0].seq, 30);
+    let again = archive::run(store, &arch, &rules, NOW).await.unwrap();
+    assert_eq!(again[0].archived, 0);
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Random but realistic events, for model-based checks.

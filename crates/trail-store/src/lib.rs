@@ -305,6 +305,13 @@ pub trait Store: Send + Sync + 'static {
         Ok(Vec::new())
     }
 
+    /// Held while one process runs a job that must not run twice at once across the
+    /// processes sharing the store (retention); `None` when another holds it.
+    async fn exclusive(&self, name: &str) -> Result<Option<Exclusive>, StoreError> {
+        let _ = name;
+        Ok(Some(Exclusive(Box::new(()))))
+    }
+
     /// Whether any event is stored (so `--demo` fills only an empty store).
     async fn is_empty(&self) -> Result<bool, StoreError>;
 
@@ -346,10 +353,15 @@ pub struct Verified {
 }
 
 /// Recomputes an organization's Merkle tree from its stored entries (through any
-/// backend) and checks the newest signed checkpoint against it: every entry present,
+/// backend; archived entries from the archive) and checks the newest signed checkpoint against it: every entry present,
 /// in order, each naming its own seq and organization, and the recomputed root equal
 /// to the signed one. `Err` names the first problem.
-pub async fn verify_log(store: &dyn Store, org: &str, vkey: &str) -> Result<Result<Verified, String>, StoreError> {
+pub async fn verify_log(
+    store: &dyn Store,
+    org: &str,
+    vkey: &str,
+    archive: Option<&archive::Archive>,
+) -> Result<Result<Verified, String>, StoreError> {
     let cp = match store.checkpoint(org, None).await? {
         Some(cp) => cp,
         None => return Ok(Err(format!("{org} has no signed checkpoint"))),
@@ -358,15 +370,47 @@ pub async fn verify_log(store: &dyn Store, org: &str, vkey: &str) -> Result<Resu
         Ok(c) => c,
         Err(e) => return Ok(Err(format!("the newest checkpoint does not verify with this key: {e}"))),
     };
+    // Entries retention archived: their leaf hashes from the archive's bytes.
+    let mut archived = std::collections::BTreeMap::new();
+    let files = store.archives(Some(org)).await?;
+    if !files.is_empty() && archive.is_none() {
+        return Ok(Err(format!("{} archive files hold entries of {org}: verify with the archive", files.len())));
+    }
+    for f in &files {
+        let leaves = match archive.map(|a| a.read(f)).transpose() {
+            Ok(l) => l.unwrap_or_default(),
+            Err(e) => return Ok(Err(format!("archive {}: {e}", f.path))),
+        };
+        for leaf in leaves {
+            let seq = match trail_core::Event::from_leaf(&leaf) {
+                Ok(e) if e.org == org => e.seq,
+                Ok(e) => return Ok(Err(format!("archive {}: an entry names {}", f.path, e.org))),
+                Err(e) => return Ok(Err(format!("archive {}: an entry is not an event: {e}", f.path))),
+            };
+            if archived.insert(seq, trail_core::merkle::leaf_hash(&leaf)).is_some() {
+                return Ok(Err(format!("entry {seq} is archived twice")));
+            }
+        }
+    }
     let mut tree = trail_core::merkle::Frontier::default();
     let mut root_at_checkpoint = (signed.size == 0).then(trail_core::merkle::empty_root);
     let mut next = 0u64;
+    let mut add = |tree: &mut trail_core::merkle::Frontier, next: &mut u64, hash| {
+        tree.extend(hash);
+        *next += 1;
+        if *next == signed.size {
+            root_at_checkpoint = Some(tree.root());
+        }
+    };
     loop {
         let chunk = store.scan(org, next, 5000).await?;
         if chunk.is_empty() {
             break;
         }
         for (seq, leaf) in chunk {
+            while let Some(h) = archived.remove(&next) {
+                add(&mut tree, &mut next, h);
+            }
             if seq != next {
                 return Ok(Err(format!("entry {next} is missing")));
             }
@@ -375,12 +419,14 @@ pub async fn verify_log(store: &dyn Store, org: &str, vkey: &str) -> Result<Resu
                 Ok(e) => return Ok(Err(format!("entry {seq} (id {}) names seq {} of {}", e.id, e.seq, e.org))),
                 Err(e) => return Ok(Err(format!("entry {seq} is not an event: {e}"))),
             }
-            tree.extend(trail_core::merkle::leaf_hash(&leaf));
-            next += 1;
-            if next == signed.size {
-                root_at_checkpoint = Some(tree.root());
-            }
+            add(&mut tree, &mut next, trail_core::merkle::leaf_hash(&leaf));
         }
+    }
+    while let Some(h) = archived.remove(&next) {
+        add(&mut tree, &mut next, h);
+    }
+    if let Some((seq, _)) = archived.pop_first() {
+        return Ok(Err(format!("archived entry {seq} is also stored, or lies beyond the log")));
     }
     match root_at_checkpoint {
         None => Ok(Err(format!("the checkpoint covers {} entries but only {next} are stored", signed.size))),
@@ -391,6 +437,9 @@ pub async fn verify_log(store: &dyn Store, org: &str, vkey: &str) -> Result<Resu
         Some(_) => Ok(Ok(Verified { entries: next, checkpoint_size: signed.size })),
     }
 }
+
+/// A lock from `Store::exclusive`, released when dropped.
+pub struct Exclusive(#[allow(dead_code)] Box<dyn std::any::Any + Send>);
 
 /// Chunks of stored events from `Store::stream`.
 pub type StreamRx = tokio::sync::mpsc::Receiver<Result<Vec<Vec<u8>>, StoreError>>;

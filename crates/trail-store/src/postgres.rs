@@ -24,14 +24,17 @@ use trail_core::{
 use uuid::Uuid;
 
 use crate::{
+    archive::{ArchiveFile, Expired, Retention},
     sqlite::{outcome_code, search_text, LogSigner},
-    ApiKey, AppendBatch, Appended, Categories, Count, Facets, KeyScope, ListQuery, NewKey, NewUser, Org, Page, Role,
-    Schedule, Scope, Session, SignedCheckpoint, Store, StoreError, StreamRx, User, UserChange,
+    ApiKey, AppendBatch, Appended, Categories, Count, Exclusive, Facets, KeyScope, ListQuery, NewKey, NewUser, Org,
+    Page, Role, Schedule, Scope, Session, SignedCheckpoint, Store, StoreError, StreamRx, User, UserChange,
 };
+use sha2::Digest;
 
 type Reply = tokio::sync::oneshot::Sender<Result<Vec<Appended>, StoreError>>;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE orgs (
     id BIGSERIAL PRIMARY KEY,
     slug TEXT NOT NULL UNIQUE,
@@ -157,7 +160,19 @@ CREATE TABLE schedules (
     next_run BIGINT NOT NULL,
     last_run BIGINT
 );
-"#];
+"#,
+    r#"
+-- Archive files written by retention (see `archive`): the manifest as JSON, written in
+-- the transaction that deletes the archived events' rows.
+CREATE TABLE archives (
+    path TEXT PRIMARY KEY,
+    org_id BIGINT NOT NULL REFERENCES orgs(id),
+    day TEXT NOT NULL,
+    manifest TEXT NOT NULL
+);
+CREATE INDEX archives_org_day ON archives (org_id, day);
+"#,
+];
 
 /// The PostgreSQL store.
 pub struct PgStore {
@@ -1100,6 +1115,100 @@ impl Store for PgStore {
         self.group_append(batch).await
     }
 
+    async fn expired(
+        &self,
+        org: &str,
+        rules: &Retention,
+        as_of: Timestamp,
+        after: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<Expired>, StoreError> {
+        let c = self.client().await?;
+        let org = org_id(&c, org).await?;
+        let mut params: Vec<Box<dyn ToSql + Sync + Send>> =
+            vec![Box::new(org), Box::new(after.map_or(-1, |a| a as i64)), Box::new(limit.max(1) as i64)];
+        let mut conds = Vec::new();
+        for (cat, days) in &rules.categories {
+            if *days > 0 {
+                params.push(Box::new(cat.clone()));
+                params.push(Box::new(Retention::cutoff(*days, as_of).0));
+                conds.push(format!("(lower(category) = ${} AND ts < ${})", params.len() - 1, params.len()));
+            }
+        }
+        if rules.default_days > 0 {
+            let others: Vec<String> = rules.categories.keys().cloned().collect();
+            params.push(Box::new(others));
+            params.push(Box::new(Retention::cutoff(rules.default_days, as_of).0));
+            conds.push(format!("(NOT (lower(category) = ANY(${})) AND ts < ${})", params.len() - 1, params.len()));
+        }
+        if conds.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT seq, ts, category, leaf FROM events WHERE org_id = $1 AND seq > $2 AND ({}) ORDER BY seq LIMIT $3",
+            conds.join(" OR ")
+        );
+        let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| &**p as &(dyn ToSql + Sync)).collect();
+        let rows = c.query(&sql, &refs).await.map_err(pg)?;
+        Ok(rows
+            .iter()
+            .map(|r| Expired { seq: r.get::<_, i64>(0) as u64, ts: r.get(1), category: r.get(2), leaf: r.get(3) })
+            .collect())
+    }
+
+    async fn archived(&self, org: &str, files: Vec<ArchiveFile>, seqs: Vec<u64>) -> Result<u64, StoreError> {
+        let mut c = self.client().await?;
+        let org = org_id(&c, org).await?;
+        let seqs: Vec<i64> = seqs.into_iter().map(|s| s as i64).collect();
+        let tx = c.transaction().await.map_err(pg)?;
+        let deleted =
+            tx.execute("DELETE FROM events WHERE org_id = $1 AND seq = ANY($2)", &[&org, &seqs]).await.map_err(pg)?;
+        tx.execute("DELETE FROM idempotency WHERE org_id = $1 AND seq = ANY($2)", &[&org, &seqs]).await.map_err(pg)?;
+        for f in &files {
+            let manifest = serde_json::to_string(f).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            tx.execute(
+                "INSERT INTO archives (path, org_id, day, manifest) VALUES ($1, $2, $3, $4) ON CONFLICT (path) DO \
+                 UPDATE SET manifest = EXCLUDED.manifest",
+                &[&f.path, &org, &f.day, &manifest],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        tx.commit().await.map_err(pg)?;
+        Ok(deleted)
+    }
+
+    async fn archives(&self, org: Option<&str>) -> Result<Vec<ArchiveFile>, StoreError> {
+        let c = self.client().await?;
+        let rows = c
+            .query(
+                "SELECT a.manifest FROM archives a JOIN orgs o ON o.id = a.org_id WHERE ($1::TEXT IS NULL OR o.slug = $1) \
+                 ORDER BY a.day, a.path",
+                &[&org],
+            )
+            .await
+            .map_err(pg)?;
+        rows.iter()
+            .map(|r| {
+                serde_json::from_str(r.get::<_, &str>(0))
+                    .map_err(|e| StoreError::Corrupt(format!("archive manifest: {e}")))
+            })
+            .collect()
+    }
+
+    async fn exclusive(&self, name: &str) -> Result<Option<Exclusive>, StoreError> {
+        let c = self.client().await?;
+        let key = i64::from_le_bytes(sha2::Sha256::digest(name.as_bytes())[..8].try_into().unwrap_or_default());
+        let got: bool = c.query_one("SELECT pg_try_advisory_lock($1)", &[&key]).await.map_err(pg)?.get(0);
+        if !got {
+            return Ok(None);
+        }
+        // The lock belongs to this session: the connection leaves the pool and closes
+        // (releasing the lock) when the guard is dropped.
+        let client = deadpool_postgres::Object::take(c);
+        Ok(Some(Exclusive(Box::new(client))))
+    }
+
     async fn list(&self, q: ListQuery) -> Result<Page, StoreError> {
         let c = self.client().await?;
         let sql = where_clause(&c, &q.scope, &q.filter, q.now, false).await?;
@@ -1563,8 +1672,14 @@ impl PgStore {
     /// and no users: organizations, every entry's exact bytes (so ids, seqs and leaf
     /// hashes are unchanged), the Merkle nodes (recomputed) and the signed checkpoints,
     /// whose roots must equal the recomputed ones; users, roles, API keys and
-    /// scheduled exports. Sessions are not copied (users log in again).
-    pub async fn import_sqlite(&self, path: &std::path::Path) -> Result<Imported, StoreError> {
+    /// scheduled exports. Sessions are not copied (users log in again). Entries that
+    /// retention archived are read from `archive` (their leaf hashes; the files stay
+    /// where they are and are recorded here).
+    pub async fn import_sqlite(
+        &self,
+        path: &std::path::Path,
+        archive: Option<&crate::archive::Archive>,
+    ) -> Result<Imported, StoreError> {
         if !self.is_empty().await? || !self.list_users(None).await?.is_empty() {
             return Err(StoreError::Invalid {
                 field: "to".into(),
@@ -1641,11 +1756,32 @@ impl PgStore {
             let mut tree = Frontier::default();
             let mut matched = 0u64;
             let mut next = 0u64;
-            loop {
-                let chunk = src.scan(&org.slug, next, 2000).await?;
-                if chunk.is_empty() {
-                    break;
+            // Archived entries: leaf hashes from the archive files, records copied.
+            let files = src.archives(Some(&org.slug)).await?;
+            let mut archived = std::collections::BTreeMap::new();
+            if !files.is_empty() {
+                let a = archive.ok_or_else(|| StoreError::Invalid {
+                    field: "archive".into(),
+                    message: format!("{} has archived entries: name the archive directory", org.slug),
+                })?;
+                for f in &files {
+                    for leaf in a.read(f)? {
+                        let e = Event::from_leaf(&leaf).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                        archived.insert(e.seq, leaf_hash(&leaf));
+                    }
+                    let manifest = serde_json::to_string(f).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    c.execute(
+                        "INSERT INTO archives (path, org_id, day, manifest) VALUES ($1, $2, $3, $4)",
+                        &[&f.path, &org_id, &f.day, &manifest],
+                    )
+                    .await
+                    .map_err(pg)?;
                 }
+            }
+            let mut done = false;
+            while !done {
+                let chunk = src.scan(&org.slug, next, 2000).await?;
+                done = chunk.is_empty();
                 let events: Vec<(Event, Vec<u8>)> = chunk
                     .into_iter()
                     .map(|(_, leaf)| Event::from_leaf(&leaf).map(|e| (e, leaf)))
@@ -1662,21 +1798,40 @@ impl PgStore {
                     );
                     c.batch_execute(&sql).await.map_err(pg)?;
                 }
+                // The entries in log order: archived ones (a hash) between stored ones.
+                let mut entries: Vec<(Option<&(Event, Vec<u8>)>, Hash)> = Vec::new();
+                let mut at = next;
+                for ev in &events {
+                    while let Some(h) = archived.remove(&at) {
+                        entries.push((None, h));
+                        at += 1;
+                    }
+                    entries.push((Some(ev), leaf_hash(&ev.1)));
+                    at += 1;
+                }
+                if done {
+                    while let Some(h) = archived.remove(&at) {
+                        entries.push((None, h));
+                        at += 1;
+                    }
+                }
                 let tx = c.transaction().await.map_err(pg)?;
-                for (e, leaf) in &events {
-                    if e.seq != next || e.org != org.slug {
-                        return Err(StoreError::Corrupt(format!("entry {next} of {} is out of place", org.slug)));
+                for (stored, hash) in entries {
+                    if let Some((e, leaf)) = stored {
+                        if e.seq != next || e.org != org.slug {
+                            return Err(StoreError::Corrupt(format!("entry {next} of {} is out of place", org.slug)));
+                        }
+                        insert_events(&tx, org_id, std::slice::from_ref(&(e.clone(), leaf.clone()))).await?;
+                        if let Some(k) = &e.idempotency_key {
+                            tx.execute(
+                                "INSERT INTO idempotency (org_id, key, id, seq) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                                &[&org_id, k, &e.id, &(e.seq as i64)],
+                            )
+                            .await
+                            .map_err(pg)?;
+                        }
                     }
-                    insert_events(&tx, org_id, std::slice::from_ref(&(e.clone(), leaf.clone()))).await?;
-                    if let Some(k) = &e.idempotency_key {
-                        tx.execute(
-                            "INSERT INTO idempotency (org_id, key, id, seq) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                            &[&org_id, k, &e.id, &(e.seq as i64)],
-                        )
-                        .await
-                        .map_err(pg)?;
-                    }
-                    insert_nodes(&tx, org_id, &tree.push(leaf_hash(leaf))).await?;
+                    insert_nodes(&tx, org_id, &tree.push(hash)).await?;
                     next += 1;
                     for cp in cps.iter().filter(|cp| cp.1 as u64 == next) {
                         if cp.2.as_slice() != tree.root() {
@@ -1701,6 +1856,9 @@ impl PgStore {
                 .await
                 .map_err(pg)?;
                 tx.commit().await.map_err(pg)?;
+            }
+            if !archived.is_empty() {
+                return Err(StoreError::Corrupt(format!("{}: archived entries lie beyond the log", org.slug)));
             }
             if cps.iter().any(|cp| cp.1 as u64 > next) {
                 return Err(StoreError::Corrupt(format!(

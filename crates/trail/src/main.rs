@@ -348,7 +348,7 @@ async fn run(cli: Cli) -> Result<()> {
                 }
                 Database::Postgres(_) => {
                     let store = open_store(&config).await?;
-                    let r = trail_store::verify_log(&*store, &org, &vkey).await?;
+                    let r = trail_store::verify_log(&*store, &org, &vkey, archive(&config).as_deref()).await?;
                     store.close();
                     r.map(|v| format!("{} entries verified against the checkpoint of {}", v.entries, v.checkpoint_size))
                 }
@@ -706,10 +706,10 @@ async fn migrate_store(config: &Config, from: &str, to: &str) -> Result<()> {
     let pg = trail_store::postgres::PgStore::open(to, Some(signer))
         .await
         .with_context(|| format!("cannot open the PostgreSQL store at {}", redact(to)))?;
-    let report = pg.import_sqlite(&path).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let report = pg.import_sqlite(&path, archive(config).as_deref()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     for (org, entries, checkpoints) in &report.logs {
         let vkey = trail_core::checkpoint::verifier_key(&format!("{}/{org}", config.name), &key.verifying_key());
-        match trail_store::verify_log(&pg, org, &vkey).await? {
+        match trail_store::verify_log(&pg, org, &vkey, archive(config).as_deref()).await? {
             Ok(_) | Err(_) if *entries == 0 => {}
             Ok(v) => println!(
                 "{org}: {entries} entries, {checkpoints} checkpoints copied; verified against the checkpoint of {}",

@@ -237,15 +237,36 @@ fn an_embedded_store_moves_to_postgres() {
     std::fs::write(&file, lines.join("\n")).unwrap();
     local(&["ingest", file.to_str().unwrap(), "--org", "acme"]);
     local(&["users", "create", "--org", "acme", "--email", "ann@acme.com", "--name", "Ann", "--role", "auditor"]);
+    // Retention as of 2024-09-01 (90 days): January to May go to the archive.
+    let out = local(&["retention", "run", "--as-of", "2024-09-01"]);
+    assert!(out.contains("acme: archived 125 events"), "{out}");
+    let download = |db: &str| {
+        let out = d.join("download.jsonl");
+        run_ok(trail(d, db).args(["download", "--format", "jsonl", "--org", "acme", "--out", out.to_str().unwrap()]));
+        std::fs::read_to_string(&out).unwrap()
+    };
+    let everything = download(&sqlite);
+    assert_eq!(everything.lines().filter(|l| l.contains("service:deploy")).count(), 300);
     let before = local(&["query", "--format", "jsonl", "--limit", "1000"]);
 
     let url = Cluster::shared().database();
     let out = run_ok(trail(d, &sqlite).args(["migrate-store", "--from", &sqlite, "--to", &url]));
-    assert!(out.contains("acme: 302 entries"), "{out}");
+    assert!(out.contains("acme: 304 entries"), "{out}");
     assert!(out.contains("copied 1 users and 1 API keys"), "{out}");
     let pg = |args: &[&str]| run_ok(trail(d, &url).args(args));
     assert_eq!(pg(&["query", "--format", "jsonl", "--limit", "1000"]), before, "the same entries, byte for byte");
     assert!(pg(&["verify", "--org", "acme"]).starts_with("ok: acme:"));
+    // Archived entries came along (as leaf hashes and archive records): the download from
+    // PostgreSQL merges the same archive with the copied rows.
+    let deploys = |text: &str| -> Vec<String> {
+        text.lines().filter(|l| l.contains("service:deploy")).map(String::from).collect()
+    };
+    assert_eq!(deploys(&download(&url)), deploys(&everything));
+    // Retention on PostgreSQL: June and July expire as of 2024-10-15.
+    let out = pg(&["retention", "run", "--as-of", "2024-10-15"]);
+    assert!(out.contains("acme: archived 50 events"), "{out}");
+    assert!(pg(&["verify", "--org", "acme"]).starts_with("ok: acme:"));
+    assert_eq!(deploys(&download(&url)), deploys(&everything), "archive and store still hold every event once");
     assert!(pg(&["users", "list"]).contains("ann@acme.com"));
     // The copied key works against a server on PostgreSQL.
     let server = serve(d, &url);
