@@ -77,6 +77,7 @@ async function api(path, opts = {}) {
     const err = new Error((data && data.error && data.error.message) || resp.statusText);
     err.status = resp.status;
     err.field = data && data.error && data.error.field;
+    err.code = data && data.error && data.error.code;
     throw err;
   }
   return data;
@@ -298,13 +299,22 @@ function downloadButton() {
     const p = new URLSearchParams({ from: from.value, to: to.value, format: format.value });
     fetchFile(`/download?${p}`, format.value === 'csv' ? 'CSV download' : 'JSON Lines download');
   });
+  openDownload = (start, end) => {
+    if (start) from.value = start.slice(0, 10);
+    if (end) to.value = end.slice(0, 10);
+    document.body.append(dialog);
+    dialog.showModal();
+  };
   const btn = h('button', {
     class: 'secondary', id: 'download', disabled: !can,
     title: can ? 'Download any period, archived logs included' : 'Your role may not export',
-    onclick: () => { document.body.append(dialog); dialog.showModal(); },
+    onclick: () => openDownload(),
   }, 'Download log');
   return btn;
 }
+
+// Opens the "Download log" dialog, optionally for a period (set by downloadButton).
+let openDownload = () => {};
 
 function exportMenu() {
   const can = state.me.permissions.export;
@@ -455,7 +465,8 @@ async function reloadList() {
   updateHeld();
   await loadPage(true);
   if (state.live.on) startLive();
-  loadFacetsSoon();
+  // Counts for a period the list refused would be refused too.
+  if (!state.error) loadFacetsSoon();
 }
 
 const loadFacetsSoon = debounce(loadFacets, 400);
@@ -487,6 +498,14 @@ function renderRows() {
   const line = document.querySelector('.status-line');
   const more = document.querySelector('.more');
   if (!tbody) return;
+  if (state.error && state.error.code === 'beyond_online_window') {
+    // Older than the online window: the download reaches that period.
+    const go = h('button', { class: 'secondary', id: 'download-period', onclick: () => openDownload(state.params.get('from'), state.params.get('to')) }, 'Download log for this period');
+    tbody.replaceChildren(h('tr', {}, h('td', { colspan: 8, class: 'state' }, `${state.error.message.split(';')[0]}. Older events are archived: `, go)));
+    line.textContent = '';
+    more.replaceChildren();
+    return;
+  }
   if (state.error) {
     tbody.replaceChildren(h('tr', {}, h('td', { colspan: 8, class: 'state error' }, `Could not load events: ${state.error.message}`,
       state.error.field ? ` (check “${state.error.field}”)` : '')));
