@@ -335,10 +335,9 @@ pub async fn to_file(
             Format::Csv => {
                 let mut w = CsvWriter::new(out).map_err(internal)?;
                 while let Some(chunk) = rx.blocking_recv() {
-                    for leaf in chunk? {
-                        w.event(&parse_leaf(&leaf)?).map_err(internal)?;
-                        rows += 1;
-                    }
+                    let chunk = chunk?;
+                    w.leaves(&chunk).map_err(internal)?;
+                    rows += chunk.len() as u64;
                     progress.store(rows, Ordering::Relaxed);
                 }
                 w.finish().map_err(internal)?.flush().map_err(internal)?;
@@ -512,10 +511,7 @@ async fn stream_body(st: AppState, req: ExportRequest, now: Timestamp) -> Result
                     counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
                     let r = match format {
                         Format::Csv => {
-                            let events: Result<Vec<Event>, _> = chunk.iter().map(|l| Event::from_leaf(l)).collect();
-                            events.map_err(|e| std::io::Error::other(e.to_string())).and_then(|evs| {
-                                trail_export::csv_rows(&evs, out).map_err(|e| std::io::Error::other(e.to_string()))
-                            })
+                            trail_export::csv_leaf_rows(&chunk, out).map_err(|e| std::io::Error::other(e.to_string()))
                         }
                         _ => {
                             for leaf in &chunk {
