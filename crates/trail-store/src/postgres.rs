@@ -1799,7 +1799,7 @@ impl PgStore {
                     c.batch_execute(&sql).await.map_err(pg)?;
                 }
                 // The entries in log order: archived ones (a hash) between stored ones.
-                let mut entries: Vec<(Option<&(Event, Vec<u8>)>, Hash)> = Vec::new();
+                let mut entries: Vec<(Option<&Stored>, Hash)> = Vec::new();
                 let mut at = next;
                 for ev in &events {
                     while let Some(h) = archived.remove(&at) {
@@ -1872,6 +1872,9 @@ impl PgStore {
         Ok(out)
     }
 }
+
+/// A stored entry being copied: the event and its exact bytes.
+type Stored = (Event, Vec<u8>);
 
 /// A throwaway PostgreSQL cluster for tests: `initdb` in a temporary directory (as
 /// the `postgres` user when running as root), a server on a free loopback port, and a
