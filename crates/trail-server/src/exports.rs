@@ -216,9 +216,7 @@ async fn estimate(st: &AppState, req: &ExportRequest, now: Timestamp) -> Result<
     if req.archive.is_some() {
         let (from, to) = req.filter.time_range(now);
         for f in st.store.archives(req.scope.org.as_deref()).await? {
-            let min = Timestamp::parse_rfc3339(&f.min_time).map(|t| t.0).unwrap_or(i64::MIN);
-            let max = Timestamp::parse_rfc3339(&f.max_time).map(|t| t.0).unwrap_or(i64::MAX);
-            if from.is_none_or(|from| max >= from.0) && to.is_none_or(|to| min <= to.0) {
+            if f.overlaps(from, to) {
                 n += f.count;
             }
         }

@@ -53,6 +53,30 @@ impl Retention {
     pub fn cutoff(days: u32, as_of: Timestamp) -> Timestamp {
         Timestamp(as_of.0 - days as i64 * 86_400_000_000)
     }
+
+    /// What has expired at `as_of`, for a backend to put in SQL: events of a listed
+    /// category older than its cutoff, and (when the default keeps a limit) events of
+    /// any category not listed older than the default cutoff.
+    pub fn cutoffs(&self, as_of: Timestamp) -> Cutoffs {
+        Cutoffs {
+            categories: self
+                .categories
+                .iter()
+                .filter(|(_, d)| **d > 0)
+                .map(|(c, d)| (c.clone(), Retention::cutoff(*d, as_of).0))
+                .collect(),
+            others: (self.default_days > 0)
+                .then(|| (self.categories.keys().cloned().collect(), Retention::cutoff(self.default_days, as_of).0)),
+        }
+    }
+}
+
+/// See `Retention::cutoffs` (times in µs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cutoffs {
+    pub categories: Vec<(String, i64)>,
+    /// The listed categories (excluded) and the default cutoff.
+    pub others: Option<(Vec<String>, i64)>,
 }
 
 /// One expired event, as `Store::expired` returns it.
@@ -83,6 +107,15 @@ pub struct ArchiveFile {
     pub sha256: String,
     /// When the file was written (RFC 3339).
     pub created_at: String,
+}
+
+impl ArchiveFile {
+    /// Whether the file may hold events of the time range (inclusive, open ends).
+    pub fn overlaps(&self, from: Option<Timestamp>, to: Option<Timestamp>) -> bool {
+        let min = Timestamp::parse_rfc3339(&self.min_time).map(|t| t.0).unwrap_or(i64::MIN);
+        let max = Timestamp::parse_rfc3339(&self.max_time).map(|t| t.0).unwrap_or(i64::MAX);
+        from.is_none_or(|from| max >= from.0) && to.is_none_or(|to| min <= to.0)
+    }
 }
 
 /// The archive directory.
@@ -317,11 +350,7 @@ pub async fn merged(
     filter.sort = Sort { field: SortField::Timestamp, desc: false };
     let (from, to) = filter.time_range(now);
     let mut files = store.archives(scope.org.as_deref()).await?;
-    files.retain(|f| {
-        let min = Timestamp::parse_rfc3339(&f.min_time).map(|t| t.0).unwrap_or(i64::MIN);
-        let max = Timestamp::parse_rfc3339(&f.max_time).map(|t| t.0).unwrap_or(i64::MAX);
-        from.is_none_or(|from| max >= from.0) && to.is_none_or(|to| min <= to.0)
-    });
+    files.retain(|f| f.overlaps(from, to));
     let mut by_day: BTreeMap<String, Vec<ArchiveFile>> = BTreeMap::new();
     for f in files {
         by_day.entry(f.day.clone()).or_default().push(f);

@@ -1128,17 +1128,15 @@ impl Store for PgStore {
         let mut params: Vec<Box<dyn ToSql + Sync + Send>> =
             vec![Box::new(org), Box::new(after.map_or(-1, |a| a as i64)), Box::new(limit.max(1) as i64)];
         let mut conds = Vec::new();
-        for (cat, days) in &rules.categories {
-            if *days > 0 {
-                params.push(Box::new(cat.clone()));
-                params.push(Box::new(Retention::cutoff(*days, as_of).0));
-                conds.push(format!("(lower(category) = ${} AND ts < ${})", params.len() - 1, params.len()));
-            }
+        let cutoffs = rules.cutoffs(as_of);
+        for (cat, cutoff) in cutoffs.categories {
+            params.push(Box::new(cat));
+            params.push(Box::new(cutoff));
+            conds.push(format!("(lower(category) = ${} AND ts < ${})", params.len() - 1, params.len()));
         }
-        if rules.default_days > 0 {
-            let others: Vec<String> = rules.categories.keys().cloned().collect();
-            params.push(Box::new(others));
-            params.push(Box::new(Retention::cutoff(rules.default_days, as_of).0));
+        if let Some((listed, cutoff)) = cutoffs.others {
+            params.push(Box::new(listed));
+            params.push(Box::new(cutoff));
             conds.push(format!("(NOT (lower(category) = ANY(${})) AND ts < ${})", params.len() - 1, params.len()));
         }
         if conds.is_empty() {

@@ -962,20 +962,18 @@ fn expired_blocking(
     let org_id = known_org(conn, org)?;
     let mut params: Vec<SqlValue> = vec![SqlValue::Integer(org_id), SqlValue::Integer(after.map_or(-1, |a| a as i64))];
     let mut conds = Vec::new();
-    for (cat, days) in &rules.categories {
-        if *days > 0 {
-            params.push(SqlValue::Text(cat.clone()));
-            params.push(SqlValue::Integer(Retention::cutoff(*days, as_of).0));
-            conds.push(format!("(e.category = ?{} AND e.ts < ?{})", params.len() - 1, params.len()));
-        }
+    let cutoffs = rules.cutoffs(as_of);
+    for (cat, cutoff) in cutoffs.categories {
+        params.extend([SqlValue::Text(cat), SqlValue::Integer(cutoff)]);
+        conds.push(format!("(e.category = ?{} AND e.ts < ?{})", params.len() - 1, params.len()));
     }
-    if rules.default_days > 0 {
+    if let Some((listed, cutoff)) = cutoffs.others {
         let mut others = Vec::new();
-        for cat in rules.categories.keys() {
-            params.push(SqlValue::Text(cat.clone()));
+        for cat in listed {
+            params.push(SqlValue::Text(cat));
             others.push(format!("?{}", params.len()));
         }
-        params.push(SqlValue::Integer(Retention::cutoff(rules.default_days, as_of).0));
+        params.push(SqlValue::Integer(cutoff));
         let not_in =
             if others.is_empty() { String::new() } else { format!("e.category NOT IN ({}) AND ", others.join(", ")) };
         conds.push(format!("({not_in}e.ts < ?{})", params.len()));
