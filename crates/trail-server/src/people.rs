@@ -235,6 +235,8 @@ async fn me(State(st): State<AppState>, caller: Result<Caller, ApiError>) -> Res
         "user": user,
         "csrf_token": caller.session.as_ref().map(|s| s.csrf.clone()),
         "must_change_password": caller.must_change,
+        // How far back lists reach (0: no limit); older events are downloaded.
+        "online_days": st.config.retention.online_days,
         "permissions": {
             "platform": p.platform, "manage": p.manage, "write": p.write,
             "view": p.view.as_ref().map(Categories::render),

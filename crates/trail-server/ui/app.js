@@ -422,8 +422,9 @@ function renderFilters() {
     h('div', { class: 'filters-head' }, h('h2', {}, 'Filters'),
       h('button', { class: 'link', id: 'clear', onclick: () => { for (const k of FILTER_KEYS) if (k !== 'sort') state.params.delete(k); pushUrl(); renderFilters(); const s = document.getElementById('search'); if (s) s.value = ''; reloadList(); } }, 'Clear all')),
     h('fieldset', { class: 'group' }, h('legend', {}, 'Period'),
-      h('div', { class: 'presets', role: 'radiogroup' }, ...PERIODS.map(([v, label]) =>
+      h('div', { class: 'presets', role: 'radiogroup' }, ...PERIODS.map(([v, label]) => [v, v === '' && state.me.online_days ? 'All online' : label]).map(([v, label]) =>
         h('button', {
+          title: v === '' && state.me.online_days ? `Everything queryable online: the last ${state.me.online_days} days (older logs: Download log)` : undefined,
           class: `preset${!custom && v === period ? ' on' : ''}`, role: 'radio', 'aria-checked': String(!custom && v === period), 'data-period': v,
           onclick: () => { state.params.delete('from'); state.params.delete('to'); setParam('period', v); renderFilters(); },
         }, label))),

@@ -318,6 +318,12 @@ pub trait Store: Send + Sync + 'static {
     /// An organization's newest signed checkpoint, or the one of exactly `size`.
     async fn checkpoint(&self, org: &str, size: Option<u64>) -> Result<Option<SignedCheckpoint>, StoreError>;
 
+    /// Every signed checkpoint of an organization, smallest first (for verification;
+    /// backends that keep only the newest return that one).
+    async fn checkpoints(&self, org: &str) -> Result<Vec<SignedCheckpoint>, StoreError> {
+        Ok(self.checkpoint(org, None).await?.into_iter().collect())
+    }
+
     /// The inclusion proof of entry `index` in the organization's tree of `size`
     /// entries (RFC 9162).
     async fn inclusion_proof(&self, org: &str, index: u64, size: u64) -> Result<Vec<Hash>, StoreError>;
@@ -362,14 +368,23 @@ pub async fn verify_log(
     vkey: &str,
     archive: Option<&archive::Archive>,
 ) -> Result<Result<Verified, String>, StoreError> {
-    let cp = match store.checkpoint(org, None).await? {
-        Some(cp) => cp,
-        None => return Ok(Err(format!("{org} has no signed checkpoint"))),
-    };
-    let signed = match trail_core::checkpoint::verify(&cp.note, vkey) {
-        Ok(c) => c,
-        Err(e) => return Ok(Err(format!("the newest checkpoint does not verify with this key: {e}"))),
-    };
+    let all = store.checkpoints(org).await?;
+    if all.is_empty() {
+        return Ok(Err(format!("{org} has no signed checkpoint")));
+    }
+    // Every checkpoint must carry a valid signature and name the tree it was stored as.
+    let mut sizes = std::collections::BTreeMap::new();
+    for cp in &all {
+        match trail_core::checkpoint::verify(&cp.note, vkey) {
+            Ok(c) if c.size == cp.size && c.root == cp.root => {
+                sizes.insert(c.size, c.root);
+            }
+            Ok(_) => return Ok(Err(format!("checkpoint of size {}: the stored row differs from its note", cp.size))),
+            Err(e) => return Ok(Err(format!("checkpoint of size {}: {e}", cp.size))),
+        }
+    }
+    let (&newest, &newest_root) = sizes.iter().next_back().unwrap_or((&0, &[0; 32]));
+    let signed = trail_core::checkpoint::Checkpoint { origin: String::new(), size: newest, root: newest_root };
     // Entries retention archived: their leaf hashes from the archive's bytes.
     let mut archived = std::collections::BTreeMap::new();
     let files = store.archives(Some(org)).await?;
@@ -395,9 +410,16 @@ pub async fn verify_log(
     let mut tree = trail_core::merkle::Frontier::default();
     let mut root_at_checkpoint = (signed.size == 0).then(trail_core::merkle::empty_root);
     let mut next = 0u64;
+    // The first earlier checkpoint whose recomputed root differs.
+    let mut forked = None;
     let mut add = |tree: &mut trail_core::merkle::Frontier, next: &mut u64, hash| {
         tree.extend(hash);
         *next += 1;
+        if let Some(root) = sizes.get(next) {
+            if *root != tree.root() && forked.is_none() {
+                forked = Some(*next);
+            }
+        }
         if *next == signed.size {
             root_at_checkpoint = Some(tree.root());
         }
@@ -427,6 +449,9 @@ pub async fn verify_log(
     }
     if let Some((seq, _)) = archived.pop_first() {
         return Ok(Err(format!("archived entry {seq} is also stored, or lies beyond the log")));
+    }
+    if let Some(size) = forked {
+        return Ok(Err(format!("the recomputed root of the first {size} entries differs from the signed checkpoint")));
     }
     match root_at_checkpoint {
         None => Ok(Err(format!("the checkpoint covers {} entries but only {next} are stored", signed.size))),

@@ -1627,6 +1627,18 @@ impl Store for PgStore {
             .transpose()
     }
 
+    async fn checkpoints(&self, org: &str) -> Result<Vec<SignedCheckpoint>, StoreError> {
+        let c = self.client().await?;
+        let id = org_id(&c, org).await?;
+        let rows = c
+            .query("SELECT size, root, note FROM checkpoints WHERE org_id = $1 ORDER BY size", &[&id])
+            .await
+            .map_err(pg)?;
+        rows.iter()
+            .map(|r| Ok(SignedCheckpoint { size: r.get::<_, i64>(0) as u64, root: to_hash(r.get(1))?, note: r.get(2) }))
+            .collect()
+    }
+
     async fn inclusion_proof(&self, org: &str, index: u64, size: u64) -> Result<Vec<Hash>, StoreError> {
         let have = self.log_size(org).await?;
         if size > have {
@@ -2015,6 +2027,30 @@ mod tests {
         let url = testing::Cluster::shared().database();
         let store = PgStore::open(&url, None).await.unwrap();
         (Arc::new(store), Guard)
+    }
+
+    /// `verify_log` checks every checkpoint, not only the newest: a validly signed but
+    /// wrong older checkpoint (a fork) is found.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn verification_checks_every_checkpoint() {
+        let url = testing::Cluster::shared().database();
+        let key = ed25519_dalek::SigningKey::from_bytes(&[3; 32]);
+        let signer = Arc::new(LogSigner { name: "t".into(), key: key.clone() });
+        let store = PgStore::open(&url, Some(signer.clone())).await.unwrap();
+        crate::conformance::seed_org(&store, "acme").await;
+        crate::conformance::append_n(&store, "acme", 5).await;
+        let vkey = checkpoint::verifier_key(&signer.origin("acme"), &key.verifying_key());
+        let ok = crate::verify_log(&store, "acme", &vkey, None).await.unwrap().unwrap();
+        assert_eq!((ok.entries, ok.checkpoint_size), (5, 5));
+        assert_eq!(store.checkpoints("acme").await.unwrap().len(), 5);
+        let forged = Checkpoint { origin: signer.origin("acme"), size: 2, root: [7; 32] };
+        let note = checkpoint::sign(&forged, &key);
+        let c = store.client().await.unwrap();
+        c.execute("UPDATE checkpoints SET root = $1, note = $2 WHERE size = 2", &[&&[7u8; 32][..], &note])
+            .await
+            .unwrap();
+        let err = crate::verify_log(&store, "acme", &vkey, None).await.unwrap().unwrap_err();
+        assert!(err.contains("first 2 entries"), "{err}");
     }
 
     crate::conformance_tests!(fresh);

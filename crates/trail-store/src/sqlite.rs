@@ -2153,6 +2153,24 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn checkpoints(&self, org: &str) -> Result<Vec<SignedCheckpoint>, StoreError> {
+        let org = org.to_string();
+        self.read(move |c| {
+            let org_id = known_org(c, &org)?;
+            let mut stmt =
+                c.prepare_cached("SELECT size, root, note FROM checkpoints WHERE org_id = ?1 ORDER BY size")?;
+            let rows = stmt
+                .query_map([org_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, String>(2)?)))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (size, root, note) = row?;
+                out.push(SignedCheckpoint { size: size as u64, root: to_hash(&root)?, note });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
     async fn checkpoint(&self, org: &str, size: Option<u64>) -> Result<Option<SignedCheckpoint>, StoreError> {
         let org = org.to_string();
         self.read(move |c| {
