@@ -2243,6 +2243,48 @@ mod tests {
 
     crate::conformance_tests!(fresh);
 
+    /// Retention removes archived events from the contentless FTS5 index itself (the
+    /// 'delete' command needs the exact indexed document), not only their rows: a stale
+    /// entry would match a later event that takes the same position.
+    #[tokio::test]
+    async fn retention_removes_search_index_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trail.db");
+        let store = SqliteStore::open(&path, SqliteConfig::default()).unwrap();
+        crate::conformance::seed_org(&store, "acme").await;
+        let now = crate::conformance::NOW;
+        let evs = (0..20)
+            .map(|i| {
+                let age = if i % 2 == 0 { 10 } else { 0 };
+                let v = serde_json::json!({
+                    "action": "service:deploy", "timestamp": Timestamp(now.0 - age * 86_400_000_000 - i).to_rfc3339_micros(),
+                    "actor": {"name": "Ann Lee", "email": "ann@acme.com"}, "source_ip": "10.1.2.3",
+                    "resource": {"type": "service", "name": format!("svc{i}q")}, "details": {"word": format!("qqq{i}x")},
+                });
+                (Uuid::now_v7(), trail_core::event::parse_event(v).unwrap())
+            })
+            .collect();
+        store.append(AppendBatch { org: "acme".into(), received_at: now, events: evs }).await.unwrap();
+        let arch = crate::archive::Archive::new(dir.path().join("archive"));
+        let rules = crate::archive::Retention { default_days: 5, categories: Default::default() };
+        let r = crate::archive::run(&store, &arch, &rules, now).await.unwrap();
+        assert_eq!(r[0].archived, 10);
+        store.close();
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE VIRTUAL TABLE temp.vocab USING fts5vocab(main, events_fts, row);").unwrap();
+        let docs = |term: &str| -> i64 {
+            conn.query_row("SELECT IFNULL(SUM(doc), 0) FROM vocab WHERE term = ?1", [term], |r| r.get(0)).unwrap()
+        };
+        for i in 0..20 {
+            let want = if i % 2 == 0 { 0 } else { 1 };
+            assert_eq!(docs(&format!("qqq{i}x")), want, "event {i}");
+            assert_eq!(docs(&format!("svc{i}q")), want, "event {i}");
+        }
+        // No term is indexed for more documents than remain.
+        let most: i64 = conn.query_row("SELECT MAX(doc) FROM vocab", [], |r| r.get(0)).unwrap();
+        assert_eq!(most, 10);
+    }
+
     #[tokio::test]
     async fn reopening_keeps_events_and_schema_version() {
         let dir = tempfile::tempdir().unwrap();
