@@ -91,25 +91,36 @@ impl ExportRequest {
     }
 }
 
-/// Builds an export request from query parameters for `caller`.
-fn request(st: &AppState, caller: &Caller, pairs: Vec<(String, String)>) -> Result<ExportRequest, ApiError> {
-    let mut format = None;
+/// Builds an export request from query parameters for `caller`. With `download`, a
+/// "Download log": any period (no online window), archived and online events merged in
+/// time order, as CSV (the default) or JSON Lines.
+fn request(
+    st: &AppState,
+    caller: &Caller,
+    pairs: Vec<(String, String)>,
+    download: bool,
+) -> Result<ExportRequest, ApiError> {
+    let mut format = download.then_some(Format::Csv);
     let mut preset = Preset::Standard;
     let mut org = None;
     let mut rest = Vec::new();
     for (k, v) in pairs {
         match k.as_str() {
             "format" => {
-                format =
-                    Some(Format::parse(&v).ok_or_else(|| {
-                        ApiError::field("format", "must be one of csv, xlsx, json, jsonl, pdf, evidence")
-                    })?)
+                format = match Format::parse(&v) {
+                    Some(f @ (Format::Csv | Format::Jsonl)) => Some(f),
+                    _ if download => return Err(ApiError::field("format", "a download is csv or jsonl")),
+                    Some(f) => Some(f),
+                    None => {
+                        return Err(ApiError::field("format", "must be one of csv, xlsx, json, jsonl, pdf, evidence"))
+                    }
+                }
             }
             "preset" => {
                 preset = Preset::parse(&v).ok_or_else(|| ApiError::field("preset", "must be standard or compliance"))?
             }
             "org" => org = Some(v),
-            "cursor" | "limit" => {}
+            "cursor" | "limit" | "download" => {}
             _ => rest.push((k, v)),
         }
     }
@@ -136,7 +147,9 @@ fn request(st: &AppState, caller: &Caller, pairs: Vec<(String, String)>) -> Resu
         }
         _ => None,
     };
-    if format != Format::Evidence {
+    // Downloads and evidence reach archived periods; the rest only the online window.
+    let reaches_archive = download || format == Format::Evidence;
+    if !reaches_archive {
         crate::retention::online_window(st, &mut filter, (st.clock)())?;
     }
     let generated_by = caller.actor()["email"].as_str().or(caller.actor()["name"].as_str()).unwrap_or("").to_string();
@@ -148,48 +161,9 @@ fn request(st: &AppState, caller: &Caller, pairs: Vec<(String, String)>) -> Resu
         audit_org: caller.org.clone(),
         actor: caller.actor(),
         generated_by,
-        archive: (format == Format::Evidence).then(|| st.archive.clone()).flatten(),
+        archive: if reaches_archive { st.archive.clone() } else { None },
         verifier_key,
-        download: false,
-    })
-}
-
-/// Builds a "Download log" request: any period (`from`, `to`, and any other filter),
-/// archived and online events merged in time order, as CSV or JSON Lines.
-fn download_request(st: &AppState, caller: &Caller, pairs: Vec<(String, String)>) -> Result<ExportRequest, ApiError> {
-    let mut format = Format::Csv;
-    let mut org = None;
-    let mut rest = Vec::new();
-    for (k, v) in pairs {
-        match k.as_str() {
-            "format" => {
-                format = match Format::parse(&v) {
-                    Some(f @ (Format::Csv | Format::Jsonl)) => f,
-                    _ => return Err(ApiError::field("format", "a download is csv or jsonl")),
-                }
-            }
-            "org" => org = Some(v),
-            "download" | "cursor" | "limit" | "sort" => {}
-            _ => rest.push((k, v)),
-        }
-    }
-    let filter = Filter::from_pairs(rest.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-    let mut scope = caller.export_scope()?;
-    if let Some(o) = org.as_deref() {
-        scope.org = Some(caller.log_org(Some(o))?);
-    }
-    let generated_by = caller.actor()["email"].as_str().or(caller.actor()["name"].as_str()).unwrap_or("").to_string();
-    Ok(ExportRequest {
-        format,
-        preset: Preset::Standard,
-        scope,
-        filter,
-        audit_org: caller.org.clone(),
-        actor: caller.actor(),
-        generated_by,
-        verifier_key: None,
-        archive: st.archive.clone(),
-        download: true,
+        download,
     })
 }
 
@@ -230,7 +204,7 @@ async fn download(
     caller: Caller,
     q: Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let req = download_request(&st, &caller, q.0)?;
+    let req = request(&st, &caller, q.0, true)?;
     let now = (st.clock)();
     let n = estimate(&st, &req, now).await?;
     if n > st.config.exports.sync_rows {
@@ -410,7 +384,7 @@ async fn export(
     caller: Caller,
     q: Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let req = request(&st, &caller, q.0)?;
+    let req = request(&st, &caller, q.0, false)?;
     let now = (st.clock)();
     match req.format {
         Format::Csv | Format::Json | Format::Jsonl => {
@@ -635,11 +609,8 @@ async fn start_job(
     caller: Caller,
     q: Query<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let req = if q.0.iter().any(|(k, v)| k == "download" && v != "0" && v != "false") {
-        download_request(&st, &caller, q.0)?
-    } else {
-        request(&st, &caller, q.0)?
-    };
+    let download = q.0.iter().any(|(k, v)| k == "download" && v != "0" && v != "false");
+    let req = request(&st, &caller, q.0, download)?;
     let n = estimate(&st, &req, (st.clock)()).await?;
     if req.format == Format::Pdf && n > MAX_PDF_ROWS {
         return Err(ApiError::field(

@@ -12,7 +12,7 @@
 
 use std::{
     collections::{BTreeMap, HashSet, VecDeque},
-    io::{BufRead, Write},
+    io::Write,
     path::{Path, PathBuf},
     sync::Arc,
 };
@@ -426,11 +426,6 @@ pub async fn merged(
         }
     });
     Ok(rx)
-}
-
-/// Reads a JSON Lines file of leaves (a decompressed archive, a download) line by line.
-pub fn read_lines(r: impl BufRead) -> impl Iterator<Item = std::io::Result<Vec<u8>>> {
-    r.split(b'\n').filter(|l| !matches!(l, Ok(l) if l.is_empty()))
 }
 
 #[cfg(test)]

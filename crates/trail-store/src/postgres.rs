@@ -2029,6 +2029,28 @@ mod tests {
         (Arc::new(store), Guard)
     }
 
+    /// One holder of a named lock across processes (here: two stores, two sessions);
+    /// dropping the guard releases it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn exclusive_locks_are_held_by_one_session() {
+        let url = testing::Cluster::shared().database();
+        let (a, b) = (PgStore::open(&url, None).await.unwrap(), PgStore::open(&url, None).await.unwrap());
+        let held = a.exclusive("trail-retention").await.unwrap();
+        assert!(held.is_some());
+        assert!(b.exclusive("trail-retention").await.unwrap().is_none());
+        assert!(b.exclusive("something-else").await.unwrap().is_some());
+        drop(held);
+        let mut again = None;
+        for _ in 0..50 {
+            again = b.exclusive("trail-retention").await.unwrap();
+            if again.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert!(again.is_some(), "released when the guard is dropped");
+    }
+
     /// `verify_log` checks every checkpoint, not only the newest: a validly signed but
     /// wrong older checkpoint (a fork) is found.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -222,6 +222,9 @@ fn retention_archives_then_deletes_and_everything_still_adds_up() {
     let downloaded: Vec<String> = lines(&all).into_iter().filter(|l| order(l).0 < as_of_us).collect();
     assert_eq!(downloaded, original);
 
+    let out = trail(d).args(["download", "--format", "xlsx", "--out", all.to_str().unwrap()]).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("csv or jsonl"));
+
     // (d) The organization's log verifies (archived entries from the archive)...
     assert!(run_ok(trail(d).args(["verify", "--org", "acme"])).starts_with("ok: acme"));
     assert!(run_ok(trail(d).args(["verify", "--org", "globex"])).starts_with("ok: globex"));
@@ -271,6 +274,8 @@ fn retention_archives_then_deletes_and_everything_still_adds_up() {
             (status, disposition, r.text().await.unwrap())
         })
     };
+    let (_, _, me) = get("/api/v1/auth/me".to_string());
+    assert_eq!(serde_json::from_str::<Value>(&me).unwrap()["online_days"], 90, "{me}");
     let (status, _, text) = get(format!("/api/v1/events?from={from}"));
     assert_eq!(status, 400);
     let body: Value = serde_json::from_str(&text).unwrap();
