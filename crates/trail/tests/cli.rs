@@ -1,10 +1,13 @@
 //! The `trail` binary as a user runs it: real processes, a real store on disk, real
 //! HTTP; including a crash test that kills the server with SIGKILL mid-ingest.
 
+mod common;
+use common::{run_ok, spawn_served, Served};
+
 use std::{
     io::{BufRead, BufReader},
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -15,12 +18,6 @@ fn trail(data: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_trail"));
     c.arg("--data-dir").arg(data).env("TRAIL_LOG", "warn").env_remove("TRAIL_CONFIG");
     c
-}
-
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
 }
 
 fn run_err(cmd: &mut Command) -> String {
@@ -36,32 +33,8 @@ fn new_key(data: &Path, org: &str, scope: &str) -> String {
 }
 
 /// A running `trail serve` on an ephemeral port.
-struct Served {
-    child: Child,
-    base: String,
-}
-
 fn serve(data: &Path, extra: &[&str]) -> Served {
-    let mut child = trail(data)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let base = first.strip_prefix("Trail is running at ").expect(&first).to_string();
-    // Keep draining stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines.by_ref() {});
-    Served { child, base }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    spawn_served(trail(data).args(["serve", "--listen", "127.0.0.1:0"]).args(extra))
 }
 
 #[test]

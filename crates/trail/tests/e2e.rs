@@ -5,10 +5,12 @@
 //!
 //! Needs `/usr/bin/chromium` and `e2e/node_modules` (`bash .ci/run` installs both).
 
+mod common;
+use common::{run_ok, spawn_served};
+
 use std::{
-    io::{BufRead, BufReader},
     path::{Path, PathBuf},
-    process::{Command, Stdio},
+    process::Command,
     sync::Arc,
 };
 
@@ -23,12 +25,6 @@ fn trail(data: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_trail"));
     c.arg("--data-dir").arg(data).env("TRAIL_LOG", "warn").env_remove("TRAIL_CONFIG");
     c
-}
-
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Creates a user from the command line; returns its one-time password.
@@ -96,16 +92,9 @@ fn the_audit_page_in_chromium() {
     assert!(report.contains("acme: archived"), "{report}");
     let admin_otp = user(d, "admin@acme.test", "org_admin");
     let viewer_otp = user(d, "viewer@acme.test", "no-secrets");
-    let mut server = trail(d)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("TRAIL_INSECURE_COOKIES", "true")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(server.stdout.take().unwrap()).lines();
-    let base = lines.next().unwrap().unwrap().replace("Trail is running at ", "");
-    std::thread::spawn(move || for _ in lines.by_ref() {});
+    let server =
+        spawn_served(trail(d).args(["serve", "--listen", "127.0.0.1:0"]).env("TRAIL_INSECURE_COOKIES", "true"));
+    let base = server.base.clone();
     let shots = root.join("docs");
     std::fs::create_dir_all(&shots).unwrap();
     let out = Command::new("node")
@@ -123,8 +112,7 @@ fn the_audit_page_in_chromium() {
         .env("SCREENSHOTS", &shots)
         .output()
         .expect("node is needed for the browser test");
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}");
     assert!(out.status.success(), "browser test failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));

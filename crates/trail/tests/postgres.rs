@@ -2,10 +2,12 @@
 //! database of a throwaway PostgreSQL 15 cluster (started by the test as the
 //! `postgres` user, in a temporary directory, on a loopback port, and stopped after).
 
+mod common;
+use common::{run_ok, spawn_served, Served};
+
 use std::{
-    io::{BufRead, BufReader},
     path::Path,
-    process::{Child, Command, Stdio},
+    process::Command,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -19,38 +21,9 @@ fn trail(data: &Path, url: &str) -> Command {
     c
 }
 
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
-
-struct Served {
-    child: Child,
-    base: String,
-}
-
 fn serve(data: &Path, url: &str) -> Served {
-    let mut child = trail(data, url)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        // The migrated events are from 2024: no online window.
-        .env("TRAIL_ONLINE_DAYS", "0")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
-    let base = first.strip_prefix("Trail is running at ").expect(&first).to_string();
-    std::thread::spawn(move || for _ in lines.by_ref() {});
-    Served { child, base }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    // The migrated events are from 2024: no online window.
+    spawn_served(trail(data, url).args(["serve", "--listen", "127.0.0.1:0"]).env("TRAIL_ONLINE_DAYS", "0"))
 }
 
 /// Two servers, eight clients ingesting into two organizations through both, one

@@ -2,11 +2,13 @@
 //! over 400 days, a run killed between archiving and deleting, the next run, then the
 //! store, the archive, downloads (CLI and HTTP), verification and evidence.
 
+mod common;
+use common::{run_ok, spawn_served, Served};
+
 use std::{
     collections::{BTreeMap, HashSet},
-    io::{BufRead, BufReader},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::Command,
 };
 
 use chrono::{Duration, NaiveTime, Utc};
@@ -21,12 +23,6 @@ fn trail(data: &Path) -> Command {
         .env("TRAIL_LOG", "warn")
         .env_remove("TRAIL_FAILPOINT");
     c
-}
-
-fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Lines of a JSON Lines file.
@@ -64,30 +60,8 @@ fn archived(dir: &Path, org: &str) -> Vec<String> {
     out
 }
 
-struct Served {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn serve(data: &Path) -> Served {
-    let mut child = trail(data)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = out.next().unwrap().unwrap();
-    let base = first.strip_prefix("Trail is running at ").expect(&first).to_string();
-    std::thread::spawn(move || for _ in out.by_ref() {});
-    Served { child, base }
+    spawn_served(trail(data).args(["serve", "--listen", "127.0.0.1:0"]))
 }
 
 #[test]

@@ -1,0 +1,39 @@
+//! Helpers the `trail` binary's tests share: running a command that must succeed, and
+//! a `trail serve` process on an ephemeral port.
+#![allow(dead_code)]
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+};
+
+/// Runs a command that must succeed; returns its standard output.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A running `trail serve`, killed when dropped.
+pub struct Served {
+    pub child: Child,
+    pub base: String,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `cmd` (a `trail … serve --listen 127.0.0.1:0` command) and waits for the URL
+/// it prints; its output is drained so that it never blocks on a full pipe.
+pub fn spawn_served(cmd: &mut Command) -> Served {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let base = first.strip_prefix("Trail is running at ").expect(&first).to_string();
+    std::thread::spawn(move || for _ in lines.by_ref() {});
+    Served { child, base }
+}
