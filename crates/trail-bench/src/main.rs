@@ -5,7 +5,7 @@
 //! - bytes on disk per event.
 //!
 //! Usage: `cargo run --release -p trail-bench -- [--events N] [--ingest-events N]
-//! [--skip-ingest] [--skip-query]`. Not a test: it measures, it does not assert.
+//! [--skip-ingest] [--skip-query] [--runs N] [--batches 1000,100,1]`. Not a test: it measures, it does not assert.
 
 use std::{
     path::Path,
@@ -35,6 +35,11 @@ struct Args {
     exports: bool,
     postgres: bool,
     postgres_query: usize,
+    /// Runs of each ingest configuration (Trail and the bare loop alternate); the
+    /// table gives the medians.
+    runs: usize,
+    /// Only the ingest configurations with these batch sizes (all when empty).
+    batches: Vec<usize>,
 }
 
 fn args() -> Result<Args> {
@@ -48,6 +53,8 @@ fn args() -> Result<Args> {
         exports: false,
         postgres: false,
         postgres_query: 0,
+        runs: 3,
+        batches: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -61,6 +68,11 @@ fn args() -> Result<Args> {
             "--exports" => a.exports = true,
             "--postgres" => a.postgres = true,
             "--postgres-query" => a.postgres_query = it.next().context("--postgres-query N")?.parse()?,
+            "--runs" => a.runs = it.next().context("--runs N")?.parse::<usize>()?.max(1),
+            "--batches" => {
+                let list = it.next().context("--batches N,N")?;
+                a.batches = list.split(',').map(str::parse).collect::<Result<_, _>>()?;
+            }
             "--bench" => {}
             other => anyhow::bail!("unknown argument {other}"),
         }
@@ -168,25 +180,38 @@ fn bare_sqlite(events: &[Value], batch: usize) -> Result<f64> {
     Ok(events.len() as f64 / start.elapsed().as_secs_f64())
 }
 
-async fn bench_ingest(n: usize) -> Result<()> {
+async fn bench_ingest(n: usize, runs: usize, batches: &[usize]) -> Result<()> {
     println!("## Durable ingest over HTTP (realistic events, fsync per commit)\n");
     let evs = events(n, 1);
     let mean = evs.iter().map(|e| e.to_string().len()).sum::<usize>() / evs.len();
-    println!("{} events, mean event size {mean} bytes.\n", evs.len());
-    println!("| batch | clients | Trail events/s | bare rusqlite events/s (same rows, same batches) | Trail / bare |");
-    println!("|---:|---:|---:|---:|---:|");
+    println!("{} events, mean event size {mean} bytes; median of {runs} runs (Trail and bare alternate).\n", evs.len());
+    println!("| batch | clients | Trail events/s | bare rusqlite events/s (same rows, same batches) | Trail / bare | runs: Trail / bare |");
+    println!("|---:|---:|---:|---:|---:|---|");
     for (batch, clients, count) in [(1000usize, 8usize, n), (1000, 16, n), (100, 16, n), (1, 64, n.min(50_000))] {
+        if !batches.is_empty() && !batches.contains(&batch) {
+            continue;
+        }
         let slice = &evs[..count];
         let bodies: Vec<String> = slice
             .chunks(batch)
             .map(|c| if batch == 1 { c[0].to_string() } else { Value::Array(c.to_vec()).to_string() })
             .collect();
-        let trail = ingest_http(bodies, batch, clients).await?;
-        let bare = bare_sqlite(slice, batch)?;
-        println!("| {batch} | {clients} | {trail:.0} | {bare:.0} | {:.2} |", trail / bare);
+        let (mut trail, mut bare) = (Vec::new(), Vec::new());
+        for _ in 0..runs {
+            trail.push(ingest_http(bodies.clone(), batch, clients).await?);
+            bare.push(bare_sqlite(slice, batch)?);
+        }
+        let each: Vec<String> = trail.iter().zip(&bare).map(|(t, b)| format!("{t:.0} / {b:.0}")).collect();
+        let (t, b) = (median(&mut trail), median(&mut bare));
+        println!("| {batch} | {clients} | {t:.0} | {b:.0} | {:.2} | {} |", t / b, each.join(", "));
     }
     println!();
     Ok(())
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -770,7 +795,7 @@ fn main() -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
         if !a.skip_ingest {
-            bench_ingest(a.ingest_events).await?;
+            bench_ingest(a.ingest_events, a.runs, &a.batches).await?;
         }
         if !a.skip_query {
             bench_query(a.events, a.keep.clone()).await?;

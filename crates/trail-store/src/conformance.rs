@@ -110,6 +110,23 @@ pub async fn unknown_org_fails_alone(store: &dyn Store) {
     assert_eq!(g.unwrap().len(), 1);
     assert!(matches!(b, Err(StoreError::UnknownOrg(_))), "{b:?}");
     assert_eq!(store.scan("acme", 0, 10).await.unwrap().len(), 1);
+    // Bad batches among many concurrent good ones (so in the same group commits):
+    // each bad one fails alone, every good one is stored once, seqs stay contiguous.
+    let tasks = (0..40).map(|i| async move {
+        let org = if i % 5 == 3 { "nobody" } else { "acme" };
+        let evs = (0..(1 + i % 4)).map(|j| new_event(json!({"action": "a:b", "request_id": format!("{i}-{j}")})));
+        (org, store.append(batch(org, evs.collect())).await)
+    });
+    let mut seqs = vec![0];
+    for (org, r) in join_all(tasks).await {
+        match org {
+            "nobody" => assert!(matches!(r, Err(StoreError::UnknownOrg(_))), "{r:?}"),
+            _ => seqs.extend(r.unwrap().iter().map(|a| a.seq)),
+        }
+    }
+    seqs.sort();
+    assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
+    assert_eq!(store.scan("acme", 0, 1000).await.unwrap().len(), seqs.len());
 }
 
 pub async fn leaf_bytes_round_trip(store: &dyn Store) {

@@ -243,6 +243,11 @@ type Reply = oneshot::Sender<Result<Vec<Appended>, StoreError>>;
 /// the caller's async worker.
 const INLINE_PREPARE: usize = 32;
 
+/// How many batches may be prepared at once (see `SqliteStore::preparing`).
+fn prepare_slots() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
+}
+
 /// The SQLite store. Cheap to share: hold it in an `Arc`.
 pub struct SqliteStore {
     path: PathBuf,
@@ -253,6 +258,9 @@ pub struct SqliteStore {
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Idle read-only connections.
     readers: Arc<Mutex<Vec<Connection>>>,
+    /// Batches being prepared at once: one core fewer than the machine has, so the
+    /// writer thread, which every append waits for, keeps a core of its own.
+    preparing: Arc<tokio::sync::Semaphore>,
 }
 
 impl SqliteStore {
@@ -263,6 +271,7 @@ impl SqliteStore {
             std::fs::create_dir_all(dir)?;
         }
         let mut conn = open_conn(path, false, config.writer_cache_mib)?;
+        conn.pragma_update(None, "mmap_size", 0)?;
         migrate(&mut conn)?;
         let (tx, rx) = mpsc::channel();
         let max = config.max_commit_events;
@@ -276,6 +285,7 @@ impl SqliteStore {
             writer: Mutex::new(Some(tx)),
             writer_thread: Mutex::new(Some(thread)),
             readers: Arc::new(Mutex::new(Vec::new())),
+            preparing: Arc::new(tokio::sync::Semaphore::new(prepare_slots())),
         })
     }
 
@@ -577,10 +587,29 @@ fn to_hash(bytes: &[u8]) -> Result<Hash, StoreError> {
 impl Writer {
     /// Writes every batch in one transaction; returns each batch's own outcome. The
     /// outer error means the transaction as a whole failed and nothing was stored.
+    ///
+    /// The group is first written without savepoints: opening one makes FTS5 flush its
+    /// pending terms into a segment of their own, which for a group of single-event
+    /// requests means a segment per event and constant merging. Only when a batch fails
+    /// is the group written again with a savepoint around each batch, so that one bad
+    /// batch does not fail the others.
     fn commit_group(
         &mut self,
         batches: Vec<PreparedBatch>,
     ) -> Result<Vec<Result<Vec<Appended>, StoreError>>, StoreError> {
+        if let Some(out) = self.write_group(&batches, false)? {
+            return Ok(out);
+        }
+        Ok(self.write_group(&batches, true)?.unwrap_or_default())
+    }
+
+    /// One attempt of `commit_group`. Without `isolate`, answers `None` (and stores
+    /// nothing) as soon as a batch fails.
+    fn write_group(
+        &mut self,
+        batches: &[PreparedBatch],
+        isolate: bool,
+    ) -> Result<Option<Vec<Result<Vec<Appended>, StoreError>>>, StoreError> {
         let mut tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // Read once per transaction: another process (`trail ingest`) may have written
         // since the last one.
@@ -588,10 +617,16 @@ impl Writer {
         let mut st = TxState { next_seq: HashMap::new(), high, trees: HashMap::new(), new_words: Vec::new() };
         let mut out = Vec::with_capacity(batches.len());
         for batch in batches {
+            if !isolate {
+                match append_batch(&tx, &mut self.orgs, &mut self.slugs, &self.words, &mut st, batch) {
+                    Ok(acks) => out.push(Ok(acks)),
+                    Err(_) => return Ok(None), // dropping `tx` rolls everything back
+                }
+                continue;
+            }
             let sp = tx.savepoint()?;
             let saved = st.clone();
-            let r = append_batch(&sp, &mut self.orgs, &mut self.slugs, &self.words, &mut st, batch);
-            match r {
+            match append_batch(&sp, &mut self.orgs, &mut self.slugs, &self.words, &mut st, batch) {
                 Ok(acks) => {
                     sp.commit()?;
                     out.push(Ok(acks));
@@ -627,7 +662,7 @@ impl Writer {
             self.signed_at.insert(org, Instant::now());
             self.unsigned.remove(&org);
         }
-        Ok(out)
+        Ok(Some(out))
     }
 
     /// Signs checkpoints for every organization whose newest entries none covers.
@@ -693,7 +728,7 @@ fn append_batch(
     slugs: &mut HashMap<i64, String>,
     words: &HashSet<String>,
     st: &mut TxState,
-    batch: PreparedBatch,
+    batch: &PreparedBatch,
 ) -> Result<Vec<Appended>, StoreError> {
     let org = org_id(conn, orgs, slugs, &batch.org)?;
     let mut seq = match st.next_seq.get(&org) {
@@ -1947,6 +1982,7 @@ impl Store for SqliteStore {
         let batch = if small {
             prepare()
         } else {
+            let _slot = self.preparing.acquire().await.map_err(|_| StoreError::Closed)?;
             tokio::task::spawn_blocking(prepare).await.map_err(|_| StoreError::Closed)?
         };
         let (tx, rx) = oneshot::channel();
