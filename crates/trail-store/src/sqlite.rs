@@ -237,7 +237,10 @@ pub const SLOTS: i64 = 512;
 /// `pos` are widened by this much and then checked exactly on `ts`.
 const SPILL: i64 = SLOTS * 1_000_000;
 
-type Reply = oneshot::Sender<Result<Vec<Appended>, StoreError>>;
+type Reply = oneshot::Sender<BatchOutcome>;
+
+/// What one batch of a group commit came to.
+type BatchOutcome = Result<Vec<Appended>, StoreError>;
 
 /// Batches with more events than this are prepared on a blocking thread rather than on
 /// the caller's async worker.
@@ -596,7 +599,7 @@ impl Writer {
     fn commit_group(
         &mut self,
         batches: Vec<PreparedBatch>,
-    ) -> Result<Vec<Result<Vec<Appended>, StoreError>>, StoreError> {
+    ) -> Result<Vec<BatchOutcome>, StoreError> {
         if let Some(out) = self.write_group(&batches, false)? {
             return Ok(out);
         }
@@ -609,7 +612,7 @@ impl Writer {
         &mut self,
         batches: &[PreparedBatch],
         isolate: bool,
-    ) -> Result<Option<Vec<Result<Vec<Appended>, StoreError>>>, StoreError> {
+    ) -> Result<Option<Vec<BatchOutcome>>, StoreError> {
         let mut tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // Read once per transaction: another process (`trail ingest`) may have written
         // since the last one.
