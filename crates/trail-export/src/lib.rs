@@ -25,6 +25,8 @@ pub enum ExportError {
     Pdf(String),
     #[error("stored event unreadable: {0}")]
     Event(#[from] serde_json::Error),
+    #[error("stored event is not UTF-8: {0}")]
+    Utf8(#[from] std::str::Utf8Error),
 }
 
 /// An export format.
@@ -263,7 +265,9 @@ fn leaf_rows<W: Write>(w: &mut csv::Writer<W>, leaves: &[Vec<u8>]) -> Result<(),
     let mut time = String::with_capacity(32);
     let mut code = String::new();
     for leaf in leaves {
-        let r: LeafRow = serde_json::from_slice(leaf)?;
+        // One UTF-8 check of the whole event, rather than one per string parsed.
+        let text = std::str::from_utf8(leaf)?;
+        let r: LeafRow = serde_json::from_str(text)?;
         micros(&r.timestamp, &mut time);
         code.clear();
         if let Some(c) = r.status_code {

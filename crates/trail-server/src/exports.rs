@@ -454,65 +454,54 @@ async fn stream_body(st: AppState, req: ExportRequest, now: Timestamp) -> Result
     let format = req.format;
     let rows = Arc::new(AtomicU64::new(0));
     let counter = rows.clone();
-    struct S {
-        rx: trail_store::StreamRx,
-        json: JsonWriter,
-        started: bool,
-        done: bool,
-    }
-    let state = S { rx, json: JsonWriter::new(format == Format::Jsonl), started: false, done: false };
-    let body = futures::stream::unfold(state, move |mut s| {
-        let counter = counter.clone();
-        async move {
-            if s.done {
-                return None;
-            }
-            let mut out = Vec::with_capacity(1 << 16);
-            if !s.started {
-                s.started = true;
-                match format {
-                    Format::Csv => match CsvWriter::new(Vec::new()).and_then(|w| w.finish()) {
-                        Ok(h) => out.extend_from_slice(&h),
-                        Err(e) => return Some((Err(std::io::Error::other(e.to_string())), s)),
-                    },
-                    _ => s.json.start(&mut out),
-                }
-            }
-            match s.rx.recv().await {
-                Some(Ok(chunk)) => {
+    let chunks = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+    let body: futures::stream::BoxStream<'static, std::io::Result<Bytes>> = if format == Format::Csv {
+        // Building CSV rows costs more than reading them: two chunks are built at once
+        // on blocking threads (in order), so the read and both builds share the cores.
+        let header = CsvWriter::new(Vec::new()).and_then(|w| w.finish()).map(Bytes::from).map_err(io_error);
+        let rows = chunks
+            .map(move |c| {
+                let counter = counter.clone();
+                async move {
+                    let chunk = c.map_err(io_error)?;
                     counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-                    let r = match format {
-                        Format::Csv => {
-                            trail_export::csv_leaf_rows(&chunk, out).map_err(|e| std::io::Error::other(e.to_string()))
-                        }
-                        _ => {
-                            for leaf in &chunk {
-                                s.json.leaf(&mut out, leaf);
-                            }
-                            Ok(out)
-                        }
-                    };
-                    Some((r.map(Bytes::from), s))
+                    let built = tokio::task::spawn_blocking(move || {
+                        trail_export::csv_leaf_rows(&chunk, Vec::with_capacity(1 << 18))
+                    });
+                    built.await.map_err(io_error)?.map(Bytes::from).map_err(io_error)
                 }
-                Some(Err(e)) => {
-                    s.done = true;
-                    Some((Err(std::io::Error::other(e.to_string())), s))
-                }
-                None => {
-                    s.done = true;
-                    if format != Format::Csv {
-                        s.json.end(&mut out);
-                    }
-                    Some((Ok(Bytes::from(out)), s))
-                }
+            })
+            .buffered(2);
+        futures::stream::once(async move { header }).chain(rows).boxed()
+    } else {
+        let mut json = JsonWriter::new(format == Format::Jsonl);
+        let mut start = Vec::new();
+        json.start(&mut start);
+        let rows = chunks.map(move |c| {
+            let chunk = c.map_err(io_error)?;
+            counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            let mut out = Vec::with_capacity(chunk.iter().map(|l| l.len() + 2).sum());
+            for leaf in &chunk {
+                json.leaf(&mut out, leaf);
             }
-        }
-    });
+            Ok(Bytes::from(out))
+        });
+        let end = futures::stream::once(async move {
+            let mut out = Vec::new();
+            JsonWriter::new(format == Format::Jsonl).end(&mut out);
+            Ok(Bytes::from(out))
+        });
+        futures::stream::once(async move { Ok(Bytes::from(start)) }).chain(rows).chain(end).boxed()
+    };
     let tail = futures::stream::once(async move {
         record_export(&st, &req, rows.load(Ordering::Relaxed), json!({})).await;
         Ok::<Bytes, std::io::Error>(Bytes::new())
     });
     Ok(Body::from_stream(body.chain(tail)))
+}
+
+fn io_error(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(e.to_string())
 }
 
 /// A background export.

@@ -545,16 +545,19 @@ pub async fn streams_and_counts_match_the_list(store: &dyn Store) {
         let f = trail_core::query::parse(text).unwrap();
         for scope in [Scope::all(), Scope::org("acme").with_categories(Categories::Except(vec!["auth".into()]))] {
             let listed = list_all(store, scope.clone(), f.clone(), 41).await;
-            let q = ListQuery { scope: scope.clone(), filter: f.clone(), now: NOW, cursor: None, limit: 1 };
-            let mut rx = store.stream(q, 7).await.unwrap();
-            let mut streamed = Vec::new();
-            while let Some(chunk) = rx.recv().await {
-                let chunk = chunk.unwrap();
-                assert!(chunk.len() <= 7);
-                streamed.extend(chunk.iter().map(|l| Event::from_leaf(l).unwrap().id));
-            }
             let ids: Vec<Uuid> = listed.iter().map(|e| e.id).collect();
-            assert_eq!(streamed, ids, "{text:?} in {scope:?}: same events, same order");
+            // Small chunks span scattered seqs, large ones dense runs of them.
+            for size in [7, 120] {
+                let q = ListQuery { scope: scope.clone(), filter: f.clone(), now: NOW, cursor: None, limit: 1 };
+                let mut rx = store.stream(q, size).await.unwrap();
+                let mut streamed = Vec::new();
+                while let Some(chunk) = rx.recv().await {
+                    let chunk = chunk.unwrap();
+                    assert!(chunk.len() <= size);
+                    streamed.extend(chunk.iter().map(|l| Event::from_leaf(l).unwrap().id));
+                }
+                assert_eq!(streamed, ids, "{text:?} in {scope:?}, chunks of {size}: same events, same order");
+            }
             assert_eq!(store.count(scope.clone(), f.clone(), NOW).await.unwrap(), ids.len() as u64, "{text:?}");
         }
     }
