@@ -16,6 +16,9 @@ const WIDTHS: [f64; 16] =
 /// Excel's serial date of the Unix epoch (1970-01-01 in the 1900 date system).
 const EPOCH_SERIAL: f64 = 25_569.0;
 
+/// Deflate level of the workbook's zip (1 fastest … 9; the crate's default is 6).
+const ZIP_LEVEL: u8 = 3;
+
 pub struct XlsxWriter {
     book: Workbook,
     date: Format,
@@ -28,6 +31,9 @@ impl XlsxWriter {
     pub fn new(tmp: &Path) -> Result<XlsxWriter, ExportError> {
         let mut book = Workbook::new();
         book.set_tempdir(tmp)?;
+        // Most of a large workbook's time is the zip of the sheet's XML; level 3 (what
+        // Excel uses) saves about 30 % of it for a file about 5 % larger than level 6.
+        book.set_zip_compression_level(ZIP_LEVEL);
         let header = Format::new()
             .set_bold()
             .set_font_color(Color::White)
