@@ -54,7 +54,7 @@ pub struct SqliteConfig {
 
 impl Default for SqliteConfig {
     fn default() -> Self {
-        SqliteConfig { max_commit_events: 20_000, writer_cache_mib: 64, reader_cache_mib: 16, signer: None }
+        SqliteConfig { max_commit_events: 20_000, writer_cache_mib: 16, reader_cache_mib: 16, signer: None }
     }
 }
 
