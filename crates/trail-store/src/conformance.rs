@@ -117,7 +117,7 @@ pub async fn unknown_org_fails_alone(store: &dyn Store) {
         let evs = (0..(1 + i % 4)).map(|j| new_event(json!({"action": "a:b", "request_id": format!("{i}-{j}")})));
         (org, store.append(batch(org, evs.collect())).await)
     });
-    let mut seqs = vec![0];
+    let mut seqs = vec![0]; // the good event above
     for (org, r) in join_all(tasks).await {
         match org {
             "nobody" => assert!(matches!(r, Err(StoreError::UnknownOrg(_))), "{r:?}"),

@@ -274,6 +274,8 @@ impl SqliteStore {
             std::fs::create_dir_all(dir)?;
         }
         let mut conn = open_conn(path, false, config.writer_cache_mib)?;
+        // The writer reads little beyond its page cache; a map of the whole file would
+        // only add its pages to the process's resident set.
         conn.pragma_update(None, "mmap_size", 0)?;
         migrate(&mut conn)?;
         let (tx, rx) = mpsc::channel();
@@ -1525,10 +1527,8 @@ fn sort_expr(field: SortField) -> (&'static str, bool) {
 const LEAF_JOIN: &str = "JOIN leaves l ON l.org_id = e.org_id AND l.seq = e.seq";
 
 /// The statement listing `q`'s events (`pos, ts, sort value, leaf`) in sort order,
-/// `limit` of them (`None`: all).
-/// The statement of a page (or, without a limit, of a stream). `narrow` (time order
-/// only) selects `pos, org_id, seq` instead of the event's JSON, for `stream_blocking`
-/// to fetch the JSON a chunk at a time.
+/// `limit` of them (`None`: all). With `narrow` (time order only) it selects
+/// `pos, org_id, seq` instead, for `stream_blocking` to read the JSON a chunk at a time.
 fn list_sql(conn: &Connection, q: &ListQuery, limit: Option<usize>, narrow: bool) -> Result<(String, Sql), StoreError> {
     let sort = q.filter.sort;
     let cursor = q.cursor.as_deref().map(|c| Cursor::decode(c, sort)).transpose()?;
@@ -2382,6 +2382,36 @@ mod tests {
         // No term is indexed for more documents than remain.
         let most: i64 = conn.query_row("SELECT MAX(doc) FROM vocab", [], |r| r.get(0)).unwrap();
         assert_eq!(most, 10);
+    }
+
+    /// A stream names an event whose stored JSON is missing instead of skipping it,
+    /// whether the entry is inside a range read or a chunk of its own.
+    #[tokio::test]
+    async fn streams_report_a_missing_leaf() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trail.db");
+        let store = SqliteStore::open(&path, SqliteConfig::default()).unwrap();
+        crate::conformance::seed_org(&store, "acme").await;
+        crate::conformance::append_n(&store, "acme", 300).await;
+        Connection::open(&path).unwrap().execute("DELETE FROM leaves WHERE seq = 150", []).unwrap();
+        for chunk in [1000, 1] {
+            let q = ListQuery {
+                scope: Scope::all(),
+                filter: Filter::default(),
+                now: crate::conformance::NOW,
+                cursor: None,
+                limit: 1,
+            };
+            let mut rx = store.stream(q, chunk).await.unwrap();
+            let mut failed = None;
+            while let Some(c) = rx.recv().await {
+                if let Err(e) = c {
+                    failed = Some(e);
+                }
+            }
+            let e = failed.expect("the stream must fail");
+            assert!(matches!(&e, StoreError::Corrupt(m) if m.contains("entry 150")), "{e:?}");
+        }
     }
 
     #[tokio::test]
