@@ -3,11 +3,13 @@
 //! worksheets) and PDF reports. No I/O of its own beyond the writer or path it is given;
 //! no HTTP, no SQL.
 
+mod leaf;
 mod pdf;
 mod xlsx;
 
 use std::{borrow::Cow, collections::BTreeMap, io::Write};
 
+use leaf::LeafRow;
 use trail_core::{Event, Timestamp};
 
 pub use pdf::{pdf, Preset};
@@ -25,6 +27,8 @@ pub enum ExportError {
     Pdf(String),
     #[error("stored event unreadable: {0}")]
     Event(#[from] serde_json::Error),
+    #[error("stored event unreadable: {0}")]
+    Stored(String),
     #[error("stored event is not UTF-8: {0}")]
     Utf8(#[from] std::str::Utf8Error),
 }
@@ -187,57 +191,6 @@ pub fn csv_rows<'a>(events: impl IntoIterator<Item = &'a Event>, out: Vec<u8>) -
     w.into_inner().map_err(|e| ExportError::Io(e.into_error()))
 }
 
-/// The CSV columns of a stored event, read straight from its bytes: the fields the
-/// columns need are borrowed (the rest skipped), so a row costs no allocations beyond
-/// escaped strings. The cells equal `cells(&Event::from_leaf(leaf))`.
-#[derive(serde::Deserialize)]
-struct LeafRow<'a> {
-    #[serde(borrow)]
-    id: Cow<'a, str>,
-    #[serde(borrow)]
-    org: Cow<'a, str>,
-    #[serde(borrow)]
-    timestamp: Cow<'a, str>,
-    #[serde(borrow)]
-    action: Cow<'a, str>,
-    #[serde(borrow)]
-    result: Cow<'a, str>,
-    #[serde(default)]
-    status_code: Option<u16>,
-    #[serde(borrow, default)]
-    actor: Option<LeafActor<'a>>,
-    #[serde(borrow, default)]
-    resource: Option<LeafResource<'a>>,
-    #[serde(borrow, default)]
-    source_ip: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    request_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    details: Option<&'a serde_json::value::RawValue>,
-    #[serde(borrow, default)]
-    error: Option<Cow<'a, str>>,
-}
-
-#[derive(serde::Deserialize)]
-struct LeafActor<'a> {
-    #[serde(borrow, default)]
-    name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    email: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    company: Option<Cow<'a, str>>,
-}
-
-#[derive(serde::Deserialize)]
-struct LeafResource<'a> {
-    #[serde(rename = "type", borrow, default)]
-    kind: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    name: Option<Cow<'a, str>>,
-}
-
 /// A stored RFC 3339 UTC time (fractional digits only when present) with exactly six
 /// fractional digits, as `Timestamp::to_rfc3339_micros` writes it.
 fn micros(t: &str, out: &mut String) {
@@ -260,43 +213,56 @@ fn get<'s>(v: Option<&'s Cow<'_, str>>) -> &'s str {
     v.map(|c| c.as_ref()).unwrap_or("")
 }
 
+/// The text cells of a stored event in `COLUMNS` order, as `cells` gives them for the
+/// parsed event; `time` and `code` hold the first and the status code's cell.
+fn leaf_cells<'r>(r: &'r LeafRow<'_>, time: &'r mut String, code: &'r mut String) -> [&'r str; 16] {
+    micros(&r.timestamp, time);
+    code.clear();
+    if let Some(c) = r.status_code {
+        use std::fmt::Write;
+        let _ = write!(code, "{c}");
+    }
+    let (category, operation) = split_action(&r.action);
+    let actor = r.actor.as_ref();
+    let res = r.resource.as_ref();
+    let company = actor.and_then(|a| a.company.as_deref()).unwrap_or(&r.org);
+    [
+        time,
+        get(r.source_ip.as_ref()),
+        get(actor.and_then(|a| a.name.as_ref())),
+        company,
+        get(actor.and_then(|a| a.email.as_ref())),
+        category,
+        operation,
+        &r.result,
+        &r.id,
+        get(r.request_id.as_ref()),
+        get(res.and_then(|x| x.kind.as_ref())),
+        get(res.and_then(|x| x.id.as_ref())),
+        get(res.and_then(|x| x.name.as_ref())),
+        code,
+        get(r.error.as_ref()),
+        r.details.unwrap_or(""),
+    ]
+}
+
+/// `category:operation` split as `Event::category` and `Event::operation` do.
+fn split_action(action: &str) -> (&str, &str) {
+    action.split_once(':').unwrap_or((action, ""))
+}
+
+/// Reads a stored event's columns (one UTF-8 check of the whole event, rather than one
+/// per string).
+fn read_leaf(leaf: &[u8]) -> Result<LeafRow<'_>, ExportError> {
+    Ok(LeafRow::read(std::str::from_utf8(leaf)?)?)
+}
+
 /// Appends the CSV rows of stored events (no header) to a csv writer.
 fn leaf_rows<W: Write>(w: &mut csv::Writer<W>, leaves: &[Vec<u8>]) -> Result<(), ExportError> {
-    let mut time = String::with_capacity(32);
-    let mut code = String::new();
+    let (mut time, mut code) = (String::with_capacity(32), String::new());
     for leaf in leaves {
-        // One UTF-8 check of the whole event, rather than one per string parsed.
-        let text = std::str::from_utf8(leaf)?;
-        let r: LeafRow = serde_json::from_str(text)?;
-        micros(&r.timestamp, &mut time);
-        code.clear();
-        if let Some(c) = r.status_code {
-            code.push_str(&c.to_string());
-        }
-        let (category, operation) = r.action.split_once(':').unwrap_or((&r.action, ""));
-        let actor = r.actor.as_ref();
-        let res = r.resource.as_ref();
-        let details = r.details.map(|d| d.get()).filter(|d| *d != "null").unwrap_or("");
-        let company = actor.and_then(|a| a.company.as_deref()).unwrap_or(&r.org);
-        let row: [&str; 16] = [
-            &time,
-            get(r.source_ip.as_ref()),
-            get(actor.and_then(|a| a.name.as_ref())),
-            company,
-            get(actor.and_then(|a| a.email.as_ref())),
-            category,
-            operation,
-            &r.result,
-            &r.id,
-            get(r.request_id.as_ref()),
-            get(res.and_then(|x| x.kind.as_ref())),
-            get(res.and_then(|x| x.id.as_ref())),
-            get(res.and_then(|x| x.name.as_ref())),
-            &code,
-            get(r.error.as_ref()),
-            details,
-        ];
-        let cells: SmallRow = row.iter().map(|c| neutralise(c)).collect();
+        let r = read_leaf(leaf)?;
+        let cells: SmallRow = leaf_cells(&r, &mut time, &mut code).iter().map(|c| neutralise(c)).collect();
         w.write_record(cells.0.iter().map(|c| c.as_bytes()))?;
     }
     Ok(())
@@ -388,31 +354,48 @@ pub struct Summary {
 
 impl Summary {
     pub fn add(&mut self, e: &Event) {
+        self.count(e.category(), e.operation(), e.result.as_str(), e.timestamp);
+    }
+
+    /// Counts one event given its parts (`result` as `Outcome::as_str` writes it).
+    pub fn count(&mut self, category: &str, operation: &str, result: &str, at: Timestamp) {
         self.rows += 1;
-        *self.categories.entry(e.category().to_string()).or_default() += 1;
-        *self.results.entry(e.result.as_str().to_string()).or_default() += 1;
-        self.first = Some(self.first.map_or(e.timestamp, |f| f.min(e.timestamp)));
-        self.last = Some(self.last.map_or(e.timestamp, |l| l.max(e.timestamp)));
-        if is_failed_login(e) {
+        match self.categories.get_mut(category) {
+            Some(n) => *n += 1,
+            None => _ = self.categories.insert(category.to_string(), 1),
+        }
+        match self.results.get_mut(result) {
+            Some(n) => *n += 1,
+            None => _ = self.results.insert(result.to_string(), 1),
+        }
+        self.first = Some(self.first.map_or(at, |f| f.min(at)));
+        self.last = Some(self.last.map_or(at, |l| l.max(at)));
+        if failed_login(category, operation, result) {
             self.failed_logins += 1;
         }
-        if is_access_change(e) {
+        if access_change(category, operation) {
             self.access_changes += 1;
         }
-        if e.action == "audit:export" {
+        if category == "audit" && operation == "export" {
             self.data_exports += 1;
         }
     }
 }
 
 pub fn is_failed_login(e: &Event) -> bool {
-    e.category() == "auth" && e.operation().starts_with("login") && e.result == trail_core::Outcome::Failed
+    failed_login(e.category(), e.operation(), e.result.as_str())
+}
+
+fn failed_login(category: &str, operation: &str, result: &str) -> bool {
+    category == "auth" && operation.starts_with("login") && result == trail_core::Outcome::Failed.as_str()
 }
 
 /// Changes of who may do what: roles, permissions, memberships, keys.
 pub fn is_access_change(e: &Event) -> bool {
-    let op = e.operation();
-    let cat = e.category();
+    access_change(e.category(), e.operation())
+}
+
+fn access_change(cat: &str, op: &str) -> bool {
     op.contains("role")
         || op.contains("permission")
         || op.contains("grant")

@@ -334,26 +334,15 @@ pub async fn to_file(
             Format::Xlsx => {
                 drop(out);
                 let mut w = XlsxWriter::new(&tmp).map_err(internal)?;
-                // The events are parsed on a thread of their own, beside the writing
-                // of the sheet (two chunks ahead at most).
-                let (parsed_tx, parsed) = std::sync::mpsc::sync_channel::<Result<Vec<Event>, ApiError>>(2);
-                let parser = std::thread::spawn(move || {
-                    while let Some(chunk) = rx.blocking_recv() {
-                        let events =
-                            chunk.map_err(ApiError::from).and_then(|c| c.iter().map(|l| parse_leaf(l)).collect());
-                        if parsed_tx.send(events).is_err() {
-                            break;
-                        }
-                    }
-                });
-                for events in parsed.iter() {
-                    for e in events? {
-                        w.event(&e).map_err(|e| ApiError::field("format", e.to_string()))?;
-                        rows += 1;
-                    }
+                while let Some(chunk) = rx.blocking_recv() {
+                    let chunk = chunk?;
+                    w.leaves(&chunk).map_err(|e| match e {
+                        trail_export::ExportError::Pdf(m) => ApiError::field("format", m),
+                        e => internal(e),
+                    })?;
+                    rows += chunk.len() as u64;
                     progress.store(rows, Ordering::Relaxed);
                 }
-                let _ = parser.join();
                 w.finish(&meta, &path).map_err(internal)?;
             }
             Format::Pdf => {

@@ -1,0 +1,313 @@
+//! The fields of a stored event that the CSV columns need, read straight from its
+//! stored bytes (the compact JSON `Event::to_leaf` wrote). A small scanner walks the
+//! object, borrowing the strings it needs and skipping everything else (before/after,
+//! context, user agent) without building anything; strings are only copied when they
+//! hold escapes. Whatever the scanner does not expect makes it give up, and the caller
+//! then reads the event with serde_json, which also names what is wrong.
+
+use std::borrow::Cow;
+
+/// The CSV-relevant fields of one stored event.
+#[derive(Debug, Default, PartialEq, serde::Deserialize)]
+pub(crate) struct LeafRow<'a> {
+    #[serde(borrow)]
+    pub id: Cow<'a, str>,
+    #[serde(borrow)]
+    pub org: Cow<'a, str>,
+    #[serde(borrow)]
+    pub timestamp: Cow<'a, str>,
+    #[serde(borrow)]
+    pub action: Cow<'a, str>,
+    #[serde(borrow)]
+    pub result: Cow<'a, str>,
+    #[serde(default)]
+    pub status_code: Option<u16>,
+    #[serde(borrow, default)]
+    pub actor: Option<LeafActor<'a>>,
+    #[serde(borrow, default)]
+    pub resource: Option<LeafResource<'a>>,
+    #[serde(borrow, default)]
+    pub source_ip: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub request_id: Option<Cow<'a, str>>,
+    /// The details object as stored (`null` when absent or null).
+    #[serde(borrow, default, deserialize_with = "raw")]
+    pub details: Option<&'a str>,
+    #[serde(borrow, default)]
+    pub error: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Default, PartialEq, serde::Deserialize)]
+pub(crate) struct LeafActor<'a> {
+    #[serde(borrow, default)]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub email: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub company: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Default, PartialEq, serde::Deserialize)]
+pub(crate) struct LeafResource<'a> {
+    #[serde(rename = "type", borrow, default)]
+    pub kind: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub name: Option<Cow<'a, str>>,
+}
+
+fn raw<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de str>, D::Error> {
+    let v: &'de serde_json::value::RawValue = serde::Deserialize::deserialize(d)?;
+    Ok(Some(v.get()).filter(|s| *s != "null"))
+}
+
+impl<'a> LeafRow<'a> {
+    /// Reads a stored event's columns: the scanner, or serde_json where the scanner
+    /// gives up (and to report what is wrong with a malformed event).
+    pub fn read(text: &'a str) -> Result<LeafRow<'a>, serde_json::Error> {
+        match scan(text) {
+            Some(row) => Ok(row),
+            None => serde_json::from_str(text),
+        }
+    }
+}
+
+/// The scanner: `None` when the text is not what `Event::to_leaf` writes.
+pub(crate) fn scan(text: &str) -> Option<LeafRow<'_>> {
+    let mut c = Cursor { text, b: text.as_bytes(), i: 0 };
+    let mut row = LeafRow::default();
+    let mut seen = 0u8;
+    c.object(|c, key| {
+        match key {
+            "id" => (row.id, seen) = (c.string()?, seen | 1),
+            "org" => (row.org, seen) = (c.string()?, seen | 2),
+            "timestamp" => (row.timestamp, seen) = (c.string()?, seen | 4),
+            "action" => (row.action, seen) = (c.string()?, seen | 8),
+            "result" => (row.result, seen) = (c.string()?, seen | 16),
+            "status_code" => row.status_code = c.nullable(Cursor::u16)?,
+            "source_ip" => row.source_ip = c.nullable(Cursor::string)?,
+            "request_id" => row.request_id = c.nullable(Cursor::string)?,
+            "error" => row.error = c.nullable(Cursor::string)?,
+            "details" => {
+                let start = c.i;
+                c.skip()?;
+                row.details = Some(&c.text[start..c.i]).filter(|s| *s != "null");
+            }
+            "actor" => {
+                row.actor = c.nullable(|c| {
+                    let mut a = LeafActor::default();
+                    c.object(|c, key| {
+                        match key {
+                            "name" => a.name = c.nullable(Cursor::string)?,
+                            "email" => a.email = c.nullable(Cursor::string)?,
+                            "company" => a.company = c.nullable(Cursor::string)?,
+                            _ => c.skip()?,
+                        }
+                        Some(())
+                    })?;
+                    Some(a)
+                })?
+            }
+            "resource" => {
+                row.resource = c.nullable(|c| {
+                    let mut r = LeafResource::default();
+                    c.object(|c, key| {
+                        match key {
+                            "type" => r.kind = c.nullable(Cursor::string)?,
+                            "id" => r.id = c.nullable(Cursor::string)?,
+                            "name" => r.name = c.nullable(Cursor::string)?,
+                            _ => c.skip()?,
+                        }
+                        Some(())
+                    })?;
+                    Some(r)
+                })?
+            }
+            _ => c.skip()?,
+        }
+        Some(())
+    })?;
+    c.ws();
+    (seen == 31 && c.i == c.b.len()).then_some(row)
+}
+
+struct Cursor<'a> {
+    text: &'a str,
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn ws(&mut self) {
+        while matches!(self.b.get(self.i), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+            self.i += 1;
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
+    }
+
+    fn eat(&mut self, c: u8) -> Option<()> {
+        (self.peek()? == c).then(|| self.i += 1)
+    }
+
+    /// `null`, or what `f` reads.
+    fn nullable<T>(&mut self, f: impl FnOnce(&mut Self) -> Option<T>) -> Option<Option<T>> {
+        if self.b[self.i..].starts_with(b"null") {
+            self.i += 4;
+            Some(None)
+        } else {
+            f(self).map(Some)
+        }
+    }
+
+    /// The members of an object, each value read (or skipped) by `member`.
+    fn object(&mut self, mut member: impl FnMut(&mut Self, &str) -> Option<()>) -> Option<()> {
+        self.ws();
+        self.eat(b'{')?;
+        self.ws();
+        if self.eat(b'}').is_some() {
+            return Some(());
+        }
+        loop {
+            let key = self.string()?;
+            self.ws();
+            self.eat(b':')?;
+            self.ws();
+            member(self, &key)?;
+            self.ws();
+            match self.peek()? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+            self.ws();
+        }
+    }
+
+    /// The end of the string whose opening quote is at `i` (the index after its closing
+    /// quote), and whether it holds escapes.
+    fn string_end(&self) -> Option<(usize, bool)> {
+        let mut j = self.i + 1;
+        let mut escaped = false;
+        loop {
+            j += memchr::memchr2(b'"', b'\\', &self.b[j..])?;
+            if self.b[j] == b'"' {
+                return Some((j + 1, escaped));
+            }
+            escaped = true;
+            j += 2;
+            if j > self.b.len() {
+                return None;
+            }
+        }
+    }
+
+    fn string(&mut self) -> Option<Cow<'a, str>> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        let (end, escaped) = self.string_end()?;
+        let quoted = &self.text[self.i..end];
+        self.i = end;
+        if escaped {
+            serde_json::from_str::<String>(quoted).ok().map(Cow::Owned)
+        } else {
+            Some(Cow::Borrowed(&quoted[1..quoted.len() - 1]))
+        }
+    }
+
+    fn u16(&mut self) -> Option<u16> {
+        let start = self.i;
+        while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+            self.i += 1;
+        }
+        self.text[start..self.i].parse().ok()
+    }
+
+    /// Steps over one value of any kind.
+    fn skip(&mut self) -> Option<()> {
+        match self.peek()? {
+            b'"' => self.i = self.string_end()?.0,
+            b'{' | b'[' => {
+                let mut depth = 0usize;
+                loop {
+                    match *self.b.get(self.i)? {
+                        b'"' => {
+                            self.i = self.string_end()?.0;
+                            continue;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                self.i += 1;
+                                return Some(());
+                            }
+                        }
+                        _ => {}
+                    }
+                    self.i += 1;
+                }
+            }
+            _ => {
+                // A number, true, false or null: up to the next delimiter.
+                let start = self.i;
+                while !matches!(self.peek(), None | Some(b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t')) {
+                    self.i += 1;
+                }
+                if self.i == start {
+                    return None;
+                }
+            }
+        }
+        Some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn both(text: &str) -> (Option<LeafRow<'_>>, Option<LeafRow<'_>>) {
+        (scan(text), serde_json::from_str(text).ok())
+    }
+
+    #[test]
+    fn scanner_reads_what_serde_reads() {
+        let cases = [
+            r#"{"id":"e1","org":"acme","seq":1,"timestamp":"2024-03-01T10:00:00Z","received_at":"x","action":"a:b","result":"DONE"}"#,
+            r#"{"id":"e1","org":"acme","timestamp":"t","action":"a:b","result":"FAILED","status_code":403,"actor":{"id":"u","name":"Zo\u00eb \"Z\"","email":"=x@y","company":null,"type":"user"},"resource":{"type":"user","id":"u\n1","name":"-2","parent":{"type":"p","id":"q"}},"context":{"workspace":{"id":"w","name":"W"},"cluster":"c"},"source_ip":"10.0.0.1","user_agent":"ua}{][","request_id":"r","details":{"a":[1,{"b":"}"}],"c":null,"d":true,"e":-1.5e3},"before":{"x":"\\"},"after":[],"error":"bad\\\"","idempotency_key":"k"}"#,
+            r#" { "id" : "e1" , "org":"acme","timestamp":"t","action":"a","result":"DONE","details":null,"actor":null } "#,
+            r#"{"id":"e1","org":"acme","timestamp":"t","action":"a","result":"DONE","details":{},"resource":{}}"#,
+        ];
+        for text in cases {
+            let (fast, slow) = both(text);
+            assert!(fast.is_some(), "{text}");
+            assert_eq!(fast, slow, "{text}");
+        }
+    }
+
+    #[test]
+    fn scanner_gives_up_on_what_it_does_not_expect() {
+        for text in [
+            "",
+            "{",
+            "[]",
+            r#"{"id":"e1"}"#,
+            r#"{"id":"e1","org":"acme","timestamp":"t","action":"a","result":"DONE""#,
+            r#"{"id":"e1","org":"acme","timestamp":"t","action":"a","result":"DONE","status_code":"x"}"#,
+            r#"{"id":"e1","org":"acme","timestamp":"t","action":"a","result":"DONE","details":{"a":"}"#,
+            r#"{"id":"e1","org":"acme","timestamp":"t","action":"a","result":"DONE"} x"#,
+            r#"{"id":1,"org":"acme","timestamp":"t","action":"a","result":"DONE"}"#,
+            r#"{"id":"e1\","org":"acme","timestamp":"t","action":"a","result":"DONE"}"#,
+        ] {
+            assert_eq!(scan(text), None, "{text}");
+        }
+    }
+}
