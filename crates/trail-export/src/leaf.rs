@@ -132,6 +132,25 @@ pub(crate) fn scan(text: &str) -> Option<LeafRow<'_>> {
     (seen == 31 && c.i == c.b.len()).then_some(row)
 }
 
+/// The index of the first `"` or `\` at or after `j`, eight bytes at a time (most
+/// strings are short: this beat a call into memchr for each by about 10 % of a row).
+fn quote_or_backslash(b: &[u8], mut j: usize) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    while let Some(w) = b.get(j..j + 8) {
+        let w = u64::from_le_bytes(w.try_into().ok()?);
+        let (q, s) = (w ^ (LO * u64::from(b'"')), w ^ (LO * u64::from(b'\\')));
+        // A byte of q or s is zero where w holds a quote or a backslash; the lowest
+        // flagged byte is exact (borrows only run towards higher bytes).
+        let m = ((q.wrapping_sub(LO) & !q) | (s.wrapping_sub(LO) & !s)) & HI;
+        if m != 0 {
+            return Some(j + (m.trailing_zeros() / 8) as usize);
+        }
+        j += 8;
+    }
+    (j..b.len()).find(|&k| matches!(b[k], b'"' | b'\\'))
+}
+
 struct Cursor<'a> {
     text: &'a str,
     b: &'a [u8],
@@ -196,7 +215,7 @@ impl<'a> Cursor<'a> {
         let mut j = self.i + 1;
         let mut escaped = false;
         loop {
-            j += memchr::memchr2(b'"', b'\\', &self.b[j..])?;
+            j = quote_or_backslash(self.b, j)?;
             if self.b[j] == b'"' {
                 return Some((j + 1, escaped));
             }
@@ -291,6 +310,18 @@ mod tests {
             assert!(fast.is_some(), "{text}");
             assert_eq!(fast, slow, "{text}");
         }
+    }
+
+    #[test]
+    fn finds_quotes_and_backslashes_at_every_offset() {
+        let text: Vec<u8> = (0..300u32)
+            .map(|i| [b'a', b'"', 0x80, b'\\', b'\xff', b'!', b']', b'#'][(i * i % 11 % 8) as usize])
+            .collect();
+        for j in 0..=text.len() {
+            let naive = (j..text.len()).find(|&k| matches!(text[k], b'"' | b'\\'));
+            assert_eq!(quote_or_backslash(&text, j), naive, "at {j}");
+        }
+        assert_eq!(quote_or_backslash(&[b'a'; 40], 0), None);
     }
 
     #[test]

@@ -458,8 +458,9 @@ async fn stream_body(st: AppState, req: ExportRequest, now: Timestamp) -> Result
     let counter = rows.clone();
     let chunks = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
     let body: futures::stream::BoxStream<'static, std::io::Result<Bytes>> = if format == Format::Csv {
-        // Building CSV rows costs more than reading them: two chunks are built at once
-        // on blocking threads (in order), so the read and both builds share the cores.
+        // Building CSV rows costs more than reading them: up to four chunks are built
+        // at once on blocking threads (in order), so the read and the builds share the
+        // cores.
         let header = CsvWriter::new(Vec::new()).and_then(|w| w.finish()).map(Bytes::from).map_err(io_error);
         let rows = chunks
             .map(move |c| {
@@ -473,7 +474,7 @@ async fn stream_body(st: AppState, req: ExportRequest, now: Timestamp) -> Result
                     built.await.map_err(io_error)?.map(Bytes::from).map_err(io_error)
                 }
             })
-            .buffered(2);
+            .buffered(4);
         futures::stream::once(async move { header }).chain(rows).boxed()
     } else {
         let mut json = JsonWriter::new(format == Format::Jsonl);

@@ -2084,7 +2084,9 @@ impl Store for SqliteStore {
     }
 
     async fn stream(&self, query: ListQuery, chunk: usize) -> Result<StreamRx, StoreError> {
-        let (tx, rx) = tokio::sync::mpsc::channel(2);
+        // Eight chunks ahead (about 8 MB of events): enough that a consumer building
+        // rows on other threads (CSV) does not leave the reading thread waiting.
+        let (tx, rx) = tokio::sync::mpsc::channel(8);
         // A long scan through a memory map would pull the whole file into the
         // process's resident set; plain reads through a small cache keep it flat.
         let conn = open_conn(&self.path, true, 8)?;
