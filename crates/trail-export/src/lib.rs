@@ -13,7 +13,7 @@ use leaf::LeafRow;
 use trail_core::{Event, Timestamp};
 
 pub use pdf::{pdf, Preset};
-pub use xlsx::XlsxWriter;
+pub use xlsx::{XlsxWriter, XLSX_MAX_ROWS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -25,6 +25,8 @@ pub enum ExportError {
     Xlsx(#[from] rust_xlsxwriter::XlsxError),
     #[error("pdf: {0}")]
     Pdf(String),
+    #[error("more than {0} rows do not fit in a worksheet: export them as CSV or JSON Lines")]
+    TooManyRows(u32),
     #[error("stored event unreadable: {0}")]
     Event(#[from] serde_json::Error),
     #[error("stored event unreadable: {0}")]

@@ -15,6 +15,9 @@ use crate::{leaf_cells, read_leaf, ExportError, Meta, Summary, COLUMNS};
 const WIDTHS: [f64; 16] =
     [20.0, 16.0, 20.0, 14.0, 28.0, 14.0, 18.0, 11.0, 38.0, 18.0, 16.0, 20.0, 24.0, 8.0, 30.0, 50.0];
 
+/// Rows a worksheet holds below its header (Excel's limit is 1,048,576 rows).
+pub const XLSX_MAX_ROWS: u32 = 1_048_575;
+
 /// Excel's serial date of the Unix epoch (1970-01-01 in the 1900 date system).
 const EPOCH_SERIAL: f64 = 25_569.0;
 
@@ -65,9 +68,8 @@ impl XlsxWriter {
         let (mut time, mut code) = (String::with_capacity(32), String::new());
         let sheet = self.book.worksheet_from_index(0)?;
         for leaf in leaves {
-            // Excel's limit; a larger set must be exported as CSV or JSON Lines.
-            if self.row >= 1_048_575 {
-                return Err(ExportError::Pdf("more than 1,048,575 rows do not fit in a worksheet: use CSV".into()));
+            if self.row >= XLSX_MAX_ROWS {
+                return Err(ExportError::TooManyRows(XLSX_MAX_ROWS));
             }
             self.row += 1;
             let r = read_leaf(leaf)?;

@@ -337,7 +337,7 @@ pub async fn to_file(
                 while let Some(chunk) = rx.blocking_recv() {
                     let chunk = chunk?;
                     w.leaves(&chunk).map_err(|e| match e {
-                        trail_export::ExportError::Pdf(m) => ApiError::field("format", m),
+                        e @ trail_export::ExportError::TooManyRows(_) => ApiError::field("format", e.to_string()),
                         e => internal(e),
                     })?;
                     rows += chunk.len() as u64;
@@ -561,6 +561,15 @@ pub(crate) struct Jobs {
 
 /// Starts a background export and returns it.
 async fn start(st: &AppState, caller: &Caller, req: ExportRequest, total: u64) -> Result<Arc<Job>, ApiError> {
+    if req.format == Format::Xlsx && total > u64::from(trail_export::XLSX_MAX_ROWS) {
+        return Err(ApiError::field(
+            "format",
+            format!(
+                "a worksheet holds at most {} events and {total} match: export them as CSV or JSON Lines",
+                trail_export::XLSX_MAX_ROWS
+            ),
+        ));
+    }
     let now = (st.clock)();
     let id = Uuid::now_v7();
     let path = st.config.exports.dir.join("jobs").join(format!("{id}.{}", req.format.ext()));
