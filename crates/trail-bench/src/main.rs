@@ -2,10 +2,12 @@
 //! - durable ingest over real HTTP (batches of 1 with 64 clients, 100, 1,000) against
 //!   a bare rusqlite loop inserting the same rows, same schema, same batches;
 //! - first-page query latency (p50/p99) per filter and for `q` on a large store;
-//! - bytes on disk per event.
+//! - bytes on disk per event;
+//! - with `--exports --keep DIR`, export rates, server CPU and peak RSS per format.
 //!
 //! Usage: `cargo run --release -p trail-bench -- [--events N] [--ingest-events N]
-//! [--skip-ingest] [--skip-query] [--runs N] [--batches 1000,100,1]`. Not a test: it measures, it does not assert.
+//! [--skip-ingest] [--skip-query] [--runs N] [--batches 1000,100,1] [--keep DIR]
+//! [--exports]`. Not a test: it measures, it does not assert.
 
 use std::{
     path::Path,
@@ -35,8 +37,8 @@ struct Args {
     exports: bool,
     postgres: bool,
     postgres_query: usize,
-    /// Runs of each ingest configuration (Trail and the bare loop alternate); the
-    /// table gives the medians.
+    /// Runs of each ingest configuration (Trail and the bare loop alternate) and of
+    /// each export format (the formats alternate); the tables give the medians.
     runs: usize,
     /// Only the ingest configurations with these batch sizes (all when empty).
     batches: Vec<usize>,
@@ -676,10 +678,70 @@ fn reset_peak_rss(pid: u32) {
     let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
 }
 
+/// One export's figures.
+#[derive(Clone)]
+struct ExportRun {
+    rows: u64,
+    bytes: u64,
+    secs: f64,
+    cpu: f64,
+    peak: f64,
+}
+
+/// User + system CPU seconds of a process so far.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which ends with the last ')'): utime is the 12th.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<f64> = rest.split_whitespace().map(|v| v.parse().unwrap_or(0.0)).collect();
+    (f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)) / 100.0
+}
+
+/// Exports every event once in `format` from the server at `base`: streamed formats
+/// read and discarded, XLSX as a background job polled until done.
+/// `total` is the store's count before the first export (streams give that many plus
+/// the `audit:export` events of the exports before them).
+async fn export_once(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    pid: u32,
+    format: &str,
+    total: u64,
+) -> Result<ExportRun> {
+    reset_peak_rss(pid);
+    let cpu = cpu_secs(pid);
+    let t = Instant::now();
+    let (rows, bytes) = if format == "xlsx" {
+        let job: serde_json::Value =
+            client.post(format!("{base}/api/v1/exports?format=xlsx")).bearer_auth(key).send().await?.json().await?;
+        let url = format!("{base}{}", job["status_url"].as_str().context("no job")?);
+        let status = loop {
+            let s: serde_json::Value = client.get(&url).bearer_auth(key).send().await?.json().await?;
+            if s["status"] != "running" {
+                break s;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        anyhow::ensure!(status["status"] == "done", "xlsx: {status}");
+        (status["rows"].as_u64().unwrap_or(0), status["bytes"].as_u64().unwrap_or(0))
+    } else {
+        let mut r = client.get(format!("{base}/api/v1/export?format={format}")).bearer_auth(key).send().await?;
+        anyhow::ensure!(r.status().is_success(), "{format}: {}", r.status());
+        let mut bytes = 0u64;
+        while let Some(c) = r.chunk().await? {
+            bytes += c.len() as u64;
+        }
+        (total, bytes)
+    };
+    let secs = t.elapsed().as_secs_f64();
+    Ok(ExportRun { rows, bytes, secs, cpu: cpu_secs(pid) - cpu, peak: peak_rss_mb(pid) })
+}
+
 /// Export rates on the store of a query run (`--keep DIR`), served by the real `trail`
 /// binary (built beside this one) in its own process, so that its memory is measured
 /// alone: every event of both organizations in each format; PDF at 10,000 rows.
-async fn bench_exports(dir: &std::path::Path) -> Result<()> {
+async fn bench_exports(dir: &std::path::Path, runs: usize) -> Result<()> {
     use std::io::BufRead;
     let db = dir.join("trail.db");
     anyhow::ensure!(db.exists(), "{} holds no store: run with --keep {} first", dir.display(), dir.display());
@@ -706,50 +768,44 @@ async fn bench_exports(dir: &std::path::Path) -> Result<()> {
     println!("## Exports of {total} events\n");
     println!("Every event of both organizations (platform key), newest first, from a `trail serve` process on");
     println!("127.0.0.1; the client reads and discards the body. Peak RSS is the server process's, reset before");
-    println!("each export; it holds {:.0} MB before the first.\n", peak_rss_mb(pid));
-    println!("| format | rows | seconds | rows/s | MB written | server peak RSS MB |");
-    println!("|---|---:|---:|---:|---:|---:|");
-    for format in ["csv", "jsonl", "json"] {
-        reset_peak_rss(pid);
-        let t = Instant::now();
-        let mut r = client.get(format!("{base}/api/v1/export?format={format}")).bearer_auth(&key).send().await?;
-        anyhow::ensure!(r.status().is_success(), "{format}: {}", r.status());
-        let mut bytes = 0usize;
-        while let Some(c) = r.chunk().await? {
-            bytes += c.len();
+    println!("each export (the lowest of the runs); it holds {:.0} MB before the first.\n", peak_rss_mb(pid));
+    println!("Median of {runs} runs (the formats alternate); server CPU is the process's user + system time");
+    println!("during the export, which drifts less than wall time on a shared machine.\n");
+    println!(
+        "| format | rows | seconds | rows/s | server CPU s | MB written | server peak RSS MB | runs: seconds / CPU s |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---|");
+    let formats = ["csv", "jsonl", "json", "xlsx"];
+    let mut results: Vec<Vec<ExportRun>> = vec![Vec::new(); formats.len()];
+    for _ in 0..runs {
+        for (i, format) in formats.iter().enumerate() {
+            results[i].push(export_once(&client, &base, &key, pid, format, total).await?);
         }
-        let secs = t.elapsed().as_secs_f64();
+    }
+    for (format, runs) in formats.iter().zip(&results) {
+        let each: Vec<String> = runs.iter().map(|r| format!("{:.1} / {:.1}", r.secs, r.cpu)).collect();
+        let rows = runs[0].rows;
+        let bytes = runs[0].bytes;
+        // The lowest peak: a run after an XLSX job starts from the job's resident set.
+        let peak = runs.iter().map(|r| r.peak).fold(f64::MAX, f64::min);
+        let secs = median(&mut runs.iter().map(|r| r.secs).collect::<Vec<_>>());
+        let cpu = median(&mut runs.iter().map(|r| r.cpu).collect::<Vec<_>>());
+        let name = if *format == "xlsx" { "xlsx (job)" } else { format };
         println!(
-            "| {format} | {total} | {secs:.1} | {:.0} | {:.0} | {:.0} |",
-            total as f64 / secs,
+            "| {name} | {rows} | {secs:.1} | {:.0} | {cpu:.1} | {:.0} | {peak:.0} | {} |",
+            rows as f64 / secs,
             bytes as f64 / 1e6,
-            peak_rss_mb(pid)
+            each.join(", ")
         );
     }
-    // XLSX: a background job (POST /exports), polled until done.
-    reset_peak_rss(pid);
-    let t = Instant::now();
-    let job: serde_json::Value =
-        client.post(format!("{base}/api/v1/exports?format=xlsx")).bearer_auth(&key).send().await?.json().await?;
-    let url = format!("{base}{}", job["status_url"].as_str().context("no job")?);
-    let status = loop {
-        let s: serde_json::Value = client.get(&url).bearer_auth(&key).send().await?.json().await?;
-        if s["status"] != "running" {
-            break s;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let secs = t.elapsed().as_secs_f64();
-    anyhow::ensure!(status["status"] == "done", "xlsx: {status}");
-    let rows = status["rows"].as_u64().unwrap_or(0);
-    println!(
-        "| xlsx (job) | {rows} | {secs:.1} | {:.0} | {:.0} | {:.0} |",
-        rows as f64 / secs,
-        status["bytes"].as_f64().unwrap_or(0.0) / 1e6,
-        peak_rss_mb(pid)
-    );
     let _ = child.kill();
     let _ = child.wait();
+    // The jobs' workbooks (about 200 MB each) are not needed after.
+    for f in std::fs::read_dir(dir.join("exports").join("jobs")).into_iter().flatten().flatten() {
+        if f.path().extension().is_some_and(|e| e == "xlsx") {
+            let _ = std::fs::remove_file(f.path());
+        }
+    }
     let store = Arc::new(SqliteStore::open(&db, signed())?);
     // PDF: the report of the 10,000 newest failed events.
     let q = trail_store::ListQuery {
@@ -808,7 +864,7 @@ fn main() -> Result<()> {
         }
         if a.exports {
             let dir = a.keep.clone().context("--exports needs --keep DIR holding the store of a query run")?;
-            bench_exports(&dir).await?;
+            bench_exports(&dir, a.runs).await?;
         }
         if a.tree_size > 0 {
             bench_big_tree(a.tree_size).await?;
