@@ -163,6 +163,11 @@ pub struct NewEvent {
     pub idempotency_key: Option<String>,
 }
 
+/// `category:operation` as its two parts (an action without a colon is all category).
+pub fn split_action(action: &str) -> (&str, &str) {
+    action.split_once(':').unwrap_or((action, ""))
+}
+
 /// A stored event. Its compact JSON serialisation (`to_leaf`) is produced once, when
 /// the event is appended, and kept verbatim: it is the Merkle leaf.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -241,11 +246,11 @@ impl Event {
     }
 
     pub fn category(&self) -> &str {
-        self.action.split_once(':').map_or(self.action.as_str(), |(c, _)| c)
+        split_action(&self.action).0
     }
 
     pub fn operation(&self) -> &str {
-        self.action.split_once(':').map_or("", |(_, o)| o)
+        split_action(&self.action).1
     }
 
     /// What the Company column shows: the actor's company, else the organization.

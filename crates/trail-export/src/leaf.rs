@@ -96,32 +96,14 @@ pub(crate) fn scan(text: &str) -> Option<LeafRow<'_>> {
             }
             "actor" => {
                 row.actor = c.nullable(|c| {
-                    let mut a = LeafActor::default();
-                    c.object(|c, key| {
-                        match key {
-                            "name" => a.name = c.nullable(Cursor::string)?,
-                            "email" => a.email = c.nullable(Cursor::string)?,
-                            "company" => a.company = c.nullable(Cursor::string)?,
-                            _ => c.skip()?,
-                        }
-                        Some(())
-                    })?;
-                    Some(a)
+                    let [name, email, company] = c.strings(["name", "email", "company"])?;
+                    Some(LeafActor { name, email, company })
                 })?
             }
             "resource" => {
                 row.resource = c.nullable(|c| {
-                    let mut r = LeafResource::default();
-                    c.object(|c, key| {
-                        match key {
-                            "type" => r.kind = c.nullable(Cursor::string)?,
-                            "id" => r.id = c.nullable(Cursor::string)?,
-                            "name" => r.name = c.nullable(Cursor::string)?,
-                            _ => c.skip()?,
-                        }
-                        Some(())
-                    })?;
-                    Some(r)
+                    let [kind, id, name] = c.strings(["type", "id", "name"])?;
+                    Some(LeafResource { kind, id, name })
                 })?
             }
             _ => c.skip()?,
@@ -207,6 +189,19 @@ impl<'a> Cursor<'a> {
             }
             self.ws();
         }
+    }
+
+    /// The string (or null) members named by `keys` of an object, the others skipped.
+    fn strings<const N: usize>(&mut self, keys: [&str; N]) -> Option<[Option<Cow<'a, str>>; N]> {
+        let mut found = std::array::from_fn(|_| None);
+        self.object(|c, key| {
+            match keys.iter().position(|k| *k == key) {
+                Some(i) => found[i] = c.nullable(Cursor::string)?,
+                None => c.skip()?,
+            }
+            Some(())
+        })?;
+        Some(found)
     }
 
     /// The end of the string whose opening quote is at `i` (the index after its closing

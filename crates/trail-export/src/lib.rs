@@ -10,7 +10,7 @@ mod xlsx;
 use std::{borrow::Cow, collections::BTreeMap, io::Write};
 
 use leaf::LeafRow;
-use trail_core::{Event, Timestamp};
+use trail_core::{event::split_action, Event, Timestamp};
 
 pub use pdf::{pdf, Preset};
 pub use xlsx::{XlsxWriter, XLSX_MAX_ROWS};
@@ -115,31 +115,6 @@ pub const COLUMNS: [&str; 16] = [
     "Details",
 ];
 
-/// One event as the table's text cells, in `COLUMNS` order (the time as ISO 8601 UTC).
-pub fn cells(e: &Event) -> [String; 16] {
-    let actor = e.actor.as_ref();
-    let res = e.resource.as_ref();
-    let s = |v: Option<&String>| v.cloned().unwrap_or_default();
-    [
-        e.timestamp.to_rfc3339_micros(),
-        e.source_ip.clone().unwrap_or_default(),
-        s(actor.and_then(|a| a.name.as_ref())),
-        e.company().to_string(),
-        s(actor.and_then(|a| a.email.as_ref())),
-        e.category().to_string(),
-        e.operation().to_string(),
-        e.result.as_str().to_string(),
-        e.id.to_string(),
-        e.request_id.clone().unwrap_or_default(),
-        s(res.and_then(|r| r.kind.as_ref())),
-        s(res.and_then(|r| r.id.as_ref())),
-        s(res.and_then(|r| r.name.as_ref())),
-        e.status_code.map(|c| c.to_string()).unwrap_or_default(),
-        e.error.clone().unwrap_or_default(),
-        e.details.as_ref().map(|d| d.to_string()).unwrap_or_default(),
-    ]
-}
-
 /// A cell a spreadsheet would run as a formula (`= + - @`, tab or CR first) gets a
 /// leading apostrophe, which spreadsheets show as text (OWASP's CSV-injection advice).
 pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
@@ -162,9 +137,7 @@ impl<W: Write> CsvWriter<W> {
     }
 
     pub fn event(&mut self, e: &Event) -> Result<(), ExportError> {
-        let c = cells(e);
-        self.w.write_record(c.iter().map(|x| neutralise(x).into_owned()))?;
-        Ok(())
+        self.leaves(&[e.to_leaf()])
     }
 
     /// Rows for stored events, read from their bytes (see `csv_leaf_rows`).
@@ -180,17 +153,6 @@ impl<W: Write> CsvWriter<W> {
     pub fn flush(&mut self) -> Result<(), ExportError> {
         Ok(self.w.flush()?)
     }
-}
-
-/// The CSV lines of `events` without a header (for streaming in chunks after the
-/// first, which `CsvWriter::new` starts with the header).
-pub fn csv_rows<'a>(events: impl IntoIterator<Item = &'a Event>, out: Vec<u8>) -> Result<Vec<u8>, ExportError> {
-    let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(out);
-    for e in events {
-        let c = cells(e);
-        w.write_record(c.iter().map(|x| neutralise(x).into_owned()))?;
-    }
-    w.into_inner().map_err(|e| ExportError::Io(e.into_error()))
 }
 
 /// A stored RFC 3339 UTC time (fractional digits only when present) with exactly six
@@ -215,8 +177,8 @@ fn get<'s>(v: Option<&'s Cow<'_, str>>) -> &'s str {
     v.map(|c| c.as_ref()).unwrap_or("")
 }
 
-/// The text cells of a stored event in `COLUMNS` order, as `cells` gives them for the
-/// parsed event; `time` and `code` hold the first and the status code's cell.
+/// The text cells of a stored event in `COLUMNS` order (the time as ISO 8601 UTC with
+/// six fractional digits); `time` and `code` hold the first and the status code's cell.
 fn leaf_cells<'r>(r: &'r LeafRow<'_>, time: &'r mut String, code: &'r mut String) -> [&'r str; 16] {
     micros(&r.timestamp, time);
     code.clear();
@@ -248,11 +210,6 @@ fn leaf_cells<'r>(r: &'r LeafRow<'_>, time: &'r mut String, code: &'r mut String
     ]
 }
 
-/// `category:operation` split as `Event::category` and `Event::operation` do.
-fn split_action(action: &str) -> (&str, &str) {
-    action.split_once(':').unwrap_or((action, ""))
-}
-
 /// Reads a stored event's columns (one UTF-8 check of the whole event, rather than one
 /// per string).
 fn read_leaf(leaf: &[u8]) -> Result<LeafRow<'_>, ExportError> {
@@ -280,7 +237,8 @@ impl<'a> FromIterator<Cow<'a, str>> for SmallRow<'a> {
     }
 }
 
-/// The CSV lines of stored events, without a header (see `csv_rows`).
+/// The CSV lines of stored events, without a header (for streaming in chunks after
+/// the first, which `CsvWriter::new` starts with the header).
 pub fn csv_leaf_rows(leaves: &[Vec<u8>], out: Vec<u8>) -> Result<Vec<u8>, ExportError> {
     let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(out);
     leaf_rows(&mut w, leaves)?;
@@ -414,6 +372,42 @@ mod tests {
     pub(crate) fn event(v: serde_json::Value, seq: u64) -> Event {
         let new = trail_core::event::parse_event(v).unwrap();
         Event::from_new(new, uuid_for(seq), "acme", seq, Timestamp(1_710_000_000_000_000 + seq as i64))
+    }
+
+    /// The CSV lines of parsed events: the reference for `csv_leaf_rows`.
+    fn csv_rows<'a>(events: impl IntoIterator<Item = &'a Event>, out: Vec<u8>) -> Result<Vec<u8>, ExportError> {
+        let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::CRLF).from_writer(out);
+        for e in events {
+            let c = cells(e);
+            w.write_record(c.iter().map(|x| neutralise(x).into_owned()))?;
+        }
+        w.into_inner().map_err(|e| ExportError::Io(e.into_error()))
+    }
+
+    /// The cells of a parsed event, built independently of the scanner: the reference
+    /// the rows from stored bytes are compared with.
+    fn cells(e: &Event) -> [String; 16] {
+        let actor = e.actor.as_ref();
+        let res = e.resource.as_ref();
+        let s = |v: Option<&String>| v.cloned().unwrap_or_default();
+        [
+            e.timestamp.to_rfc3339_micros(),
+            e.source_ip.clone().unwrap_or_default(),
+            s(actor.and_then(|a| a.name.as_ref())),
+            e.company().to_string(),
+            s(actor.and_then(|a| a.email.as_ref())),
+            e.category().to_string(),
+            e.operation().to_string(),
+            e.result.as_str().to_string(),
+            e.id.to_string(),
+            e.request_id.clone().unwrap_or_default(),
+            s(res.and_then(|r| r.kind.as_ref())),
+            s(res.and_then(|r| r.id.as_ref())),
+            s(res.and_then(|r| r.name.as_ref())),
+            e.status_code.map(|c| c.to_string()).unwrap_or_default(),
+            e.error.clone().unwrap_or_default(),
+            e.details.as_ref().map(|d| d.to_string()).unwrap_or_default(),
+        ]
     }
 
     fn uuid_for(seq: u64) -> uuid::Uuid {

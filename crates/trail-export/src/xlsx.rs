@@ -5,9 +5,7 @@
 use std::path::Path;
 
 use rust_xlsxwriter::{Color, Format, FormatAlign, Workbook};
-use trail_core::Event;
-
-use trail_core::Timestamp;
+use trail_core::{Event, Timestamp};
 
 use crate::{leaf_cells, read_leaf, ExportError, Meta, Summary, COLUMNS};
 
