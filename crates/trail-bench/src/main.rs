@@ -591,22 +591,8 @@ async fn bare_copy(url: &str, events: &[Value], batch: usize) -> Result<f64> {
             let r = e.resource.clone().unwrap_or_default();
             let c = e.context.clone().unwrap_or_default();
             let w = c.workspace.clone().unwrap_or_default();
-            let mut text = String::new();
-            for x in [&e.action, e.result.as_str()] {
-                text.push_str(x);
-                text.push(' ');
-            }
-            let doc: Vec<String> = format!(
-                "{text} {} {} {} {}",
-                a.name.clone().unwrap_or_default(),
-                a.email.clone().unwrap_or_default(),
-                r.name.clone().unwrap_or_default(),
-                e.request_id.clone().unwrap_or_default()
-            )
-            .split(|ch: char| !ch.is_alphanumeric())
-            .filter(|w| !w.is_empty())
-            .map(|w| w.to_lowercase())
-            .collect();
+            // The same search document as Trail's (tsvector text: words are alphanumeric).
+            let doc = trail_store::postgres::doc_words(&e);
             let hex: String = leaf.iter().map(|b| format!("{b:02x}")).collect();
             [
                 "1".to_string(),

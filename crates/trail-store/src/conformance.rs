@@ -503,6 +503,14 @@ pub async fn search_finds_words_phrases_and_prefixes(store: &dyn Store) {
     check("nothing-here", vec![]).await;
     check("\"\\\"\" OR", vec![]).await;
     check("*", vec!["auth:login", "deployment:failed", "project:file_updated"]).await;
+    // Words beyond ASCII, repeated words and a word too long for any index.
+    let long = "x".repeat(3000);
+    let evs = vec![new_event(json!({"action": "config:changed", "resource": {"name": "Zürich Zürich"},
+        "details": {"note": format!("Überprüfung {long} Überprüfung")}}))];
+    store.append(batch("acme", evs)).await.unwrap();
+    check("zürich", vec!["config:changed"]).await;
+    check("ZÜRICH", vec!["config:changed"]).await;
+    check("überprüf", vec!["config:changed"]).await;
 }
 
 pub async fn scopes_hide_other_orgs(store: &dyn Store) {

@@ -32,6 +32,41 @@ pub struct AppendBatch {
     pub events: Vec<(Uuid, NewEvent)>,
 }
 
+/// An event's leaf bytes made before its seq is known (outside a backend's writer):
+/// the bytes before and after the seq number.
+pub(crate) struct LeafTemplate {
+    /// The leaf bytes up to and including `"seq":`.
+    head: Vec<u8>,
+    /// The leaf bytes after the seq number.
+    tail: Vec<u8>,
+}
+
+/// Seq written into the leaf while preparing, then cut out; this text appears nowhere
+/// before it since only id and org (a slug) precede `seq`.
+const SEQ_MARK: &[u8] = b"\"seq\":18446744073709551615";
+
+impl LeafTemplate {
+    /// The stored event (with seq `u64::MAX`) and its leaf template.
+    pub(crate) fn new(org: &str, id: Uuid, new: NewEvent, received_at: Timestamp) -> (trail_core::Event, LeafTemplate) {
+        let ev = trail_core::Event::from_new(new, id, org, u64::MAX, received_at);
+        let leaf = ev.to_leaf();
+        let at = leaf.windows(SEQ_MARK.len()).position(|w| w == SEQ_MARK).unwrap_or(0);
+        let digits = at + SEQ_MARK.len() - "18446744073709551615".len();
+        let template = LeafTemplate { head: leaf[..digits].to_vec(), tail: leaf[at + SEQ_MARK.len()..].to_vec() };
+        (ev, template)
+    }
+
+    /// The leaf bytes for a given seq.
+    pub(crate) fn leaf(&self, seq: u64) -> Vec<u8> {
+        let digits = seq.to_string();
+        let mut leaf = Vec::with_capacity(self.head.len() + digits.len() + self.tail.len());
+        leaf.extend_from_slice(&self.head);
+        leaf.extend_from_slice(digits.as_bytes());
+        leaf.extend_from_slice(&self.tail);
+        leaf
+    }
+}
+
 /// The acknowledgement of one appended event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Appended {

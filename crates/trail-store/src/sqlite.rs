@@ -35,8 +35,8 @@ mod accounts;
 
 use crate::{
     archive::{ArchiveFile, Expired, Retention},
-    ApiKey, AppendBatch, Appended, Categories, Count, Facets, ListQuery, NewKey, NewUser, Org, Page, Role, Schedule,
-    Scope, Session, SignedCheckpoint, Store, StoreError, StreamRx, User, UserChange,
+    ApiKey, AppendBatch, Appended, Categories, Count, Facets, LeafTemplate, ListQuery, NewKey, NewUser, Org, Page,
+    Role, Schedule, Scope, Session, SignedCheckpoint, Store, StoreError, StreamRx, User, UserChange,
 };
 
 /// Tuning of the SQLite backend.
@@ -244,7 +244,7 @@ type BatchOutcome = Result<Vec<Appended>, StoreError>;
 
 /// Batches with more events than this are prepared on a blocking thread rather than on
 /// the caller's async worker.
-const INLINE_PREPARE: usize = 32;
+pub(crate) const INLINE_PREPARE: usize = 32;
 
 /// How many batches may be prepared at once (see `SqliteStore::preparing`).
 fn prepare_slots() -> usize {
@@ -830,10 +830,7 @@ pub struct Prepared {
     id: Uuid,
     ts: i64,
     idem: Option<String>,
-    /// The leaf bytes up to and including `"seq":`.
-    leaf_head: Vec<u8>,
-    /// The leaf bytes after the seq number.
-    leaf_tail: Vec<u8>,
+    leaf: LeafTemplate,
     /// Columns 4.. of `INSERT_SQL` (id to idem).
     cols: Vec<SqlValue>,
     /// The FTS document, without the organization token.
@@ -842,41 +839,20 @@ pub struct Prepared {
     words: Vec<String>,
 }
 
-/// Seq written into the leaf while preparing, then cut out; this text appears nowhere
-/// before it since only id and org (a slug) precede `seq`.
-const SEQ_MARK: &[u8] = b"\"seq\":18446744073709551615";
-
 impl Prepared {
     pub fn new(org: &str, id: Uuid, new: NewEvent, received_at: Timestamp) -> Prepared {
-        let ev = Event::from_new(new, id, org, u64::MAX, received_at);
-        let leaf = ev.to_leaf();
-        let at = leaf.windows(SEQ_MARK.len()).position(|w| w == SEQ_MARK).unwrap_or(0);
-        let digits = at + SEQ_MARK.len() - "18446744073709551615".len();
+        let (ev, leaf) = LeafTemplate::new(org, id, new, received_at);
         let mut doc = String::new();
         terms(&ev, &mut doc);
         let text_start = doc.len();
         search_text(&ev, &mut doc);
         let words = plain_words(&doc[text_start..]);
-        Prepared {
-            id,
-            ts: ev.timestamp.0,
-            idem: ev.idempotency_key.clone(),
-            leaf_head: leaf[..digits].to_vec(),
-            leaf_tail: leaf[at + SEQ_MARK.len()..].to_vec(),
-            cols: columns(&ev),
-            doc,
-            words,
-        }
+        Prepared { id, ts: ev.timestamp.0, idem: ev.idempotency_key.clone(), leaf, cols: columns(&ev), doc, words }
     }
 
     /// The leaf bytes for a given seq.
     pub fn leaf(&self, seq: u64) -> Vec<u8> {
-        let digits = seq.to_string();
-        let mut leaf = Vec::with_capacity(self.leaf_head.len() + digits.len() + self.leaf_tail.len());
-        leaf.extend_from_slice(&self.leaf_head);
-        leaf.extend_from_slice(digits.as_bytes());
-        leaf.extend_from_slice(&self.leaf_tail);
-        leaf
+        self.leaf.leaf(seq)
     }
 
     /// The full row for `INSERT_SQL` (the leaf goes to `INSERT_LEAF_SQL`).
