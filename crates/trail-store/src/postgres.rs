@@ -557,9 +557,17 @@ async fn where_clause(
     sql.any_lower(&["e.cluster"], &f.cluster);
     sql.any_lower(&["e.namespace"], &f.namespace);
     if !f.ip.is_empty() {
-        let nets: Vec<String> = f.ip.iter().map(|n| n.trunc().to_string()).collect();
-        let p = sql.param(nets);
-        sql.clauses.push(format!("e.ip <<= ANY(({p}::TEXT[])::CIDR[])"));
+        // Each block as a range of the address index (`<<=` over an array of blocks
+        // cannot use it: a block matching nothing walked the whole organization).
+        let mut ors = Vec::new();
+        for net in &f.ip {
+            let (lo, hi) = (sql.param(net.network().to_string()), sql.param(net.broadcast().to_string()));
+            let block = sql.param(net.trunc().to_string());
+            ors.push(format!(
+                "(e.ip >= {lo}::TEXT::INET AND e.ip <= {hi}::TEXT::INET AND e.ip <<= {block}::TEXT::CIDR)"
+            ));
+        }
+        sql.clauses.push(format!("({})", ors.join(" OR ")));
     }
     for term in &f.q {
         let words: Vec<String> = search_words(term).collect();
@@ -571,11 +579,22 @@ async fn where_clause(
             sql.clauses.push("FALSE".into());
             continue;
         }
-        // Quoted lexemes, as the documents hold them (words have no quote or backslash).
-        let q = words.iter().map(|w| format!("'{w}':*")).collect::<Vec<_>>().join(" & ");
+        // The term's text is then looked for in the stored event: every word but the
+        // last is followed by more of the term, so it is a whole word of the text.
+        let phrase = words.len() > 1 && !term.chars().any(|c| c == '"' || c == '\\' || c.is_control());
+        // Quoted lexemes, as the documents hold them (words have no quote or backslash);
+        // whole words match exactly, which lets the index skip through common ones
+        // (`req` of every request id) instead of collecting every row they are in.
+        let last = words.len() - 1;
+        let q = words
+            .iter()
+            .enumerate()
+            .map(|(i, w)| if phrase && i < last { format!("'{w}'") } else { format!("'{w}':*") })
+            .collect::<Vec<_>>()
+            .join(" & ");
         let p = sql.param(q);
         sql.clauses.push(format!("e.doc @@ {p}::TEXT::TSQUERY"));
-        if words.len() > 1 && !term.chars().any(|c| c == '"' || c == '\\' || c.is_control()) {
+        if phrase {
             let p = sql.param(term.to_lowercase());
             sql.clauses.push(format!("position({p} in lower(convert_from(e.leaf, 'UTF8'))) > 0"));
         }
