@@ -32,6 +32,37 @@ pub struct AppendBatch {
     pub events: Vec<(Uuid, NewEvent)>,
 }
 
+/// Batches with more events than this are prepared on a blocking thread rather than on
+/// the caller's async worker.
+const INLINE_PREPARE: usize = 32;
+
+/// How many batches may be prepared at once: one core fewer than the machine has, so
+/// a backend's writer, which every append waits for, keeps a core of its own.
+pub(crate) fn prepare_slots() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
+}
+
+/// Makes each event of a batch ready for a backend's writer with `prepare`, before it
+/// queues: small batches on the caller's task, bigger ones on a blocking thread once
+/// `slots` has room. Returns the organization and the prepared events.
+pub(crate) async fn prepare_batch<T: Send + 'static>(
+    batch: AppendBatch,
+    slots: &tokio::sync::Semaphore,
+    prepare: fn(&str, Uuid, NewEvent, Timestamp) -> T,
+) -> Result<(String, Vec<T>), StoreError> {
+    let small = batch.events.len() <= INLINE_PREPARE;
+    let run = move || {
+        let events =
+            batch.events.into_iter().map(|(id, new)| prepare(&batch.org, id, new, batch.received_at)).collect();
+        (batch.org, events)
+    };
+    if small {
+        return Ok(run());
+    }
+    let _slot = slots.acquire().await.map_err(|_| StoreError::Closed)?;
+    tokio::task::spawn_blocking(run).await.map_err(|_| StoreError::Closed)
+}
+
 /// An event's leaf bytes made before its seq is known (outside a backend's writer):
 /// the bytes before and after the seq number.
 pub(crate) struct LeafTemplate {

@@ -202,6 +202,8 @@ pub struct Inner {
     /// Batches waiting for the next group commit, and the lock its writer holds.
     waiting: std::sync::Mutex<Vec<(PgBatch, Reply)>>,
     leader: Arc<tokio::sync::Mutex<()>>,
+    /// Batches being prepared at once (`prepare_slots`).
+    preparing: tokio::sync::Semaphore,
     /// Monthly partitions known to exist.
     partitions: std::sync::Mutex<std::collections::HashSet<String>>,
 }
@@ -245,6 +247,7 @@ impl PgStore {
             elsewhere,
             _alive: alive,
             waiting: Default::default(),
+            preparing: tokio::sync::Semaphore::new(crate::prepare_slots()),
             leader: Default::default(),
         };
         let store = PgStore { inner: Arc::new(store) };
@@ -360,7 +363,7 @@ pub fn doc_words(ev: &Event) -> Vec<String> {
     let mut words: Vec<String> = search_words(&text).filter(|w| w.len() <= MAX_LEXEME).collect();
     words.sort_unstable();
     words.dedup();
-    // A tsvector's lexemes take less than 1 MiB in all.
+    // A tsvector's lexemes must take less than 1 MiB in all: keep well under.
     let mut total = 0;
     words.retain(|w| {
         total += w.len() + 1;
@@ -1237,23 +1240,10 @@ impl Store for PgStore {
     }
 
     async fn append(&self, batch: AppendBatch) -> Result<Vec<Appended>, StoreError> {
-        let small = batch.events.len() <= crate::sqlite::INLINE_PREPARE;
-        let prepare = move || PgBatch {
-            events: batch
-                .events
-                .into_iter()
-                .map(|(id, new)| PgPrepared::new(&batch.org, id, new, batch.received_at))
-                .collect(),
-            org: batch.org,
-        };
         // Prepared before queueing, so the group's writer does little beyond the
-        // database's own work; big batches on a blocking thread.
-        let batch = if small {
-            prepare()
-        } else {
-            tokio::task::spawn_blocking(prepare).await.map_err(|_| StoreError::Closed)?
-        };
-        self.group_append(batch).await
+        // database's own work.
+        let (org, events) = crate::prepare_batch(batch, &self.preparing, PgPrepared::new).await?;
+        self.group_append(PgBatch { org, events }).await
     }
 
     async fn expired(

@@ -242,15 +242,6 @@ type Reply = oneshot::Sender<BatchOutcome>;
 /// What one batch of a group commit came to.
 type BatchOutcome = Result<Vec<Appended>, StoreError>;
 
-/// Batches with more events than this are prepared on a blocking thread rather than on
-/// the caller's async worker.
-pub(crate) const INLINE_PREPARE: usize = 32;
-
-/// How many batches may be prepared at once (see `SqliteStore::preparing`).
-fn prepare_slots() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
-}
-
 /// The SQLite store. Cheap to share: hold it in an `Arc`.
 pub struct SqliteStore {
     path: PathBuf,
@@ -261,8 +252,7 @@ pub struct SqliteStore {
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Idle read-only connections.
     readers: Arc<Mutex<Vec<Connection>>>,
-    /// Batches being prepared at once: one core fewer than the machine has, so the
-    /// writer thread, which every append waits for, keeps a core of its own.
+    /// Batches being prepared at once (`prepare_slots`).
     preparing: Arc<tokio::sync::Semaphore>,
 }
 
@@ -290,7 +280,7 @@ impl SqliteStore {
             writer: Mutex::new(Some(tx)),
             writer_thread: Mutex::new(Some(thread)),
             readers: Arc::new(Mutex::new(Vec::new())),
-            preparing: Arc::new(tokio::sync::Semaphore::new(prepare_slots())),
+            preparing: Arc::new(tokio::sync::Semaphore::new(crate::prepare_slots())),
         })
     }
 
@@ -2024,21 +2014,8 @@ pub fn verify_org(
 #[async_trait]
 impl Store for SqliteStore {
     async fn append(&self, batch: AppendBatch) -> Result<Vec<Appended>, StoreError> {
-        let small = batch.events.len() <= INLINE_PREPARE;
-        let prepare = move || PreparedBatch {
-            events: batch
-                .events
-                .into_iter()
-                .map(|(id, new)| Prepared::new(&batch.org, id, new, batch.received_at))
-                .collect(),
-            org: batch.org,
-        };
-        let batch = if small {
-            prepare()
-        } else {
-            let _slot = self.preparing.acquire().await.map_err(|_| StoreError::Closed)?;
-            tokio::task::spawn_blocking(prepare).await.map_err(|_| StoreError::Closed)?
-        };
+        let (org, events) = crate::prepare_batch(batch, &self.preparing, Prepared::new).await?;
+        let batch = PreparedBatch { org, events };
         let (tx, rx) = oneshot::channel();
         {
             let guard = self.writer.lock().map_err(|_| StoreError::Closed)?;
