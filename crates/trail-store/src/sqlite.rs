@@ -268,12 +268,25 @@ impl SqliteStore {
         // only add its pages to the process's resident set.
         conn.pragma_update(None, "mmap_size", 0)?;
         migrate(&mut conn)?;
+        // Checkpoints (copying the WAL into the database file and syncing it) run on a
+        // thread of their own, so commits do not wait for them; the writer checkpoints
+        // itself only as a backstop, when the WAL has grown past WRITER_CHECKPOINT_PAGES
+        // because the checkpointer never caught up between two commits.
+        conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?;
+        let checkpointer = open_conn(path, false, 2)?;
+        checkpointer.pragma_update(None, "mmap_size", 0)?;
+        checkpointer.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let (ck_tx, ck_rx) = mpsc::sync_channel(1);
+        let ck_thread = std::thread::Builder::new()
+            .name("trail-sqlite-checkpointer".into())
+            .spawn(move || checkpoint_loop(checkpointer, ck_rx))?;
         let (tx, rx) = mpsc::channel();
         let max = config.max_commit_events;
         let signer = config.signer.clone();
-        let thread = std::thread::Builder::new()
-            .name("trail-sqlite-writer".into())
-            .spawn(move || writer_loop(conn, rx, max, signer))?;
+        let thread = std::thread::Builder::new().name("trail-sqlite-writer".into()).spawn(move || {
+            writer_loop(conn, rx, ck_tx, max, signer);
+            let _ = ck_thread.join();
+        })?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
             config,
@@ -469,6 +482,7 @@ fn raise_priority() {
 fn writer_loop(
     conn: Connection,
     rx: mpsc::Receiver<(PreparedBatch, Reply)>,
+    checkpoint: mpsc::SyncSender<()>,
     max_events: usize,
     signer: Option<Arc<LogSigner>>,
 ) {
@@ -523,6 +537,8 @@ fn writer_loop(
                 for (reply, r) in replies.into_iter().zip(results) {
                     let _ = reply.send(r);
                 }
+                // Full means a checkpoint is already due.
+                let _ = checkpoint.try_send(());
             }
             Err(e) => {
                 // Words remembered from the failed transaction were never stored.
@@ -536,6 +552,37 @@ fn writer_loop(
         }
     }
     w.sign_pending();
+}
+
+/// WAL pages after which the writer checkpoints itself (the checkpointer's backstop).
+const WRITER_CHECKPOINT_PAGES: i64 = 8192;
+
+/// Least time between two of the checkpointer's checkpoints.
+const WAL_CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// The checkpointer: after commits, at most every WAL_CHECKPOINT_EVERY, copies what the
+/// WAL holds into the database file (PASSIVE: it never blocks the writer or readers).
+/// Ends when the writer does.
+fn checkpoint_loop(conn: Connection, commits: mpsc::Receiver<()>) {
+    // Whether a commit came while the last checkpoint's interval ran.
+    let mut pending = false;
+    loop {
+        if !pending && commits.recv().is_err() {
+            return;
+        }
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "background checkpoint failed");
+        }
+        pending = false;
+        let due = Instant::now() + WAL_CHECKPOINT_EVERY;
+        while let Some(left) = due.checked_duration_since(Instant::now()) {
+            match commits.recv_timeout(left) {
+                Ok(()) => pending = true,
+                Err(mpsc::RecvTimeoutError::Timeout) => break,
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            }
+        }
+    }
 }
 
 /// Organizations whose tree is larger than their newest checkpoint.
