@@ -2110,9 +2110,14 @@ pub mod testing {
             if !init.success() {
                 return Err(format!("initdb failed; see {d}/initdb.log"));
             }
+            // Extra server settings (`-c name=value ...`), e.g. for the benchmark's tuned run.
+            let extra = std::env::var("TRAIL_PG_SETTINGS").unwrap_or_default();
+            if extra.contains(['"', '\\', '$', '`']) {
+                return Err("TRAIL_PG_SETTINGS may not hold quotes, backslashes, $ or `".into());
+            }
             let start = as_postgres(&format!(
                 "{b}/pg_ctl -D {d}/data -w -l {d}/server.log -o \"-p {port} -k {d} -c listen_addresses=127.0.0.1 \
-                 -c max_connections=200\" start >/dev/null"
+                 -c max_connections=200 {extra}\" start >/dev/null"
             ))
             .status()
             .map_err(|e| e.to_string())?;

@@ -444,8 +444,9 @@ struct Writer {
     /// Organization ids by slug, and slugs by id.
     orgs: HashMap<String, i64>,
     slugs: HashMap<i64, String>,
-    /// Every word in `search_words`.
-    words: HashSet<String>,
+    /// Every word in `search_words` (looked up for each word of each event: a fast
+    /// hasher, not SipHash).
+    words: Words,
     /// When each organization's last checkpoint was signed.
     signed_at: HashMap<i64, Instant>,
     /// Organizations whose newest entries no checkpoint covers yet.
@@ -611,15 +612,18 @@ fn merge_step(conn: &Connection) -> bool {
     }
 }
 
-fn load_words(conn: &Connection) -> HashSet<String> {
-    let load = || -> Result<HashSet<String>, rusqlite::Error> {
+/// The writer's copy of `search_words`.
+type Words = foldhash::HashSet<String>;
+
+fn load_words(conn: &Connection) -> Words {
+    let load = || -> Result<Words, rusqlite::Error> {
         let mut stmt = conn.prepare("SELECT word FROM search_words")?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
         rows.collect()
     };
     load().unwrap_or_else(|e| {
         tracing::error!(error = %e, "cannot read search words");
-        HashSet::new()
+        Words::default()
     })
 }
 
@@ -780,7 +784,7 @@ fn append_batch(
     conn: &Connection,
     orgs: &mut HashMap<String, i64>,
     slugs: &mut HashMap<i64, String>,
-    words: &HashSet<String>,
+    words: &Words,
     st: &mut TxState,
     batch: &PreparedBatch,
 ) -> Result<Vec<Appended>, StoreError> {
