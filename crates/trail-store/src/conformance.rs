@@ -511,6 +511,28 @@ pub async fn search_finds_words_phrases_and_prefixes(store: &dyn Store) {
     check("zürich", vec!["config:changed"]).await;
     check("ZÜRICH", vec!["config:changed"]).await;
     check("überprüf", vec!["config:changed"]).await;
+    // A phrase of plain words in many events, read in pages smaller than its matches
+    // (PostgreSQL first looks for such pages among the newest rows only).
+    let evs = (0..13)
+        .map(|i| {
+            let (action, text) =
+                if i % 2 == 0 { ("image:pulled", "Image pull failed") } else { ("image:other", "pull the image") };
+            new_event(json!({"action": action, "error": format!("{text} #{i}")}))
+        })
+        .collect();
+    store.append(batch("acme", evs)).await.unwrap();
+    let f = trail_core::query::parse("\"image pull\"").unwrap();
+    let whole = list_all(store, Scope::org("acme"), f.clone(), 50).await;
+    let paged = list_all(store, Scope::org("acme"), f.clone(), 2).await;
+    assert_eq!(whole.len(), 7, "{whole:?}");
+    assert!(whole.iter().all(|e| e.action == "image:pulled"));
+    let ids = |v: &[Event]| v.iter().map(|e| e.id).collect::<Vec<_>>();
+    assert_eq!(ids(&paged), ids(&whole), "pages of 2 give the same events in the same order");
+    let mut oldest_first = f;
+    oldest_first.sort.desc = false;
+    let mut asc = ids(&list_all(store, Scope::org("acme"), oldest_first, 3).await);
+    asc.reverse();
+    assert_eq!(asc, ids(&whole), "oldest first is the reverse");
 }
 
 pub async fn scopes_hide_other_orgs(store: &dyn Store) {
