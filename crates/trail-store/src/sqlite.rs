@@ -509,9 +509,14 @@ fn writer_loop(
         let first = match rx.recv_timeout(IDLE) {
             Ok(item) => item,
             Err(mpsc::RecvTimeoutError::Timeout) => {
+                // Signing and merging write too: their pages go the way of a commit's.
+                let wrote = !merged || !w.unsigned.is_empty();
                 w.sign_pending();
                 if !merged {
                     merged = merge_step(&w.conn);
+                }
+                if wrote {
+                    let _ = checkpoint.try_send(());
                 }
                 continue;
             }
