@@ -675,7 +675,7 @@ fn list_sql(mut sql: Sql, q: &ListQuery, limit: Option<usize>) -> Result<(String
 /// Newest rows a phrase search of plain words first looks through (see `probe_sql`).
 const PHRASE_PROBE: usize = 10_000;
 
-/// For a time-ordered page searching a phrase of plain words: the same page taken from
+/// For a page in time order searching a phrase of plain words: the same page taken from
 /// only the first `PHRASE_PROBE` rows (in the page's order) that meet the other
 /// conditions. The planner multiplies the words' frequencies as if they were unrelated
 /// (`image` and `pull` nearly always come together), so it expects a handful of
@@ -684,31 +684,19 @@ const PHRASE_PROBE: usize = 10_000;
 /// newest rows; when this query returns `limit` rows they are exactly the page's (a
 /// filtered prefix of the ordered rows keeps their order), and otherwise the caller
 /// runs the full query. `None` when the probe does not apply.
-fn probe_sql(text: &str, sql: &Sql, q: &ListQuery, limit: usize) -> Option<String> {
+fn probe_sql(sql: &Sql, q: &ListQuery, limit: usize) -> Option<String> {
     if !sql.word_phrase || q.filter.sort.field != SortField::Timestamp {
         return None;
     }
-    let dir = if q.filter.sort.desc { "DESC" } else { "ASC" };
-    let pick = |search: bool| {
-        let c: Vec<&str> = sql
-            .clauses
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| sql.search.contains(i) == search)
-            .map(|(_, c)| c.as_str())
-            .collect();
-        if c.is_empty() {
-            "true".to_string()
-        } else {
-            c.join(" AND ")
-        }
-    };
-    debug_assert!(text.starts_with("SELECT e.ts, e.pos, NULL::TEXT, e.leaf FROM events e WHERE"));
+    let order = if q.filter.sort.desc { "e.ts DESC, e.pos DESC" } else { "e.ts ASC, e.pos ASC" };
+    let (search, other): (Vec<_>, Vec<_>) = sql.clauses.iter().enumerate().partition(|(i, _)| sql.search.contains(i));
+    let and = |c: Vec<(usize, &String)>| c.into_iter().map(|(_, c)| c.as_str()).collect::<Vec<_>>().join(" AND ");
+    // `search` holds at least the phrase; `other` may be empty (every organization).
     Some(format!(
         "SELECT e.ts, e.pos, NULL::TEXT, e.leaf FROM (SELECT e.ts, e.pos, e.doc, e.leaf FROM events e WHERE {} \
-         ORDER BY e.ts {dir}, e.pos {dir} LIMIT {PHRASE_PROBE}) e WHERE {} ORDER BY e.ts {dir}, e.pos {dir} LIMIT {limit}",
-        pick(false),
-        pick(true)
+         ORDER BY {order} LIMIT {PHRASE_PROBE}) e WHERE {} ORDER BY {order} LIMIT {limit}",
+        if other.is_empty() { "true".into() } else { and(other) },
+        and(search)
     ))
 }
 
@@ -1391,7 +1379,7 @@ impl Store for PgStore {
         let limit = q.limit.clamp(1, 1000);
         let (text, sql) = list_sql(sql, &q, Some(limit + 1))?;
         let mut rows = Vec::new();
-        if let Some(probe) = probe_sql(&text, &sql, &q, limit + 1) {
+        if let Some(probe) = probe_sql(&sql, &q, limit + 1) {
             rows = c.query(&probe, &sql.refs()).await.map_err(pg)?;
         }
         if rows.len() <= limit {

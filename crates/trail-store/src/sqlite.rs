@@ -263,18 +263,16 @@ impl SqliteStore {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let mut conn = open_conn(path, false, config.writer_cache_mib)?;
         // The writer reads little beyond its page cache; a map of the whole file would
         // only add its pages to the process's resident set.
-        conn.pragma_update(None, "mmap_size", 0)?;
+        let mut conn = open_unmapped(path, false, config.writer_cache_mib)?;
         migrate(&mut conn)?;
         // Checkpoints (copying the WAL into the database file and syncing it) run on a
         // thread of their own, so commits do not wait for them; the writer checkpoints
         // itself only as a backstop, when the WAL has grown past WRITER_CHECKPOINT_PAGES
         // because the checkpointer never caught up between two commits.
         conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?;
-        let checkpointer = open_conn(path, false, 2)?;
-        checkpointer.pragma_update(None, "mmap_size", 0)?;
+        let checkpointer = open_unmapped(path, false, 2)?;
         checkpointer.pragma_update(None, "wal_autocheckpoint", 0)?;
         let (ck_tx, ck_rx) = mpsc::sync_channel(1);
         let ck_thread = std::thread::Builder::new()
@@ -374,6 +372,14 @@ fn open_conn(path: &Path, read_only: bool, cache_mib: u32) -> Result<Connection,
     conn.pragma_update(None, "cache_size", -(i64::from(cache_mib) * 1024))?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.pragma_update(None, "mmap_size", 1i64 << 30)?;
+    Ok(conn)
+}
+
+/// `open_conn` without a memory map: for connections that scan far (streams, counts) or
+/// only write, whose pages a map would leave in the process's resident set.
+fn open_unmapped(path: &Path, read_only: bool, cache_mib: u32) -> Result<Connection, StoreError> {
+    let conn = open_conn(path, read_only, cache_mib)?;
+    conn.pragma_update(None, "mmap_size", 0)?;
     Ok(conn)
 }
 
@@ -2113,8 +2119,7 @@ impl Store for SqliteStore {
         let (tx, rx) = tokio::sync::mpsc::channel(8);
         // A long scan through a memory map would pull the whole file into the
         // process's resident set; plain reads through a small cache keep it flat.
-        let conn = open_conn(&self.path, true, 8)?;
-        conn.pragma_update(None, "mmap_size", 0)?;
+        let conn = open_unmapped(&self.path, true, 8)?;
         tokio::task::spawn_blocking(move || {
             if let Err(e) = stream_blocking(&conn, query, chunk.max(1), &tx) {
                 let _ = tx.blocking_send(Err(e));
@@ -2129,8 +2134,7 @@ impl Store for SqliteStore {
         // leave every page the count touched in the process's resident set.
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = open_conn(&path, true, 8)?;
-            conn.pragma_update(None, "mmap_size", 0)?;
+            let conn = open_unmapped(&path, true, 8)?;
             count_blocking(&conn, &scope, &filter, now)
         })
         .await
@@ -2418,6 +2422,31 @@ mod tests {
         // No term is indexed for more documents than remain.
         let most: i64 = conn.query_row("SELECT MAX(doc) FROM vocab", [], |r| r.get(0)).unwrap();
         assert_eq!(most, 10);
+    }
+
+    /// Commits reach the database file itself soon after, through the checkpointer, long
+    /// before the writer's own backstop (32 MiB of WAL) would copy them.
+    #[tokio::test]
+    async fn the_checkpointer_copies_commits_into_the_database_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trail.db");
+        let store = SqliteStore::open(&path, SqliteConfig::default()).unwrap();
+        crate::conformance::seed_org(&store, "acme").await;
+        crate::conformance::append_n(&store, "acme", 20).await;
+        // The database file alone, without its WAL, as a copy.
+        let in_file = || {
+            let copy = dir.path().join("copy.db");
+            std::fs::copy(&path, &copy).ok()?;
+            let n = Connection::open(&copy).ok()?.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0)).ok();
+            let _ = std::fs::remove_file(&copy);
+            n
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while in_file() != Some(20i64) {
+            assert!(Instant::now() < deadline, "the database file holds {:?} of 20 events", in_file());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        store.close();
     }
 
     /// A stream names an event whose stored JSON is missing instead of skipping it,
