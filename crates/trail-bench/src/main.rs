@@ -822,8 +822,58 @@ async fn bench_exports(dir: &std::path::Path, runs: usize) -> Result<()> {
         10_000.0 / secs,
         pdf.len() as f64 / 1e6
     );
+    xlsx_reference(&store, &results[3]).await?;
     println!();
     store.close();
+    Ok(())
+}
+
+/// The XLSX reference: `rust_xlsxwriter` alone writing the same cells, decoded from the
+/// store into memory beforehand, in the same workbook (widths, formats, summary sheet),
+/// so that the job's rate can be read against what the crate itself reaches here.
+async fn xlsx_reference(store: &Arc<SqliteStore>, trail: &[ExportRun]) -> Result<()> {
+    let q = trail_store::ListQuery {
+        scope: trail_store::Scope::all(),
+        filter: trail_core::Filter::default(),
+        now: now(),
+        cursor: None,
+        limit: 1,
+    };
+    let mut rx = store.stream(q, 1000).await?;
+    let (mut chunks, mut n) = (Vec::new(), 0usize);
+    while let Some(c) = rx.recv().await {
+        let c = c?;
+        let keep = c.len().min(trail_export::XLSX_MAX_ROWS as usize - n);
+        n += keep;
+        chunks.push(trail_export::XlsxChunk::decode(&c[..keep])?);
+    }
+    let dir = tempfile::tempdir()?;
+    let mut secs = Vec::new();
+    for _ in 0..trail.len() {
+        let path = dir.path().join("reference.xlsx");
+        let (tmp, decoded) = (dir.path().to_path_buf(), std::mem::take(&mut chunks));
+        let t = Instant::now();
+        let back = tokio::task::spawn_blocking(move || -> Result<_> {
+            let mut w = trail_export::XlsxWriter::new(&tmp)?;
+            for c in &decoded {
+                w.chunk(c)?;
+            }
+            w.finish(&trail_export::Meta::default(), &path)?;
+            Ok(decoded)
+        })
+        .await??;
+        secs.push(t.elapsed().as_secs_f64());
+        chunks = back;
+    }
+    let each: Vec<String> = secs.iter().map(|s| format!("{s:.1}")).collect();
+    let bare = median(&mut secs.clone());
+    let job = median(&mut trail.iter().map(|r| r.secs).collect::<Vec<_>>());
+    let (bare_rate, job_rate) = (n as f64 / bare, trail[0].rows as f64 / job);
+    println!(
+        "| xlsx reference: `rust_xlsxwriter` alone, cells decoded beforehand | {n} | {bare:.1} | {bare_rate:.0} | | | | {} |",
+        each.join(", ")
+    );
+    println!("\nXLSX job / crate alone: {:.2}", job_rate / bare_rate);
     Ok(())
 }
 

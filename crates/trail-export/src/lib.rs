@@ -13,7 +13,7 @@ use leaf::LeafRow;
 use trail_core::{event::split_action, Event, Timestamp};
 
 pub use pdf::{pdf, Preset};
-pub use xlsx::{XlsxWriter, XLSX_MAX_ROWS};
+pub use xlsx::{XlsxChunk, XlsxWriter, XLSX_MAX_ROWS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {

@@ -26,7 +26,7 @@ use chrono::{Datelike, Timelike};
 use futures::StreamExt;
 use serde_json::{json, Value};
 use trail_core::{Event, Filter, Timestamp};
-use trail_export::{CsvWriter, Format, JsonWriter, Meta, Preset, XlsxWriter};
+use trail_export::{CsvWriter, Format, JsonWriter, Meta, Preset, XlsxChunk, XlsxWriter};
 use trail_store::{archive::Archive, DynStore, ListQuery, Schedule, Scope, StreamRx};
 use uuid::Uuid;
 
@@ -334,15 +334,33 @@ pub async fn to_file(
             Format::Xlsx => {
                 drop(out);
                 let mut w = XlsxWriter::new(&tmp).map_err(internal)?;
-                while let Some(chunk) = rx.blocking_recv() {
-                    let chunk = chunk?;
-                    w.leaves(&chunk).map_err(|e| match e {
-                        e @ trail_export::ExportError::TooManyRows(_) => ApiError::field("format", e.to_string()),
-                        e => internal(e),
-                    })?;
-                    rows += chunk.len() as u64;
-                    progress.store(rows, Ordering::Relaxed);
-                }
+                // The next chunk is decoded on a thread of its own while this one writes
+                // the sheet. If the sheet fails, the channel closes and the decoder stops.
+                let (decoded_tx, decoded_rx) = std::sync::mpsc::sync_channel(2);
+                std::thread::scope(|s| -> Result<(), ApiError> {
+                    s.spawn(move || {
+                        while let Some(chunk) = rx.blocking_recv() {
+                            let decoded = match chunk {
+                                Ok(c) => XlsxChunk::decode(&c).map_err(internal),
+                                Err(e) => Err(ApiError::from(e)),
+                            };
+                            let failed = decoded.is_err();
+                            if decoded_tx.send(decoded).is_err() || failed {
+                                break;
+                            }
+                        }
+                    });
+                    for chunk in decoded_rx {
+                        let chunk = chunk?;
+                        w.chunk(&chunk).map_err(|e| match e {
+                            e @ trail_export::ExportError::TooManyRows(_) => ApiError::field("format", e.to_string()),
+                            e => internal(e),
+                        })?;
+                        rows += chunk.len() as u64;
+                        progress.store(rows, Ordering::Relaxed);
+                    }
+                    Ok(())
+                })?;
                 w.finish(&meta, &path).map_err(internal)?;
             }
             Format::Pdf => {
