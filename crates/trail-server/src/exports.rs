@@ -431,7 +431,7 @@ async fn export(
                 let job = start(&st, &caller, req, n).await?;
                 return Ok((StatusCode::ACCEPTED, Json(job.json())).into_response());
             }
-            let dir = st.config.exports.dir.join("tmp");
+            let dir = st.config.exports.tmp();
             let path = dir.join(format!("{}.{}", Uuid::now_v7(), req.format.ext()));
             let rows = to_file(&st.store, &req, &path, &dir, now, Arc::default()).await;
             let bytes = rows.as_ref().ok().map(|_| std::fs::read(&path));
@@ -606,7 +606,7 @@ async fn start(st: &AppState, caller: &Caller, req: ExportRequest, total: u64) -
     }
     let (st2, job2) = (st.clone(), job.clone());
     tokio::spawn(async move {
-        let tmp = st2.config.exports.dir.join("tmp");
+        let tmp = st2.config.exports.tmp();
         let result = to_file(&st2.store, &req, &job2.path, &tmp, now, job2.done.clone()).await;
         let state = match result {
             Ok(rows) => {
@@ -866,7 +866,7 @@ pub(crate) async fn run_schedule(st: &AppState, s: &Schedule, now: Timestamp) ->
     };
     let folder = s.directory.clone().unwrap_or_else(|| format!("schedule-{}", s.id));
     let path = st.config.exports.dir.join(&s.org).join(folder).join(format.file_name(now));
-    let tmp = st.config.exports.dir.join("tmp");
+    let tmp = st.config.exports.tmp();
     let rows = to_file(&st.store, &req, &path, &tmp, now, Arc::default()).await?;
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
     let mut emailed = 0usize;

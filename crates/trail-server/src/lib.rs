@@ -56,6 +56,11 @@ pub struct ExportConfig {
     /// Background jobs, scheduled exports (under `<org>/<directory>/`) and temporary
     /// files live here.
     pub dir: std::path::PathBuf,
+    /// Where XLSX workbooks keep their rows until they are zipped (about 1 KB per row
+    /// while a job runs), and where PDF and XLSX files made in the request are built;
+    /// `<dir>/tmp` when not set. A RAM-backed directory (tmpfs) spares the disk that
+    /// traffic.
+    pub tmp_dir: Option<std::path::PathBuf>,
     /// XLSX exports of more rows than this (PDF: also at most 10,000) run as background
     /// jobs instead of in the request.
     pub sync_rows: u64,
@@ -64,10 +69,18 @@ pub struct ExportConfig {
     pub smtp: Option<SmtpConfig>,
 }
 
+impl ExportConfig {
+    /// The directory for temporary files (`tmp_dir`, or `<dir>/tmp`).
+    pub fn tmp(&self) -> std::path::PathBuf {
+        self.tmp_dir.clone().unwrap_or_else(|| self.dir.join("tmp"))
+    }
+}
+
 impl Default for ExportConfig {
     fn default() -> Self {
         ExportConfig {
             dir: std::env::temp_dir().join("trail-exports"),
+            tmp_dir: None,
             sync_rows: 100_000,
             attach_limit: 10 * 1024 * 1024,
             smtp: None,

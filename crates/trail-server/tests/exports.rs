@@ -59,6 +59,7 @@ async fn start(sync_rows: u64, smtp_port: Option<u16>) -> Server {
         trail_server::LogKey { name: "trail.test".into(), public: SigningKey::from_bytes(&[5; 32]).verifying_key() };
     let exports = ExportConfig {
         dir: dir.path().join("exports"),
+        tmp_dir: None,
         sync_rows,
         attach_limit: 10 * 1024 * 1024,
         smtp: smtp_port.map(|port| SmtpConfig {

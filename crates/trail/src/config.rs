@@ -53,6 +53,8 @@ pub struct FileRetention {
 pub struct FileExports {
     /// Where export jobs and scheduled exports are written (default: `<data dir>/exports`).
     pub dir: Option<PathBuf>,
+    /// Temporary files of exports (default: `<exports dir>/tmp`).
+    pub tmp_dir: Option<PathBuf>,
     /// XLSX exports above this many rows run as background jobs.
     pub sync_rows: Option<u64>,
     /// Larger scheduled exports are not attached to the mail (bytes).
@@ -225,6 +227,7 @@ pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, flags: &F
             .map(PathBuf::from)
             .or(file.exports.dir)
             .unwrap_or_else(|| data_dir.join("exports")),
+        tmp_dir: env("TRAIL_EXPORT_TMP_DIR").map(PathBuf::from).or(file.exports.tmp_dir),
         sync_rows: file.exports.sync_rows.unwrap_or(d.sync_rows),
         attach_limit: file.exports.attach_limit.unwrap_or(d.attach_limit),
         smtp,
@@ -317,6 +320,16 @@ mod tests {
         let flags = Flags { data_dir: Some("/g".into()), listen: Some("127.0.0.1:3".into()), database: None };
         let c = check(file, &env, flags).unwrap();
         assert_eq!((c.data_dir.to_str(), c.listen.port()), (Some("/g"), 3));
+    }
+
+    #[test]
+    fn export_directories() {
+        let c = check("", &[], Flags::default()).unwrap();
+        assert_eq!(c.exports.tmp(), PathBuf::from("./trail-data/exports/tmp"));
+        let c = check("[exports]\ntmp_dir = \"/f\"\n", &[], Flags::default()).unwrap();
+        assert_eq!(c.exports.tmp(), PathBuf::from("/f"));
+        let c = check("[exports]\ntmp_dir = \"/f\"\n", &[("TRAIL_EXPORT_TMP_DIR", "/dev/shm/t")], Flags::default());
+        assert_eq!(c.unwrap().exports.tmp(), PathBuf::from("/dev/shm/t"));
     }
 
     #[test]

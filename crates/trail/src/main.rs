@@ -600,7 +600,7 @@ async fn export(
     } else {
         None
     };
-    let tmp = config.data_dir.join("exports").join("tmp");
+    let tmp = config.exports.tmp();
     let rows = trail_server::exports::to_file(&dyn_store, &req, out, &tmp, now(), progress)
         .await
         .map_err(|e| anyhow::anyhow!("{}", api_message(e)))?;
