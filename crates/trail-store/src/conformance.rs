@@ -388,6 +388,8 @@ pub async fn filters_match_the_model(store: &dyn Store) {
         "action:service:deploy",
         "result:FAILED",
         "result:PENDING,PROCESSING",
+        "result:PENDING",
+        "result:FAILED,PENDING",
         "status:success",
         "status:failure",
         "actor:alice@acme.com",
