@@ -34,7 +34,8 @@ pub struct XlsxChunk {
 struct DecodedRow {
     at: Timestamp,
     status: Option<u16>,
-    /// Start and end in `text` of each of the `COLUMNS`' cells.
+    /// Start and end in `text` of each of the `COLUMNS`' cells (empty for the time and
+    /// the status code, which are numbers).
     cells: [(u32, u32); 16],
 }
 
@@ -48,7 +49,11 @@ impl XlsxChunk {
             let at = Timestamp::parse_rfc3339(&r.timestamp).map_err(ExportError::Stored)?;
             let c = leaf_cells(&r, &mut time, &mut code);
             let mut cells = [(0u32, 0u32); 16];
-            for (cell, v) in cells.iter_mut().zip(c) {
+            for (i, (cell, v)) in cells.iter_mut().zip(c).enumerate() {
+                // The time and the status code are written as numbers: no text for them.
+                if matches!(i, 0 | 13) {
+                    continue;
+                }
                 let start = text.len() as u32;
                 text.push_str(v);
                 *cell = (start, text.len() as u32);
@@ -131,7 +136,7 @@ impl XlsxWriter {
                 sheet.write_number(self.row, 13, n)?;
             }
             for (i, span) in row.cells.iter().enumerate() {
-                if span.1 > span.0 && !matches!(i, 0 | 13) {
+                if span.1 > span.0 {
                     // Cells are written as strings, never formulas.
                     sheet.write_string(self.row, i as u16, chunk.cell(*span))?;
                 }
