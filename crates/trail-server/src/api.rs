@@ -37,6 +37,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .merge(crate::exports::router())
         .merge(crate::ui::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .layer(axum::middleware::from_fn(crate::finish::finish))
         .with_state(state)
 }
 

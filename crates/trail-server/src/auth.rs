@@ -93,31 +93,14 @@ impl Perms {
             "viewer" => Perms { view: all, ..Perms::default() },
             custom => match store.roles(&user.org).await?.into_iter().find(|r| r.name.eq_ignore_ascii_case(custom)) {
                 Some(r) => {
-                    let export = match (&r.view, r.export) {
-                        (Categories::All, e) => e,
-                        (_, Categories::All) => r.view.clone(),
-                        // Exporting needs viewing too: keep what both allow.
-                        (v, e) => intersect(v, &e),
-                    };
+                    // Exporting needs viewing too: keep what both allow.
+                    let export = r.view.intersect(&r.export);
                     let export = (!export.is_none()).then_some(export);
                     Perms { view: Some(r.view), export, ..Perms::default() }
                 }
                 None => Perms::default(),
             },
         })
-    }
-}
-
-/// Categories both rules allow (neither is `All`).
-fn intersect(a: &Categories, b: &Categories) -> Categories {
-    match (a, b) {
-        (Categories::Only(x), other) | (other, Categories::Only(x)) => {
-            Categories::Only(x.iter().filter(|c| other.allows(c)).cloned().collect())
-        }
-        (Categories::Except(x), Categories::Except(y)) => {
-            Categories::Except(x.iter().chain(y.iter()).cloned().collect())
-        }
-        _ => a.clone(),
     }
 }
 

@@ -27,7 +27,7 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use trail_core::{Event, Filter, Timestamp};
 use trail_export::{CsvWriter, Format, JsonWriter, Meta, Preset, XlsxChunk, XlsxWriter};
-use trail_store::{archive::Archive, DynStore, ListQuery, Schedule, Scope, StreamRx};
+use trail_store::{archive::Archive, Categories, DynStore, ListQuery, Schedule, Scope, StreamRx};
 use uuid::Uuid;
 
 use crate::{auth::Caller, error::ApiError, selfaudit, AppState};
@@ -60,6 +60,10 @@ pub struct ExportRequest {
     pub audit_org: String,
     /// The actor of that event.
     pub actor: Value,
+    /// Where the request came from, for that event (none for scheduled and CLI
+    /// exports).
+    pub ip: Option<std::net::IpAddr>,
+    pub user_agent: Option<String>,
     /// For the report: who asked.
     pub generated_by: String,
     /// The evidence verifier key (evidence only).
@@ -160,6 +164,8 @@ fn request(
         filter,
         audit_org: caller.org.clone(),
         actor: caller.actor(),
+        ip: caller.ip,
+        user_agent: caller.user_agent.clone(),
         generated_by,
         archive: if reaches_archive { st.archive.clone() } else { None },
         verifier_key,
@@ -236,8 +242,8 @@ pub(crate) async fn record_export(st: &AppState, req: &ExportRequest, rows: u64,
         resource: None,
         details: Some(details),
         error: None,
-        ip: None,
-        user_agent: None,
+        ip: req.ip,
+        user_agent: req.user_agent.clone(),
     };
     selfaudit::record(st, r).await;
 }
@@ -528,7 +534,13 @@ fn io_error(e: impl std::fmt::Display) -> std::io::Error {
 /// A background export.
 pub(crate) struct Job {
     id: Uuid,
-    org: String,
+    /// Who started it (the actor id): the creator may always fetch it.
+    creator: String,
+    /// The organization its rows come from (`None`: every organization).
+    org: Option<String>,
+    /// Every category its rows could hold: another caller must be allowed to export
+    /// all of them to fetch it.
+    reach: Categories,
     format: Format,
     total: u64,
     done: Arc<AtomicU64>,
@@ -591,9 +603,17 @@ async fn start(st: &AppState, caller: &Caller, req: ExportRequest, total: u64) -
     let now = (st.clock)();
     let id = Uuid::now_v7();
     let path = st.config.exports.dir.join("jobs").join(format!("{id}.{}", req.format.ext()));
+    let reach = match req.filter.category.as_slice() {
+        [] => req.scope.categories.clone(),
+        named => {
+            req.scope.categories.intersect(&Categories::Only(named.iter().map(|c| c.to_ascii_lowercase()).collect()))
+        }
+    };
     let job = Arc::new(Job {
         id,
-        org: caller.org.clone(),
+        creator: actor_id(caller),
+        org: req.scope.org.clone(),
+        reach,
         format: req.format,
         total,
         done: Arc::default(),
@@ -641,12 +661,19 @@ async fn start_job(
     Ok((StatusCode::ACCEPTED, Json(job.json())).into_response())
 }
 
-/// A job of the caller's organization, or 404.
+fn actor_id(caller: &Caller) -> String {
+    caller.actor()["id"].as_str().unwrap_or_default().to_string()
+}
+
+/// A job the caller started, or one whose every possible row the caller may export
+/// (its organization, every category it could hold); otherwise 404, so that a job id
+/// seen in the log reveals nothing.
 fn find_job(st: &AppState, caller: &Caller, id: &str) -> Result<Arc<Job>, ApiError> {
-    caller.export_scope()?;
+    let scope = caller.export_scope()?;
     let id = Uuid::parse_str(id).map_err(|_| ApiError::field("id", "must be an export job id"))?;
     let job = st.jobs.map.lock().ok().and_then(|m| m.get(&id).cloned());
-    job.filter(|j| caller.perms.platform || j.org == caller.org)
+    let org_ok = |j: &Job| scope.org.is_none() || (j.org.is_some() && j.org == scope.org);
+    job.filter(|j| j.creator == actor_id(caller) || (org_ok(j) && scope.categories.covers(&j.reach)))
         .ok_or_else(|| ApiError::NotFound(format!("no export job {id}")))
 }
 
@@ -859,6 +886,8 @@ pub(crate) async fn run_schedule(st: &AppState, s: &Schedule, now: Timestamp) ->
         filter,
         audit_org: s.org.clone(),
         actor: json!({"id": format!("schedule-{}", s.id), "name": format!("scheduled export '{}'", s.name), "type": "system"}),
+        ip: None,
+        user_agent: None,
         generated_by: format!("scheduled export '{}' (made by {})", s.name, s.created_by),
         verifier_key: None,
         archive: None,

@@ -10,11 +10,11 @@ pub mod demo;
 mod error;
 pub mod evidence;
 pub mod exports;
+mod finish;
 mod live;
 mod people;
 pub mod retention;
 pub mod selfaudit;
-pub mod throttle;
 mod ui;
 
 use std::{future::Future, sync::Arc};
@@ -129,7 +129,6 @@ pub struct AppState {
     pub clock: Clock,
     /// Recently seen API keys, so that authentication costs no query per request.
     keys: Arc<auth::KeyCache>,
-    throttle: Arc<throttle::Throttle>,
     views: Arc<selfaudit::Views>,
     jobs: Arc<exports::Jobs>,
     live: Arc<live::Live>,
@@ -145,7 +144,6 @@ impl AppState {
             config: Arc::new(config),
             clock,
             keys: Arc::default(),
-            throttle: Arc::default(),
             views: Arc::default(),
             jobs: Arc::default(),
             live: Arc::default(),

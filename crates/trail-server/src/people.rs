@@ -15,13 +15,16 @@ use axum::{
 };
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
-use trail_store::{Categories, KeyScope, NewKey, NewUser, Role, Session, User, UserChange, BUILTIN_ROLES};
+use trail_store::{
+    throttle::{self, ThrottleKey},
+    Categories, KeyScope, NewKey, NewUser, Role, Session, User, UserChange, BUILTIN_ROLES,
+};
 
 use crate::{
     auth::{self, hash_key, random_token, Caller, SESSION_COOKIE},
     error::ApiError,
     selfaudit::{record, Record},
-    throttle, AppState,
+    AppState,
 };
 
 /// How long a session lasts (µs).
@@ -149,8 +152,12 @@ async fn login(
         ip,
         user_agent: ua.clone(),
     };
-    let locked = st.throttle.locked(&acct_key, now).into_iter().chain(st.throttle.locked(&ip_key, now)).max();
-    if let Some(wait) = locked {
+    let keys = vec![
+        ThrottleKey { key: acct_key, limit: throttle::ACCOUNT_ATTEMPTS, forget_on_success: true },
+        ThrottleKey { key: ip_key, limit: throttle::IP_ATTEMPTS, forget_on_success: false },
+    ];
+    // Counted before the password is checked, in one step with the check of the lock.
+    if let Some(wait) = st.store.login_attempt(keys.clone(), now).await? {
         record(&st, attempt(false, Some("too many failed logins: throttled".into()))).await;
         return Err(ApiError::TooMany(format!("too many failed logins; try again in {wait} s"), wait));
     }
@@ -168,14 +175,12 @@ async fn login(
     let user = match user.clone().filter(|u| ok && !u.disabled) {
         Some(u) => u,
         None => {
-            st.throttle.fail(&acct_key, now, throttle::ACCOUNT_FAILURES);
-            st.throttle.fail(&ip_key, now, throttle::IP_FAILURES);
             let why = if ok { "account disabled" } else { "wrong email or password" };
             record(&st, attempt(false, Some(why.into()))).await;
             return Err(ApiError::Unauthorized("wrong email or password".into()));
         }
     };
-    st.throttle.clear(&acct_key);
+    st.store.login_succeeded(keys).await?;
     let token = random_token(43);
     let session = Session {
         hash: hash_key(&token),
@@ -261,6 +266,15 @@ async fn change_password(State(st): State<AppState>, caller: Caller, bytes: Byte
     if b.new_password == b.current_password {
         return Err(ApiError::field("new_password", "must differ from the current password"));
     }
+    // Guesses of the current password count against the account like logins.
+    let keys = vec![ThrottleKey {
+        key: format!("acct:{}", user.email.to_ascii_lowercase()),
+        limit: throttle::ACCOUNT_ATTEMPTS,
+        forget_on_success: true,
+    }];
+    if let Some(wait) = st.store.login_attempt(keys.clone(), (st.clock)().0).await? {
+        return Err(ApiError::TooMany(format!("too many wrong passwords; try again in {wait} s"), wait));
+    }
     let (hash, current) = (user.password_hash.clone(), b.current_password);
     if !blocking(move || verify_password(&hash, &current)).await? {
         record(
@@ -272,9 +286,16 @@ async fn change_password(State(st): State<AppState>, caller: Caller, bytes: Byte
         .await;
         return Err(ApiError::field("current_password", "is wrong"));
     }
+    st.store.login_succeeded(keys).await?;
     let new = b.new_password;
     let new_hash = blocking(move || hash_password(&new)).await??;
-    st.store.update_user(id, UserChange { password: Some((new_hash, false)), ..UserChange::default() }).await?;
+    // Every other session of the user ends: whoever else held one must log in anew.
+    let change = UserChange {
+        password: Some((new_hash, false)),
+        keep_session: caller.session.as_ref().map(|s| s.hash),
+        ..UserChange::default()
+    };
+    st.store.update_user(id, change).await?;
     record(&st, Record::by(&caller, "user:password_change").resource("user", id, &user.email)).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -447,8 +468,12 @@ async fn put_role(
     let org = caller.managed_org(b.org.as_deref())?;
     let valid =
         !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if !valid || BUILTIN_ROLES.contains(&name.as_str()) {
-        return Err(ApiError::field("name", "must be 1 to 64 letters, digits, '-' or '_', and not a built-in role"));
+    // A name that differs from a built-in one only by case would read as that role.
+    if !valid || BUILTIN_ROLES.iter().any(|b| b.eq_ignore_ascii_case(&name)) {
+        return Err(ApiError::field(
+            "name",
+            "must be 1 to 64 letters, digits, '-' or '_', and not a built-in role in any case",
+        ));
     }
     let view = Categories::parse(&b.view).map_err(|e| ApiError::field("view", e))?;
     let export = Categories::parse(b.export.as_deref().unwrap_or("")).map_err(|e| ApiError::field("export", e))?;

@@ -32,6 +32,12 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             (header::HeaderName::from_static("content-security-policy"), "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'"),
             (header::REFERRER_POLICY, "same-origin"),
+            // The page needs none of the browser's powerful features.
+            (
+                header::HeaderName::from_static("permissions-policy"),
+                "camera=(), microphone=(), geolocation=(), payment=(), usb=(), serial=(), bluetooth=(), \
+                 hid=(), midi=(), display-capture=(), clipboard-read=(), interest-cohort=()",
+            ),
         ],
         body,
     )

@@ -187,7 +187,8 @@ impl Server {
 
     /// Waits until a checkpoint covers `org`'s whole log.
     async fn settle(&self, org: &str) {
-        for _ in 0..500 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
             let size = self.store.scan(org, 0, 1_000_000).await.unwrap().len() as u64;
             if self.store.checkpoint(org, None).await.unwrap().is_some_and(|c| c.size == size) {
                 return;
@@ -305,6 +306,40 @@ async fn failed_logins_are_throttled_and_recorded() {
     assert!(failed.len() >= 27, "every failure recorded, got {}", failed.len());
     assert!(failed.iter().any(|e| e.error.as_deref() == Some("too many failed logins: throttled")));
     assert!(failed.iter().any(|e| e.actor.as_ref().and_then(|a| a.email.as_deref()) == Some("nobody@acme.com")));
+}
+
+#[tokio::test]
+async fn parallel_guesses_stop_at_the_limit_and_new_passwords_end_other_sessions() {
+    let s = start().await;
+    s.user(&s.acme_admin, "acme", "carl@acme.com", "viewer").await;
+    // 50 wrong passwords at once: five are checked, the rest refused unchecked.
+    let guesses = (0..50).map(|i| s.login("carl@acme.com", if i == 49 { "correct horse battery" } else { "a guess!" }));
+    let answers: Vec<StatusCode> = futures::future::join_all(guesses).await.into_iter().map(|(st, _, _)| st).collect();
+    let checked = answers.iter().filter(|st| **st != StatusCode::TOO_MANY_REQUESTS).count();
+    assert_eq!(checked, 5, "{answers:?}");
+    let (st, _, _) = s.login("carl@acme.com", "correct horse battery").await;
+    assert_eq!(st, StatusCode::TOO_MANY_REQUESTS);
+
+    // A password change ends every other session of the user; an admin reset all.
+    let first = s.user(&s.acme_admin, "acme", "dora@acme.com", "viewer").await;
+    let (_, second, _) = s.login("dora@acme.com", "correct horse battery").await;
+    let second = second.unwrap();
+    let (st, _) = s.get(Auth::Session(&second), "/api/v1/events").await;
+    assert_eq!(st, StatusCode::OK);
+    let change = json!({"current_password": "correct horse battery", "new_password": "a brand new password"});
+    let (st, v) = s.post(Auth::Session(&first), "/api/v1/auth/password", change).await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{v}");
+    let (st, _) = s.get(Auth::Session(&second), "/api/v1/events").await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "the other session ended");
+    let (st, _) = s.get(Auth::Session(&first), "/api/v1/events").await;
+    assert_eq!(st, StatusCode::OK, "the session that changed it stays");
+    let (_, users) = s.get(Auth::Key(&s.acme_admin), "/api/v1/users").await;
+    let id = users["users"].as_array().unwrap().iter().find(|u| u["email"] == "dora@acme.com").unwrap()["id"].clone();
+    let reset = Some(json!({"reset_password": true}));
+    let (st, _) = s.call(Method::PATCH, Auth::Key(&s.acme_admin), &format!("/api/v1/users/{id}"), reset).await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _) = s.get(Auth::Session(&first), "/api/v1/events").await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED, "a reset ends every session");
 }
 
 #[tokio::test]
@@ -426,11 +461,18 @@ async fn one_organization_sees_nothing_of_another() {
         let (_, f) = s.get(who, "/api/v1/facets").await;
         assert!(f["companies"].as_array().unwrap().iter().all(|c| c["value"] == "acme"), "{f}");
         assert!(f["users"].as_array().unwrap().iter().all(|u| u["value"] != "gil@globex.com"));
-        // The evidence export of A holds only A's events.
+        // The evidence export of A holds only A's events. (A's own log may name B's
+        // resource: the `audit:view` events of the searches above record their filter,
+        // so the check is on each entry's organization, not on the text.)
         let (st, text) = s.get(who, "/api/v1/export?format=evidence").await;
-        if matches!(who, Auth::Session(_)) || st == StatusCode::OK {
-            let text = text.as_str().map(str::to_string).unwrap_or_else(|| text.to_string());
-            assert!(!text.contains("globex-vault"));
+        assert_eq!(st, StatusCode::OK, "{text}");
+        let text = text.as_str().map(str::to_string).unwrap_or_else(|| text.to_string());
+        let entries: Vec<trail_core::evidence::Entry> =
+            text.lines().skip(1).map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert!(!entries.is_empty());
+        for e in entries {
+            let event = trail_core::Event::from_leaf(e.leaf.as_bytes()).unwrap();
+            assert!(event.org == "acme" && event.id.to_string() != *gid, "{}", e.leaf);
         }
     }
     // Admin endpoints: B's users, keys and roles are not found from A.
@@ -639,7 +681,7 @@ async fn the_live_stream_respects_organizations_and_categories() {
     assert_eq!((acme.status(), limited.status(), globex.status()), (StatusCode::OK, StatusCode::OK, StatusCode::OK));
     let (st, _) = s.get(Auth::Key(&s.acme_ingest), "/api/v1/events/stream").await;
     assert_eq!(st, StatusCode::FORBIDDEN, "an ingest key cannot follow the log");
-    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    // Each stream subscribed before its response head was sent: nothing to wait for.
     s.ingest(
         &s.acme_ingest,
         json!([ev("secret:read", "eve@acme.com", "vault-1"), ev("auth:login", "ann@acme.com", "console-1")]),
@@ -660,7 +702,7 @@ async fn the_live_stream_respects_organizations_and_categories() {
                 }
             }
         };
-        tokio::time::timeout(std::time::Duration::from_secs(5), read).await.expect("the stream delivers");
+        tokio::time::timeout(std::time::Duration::from_secs(60), read).await.expect("the stream delivers");
         text
     }
     let a = until_marker(&mut acme).await;
@@ -669,4 +711,79 @@ async fn the_live_stream_respects_organizations_and_categories() {
     assert!(l.contains("console-1") && !l.contains("vault-1") && !l.contains("globex"), "{l}");
     let g = until_marker(&mut globex).await;
     assert!(g.contains("globex-console") && !g.contains("console-1") && !g.contains("vault-1"), "{g}");
+}
+
+#[tokio::test]
+async fn export_jobs_are_served_only_to_whom_may_export_every_row_they_could_hold() {
+    let s = start().await;
+    s.ingest(
+        &s.acme_ingest,
+        json!([
+            ev("secret:read", "eve@acme.com", "vault"),
+            ev("auth:login", "ann@acme.com", "console"),
+            ev("vpn:connect", "ann@acme.com", "gw")
+        ]),
+    )
+    .await;
+    for (name, rule) in [("auth-only", "auth"), ("no-secrets", "*,-secret")] {
+        let role = json!({"view": rule, "export": rule});
+        let (st, v) = s.call(Method::PUT, Auth::Key(&s.acme_admin), &format!("/api/v1/roles/{name}"), Some(role)).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+    }
+    let auth_only = s.user(&s.acme_admin, "acme", "auth@acme.com", "auth-only").await;
+    let no_secrets = s.user(&s.acme_admin, "acme", "nosec@acme.com", "no-secrets").await;
+    let auditor = s.user(&s.acme_admin, "acme", "aud@acme.com", "auditor").await;
+    // Who may fetch a job (its status and its file), by who started it and with what.
+    let (read_key, globex, platform) = (s.acme_read.as_str(), s.globex_admin.as_str(), s.platform.as_str());
+    let (auth_only, no_secrets, auditor) = (&auth_only, &no_secrets, &auditor);
+    let everything = finished_job(&s, Auth::Key(read_key), "").await;
+    let auth_rows = finished_job(&s, Auth::Key(read_key), "&category=auth").await;
+    let all_but_secrets = finished_job(&s, Auth::Session(no_secrets), "").await;
+    let cases: [(&str, Auth, &str, bool); 14] = [
+        ("everything", Auth::Key(read_key), &everything, true),
+        ("everything", Auth::Session(auditor), &everything, true),
+        ("everything", Auth::Key(platform), &everything, true),
+        ("everything", Auth::Session(auth_only), &everything, false),
+        ("everything", Auth::Session(no_secrets), &everything, false),
+        ("everything", Auth::Key(globex), &everything, false),
+        ("auth rows", Auth::Session(auth_only), &auth_rows, true),
+        ("auth rows", Auth::Session(no_secrets), &auth_rows, true),
+        ("auth rows", Auth::Key(globex), &auth_rows, false),
+        ("all but secrets", Auth::Session(no_secrets), &all_but_secrets, true),
+        ("all but secrets", Auth::Session(auditor), &all_but_secrets, true),
+        ("all but secrets", Auth::Session(auth_only), &all_but_secrets, false),
+        ("all but secrets", Auth::Key(globex), &all_but_secrets, false),
+        ("all but secrets", Auth::None, &all_but_secrets, false),
+    ];
+    for (name, auth, path, allowed) in cases {
+        for p in [path.to_string(), format!("{path}/file")] {
+            let (st, v) = s.get(auth, &p).await;
+            let want = match (allowed, auth) {
+                (true, _) => StatusCode::OK,
+                (false, Auth::None) => StatusCode::UNAUTHORIZED,
+                (false, _) => StatusCode::NOT_FOUND,
+            };
+            assert_eq!(st, want, "{name} {p}: {v}");
+            if allowed && p.ends_with("/file") {
+                let text = v.as_str().unwrap();
+                assert!(!text.contains("secret:read") || name == "everything", "{name}: {text}");
+            }
+        }
+    }
+}
+
+/// Starts an export job and waits until its file is ready; returns the job's path.
+async fn finished_job(s: &Server, auth: Auth<'_>, query: &str) -> String {
+    let (st, v) = s.post(auth, &format!("/api/v1/exports?format=csv{query}"), json!(null)).await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{v}");
+    let path = v["status_url"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let (_, v) = s.get(auth, &path).await;
+        if v["status"] == "done" {
+            return path;
+        }
+        assert!(v["status"] == "running" && std::time::Instant::now() < deadline, "{v}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

@@ -67,6 +67,33 @@ impl Categories {
         }
     }
 
+    /// Whether this rule allows every category `other` allows (so what `other` may
+    /// show, this may see too).
+    pub fn covers(&self, other: &Categories) -> bool {
+        match (self, other) {
+            (Categories::All, _) => true,
+            (_, Categories::Only(list)) => list.iter().all(|c| self.allows(c)),
+            (Categories::Except(mine), Categories::Except(theirs)) => mine.iter().all(|c| theirs.contains(c)),
+            _ => false,
+        }
+    }
+
+    /// Categories both rules allow.
+    pub fn intersect(&self, other: &Categories) -> Categories {
+        match (self, other) {
+            (Categories::All, o) | (o, Categories::All) => o.clone(),
+            (Categories::Only(x), o) | (o, Categories::Only(x)) => {
+                Categories::Only(x.iter().filter(|c| o.allows(c)).cloned().collect())
+            }
+            (Categories::Except(x), Categories::Except(y)) => {
+                let mut all: Vec<String> = x.iter().chain(y.iter()).cloned().collect();
+                all.sort();
+                all.dedup();
+                Categories::Except(all)
+            }
+        }
+    }
+
     /// Whether no category at all is allowed.
     pub fn is_none(&self) -> bool {
         matches!(self, Categories::Only(l) if l.is_empty())
@@ -108,8 +135,11 @@ pub struct NewUser {
 pub struct UserChange {
     pub role: Option<String>,
     pub disabled: Option<bool>,
-    /// A new password hash and whether it must be changed at the next login.
+    /// A new password hash and whether it must be changed at the next login. Every
+    /// session of the user ends with it, but `keep_session`.
     pub password: Option<(String, bool)>,
+    /// The session that changed its own password, which stays.
+    pub keep_session: Option<[u8; 32]>,
     pub name: Option<String>,
 }
 
@@ -179,5 +209,31 @@ mod tests {
         assert!(Categories::parse("*,secret").is_err());
         assert!(Categories::parse("a b").is_err());
         assert!(Categories::parse("x;drop").is_err());
+    }
+
+    #[test]
+    fn one_rule_covers_another_only_when_it_allows_all_it_allows() {
+        let p = |s: &str| Categories::parse(s).unwrap();
+        for (a, b, covers) in [
+            ("*", "*", true),
+            ("*", "auth", true),
+            ("*", "*,-secret", true),
+            ("auth", "*", false),
+            ("auth", "auth", true),
+            ("auth", "auth,vpn", false),
+            ("auth,vpn", "auth", true),
+            ("*,-secret", "*", false),
+            ("*,-secret", "auth", true),
+            ("*,-secret", "secret", false),
+            ("*,-secret", "*,-secret,-vpn", true),
+            ("*,-secret,-vpn", "*,-secret", false),
+            ("auth", "*,-secret", false),
+            ("auth", "", true),
+        ] {
+            assert_eq!(p(a).covers(&p(b)), covers, "{a} covers {b}");
+        }
+        assert_eq!(p("*,-secret").intersect(&p("auth,secret")), p("auth"));
+        assert_eq!(p("*,-a").intersect(&p("*,-b")), p("*,-a,-b"));
+        assert_eq!(p("*").intersect(&p("vpn")), p("vpn"));
     }
 }

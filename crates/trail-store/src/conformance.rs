@@ -42,6 +42,7 @@ macro_rules! conformance_tests {
             keys_are_found_by_hash,
             keys_are_listed_and_revoked_per_org,
             users_sessions_and_roles,
+            login_attempts_are_counted_atomically,
             category_scopes_hide_events_everywhere,
             streams_and_counts_match_the_list,
             schedules_are_kept_per_org,
@@ -723,6 +724,21 @@ pub async fn users_sessions_and_roles(store: &dyn Store) {
     assert!(store.find_session([2; 32], 500).await.unwrap().is_none());
     // Disabling a user ends the user's sessions.
     store.create_session(s(5, 1_000)).await.unwrap();
+    // A new password ends every session of the user but the one that set it.
+    for h in [6, 7, 8] {
+        store.create_session(s(h, 1_000)).await.unwrap();
+    }
+    let change =
+        UserChange { password: Some(("$argon2id$z".into(), false)), keep_session: Some([7; 32]), ..Default::default() };
+    store.update_user(ann.id, change).await.unwrap();
+    let alive = [6u8, 7, 8].map(|h| async move { store.find_session([h; 32], 500).await.unwrap().is_some() });
+    assert_eq!(futures::future::join_all(alive).await, [false, true, false]);
+    store
+        .update_user(ann.id, UserChange { password: Some(("$argon2id$w".into(), true)), ..Default::default() })
+        .await
+        .unwrap();
+    assert!(store.find_session([7; 32], 500).await.unwrap().is_none(), "an admin reset ends them all");
+    store.create_session(s(5, 1_000)).await.unwrap();
     store.update_user(ann.id, UserChange { disabled: Some(true), ..Default::default() }).await.unwrap();
     assert!(store.find_session([5; 32], 500).await.unwrap().is_none());
 
@@ -740,6 +756,43 @@ pub async fn users_sessions_and_roles(store: &dyn Store) {
     assert!(!store.delete_role("globex", "sec-viewer").await.unwrap());
     assert!(store.delete_role("acme", "sec-viewer").await.unwrap());
     assert!(store.roles("acme").await.unwrap().is_empty());
+}
+
+pub async fn login_attempts_are_counted_atomically(store: &dyn Store) {
+    use crate::throttle::{ThrottleKey, ACCOUNT_ATTEMPTS, IP_ATTEMPTS};
+    let keys = |acct: &str| {
+        vec![
+            ThrottleKey { key: format!("acct:{acct}"), limit: ACCOUNT_ATTEMPTS, forget_on_success: true },
+            ThrottleKey { key: "ip:192.0.2.1".into(), limit: IP_ATTEMPTS, forget_on_success: false },
+        ]
+    };
+    let now = NOW.0;
+    // 50 attempts at once: only as many as the limit get to check a password.
+    let tries = (0..50).map(|_| store.login_attempt(keys("ann"), now));
+    let answers: Vec<Option<u64>> = futures::future::try_join_all(tries).await.unwrap();
+    assert_eq!(answers.iter().filter(|a| a.is_none()).count(), ACCOUNT_ATTEMPTS as usize, "{answers:?}");
+    assert!(answers.iter().flatten().all(|w| *w == 60), "{answers:?}");
+    assert_eq!(store.login_attempt(keys("ann"), now + 59_000_000).await.unwrap(), Some(1));
+    // After the lock: one more attempt, which doubles it.
+    assert_eq!(store.login_attempt(keys("ann"), now + 61_000_000).await.unwrap(), None);
+    assert_eq!(store.login_attempt(keys("ann"), now + 62_000_000).await.unwrap(), Some(119));
+    // Another account from the same address is still let in, until the address's limit.
+    let mut let_in = 0;
+    for i in 0..30 {
+        if store.login_attempt(keys(&format!("user{i}")), now + 63_000_000).await.unwrap().is_none() {
+            let_in += 1;
+        }
+    }
+    assert_eq!(let_in, IP_ATTEMPTS as usize - ACCOUNT_ATTEMPTS as usize - 1);
+    // A success forgets the account's count and takes its attempt back from the
+    // address: after it, the address still has all its attempts.
+    let later = now + 3 * 3_600_000_000;
+    assert_eq!(store.login_attempt(keys("bob"), later).await.unwrap(), None);
+    store.login_succeeded(keys("bob")).await.unwrap();
+    for i in 0..IP_ATTEMPTS {
+        assert_eq!(store.login_attempt(keys(&format!("other{i}")), later).await.unwrap(), None, "{i}");
+    }
+    assert!(store.login_attempt(keys("bob"), later).await.unwrap().is_some(), "the address is locked now");
 }
 
 pub async fn category_scopes_hide_events_everywhere(store: &dyn Store) {

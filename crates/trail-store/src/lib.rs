@@ -10,6 +10,7 @@ pub mod conformance;
 mod error;
 pub mod postgres;
 pub mod sqlite;
+pub mod throttle;
 
 use std::sync::Arc;
 
@@ -312,6 +313,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Ends one session, or with `all_of_user` every session of that session's user.
     async fn delete_sessions(&self, hash: [u8; 32], all_of_user: bool) -> Result<(), StoreError>;
+
+    /// Counts a login attempt against each key before its password is checked, in one
+    /// atomic step shared by every process on the store: `Some(seconds to wait)` if any
+    /// key is locked at `now` (µs), and then nothing is counted (see `throttle`).
+    async fn login_attempt(&self, keys: Vec<throttle::ThrottleKey>, now: i64) -> Result<Option<u64>, StoreError>;
+
+    /// After a successful login: forgets the counts of keys marked so, and takes the
+    /// attempt back from the others.
+    async fn login_succeeded(&self, keys: Vec<throttle::ThrottleKey>) -> Result<(), StoreError>;
 
     /// Creates or replaces a custom role.
     async fn put_role(&self, role: Role) -> Result<(), StoreError>;

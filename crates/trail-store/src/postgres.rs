@@ -28,6 +28,7 @@ use uuid::Uuid;
 use crate::{
     archive::{ArchiveFile, Expired, Retention},
     sqlite::{outcome_code, search_text, LogSigner},
+    throttle::{self, ThrottleKey},
     ApiKey, AppendBatch, Appended, Categories, Count, Exclusive, Facets, KeyScope, LeafTemplate, ListQuery, NewKey,
     NewUser, Org, Page, Role, Schedule, Scope, Session, SignedCheckpoint, Store, StoreError, StreamRx, User,
     UserChange,
@@ -180,6 +181,16 @@ CREATE INDEX archives_org_day ON archives (org_id, day);
     // Only those rows enter this index, so appends barely pay for it.
     r#"
 CREATE INDEX events_unfinished ON events (ts DESC, pos DESC) WHERE result >= 2;
+"#,
+    r#"
+-- Login attempts counted per account and per address, shared by every server (see
+-- `throttle`).
+CREATE TABLE login_throttle (
+    key TEXT PRIMARY KEY,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    last BIGINT NOT NULL DEFAULT 0,
+    locked_until BIGINT NOT NULL DEFAULT 0
+);
 "#,
 ];
 
@@ -1654,6 +1665,10 @@ impl Store for PgStore {
             tx.execute("UPDATE users SET password = $2, must_change = $3 WHERE id = $1", &[&id, hash, must])
                 .await
                 .map_err(pg)?;
+            let keep = ch.keep_session.map(|h| h.to_vec());
+            tx.execute("DELETE FROM sessions WHERE user_id = $1 AND ($2::bytea IS NULL OR hash <> $2)", &[&id, &keep])
+                .await
+                .map_err(pg)?;
         }
         let r = tx.query_opt(&format!("{USER_SELECT} WHERE u.id = $1"), &[&id]).await.map_err(pg)?;
         tx.commit().await.map_err(pg)?;
@@ -1692,6 +1707,68 @@ impl Store for PgStore {
             "DELETE FROM sessions WHERE hash = $1"
         };
         c.execute(sql, &[&&hash[..]]).await.map_err(pg)?;
+        Ok(())
+    }
+
+    async fn login_attempt(&self, keys: Vec<ThrottleKey>, now: i64) -> Result<Option<u64>, StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        // Rows exist and are locked in key order, so that two servers counting the
+        // same keys wait for each other rather than deadlock or both read the old count.
+        let mut order: Vec<usize> = (0..keys.len()).collect();
+        order.sort_by(|&a, &b| keys[a].key.cmp(&keys[b].key));
+        let mut counts = vec![throttle::Count::default(); keys.len()];
+        for i in order {
+            let k = &keys[i].key;
+            tx.execute("INSERT INTO login_throttle (key) VALUES ($1) ON CONFLICT DO NOTHING", &[k])
+                .await
+                .map_err(pg)?;
+            let r = tx
+                .query_one("SELECT attempts, last, locked_until FROM login_throttle WHERE key = $1 FOR UPDATE", &[k])
+                .await
+                .map_err(pg)?;
+            counts[i] = throttle::Count { attempts: r.get::<_, i32>(0) as u32, last: r.get(1), locked_until: r.get(2) };
+        }
+        let new = match throttle::attempt(&keys, &counts, now) {
+            Ok(new) => new,
+            Err(wait) => return Ok(Some(wait)),
+        };
+        for (k, n) in keys.iter().zip(new) {
+            tx.execute(
+                "UPDATE login_throttle SET attempts = $2, last = $3, locked_until = $4 WHERE key = $1",
+                &[&k.key, &(n.attempts as i32), &n.last, &n.locked_until],
+            )
+            .await
+            .map_err(pg)?;
+        }
+        tx.commit().await.map_err(pg)?;
+        // Counts past their window go; rows another server holds are left for later.
+        c.execute(
+            "DELETE FROM login_throttle WHERE key IN (SELECT key FROM login_throttle \
+             WHERE last < $1 AND locked_until <= $2 FOR UPDATE SKIP LOCKED)",
+            &[&(now - throttle::WINDOW), &now],
+        )
+        .await
+        .map_err(pg)?;
+        Ok(None)
+    }
+
+    async fn login_succeeded(&self, keys: Vec<ThrottleKey>) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        for k in keys {
+            if k.forget_on_success {
+                c.execute("DELETE FROM login_throttle WHERE key = $1", &[&k.key]).await.map_err(pg)?;
+            } else {
+                // Taking one attempt back; the lock it may have set is lifted with it.
+                c.execute(
+                    "UPDATE login_throttle SET attempts = GREATEST(attempts - 1, 0), \
+                     locked_until = CASE WHEN attempts = $2 THEN 0 ELSE locked_until END WHERE key = $1",
+                    &[&k.key, &(k.limit as i32)],
+                )
+                .await
+                .map_err(pg)?;
+            }
+        }
         Ok(())
     }
 
@@ -2229,7 +2306,8 @@ mod tests {
         assert!(b.exclusive("something-else").await.unwrap().is_some());
         drop(held);
         let mut again = None;
-        for _ in 0..50 {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
             again = b.exclusive("trail-retention").await.unwrap();
             if again.is_some() {
                 break;

@@ -35,6 +35,7 @@ mod accounts;
 
 use crate::{
     archive::{ArchiveFile, Expired, Retention},
+    throttle::ThrottleKey,
     ApiKey, AppendBatch, Appended, Categories, Count, Facets, LeafTemplate, ListQuery, NewKey, NewUser, Org, Page,
     Role, Schedule, Scope, Session, SignedCheckpoint, Store, StoreError, StreamRx, User, UserChange,
 };
@@ -214,6 +215,15 @@ CREATE TABLE archives (
     manifest TEXT NOT NULL
 );
 CREATE INDEX archives_org_day ON archives(org_id, day);
+"#,
+    r#"
+-- Login attempts counted per account and per address (see `throttle`).
+CREATE TABLE login_throttle (
+    key TEXT PRIMARY KEY,
+    attempts INTEGER NOT NULL,
+    last INTEGER NOT NULL,
+    locked_until INTEGER NOT NULL
+) WITHOUT ROWID;
 "#,
 ];
 
@@ -2246,6 +2256,14 @@ impl Store for SqliteStore {
         self.admin(move |c| accounts::delete_sessions(c, hash, all_of_user)).await
     }
 
+    async fn login_attempt(&self, keys: Vec<ThrottleKey>, now: i64) -> Result<Option<u64>, StoreError> {
+        self.admin(move |c| accounts::login_attempt(c, &keys, now)).await
+    }
+
+    async fn login_succeeded(&self, keys: Vec<ThrottleKey>) -> Result<(), StoreError> {
+        self.admin(move |c| accounts::login_succeeded(c, &keys)).await
+    }
+
     async fn put_role(&self, role: Role) -> Result<(), StoreError> {
         self.admin(move |c| accounts::put_role(c, &role)).await
     }
@@ -2441,7 +2459,7 @@ mod tests {
             let _ = std::fs::remove_file(&copy);
             n
         };
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while in_file() != Some(20i64) {
             assert!(Instant::now() < deadline, "the database file holds {:?} of 20 events", in_file());
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -2503,7 +2521,7 @@ mod tests {
 
     /// Polls until the organization's newest checkpoint covers `size` entries.
     async fn checkpoint_of(store: &SqliteStore, org: &str, size: u64) -> SignedCheckpoint {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(cp) = store.checkpoint(org, None).await.unwrap() {
                 if cp.size == size {

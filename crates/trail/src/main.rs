@@ -572,6 +572,8 @@ async fn export(
         filter: filter.clone(),
         audit_org,
         actor: serde_json::json!({"id": "trail-cli", "name": "trail command line", "type": "system"}),
+        ip: None,
+        user_agent: None,
         generated_by: "trail command line".into(),
         verifier_key,
         archive: if download || format == Format::Evidence { archive(config) } else { None },

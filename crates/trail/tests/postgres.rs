@@ -53,8 +53,9 @@ fn two_servers_share_one_database() {
             .send()
             .await
             .unwrap();
+        // B subscribed before it sent the response head, and listens to the database
+        // since it started.
         assert_eq!(sse.status(), 200);
-        tokio::time::sleep(Duration::from_millis(300)).await;
         let r = client
             .post(format!("{}/api/v1/events", a.lock().unwrap().base))
             .bearer_auth(&acme)
@@ -63,7 +64,7 @@ fn two_servers_share_one_database() {
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
-        let got = tokio::time::timeout(Duration::from_secs(10), async {
+        let got = tokio::time::timeout(Duration::from_secs(60), async {
             let mut text = String::new();
             while let Some(chunk) = sse.chunk().await.unwrap() {
                 text.push_str(&String::from_utf8_lossy(&chunk));
@@ -107,14 +108,17 @@ fn two_servers_share_one_database() {
                 }
             }));
         }
-        // Kill A mid-ingest and start it again on a new port.
-        tokio::time::sleep(Duration::from_millis(600)).await;
+        // Kill A mid-ingest (once some appends are acknowledged) and start it again on a
+        // new port.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while acked.lock().unwrap().len() < 40 && std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         {
             let mut a = a.lock().unwrap();
             let _ = a.child.kill();
             let _ = a.child.wait();
         }
-        tokio::time::sleep(Duration::from_millis(300)).await;
         let restarted = serve(d, &url);
         bases.lock().unwrap()[0] = restarted.base.clone();
         *a.lock().unwrap() = restarted;

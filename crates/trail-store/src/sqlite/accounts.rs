@@ -1,9 +1,12 @@
 //! Users, sessions, custom roles and API keys in SQLite. These are rare, small writes,
 //! made on their own connection beside the event writer.
 
-use rusqlite::{params, Connection, OptionalExtension, Params};
+use rusqlite::{params, Connection, OptionalExtension, Params, TransactionBehavior};
 
-use crate::{ApiKey, Categories, KeyScope, NewKey, NewUser, Role, Schedule, Session, StoreError, User, UserChange};
+use crate::{
+    throttle::{self, Count, ThrottleKey, WINDOW},
+    ApiKey, Categories, KeyScope, NewKey, NewUser, Role, Schedule, Session, StoreError, User, UserChange,
+};
 
 fn now_us() -> i64 {
     chrono::Utc::now().timestamp_micros()
@@ -117,10 +120,61 @@ pub(super) fn update_user(c: &mut Connection, id: i64, ch: &UserChange) -> Resul
     }
     if let Some((hash, must_change)) = &ch.password {
         tx.execute("UPDATE users SET password = ?2, must_change = ?3 WHERE id = ?1", params![id, hash, must_change])?;
+        let keep = ch.keep_session.map(|h| h.to_vec());
+        tx.execute("DELETE FROM sessions WHERE user_id = ?1 AND (?2 IS NULL OR hash <> ?2)", params![id, keep])?;
     }
     let user = users(&tx, "u.id = ?1", params![id])?.pop();
     tx.commit()?;
     Ok(user)
+}
+
+fn throttle_count(c: &Connection, key: &str) -> Result<Count, StoreError> {
+    let row = c
+        .query_row("SELECT attempts, last, locked_until FROM login_throttle WHERE key = ?1", [key], |r| {
+            Ok(Count { attempts: r.get(0)?, last: r.get(1)?, locked_until: r.get(2)? })
+        })
+        .optional()?;
+    Ok(row.unwrap_or_default())
+}
+
+fn put_throttle_count(c: &Connection, key: &str, n: Count) -> Result<(), StoreError> {
+    c.execute(
+        "INSERT INTO login_throttle (key, attempts, last, locked_until) VALUES (?1, ?2, ?3, ?4) \
+         ON CONFLICT (key) DO UPDATE SET attempts = ?2, last = ?3, locked_until = ?4",
+        params![key, n.attempts, n.last, n.locked_until],
+    )?;
+    Ok(())
+}
+
+/// Checks and counts in one write transaction (taken at its start, so that two
+/// connections cannot both read the count before either writes it).
+pub(super) fn login_attempt(c: &mut Connection, keys: &[ThrottleKey], now: i64) -> Result<Option<u64>, StoreError> {
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let counts = keys.iter().map(|k| throttle_count(&tx, &k.key)).collect::<Result<Vec<_>, _>>()?;
+    let new = match throttle::attempt(keys, &counts, now) {
+        Ok(new) => new,
+        Err(wait) => return Ok(Some(wait)),
+    };
+    for (k, n) in keys.iter().zip(new) {
+        put_throttle_count(&tx, &k.key, n)?;
+    }
+    tx.execute("DELETE FROM login_throttle WHERE last < ?1 AND locked_until <= ?2", params![now - WINDOW, now])?;
+    tx.commit()?;
+    Ok(None)
+}
+
+pub(super) fn login_succeeded(c: &mut Connection, keys: &[ThrottleKey]) -> Result<(), StoreError> {
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    for k in keys {
+        if k.forget_on_success {
+            tx.execute("DELETE FROM login_throttle WHERE key = ?1", [&k.key])?;
+        } else {
+            let n = throttle_count(&tx, &k.key)?.uncounted(k.limit);
+            put_throttle_count(&tx, &k.key, n)?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 pub(super) fn create_session(c: &Connection, s: &Session) -> Result<(), StoreError> {

@@ -1,0 +1,61 @@
+//! What every response gets on its way out: headers that keep event data out of
+//! caches and content sniffing, and the documented JSON error body for errors that
+//! axum or hyper made themselves (a 405, a body over an extractor's limit), which
+//! would otherwise leave empty or as plain text.
+
+use axum::{
+    extract::Request,
+    http::{header, HeaderValue, StatusCode},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+
+/// The middleware; see the module comment.
+pub(crate) async fn finish(req: Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let mut resp = next.run(req).await;
+    let status = resp.status();
+    if (status.is_client_error() || status.is_server_error()) && !is_json(&resp) {
+        resp = json_error(resp);
+    }
+    let h = resp.headers_mut();
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    if api {
+        // Events, exports and proofs are personal data and change: never kept by a
+        // browser or a proxy.
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
+}
+
+fn is_json(resp: &Response) -> bool {
+    resp.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("json"))
+}
+
+/// The same status with the documented body, keeping `Allow` and `Retry-After`.
+fn json_error(resp: Response) -> Response {
+    let status = resp.status();
+    let (code, message, field) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => {
+            let allow = resp.headers().get(header::ALLOW).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+            ("method_not_allowed", format!("this endpoint does not take that method; it takes {allow}"), None)
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => ("too_large", "the request body is too large".to_string(), Some("body")),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+            ("unsupported_media_type", "send the body as application/json".to_string(), Some("content-type"))
+        }
+        s if s.is_server_error() => ("internal", "internal error; see the server log".to_string(), None),
+        s => ("bad_request", s.canonical_reason().unwrap_or("bad request").to_lowercase(), None),
+    };
+    let mut err = serde_json::json!({"code": code, "message": message});
+    if let Some(f) = field {
+        err["field"] = serde_json::json!(f);
+    }
+    let mut out = (status, axum::Json(serde_json::json!({ "error": err }))).into_response();
+    for name in [header::ALLOW, header::RETRY_AFTER] {
+        if let Some(v) = resp.headers().get(&name) {
+            out.headers_mut().insert(name, v.clone());
+        }
+    }
+    out
+}
