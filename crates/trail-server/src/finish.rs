@@ -3,6 +3,8 @@
 //! axum or hyper made themselves (a 405, a body over an extractor's limit), which
 //! would otherwise leave empty or as plain text.
 
+use std::sync::atomic::Ordering;
+
 use axum::{
     extract::Request,
     http::{header, HeaderValue, StatusCode},
@@ -10,10 +12,17 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
+use crate::listen::BodyTooSlow;
+
 /// The middleware; see the module comment.
 pub(crate) async fn finish(req: Request, next: Next) -> Response {
     let api = req.uri().path().starts_with("/api/");
+    let slow = req.extensions().get::<BodyTooSlow>().cloned();
     let mut resp = next.run(req).await;
+    if slow.is_some_and(|s| s.0.load(Ordering::Relaxed)) {
+        // Whatever the handler made of the cut-off body, the client was too slow.
+        resp = too_slow();
+    }
     let status = resp.status();
     if (status.is_client_error() || status.is_server_error()) && !is_json(&resp) {
         resp = json_error(resp);
@@ -26,6 +35,12 @@ pub(crate) async fn finish(req: Request, next: Next) -> Response {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     resp
+}
+
+fn too_slow() -> Response {
+    let body = serde_json::json!({"error": {"code": "too_slow", "field": "body",
+        "message": "the request body arrived too slowly; send it faster or in smaller requests"}});
+    (StatusCode::REQUEST_TIMEOUT, [(header::CONNECTION, "close")], axum::Json(body)).into_response()
 }
 
 fn is_json(resp: &Response) -> bool {

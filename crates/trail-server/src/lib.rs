@@ -11,6 +11,7 @@ mod error;
 pub mod evidence;
 pub mod exports;
 mod finish;
+mod listen;
 mod live;
 mod people;
 pub mod retention;
@@ -26,6 +27,7 @@ use trail_store::DynStore;
 
 pub use auth::{create_api_key, generate_key, hash_key};
 pub use error::ApiError;
+pub use listen::ConnectionConfig;
 pub use people::{hash_password, one_time_password};
 pub use retention::RetentionConfig;
 
@@ -48,6 +50,8 @@ pub struct ServerConfig {
     pub audit_reads: bool,
     /// Retention, the archive and the online query window.
     pub retention: RetentionConfig,
+    /// Limits on connections, request heads and bodies, and live streams.
+    pub connections: ConnectionConfig,
 }
 
 /// Export settings.
@@ -230,7 +234,6 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = state.config.connections.clone();
+    listen::serve(listener, app(state), limits, shutdown).await
 }

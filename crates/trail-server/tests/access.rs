@@ -574,6 +574,7 @@ async fn category_restrictions_hold_everywhere() {
     let log = s.stored("acme").await;
     let export = log.iter().find(|e| e.action == "audit:export").expect("export recorded");
     assert_eq!(export.actor.as_ref().and_then(|a| a.email.as_deref()), Some("res@acme.com"));
+    assert_eq!(export.source_ip.as_deref(), Some("127.0.0.1"), "who exported is recorded with the address");
     let view = log
         .iter()
         .find(|e| e.action == "audit:view" && e.details.as_ref().is_some_and(|d| d["filter"] == "prod-db-password"));

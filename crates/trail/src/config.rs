@@ -83,6 +83,17 @@ pub struct FileServer {
     pub listen: Option<String>,
     /// Leave `Secure` off the session cookie (plain HTTP on a non-localhost address).
     pub insecure_cookies: Option<bool>,
+    /// Connections served at once (more wait to be accepted).
+    pub max_connections: Option<usize>,
+    /// Seconds a request head may take; also how long an idle keep-alive connection
+    /// stays open.
+    pub header_timeout_secs: Option<usize>,
+    /// Seconds a request body may take, plus its bytes at `body_min_rate`.
+    pub body_timeout_secs: Option<usize>,
+    /// Bytes per second a request body must keep up.
+    pub body_min_rate: Option<usize>,
+    /// Live streams one user or key may hold open.
+    pub max_streams_per_caller: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -128,6 +139,7 @@ pub struct Config {
     pub insecure_cookies: bool,
     pub exports: trail_server::ExportConfig,
     pub retention: trail_server::RetentionConfig,
+    pub connections: trail_server::ConnectionConfig,
 }
 
 /// Reads the config file if one is named (it must exist) or `trail.toml` if present.
@@ -169,7 +181,7 @@ pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, flags: &F
         .listen
         .clone()
         .or_else(|| env("TRAIL_LISTEN"))
-        .or(file.server.listen)
+        .or(file.server.listen.clone())
         .unwrap_or_else(|| "127.0.0.1:8080".into());
     let listen = listen_text
         .parse::<SocketAddr>()
@@ -200,6 +212,28 @@ pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, flags: &F
             _ => bail!("TRAIL_INSECURE_COOKIES must be true or false, not '{v}'"),
         },
         None => file.server.insecure_cookies.unwrap_or(false),
+    };
+    let c = trail_server::ConnectionConfig::default();
+    let secs = |d: std::time::Duration| d.as_secs() as usize;
+    let fs = &file.server;
+    let connections = trail_server::ConnectionConfig {
+        max_connections: num("TRAIL_MAX_CONNECTIONS", fs.max_connections, c.max_connections)?,
+        header_timeout: std::time::Duration::from_secs(num(
+            "TRAIL_HEADER_TIMEOUT_SECS",
+            fs.header_timeout_secs,
+            secs(c.header_timeout),
+        )? as u64),
+        body_timeout: std::time::Duration::from_secs(num(
+            "TRAIL_BODY_TIMEOUT_SECS",
+            fs.body_timeout_secs,
+            secs(c.body_timeout),
+        )? as u64),
+        body_min_rate: num("TRAIL_BODY_MIN_RATE", fs.body_min_rate, c.body_min_rate as usize)? as u64,
+        max_streams_per_caller: num(
+            "TRAIL_MAX_STREAMS_PER_CALLER",
+            fs.max_streams_per_caller,
+            c.max_streams_per_caller,
+        )?,
     };
     let d = trail_server::ExportConfig::default();
     let mut smtp = file.exports.smtp.map(|s| trail_server::SmtpConfig {
@@ -263,7 +297,19 @@ pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, flags: &F
             env("TRAIL_ARCHIVE_DIR").map(PathBuf::from).or(r.archive_dir).unwrap_or_else(|| data_dir.join("archive")),
         ),
     };
-    Ok(Config { name, signing_key, data_dir, database, listen, limits, sqlite, insecure_cookies, exports, retention })
+    Ok(Config {
+        name,
+        signing_key,
+        data_dir,
+        database,
+        listen,
+        limits,
+        sqlite,
+        insecure_cookies,
+        exports,
+        retention,
+        connections,
+    })
 }
 
 fn parse_database(url: &str) -> Result<Database> {
@@ -320,6 +366,18 @@ mod tests {
         let flags = Flags { data_dir: Some("/g".into()), listen: Some("127.0.0.1:3".into()), database: None };
         let c = check(file, &env, flags).unwrap();
         assert_eq!((c.data_dir.to_str(), c.listen.port()), (Some("/g"), 3));
+    }
+
+    #[test]
+    fn connection_limits() {
+        let c = check("", &[], Flags::default()).unwrap().connections;
+        assert_eq!((c.max_connections, c.header_timeout.as_secs(), c.max_streams_per_caller), (4096, 10, 8));
+        let file = "[server]\nmax_connections = 100\nheader_timeout_secs = 3\nbody_min_rate = 1000\n";
+        let c = check(file, &[("TRAIL_MAX_CONNECTIONS", "200"), ("TRAIL_BODY_TIMEOUT_SECS", "7")], Flags::default());
+        let c = c.unwrap().connections;
+        assert_eq!((c.max_connections, c.header_timeout.as_secs(), c.body_timeout.as_secs()), (200, 3, 7));
+        assert_eq!(c.body_min_rate, 1000);
+        assert!(check("", &[("TRAIL_MAX_CONNECTIONS", "0")], Flags::default()).is_err());
     }
 
     #[test]

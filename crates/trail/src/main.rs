@@ -740,7 +740,25 @@ fn now() -> Timestamp {
     Timestamp::from_datetime(chrono::Utc::now())
 }
 
+/// Raises the open-file limit to its maximum, so that the connection cap, not the
+/// process's descriptors, is what bounds open connections; warns if the cap is above it.
+fn raise_file_limit(max_connections: usize) {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if let Some(max) = limit.maximum {
+        limit.current = Some(max);
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+        }
+    }
+    let now = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    if (max_connections as u64).saturating_add(256) > now {
+        tracing::warn!(max_connections, open_files = now, "max_connections is above what the open-file limit allows");
+    }
+}
+
 async fn serve(config: Config, demo: bool) -> Result<()> {
+    raise_file_limit(config.connections.max_connections);
     let sqlite = open_store(&config).await?;
     let store: DynStore = sqlite.clone();
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -772,6 +790,7 @@ async fn serve(config: Config, demo: bool) -> Result<()> {
         audit_reads: true,
         exports: config.exports.clone(),
         retention: config.retention.clone(),
+        connections: config.connections.clone(),
     };
     let state = AppState::new(store, server_config, trail_server::system_clock());
     trail_server::exports::spawn_scheduler(state.clone(), std::time::Duration::from_secs(30));

@@ -1,0 +1,178 @@
+//! Serving connections so that slow or idle clients cannot take the server down: a cap
+//! on open connections (past it, new ones wait in the kernel's queue), a deadline for
+//! each request's head (which also closes a keep-alive connection that stays idle that
+//! long), and a minimum rate for request bodies. A body cut off for being too slow is
+//! answered 408 by `finish`.
+
+use std::{
+    pin::Pin,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use axum::{body::Body, extract::ConnectInfo, Router};
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::{net::TcpListener, time::Sleep};
+use tower::ServiceExt;
+
+/// How connections and requests are bounded.
+#[derive(Debug, Clone)]
+pub struct ConnectionConfig {
+    /// Connections served at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// A request's head must arrive within this time of the connection opening or of
+    /// the previous response (so it is also how long an idle keep-alive connection
+    /// stays open).
+    pub header_timeout: Duration,
+    /// A request body may take this long, plus the time its bytes need at `body_min_rate`.
+    pub body_timeout: Duration,
+    /// Bytes per second a body must keep up beyond `body_timeout`.
+    pub body_min_rate: u64,
+    /// Live streams one caller (a user or a key) may hold open at once.
+    pub max_streams_per_caller: usize,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        ConnectionConfig {
+            max_connections: 4096,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            body_min_rate: 64 * 1024,
+            max_streams_per_caller: 8,
+        }
+    }
+}
+
+/// Marks a request whose body was cut off for being too slow.
+#[derive(Clone, Default)]
+pub(crate) struct BodyTooSlow(pub(crate) Arc<AtomicBool>);
+
+/// Serves `app` on `listener` until `shutdown` completes, then lets the requests in
+/// flight finish.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            s = slots.clone().acquire_owned() => s.map_err(std::io::Error::other)?,
+            () = &mut shutdown => break,
+        };
+        let (stream, addr) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    // Out of file descriptors, or a connection reset before it was
+                    // accepted: wait a moment rather than spin.
+                    tracing::warn!(error = %e, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let (body_timeout, min_rate) = (limits.body_timeout, limits.body_min_rate);
+        let svc = app.clone().map_request(move |req: hyper::Request<Incoming>| {
+            let slow = BodyTooSlow::default();
+            let mut req = req.map(|b| Body::new(RateBody::new(b, body_timeout, min_rate, slow.clone())));
+            req.extensions_mut().insert(ConnectInfo(addr));
+            req.extensions_mut().insert(slow);
+            req
+        });
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_timeout)
+            .serve_connection(TokioIo::new(stream), hyper_util::service::TowerToHyperService::new(svc));
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended");
+            }
+            drop(slot);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// A request body that fails once it falls behind: it may take `base`, plus the time
+/// its bytes so far need at `min_rate` bytes per second.
+struct RateBody {
+    inner: Incoming,
+    deadline: Pin<Box<Sleep>>,
+    start: tokio::time::Instant,
+    base: Duration,
+    min_rate: u64,
+    received: u64,
+    slow: BodyTooSlow,
+}
+
+impl RateBody {
+    fn new(inner: Incoming, base: Duration, min_rate: u64, slow: BodyTooSlow) -> RateBody {
+        let start = tokio::time::Instant::now();
+        RateBody {
+            inner,
+            deadline: Box::pin(tokio::time::sleep_until(start + base)),
+            start,
+            base,
+            min_rate: min_rate.max(1),
+            received: 0,
+            slow,
+        }
+    }
+}
+
+/// The error a too-slow body ends with.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body arrived too slowly")]
+pub(crate) struct TooSlow;
+
+impl http_body::Body for RateBody {
+    type Data = Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.received += data.len() as u64;
+                    let allowed = this.base + Duration::from_secs_f64(this.received as f64 / this.min_rate as f64);
+                    this.deadline.as_mut().reset(this.start + allowed);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(other) => Poll::Ready(other.map(|r| r.map_err(Into::into))),
+            Poll::Pending => match std::future::Future::poll(this.deadline.as_mut(), cx) {
+                Poll::Ready(()) => {
+                    this.slow.0.store(true, Ordering::Relaxed);
+                    Poll::Ready(Some(Err(Box::new(TooSlow))))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
