@@ -381,6 +381,11 @@ pub fn parse_batch(body: &[u8], limits: &Limits) -> Result<Vec<NewEvent>, FieldE
             }
             let value: Value = serde_json::from_str(raw.get())
                 .map_err(|e| prefix(FieldError::new("", format!("invalid JSON ({e})"))))?;
+            if let Some(key) = crate::json::duplicate_key(raw.get()) {
+                return Err(prefix(
+                    FieldError::new(key.as_str(), "is given twice; send each key once").with_code("duplicate_key"),
+                ));
+            }
             parse_event(value).map_err(prefix)
         })
         .collect()

@@ -12,6 +12,7 @@ pub mod error;
 pub mod event;
 pub mod evidence;
 pub mod filter;
+pub mod json;
 pub mod merkle;
 pub mod query;
 pub mod time;

@@ -148,6 +148,30 @@ async fn ingest_accepts_object_array_and_ndjson_and_reads_back() {
 }
 
 #[tokio::test]
+async fn free_json_is_kept_exactly_as_given() {
+    let s = start().await;
+    let body = r#"{"action":"a:b","details":{"big":184467440737095516170000,"e":1E2,"f":1.50,"neg":-0.0,"tiny":1e-400},"response":{"n":12345678901234567890123}}"#;
+    let (st, v) = s.post(Some(&s.ingest), body).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let id = v["events"][0]["id"].as_str().unwrap().to_string();
+    for path in [format!("/api/v1/events/{id}"), "/api/v1/events".to_string(), "/api/v1/export?format=jsonl".into()] {
+        let text = s.client.get(format!("{}{path}", s.base)).bearer_auth(&s.read).send().await.unwrap();
+        let text = text.text().await.unwrap();
+        for digits in [
+            r#""big":184467440737095516170000"#,
+            // Every digit as sent; the exponent marker is written `e+` / `e-`.
+            r#""e":1e+2"#,
+            r#""f":1.50"#,
+            r#""neg":-0.0"#,
+            r#""tiny":1e-400"#,
+            r#""n":12345678901234567890123"#,
+        ] {
+            assert!(text.contains(digits), "{path}: {digits} in {text}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn bad_input_gets_a_4xx_naming_the_field_and_stores_nothing() {
     let s = start_with(Limits { max_event_bytes: 2048, max_request_bytes: 64 * 1024, max_batch_events: 50 }).await;
     let big = json!({"action": "a:b", "details": {"blob": "x".repeat(3000)}}).to_string();
@@ -177,6 +201,12 @@ async fn bad_input_gets_a_4xx_naming_the_field_and_stores_nothing() {
             json!([{"action": "a:b"}, {"action": "a:b", "result": "meh"}]).to_string(),
             StatusCode::UNPROCESSABLE_ENTITY,
             "[1].result",
+        ),
+        (r#"{"action":"a:b","action":"c:d"}"#.into(), StatusCode::UNPROCESSABLE_ENTITY, "action"),
+        (
+            r#"[{"action":"a:b"},{"action":"a:b","details":{"k":1,"k":2}}]"#.into(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "[1].details.k",
         ),
         (big, StatusCode::PAYLOAD_TOO_LARGE, ""),
         (many, StatusCode::PAYLOAD_TOO_LARGE, "body"),
