@@ -68,12 +68,12 @@ async function rows(page) {
 
 // Waits for the list to settle after a change of URL.
 async function settled(page, urlPart) {
-  if (urlPart) await page.waitForURL((u) => u.toString().includes(urlPart), { timeout: 5000 });
+  if (urlPart) await page.waitForURL((u) => u.toString().includes(urlPart), { timeout: 60000 });
   await page.waitForFunction(() => {
     const line = document.querySelector('.status-line');
     const loading = document.querySelector('td.state') && document.querySelector('td.state').textContent.startsWith('Loading');
     return line && !loading && (document.querySelector('tbody tr[data-id]') || document.querySelector('td.state'));
-  }, null, { timeout: 5000 });
+  }, null, { timeout: 60000 });
   await page.waitForTimeout(150);
 }
 
@@ -207,6 +207,23 @@ await step('open the detail and see the diff; keyboard', async () => {
   await settled(page);
 });
 
+await step('the organization is the tenant; a claimed company is the actor\'s', async () => {
+  const id = await ingest({ action: 'auth:login', request_id: 'claims-globex', actor: { email: 'mallory@x.com', company: 'globex' } });
+  await page.fill('#search', 'claims-globex');
+  await settled(page, 'q=');
+  await page.waitForSelector(`tbody tr[data-id="${id}"]`, { timeout: 60000 });
+  const r = await rows(page);
+  assert(r.length === 1 && r[0].company === 'acme', `the Company column shows the tenant: ${JSON.stringify(r)}`);
+  await page.click(`tbody tr[data-id="${id}"]`);
+  await page.waitForSelector('.detail');
+  const pairs = await page.$$eval('.detail dl.kv dt', (dts) => dts.map((t) => [t.textContent, t.nextElementSibling.textContent]));
+  assert(pairs.some(([k, v]) => k === 'Organization' && v === 'acme'), `organization: ${JSON.stringify(pairs)}`);
+  assert(pairs.some(([k, v]) => k === 'Company (as sent)' && v === 'globex'), `claimed company: ${JSON.stringify(pairs)}`);
+  await page.keyboard.press('Escape');
+  await page.fill('#search', '');
+  await settled(page);
+});
+
 await step('deep link restores filters and selection; back and forward', async () => {
   await page.goto(`${BASE}/audit?category=service&result=DONE&event=${deployId}`);
   await page.waitForSelector('.detail table.diff');
@@ -230,17 +247,18 @@ await step('deep link restores filters and selection; back and forward', async (
 
 await step('live view shows a new event; pause holds it back', async () => {
   await page.click('#live');
-  await page.waitForTimeout(500);
+  // The server subscribes the stream before it answers, so once connected nothing is missed.
+  await page.waitForSelector('#live[data-connected="true"]', { timeout: 60000 });
   const first = await ingest({ action: 'service:deploy', request_id: 'live-1', actor: { name: 'Live Tester', email: 'live@acme.com' } });
-  await page.waitForSelector(`tbody tr[data-id="${first}"]`, { timeout: 5000 });
+  await page.waitForSelector(`tbody tr[data-id="${first}"]`, { timeout: 60000 });
   const top = await page.$eval('tbody tr[data-id]', (tr) => tr.dataset.id);
   assert(top === first, 'the new event is on top');
   await page.click('#pause');
   const second = await ingest({ action: 'service:deploy', request_id: 'live-2', actor: { name: 'Live Tester', email: 'live@acme.com' } });
-  await page.waitForFunction(() => document.getElementById('held').textContent.startsWith('1 new'), null, { timeout: 5000 });
+  await page.waitForFunction(() => document.getElementById('held').textContent.startsWith('1 new'), null, { timeout: 60000 });
   assert(!(await page.$(`tbody tr[data-id="${second}"]`)), 'held back while paused');
   await page.click('#pause');
-  await page.waitForSelector(`tbody tr[data-id="${second}"]`, { timeout: 5000 });
+  await page.waitForSelector(`tbody tr[data-id="${second}"]`, { timeout: 60000 });
   await page.click('#live');
 });
 

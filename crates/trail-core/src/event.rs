@@ -253,9 +253,11 @@ impl Event {
         split_action(&self.action).1
     }
 
-    /// What the Company column shows: the actor's company, else the organization.
+    /// What the Company column shows and the company filter matches: the
+    /// organization (tenant) whose key sent the event, never what the event claims
+    /// (an actor's `company` is the sender's word, shown as the actor's).
     pub fn company(&self) -> &str {
-        self.actor.as_ref().and_then(|a| a.company.as_deref()).unwrap_or(&self.org)
+        &self.org
     }
 }
 

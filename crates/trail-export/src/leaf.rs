@@ -43,8 +43,6 @@ pub(crate) struct LeafActor<'a> {
     pub name: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     pub email: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    pub company: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Default, PartialEq, serde::Deserialize)]
@@ -96,8 +94,8 @@ pub(crate) fn scan(text: &str) -> Option<LeafRow<'_>> {
             }
             "actor" => {
                 row.actor = c.nullable(|c| {
-                    let [name, email, company] = c.strings(["name", "email", "company"])?;
-                    Some(LeafActor { name, email, company })
+                    let [name, email] = c.strings(["name", "email"])?;
+                    Some(LeafActor { name, email })
                 })?
             }
             "resource" => {

@@ -189,7 +189,8 @@ fn leaf_cells<'r>(r: &'r LeafRow<'_>, time: &'r mut String, code: &'r mut String
     let (category, operation) = split_action(&r.action);
     let actor = r.actor.as_ref();
     let res = r.resource.as_ref();
-    let company = actor.and_then(|a| a.company.as_deref()).unwrap_or(&r.org);
+    // The tenant, as `Event::company`; the actor's claimed company is not a column.
+    let company = &*r.org;
     [
         time,
         get(r.source_ip.as_ref()),

@@ -148,6 +148,33 @@ async fn ingest_accepts_object_array_and_ndjson_and_reads_back() {
 }
 
 #[tokio::test]
+async fn the_organization_is_the_tenant_whatever_the_event_claims() {
+    let s = start().await;
+    let body = r#"{"action":"auth:login","actor":{"email":"mallory@x.com","company":"globex"}}"#;
+    let (st, v) = s.post(Some(&s.ingest), body).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let id = v["events"][0]["id"].as_str().unwrap().to_string();
+    let (_, d) = s.get(Some(&s.read), &format!("/api/v1/events/{id}")).await;
+    assert_eq!((d["company"].as_str(), d["event"]["org"].as_str()), (Some("acme"), Some("acme")));
+    assert_eq!(d["event"]["actor"]["company"], "globex", "the claim is kept as the actor's");
+    // The column, the filter, the sort and the facets agree on the tenant.
+    let (s, id) = (&s, id.as_str());
+    let found = |path: &'static str| async move {
+        let (_, v) = s.get(Some(&s.platform), path).await;
+        v["events"].as_array().unwrap().iter().any(|e| e["id"] == id)
+    };
+    assert!(found("/api/v1/events?company=acme").await);
+    assert!(!found("/api/v1/events?company=globex").await);
+    assert!(found("/api/v1/events?sort=company").await);
+    let (_, f) = s.get(Some(&s.platform), "/api/v1/facets").await;
+    assert!(f["companies"].as_array().unwrap().iter().all(|c| c["value"] != "globex"), "{f}");
+    let csv = s.client.get(format!("{}/api/v1/export?format=csv", s.base)).bearer_auth(&s.read).send().await.unwrap();
+    let csv = csv.text().await.unwrap();
+    let row = csv.lines().find(|l| l.contains("mallory@x.com")).unwrap();
+    assert!(row.contains(",acme,") && !row.contains("globex"), "{row}");
+}
+
+#[tokio::test]
 async fn free_json_is_kept_exactly_as_given() {
     let s = start().await;
     let body = r#"{"action":"a:b","details":{"big":184467440737095516170000,"e":1E2,"f":1.50,"neg":-0.0,"tiny":1e-400},"response":{"n":12345678901234567890123}}"#;

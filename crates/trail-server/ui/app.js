@@ -541,7 +541,7 @@ function row(e) {
   h('td', { class: 'time', title: utcTitle(e.timestamp) }, localTime(e.timestamp)),
   h('td', { class: 'mono' }, e.source_ip || '—'),
   h('td', {}, a.name || a.id || '—'),
-  h('td', {}, (a.company || e.org)),
+  h('td', {}, e.org),
   h('td', {}, a.email || '—'),
   h('td', {}, h('span', { class: 'type' }, cat)),
   h('td', {}, h('div', {}, op.join(':')), res.name ? h('div', { class: 'resource', title: res.id ? `id: ${res.id}` : 'no id' }, res.name) : null),
@@ -632,12 +632,12 @@ function renderDetail(panel, d) {
       ['Event ID', h('span', { class: 'mono' }, e.id)],
       ['Time', h('span', { title: utcTitle(e.timestamp) }, `${localTime(e.timestamp)} (local) · ${e.timestamp}`)],
       ['Received', e.received_at],
-      ['Organization', d.company || e.org],
+      ['Organization', e.org],
       ['Sequence', `#${e.seq}`],
       ['Proof', proof],
     ]),
     h('h3', {}, 'Actor'),
-    kv([['Name', a.name], ['Email', a.email], ['ID', a.id], ['Type', a.type], ['Company', a.company]]),
+    kv([['Name', a.name], ['Email', a.email], ['ID', a.id], ['Type', a.type], ['Company (as sent)', a.company]]),
     h('h3', {}, 'Request'),
     kv([['Source IP', e.source_ip], ['User agent', e.user_agent], ['Request ID', requestLink]]),
     e.resource ? h('h3', {}, 'Resource') : null,
@@ -678,13 +678,17 @@ function startLive() {
     prepend([e]);
   });
   es.addEventListener('lagged', () => reloadList());
-  es.onerror = () => { /* the browser reconnects by itself */ };
+  // Marked while connected, so that a person (and a test) can tell the stream is on.
+  es.onopen = () => { document.getElementById('live').dataset.connected = 'true'; };
+  es.onerror = () => { delete document.getElementById('live').dataset.connected; /* it reconnects by itself */ };
   state.live.source = es;
 }
 
 function stopLive() {
   if (state.live.source) state.live.source.close();
   state.live.source = null;
+  const btn = document.getElementById('live');
+  if (btn) delete btn.dataset.connected;
 }
 
 function togglePause() {

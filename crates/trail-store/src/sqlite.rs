@@ -225,6 +225,13 @@ CREATE TABLE login_throttle (
     locked_until INTEGER NOT NULL
 ) WITHOUT ROWID;
 "#,
+    // The Company column is the organization, never the company an event's actor
+    // claims: the indexed copy (used to sort) is recomputed once. The events' stored
+    // bytes are untouched; this column is derived from them.
+    r#"
+UPDATE events SET company = (SELECT slug FROM orgs WHERE orgs.id = events.org_id)
+ WHERE company IS NOT (SELECT slug FROM orgs WHERE orgs.id = events.org_id);
+"#,
 ];
 
 /// The schema version this build writes.
