@@ -1,0 +1,396 @@
+//! Exports: `GET /api/v1/export` (CSV, JSON and JSON Lines streamed straight from the
+//! store; XLSX and PDF made on the spot when small, as a background job when large;
+//! evidence), background jobs (`/api/v1/exports`), and scheduled exports
+//! (`/api/v1/schedules`) mailed over SMTP and/or written to a directory. Every export
+//! records `audit:export` with its filter, format and row count.
+
+use std::sync::{
+    atomic::{AtomicU64, Ordering},
+    Arc,
+};
+
+use axum::{
+    body::{Body, Bytes},
+    extract::{Query, State},
+    http::{header, StatusCode},
+    response::{IntoResponse, Response},
+    routing::{delete, get, post},
+    Json, Router,
+};
+use futures::StreamExt;
+use serde_json::{json, Value};
+use trail_core::{Filter, Timestamp};
+use trail_export::{CsvWriter, Format, JsonWriter, Meta, Preset};
+use trail_store::{archive::Archive, DynStore, ListQuery, Scope, StreamRx};
+use uuid::Uuid;
+
+use crate::{auth::Caller, error::ApiError, selfaudit, AppState};
+
+mod file;
+mod jobs;
+mod schedules;
+
+pub use file::to_file;
+use file::internal;
+use jobs::{job_file, job_status, start, start_job};
+pub(crate) use jobs::Jobs;
+use schedules::{create_schedule, delete_schedule, list_schedules, run_schedule_now};
+pub use schedules::{next_run, spawn_scheduler};
+
+/// Rows read from the store per chunk.
+const CHUNK: usize = 1000;
+/// The most rows a PDF report holds.
+pub const MAX_PDF_ROWS: u64 = 50_000;
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/export", get(export))
+        .route("/api/v1/download", get(download))
+        .route("/api/v1/exports", post(start_job))
+        .route("/api/v1/exports/{id}", get(job_status))
+        .route("/api/v1/exports/{id}/file", get(job_file))
+        .route("/api/v1/schedules", get(list_schedules).post(create_schedule))
+        .route("/api/v1/schedules/{id}", delete(delete_schedule))
+        .route("/api/v1/schedules/{id}/run", post(run_schedule_now))
+}
+
+/// One export: what, of which events, for whom.
+#[derive(Debug, Clone)]
+pub struct ExportRequest {
+    pub format: Format,
+    pub preset: Preset,
+    pub scope: Scope,
+    pub filter: Filter,
+    /// The organization that records the `audit:export` event.
+    pub audit_org: String,
+    /// The actor of that event.
+    pub actor: Value,
+    /// Where the request came from, for that event (none for scheduled and CLI
+    /// exports).
+    pub ip: Option<std::net::IpAddr>,
+    pub user_agent: Option<String>,
+    /// For the report: who asked.
+    pub generated_by: String,
+    /// The evidence verifier key (evidence only).
+    pub verifier_key: Option<String>,
+    /// Read archived events too, merged in time order (downloads and evidence).
+    pub archive: Option<Arc<Archive>>,
+    /// A "Download log" of a period rather than an export of the online view.
+    pub download: bool,
+}
+
+impl ExportRequest {
+    fn meta(&self, now: Timestamp) -> Meta {
+        let (from, to) = self.filter.time_range(now);
+        let period = match (from, to) {
+            (None, None) => "all time".to_string(),
+            (f, t) => format!(
+                "{} to {}",
+                f.map_or("the beginning".into(), |t| t.to_rfc3339()),
+                t.map_or("now".into(), |t| t.to_rfc3339())
+            ),
+        };
+        Meta {
+            org: self.scope.org.clone().unwrap_or_else(|| "all organizations".into()),
+            filter: trail_core::query::render(&self.filter),
+            period,
+            generated_at: now,
+            generated_by: self.generated_by.clone(),
+        }
+    }
+}
+
+/// Builds an export request from query parameters for `caller`. With `download`, a
+/// "Download log": any period (no online window), archived and online events merged in
+/// time order, as CSV (the default) or JSON Lines.
+fn request(
+    st: &AppState,
+    caller: &Caller,
+    pairs: Vec<(String, String)>,
+    download: bool,
+) -> Result<ExportRequest, ApiError> {
+    let mut format = download.then_some(Format::Csv);
+    let mut preset = Preset::Standard;
+    let mut org = None;
+    let mut rest = Vec::new();
+    for (k, v) in pairs {
+        match k.as_str() {
+            "format" => {
+                format = match Format::parse(&v) {
+                    Some(f @ (Format::Csv | Format::Jsonl)) => Some(f),
+                    _ if download => return Err(ApiError::field("format", "a download is csv or jsonl")),
+                    Some(f) => Some(f),
+                    None => {
+                        return Err(ApiError::field("format", "must be one of csv, xlsx, json, jsonl, pdf, evidence"))
+                    }
+                }
+            }
+            "preset" => {
+                preset = Preset::parse(&v).ok_or_else(|| ApiError::field("preset", "must be standard or compliance"))?
+            }
+            "org" => org = Some(v),
+            "cursor" | "limit" | "download" => {}
+            _ => rest.push((k, v)),
+        }
+    }
+    let format =
+        format.ok_or_else(|| ApiError::field("format", "is required: csv, xlsx, json, jsonl, pdf or evidence"))?;
+    let mut filter = Filter::from_pairs(rest.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+    if preset == Preset::Compliance && filter.category.is_empty() && filter.action.is_empty() {
+        filter.category = Preset::COMPLIANCE_CATEGORIES.iter().map(|c| c.to_string()).collect();
+    }
+    let mut scope = caller.export_scope()?;
+    if let Some(o) = org.as_deref() {
+        scope.org = Some(caller.log_org(Some(o))?);
+    }
+    let verifier_key = match format {
+        Format::Evidence => {
+            let org =
+                scope.org.clone().ok_or_else(|| ApiError::field("org", "evidence covers one organization: name it"))?;
+            let log = st
+                .config
+                .log
+                .as_ref()
+                .ok_or_else(|| ApiError::Unavailable("checkpoints are not signed here".into()))?;
+            Some(log.verifier_key(&org))
+        }
+        _ => None,
+    };
+    // Downloads and evidence reach archived periods; the rest only the online window.
+    let reaches_archive = download || format == Format::Evidence;
+    if !reaches_archive {
+        crate::retention::online_window(st, &mut filter, (st.clock)())?;
+    }
+    let generated_by = caller.actor()["email"].as_str().or(caller.actor()["name"].as_str()).unwrap_or("").to_string();
+    Ok(ExportRequest {
+        format,
+        preset,
+        scope,
+        filter,
+        audit_org: caller.org.clone(),
+        actor: caller.actor(),
+        ip: caller.ip,
+        user_agent: caller.user_agent.clone(),
+        generated_by,
+        archive: if reaches_archive { st.archive.clone() } else { None },
+        verifier_key,
+        download,
+    })
+}
+
+/// The request's events, a chunk at a time: from the store, or (with an archive) from
+/// the archive and the store merged in time order.
+async fn open_rx(store: &DynStore, req: &ExportRequest, now: Timestamp) -> Result<StreamRx, ApiError> {
+    let mut filter = req.filter.clone();
+    if req.download {
+        filter.sort = trail_core::Sort { field: trail_core::SortField::Timestamp, desc: false };
+    }
+    Ok(match &req.archive {
+        Some(a) => trail_store::archive::merged(&**store, a.clone(), req.scope.clone(), filter, now, CHUNK).await?,
+        None => {
+            let query = ListQuery { scope: req.scope.clone(), filter, now, cursor: None, limit: CHUNK };
+            store.stream(query, CHUNK).await?
+        }
+    })
+}
+
+/// Rows a request will give: the store's count plus, with an archive, the archived
+/// events of the files its period touches (an upper bound, for progress).
+async fn estimate(st: &AppState, req: &ExportRequest, now: Timestamp) -> Result<u64, ApiError> {
+    let mut n = st.store.count(req.scope.clone(), req.filter.clone(), now).await?;
+    if req.archive.is_some() {
+        let (from, to) = req.filter.time_range(now);
+        for f in st.store.archives(req.scope.org.as_deref()).await? {
+            if f.overlaps(from, to) {
+                n += f.count;
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// `GET /api/v1/download`: streamed when small, a background job (202) when large.
+async fn download(
+    State(st): State<AppState>,
+    caller: Caller,
+    q: Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let req = request(&st, &caller, q.0, true)?;
+    let now = (st.clock)();
+    let n = estimate(&st, &req, now).await?;
+    if n > st.config.exports.sync_rows {
+        let job = start(&st, &caller, req, n).await?;
+        return Ok((StatusCode::ACCEPTED, Json(job.json())).into_response());
+    }
+    Ok((attachment(req.format, now), stream_body(st, req, now).await?).into_response())
+}
+
+/// Records the export in the log.
+pub(crate) async fn record_export(st: &AppState, req: &ExportRequest, rows: u64, extra: Value) {
+    let mut details = json!({
+        "format": req.format.as_str(),
+        "filter": trail_core::query::render(&req.filter),
+        "rows": rows,
+        "org": req.scope.org.clone().unwrap_or_else(|| "*".into()),
+    });
+    if req.download {
+        details["download"] = json!(true);
+    }
+    if let (Some(d), Some(x)) = (details.as_object_mut(), extra.as_object()) {
+        d.extend(x.clone());
+    }
+    let r = selfaudit::Record {
+        org: req.audit_org.clone(),
+        action: "audit:export",
+        ok: true,
+        actor: req.actor.clone(),
+        resource: None,
+        details: Some(details),
+        error: None,
+        ip: req.ip,
+        user_agent: req.user_agent.clone(),
+    };
+    selfaudit::record(st, r).await;
+}
+
+fn attachment(format: Format, now: Timestamp) -> [(header::HeaderName, String); 2] {
+    [
+        (header::CONTENT_TYPE, format.content_type().to_string()),
+        (header::CONTENT_DISPOSITION, format!("attachment; filename={}", format.file_name(now))),
+    ]
+}
+
+/// Rows beyond which XLSX is made by a background job rather than in the request.
+fn sync_limit(st: &AppState, format: Format) -> u64 {
+    match format {
+        Format::Pdf => st.config.exports.sync_rows.min(10_000),
+        _ => st.config.exports.sync_rows,
+    }
+}
+
+async fn export(
+    State(st): State<AppState>,
+    caller: Caller,
+    q: Query<Vec<(String, String)>>,
+) -> Result<Response, ApiError> {
+    let req = request(&st, &caller, q.0, false)?;
+    let now = (st.clock)();
+    match req.format {
+        Format::Csv | Format::Json | Format::Jsonl => {
+            Ok((attachment(req.format, now), stream_body(st, req, now).await?).into_response())
+        }
+        Format::Evidence => {
+            let vkey = req.verifier_key.clone().unwrap_or_default();
+            let lines = crate::evidence::stream(
+                st.store.clone(),
+                req.archive.clone(),
+                req.scope.clone(),
+                req.filter.clone(),
+                now,
+                vkey,
+            )
+            .await?;
+            let counted =
+                count_then_record(st.clone(), req.clone(), lines.map(|r| r.map_err(std::io::Error::other)), true);
+            Ok((attachment(req.format, now), Body::from_stream(counted)).into_response())
+        }
+        Format::Xlsx | Format::Pdf => {
+            let n = st.store.count(req.scope.clone(), req.filter.clone(), now).await?;
+            if n > sync_limit(&st, req.format) {
+                let job = start(&st, &caller, req, n).await?;
+                return Ok((StatusCode::ACCEPTED, Json(job.json())).into_response());
+            }
+            let dir = st.config.exports.tmp();
+            let path = dir.join(format!("{}.{}", Uuid::now_v7(), req.format.ext()));
+            let rows = to_file(&st.store, &req, &path, &dir, now, Arc::default()).await;
+            let bytes = rows.as_ref().ok().map(|_| std::fs::read(&path));
+            let _ = std::fs::remove_file(&path);
+            let rows = rows?;
+            let bytes = bytes.unwrap_or_else(|| Ok(Vec::new())).map_err(internal)?;
+            record_export(&st, &req, rows, json!({})).await;
+            Ok((attachment(req.format, now), bytes).into_response())
+        }
+    }
+}
+
+/// Passes a byte stream through, counting lines, and records the export at its end.
+fn count_then_record(
+    st: AppState,
+    req: ExportRequest,
+    inner: impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+    evidence: bool,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    let lines = Arc::new(AtomicU64::new(0));
+    let seen = lines.clone();
+    let counted = inner.map(move |r| {
+        if let Ok(b) = &r {
+            seen.fetch_add(b.iter().filter(|c| **c == b'\n').count() as u64, Ordering::Relaxed);
+        }
+        r
+    });
+    let tail = futures::stream::once(async move {
+        let n = lines.load(Ordering::Relaxed);
+        let rows = if evidence { n.saturating_sub(1) } else { n };
+        record_export(&st, &req, rows, json!({})).await;
+        Ok::<Bytes, std::io::Error>(Bytes::new())
+    });
+    counted.chain(tail)
+}
+
+/// CSV, JSON or JSON Lines straight from the store, a chunk at a time.
+async fn stream_body(st: AppState, req: ExportRequest, now: Timestamp) -> Result<Body, ApiError> {
+    let rx = open_rx(&st.store, &req, now).await?;
+    let format = req.format;
+    let rows = Arc::new(AtomicU64::new(0));
+    let counter = rows.clone();
+    let chunks = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|c| (c, rx)) });
+    let body: futures::stream::BoxStream<'static, std::io::Result<Bytes>> = if format == Format::Csv {
+        // Building CSV rows costs more than reading them: up to four chunks are built
+        // at once on blocking threads (in order), so the read and the builds share the
+        // cores.
+        let header = CsvWriter::new(Vec::new()).and_then(|w| w.finish()).map(Bytes::from).map_err(io_error);
+        let rows = chunks
+            .map(move |c| {
+                let counter = counter.clone();
+                async move {
+                    let chunk = c.map_err(io_error)?;
+                    counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    let built = tokio::task::spawn_blocking(move || {
+                        trail_export::csv_leaf_rows(&chunk, Vec::with_capacity(1 << 18))
+                    });
+                    built.await.map_err(io_error)?.map(Bytes::from).map_err(io_error)
+                }
+            })
+            .buffered(4);
+        futures::stream::once(async move { header }).chain(rows).boxed()
+    } else {
+        let mut json = JsonWriter::new(format == Format::Jsonl);
+        let mut start = Vec::new();
+        json.start(&mut start);
+        let rows = chunks.map(move |c| {
+            let chunk = c.map_err(io_error)?;
+            counter.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            let mut out = Vec::with_capacity(chunk.iter().map(|l| l.len() + 2).sum());
+            for leaf in &chunk {
+                json.leaf(&mut out, leaf);
+            }
+            Ok(Bytes::from(out))
+        });
+        let end = futures::stream::once(async move {
+            let mut out = Vec::new();
+            JsonWriter::new(format == Format::Jsonl).end(&mut out);
+            Ok(Bytes::from(out))
+        });
+        futures::stream::once(async move { Ok(Bytes::from(start)) }).chain(rows).chain(end).boxed()
+    };
+    let tail = futures::stream::once(async move {
+        record_export(&st, &req, rows.load(Ordering::Relaxed), json!({})).await;
+        Ok::<Bytes, std::io::Error>(Bytes::new())
+    });
+    Ok(Body::from_stream(body.chain(tail)))
+}
+
+fn io_error(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(e.to_string())
+}
+
