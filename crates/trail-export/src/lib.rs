@@ -35,6 +35,21 @@ pub enum ExportError {
     Utf8(#[from] std::str::Utf8Error),
 }
 
+impl ExportError {
+    /// The I/O error behind this one, if a write failed (so a full disk can be told
+    /// apart from a bad event).
+    pub fn into_io(self) -> Result<std::io::Error, ExportError> {
+        match self {
+            ExportError::Io(e) | ExportError::Xlsx(rust_xlsxwriter::XlsxError::IoError(e)) => Ok(e),
+            ExportError::Csv(e) if e.is_io_error() => match e.into_kind() {
+                csv::ErrorKind::Io(e) => Ok(e),
+                other => Err(ExportError::Stored(format!("{other:?}"))),
+            },
+            e => Err(e),
+        }
+    }
+}
+
 /// An export format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Format {

@@ -24,6 +24,16 @@ pub enum ApiError {
     /// Too many attempts: 429 with `Retry-After` (seconds).
     TooMany(String, u64),
     Unavailable(String),
+    /// The disk is full: 507. The detail is logged.
+    Storage(String),
+    /// Writing a file failed for another reason (permissions, I/O): 503. Logged.
+    WriteFailed(String),
+    /// The database went away while a commit was in flight, so whether it landed is
+    /// unknown: 503, telling the client to retry with its idempotency keys.
+    CommitUnknown(String),
+    /// Stored data (an archive file) fails its check: 500, naming what is damaged, since
+    /// the operator must restore it.
+    Damaged(String),
     Internal(String),
 }
 
@@ -46,6 +56,8 @@ impl From<StoreError> for ApiError {
                 ApiError::Field(FieldError::new(field, message).with_code("invalid_field"))
             }
             StoreError::UnknownOrg(org) => ApiError::NotFound(format!("no organization '{org}'")),
+            e @ StoreError::Damaged { .. } => ApiError::Damaged(e.to_string()),
+            StoreError::CommitUnknown(m) => ApiError::CommitUnknown(m),
             StoreError::Closed | StoreError::Unavailable(_) => ApiError::Unavailable(e.to_string()),
             StoreError::Sqlite(rusqlite_err) if is_busy(&rusqlite_err.to_string()) => {
                 ApiError::Unavailable(rusqlite_err.to_string())
@@ -59,13 +71,14 @@ fn is_busy(msg: &str) -> bool {
     msg.contains("database is locked") || msg.contains("busy")
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+impl ApiError {
+    /// The status and the `error` object, as sent (5xx details are logged here).
+    pub(crate) fn parts(&self) -> (StatusCode, serde_json::Value) {
         let (status, code, message, field) = match self {
             ApiError::Field(e) => {
                 let status =
                     if e.code == "too_large" { StatusCode::PAYLOAD_TOO_LARGE } else { StatusCode::BAD_REQUEST };
-                (status, e.code, e.message, Some(e.field))
+                (status, e.code, e.message.clone(), Some(e.field.clone()))
             }
             ApiError::Unprocessable(e) => {
                 let status = if e.code == "too_large" {
@@ -73,20 +86,43 @@ impl IntoResponse for ApiError {
                 } else {
                     StatusCode::UNPROCESSABLE_ENTITY
                 };
-                (status, e.code, e.message, Some(e.field))
+                (status, e.code, e.message.clone(), Some(e.field.clone()))
             }
-            ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "unauthorized", m, Some("authorization".into())),
-            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m, None),
-            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m, None),
-            ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m, None),
+            ApiError::Unauthorized(m) => {
+                (StatusCode::UNAUTHORIZED, "unauthorized", m.clone(), Some("authorization".into()))
+            }
+            ApiError::Forbidden(m) => (StatusCode::FORBIDDEN, "forbidden", m.clone(), None),
+            ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m.clone(), None),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m.clone(), None),
             ApiError::TooMany(m, wait) => {
-                let body = Json(json!({"error": {"code": "too_many_attempts", "message": m, "retry_after": wait}}));
-                return (StatusCode::TOO_MANY_REQUESTS, [(axum::http::header::RETRY_AFTER, wait.to_string())], body)
-                    .into_response();
+                let err = json!({"code": "too_many_attempts", "message": m, "retry_after": wait});
+                return (StatusCode::TOO_MANY_REQUESTS, err);
             }
             ApiError::Unavailable(m) => {
                 tracing::warn!(error = %m, "store unavailable");
-                (StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the store is unavailable; retry later".into(), None)
+                let m = "the store is unavailable; retry later".to_string();
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable", m, None)
+            }
+            ApiError::Storage(m) => {
+                tracing::error!(error = %m, "disk full");
+                let m = "the server's disk is full; nothing was written (tell the operator)".to_string();
+                (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage", m, None)
+            }
+            ApiError::WriteFailed(m) => {
+                tracing::error!(error = %m, "write failed");
+                let m = "the file could not be written; retry later".to_string();
+                (StatusCode::SERVICE_UNAVAILABLE, "write_failed", m, None)
+            }
+            ApiError::CommitUnknown(m) => {
+                tracing::warn!(error = %m, "commit outcome unknown");
+                let m = "the store went away during the commit, so whether the events were stored is unknown; \
+                         send the same request again: events with an idempotency_key are stored once"
+                    .to_string();
+                (StatusCode::SERVICE_UNAVAILABLE, "commit_unknown", m, None)
+            }
+            ApiError::Damaged(m) => {
+                tracing::error!(error = %m, "damaged data");
+                (StatusCode::INTERNAL_SERVER_ERROR, "damaged", m.clone(), None)
             }
             ApiError::Internal(m) => {
                 tracing::error!(error = %m, "internal error");
@@ -97,6 +133,48 @@ impl IntoResponse for ApiError {
         if let Some(f) = field {
             err["field"] = json!(f);
         }
-        (status, Json(json!({ "error": err }))).into_response()
+        (status, err)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, err) = self.parts();
+        let mut resp = (status, Json(json!({ "error": err }))).into_response();
+        if let ApiError::TooMany(_, wait) = self {
+            if let Ok(v) = axum::http::HeaderValue::from_str(&wait.to_string()) {
+                resp.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+            }
+        }
+        if matches!(self, ApiError::CommitUnknown(_) | ApiError::Unavailable(_)) {
+            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_failures_become_the_documented_statuses() {
+        for (e, status, code) in [
+            (StoreError::CommitUnknown("gone".into()), StatusCode::SERVICE_UNAVAILABLE, "commit_unknown"),
+            (StoreError::Unavailable("down".into()), StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            (
+                StoreError::Damaged { path: "acme/x.zst".into(), problem: "bad".into() },
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "damaged",
+            ),
+        ] {
+            let (s, body) = ApiError::from(e).parts();
+            assert_eq!((s, body["code"].as_str()), (status, Some(code)), "{body}");
+        }
+        let (_, body) = ApiError::from(StoreError::CommitUnknown("gone".into())).parts();
+        assert!(body["message"].as_str().unwrap().contains("idempotency_key"), "{body}");
+        let (_, body) =
+            ApiError::from(StoreError::Damaged { path: "acme/x.zst".into(), problem: "bad".into() }).parts();
+        assert!(body["message"].as_str().unwrap().contains("acme/x.zst"), "{body}");
     }
 }

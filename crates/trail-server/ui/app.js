@@ -353,7 +353,7 @@ async function fetchFile(path, what) {
         await new Promise((r) => setTimeout(r, 700));
         job = await api(`/exports/${job.id}`);
       }
-      if (job.status !== 'done') throw new Error(job.error || 'the export failed');
+      if (job.status !== 'done') throw new Error((job.error && job.error.message) || 'the export failed');
       resp = await api(`/exports/${job.id}/file`, { raw: true });
     }
     if (!resp.ok) {

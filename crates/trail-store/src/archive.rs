@@ -185,24 +185,34 @@ impl Archive {
         Ok(file)
     }
 
-    /// The leaves of a file, after checking it against its manifest.
+    /// The leaves of a file, after checking it against its manifest (SHA-256, count,
+    /// and each entry an event of the manifest's organization and seq range).
     pub fn read(&self, file: &ArchiveFile) -> Result<Vec<Vec<u8>>, StoreError> {
+        let damaged = |problem: String| StoreError::Damaged { path: file.path.clone(), problem };
         let path = self.dir.join(&file.path);
-        let packed = std::fs::read(&path).map_err(|e| io(&path.display().to_string(), e))?;
+        let packed = std::fs::read(&path).map_err(|e| damaged(format!("cannot be read ({e})")))?;
         if hex::encode(Sha256::digest(&packed)) != file.sha256 {
-            return Err(StoreError::Corrupt(format!("archive {}: its SHA-256 differs from the manifest", file.path)));
+            return Err(damaged("its SHA-256 differs from the manifest".into()));
         }
-        let plain = zstd::decode_all(&packed[..]).map_err(|e| io(&path.display().to_string(), e))?;
+        let plain = zstd::decode_all(&packed[..]).map_err(|e| damaged(format!("does not decompress ({e})")))?;
         let leaves: Vec<Vec<u8>> = plain.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect();
         if leaves.len() as u64 != file.count {
-            return Err(StoreError::Corrupt(format!(
-                "archive {}: {} events where the manifest says {}",
-                file.path,
-                leaves.len(),
-                file.count
-            )));
+            return Err(damaged(format!("{} events where the manifest says {}", leaves.len(), file.count)));
+        }
+        for leaf in &leaves {
+            match Event::from_leaf(leaf) {
+                Ok(e) if e.org == file.org && (file.first_seq..=file.last_seq).contains(&e.seq) => {}
+                Ok(e) => return Err(damaged(format!("entry {} of {} lies outside the manifest", e.seq, e.org))),
+                Err(e) => return Err(damaged(format!("an entry is not an event ({e})"))),
+            }
         }
         Ok(leaves)
+    }
+
+    /// Checks a file against its manifest without keeping its events (so that a
+    /// download can refuse a damaged file before it sends anything).
+    pub fn check(&self, file: &ArchiveFile) -> Result<(), StoreError> {
+        self.read(file).map(drop)
     }
 
     /// The data files under an organization's directory (relative paths).
@@ -351,6 +361,13 @@ pub async fn merged(
     let (from, to) = filter.time_range(now);
     let mut files = store.archives(scope.org.as_deref()).await?;
     files.retain(|f| f.overlaps(from, to));
+    // Every file is checked before the first chunk, so a damaged one fails the request
+    // while it can still be answered with an error; each is checked again as it is read.
+    let checked = archive.clone();
+    let check = files.clone();
+    tokio::task::spawn_blocking(move || check.iter().try_for_each(|f| checked.check(f)))
+        .await
+        .map_err(|_| StoreError::Closed)??;
     let mut by_day: BTreeMap<String, Vec<ArchiveFile>> = BTreeMap::new();
     for f in files {
         by_day.entry(f.day.clone()).or_default().push(f);
@@ -451,7 +468,14 @@ mod tests {
                 seq: s,
                 ts: 1_700_000_000_000_000 + s as i64,
                 category: "auth".into(),
-                leaf: format!("{{\"seq\":{s}}}").into_bytes(),
+                leaf: trail_core::Event::from_new(
+                    trail_core::event::parse_event(serde_json::json!({"action": "auth:login"})).unwrap(),
+                    uuid::Uuid::nil(),
+                    "acme",
+                    s,
+                    Timestamp(1_700_000_000_000_000 + s as i64),
+                )
+                .to_leaf(),
             })
             .collect();
         let f = a.write("acme", "2023-11-14", &evs, Timestamp(0)).unwrap();
@@ -469,7 +493,7 @@ mod tests {
         let n = bytes.len() - 1;
         bytes[n] ^= 1;
         std::fs::write(&p, bytes).unwrap();
-        assert!(matches!(a.read(&f), Err(StoreError::Corrupt(_))));
+        assert!(matches!(a.read(&f), Err(StoreError::Damaged { ref path, .. }) if *path == f.path));
         a.remove(&f.path).unwrap();
         assert!(a.on_disk("acme").unwrap().is_empty());
     }

@@ -16,9 +16,16 @@ pub enum StoreError {
     /// The database is unreachable or busy: a 503.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    /// The connection to the database broke while a commit was in flight: the batch may
+    /// or may not be stored (a retry with the same idempotency keys stores it once).
+    #[error("the outcome of the commit is unknown: {0}")]
+    CommitUnknown(String),
     /// Stored data contradicts itself (a missing tree node, say).
     #[error("the store is inconsistent: {0}")]
     Corrupt(String),
+    /// An archive file no longer matches what was archived.
+    #[error("archive file {path} is damaged: {problem}")]
+    Damaged { path: String, problem: String },
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("io: {0}")]

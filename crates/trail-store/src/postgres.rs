@@ -1139,6 +1139,7 @@ impl Inner {
         }
         for ((_, reply), r) in group.into_iter().zip(results) {
             let r = match (&outcome, r) {
+                (Err(StoreError::CommitUnknown(e)), Some(Ok(_)) | None) => Err(StoreError::CommitUnknown(e.clone())),
                 (Err(e), Some(Ok(_)) | None) => Err(StoreError::Unavailable(e.to_string())),
                 (_, Some(r)) => r,
                 (Ok(()), None) => Err(StoreError::Closed),
@@ -1228,7 +1229,11 @@ impl Inner {
                 }
             }
         }
-        tx.commit().await.map_err(pg)
+        tx.commit().await.map_err(|e| match e.as_db_error() {
+            // The server refused the commit: nothing was stored.
+            Some(_) => pg(e),
+            None => StoreError::CommitUnknown(e.to_string()),
+        })
     }
 
     /// The batches' rows, tree nodes and idempotency keys, extending `frontier`; the
@@ -2298,6 +2303,85 @@ mod tests {
         let url = testing::Cluster::shared().database();
         let store = PgStore::open(&url, None).await.unwrap();
         (Arc::new(store), Guard)
+    }
+
+    /// A loopback proxy to the test cluster that, once armed, cuts the connection
+    /// carrying the next `COMMIT` before the server sees it.
+    async fn commit_cutter(port: u16) -> (u16, Arc<std::sync::atomic::AtomicBool>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let at = listener.local_addr().unwrap().port();
+        let trigger = armed.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let server = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+                let (mut cr, mut cw) = client.into_split();
+                let (mut sr, mut sw) = server.into_split();
+                let trigger = trigger.clone();
+                let down = tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n @ 1..) = sr.read(&mut buf).await {
+                        if cw.write_all(&buf[..n]).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 64 * 1024];
+                    while let Ok(n @ 1..) = cr.read(&mut buf).await {
+                        let commit = buf[..n].windows(6).any(|w| w == b"COMMIT");
+                        if commit && trigger.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                            break;
+                        }
+                        if sw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    // Both directions end: the client and the server see the connection go.
+                    down.abort();
+                });
+            }
+        });
+        (at, armed)
+    }
+
+    /// The connection breaking during a commit answers "outcome unknown", and the
+    /// retry with the same idempotency keys stores each event once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_cut_off_is_reported_unknown_and_a_retry_stores_once() {
+        let cluster = testing::Cluster::shared();
+        let url = cluster.database();
+        let (port, armed) = commit_cutter(cluster.port).await;
+        let proxied = url.replace(&format!(":{}/", cluster.port), &format!(":{port}/"));
+        let store = PgStore::open(&proxied, None).await.unwrap();
+        crate::conformance::seed_org(&store, "acme").await;
+        let batch = || AppendBatch {
+            org: "acme".into(),
+            received_at: crate::conformance::NOW,
+            events: (0..3)
+                .map(|i| {
+                    let mut e = trail_core::event::parse_event(serde_json::json!({"action": "auth:login"})).unwrap();
+                    e.idempotency_key = Some(format!("retry-{i}"));
+                    (uuid::Uuid::now_v7(), e)
+                })
+                .collect(),
+        };
+        armed.store(true, std::sync::atomic::Ordering::SeqCst);
+        let cut = store.append(batch()).await;
+        assert!(matches!(cut, Err(StoreError::CommitUnknown(_))), "{cut:?}");
+        // The pool replaces the broken connection; the retry lands once.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let acks = loop {
+            match store.append(batch()).await {
+                Ok(acks) => break acks,
+                Err(e) => assert!(std::time::Instant::now() < deadline, "{e}"),
+            }
+        };
+        assert_eq!(acks.iter().map(|a| a.seq).collect::<Vec<_>>(), [0, 1, 2]);
+        let again = store.append(batch()).await.unwrap();
+        assert!(again.iter().all(|a| a.duplicate), "{again:?}");
+        assert_eq!(store.scan("acme", 0, 100).await.unwrap().len(), 3);
     }
 
     /// One holder of a named lock across processes (here: two stores, two sessions);

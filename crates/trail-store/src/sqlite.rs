@@ -573,9 +573,15 @@ fn writer_loop(
                 // Words remembered from the failed transaction were never stored.
                 w.words = load_words(&w.conn);
                 tracing::error!(error = %e, "group commit failed");
+                let unknown = matches!(e, StoreError::CommitUnknown(_));
                 let msg = e.to_string();
                 for reply in replies {
-                    let _ = reply.send(Err(StoreError::Unavailable(msg.clone())));
+                    let e = if unknown {
+                        StoreError::CommitUnknown(msg.clone())
+                    } else {
+                        StoreError::Unavailable(msg.clone())
+                    };
+                    let _ = reply.send(Err(e));
                 }
             }
         }
@@ -740,7 +746,11 @@ impl Writer {
             }
         }
         tx.set_drop_behavior(rusqlite::DropBehavior::Rollback);
-        tx.commit()?;
+        tx.commit().map_err(|e| match e.sqlite_error_code() {
+            // The WAL write or its fsync failed: the commit may have reached the disk.
+            Some(rusqlite::ErrorCode::SystemIoFailure) => StoreError::CommitUnknown(e.to_string()),
+            _ => e.into(),
+        })?;
         for w in st.new_words {
             self.words.insert(w);
         }

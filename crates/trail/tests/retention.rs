@@ -7,7 +7,7 @@ use common::{run_ok, spawn_served, Served};
 
 use std::{
     collections::{BTreeMap, HashSet},
-    path::{Path, PathBuf},
+    path::Path,
     process::Command,
 };
 
@@ -289,5 +289,20 @@ fn retention_archives_then_deletes_and_everything_still_adds_up() {
     let out = trail(d).args(["verify", "--org", "acme"]).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("archive"), "{}", String::from_utf8_lossy(&out.stderr));
-    let _: PathBuf = any_file;
+    // A download that reaches the damaged file fails before sending a byte, with the
+    // JSON error naming the file.
+    let server = serve(d);
+    let (http, base) = (reqwest::Client::new(), server.base.clone());
+    let (status, kind, body) = rt.block_on(async move {
+        let r = http.get(format!("{base}/api/v1/download?from={from}&to={as_of_text}&format=jsonl"));
+        let r = r.bearer_auth(&key).send().await.unwrap();
+        let kind = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        (r.status().as_u16(), kind, r.text().await.unwrap())
+    });
+    assert_eq!((status, kind.as_str()), (500, "application/json"), "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"]["code"], "damaged", "{body}");
+    let name = any_file.strip_prefix(&archive).unwrap().to_string_lossy().to_string();
+    assert!(body["error"]["message"].as_str().unwrap().contains(&name), "{body} names {name}");
+    drop(server);
 }

@@ -12,8 +12,8 @@ use std::{
 
 use futures::StreamExt;
 use trail_core::{Event, Timestamp};
-use trail_export::{CsvWriter, Format, JsonWriter, XlsxChunk, XlsxWriter};
-use trail_store::DynStore;
+use trail_export::{CsvWriter, ExportError, Format, JsonWriter, Meta, Preset, XlsxChunk, XlsxWriter};
+use trail_store::{DynStore, StreamRx};
 
 use super::{open_rx, ExportRequest, MAX_PDF_ROWS};
 use crate::error::ApiError;
@@ -26,8 +26,61 @@ pub(super) fn internal(e: impl std::fmt::Display) -> ApiError {
     ApiError::Internal(e.to_string())
 }
 
+/// A failed write: 507 when the disk is full, 503 otherwise.
+pub(super) fn io(e: std::io::Error) -> ApiError {
+    if e.kind() == std::io::ErrorKind::StorageFull {
+        ApiError::Storage(e.to_string())
+    } else {
+        ApiError::WriteFailed(e.to_string())
+    }
+}
+
+/// An export writer's failure, by its cause.
+fn written(e: ExportError) -> ApiError {
+    match e {
+        e @ ExportError::TooManyRows(_) => ApiError::field("format", e.to_string()),
+        e => match e.into_io() {
+            Ok(e) => io(e),
+            Err(e) => internal(e),
+        },
+    }
+}
+
+/// Space an XLSX chunk may need on its way through the workbook's temporary file and
+/// the zip; below it the export stops with a 507 rather than let the crate, which
+/// panics when a write fails, run out.
+const XLSX_ROOM: u64 = 16 << 20;
+
+/// 507 when `dir`'s file system has less than `need` bytes free.
+fn room(dir: &Path, need: u64) -> Result<(), ApiError> {
+    match rustix::fs::statvfs(dir) {
+        Ok(s) if s.f_bavail.saturating_mul(s.f_frsize) < need => Err(ApiError::Storage(format!(
+            "{} has {} bytes free, fewer than the {need} an XLSX chunk may need",
+            dir.display(),
+            s.f_bavail.saturating_mul(s.f_frsize)
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// What a panic while writing means: a full disk if it says so (the XLSX crate panics
+/// on write errors), else an internal error.
+fn panicked(payload: Box<dyn std::any::Any + Send>) -> ApiError {
+    let text = payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    if text.contains("StorageFull") || text.contains("No space left") {
+        ApiError::Storage(text)
+    } else {
+        ApiError::Internal(format!("export panicked: {text}"))
+    }
+}
+
 /// Writes an export to `path`; returns the number of rows. `progress` counts rows as
 /// they are written. Memory stays flat except for PDF (at most `MAX_PDF_ROWS` events).
+/// On failure nothing is left at `path`.
 pub async fn to_file(
     store: &DynStore,
     req: &ExportRequest,
@@ -36,8 +89,23 @@ pub async fn to_file(
     now: Timestamp,
     progress: Arc<AtomicU64>,
 ) -> Result<u64, ApiError> {
+    let made = write(store, req, path, tmp, now, progress).await;
+    if made.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    made
+}
+
+async fn write(
+    store: &DynStore,
+    req: &ExportRequest,
+    path: &Path,
+    tmp: &Path,
+    now: Timestamp,
+    progress: Arc<AtomicU64>,
+) -> Result<u64, ApiError> {
     for dir in path.parent().into_iter().chain([tmp]) {
-        std::fs::create_dir_all(dir).map_err(internal)?;
+        std::fs::create_dir_all(dir).map_err(io)?;
     }
     if req.format == Format::Evidence {
         let vkey = req.verifier_key.clone().unwrap_or_default();
@@ -51,15 +119,16 @@ pub async fn to_file(
         )
         .await?;
         let mut lines = std::pin::pin!(lines);
-        let mut file = std::fs::File::create(path).map_err(internal)?;
+        let mut file = std::fs::File::create(path).map_err(io)?;
         let mut rows = 0u64;
         while let Some(chunk) = lines.next().await {
             let chunk = chunk?;
             let n = chunk.iter().filter(|b| **b == b'\n').count() as u64;
-            std::io::Write::write_all(&mut file, &chunk).map_err(internal)?;
+            std::io::Write::write_all(&mut file, &chunk).map_err(io)?;
             rows += n;
             progress.fetch_add(n, Ordering::Relaxed);
         }
+        file.sync_all().map_err(io)?;
         return Ok(rows.saturating_sub(1));
     }
     if req.format == Format::Pdf {
@@ -71,24 +140,45 @@ pub async fn to_file(
             ));
         }
     }
-    let mut rx = open_rx(store, req, now).await?;
+    let rx = open_rx(store, req, now).await?;
     let (format, preset, meta) = (req.format, req.preset, req.meta(now));
     let (path, tmp) = (path.to_path_buf(), tmp.to_path_buf());
-    tokio::task::spawn_blocking(move || -> Result<u64, ApiError> {
+    let made = tokio::task::spawn_blocking(move || {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            write_rows(format, preset, &meta, rx, &path, &tmp, progress)
+        }))
+        .unwrap_or_else(|p| Err(panicked(p)))
+    })
+    .await
+    .map_err(internal)?;
+    made
+}
+
+/// Writes the rows `rx` delivers to `path` (on a blocking thread).
+fn write_rows(
+    format: Format,
+    preset: Preset,
+    meta: &Meta,
+    mut rx: StreamRx,
+    path: &Path,
+    tmp: &Path,
+    progress: Arc<AtomicU64>,
+) -> Result<u64, ApiError> {
+    {
         use std::io::Write;
-        let file = std::fs::File::create(&path).map_err(internal)?;
+        let file = std::fs::File::create(path).map_err(io)?;
         let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
         let mut rows = 0u64;
         match format {
             Format::Csv => {
-                let mut w = CsvWriter::new(out).map_err(internal)?;
+                let mut w = CsvWriter::new(out).map_err(written)?;
                 while let Some(chunk) = rx.blocking_recv() {
                     let chunk = chunk?;
-                    w.leaves(&chunk).map_err(internal)?;
+                    w.leaves(&chunk).map_err(written)?;
                     rows += chunk.len() as u64;
                     progress.store(rows, Ordering::Relaxed);
                 }
-                w.finish().map_err(internal)?.flush().map_err(internal)?;
+                w.finish().map_err(written)?.into_inner().map_err(|e| io(e.into_error()))?.sync_all().map_err(io)?;
             }
             Format::Json | Format::Jsonl => {
                 let mut w = JsonWriter::new(format == Format::Jsonl);
@@ -99,17 +189,18 @@ pub async fn to_file(
                         w.leaf(&mut buf, &leaf);
                         rows += 1;
                     }
-                    out.write_all(&buf).map_err(internal)?;
+                    out.write_all(&buf).map_err(io)?;
                     buf.clear();
                     progress.store(rows, Ordering::Relaxed);
                 }
                 w.end(&mut buf);
-                out.write_all(&buf).map_err(internal)?;
-                out.flush().map_err(internal)?;
+                out.write_all(&buf).map_err(io)?;
+                out.into_inner().map_err(|e| io(e.into_error()))?.sync_all().map_err(io)?;
             }
             Format::Xlsx => {
                 drop(out);
-                let mut w = XlsxWriter::new(&tmp).map_err(internal)?;
+                room(tmp, XLSX_ROOM)?;
+                let mut w = XlsxWriter::new(tmp).map_err(written)?;
                 // The next chunk is decoded on a thread of its own while this one writes
                 // the sheet. If the sheet fails, the channel closes and the decoder stops.
                 let (decoded_tx, decoded_rx) = std::sync::mpsc::sync_channel(2);
@@ -128,16 +219,18 @@ pub async fn to_file(
                     });
                     for chunk in decoded_rx {
                         let chunk = chunk?;
-                        w.chunk(&chunk).map_err(|e| match e {
-                            e @ trail_export::ExportError::TooManyRows(_) => ApiError::field("format", e.to_string()),
-                            e => internal(e),
-                        })?;
+                        room(tmp, XLSX_ROOM)?;
+                        w.chunk(&chunk).map_err(written)?;
                         rows += chunk.len() as u64;
                         progress.store(rows, Ordering::Relaxed);
                     }
                     Ok(())
                 })?;
-                w.finish(&meta, &path).map_err(internal)?;
+                room(tmp, XLSX_ROOM)?;
+                if let Some(dir) = path.parent() {
+                    room(dir, XLSX_ROOM)?;
+                }
+                w.finish(meta, path).map_err(written)?;
             }
             Format::Pdf => {
                 let mut events = Vec::new();
@@ -148,15 +241,12 @@ pub async fn to_file(
                     progress.store(events.len() as u64, Ordering::Relaxed);
                 }
                 rows = events.len() as u64;
-                let bytes = trail_export::pdf(&events, &meta, preset).map_err(internal)?;
-                out.write_all(&bytes).map_err(internal)?;
-                out.flush().map_err(internal)?;
+                let bytes = trail_export::pdf(&events, meta, preset).map_err(written)?;
+                out.write_all(&bytes).map_err(io)?;
+                out.into_inner().map_err(|e| io(e.into_error()))?.sync_all().map_err(io)?;
             }
             Format::Evidence => unreachable!("handled above"),
         }
         Ok(rows)
-    })
-    .await
-    .map_err(internal)?
+    }
 }
-

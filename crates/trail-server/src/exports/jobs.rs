@@ -46,13 +46,21 @@ pub(crate) struct Job {
 #[derive(Clone)]
 enum JobState {
     Running,
-    Done { rows: u64, bytes: u64 },
-    Failed(String),
+    Done {
+        rows: u64,
+        bytes: u64,
+    },
+    /// The `error` object of the API's error bodies.
+    Failed(Value),
 }
 
 impl Job {
     pub(super) fn json(&self) -> Value {
-        let state = self.state.lock().map(|s| s.clone()).unwrap_or(JobState::Failed("lock".into()));
+        let state = self
+            .state
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or(JobState::Failed(json!({"code": "internal", "message": "lock"})));
         let done = self.done.load(Ordering::Relaxed);
         let mut v = json!({
             "id": self.id, "format": self.format.as_str(), "file_name": self.file_name,
@@ -84,7 +92,12 @@ pub(crate) struct Jobs {
 }
 
 /// Starts a background export and returns it.
-pub(super) async fn start(st: &AppState, caller: &Caller, req: ExportRequest, total: u64) -> Result<Arc<Job>, ApiError> {
+pub(super) async fn start(
+    st: &AppState,
+    caller: &Caller,
+    req: ExportRequest,
+    total: u64,
+) -> Result<Arc<Job>, ApiError> {
     if req.format == Format::Xlsx && total > u64::from(trail_export::XLSX_MAX_ROWS) {
         return Err(ApiError::field(
             "format",
@@ -128,7 +141,7 @@ pub(super) async fn start(st: &AppState, caller: &Caller, req: ExportRequest, to
                 let bytes = std::fs::metadata(&job2.path).map(|m| m.len()).unwrap_or(0);
                 JobState::Done { rows, bytes }
             }
-            Err(e) => JobState::Failed(format!("{e:?}")),
+            Err(e) => JobState::Failed(e.parts().1),
         };
         if let Ok(mut s) = job2.state.lock() {
             *s = state;
@@ -200,4 +213,3 @@ pub(super) async fn job_file(
     )
         .into_response())
 }
-

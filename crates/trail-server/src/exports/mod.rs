@@ -30,10 +30,10 @@ mod file;
 mod jobs;
 mod schedules;
 
-pub use file::to_file;
 use file::internal;
-use jobs::{job_file, job_status, start, start_job};
+pub use file::to_file;
 pub(crate) use jobs::Jobs;
+use jobs::{job_file, job_status, start, start_job};
 use schedules::{create_schedule, delete_schedule, list_schedules, run_schedule_now};
 pub use schedules::{next_run, spawn_scheduler};
 
@@ -393,4 +393,3 @@ async fn stream_body(st: AppState, req: ExportRequest, now: Timestamp) -> Result
 fn io_error(e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::other(e.to_string())
 }
-

@@ -64,7 +64,11 @@ struct ScheduleBody {
     org: Option<String>,
 }
 
-pub(super) async fn create_schedule(State(st): State<AppState>, caller: Caller, bytes: Bytes) -> Result<Response, ApiError> {
+pub(super) async fn create_schedule(
+    State(st): State<AppState>,
+    caller: Caller,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
     let b: ScheduleBody = crate::people::body(&bytes)?;
     let org = caller.managed_org(b.org.as_deref())?;
     caller.export_scope()?;
@@ -328,4 +332,3 @@ pub fn spawn_scheduler(st: AppState, every: Duration) -> tokio::task::JoinHandle
         }
     })
 }
-
