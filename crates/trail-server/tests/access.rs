@@ -651,11 +651,13 @@ async fn injection_attempts_fail_cleanly_and_change_nothing() {
     assert_eq!(&after[..before.len()], &before[..], "what was stored is unchanged");
     assert!(ids.iter().all(|id| after.iter().any(|e| e.id.to_string() == *id)));
     assert!(s.store.list_users(None).await.unwrap().is_empty(), "no user was created");
-    let path = s.store.path().to_path_buf();
     let vkey =
         trail_core::checkpoint::verifier_key("trail.test/acme", &SigningKey::from_bytes(&[5; 32]).verifying_key());
-    let report = trail_store::sqlite::verify_org(&path, "acme", &vkey, None).unwrap().unwrap();
-    assert_eq!(report.entries, after.len() as u64);
+    s.settle("acme").await;
+    let opts = trail_store::verify::VerifyOptions { vkey: &vkey, ..Default::default() };
+    let report = trail_store::verify::verify(&*s.store, "acme", opts).await.unwrap();
+    assert!(report.ok(), "{}", report.problems());
+    assert!(report.entries >= after.len() as u64);
 }
 
 /// The live stream shows a caller only its own organization's events, and never a

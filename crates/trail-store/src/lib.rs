@@ -10,7 +10,10 @@ pub mod conformance;
 mod error;
 pub mod postgres;
 pub mod sqlite;
+#[cfg(test)]
+mod tamper;
 pub mod throttle;
+pub mod verify;
 
 use std::sync::Arc;
 
@@ -400,6 +403,18 @@ pub trait Store: Send + Sync + 'static {
         Ok(self.checkpoint(org, None).await?.into_iter().collect())
     }
 
+    /// What is kept of the entries of `org` with seq in `[from, to)`, in seq order: each
+    /// seq that has stored bytes or an indexed row (for `verify`).
+    async fn stored_entries(&self, org: &str, from: u64, to: u64) -> Result<Vec<verify::StoredEntry>, StoreError>;
+
+    /// The stored tree nodes of `org` at `level` with index in `[from, to)`, in index
+    /// order (for `verify`).
+    async fn tree_nodes(&self, org: &str, level: u32, from: u64, to: u64) -> Result<Vec<(u64, Hash)>, StoreError>;
+
+    /// One past the largest seq of `org` that has stored bytes, an indexed row or a
+    /// leaf hash (0 for an empty log).
+    async fn log_end(&self, org: &str) -> Result<u64, StoreError>;
+
     /// The inclusion proof of entry `index` in the organization's tree of `size`
     /// entries (RFC 9162).
     async fn inclusion_proof(&self, org: &str, index: u64, size: u64) -> Result<Vec<Hash>, StoreError>;
@@ -424,119 +439,6 @@ pub struct AppendedRange {
     pub org: String,
     pub from: u64,
     pub to: u64,
-}
-
-/// What a full verification of one organization's stored log covered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verified {
-    pub entries: u64,
-    /// The newest checkpoint, whose root was recomputed from the entries.
-    pub checkpoint_size: u64,
-}
-
-/// Recomputes an organization's Merkle tree from its stored entries (through any
-/// backend; archived entries from the archive) and checks the newest signed checkpoint against it: every entry present,
-/// in order, each naming its own seq and organization, and the recomputed root equal
-/// to the signed one. `Err` names the first problem.
-pub async fn verify_log(
-    store: &dyn Store,
-    org: &str,
-    vkey: &str,
-    archive: Option<&archive::Archive>,
-) -> Result<Result<Verified, String>, StoreError> {
-    let all = store.checkpoints(org).await?;
-    if all.is_empty() {
-        return Ok(Err(format!("{org} has no signed checkpoint")));
-    }
-    // Every checkpoint must carry a valid signature and name the tree it was stored as.
-    let mut sizes = std::collections::BTreeMap::new();
-    for cp in &all {
-        match trail_core::checkpoint::verify(&cp.note, vkey) {
-            Ok(c) if c.size == cp.size && c.root == cp.root => {
-                sizes.insert(c.size, c.root);
-            }
-            Ok(_) => return Ok(Err(format!("checkpoint of size {}: the stored row differs from its note", cp.size))),
-            Err(e) => return Ok(Err(format!("checkpoint of size {}: {e}", cp.size))),
-        }
-    }
-    let (&newest, &newest_root) = sizes.iter().next_back().unwrap_or((&0, &[0; 32]));
-    let signed = trail_core::checkpoint::Checkpoint { origin: String::new(), size: newest, root: newest_root };
-    // Entries retention archived: their leaf hashes from the archive's bytes.
-    let mut archived = std::collections::BTreeMap::new();
-    let files = store.archives(Some(org)).await?;
-    if !files.is_empty() && archive.is_none() {
-        return Ok(Err(format!("{} archive files hold entries of {org}: verify with the archive", files.len())));
-    }
-    for f in &files {
-        let leaves = match archive.map(|a| a.read(f)).transpose() {
-            Ok(l) => l.unwrap_or_default(),
-            Err(e) => return Ok(Err(format!("archive {}: {e}", f.path))),
-        };
-        for leaf in leaves {
-            let seq = match trail_core::Event::from_leaf(&leaf) {
-                Ok(e) if e.org == org => e.seq,
-                Ok(e) => return Ok(Err(format!("archive {}: an entry names {}", f.path, e.org))),
-                Err(e) => return Ok(Err(format!("archive {}: an entry is not an event: {e}", f.path))),
-            };
-            if archived.insert(seq, trail_core::merkle::leaf_hash(&leaf)).is_some() {
-                return Ok(Err(format!("entry {seq} is archived twice")));
-            }
-        }
-    }
-    let mut tree = trail_core::merkle::Frontier::default();
-    let mut root_at_checkpoint = (signed.size == 0).then(trail_core::merkle::empty_root);
-    let mut next = 0u64;
-    // The first earlier checkpoint whose recomputed root differs.
-    let mut forked = None;
-    let mut add = |tree: &mut trail_core::merkle::Frontier, next: &mut u64, hash| {
-        tree.extend(hash);
-        *next += 1;
-        if let Some(root) = sizes.get(next) {
-            if *root != tree.root() && forked.is_none() {
-                forked = Some(*next);
-            }
-        }
-        if *next == signed.size {
-            root_at_checkpoint = Some(tree.root());
-        }
-    };
-    loop {
-        let chunk = store.scan(org, next, 5000).await?;
-        if chunk.is_empty() {
-            break;
-        }
-        for (seq, leaf) in chunk {
-            while let Some(h) = archived.remove(&next) {
-                add(&mut tree, &mut next, h);
-            }
-            if seq != next {
-                return Ok(Err(format!("entry {next} is missing")));
-            }
-            match trail_core::Event::from_leaf(&leaf) {
-                Ok(e) if e.seq == seq && e.org == org => {}
-                Ok(e) => return Ok(Err(format!("entry {seq} (id {}) names seq {} of {}", e.id, e.seq, e.org))),
-                Err(e) => return Ok(Err(format!("entry {seq} is not an event: {e}"))),
-            }
-            add(&mut tree, &mut next, trail_core::merkle::leaf_hash(&leaf));
-        }
-    }
-    while let Some(h) = archived.remove(&next) {
-        add(&mut tree, &mut next, h);
-    }
-    if let Some((seq, _)) = archived.pop_first() {
-        return Ok(Err(format!("archived entry {seq} is also stored, or lies beyond the log")));
-    }
-    if let Some(size) = forked {
-        return Ok(Err(format!("the recomputed root of the first {size} entries differs from the signed checkpoint")));
-    }
-    match root_at_checkpoint {
-        None => Ok(Err(format!("the checkpoint covers {} entries but only {next} are stored", signed.size))),
-        Some(root) if root != signed.root => Ok(Err(format!(
-            "the recomputed root of the first {} entries differs from the signed checkpoint",
-            signed.size
-        ))),
-        Some(_) => Ok(Ok(Verified { entries: next, checkpoint_size: signed.size })),
-    }
 }
 
 /// A lock from `Store::exclusive`, released when dropped.

@@ -27,8 +27,9 @@ use uuid::Uuid;
 
 use crate::{
     archive::{ArchiveFile, Expired, Retention},
-    sqlite::{outcome_code, search_text, LogSigner},
+    sqlite::{search_text, LogSigner},
     throttle::{self, ThrottleKey},
+    verify::{outcome_code, StoredEntry},
     ApiKey, AppendBatch, Appended, Categories, Count, Exclusive, Facets, KeyScope, LeafTemplate, ListQuery, NewKey,
     NewUser, Org, Page, Role, Schedule, Scope, Session, SignedCheckpoint, Store, StoreError, StreamRx, User,
     UserChange,
@@ -199,6 +200,8 @@ CREATE TABLE login_throttle (
 UPDATE events e SET company = o.slug FROM orgs o WHERE o.id = e.org_id AND e.company IS DISTINCT FROM o.slug;
 "#,
 ];
+
+mod audit;
 
 /// The PostgreSQL store.
 pub struct PgStore {
@@ -1783,6 +1786,18 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn stored_entries(&self, org: &str, from: u64, to: u64) -> Result<Vec<StoredEntry>, StoreError> {
+        self.audit_entries(org, from, to).await
+    }
+
+    async fn tree_nodes(&self, org: &str, level: u32, from: u64, to: u64) -> Result<Vec<(u64, Hash)>, StoreError> {
+        self.audit_nodes(org, level, from, to).await
+    }
+
+    async fn log_end(&self, org: &str) -> Result<u64, StoreError> {
+        self.audit_end(org).await
+    }
+
     async fn put_role(&self, role: Role) -> Result<(), StoreError> {
         let c = self.client().await?;
         let org = org_id(&c, &role.org).await?;
@@ -2407,7 +2422,7 @@ mod tests {
         assert!(again.is_some(), "released when the guard is dropped");
     }
 
-    /// `verify_log` checks every checkpoint, not only the newest: a validly signed but
+    /// `verify` checks every checkpoint, not only the newest: a validly signed but
     /// wrong older checkpoint (a fork) is found.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn verification_checks_every_checkpoint() {
@@ -2418,8 +2433,10 @@ mod tests {
         crate::conformance::seed_org(&store, "acme").await;
         crate::conformance::append_n(&store, "acme", 5).await;
         let vkey = checkpoint::verifier_key(&signer.origin("acme"), &key.verifying_key());
-        let ok = crate::verify_log(&store, "acme", &vkey, None).await.unwrap().unwrap();
-        assert_eq!((ok.entries, ok.checkpoint_size), (5, 5));
+        let opts = || crate::verify::VerifyOptions { vkey: &vkey, ..Default::default() };
+        let ok = crate::verify::verify(&store, "acme", opts()).await.unwrap();
+        assert!(ok.ok(), "{}", ok.problems());
+        assert_eq!((ok.entries, ok.newest_checkpoint), (5, 5));
         assert_eq!(store.checkpoints("acme").await.unwrap().len(), 5);
         let forged = Checkpoint { origin: signer.origin("acme"), size: 2, root: [7; 32] };
         let note = checkpoint::sign(&forged, &key);
@@ -2427,8 +2444,8 @@ mod tests {
         c.execute("UPDATE checkpoints SET root = $1, note = $2 WHERE size = 2", &[&&[7u8; 32][..], &note])
             .await
             .unwrap();
-        let err = crate::verify_log(&store, "acme", &vkey, None).await.unwrap().unwrap_err();
-        assert!(err.contains("first 2 entries"), "{err}");
+        let err = crate::verify::verify(&store, "acme", opts()).await.unwrap().problems();
+        assert!(err.contains("checkpoint of size 2: the recomputed root differs"), "{err}");
     }
 
     crate::conformance_tests!(fresh);

@@ -32,10 +32,12 @@ use trail_core::{
 use uuid::Uuid;
 
 mod accounts;
+mod audit;
 
 use crate::{
     archive::{ArchiveFile, Expired, Retention},
     throttle::ThrottleKey,
+    verify::{ip_bytes as ip_key, outcome_code, StoredEntry},
     ApiKey, AppendBatch, Appended, Categories, Count, Facets, LeafTemplate, ListQuery, NewKey, NewUser, Org, Page,
     Role, Schedule, Scope, Session, SignedCheckpoint, Store, StoreError, StreamRx, User, UserChange,
 };
@@ -1271,24 +1273,6 @@ fn json_strings(v: &Value, out: &mut String, cap: usize) {
     }
 }
 
-pub(crate) fn outcome_code(o: Outcome) -> i64 {
-    match o {
-        Outcome::Done => 0,
-        Outcome::Failed => 1,
-        Outcome::Processing => 2,
-        Outcome::Pending => 3,
-    }
-}
-
-/// 16-byte sortable form of an address (IPv4 mapped into IPv6), so CIDR blocks become
-/// byte ranges.
-fn ip_key(ip: IpAddr) -> [u8; 16] {
-    match ip {
-        IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
-        IpAddr::V6(v6) => v6.octets(),
-    }
-}
-
 /// A query under construction: exact SQL conditions on the row, which decide, and
 /// FTS5 conditions (one AND-ed group per filter) that find the candidates fast.
 #[derive(Default)]
@@ -1899,207 +1883,6 @@ fn blob<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r [u8], StoreError
     row.get_ref(i)?.as_blob().map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-/// What a full verification of one organization's log covered.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifyReport {
-    pub entries: u64,
-    pub checkpoints: u64,
-}
-
-/// The first disagreement a verification found: a result, not a crash.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct Tampered {
-    /// The first entry that disagrees, when one can be named.
-    pub seq: Option<u64>,
-    pub message: String,
-}
-
-/// Recomputes an organization's whole log from the stored event bytes (and the
-/// archive's, for entries retention archived): every entry must be present in order, match its recorded leaf hash and say who it is; every
-/// checkpoint must be signed by `vkey` and match the recomputed tree head; no signed
-/// checkpoint may cover entries that are gone.
-pub fn verify_org(
-    path: &Path,
-    org: &str,
-    vkey: &str,
-    archive: Option<&crate::archive::Archive>,
-) -> Result<Result<VerifyReport, Tampered>, StoreError> {
-    let conn = open_conn(path, true, 64)?;
-    let org_id = known_org(&conn, org)?;
-    let tampered = |seq: Option<u64>, message: String| Ok(Err(Tampered { seq, message }));
-    let mut checkpoints = Vec::new();
-    {
-        let mut stmt = conn.prepare("SELECT size, root, note FROM checkpoints WHERE org_id = ?1 ORDER BY size")?;
-        let mut rows = stmt.query([org_id])?;
-        while let Some(r) = rows.next()? {
-            let (size, root, note): (i64, Vec<u8>, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
-            let cp = match checkpoint::verify(&note, vkey) {
-                Ok(cp) => cp,
-                Err(e) => return tampered(None, format!("checkpoint of size {size}: {e}")),
-            };
-            if cp.size != size as u64 || cp.root[..] != root[..] {
-                return tampered(
-                    None,
-                    format!("checkpoint of size {size}: the stored row differs from its signed note"),
-                );
-            }
-            checkpoints.push(cp);
-        }
-    }
-    // Archived entries: their bytes come from the archive files, each checked against
-    // its manifest and the recorded leaf hash.
-    let archived = {
-        let files = archives_blocking(&conn, Some(org))?;
-        if !files.is_empty() && archive.is_none() {
-            return tampered(
-                None,
-                format!("{} archive files hold entries of {org}: verify with the archive", files.len()),
-            );
-        }
-        let mut recorded = conn.prepare("SELECT hash FROM tree_nodes WHERE org_id = ?1 AND level = 0 AND idx = ?2")?;
-        let mut seqs = Vec::new();
-        for f in &files {
-            let leaves = match archive.map(|a| a.read(f)) {
-                Some(Ok(l)) => l,
-                Some(Err(e)) => return tampered(None, format!("archive {}: {e}", f.path)),
-                None => Vec::new(),
-            };
-            for leaf in leaves {
-                let seq = match Event::from_leaf(&leaf) {
-                    Ok(e) if e.org == org => e.seq,
-                    Ok(e) => return tampered(Some(e.seq), format!("archive {}: an entry names {}", f.path, e.org)),
-                    Err(e) => return tampered(None, format!("archive {}: an entry is not an event: {e}", f.path)),
-                };
-                let hash: Option<Vec<u8>> = recorded.query_row(params![org_id, seq as i64], |r| r.get(0)).optional()?;
-                if hash.as_deref() != Some(&leaf_hash(&leaf)[..]) {
-                    return tampered(
-                        Some(seq),
-                        format!("archived entry {seq} ({}): its bytes differ from the recorded leaf hash", f.path),
-                    );
-                }
-                seqs.push(seq);
-            }
-        }
-        seqs.sort_unstable();
-        if let Some(w) = seqs.windows(2).find(|w| w[0] == w[1]) {
-            return tampered(Some(w[0]), format!("entry {} is archived twice", w[0]));
-        }
-        seqs
-    };
-    let mut archived = archived.into_iter().peekable();
-    let mut leaves_stmt = conn.prepare("SELECT seq, leaf FROM leaves WHERE org_id = ?1 ORDER BY seq")?;
-    let mut rows_stmt = conn.prepare("SELECT seq FROM events WHERE org_id = ?1 ORDER BY seq")?;
-    let mut nodes_stmt =
-        conn.prepare("SELECT idx, hash FROM tree_nodes WHERE org_id = ?1 AND level = 0 ORDER BY idx")?;
-    let mut rows = leaves_stmt.query([org_id])?;
-    let mut event_rows = rows_stmt.query([org_id])?;
-    let mut hashes = nodes_stmt.query([org_id])?;
-    let mut tree = Frontier::default();
-    let mut next_cp = checkpoints.iter().peekable();
-    let mut verified_upto = 0u64;
-    let mut expected = 0u64;
-    let mut tail = Vec::with_capacity(64);
-    // Adds a verified leaf hash to the tree and checks the checkpoints it completes.
-    let mut advance = |tree: &mut Frontier, expected: &mut u64, hash: Hash| -> Option<Tampered> {
-        tree.extend(hash);
-        *expected += 1;
-        while let Some(cp) = next_cp.next_if(|cp| cp.size <= *expected) {
-            if cp.size == *expected && tree.root() != cp.root {
-                return Some(Tampered {
-                    seq: Some(verified_upto),
-                    message: format!(
-                        "checkpoint of size {}: the recomputed root differs; an entry from {verified_upto} to {} was \
-                         changed together with its leaf hash",
-                        cp.size,
-                        cp.size - 1
-                    ),
-                });
-            }
-            verified_upto = cp.size;
-        }
-        None
-    };
-    loop {
-        let row = rows.next()?;
-        let row_seq = match row {
-            Some(r) => Some(r.get::<_, i64>(0)? as u64),
-            None => None,
-        };
-        // Archived entries before this row (or after the last).
-        while archived.peek() == Some(&expected) {
-            if row_seq == Some(expected) {
-                return tampered(Some(expected), format!("entry {expected} is both archived and stored"));
-            }
-            let recorded = match hashes.next()? {
-                Some(h) if h.get::<_, i64>(0)? as u64 == expected => to_hash(blob(h, 1)?)?,
-                _ => return tampered(Some(expected), format!("archived entry {expected}: no leaf hash is recorded")),
-            };
-            archived.next();
-            if let Some(t) = advance(&mut tree, &mut expected, recorded) {
-                return Ok(Err(t));
-            }
-        }
-        let Some(r) = row else { break };
-        let seq = row_seq.unwrap_or_default();
-        let leaf = blob(r, 1)?;
-        if seq != expected {
-            return tampered(Some(expected), format!("entry {expected} is missing (the next stored entry is {seq})"));
-        }
-        // The entry must say who it is: `{"id":"<uuid>","org":"<org>","seq":<seq>,`.
-        let id = leaf.get(7..43).map(String::from_utf8_lossy).unwrap_or_default().into_owned();
-        tail.clear();
-        tail.extend_from_slice(b"\",\"org\":\"");
-        tail.extend_from_slice(org.as_bytes());
-        tail.extend_from_slice(b"\",\"seq\":");
-        tail.extend_from_slice(seq.to_string().as_bytes());
-        tail.push(b',');
-        if !leaf.starts_with(b"{\"id\":\"") || leaf.get(43..43 + tail.len()) != Some(&tail[..]) {
-            return tampered(
-                Some(seq),
-                format!("entry {seq} (id {id}): its stored JSON names another organization or seq"),
-            );
-        }
-        match event_rows.next()? {
-            Some(e) if e.get::<_, i64>(0)? as u64 == seq => {}
-            _ => {
-                return tampered(
-                    Some(seq),
-                    format!("entry {seq} (id {id}): its event row is missing, so queries hide it"),
-                )
-            }
-        }
-        let recorded = match hashes.next()? {
-            Some(h) if h.get::<_, i64>(0)? as u64 == seq => to_hash(blob(h, 1)?)?,
-            _ => return tampered(Some(seq), format!("entry {seq} (id {id}): no leaf hash is recorded for it")),
-        };
-        let computed = leaf_hash(leaf);
-        if computed != recorded {
-            return tampered(Some(seq), format!("entry {seq} (id {id}): its bytes differ from the recorded leaf hash"));
-        }
-        if let Some(t) = advance(&mut tree, &mut expected, computed) {
-            return Ok(Err(t));
-        }
-    }
-    if let Some(a) = archived.next() {
-        return tampered(Some(a), format!("archived entry {a} lies beyond the log's entries"));
-    }
-    if let Some(h) = hashes.next()? {
-        let idx: i64 = h.get(0)?;
-        return tampered(
-            Some(expected),
-            format!("entry {expected} is missing: leaf hashes are recorded up to entry {idx} and beyond"),
-        );
-    }
-    if let Some(cp) = next_cp.next() {
-        return tampered(
-            Some(expected),
-            format!("the log ends at entry {expected} but a signed checkpoint covers {} entries: entries from {expected} on are missing", cp.size),
-        );
-    }
-    Ok(Ok(VerifyReport { entries: expected, checkpoints: checkpoints.len() as u64 }))
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn append(&self, batch: AppendBatch) -> Result<Vec<Appended>, StoreError> {
@@ -2279,6 +2062,21 @@ impl Store for SqliteStore {
 
     async fn login_succeeded(&self, keys: Vec<ThrottleKey>) -> Result<(), StoreError> {
         self.admin(move |c| accounts::login_succeeded(c, &keys)).await
+    }
+
+    async fn stored_entries(&self, org: &str, from: u64, to: u64) -> Result<Vec<StoredEntry>, StoreError> {
+        let org = org.to_string();
+        self.read(move |c| audit::stored_entries(c, &org, from, to)).await
+    }
+
+    async fn tree_nodes(&self, org: &str, level: u32, from: u64, to: u64) -> Result<Vec<(u64, Hash)>, StoreError> {
+        let org = org.to_string();
+        self.read(move |c| audit::tree_nodes(c, &org, level, from, to)).await
+    }
+
+    async fn log_end(&self, org: &str) -> Result<u64, StoreError> {
+        let org = org.to_string();
+        self.read(move |c| audit::log_end(c, &org)).await
     }
 
     async fn put_role(&self, role: Role) -> Result<(), StoreError> {
@@ -2578,11 +2376,13 @@ mod tests {
         assert!(matches!(store.inclusion_proof("acme", 17, 17).await, Err(StoreError::Invalid { .. })));
         assert!(matches!(store.inclusion_proof("acme", 0, 18).await, Err(StoreError::Invalid { .. })));
         assert!(matches!(store.consistency_proof("acme", 9, 5).await, Err(StoreError::Invalid { .. })));
-        store.close();
-        let report = verify_org(&path, "acme", &vkey, None).unwrap().unwrap();
-        assert!(report.entries == 17 && report.checkpoints >= 2, "{report:?}");
+        let opts = crate::verify::VerifyOptions { vkey: &vkey, ..Default::default() };
+        let report = crate::verify::verify(&store, "acme", opts).await.unwrap();
+        assert!(report.ok() && report.entries == 17 && report.checkpoints >= 2, "{report:?}");
         let other = checkpoint::verifier_key("trail.test/acme", &SigningKey::from_bytes(&[4; 32]).verifying_key());
-        assert!(verify_org(&path, "acme", &other, None).unwrap().is_err());
+        let opts = crate::verify::VerifyOptions { vkey: &other, ..Default::default() };
+        assert!(!crate::verify::verify(&store, "acme", opts).await.unwrap().ok());
+        store.close();
         // Reopening continues the same tree.
         let store = SqliteStore::open(&path, config).unwrap();
         crate::conformance::append_n(&store, "acme", 1).await;

@@ -84,6 +84,11 @@ enum Command {
         /// it names; for --org, this installation's).
         #[arg(long)]
         key: Option<String>,
+        /// With --org: a signed checkpoint saved outside Trail (the text of
+        /// `GET /api/v1/checkpoint`); the log must be consistent with it, which catches
+        /// a log cut short together with its own checkpoints.
+        #[arg(long, requires = "org")]
+        checkpoint: Option<String>,
     },
     /// Export the events matching a query: csv, xlsx, json, jsonl, pdf or evidence (with
     /// inclusion proofs). Shows a progress bar on a terminal.
@@ -332,7 +337,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Retention { command: RetentionCommand::Run { as_of } } => {
             retention_run(&config, as_of.as_deref()).await
         }
-        Command::Verify { file: None, org: Some(org), key } => {
+        Command::Verify { file: None, org: Some(org), key, checkpoint } => {
             let vkey = match key {
                 Some(k) => k,
                 None => {
@@ -340,25 +345,25 @@ async fn run(cli: Cli) -> Result<()> {
                     trail_core::checkpoint::verifier_key(&format!("{}/{org}", config.name), &k.verifying_key())
                 }
             };
-            let result = match &config.database {
-                Database::Sqlite(path) => {
-                    trail_store::sqlite::verify_org(path, &org, &vkey, archive(&config).as_deref())?
-                        .map(|r| format!("{} entries and {} checkpoints verified", r.entries, r.checkpoints))
-                        .map_err(|t| t.to_string())
-                }
-                Database::Postgres(_) => {
-                    let store = open_store(&config).await?;
-                    let r = trail_store::verify_log(&*store, &org, &vkey, archive(&config).as_deref()).await?;
-                    store.close();
-                    r.map(|v| format!("{} entries verified against the checkpoint of {}", v.entries, v.checkpoint_size))
-                }
+            let external = match &checkpoint {
+                Some(f) => Some(std::fs::read_to_string(f).with_context(|| format!("cannot read checkpoint {f}"))?),
+                None => None,
             };
-            match result {
-                Ok(msg) => {
-                    println!("ok: {org}: {msg}");
-                    Ok(())
-                }
-                Err(t) => bail!("{org}: {t}"),
+            let store = open_store(&config).await?;
+            let archive = archive(&config);
+            let opts = trail_store::verify::VerifyOptions {
+                vkey: &vkey,
+                archive: archive.as_deref(),
+                external: external.as_deref(),
+            };
+            let report = trail_store::verify::verify(&*store, &org, opts).await;
+            store.close();
+            let report = report?;
+            if report.ok() {
+                println!("ok: {org}: {}", report.summary());
+                Ok(())
+            } else {
+                bail!("{org}: verification failed:\n{}\n({})", report.problems(), report.summary())
             }
         }
         Command::Query { query, org, limit, format } => query_cmd(&config, &query.join(" "), org, limit, &format).await,
@@ -711,14 +716,16 @@ async fn migrate_store(config: &Config, from: &str, to: &str) -> Result<()> {
     let report = pg.import_sqlite(&path, archive(config).as_deref()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     for (org, entries, checkpoints) in &report.logs {
         let vkey = trail_core::checkpoint::verifier_key(&format!("{}/{org}", config.name), &key.verifying_key());
-        match trail_store::verify_log(&pg, org, &vkey, archive(config).as_deref()).await? {
-            Ok(_) | Err(_) if *entries == 0 => {}
-            Ok(v) => println!(
-                "{org}: {entries} entries, {checkpoints} checkpoints copied; verified against the checkpoint of {}",
-                v.checkpoint_size
-            ),
-            Err(e) => bail!("{org}: copied, but the copy does not verify: {e}"),
+        let archive = archive(config);
+        let opts = trail_store::verify::VerifyOptions { vkey: &vkey, archive: archive.as_deref(), external: None };
+        let report = trail_store::verify::verify(&pg, org, opts).await?;
+        if *entries == 0 {
+            continue;
         }
+        if !report.ok() {
+            bail!("{org}: copied, but the copy does not verify:\n{}", report.problems());
+        }
+        println!("{org}: {entries} entries, {checkpoints} checkpoints copied; {}", report.summary());
     }
     println!("copied {} users and {} API keys", report.users, report.keys);
     Ok(())

@@ -242,14 +242,14 @@ fn verify_names_the_first_tampered_entry() {
         "UPDATE leaves SET leaf = CAST(replace(CAST(leaf AS TEXT), 'deploy', 'deplOy') AS BLOB) WHERE seq = 7",
         "entry 7 (id",
     );
-    tamper("DELETE FROM leaves WHERE seq = 4", "entry 4 is missing");
+    tamper("DELETE FROM leaves WHERE seq = 4", "entry 4 (id");
     tamper("DELETE FROM events WHERE seq = 6", "entry 6 (id");
     tamper(
         "CREATE TEMP TABLE t AS SELECT seq, leaf FROM leaves WHERE seq IN (2, 3);
          UPDATE leaves SET leaf = (SELECT leaf FROM t WHERE t.seq = 5 - leaves.seq) WHERE seq IN (2, 3);",
         "entry 2 (id",
     );
-    tamper("DELETE FROM leaves WHERE seq >= 15", "entry 15 is missing");
+    tamper("DELETE FROM leaves WHERE seq >= 15", "entry 15 (id");
     tamper(
         "DELETE FROM events WHERE seq >= 15; DELETE FROM leaves WHERE seq >= 15;
          DELETE FROM tree_nodes WHERE level = 0 AND idx >= 15;",
@@ -260,6 +260,33 @@ fn verify_names_the_first_tampered_entry() {
         "UPDATE checkpoints SET note = replace(note, char(10) || '21' || char(10), char(10) || '22' || char(10))",
         "checkpoint of size 21",
     );
+}
+
+/// A log cut short together with its tree nodes and checkpoints looks whole from the
+/// inside; a checkpoint saved outside Trail catches it.
+#[test]
+fn a_saved_checkpoint_catches_a_cut_log() {
+    let (dir, vkey) = signed_log();
+    let d = dir.path();
+    let conn = rusqlite::Connection::open(d.join("trail.db")).unwrap();
+    let note: String =
+        conn.query_row("SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1", [], |r| r.get(0)).unwrap();
+    let saved = d.join("auditor.checkpoint");
+    std::fs::write(&saved, &note).unwrap();
+    let ok = run_ok(trail(d).args(["verify", "--org", "acme", "--checkpoint", saved.to_str().unwrap()]));
+    assert!(ok.starts_with("ok: acme: 21 entries"), "{ok}");
+    conn.execute_batch(
+        "DELETE FROM events WHERE seq >= 15; DELETE FROM leaves WHERE seq >= 15;
+         DELETE FROM tree_nodes WHERE ((idx + 1) << level) > 15; DELETE FROM checkpoints WHERE size > 15;",
+    )
+    .unwrap();
+    drop(conn);
+    run_ok(trail(d).args(["verify", "--org", "acme", "--key", &vkey]));
+    let err =
+        run_err(trail(d).args(["verify", "--org", "acme", "--key", &vkey, "--checkpoint", saved.to_str().unwrap()]));
+    assert!(err.contains("the saved checkpoint covers 21 entries but the log has 15"), "{err}");
+    let err = run_err(trail(d).args(["verify", "--org", "acme", "--checkpoint", "/nonexistent"]));
+    assert!(err.contains("cannot read checkpoint"), "{err}");
 }
 
 /// An attacker who rewrites an entry and its recorded leaf hash is caught by the

@@ -1,0 +1,112 @@
+//! What the verifier reads from SQLite: each entry's stored bytes (`leaves`) beside its
+//! indexed row (`events`), and the stored tree nodes. The FTS5 index is contentless, so
+//! its entries cannot be read back per event and are not compared here.
+
+use rusqlite::{params, Connection};
+use trail_core::merkle::Hash;
+
+use super::{blob, known_org, to_hash, SLOTS};
+use crate::{
+    verify::{IndexedCopy, StoredEntry},
+    StoreError,
+};
+
+/// `i64` bound of a seq or index range (SQLite integers are signed).
+fn bound(n: u64) -> i64 {
+    n.min(i64::MAX as u64) as i64
+}
+
+fn text(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<String>> {
+    r.get(i)
+}
+
+pub(super) fn stored_entries(c: &Connection, org: &str, from: u64, to: u64) -> Result<Vec<StoredEntry>, StoreError> {
+    let org_id = known_org(c, org)?;
+    let mut leaves =
+        c.prepare_cached("SELECT seq, leaf FROM leaves WHERE org_id = ?1 AND seq >= ?2 AND seq < ?3 ORDER BY seq")?;
+    let mut rows = c.prepare_cached(
+        "SELECT seq, pos, id, ts, received, category, operation, result, status_code, actor_id, actor_name, \
+         actor_email, company, request_id, resource_type, resource_id, resource_name, workspace_id, workspace_name, \
+         project, cluster, namespace, ip FROM events WHERE org_id = ?1 AND seq >= ?2 AND seq < ?3 ORDER BY seq",
+    )?;
+    let p = params![org_id, bound(from), bound(to)];
+    let mut out: std::collections::BTreeMap<u64, StoredEntry> = std::collections::BTreeMap::new();
+    let mut q = leaves.query(p)?;
+    while let Some(r) = q.next()? {
+        let seq = r.get::<_, i64>(0)? as u64;
+        let leaf = blob(r, 1)?.to_vec();
+        out.insert(seq, StoredEntry { seq, leaf: Some(leaf), row: None, misplaced: None, search: None });
+    }
+    let mut q = rows.query(p)?;
+    while let Some(r) = q.next()? {
+        let seq = r.get::<_, i64>(0)? as u64;
+        let pos: i64 = r.get(1)?;
+        let id = uuid::Uuid::from_slice(blob(r, 2)?).unwrap_or_default();
+        let ip = r.get::<_, Option<Vec<u8>>>(22)?.map(|b| <[u8; 16]>::try_from(b.as_slice()).unwrap_or_default());
+        let row = IndexedCopy {
+            id,
+            ts: r.get(3)?,
+            received: r.get(4)?,
+            category: r.get(5)?,
+            operation: r.get(6)?,
+            result: r.get(7)?,
+            status_code: r.get(8)?,
+            actor_id: text(r, 9)?,
+            actor_name: text(r, 10)?,
+            actor_email: text(r, 11)?,
+            company: text(r, 12)?,
+            request_id: text(r, 13)?,
+            resource_type: text(r, 14)?,
+            resource_id: text(r, 15)?,
+            resource_name: text(r, 16)?,
+            workspace_id: text(r, 17)?,
+            workspace_name: text(r, 18)?,
+            project: text(r, 19)?,
+            cluster: text(r, 20)?,
+            namespace: text(r, 21)?,
+            ip,
+        };
+        // The row's position orders lists by time: it must lie in the row's own time.
+        let misplaced = (pos.div_euclid(SLOTS) != row.ts).then(|| {
+            format!(
+                "its row sits at position {pos}, the time {}, not its own time (lists show it out of order)",
+                trail_core::Timestamp(pos.div_euclid(SLOTS)).to_rfc3339_micros()
+            )
+        });
+        let e = out.entry(seq).or_insert(StoredEntry { seq, leaf: None, row: None, misplaced: None, search: None });
+        e.row = Some(row);
+        e.misplaced = misplaced;
+    }
+    Ok(out.into_values().collect())
+}
+
+pub(super) fn tree_nodes(
+    c: &Connection,
+    org: &str,
+    level: u32,
+    from: u64,
+    to: u64,
+) -> Result<Vec<(u64, Hash)>, StoreError> {
+    let org_id = known_org(c, org)?;
+    let mut stmt = c.prepare_cached(
+        "SELECT idx, hash FROM tree_nodes WHERE org_id = ?1 AND level = ?2 AND idx >= ?3 AND idx < ?4 ORDER BY idx",
+    )?;
+    let mut q = stmt.query(params![org_id, level, bound(from), bound(to)])?;
+    let mut out = Vec::new();
+    while let Some(r) = q.next()? {
+        out.push((r.get::<_, i64>(0)? as u64, to_hash(blob(r, 1)?)?));
+    }
+    Ok(out)
+}
+
+pub(super) fn log_end(c: &Connection, org: &str) -> Result<u64, StoreError> {
+    let org_id = known_org(c, org)?;
+    let max: Option<i64> = c.query_row(
+        "SELECT MAX(m) FROM (SELECT MAX(seq) AS m FROM leaves WHERE org_id = ?1 \
+         UNION ALL SELECT MAX(seq) FROM events WHERE org_id = ?1 \
+         UNION ALL SELECT MAX(idx) FROM tree_nodes WHERE org_id = ?1 AND level = 0)",
+        [org_id],
+        |r| r.get(0),
+    )?;
+    Ok(max.map_or(0, |m| m as u64 + 1))
+}

@@ -1,0 +1,237 @@
+//! Tampering with the stored log, case by case and on both backends, must be found by
+//! `verify` and named: each case edits one table of a signed 21-entry log directly in
+//! the database, as someone with access to the files would.
+
+use std::{sync::Arc, time::Duration};
+
+use ed25519_dalek::SigningKey;
+use serde_json::json;
+use trail_core::{checkpoint, event::parse_event, Timestamp};
+
+use crate::{
+    sqlite::LogSigner,
+    verify::{verify, VerifyOptions},
+    AppendBatch, Org, Store,
+};
+
+/// One edit: its SQL for each backend (`None`: the backend has nothing to edit there),
+/// and what the report must say.
+struct Case {
+    name: &'static str,
+    sqlite: Option<&'static str>,
+    postgres: Option<&'static str>,
+    expect: &'static str,
+    /// Verify against the checkpoint of the whole log, saved before the edit.
+    with_saved_checkpoint: bool,
+}
+
+const DELETE_TAIL_SQLITE: &str = "DELETE FROM events WHERE seq >= 15; DELETE FROM leaves WHERE seq >= 15; \
+    DELETE FROM tree_nodes WHERE ((idx + 1) << level) > 15; DELETE FROM checkpoints WHERE size > 15;";
+const DELETE_TAIL_PG: &str = "DELETE FROM events WHERE seq >= 15; DELETE FROM idempotency WHERE seq >= 15; \
+    DELETE FROM tree_nodes WHERE ((idx + 1) << level) > 15; DELETE FROM checkpoints WHERE size > 15; \
+    UPDATE logs SET size = 15;";
+
+const CASES: &[Case] = &[
+    Case {
+        name: "an event's stored bytes",
+        sqlite: Some("UPDATE leaves SET leaf = CAST(replace(CAST(leaf AS TEXT), 'deploy', 'deplOy') AS BLOB) WHERE seq = 7"),
+        postgres: Some("UPDATE events SET leaf = convert_to(replace(convert_from(leaf, 'UTF8'), 'deploy', 'deplOy'), 'UTF8') WHERE seq = 7"),
+        expect: "entry 7 (id",
+        with_saved_checkpoint: false,
+    },
+    Case {
+        name: "the indexed category",
+        sqlite: Some("UPDATE events SET category = 'other' WHERE seq = 3"),
+        postgres: Some("UPDATE events SET category = 'other' WHERE seq = 3"),
+        expect: "its indexed copy differs: category: stored 'other', the event says 'service'",
+        with_saved_checkpoint: false,
+    },
+    Case {
+        name: "the indexed time, moved back",
+        sqlite: Some("UPDATE events SET ts = ts - 400 * 86400000000 WHERE seq = 4"),
+        // Within the month: PostgreSQL has no partition 400 days back.
+        postgres: Some("UPDATE events SET ts = ts - 86400000000 WHERE seq = 4"),
+        expect: "entry 4 (id",
+        with_saved_checkpoint: false,
+    },
+    Case {
+        name: "the indexed email",
+        sqlite: Some("UPDATE events SET actor_email = 'someone@else.com' WHERE seq = 5"),
+        postgres: Some("UPDATE events SET actor_email = 'someone@else.com' WHERE seq = 5"),
+        expect: "actor.email: stored 'someone@else.com'",
+        with_saved_checkpoint: false,
+    },
+    Case {
+        name: "two rows' time and position swapped",
+        sqlite: Some(
+            "CREATE TEMP TABLE p AS SELECT seq, pos, ts FROM events WHERE seq IN (8, 9);
+             UPDATE events SET pos = -pos WHERE seq IN (8, 9);
+             UPDATE events SET pos = (SELECT pos FROM p WHERE p.seq = 17 - events.seq),
+                               ts = (SELECT ts FROM p WHERE p.seq = 17 - events.seq) WHERE seq IN (8, 9);",
+        ),
+        postgres: Some(
+            "CREATE TEMP TABLE p AS SELECT seq, pos, ts FROM events WHERE seq IN (8, 9);
+             UPDATE events SET pos = (SELECT pos FROM p WHERE p.seq = 17 - events.seq),
+                               ts = (SELECT ts FROM p WHERE p.seq = 17 - events.seq) WHERE seq IN (8, 9);",
+        ),
+        expect: "entry 8 (id",
+        with_saved_checkpoint: false,
+    },
+    Case {
+        name: "an indexed row deleted",
+        sqlite: Some("DELETE FROM events WHERE seq = 6"),
+        postgres: Some("DELETE FROM events WHERE seq = 6"),
+        expect: "entry 6",
+        with_saved_checkpoint: false,
+    },
+    Case {
+        name: "an event's bytes deleted",
+        sqlite: Some("DELETE FROM leaves WHERE seq = 4"),
+        postgres: None,
+        expect: "entry 4 (id",
+        with_saved_checkpoint: false,
+    },
+    Case {
+        name: "the search entries",
+        sqlite: None,
+        postgres: Some("UPDATE events SET doc = to_tsvector('simple', 'nothing here') WHERE seq = 10"),
+        expect: "its search entries differ",
+        with_saved_checkpoint: false,
+    },
+    Case {
+        name: "an interior tree node",
+        sqlite: Some("UPDATE tree_nodes SET hash = zeroblob(32) WHERE level = 2 AND idx = 1"),
+        postgres: Some("UPDATE tree_nodes SET hash = decode(repeat('00', 32), 'hex') WHERE level = 2 AND idx = 1"),
+        expect: "tree node level 2 index 1 (entries 4 to 7) differs",
+        with_saved_checkpoint: false,
+    },
+    Case {
+        name: "a leaf hash",
+        sqlite: Some("UPDATE tree_nodes SET hash = zeroblob(32) WHERE level = 0 AND idx = 12"),
+        postgres: Some("UPDATE tree_nodes SET hash = decode(repeat('00', 32), 'hex') WHERE level = 0 AND idx = 12"),
+        expect: "entry 12 (id",
+        with_saved_checkpoint: false,
+    },
+    Case {
+        name: "every checkpoint deleted",
+        sqlite: Some("DELETE FROM checkpoints"),
+        postgres: Some("DELETE FROM checkpoints"),
+        expect: "no signed checkpoint covers the log's 21 entries",
+        with_saved_checkpoint: false,
+    },
+    Case {
+        name: "a checkpoint's note",
+        sqlite: Some("UPDATE checkpoints SET note = replace(note, char(10) || '21' || char(10), char(10) || '22' || char(10))"),
+        postgres: Some("UPDATE checkpoints SET note = replace(note, chr(10) || '21' || chr(10), chr(10) || '22' || chr(10))"),
+        expect: "checkpoint of size 21",
+        with_saved_checkpoint: false,
+    },
+    Case {
+        name: "the newest entries deleted with their tree nodes and checkpoints",
+        sqlite: Some(DELETE_TAIL_SQLITE),
+        postgres: Some(DELETE_TAIL_PG),
+        expect: "the saved checkpoint covers 21 entries but the log has 15: entries from 15 on were removed",
+        with_saved_checkpoint: true,
+    },
+];
+
+fn signer() -> Arc<LogSigner> {
+    Arc::new(LogSigner { name: "trail.test".into(), key: SigningKey::from_bytes(&[9; 32]) })
+}
+
+/// Appends 21 events (a minute apart) and waits until a checkpoint covers them all;
+/// returns that checkpoint's note.
+async fn signed_log(store: &dyn Store) -> String {
+    store.ensure_org(Org { slug: "acme".into(), name: "acme".into() }).await.unwrap();
+    let start = Timestamp::parse_rfc3339("2024-03-09T10:00:00Z").unwrap().0;
+    for i in 0..21 {
+        let ts = Timestamp(start + i * 60_000_000).to_rfc3339();
+        let ev = json!({"action": "service:deploy", "timestamp": ts, "request_id": format!("r{i}"),
+                        "actor": {"email": format!("user{i}@acme.com"), "name": "Someone"},
+                        "source_ip": "10.0.0.7", "details": {"n": i}});
+        let batch = AppendBatch {
+            org: "acme".into(),
+            received_at: Timestamp(start),
+            events: vec![(uuid::Uuid::now_v7(), parse_event(ev).unwrap())],
+        };
+        store.append(batch).await.unwrap();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(cp) = store.checkpoint("acme", None).await.unwrap().filter(|c| c.size == 21) {
+            return cp.note;
+        }
+        assert!(std::time::Instant::now() < deadline, "no checkpoint covers the 21 entries");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Runs every case on fresh stores from `fresh` (a store and where its database is),
+/// editing the database with `edit`.
+async fn check<F, E>(backend: &str, fresh: impl Fn() -> F, edit: impl Fn(String, &'static str) -> E)
+where
+    F: std::future::Future<Output = (Arc<dyn Store>, String)>,
+    E: std::future::Future<Output = ()>,
+{
+    let vkey = checkpoint::verifier_key("trail.test/acme", &signer().key.verifying_key());
+    for case in CASES {
+        let sql = match backend {
+            "sqlite" => case.sqlite,
+            _ => case.postgres,
+        };
+        let Some(sql) = sql else { continue };
+        let (store, at) = fresh().await;
+        let saved = signed_log(&*store).await;
+        let clean = verify(&*store, "acme", VerifyOptions { vkey: &vkey, archive: None, external: Some(&saved) })
+            .await
+            .unwrap();
+        assert!(clean.ok(), "{backend}, before {}: {}", case.name, clean.problems());
+        assert_eq!((clean.entries, clean.newest_checkpoint), (21, 21));
+        edit(at, sql).await;
+        let external = case.with_saved_checkpoint.then_some(saved.as_str());
+        let report = verify(&*store, "acme", VerifyOptions { vkey: &vkey, archive: None, external }).await.unwrap();
+        assert!(!report.ok(), "{backend}: {} went unnoticed", case.name);
+        let text = report.problems();
+        assert!(text.contains(case.expect), "{backend}: {}: expected '{}' in:\n{text}", case.name, case.expect);
+        store.close();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_edit_of_a_sqlite_store_is_found() {
+    let dirs = std::sync::Mutex::new(Vec::new());
+    check(
+        "sqlite",
+        || {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("trail.db");
+            dirs.lock().unwrap().push(dir);
+            let config = crate::sqlite::SqliteConfig { signer: Some(signer()), ..Default::default() };
+            let store: Arc<dyn Store> = Arc::new(crate::sqlite::SqliteStore::open(&path, config).unwrap());
+            async move { (store, path.display().to_string()) }
+        },
+        |path, sql| async move {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute_batch(sql).unwrap();
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_edit_of_a_postgres_store_is_found() {
+    check(
+        "postgres",
+        || async {
+            let url = crate::postgres::testing::Cluster::shared().database();
+            let store: Arc<dyn Store> = Arc::new(crate::postgres::PgStore::open(&url, Some(signer())).await.unwrap());
+            (store, url)
+        },
+        |url, sql| async move {
+            let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+            tokio::spawn(conn);
+            client.batch_execute(sql).await.unwrap();
+        },
+    )
+    .await;
+}

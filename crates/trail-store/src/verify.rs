@@ -1,0 +1,609 @@
+//! The one verifier of a stored log, for every backend: it reads what the store keeps
+//! of an organization (through `Store::stored_entries` and `Store::tree_nodes`, each
+//! backend only reading its own tables) and checks all of it against the events'
+//! stored bytes:
+//!
+//! - every entry from 0 on is present, once (in the store or in the archive), names
+//!   its own seq and organization, and hashes to its recorded leaf hash;
+//! - every indexed copy of an event (the row lists and filters read) equals what the
+//!   event's bytes say, so that no event can be hidden from queries or shown as another;
+//! - every stored tree node equals the hash of its children, recomputed from the
+//!   entries, and none lies beyond the log (so proofs served are right);
+//! - every signed checkpoint is signed by the verifier key, matches its stored row and
+//!   the recomputed root of its size; a log with entries needs at least one; entries
+//!   after the newest are reported;
+//! - a checkpoint kept outside Trail (an auditor's) is proved consistent with the
+//!   current log, which is the only way to catch a log cut short together with its
+//!   checkpoints and tree nodes.
+//!
+//! Each finding names the entry (seq, id) and what differs. The per-entry work (hash,
+//! parse, comparison) runs on every core; the tree is folded in order.
+
+use std::collections::BTreeMap;
+
+use trail_core::{
+    checkpoint,
+    merkle::{leaf_hash, Frontier, Hash},
+    Event,
+};
+use uuid::Uuid;
+
+use crate::{archive::Archive, Store, StoreError};
+
+/// Entries read and checked per step.
+const CHUNK: u64 = 8192;
+/// Findings kept in a report; the rest are counted.
+const MAX_FINDINGS: usize = 1000;
+
+/// The copies of an event's fields a backend keeps beside its bytes for filters and
+/// sorts, in one form for every backend (each decodes its own columns into it).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IndexedCopy {
+    pub id: Uuid,
+    pub ts: i64,
+    pub received: i64,
+    pub category: String,
+    pub operation: String,
+    pub result: i64,
+    pub status_code: Option<i64>,
+    pub actor_id: Option<String>,
+    pub actor_name: Option<String>,
+    pub actor_email: Option<String>,
+    pub company: Option<String>,
+    pub request_id: Option<String>,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    pub resource_name: Option<String>,
+    pub workspace_id: Option<String>,
+    pub workspace_name: Option<String>,
+    pub project: Option<String>,
+    pub cluster: Option<String>,
+    pub namespace: Option<String>,
+    /// The source address as 16 bytes (IPv4 mapped into IPv6).
+    pub ip: Option<[u8; 16]>,
+}
+
+/// The result code stored for an outcome.
+pub(crate) fn outcome_code(o: trail_core::Outcome) -> i64 {
+    match o {
+        trail_core::Outcome::Done => 0,
+        trail_core::Outcome::Failed => 1,
+        trail_core::Outcome::Processing => 2,
+        trail_core::Outcome::Pending => 3,
+    }
+}
+
+/// 16-byte form of an address (IPv4 mapped into IPv6).
+pub(crate) fn ip_bytes(ip: std::net::IpAddr) -> [u8; 16] {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        std::net::IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
+impl IndexedCopy {
+    /// What the indexed copy of `ev` must hold.
+    pub fn of(ev: &Event) -> IndexedCopy {
+        let actor = ev.actor.as_ref();
+        let res = ev.resource.as_ref();
+        let ctx = ev.context.as_ref();
+        let ws = ctx.and_then(|c| c.workspace.as_ref());
+        IndexedCopy {
+            id: ev.id,
+            ts: ev.timestamp.0,
+            received: ev.received_at.0,
+            category: ev.category().to_string(),
+            operation: ev.operation().to_string(),
+            result: outcome_code(ev.result),
+            status_code: ev.status_code.map(i64::from),
+            actor_id: actor.and_then(|a| a.id.clone()),
+            actor_name: actor.and_then(|a| a.name.clone()),
+            actor_email: actor.and_then(|a| a.email.clone()),
+            company: Some(ev.company().to_string()),
+            request_id: ev.request_id.clone(),
+            resource_type: res.and_then(|r| r.kind.clone()),
+            resource_id: res.and_then(|r| r.id.clone()),
+            resource_name: res.and_then(|r| r.name.clone()),
+            workspace_id: ws.and_then(|w| w.id.clone()),
+            workspace_name: ws.and_then(|w| w.name.clone()),
+            project: ctx.and_then(|c| c.project.clone()),
+            cluster: ctx.and_then(|c| c.cluster.clone()),
+            namespace: ctx.and_then(|c| c.namespace.clone()),
+            ip: ev.source_ip.as_deref().and_then(|s| s.parse().ok()).map(ip_bytes),
+        }
+    }
+
+    /// The fields where `stored` differs from `self`, as `name: stored …, the event says …`.
+    pub fn differences(&self, stored: &IndexedCopy) -> Vec<String> {
+        let mut out = Vec::new();
+        if self == stored {
+            return out;
+        }
+        let mut cmp = |name: &str, want: String, got: String| {
+            if want != got {
+                out.push(format!("{name}: stored {got}, the event says {want}"));
+            }
+        };
+        let t = |v: &Option<String>| v.as_deref().map_or("none".into(), |s| format!("'{s}'"));
+        let time = |us: i64| trail_core::Timestamp(us).to_rfc3339_micros();
+        cmp("id", self.id.to_string(), stored.id.to_string());
+        cmp("time", time(self.ts), time(stored.ts));
+        cmp("received", time(self.received), time(stored.received));
+        cmp("category", format!("'{}'", self.category), format!("'{}'", stored.category));
+        cmp("operation", format!("'{}'", self.operation), format!("'{}'", stored.operation));
+        cmp("result", self.result.to_string(), stored.result.to_string());
+        cmp("status_code", format!("{:?}", self.status_code), format!("{:?}", stored.status_code));
+        for (name, a, b) in [
+            ("actor.id", &self.actor_id, &stored.actor_id),
+            ("actor.name", &self.actor_name, &stored.actor_name),
+            ("actor.email", &self.actor_email, &stored.actor_email),
+            ("company", &self.company, &stored.company),
+            ("request_id", &self.request_id, &stored.request_id),
+            ("resource.type", &self.resource_type, &stored.resource_type),
+            ("resource.id", &self.resource_id, &stored.resource_id),
+            ("resource.name", &self.resource_name, &stored.resource_name),
+            ("workspace.id", &self.workspace_id, &stored.workspace_id),
+            ("workspace.name", &self.workspace_name, &stored.workspace_name),
+            ("project", &self.project, &stored.project),
+            ("cluster", &self.cluster, &stored.cluster),
+            ("namespace", &self.namespace, &stored.namespace),
+        ] {
+            cmp(name, t(a), t(b));
+        }
+        let ip =
+            |v: &Option<[u8; 16]>| v.map_or("none".into(), |b| std::net::Ipv6Addr::from(b).to_canonical().to_string());
+        cmp("source_ip", ip(&self.ip), ip(&stored.ip));
+        out
+    }
+}
+
+/// What a backend keeps of one entry (one seq): its stored bytes and its indexed copy,
+/// either of which may be missing.
+#[derive(Debug, Clone)]
+pub struct StoredEntry {
+    pub seq: u64,
+    pub leaf: Option<Vec<u8>>,
+    pub row: Option<IndexedCopy>,
+    /// Where the backend keeps the row does not fit the row (SQLite: a position outside
+    /// the row's time), said as a finding.
+    pub misplaced: Option<String>,
+    /// The entry's search words as the index holds them, where it can be read back.
+    pub search: Option<SearchCopy>,
+}
+
+/// An entry's search words as stored, and how the backend makes them from an event.
+#[derive(Debug, Clone)]
+pub struct SearchCopy {
+    pub words: Vec<String>,
+    pub of: fn(&Event) -> Vec<String>,
+}
+
+/// One thing that does not hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// The entry concerned, when there is one.
+    pub seq: Option<u64>,
+    pub id: Option<Uuid>,
+    pub what: String,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.seq, self.id) {
+            (Some(s), Some(id)) => write!(f, "entry {s} (id {id}): {}", self.what),
+            (Some(s), None) => write!(f, "entry {s}: {}", self.what),
+            _ => f.write_str(&self.what),
+        }
+    }
+}
+
+/// What to verify against.
+#[derive(Debug, Clone, Default)]
+pub struct VerifyOptions<'a> {
+    /// The verifier key (`<origin>+<hash>+<key>`) checkpoints must be signed by.
+    pub vkey: &'a str,
+    /// Where archived entries are (required when the organization has archive files).
+    pub archive: Option<&'a Archive>,
+    /// A signed checkpoint kept outside Trail, which the log must be consistent with.
+    pub external: Option<&'a str>,
+}
+
+/// What a verification covered and found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Report {
+    /// Entries in the log (stored, archived or missing up to the last one known).
+    pub entries: u64,
+    pub checkpoints: u64,
+    /// The size of the newest signed checkpoint.
+    pub newest_checkpoint: u64,
+    /// Stored tree nodes recomputed.
+    pub nodes: u64,
+    /// Entries archived (read back from the archive).
+    pub archived: u64,
+    /// Findings, the first `MAX_FINDINGS` of them.
+    pub findings: Vec<Finding>,
+    /// Findings past those kept.
+    pub more: u64,
+}
+
+impl Report {
+    pub fn ok(&self) -> bool {
+        self.findings.is_empty()
+    }
+
+    /// Entries no signed checkpoint covers yet (normally those of the last second).
+    pub fn beyond_checkpoint(&self) -> u64 {
+        self.entries.saturating_sub(self.newest_checkpoint)
+    }
+
+    /// One line of what was verified.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "{} entries, {} tree nodes and {} checkpoints verified (the newest covers {})",
+            self.entries, self.nodes, self.checkpoints, self.newest_checkpoint
+        );
+        if self.archived > 0 {
+            s.push_str(&format!("; {} entries read back from the archive", self.archived));
+        }
+        if self.beyond_checkpoint() > 0 {
+            s.push_str(&format!("; {} entries are newer than the newest checkpoint", self.beyond_checkpoint()));
+        }
+        s
+    }
+
+    /// Every finding, one a line (and how many more there were).
+    pub fn problems(&self) -> String {
+        let mut lines: Vec<String> = self.findings.iter().map(ToString::to_string).collect();
+        if self.more > 0 {
+            lines.push(format!("… and {} more findings", self.more));
+        }
+        lines.join("\n")
+    }
+
+    fn find(&mut self, seq: Option<u64>, id: Option<Uuid>, what: impl Into<String>) {
+        if self.findings.len() < MAX_FINDINGS {
+            self.findings.push(Finding { seq, id, what: what.into() });
+        } else {
+            self.more += 1;
+        }
+    }
+}
+
+/// An entry after its own checks: the leaf hash the tree takes for it (if any) and what
+/// was wrong.
+struct Checked {
+    seq: u64,
+    hash: Option<Hash>,
+    id: Option<Uuid>,
+    problems: Vec<String>,
+}
+
+/// The per-entry checks, which need nothing but the entry itself.
+fn check_entry(org: &str, e: StoredEntry) -> Checked {
+    let mut problems = Vec::new();
+    let mut id = e.row.as_ref().map(|r| r.id);
+    if let Some(m) = e.misplaced {
+        problems.push(m);
+    }
+    let hash = match &e.leaf {
+        None => {
+            problems.push(if e.row.is_some() {
+                "its stored event is missing (its indexed row is still there)".into()
+            } else {
+                "it is missing".into()
+            });
+            None
+        }
+        Some(leaf) => {
+            match Event::from_leaf(leaf) {
+                Ok(ev) => {
+                    id = Some(ev.id);
+                    if ev.seq != e.seq || ev.org != org {
+                        problems.push(format!("its stored JSON names entry {} of {}", ev.seq, ev.org));
+                    }
+                    match &e.row {
+                        None => problems.push("its indexed row is missing, so lists and filters hide it".into()),
+                        Some(row) => {
+                            let diff = IndexedCopy::of(&ev).differences(row);
+                            if !diff.is_empty() {
+                                problems.push(format!("its indexed copy differs: {}", diff.join("; ")));
+                            }
+                        }
+                    }
+                    if let Some(s) = &e.search {
+                        let want = (s.of)(&ev);
+                        if want != s.words {
+                            let missing: Vec<&String> = want.iter().filter(|w| !s.words.contains(w)).take(5).collect();
+                            let extra: Vec<&String> = s.words.iter().filter(|w| !want.contains(w)).take(5).collect();
+                            problems.push(format!(
+                                "its search entries differ (missing {missing:?}, extra {extra:?}), so searches miss or invent it"
+                            ));
+                        }
+                    }
+                }
+                Err(err) => problems.push(format!("its stored bytes are not an event ({err})")),
+            }
+            Some(leaf_hash(leaf))
+        }
+    };
+    Checked { seq: e.seq, hash, id, problems }
+}
+
+/// Checks a chunk of entries on every core, in seq order.
+fn check_all(org: &str, entries: Vec<StoredEntry>) -> Vec<Checked> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
+    if cores == 1 || entries.len() < 256 {
+        return entries.into_iter().map(|e| check_entry(org, e)).collect();
+    }
+    let per = entries.len().div_ceil(cores);
+    let mut parts: Vec<Vec<StoredEntry>> = Vec::new();
+    let mut it = entries.into_iter();
+    loop {
+        let part: Vec<StoredEntry> = it.by_ref().take(per).collect();
+        if part.is_empty() {
+            break;
+        }
+        parts.push(part);
+    }
+    std::thread::scope(|s| {
+        let handles: Vec<_> = parts
+            .into_iter()
+            .map(|p| s.spawn(move || p.into_iter().map(|e| check_entry(org, e)).collect::<Vec<_>>()))
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    })
+}
+
+/// The stored tree nodes of one level, read ahead in index order.
+struct Level {
+    level: u32,
+    buffered: std::collections::VecDeque<(u64, Hash)>,
+    /// Indexes below this were read.
+    read_to: u64,
+}
+
+/// Verifies one organization's stored log; a finding is a result, not an error
+/// (`Err` is for a store that cannot be read).
+pub async fn verify(store: &dyn Store, org: &str, opts: VerifyOptions<'_>) -> Result<Report, StoreError> {
+    let mut report = Report::default();
+    // Checkpoints: signed by the key, each row equal to its note.
+    let mut signed: BTreeMap<u64, Hash> = BTreeMap::new();
+    let stored_checkpoints = store.checkpoints(org).await?;
+    report.checkpoints = stored_checkpoints.len() as u64;
+    for cp in &stored_checkpoints {
+        match checkpoint::verify(&cp.note, opts.vkey) {
+            Ok(c) if c.size == cp.size && c.root == cp.root => {
+                signed.insert(c.size, c.root);
+            }
+            Ok(c) => report.find(
+                None,
+                None,
+                format!(
+                    "checkpoint of size {}: the stored row differs from its signed note (size {})",
+                    cp.size, c.size
+                ),
+            ),
+            Err(e) => report.find(None, None, format!("checkpoint of size {}: {e}", cp.size)),
+        }
+    }
+    report.newest_checkpoint = signed.keys().next_back().copied().unwrap_or(0);
+    let external = match opts.external {
+        None => None,
+        Some(note) => match checkpoint::verify(note, opts.vkey) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                report.find(None, None, format!("the saved checkpoint: {e}"));
+                None
+            }
+        },
+    };
+    // Archived entries: their bytes from the archive, each file checked.
+    let mut archived: BTreeMap<u64, Vec<u8>> = BTreeMap::new();
+    let files = store.archives(Some(org)).await?;
+    if !files.is_empty() && opts.archive.is_none() {
+        report.find(
+            None,
+            None,
+            format!("{} archive files hold entries of {org}: verify with the archive", files.len()),
+        );
+    }
+    if let Some(a) = opts.archive {
+        for f in &files {
+            match a.read(f) {
+                Ok(leaves) => {
+                    for leaf in leaves {
+                        let seq = Event::from_leaf(&leaf).map(|e| e.seq).unwrap_or(u64::MAX);
+                        if archived.insert(seq, leaf).is_some() {
+                            report.find(Some(seq), None, "it is archived twice");
+                        }
+                    }
+                }
+                Err(e) => report.find(None, None, e.to_string()),
+            }
+        }
+    }
+    report.archived = archived.len() as u64;
+    let end = store.log_end(org).await?.max(archived.keys().next_back().map_or(0, |s| s + 1));
+    let mut tree = Frontier::default();
+    // The tree cannot be recomputed past an entry whose hash is unknown.
+    let mut broken_at: Option<u64> = None;
+    let mut levels: Vec<Level> = Vec::new();
+    let mut roots: BTreeMap<u64, Hash> = BTreeMap::new();
+    let wanted: Vec<u64> = signed.keys().copied().chain(external.as_ref().map(|c| c.size)).collect();
+    let mut from = 0u64;
+    let mut next = (from < end).then(|| store.stored_entries(org, from, (from + CHUNK).min(end)));
+    while let Some(fetch) = next.take() {
+        let mut entries = fetch.await?;
+        let to = (from + CHUNK).min(end);
+        // Archived entries fill their seqs; an entry both archived and stored is a finding.
+        let mut filled = Vec::with_capacity((to - from) as usize);
+        // Whether each entry's bytes came from the archive (its row is gone by design).
+        let mut archived_here = Vec::with_capacity((to - from) as usize);
+        let mut stored = entries.drain(..).peekable();
+        for seq in from..to {
+            let here = stored.next_if(|e| e.seq == seq);
+            let arch = archived.remove(&seq);
+            archived_here.push(arch.is_some() && here.as_ref().is_none_or(|e| e.leaf.is_none()));
+            match (here, arch) {
+                (Some(e), Some(_)) if e.leaf.is_some() => {
+                    report.find(Some(seq), None, "it is both archived and stored");
+                    filled.push(e);
+                }
+                (Some(_), Some(leaf)) => {
+                    // Retention deletes the row with the leaf: a row left is a finding.
+                    let misplaced = Some("its indexed row outlived its archiving".to_string());
+                    filled.push(StoredEntry { seq, leaf: Some(leaf), row: None, misplaced, search: None });
+                }
+                (None, Some(leaf)) => {
+                    filled.push(StoredEntry { seq, leaf: Some(leaf), row: None, misplaced: None, search: None });
+                }
+                (Some(e), None) => filled.push(e),
+                (None, None) => filled.push(StoredEntry { seq, leaf: None, row: None, misplaced: None, search: None }),
+            }
+        }
+        from = to;
+        next = (from < end).then(|| store.stored_entries(org, from, (from + CHUNK).min(end)));
+        let org_owned = org.to_string();
+        let checked =
+            tokio::task::spawn_blocking(move || check_all(&org_owned, filled)).await.map_err(|_| StoreError::Closed)?;
+        // The recorded leaf hashes and the other nodes this chunk closes.
+        let top = 64 - (to.max(1)).leading_zeros();
+        while levels.len() <= top as usize {
+            levels.push(Level { level: levels.len() as u32, buffered: Default::default(), read_to: 0 });
+        }
+        for l in levels.iter_mut() {
+            let want_to = to >> l.level;
+            if want_to > l.read_to {
+                let got = store.tree_nodes(org, l.level, l.read_to, want_to).await?;
+                l.buffered.extend(got);
+                l.read_to = want_to;
+            }
+        }
+        for (c, was_archived) in checked.into_iter().zip(archived_here) {
+            let mut problems = c.problems;
+            if was_archived {
+                problems.retain(|p| !p.starts_with("its indexed row is missing"));
+            }
+            let recorded = take_node(&mut levels[0], c.seq);
+            let hash = match (c.hash, recorded) {
+                (Some(h), Some(r)) if h == r => Some(h),
+                (Some(h), Some(_)) => {
+                    problems.push("its bytes differ from its recorded leaf hash".into());
+                    Some(h)
+                }
+                (Some(h), None) => {
+                    problems.push("no leaf hash is recorded for it".into());
+                    Some(h)
+                }
+                (None, r) => r,
+            };
+            for p in problems {
+                report.find(Some(c.seq), c.id, p);
+            }
+            match hash {
+                Some(h) if broken_at.is_none() => {
+                    for (level, idx, node) in tree.push(h).into_iter().skip(1) {
+                        report.nodes += 1;
+                        match take_node(&mut levels[level as usize], idx) {
+                            Some(stored) if stored == node => {}
+                            Some(_) => report.find(None, None, format!(
+                                "tree node level {level} index {idx} (entries {} to {}) differs from the hash of those entries, so proofs through it are wrong",
+                                idx << level,
+                                ((idx + 1) << level) - 1
+                            )),
+                            None => report.find(None, None, format!(
+                                "tree node level {level} index {idx} (entries {} to {}) is not stored",
+                                idx << level,
+                                ((idx + 1) << level) - 1
+                            )),
+                        }
+                    }
+                    if wanted.contains(&tree.size) {
+                        roots.insert(tree.size, tree.root());
+                    }
+                }
+                Some(_) => {}
+                None => {
+                    if broken_at.is_none() {
+                        broken_at = Some(c.seq);
+                    }
+                }
+            }
+        }
+    }
+    report.entries = end;
+    if let Some(b) = broken_at {
+        report.find(Some(b), None, format!("the tree cannot be recomputed from entry {b} on (its hash is unknown)"));
+    }
+    for (seq, _) in archived {
+        report.find(Some(seq), None, "it is archived but lies beyond the log");
+    }
+    // Nodes beyond the entries (a cut log whose nodes stayed).
+    for l in levels.iter_mut() {
+        let beyond = store.tree_nodes(org, l.level, l.read_to, u64::MAX).await?;
+        let past_end = |idx: u64| idx.checked_add(1).and_then(|n| n.checked_shl(l.level)).is_none_or(|n| n > end);
+        for (idx, _) in l.buffered.drain(..).chain(beyond).filter(|(idx, _)| past_end(*idx)) {
+            report.find(
+                None,
+                None,
+                format!("tree node level {} index {idx} is stored beyond the log's {end} entries", l.level),
+            );
+        }
+    }
+    let size = tree.size;
+    if signed.is_empty() && end > 0 {
+        report.find(None, None, format!("no signed checkpoint covers the log's {end} entries: nothing proves them"));
+    }
+    for (&cp_size, cp_root) in &signed {
+        match roots.get(&cp_size) {
+            Some(r) if r == cp_root => {}
+            Some(_) => report.find(
+                None,
+                None,
+                format!("checkpoint of size {cp_size}: the recomputed root differs: an entry below {cp_size} was changed together with its leaf hash"),
+            ),
+            None if cp_size > end => report.find(
+                Some(end),
+                None,
+                format!("the log ends at entry {end} but a signed checkpoint covers {cp_size} entries: entries from {end} on are missing"),
+            ),
+            None if cp_size == 0 => {}
+            None => report.find(None, None, format!("checkpoint of size {cp_size}: the tree could not be recomputed that far")),
+        }
+    }
+    if let Some(ext) = external {
+        match roots.get(&ext.size) {
+            Some(r) if *r == ext.root => {}
+            Some(_) => report.find(
+                None,
+                None,
+                format!("the saved checkpoint of size {}: the log's first {} entries differ from what it signed", ext.size, ext.size),
+            ),
+            None if ext.size > size => report.find(
+                Some(size),
+                None,
+                format!("the saved checkpoint covers {} entries but the log has {size}: entries from {size} on were removed", ext.size),
+            ),
+            None if ext.size == 0 => {}
+            None => report.find(None, None, format!("the saved checkpoint of size {}: the tree could not be recomputed that far", ext.size)),
+        }
+    }
+    Ok(report)
+}
+
+/// The stored node at `idx` of a level, if it is next (nodes before it are missing
+/// complete subtrees already reported, or extras).
+fn take_node(level: &mut Level, idx: u64) -> Option<Hash> {
+    while let Some(&(i, h)) = level.buffered.front() {
+        if i < idx {
+            level.buffered.pop_front();
+            continue;
+        }
+        if i == idx {
+            level.buffered.pop_front();
+            return Some(h);
+        }
+        break;
+    }
+    None
+}
