@@ -25,7 +25,7 @@ const INLINE_PARSE_BYTES: usize = 64 * 1024;
 
 pub(crate) fn router(state: AppState) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/healthz", get(health))
         .route("/api/v1/events", post(ingest).get(list))
         .route("/api/v1/events/stream", get(crate::live::stream))
         .route("/api/v1/events/{id}", get(detail))
@@ -39,6 +39,17 @@ pub(crate) fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(axum::middleware::from_fn(crate::finish::finish))
         .with_state(state)
+}
+
+/// `ok`, or `degraded` while the last self-check's findings stand (still 200: the
+/// server works; what it stores needs an operator).
+async fn health(State(st): State<AppState>) -> Response {
+    let (ok, last) = st.last_check.health();
+    let mut body = json!({"status": if ok { "ok" } else { "degraded" }});
+    if let Some(v) = last {
+        body["verify"] = v;
+    }
+    Json(body).into_response()
 }
 
 type Pairs = Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>;

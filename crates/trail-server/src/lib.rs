@@ -16,6 +16,7 @@ mod live;
 mod people;
 pub mod retention;
 pub mod selfaudit;
+pub mod selfcheck;
 mod ui;
 
 use std::{future::Future, sync::Arc};
@@ -52,6 +53,8 @@ pub struct ServerConfig {
     pub retention: RetentionConfig,
     /// Limits on connections, request heads and bodies, and live streams.
     pub connections: ConnectionConfig,
+    /// The minute of the UTC day the daily self-check verifies every log (`None`: off).
+    pub verify_at_minute: Option<u16>,
 }
 
 /// Export settings.
@@ -136,6 +139,8 @@ pub struct AppState {
     views: Arc<selfaudit::Views>,
     jobs: Arc<exports::Jobs>,
     live: Arc<live::Live>,
+    /// The last self-check's outcome, for `/healthz`.
+    last_check: Arc<selfcheck::LastCheck>,
     /// Where retention archives events (and downloads read them back).
     pub archive: Option<Arc<trail_store::archive::Archive>>,
 }
@@ -151,6 +156,7 @@ impl AppState {
             views: Arc::default(),
             jobs: Arc::default(),
             live: Arc::default(),
+            last_check: Arc::default(),
         };
         // Events other processes append to a shared database reach this one's live view.
         if let (Some(rx), Ok(rt)) = (st.store.appended_elsewhere(), tokio::runtime::Handle::try_current()) {

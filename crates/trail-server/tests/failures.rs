@@ -5,12 +5,13 @@
 
 use std::{path::Path, process::Command, sync::Arc, time::Duration};
 
+use ed25519_dalek::SigningKey;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use trail_server::{AppState, ExportConfig, ServerConfig};
 use trail_store::{
-    sqlite::{SqliteConfig, SqliteStore},
+    sqlite::{LogSigner, SqliteConfig, SqliteStore},
     KeyScope, Org, Store,
 };
 
@@ -19,22 +20,28 @@ struct Server {
     client: reqwest::Client,
     read: String,
     ingest: String,
+    state: AppState,
+    store: Arc<SqliteStore>,
     _shutdown: oneshot::Sender<()>,
 }
 
 async fn start(dir: &Path, config: ServerConfig) -> Server {
-    let store = Arc::new(SqliteStore::open(&dir.join("trail.db"), SqliteConfig::default()).unwrap());
+    let signer = Arc::new(LogSigner { name: "trail.test".into(), key: SigningKey::from_bytes(&[5; 32]) });
+    let sqlite = SqliteConfig { signer: Some(signer), ..SqliteConfig::default() };
+    let store = Arc::new(SqliteStore::open(&dir.join("trail.db"), sqlite).unwrap());
     store.ensure_org(Org { slug: "acme".into(), name: "acme".into() }).await.unwrap();
     let read = trail_server::create_api_key(&*store, "acme", KeyScope::Read, "t").await.unwrap().0;
     let ingest = trail_server::create_api_key(&*store, "acme", KeyScope::Ingest, "t").await.unwrap().0;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = oneshot::channel::<()>();
-    let state = AppState::new(store, config, trail_server::system_clock());
-    tokio::spawn(trail_server::serve(listener, state, async move {
+    let log =
+        trail_server::LogKey { name: "trail.test".into(), public: SigningKey::from_bytes(&[5; 32]).verifying_key() };
+    let state = AppState::new(store.clone(), ServerConfig { log: Some(log), ..config }, trail_server::system_clock());
+    tokio::spawn(trail_server::serve(listener, state.clone(), async move {
         let _ = rx.await;
     }));
-    Server { base, client: reqwest::Client::new(), read, ingest, _shutdown: tx }
+    Server { base, client: reqwest::Client::new(), read, ingest, state, store, _shutdown: tx }
 }
 
 /// A tmpfs of `size` mounted at `at`, unmounted when dropped.
@@ -129,4 +136,50 @@ async fn a_full_disk_fails_every_export_with_json_and_leaves_no_partial_file() {
     }
     std::fs::remove_file(&filler).unwrap();
     assert_eq!(files_in(&disk), Vec::<String>::new(), "no partial file is left");
+}
+
+#[tokio::test]
+async fn the_daily_self_check_records_its_result_and_health_reports_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path(), ServerConfig::default()).await;
+    fill(&s, 1000).await;
+    let health = || async {
+        let v: Value = s.client.get(format!("{}/healthz", s.base)).send().await.unwrap().json().await.unwrap();
+        v
+    };
+    assert_eq!(health().await["status"], "ok");
+    // A clean store: every organization verifies, and that is recorded.
+    let checks = trail_server::selfcheck::run(&s.state).await.unwrap();
+    assert!(checks.iter().all(|c| c.ok), "{checks:?}");
+    let h = health().await;
+    assert_eq!((h["status"].as_str(), h["verify"]["ok"].as_bool()), (Some("ok"), Some(true)), "{h}");
+    // Someone hides an event by moving its indexed time back a year.
+    let conn = rusqlite::Connection::open(dir.path().join("trail.db")).unwrap();
+    conn.execute("UPDATE events SET ts = ts - 365 * 86400000000 WHERE seq = 10", []).unwrap();
+    drop(conn);
+    let checks = trail_server::selfcheck::run(&s.state).await.unwrap();
+    let acme = checks.iter().find(|c| c.org == "acme").unwrap();
+    assert!(!acme.ok && acme.problems.contains("entry 10 (id"), "{acme:?}");
+    let h = health().await;
+    assert_eq!((h["status"].as_str(), h["verify"]["failed"][0].as_str()), (Some("degraded"), Some("acme")), "{h}");
+    assert!(h["verify"]["first_finding"].as_str().unwrap().contains("entry 10"), "{h}");
+    // Both runs are in the log, the second failed and names the entry.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let runs = loop {
+        let rows = s.store.scan("acme", 0, 1_000_000).await.unwrap();
+        let runs: Vec<trail_core::Event> = rows
+            .iter()
+            .map(|(_, l)| trail_core::Event::from_leaf(l).unwrap())
+            .filter(|e| e.action == "system:verify")
+            .collect();
+        if runs.len() == 2 {
+            break runs;
+        }
+        assert!(std::time::Instant::now() < deadline, "{} runs recorded", runs.len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(runs[0].result.as_str(), "DONE");
+    assert_eq!(runs[1].result.as_str(), "FAILED");
+    assert!(runs[1].error.as_deref().unwrap().contains("entry 10"), "{:?}", runs[1].error);
+    assert_eq!(runs[1].details.as_ref().unwrap()["entries"], 1001, "the first run's own event counts");
 }

@@ -28,6 +28,16 @@ pub struct FileConfig {
     pub exports: FileExports,
     #[serde(default)]
     pub retention: FileRetention,
+    #[serde(default)]
+    pub verify: FileVerify,
+}
+
+/// `[verify]`: the daily self-check of every organization's stored log.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileVerify {
+    /// UTC time of the daily check, `HH:MM` (default `03:00`), or `off`.
+    pub run_at: Option<String>,
 }
 
 /// `[retention]`: how long events stay in the store, where they are archived, and how
@@ -140,6 +150,16 @@ pub struct Config {
     pub exports: trail_server::ExportConfig,
     pub retention: trail_server::RetentionConfig,
     pub connections: trail_server::ConnectionConfig,
+    /// Minute of the UTC day of the self-check; `None`: off.
+    pub verify_at_minute: Option<u16>,
+}
+
+/// Minutes after midnight of `HH:MM`.
+fn minute_of_day(text: &str) -> Option<u16> {
+    text.split_once(':')
+        .and_then(|(h, m)| Some((h.parse::<u16>().ok()?, m.parse::<u16>().ok()?)))
+        .filter(|(h, m)| *h < 24 && *m < 60 && text.len() == 5)
+        .map(|(h, m)| h * 60 + m)
 }
 
 /// Reads the config file if one is named (it must exist) or `trail.toml` if present.
@@ -283,12 +303,15 @@ pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, flags: &F
         categories.insert(cat.to_ascii_lowercase(), d);
     }
     let run_at = r.run_at.unwrap_or_else(|| "02:00".into());
-    let run_at_minute = run_at
-        .split_once(':')
-        .and_then(|(h, m)| Some((h.parse::<u16>().ok()?, m.parse::<u16>().ok()?)))
-        .filter(|(h, m)| *h < 24 && *m < 60 && run_at.len() == 5)
-        .map(|(h, m)| h * 60 + m)
+    let run_at_minute = minute_of_day(&run_at)
         .with_context(|| format!("[retention] run_at must be a UTC time HH:MM, e.g. 02:00, not '{run_at}'"))?;
+    let verify_at = env("TRAIL_VERIFY_AT").or(file.verify.run_at).unwrap_or_else(|| "03:00".into());
+    let verify_at_minute = match verify_at.as_str() {
+        "off" => None,
+        t => Some(minute_of_day(t).with_context(|| {
+            format!("[verify] run_at (TRAIL_VERIFY_AT) must be a UTC time HH:MM or off, not '{verify_at}'")
+        })?),
+    };
     let retention = trail_server::RetentionConfig {
         rules: trail_store::archive::Retention { default_days: days("TRAIL_RETENTION_DAYS", r.days)?, categories },
         online_days: days("TRAIL_ONLINE_DAYS", r.online_days)?,
@@ -309,6 +332,7 @@ pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, flags: &F
         exports,
         retention,
         connections,
+        verify_at_minute,
     })
 }
 
@@ -400,6 +424,10 @@ mod tests {
         assert!(msg(check("", &[("TRAIL_DATABASE", "mysql://x")], Flags::default())).contains("unsupported"));
         assert!(check("colour = 1", &[], Flags::default()).is_err());
         assert!(msg(check("[retention]\nrun_at = \"2am\"", &[], Flags::default())).contains("HH:MM"));
+        assert!(msg(check("[verify]\nrun_at = \"25:00\"", &[], Flags::default())).contains("TRAIL_VERIFY_AT"));
+        assert_eq!(check("", &[], Flags::default()).unwrap().verify_at_minute, Some(180));
+        assert_eq!(check("[verify]\nrun_at = \"04:30\"", &[], Flags::default()).unwrap().verify_at_minute, Some(270));
+        assert_eq!(check("", &[("TRAIL_VERIFY_AT", "off")], Flags::default()).unwrap().verify_at_minute, None);
         assert!(msg(check("", &[("TRAIL_RETENTION_DAYS", "-1")], Flags::default())).contains("TRAIL_RETENTION_DAYS"));
         let c = check("", &[("TRAIL_DATABASE", "sqlite:/tmp/x.db")], Flags::default()).unwrap();
         assert_eq!(c.database, Database::Sqlite("/tmp/x.db".into()));

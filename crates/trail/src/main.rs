@@ -798,10 +798,12 @@ async fn serve(config: Config, demo: bool) -> Result<()> {
         exports: config.exports.clone(),
         retention: config.retention.clone(),
         connections: config.connections.clone(),
+        verify_at_minute: config.verify_at_minute,
     };
     let state = AppState::new(store, server_config, trail_server::system_clock());
     trail_server::exports::spawn_scheduler(state.clone(), std::time::Duration::from_secs(30));
     trail_server::retention::spawn_job(state.clone());
+    trail_server::selfcheck::spawn_job(state.clone());
     if let Some(b) = trail_server::bootstrap(&state, "main").await.map_err(|e| anyhow::anyhow!("{e:?}"))? {
         println!("First start: platform administrator {} (organization {})", b.email, b.org);
         println!("one-time password (shown only now; change it at first login): {}", b.one_time_password);

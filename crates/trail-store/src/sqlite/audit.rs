@@ -11,6 +11,9 @@ use crate::{
     StoreError,
 };
 
+/// How far (µs) events sharing a microsecond may spill into the following ones.
+const SPILL_LIMIT: i64 = 1_000_000;
+
 /// `i64` bound of a seq or index range (SQLite integers are signed).
 fn bound(n: u64) -> i64 {
     n.min(i64::MAX as u64) as i64
@@ -66,8 +69,10 @@ pub(super) fn stored_entries(c: &Connection, org: &str, from: u64, to: u64) -> R
             namespace: text(r, 21)?,
             ip,
         };
-        // The row's position orders lists by time: it must lie in the row's own time.
-        let misplaced = (pos.div_euclid(SLOTS) != row.ts).then(|| {
+        // The row's position orders lists by time: it lies in the row's own microsecond,
+        // or a little after when more events than slots shared it (they spill forward).
+        let spill = pos.div_euclid(SLOTS) - row.ts;
+        let misplaced = (!(0..SPILL_LIMIT).contains(&spill)).then(|| {
             format!(
                 "its row sits at position {pos}, the time {}, not its own time (lists show it out of order)",
                 trail_core::Timestamp(pos.div_euclid(SLOTS)).to_rfc3339_micros()

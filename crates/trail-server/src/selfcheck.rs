@@ -1,0 +1,111 @@
+//! Trail checks its own store every day (like retention, at a configured UTC minute):
+//! every organization's log is verified in full (`trail_store::verify`), the result is
+//! recorded as a `system:verify` event in that organization, and `/healthz` reports the
+//! last run, saying `degraded` while a finding stands.
+
+use std::sync::Mutex;
+
+use serde_json::{json, Value};
+use trail_store::verify::{verify, VerifyOptions};
+
+use crate::{error::ApiError, selfaudit, AppState};
+
+/// Findings kept in an event's details (the report counts the rest).
+const FINDINGS_RECORDED: usize = 20;
+
+/// The last run's outcome, as `/healthz` shows it.
+#[derive(Default)]
+pub(crate) struct LastCheck(Mutex<Option<Value>>);
+
+impl LastCheck {
+    /// `(healthy, what to show)`; healthy until a run finds something.
+    pub(crate) fn health(&self) -> (bool, Option<Value>) {
+        let last = self.0.lock().ok().and_then(|l| l.clone());
+        let ok = last.as_ref().is_none_or(|v| v["ok"] == true);
+        (ok, last)
+    }
+}
+
+/// One organization's result.
+#[derive(Debug, Clone)]
+pub struct OrgCheck {
+    pub org: String,
+    pub ok: bool,
+    /// The report's summary line.
+    pub summary: String,
+    /// The findings, one a line.
+    pub problems: String,
+}
+
+/// Verifies every organization's log now, records `system:verify` in each and keeps
+/// the outcome for `/healthz`.
+pub async fn run(st: &AppState) -> Result<Vec<OrgCheck>, ApiError> {
+    let log = st.config.log.clone().ok_or_else(|| ApiError::Unavailable("checkpoints are not signed here".into()))?;
+    let started = (st.clock)();
+    let mut out = Vec::new();
+    for org in st.store.orgs().await? {
+        let vkey = log.verifier_key(&org.slug);
+        let opts = VerifyOptions { vkey: &vkey, archive: st.archive.as_deref(), external: None };
+        let report = verify(&*st.store, &org.slug, opts).await?;
+        let findings: Vec<String> = report.findings.iter().take(FINDINGS_RECORDED).map(ToString::to_string).collect();
+        let details = json!({
+            "entries": report.entries,
+            "tree_nodes": report.nodes,
+            "checkpoints": report.checkpoints,
+            "newest_checkpoint": report.newest_checkpoint,
+            "beyond_checkpoint": report.beyond_checkpoint(),
+            "archived": report.archived,
+            "findings": findings,
+            "more_findings": (report.findings.len() + report.more as usize).saturating_sub(FINDINGS_RECORDED),
+        });
+        let rec = selfaudit::Record {
+            org: org.slug.clone(),
+            action: "system:verify",
+            ok: report.ok(),
+            actor: json!({"id": "trail-verify", "name": "daily self-check", "type": "system"}),
+            resource: Some(json!({"type": "log", "id": org.slug, "name": format!("{} log", org.slug)})),
+            details: Some(details),
+            error: report.findings.first().map(ToString::to_string),
+            ip: None,
+            user_agent: None,
+        };
+        selfaudit::record(st, rec).await;
+        if !report.ok() {
+            tracing::error!(org = %org.slug, findings = %report.problems(), "the stored log does not verify");
+        }
+        out.push(OrgCheck { org: org.slug, ok: report.ok(), summary: report.summary(), problems: report.problems() });
+    }
+    let failed: Vec<&str> = out.iter().filter(|c| !c.ok).map(|c| c.org.as_str()).collect();
+    let first = out.iter().find(|c| !c.ok).and_then(|c| c.problems.lines().next()).map(str::to_string);
+    let last = json!({
+        "at": started.to_rfc3339(),
+        "ok": failed.is_empty(),
+        "organizations": out.len(),
+        "failed": failed,
+        "first_finding": first,
+    });
+    if let Ok(mut l) = st.last_check.0.lock() {
+        *l = Some(last);
+    }
+    Ok(out)
+}
+
+/// Runs the self-check every day at `run_at_minute` (UTC), until the process ends.
+pub fn spawn_job(st: AppState) -> Option<tokio::task::JoinHandle<()>> {
+    let minute = st.config.verify_at_minute?;
+    st.config.log.as_ref()?;
+    Some(tokio::spawn(async move {
+        loop {
+            let now = (st.clock)();
+            let next = crate::exports::next_run(None, minute, now);
+            tokio::time::sleep(std::time::Duration::from_micros((next - now.0).max(0) as u64)).await;
+            match run(&st).await {
+                Ok(checks) => {
+                    let failed = checks.iter().filter(|c| !c.ok).count();
+                    tracing::info!(organizations = checks.len(), failed, "self-check ran");
+                }
+                Err(e) => tracing::warn!(error = ?e, "self-check failed to run"),
+            }
+        }
+    }))
+}
