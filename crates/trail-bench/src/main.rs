@@ -3,11 +3,12 @@
 //!   a bare rusqlite loop inserting the same rows, same schema, same batches;
 //! - first-page query latency (p50/p99) per filter and for `q` on a large store;
 //! - bytes on disk per event;
-//! - with `--exports --keep DIR`, export rates, server CPU and peak RSS per format.
+//! - with `--exports --keep DIR`, export rates, server CPU and peak RSS per format;
+//! - with `--verify --keep DIR`, the full verification against SHA-256 of the same bytes.
 //!
 //! Usage: `cargo run --release -p trail-bench -- [--events N] [--ingest-events N]
 //! [--skip-ingest] [--skip-query] [--runs N] [--batches 1000,100,1] [--keep DIR]
-//! [--exports]`. Not a test: it measures, it does not assert.
+//! [--exports] [--verify]`. Not a test: it measures, it does not assert.
 
 use std::{
     path::Path,
@@ -35,6 +36,8 @@ struct Args {
     skip_ingest: bool,
     skip_query: bool,
     exports: bool,
+    /// Time `verify` against its reference on the kept store.
+    verify: bool,
     postgres: bool,
     postgres_query: usize,
     /// Runs of each ingest configuration (Trail and the bare loop alternate) and of
@@ -53,6 +56,7 @@ fn args() -> Result<Args> {
         skip_ingest: false,
         skip_query: false,
         exports: false,
+        verify: false,
         postgres: false,
         postgres_query: 0,
         runs: 3,
@@ -68,6 +72,7 @@ fn args() -> Result<Args> {
             "--keep" => a.keep = Some(it.next().context("--keep DIR")?.into()),
             "--skip-query" => a.skip_query = true,
             "--exports" => a.exports = true,
+            "--verify" => a.verify = true,
             "--postgres" => a.postgres = true,
             "--postgres-query" => a.postgres_query = it.next().context("--postgres-query N")?.parse()?,
             "--runs" => a.runs = it.next().context("--runs N")?.parse::<usize>()?.max(1),
@@ -948,6 +953,11 @@ fn main() -> Result<()> {
         }
         if a.tree_size > 0 {
             bench_big_tree(a.tree_size).await?;
+        }
+        if a.verify {
+            let dir = a.keep.clone().context("--verify needs --keep DIR holding the store of a query run")?;
+            let vkey = trail_core::checkpoint::verifier_key("trail.bench/acme", &signer().key.verifying_key());
+            verify_table(&dir.join("trail.db"), &vkey).await?;
         }
         Ok(())
     })
