@@ -361,13 +361,22 @@ pub async fn merged(
     let (from, to) = filter.time_range(now);
     let mut files = store.archives(scope.org.as_deref()).await?;
     files.retain(|f| f.overlaps(from, to));
-    // Every file is checked before the first chunk, so a damaged one fails the request
-    // while it can still be answered with an error; each is checked again as it is read.
-    let checked = archive.clone();
-    let check = files.clone();
-    tokio::task::spawn_blocking(move || check.iter().try_for_each(|f| checked.check(f)))
-        .await
-        .map_err(|_| StoreError::Closed)??;
+    // Every file is checked before the first chunk, against its manifest and against
+    // the leaf hashes the log recorded, so a damaged one fails the request while it can
+    // still be answered with an error; each is checked again as it is read.
+    for f in &files {
+        let (a, file) = (archive.clone(), f.clone());
+        let leaves = tokio::task::spawn_blocking(move || a.read(&file)).await.map_err(|_| StoreError::Closed)??;
+        let recorded: BTreeMap<u64, trail_core::merkle::Hash> =
+            store.tree_nodes(&f.org, 0, f.first_seq, f.last_seq + 1).await?.into_iter().collect();
+        for leaf in &leaves {
+            let seq = Event::from_leaf(leaf).map(|e| e.seq).unwrap_or(u64::MAX);
+            if recorded.get(&seq) != Some(&trail_core::merkle::leaf_hash(leaf)) {
+                let problem = format!("entry {seq} differs from the leaf hash the log recorded for it");
+                return Err(StoreError::Damaged { path: f.path.clone(), problem });
+            }
+        }
+    }
     let mut by_day: BTreeMap<String, Vec<ArchiveFile>> = BTreeMap::new();
     for f in files {
         by_day.entry(f.day.clone()).or_default().push(f);

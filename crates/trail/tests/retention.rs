@@ -292,17 +292,69 @@ fn retention_archives_then_deletes_and_everything_still_adds_up() {
     // A download that reaches the damaged file fails before sending a byte, with the
     // JSON error naming the file.
     let server = serve(d);
-    let (http, base) = (reqwest::Client::new(), server.base.clone());
-    let (status, kind, body) = rt.block_on(async move {
-        let r = http.get(format!("{base}/api/v1/download?from={from}&to={as_of_text}&format=jsonl"));
-        let r = r.bearer_auth(&key).send().await.unwrap();
-        let kind = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
-        (r.status().as_u16(), kind, r.text().await.unwrap())
-    });
+    let download = |base: String| {
+        let (http, key, from, to) = (reqwest::Client::new(), key.clone(), from.clone(), as_of_text.clone());
+        rt.block_on(async move {
+            let r = http.get(format!("{base}/api/v1/download?from={from}&to={to}&format=jsonl"));
+            let r = r.bearer_auth(&key).send().await.unwrap();
+            let kind = r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+            (r.status().as_u16(), kind, r.text().await.unwrap())
+        })
+    };
+    let (status, kind, body) = download(server.base.clone());
     assert_eq!((status, kind.as_str()), (500, "application/json"), "{body}");
     let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(body["error"]["code"], "damaged", "{body}");
     let name = any_file.strip_prefix(&archive).unwrap().to_string_lossy().to_string();
     assert!(body["error"]["message"].as_str().unwrap().contains(&name), "{body} names {name}");
+    drop(server);
+
+    // A forger who rewrites a file and its manifest consistently (here and in the
+    // store) is caught by the leaf hashes the log recorded.
+    let conn = rusqlite::Connection::open(d.join("trail.db")).unwrap();
+    let manifest: String =
+        conn.query_row("SELECT manifest FROM archives WHERE path = ?1", [&name], |r| r.get(0)).unwrap();
+    let file: trail_store::archive::ArchiveFile = serde_json::from_str(&manifest).unwrap();
+    // The file itself was damaged above: its events come from the export made before.
+    let leaves: Vec<Vec<u8>> = original
+        .iter()
+        .filter(|l| expired.contains(*l) && field(l, "timestamp").as_str().unwrap().starts_with(&file.day))
+        .filter(|l| (file.first_seq..=file.last_seq).contains(&field(l, "seq").as_u64().unwrap()))
+        .map(|l| l.as_bytes().to_vec())
+        .collect();
+    assert_eq!(leaves.len() as u64, file.count);
+    let forged: Vec<trail_store::archive::Expired> = leaves
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let e = trail_core::Event::from_leaf(l).unwrap();
+            let mut text = String::from_utf8(l.clone()).unwrap();
+            if i == 0 {
+                text = text.replacen("\"action\":\"", "\"action\":\"x", 1);
+            }
+            trail_store::archive::Expired {
+                seq: e.seq,
+                ts: e.timestamp.0,
+                category: e.category().into(),
+                leaf: text.into_bytes(),
+            }
+        })
+        .collect();
+    let rewritten = trail_store::archive::Archive::new(&archive)
+        .write("acme", &file.day, &forged, trail_core::Timestamp(0))
+        .unwrap();
+    assert_eq!(rewritten.path, file.path);
+    conn.execute(
+        "UPDATE archives SET manifest = ?1 WHERE path = ?2",
+        [&serde_json::to_string(&rewritten).unwrap(), &name],
+    )
+    .unwrap();
+    drop(conn);
+    let server = serve(d);
+    let (status, _, body) = download(server.base.clone());
+    assert_eq!(status, 500, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("leaf hash"), "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().contains(&name), "{body}");
     drop(server);
 }
