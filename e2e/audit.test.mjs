@@ -69,12 +69,13 @@ async function rows(page) {
 // Waits for the list to settle after a change of URL.
 async function settled(page, urlPart) {
   if (urlPart) await page.waitForURL((u) => u.toString().includes(urlPart), { timeout: 60000 });
+  // The page marks itself idle once no request or typed filter is pending.
   await page.waitForFunction(() => {
     const line = document.querySelector('.status-line');
     const loading = document.querySelector('td.state') && document.querySelector('td.state').textContent.startsWith('Loading');
-    return line && !loading && (document.querySelector('tbody tr[data-id]') || document.querySelector('td.state'));
+    const idle = document.documentElement.dataset.pending === '0';
+    return idle && line && !loading && (document.querySelector('tbody tr[data-id]') || document.querySelector('td.state'));
   }, null, { timeout: 60000 });
-  await page.waitForTimeout(150);
 }
 
 async function login(page, email, otp, password) {

@@ -60,6 +60,15 @@ function h(tag, attrs = {}, ...children) {
 }
 
 async function api(path, opts = {}) {
+  busy(1);
+  try {
+    return await request(path, opts);
+  } finally {
+    busy(-1);
+  }
+}
+
+async function request(path, opts) {
   const headers = { ...(opts.headers || {}) };
   if (opts.body !== undefined) headers['content-type'] = 'application/json';
   if (opts.method && opts.method !== 'GET' && state.csrf) headers['x-csrf-token'] = state.csrf;
@@ -93,9 +102,21 @@ const utcTitle = (iso) => `UTC: ${iso.replace('T', ' ').replace('Z', '')}`;
 const badge = (r) => h('span', { class: `badge badge-${(r || '').toLowerCase()}` }, r);
 const fmt = (n) => Number(n).toLocaleString('en-US');
 
-function debounce(fn, ms) {
-  let t;
-  return (...a) => { clearTimeout(t); t = setTimeout(() => fn(...a), ms); };
+// Work under way (requests, and typing not yet applied): the page marks itself idle
+// when there is none, so that a person's tools (and the browser test) can tell.
+let pending = 0;
+function busy(delta) {
+  pending += delta;
+  document.documentElement.dataset.pending = String(pending);
+}
+
+function debounce(fn, ms, track = false) {
+  let t = null;
+  return (...a) => {
+    if (t !== null) clearTimeout(t);
+    else if (track) busy(1);
+    t = setTimeout(() => { t = null; if (track) busy(-1); fn(...a); }, ms);
+  };
 }
 
 // ---------- URL state ----------
@@ -266,7 +287,7 @@ function toolbar() {
     placeholder: 'Search, or filter: category:auth result:FAILED actor:ann@ created:>=2024-03-01 "vpc-prod"',
     'aria-label': 'Search the audit log', 'aria-describedby': 'search-hint',
   });
-  q.addEventListener('input', debounce(() => setParam('q', q.value.trim()), 300));
+  q.addEventListener('input', debounce(() => setParam('q', q.value.trim()), 300, true));
   const liveBtn = h('button', { class: 'toggle', id: 'live', 'aria-pressed': String(state.live.on), onclick: toggleLive }, h('span', { class: 'dot' }), 'Live');
   const pauseBtn = h('button', { class: 'secondary', id: 'pause', hidden: !state.live.on, onclick: togglePause }, state.live.paused ? 'Resume' : 'Pause');
   const held = h('span', { class: 'held', id: 'held', hidden: true });
@@ -411,7 +432,7 @@ function renderFilters() {
   const chosenResults = listOf('result');
   const textInputs = TEXT_FILTERS.filter(([, , , who]) => who !== 'platform' || platform).map(([key, label, hint]) => {
     const input = h('input', { type: 'text', id: `f-${key}`, value: state.params.get(key) || '', placeholder: hint, autocomplete: 'off' });
-    input.addEventListener('input', debounce(() => setParam(key, input.value.trim()), 300));
+    input.addEventListener('input', debounce(() => setParam(key, input.value.trim()), 300, true));
     return h('div', { class: 'field' }, h('label', { for: `f-${key}` }, label), input);
   });
   const status = h('select', { id: 'f-status' },
