@@ -556,11 +556,11 @@ async fn scheduled_exports_are_mailed_and_written() {
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN, "a read key cannot schedule");
 
-    // The scheduler runs it once its time has come.
-    let _scheduler = trail_server::exports::spawn_scheduler(s.state.clone(), Duration::from_millis(50));
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(smtp.messages().is_empty(), "not due yet");
+    // The scheduler runs it once its time has come (each pass as the timer would).
+    assert_eq!(trail_server::exports::run_due(&s.state).await, 0, "not due yet");
+    assert!(smtp.messages().is_empty());
     s.now.store(Timestamp::parse_rfc3339("2024-03-29T06:00:30Z").unwrap().0, Ordering::SeqCst);
+    assert_eq!(trail_server::exports::run_due(&s.state).await, 1);
     let mails = smtp.wait_for(2).await;
     let want = s.expected("category:auth result:FAILED period:90d").await;
     let mut to: Vec<String> = Vec::new();
@@ -586,7 +586,7 @@ async fn scheduled_exports_are_mailed_and_written() {
     assert_eq!(e.details.as_ref().unwrap()["rows"], want.len());
     assert_eq!(e.details.as_ref().unwrap()["emailed"], 2);
     // The next run is tomorrow; it does not run again today.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(trail_server::exports::run_due(&s.state).await, 0);
     assert_eq!(smtp.messages().len(), 2);
     let (_, _, b) = s.get(&s.admin, "/api/v1/schedules").await;
     let list: Value = serde_json::from_slice(&b).unwrap();

@@ -29,7 +29,7 @@ use crate::{
     archive::{ArchiveFile, Expired, Retention},
     sqlite::{search_text, LogSigner},
     throttle::{self, ThrottleKey},
-    verify::{outcome_code, StoredEntry},
+    verify::{outcome_code, IndexedCopy, StoredEntry},
     ApiKey, AppendBatch, Appended, Categories, Count, Exclusive, Facets, KeyScope, LeafTemplate, ListQuery, NewKey,
     NewUser, Org, Page, Role, Schedule, Scope, Session, SignedCheckpoint, Store, StoreError, StreamRx, User,
     UserChange,
@@ -860,35 +860,34 @@ struct PgRow {
 }
 
 impl PgRow {
+    /// The row of an event: its indexed copy (the one form `verify` checks it against)
+    /// and its search document.
     fn new(ev: &Event) -> PgRow {
-        let actor = ev.actor.as_ref();
-        let res = ev.resource.as_ref();
-        let ctx = ev.context.as_ref();
-        let ws = ctx.and_then(|c| c.workspace.as_ref());
+        let c = IndexedCopy::of(ev);
         PgRow {
-            id: ev.id,
-            ts: ev.timestamp.0,
-            received: ev.received_at.0,
-            category: ev.category().to_string(),
-            operation: ev.operation().to_string(),
-            result: outcome_code(ev.result) as i16,
-            status: ev.status_code.map(i32::from),
+            id: c.id,
+            ts: c.ts,
+            received: c.received,
+            category: c.category,
+            operation: c.operation,
+            result: c.result as i16,
+            status: c.status_code.map(|s| s as i32),
             text: [
-                actor.and_then(|a| a.id.clone()),
-                actor.and_then(|a| a.name.clone()),
-                actor.and_then(|a| a.email.clone()),
-                Some(ev.company().to_string()),
-                ev.request_id.clone(),
-                res.and_then(|r| r.kind.clone()),
-                res.and_then(|r| r.id.clone()),
-                res.and_then(|r| r.name.clone()),
-                ws.and_then(|w| w.id.clone()),
-                ws.and_then(|w| w.name.clone()),
-                ctx.and_then(|c| c.project.clone()),
-                ctx.and_then(|c| c.cluster.clone()),
-                ctx.and_then(|c| c.namespace.clone()),
+                c.actor_id,
+                c.actor_name,
+                c.actor_email,
+                c.company,
+                c.request_id,
+                c.resource_type,
+                c.resource_id,
+                c.resource_name,
+                c.workspace_id,
+                c.workspace_name,
+                c.project,
+                c.cluster,
+                c.namespace,
             ],
-            ip: ev.source_ip.as_deref().and_then(|s| s.parse().ok()),
+            ip: c.ip.map(|b| IpAddr::V6(std::net::Ipv6Addr::from(b)).to_canonical()),
             doc: TsVector(doc_words(ev)),
         }
     }

@@ -19,7 +19,7 @@
 //! Each finding names the entry (seq, id) and what differs. The per-entry work (hash,
 //! parse, comparison) runs on every core; the tree is folded in order.
 
-use std::collections::BTreeMap;
+use std::{borrow::Cow, collections::BTreeMap};
 
 use trail_core::{
     checkpoint,
@@ -157,6 +157,94 @@ impl IndexedCopy {
     }
 }
 
+/// The fields of a stored event that its indexed copy holds, borrowed from its bytes
+/// (free JSON and the rest are skipped, not built): the fast path of the check. The
+/// same serde types as `Event` read the same fields, so both agree on what they mean.
+#[derive(serde::Deserialize)]
+struct LeafView<'a> {
+    id: Uuid,
+    #[serde(borrow)]
+    org: Cow<'a, str>,
+    seq: u64,
+    timestamp: trail_core::Timestamp,
+    received_at: trail_core::Timestamp,
+    #[serde(borrow)]
+    action: Cow<'a, str>,
+    result: trail_core::Outcome,
+    #[serde(default)]
+    status_code: Option<u16>,
+    #[serde(borrow, default)]
+    actor: Option<ActorView<'a>>,
+    #[serde(borrow, default)]
+    resource: Option<ActorView<'a>>,
+    #[serde(borrow, default)]
+    context: Option<ContextView<'a>>,
+    #[serde(borrow, default)]
+    source_ip: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    request_id: Option<Cow<'a, str>>,
+}
+
+/// An actor's or a resource's indexed fields (`type` is the resource's kind).
+#[derive(serde::Deserialize, Default)]
+struct ActorView<'a> {
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    email: Option<Cow<'a, str>>,
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<Cow<'a, str>>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct ContextView<'a> {
+    #[serde(borrow, default)]
+    workspace: Option<ActorView<'a>>,
+    #[serde(borrow, default)]
+    project: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    cluster: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    namespace: Option<Cow<'a, str>>,
+}
+
+impl LeafView<'_> {
+    /// Whether `row` holds exactly this event's indexed copy.
+    fn matches(&self, row: &IndexedCopy) -> bool {
+        fn same(a: &Option<Cow<'_, str>>, b: &Option<String>) -> bool {
+            a.as_deref() == b.as_deref()
+        }
+        let (category, operation) = trail_core::event::split_action(&self.action);
+        let actor = self.actor.as_ref();
+        let res = self.resource.as_ref();
+        let ctx = self.context.as_ref();
+        let ws = ctx.and_then(|c| c.workspace.as_ref());
+        self.id == row.id
+            && self.timestamp.0 == row.ts
+            && self.received_at.0 == row.received
+            && category == row.category
+            && operation == row.operation
+            && outcome_code(self.result) == row.result
+            && self.status_code.map(i64::from) == row.status_code
+            && same(actor.map_or(&None, |a| &a.id), &row.actor_id)
+            && same(actor.map_or(&None, |a| &a.name), &row.actor_name)
+            && same(actor.map_or(&None, |a| &a.email), &row.actor_email)
+            && row.company.as_deref() == Some(&*self.org)
+            && same(&self.request_id, &row.request_id)
+            && same(res.map_or(&None, |r| &r.kind), &row.resource_type)
+            && same(res.map_or(&None, |r| &r.id), &row.resource_id)
+            && same(res.map_or(&None, |r| &r.name), &row.resource_name)
+            && same(ws.map_or(&None, |w| &w.id), &row.workspace_id)
+            && same(ws.map_or(&None, |w| &w.name), &row.workspace_name)
+            && same(ctx.map_or(&None, |c| &c.project), &row.project)
+            && same(ctx.map_or(&None, |c| &c.cluster), &row.cluster)
+            && same(ctx.map_or(&None, |c| &c.namespace), &row.namespace)
+            && self.source_ip.as_deref().and_then(|s| s.parse().ok()).map(ip_bytes) == row.ip
+    }
+}
+
 /// What a backend keeps of one entry (one seq): its stored bytes and its indexed copy,
 /// either of which may be missing.
 #[derive(Debug, Clone)]
@@ -278,12 +366,25 @@ struct Checked {
     problems: Vec<String>,
 }
 
-/// The per-entry checks, which need nothing but the entry itself.
-fn check_entry(org: &str, e: StoredEntry) -> Checked {
+/// The per-entry checks, which need nothing but the entry itself: the fast path reads
+/// only the indexed fields; anything off is read again in full to say what differs.
+fn check_entry(org: &str, e: &StoredEntry) -> Checked {
+    if let (Some(leaf), Some(row), None, None) = (&e.leaf, &e.row, &e.misplaced, &e.search) {
+        if let Ok(view) = serde_json::from_slice::<LeafView<'_>>(leaf) {
+            if view.seq == e.seq && view.org == org && view.matches(row) {
+                return Checked { seq: e.seq, hash: Some(leaf_hash(leaf)), id: Some(view.id), problems: Vec::new() };
+            }
+        }
+    }
+    check_in_full(org, e)
+}
+
+/// The per-entry checks on the whole event, naming each difference.
+fn check_in_full(org: &str, e: &StoredEntry) -> Checked {
     let mut problems = Vec::new();
     let mut id = e.row.as_ref().map(|r| r.id);
-    if let Some(m) = e.misplaced {
-        problems.push(m);
+    if let Some(m) = &e.misplaced {
+        problems.push(m.clone());
     }
     let hash = match &e.leaf {
         None => {
@@ -333,22 +434,13 @@ fn check_entry(org: &str, e: StoredEntry) -> Checked {
 fn check_all(org: &str, entries: Vec<StoredEntry>) -> Vec<Checked> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
     if cores == 1 || entries.len() < 256 {
-        return entries.into_iter().map(|e| check_entry(org, e)).collect();
+        return entries.iter().map(|e| check_entry(org, e)).collect();
     }
     let per = entries.len().div_ceil(cores);
-    let mut parts: Vec<Vec<StoredEntry>> = Vec::new();
-    let mut it = entries.into_iter();
-    loop {
-        let part: Vec<StoredEntry> = it.by_ref().take(per).collect();
-        if part.is_empty() {
-            break;
-        }
-        parts.push(part);
-    }
     std::thread::scope(|s| {
-        let handles: Vec<_> = parts
-            .into_iter()
-            .map(|p| s.spawn(move || p.into_iter().map(|e| check_entry(org, e)).collect::<Vec<_>>()))
+        let handles: Vec<_> = entries
+            .chunks(per)
+            .map(|part| s.spawn(move || part.iter().map(|e| check_entry(org, e)).collect::<Vec<_>>()))
             .collect();
         handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
     })
@@ -431,9 +523,9 @@ pub async fn verify(store: &dyn Store, org: &str, opts: VerifyOptions<'_>) -> Re
     let mut roots: BTreeMap<u64, Hash> = BTreeMap::new();
     let wanted: Vec<u64> = signed.keys().copied().chain(external.as_ref().map(|c| c.size)).collect();
     let mut from = 0u64;
-    let mut next = (from < end).then(|| store.stored_entries(org, from, (from + CHUNK).min(end)));
-    while let Some(fetch) = next.take() {
-        let mut entries = fetch.await?;
+    let mut next =
+        if from < end { Some(store.stored_entries(org, from, (from + CHUNK).min(end)).await?) } else { None };
+    while let Some(mut entries) = next.take() {
         let to = (from + CHUNK).min(end);
         // Archived entries fill their seqs; an entry both archived and stored is a finding.
         let mut filled = Vec::with_capacity((to - from) as usize);
@@ -462,23 +554,38 @@ pub async fn verify(store: &dyn Store, org: &str, opts: VerifyOptions<'_>) -> Re
             }
         }
         from = to;
-        next = (from < end).then(|| store.stored_entries(org, from, (from + CHUNK).min(end)));
-        let org_owned = org.to_string();
-        let checked =
-            tokio::task::spawn_blocking(move || check_all(&org_owned, filled)).await.map_err(|_| StoreError::Closed)?;
-        // The recorded leaf hashes and the other nodes this chunk closes.
+        // Three things at once: this chunk checked on every core, its tree nodes read,
+        // and the next chunk read.
         let top = 64 - (to.max(1)).leading_zeros();
         while levels.len() <= top as usize {
             levels.push(Level { level: levels.len() as u32, buffered: Default::default(), read_to: 0 });
         }
-        for l in levels.iter_mut() {
-            let want_to = to >> l.level;
-            if want_to > l.read_to {
-                let got = store.tree_nodes(org, l.level, l.read_to, want_to).await?;
-                l.buffered.extend(got);
-                l.read_to = want_to;
+        let org_owned = org.to_string();
+        let checking = tokio::task::spawn_blocking(move || check_all(&org_owned, filled));
+        let reading_nodes = async {
+            let mut got = Vec::new();
+            for l in levels.iter() {
+                let want_to = to >> l.level;
+                if want_to > l.read_to {
+                    got.push((l.level, want_to, store.tree_nodes(org, l.level, l.read_to, want_to).await?));
+                }
             }
+            Ok::<_, StoreError>(got)
+        };
+        let reading_next = async {
+            match from < end {
+                true => store.stored_entries(org, from, (from + CHUNK).min(end)).await.map(Some),
+                false => Ok(None),
+            }
+        };
+        let (checked, nodes, upcoming) = tokio::join!(checking, reading_nodes, reading_next);
+        let checked = checked.map_err(|_| StoreError::Closed)?;
+        for (level, want_to, got) in nodes? {
+            let l = &mut levels[level as usize];
+            l.buffered.extend(got);
+            l.read_to = want_to;
         }
+        next = upcoming?;
         for (c, was_archived) in checked.into_iter().zip(archived_here) {
             let mut problems = c.problems;
             if was_archived {
@@ -606,4 +713,68 @@ fn take_node(level: &mut Level, idx: u64) -> Option<Hash> {
         break;
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(v: serde_json::Value) -> Event {
+        let new = trail_core::event::parse_event(v).unwrap();
+        Event::from_new(new, Uuid::now_v7(), "acme", 7, trail_core::Timestamp(1_710_000_000_000_000))
+    }
+
+    /// The fast path sees a row as right exactly when the full comparison does.
+    #[test]
+    fn the_fast_path_agrees_with_the_full_comparison() {
+        let full = event(serde_json::json!({
+            "action": "Service:Deploy", "timestamp": "2024-03-01T10:00:00.5+02:00", "status_code": 503,
+            "actor": {"id": "u\"1", "name": "Zoë \\ Ünal", "email": "z@x.com", "company": "globex", "type": "user"},
+            "resource": {"type": "svc", "id": "r\n1", "name": "api", "parent": {"type": "p", "id": "q"}},
+            "context": {"workspace": {"id": "w1", "name": "Prod"}, "project": "p", "cluster": "c", "namespace": "n"},
+            "source_ip": "::ffff:10.0.0.1", "request_id": "req-1", "user_agent": "ua",
+            "details": {"n": 184467440737095516170000u128.to_string(), "deep": [{"a": {"b": null}}]},
+            "before": {"x": 1}, "after": {"x": 2}, "error": "e", "idempotency_key": "k"
+        }));
+        let bare = event(serde_json::json!({"action": "auth:login"}));
+        let ws_string = event(serde_json::json!({"action": "a:b", "context": {"workspace": "w-only"}}));
+        for ev in [full, bare, ws_string] {
+            let leaf = ev.to_leaf();
+            let view: LeafView<'_> = serde_json::from_slice(&leaf).unwrap();
+            let row = IndexedCopy::of(&Event::from_leaf(&leaf).unwrap());
+            assert!(view.matches(&row), "{}", String::from_utf8_lossy(&leaf));
+            let edits: Vec<Box<dyn Fn(&mut IndexedCopy)>> = vec![
+                Box::new(|r| r.id = Uuid::nil()),
+                Box::new(|r| r.ts -= 1),
+                Box::new(|r| r.received += 1),
+                Box::new(|r| r.category.push('x')),
+                Box::new(|r| r.operation.push('x')),
+                Box::new(|r| r.result = 9),
+                Box::new(|r| r.status_code = Some(1)),
+                Box::new(|r| r.actor_id = Some("x".into())),
+                Box::new(|r| r.actor_name = None),
+                Box::new(|r| r.actor_email = Some("y".into())),
+                Box::new(|r| r.company = Some("globex".into())),
+                Box::new(|r| r.request_id = Some("other".into())),
+                Box::new(|r| r.resource_type = Some("t".into())),
+                Box::new(|r| r.resource_id = Some("i".into())),
+                Box::new(|r| r.resource_name = Some("n".into())),
+                Box::new(|r| r.workspace_id = Some("w9".into())),
+                Box::new(|r| r.workspace_name = Some("W".into())),
+                Box::new(|r| r.project = Some("q".into())),
+                Box::new(|r| r.cluster = Some("k".into())),
+                Box::new(|r| r.namespace = Some("m".into())),
+                Box::new(|r| r.ip = Some([1; 16])),
+            ];
+            for (i, edit) in edits.iter().enumerate() {
+                let mut changed = row.clone();
+                edit(&mut changed);
+                if changed == row {
+                    continue;
+                }
+                assert!(!view.matches(&changed), "edit {i} of {}", String::from_utf8_lossy(&leaf));
+                assert!(!row.differences(&changed).is_empty(), "edit {i}");
+            }
+        }
+    }
 }

@@ -35,7 +35,7 @@ pub use file::to_file;
 pub(crate) use jobs::Jobs;
 use jobs::{job_file, job_status, start, start_job};
 use schedules::{create_schedule, delete_schedule, list_schedules, run_schedule_now};
-pub use schedules::{next_run, spawn_scheduler};
+pub use schedules::{next_run, run_due, spawn_scheduler};
 
 /// Rows read from the store per chunk.
 const CHUNK: usize = 1000;

@@ -310,25 +310,31 @@ async fn mail(
     result
 }
 
+/// Runs every scheduled export that is due now, once; returns how many ran.
+pub async fn run_due(st: &AppState) -> usize {
+    let now = (st.clock)();
+    let due = match st.store.schedules(None).await {
+        Ok(list) => list.into_iter().filter(|s| s.next_run <= now.0).collect::<Vec<_>>(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read schedules");
+            return 0;
+        }
+    };
+    for s in &due {
+        if let Err(e) = run_schedule(st, s, now).await {
+            tracing::warn!(schedule = s.id, error = ?e, "scheduled export failed");
+            let _ = st.store.schedule_ran(s.id, now.0, next_run(s.weekday, s.at_minute, now)).await;
+        }
+    }
+    due.len()
+}
+
 /// Runs due scheduled exports every `every` until the process ends.
 pub fn spawn_scheduler(st: AppState, every: Duration) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(every).await;
-            let now = (st.clock)();
-            let due = match st.store.schedules(None).await {
-                Ok(list) => list.into_iter().filter(|s| s.next_run <= now.0).collect::<Vec<_>>(),
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read schedules");
-                    continue;
-                }
-            };
-            for s in due {
-                if let Err(e) = run_schedule(&st, &s, now).await {
-                    tracing::warn!(schedule = s.id, error = ?e, "scheduled export failed");
-                    let _ = st.store.schedule_ran(s.id, now.0, next_run(s.weekday, s.at_minute, now)).await;
-                }
-            }
+            run_due(&st).await;
         }
     })
 }

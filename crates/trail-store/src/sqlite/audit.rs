@@ -23,24 +23,35 @@ fn text(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<String>> {
     r.get(i)
 }
 
-pub(super) fn stored_entries(c: &Connection, org: &str, from: u64, to: u64) -> Result<Vec<StoredEntry>, StoreError> {
+/// The stored bytes of the entries with seq in `[from, to)`, in seq order.
+pub(super) fn leaves_in(c: &Connection, org: &str, from: u64, to: u64) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
     let org_id = known_org(c, org)?;
     let mut leaves =
         c.prepare_cached("SELECT seq, leaf FROM leaves WHERE org_id = ?1 AND seq >= ?2 AND seq < ?3 ORDER BY seq")?;
+    let mut q = leaves.query(params![org_id, bound(from), bound(to)])?;
+    let mut out = Vec::with_capacity((to - from).min(1 << 16) as usize);
+    while let Some(r) = q.next()? {
+        out.push((r.get::<_, i64>(0)? as u64, blob(r, 1)?.to_vec()));
+    }
+    Ok(out)
+}
+
+/// The indexed rows of the entries with seq in `[from, to)`, in seq order, each with
+/// what is wrong with where it sits.
+pub(super) fn rows_in(
+    c: &Connection,
+    org: &str,
+    from: u64,
+    to: u64,
+) -> Result<Vec<(u64, IndexedCopy, Option<String>)>, StoreError> {
+    let org_id = known_org(c, org)?;
     let mut rows = c.prepare_cached(
         "SELECT seq, pos, id, ts, received, category, operation, result, status_code, actor_id, actor_name, \
          actor_email, company, request_id, resource_type, resource_id, resource_name, workspace_id, workspace_name, \
          project, cluster, namespace, ip FROM events WHERE org_id = ?1 AND seq >= ?2 AND seq < ?3 ORDER BY seq",
     )?;
-    let p = params![org_id, bound(from), bound(to)];
-    let mut out: std::collections::BTreeMap<u64, StoredEntry> = std::collections::BTreeMap::new();
-    let mut q = leaves.query(p)?;
-    while let Some(r) = q.next()? {
-        let seq = r.get::<_, i64>(0)? as u64;
-        let leaf = blob(r, 1)?.to_vec();
-        out.insert(seq, StoredEntry { seq, leaf: Some(leaf), row: None, misplaced: None, search: None });
-    }
-    let mut q = rows.query(p)?;
+    let mut out = Vec::with_capacity((to - from).min(1 << 16) as usize);
+    let mut q = rows.query(params![org_id, bound(from), bound(to)])?;
     while let Some(r) = q.next()? {
         let seq = r.get::<_, i64>(0)? as u64;
         let pos: i64 = r.get(1)?;
@@ -78,11 +89,27 @@ pub(super) fn stored_entries(c: &Connection, org: &str, from: u64, to: u64) -> R
                 trail_core::Timestamp(pos.div_euclid(SLOTS)).to_rfc3339_micros()
             )
         });
-        let e = out.entry(seq).or_insert(StoredEntry { seq, leaf: None, row: None, misplaced: None, search: None });
-        e.row = Some(row);
-        e.misplaced = misplaced;
+        out.push((seq, row, misplaced));
     }
-    Ok(out.into_values().collect())
+    Ok(out)
+}
+
+/// Leaves and rows of the same seqs (each in seq order), as entries in seq order.
+pub(super) fn merge(leaves: Vec<(u64, Vec<u8>)>, rows: Vec<(u64, IndexedCopy, Option<String>)>) -> Vec<StoredEntry> {
+    let mut out = Vec::with_capacity(leaves.len().max(rows.len()));
+    let (mut leaves, mut rows) = (leaves.into_iter().peekable(), rows.into_iter().peekable());
+    loop {
+        let next = match (leaves.peek(), rows.peek()) {
+            (None, None) => break,
+            (Some(l), Some(r)) => l.0.min(r.0),
+            (Some(l), None) => l.0,
+            (None, Some(r)) => r.0,
+        };
+        let leaf = leaves.next_if(|l| l.0 == next).map(|l| l.1);
+        let (row, misplaced) = rows.next_if(|r| r.0 == next).map_or((None, None), |r| (Some(r.1), r.2));
+        out.push(StoredEntry { seq: next, leaf, row, misplaced, search: None });
+    }
+    out
 }
 
 pub(super) fn tree_nodes(
