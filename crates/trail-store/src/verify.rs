@@ -724,6 +724,8 @@ mod tests {
         Event::from_new(new, Uuid::now_v7(), "acme", 7, trail_core::Timestamp(1_710_000_000_000_000))
     }
 
+    type Edit = Box<dyn Fn(&mut IndexedCopy)>;
+
     /// The fast path sees a row as right exactly when the full comparison does.
     #[test]
     fn the_fast_path_agrees_with_the_full_comparison() {
@@ -743,7 +745,7 @@ mod tests {
             let view: LeafView<'_> = serde_json::from_slice(&leaf).unwrap();
             let row = IndexedCopy::of(&Event::from_leaf(&leaf).unwrap());
             assert!(view.matches(&row), "{}", String::from_utf8_lossy(&leaf));
-            let edits: Vec<Box<dyn Fn(&mut IndexedCopy)>> = vec![
+            let edits: Vec<Edit> = vec![
                 Box::new(|r| r.id = Uuid::nil()),
                 Box::new(|r| r.ts -= 1),
                 Box::new(|r| r.received += 1),
