@@ -2,6 +2,7 @@
 //! signals, and runs one command.
 
 mod config;
+mod verify;
 
 use std::{io::Read, path::PathBuf, sync::Arc};
 
@@ -338,33 +339,7 @@ async fn run(cli: Cli) -> Result<()> {
             retention_run(&config, as_of.as_deref()).await
         }
         Command::Verify { file: None, org: Some(org), key, checkpoint } => {
-            let vkey = match key {
-                Some(k) => k,
-                None => {
-                    let k = signing_key(&config, false)?;
-                    trail_core::checkpoint::verifier_key(&format!("{}/{org}", config.name), &k.verifying_key())
-                }
-            };
-            let external = match &checkpoint {
-                Some(f) => Some(std::fs::read_to_string(f).with_context(|| format!("cannot read checkpoint {f}"))?),
-                None => None,
-            };
-            let store = open_store(&config).await?;
-            let archive = archive(&config);
-            let opts = trail_store::verify::VerifyOptions {
-                vkey: &vkey,
-                archive: archive.as_deref(),
-                external: external.as_deref(),
-            };
-            let report = trail_store::verify::verify(&*store, &org, opts).await;
-            store.close();
-            let report = report?;
-            if report.ok() {
-                println!("ok: {org}: {}", report.summary());
-                Ok(())
-            } else {
-                bail!("{org}: verification failed:\n{}\n({})", report.problems(), report.summary())
-            }
+            verify::verify_org(&config, &org, key, checkpoint.as_deref()).await
         }
         Command::Query { query, org, limit, format } => query_cmd(&config, &query.join(" "), org, limit, &format).await,
     }
