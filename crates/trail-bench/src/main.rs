@@ -15,6 +15,7 @@ use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
+use trail_store::prelude::*;
 
 mod verify;
 
@@ -92,8 +93,11 @@ fn args() -> Result<Args> {
 
 /// The benchmark's checkpoint signer: a fixed key, so the tree and checkpoints are on
 /// exactly as in `trail serve`.
-fn signer() -> Arc<sqlite::LogSigner> {
-    Arc::new(sqlite::LogSigner { name: "trail.bench".into(), key: ed25519_dalek::SigningKey::from_bytes(&[9; 32]) })
+fn signer() -> Arc<trail_store::LogSigner> {
+    Arc::new(trail_store::LogSigner {
+        name: "trail.bench".into(),
+        key: ed25519_dalek::SigningKey::from_bytes(&[9; 32]),
+    })
 }
 
 fn signed() -> SqliteConfig {
@@ -452,7 +456,7 @@ async fn bench_big_tree(n: u64) -> Result<()> {
 /// started here), beside the same rows `COPY`ed into a table of the same columns and
 /// indexes: the bare-database reference.
 async fn bench_postgres(n: usize) -> Result<()> {
-    use trail_store::postgres::{testing::Cluster, PgStore};
+    use trail_store::{postgres::PgStore, testing::Cluster};
     let cluster = Cluster::start().map_err(|e| anyhow::anyhow!(e))?;
     println!("## PostgreSQL 15: durable ingest over HTTP\n");
     println!("A throwaway cluster on this machine (default settings, `synchronous_commit = on`), one `trail serve`");
@@ -486,7 +490,7 @@ async fn bench_postgres(n: usize) -> Result<()> {
 /// The query table of `bench_query` on PostgreSQL: `n` events loaded through
 /// `Store::append` into a throwaway cluster, then the same first-page queries.
 async fn bench_postgres_query(n: usize) -> Result<()> {
-    use trail_store::postgres::{testing::Cluster, PgStore};
+    use trail_store::{postgres::PgStore, testing::Cluster};
     let cluster = Cluster::start().map_err(|e| anyhow::anyhow!(e))?;
     let url = cluster.database();
     let store: Arc<dyn Store> = Arc::new(PgStore::open(&url, Some(signer())).await?);

@@ -5,6 +5,7 @@ use std::sync::{
     atomic::{AtomicI64, Ordering},
     Arc,
 };
+use trail_store::prelude::*;
 
 use ed25519_dalek::SigningKey;
 use reqwest::{Method, StatusCode};
@@ -13,8 +14,8 @@ use tokio::sync::oneshot;
 use trail_core::Timestamp;
 use trail_server::{AppState, ServerConfig};
 use trail_store::{
-    sqlite::{LogSigner, SqliteConfig, SqliteStore},
-    KeyScope, Org, Store,
+    sqlite::{SqliteConfig, SqliteStore},
+    KeyScope, LogSigner, Org,
 };
 
 struct Server {

@@ -12,6 +12,7 @@ use std::{
     },
     time::Duration,
 };
+use trail_store::prelude::*;
 
 use calamine::{open_workbook_from_rs, Data, Reader, Xlsx};
 use ed25519_dalek::SigningKey;
@@ -21,8 +22,8 @@ use tokio::sync::oneshot;
 use trail_core::{Event, Timestamp};
 use trail_server::{AppState, ExportConfig, ServerConfig, SmtpConfig};
 use trail_store::{
-    sqlite::{LogSigner, SqliteConfig, SqliteStore},
-    KeyScope, Org, Store,
+    sqlite::{SqliteConfig, SqliteStore},
+    KeyScope, LogSigner, Org,
 };
 
 struct Server {

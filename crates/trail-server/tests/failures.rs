@@ -4,6 +4,7 @@
 //! The full-disk test mounts a small tmpfs, which needs root (CI runs as root).
 
 use std::{path::Path, process::Command, sync::Arc, time::Duration};
+use trail_store::prelude::*;
 
 use ed25519_dalek::SigningKey;
 use reqwest::StatusCode;
@@ -11,8 +12,8 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 use trail_server::{AppState, ExportConfig, ServerConfig};
 use trail_store::{
-    sqlite::{LogSigner, SqliteConfig, SqliteStore},
-    KeyScope, Org, Store,
+    sqlite::{SqliteConfig, SqliteStore},
+    KeyScope, LogSigner, Org,
 };
 
 struct Server {

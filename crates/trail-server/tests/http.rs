@@ -2,6 +2,7 @@
 //! a real SQLite store.
 
 use std::sync::Arc;
+use trail_store::prelude::*;
 
 use ed25519_dalek::SigningKey;
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -12,8 +13,8 @@ use trail_core::{checkpoint, merkle};
 use trail_core::{Limits, Timestamp};
 use trail_server::{AppState, ServerConfig};
 use trail_store::{
-    sqlite::{LogSigner, SqliteConfig, SqliteStore},
-    KeyScope, Org, Store,
+    sqlite::{SqliteConfig, SqliteStore},
+    KeyScope, LogSigner, Org, Store,
 };
 
 struct Server {

@@ -3,6 +3,7 @@
 //! the connection cap holds, and live streams are capped per caller.
 
 use std::{sync::Arc, time::Duration};
+use trail_store::prelude::*;
 
 use reqwest::StatusCode;
 use tokio::{
@@ -13,7 +14,7 @@ use tokio::{
 use trail_server::{AppState, ConnectionConfig, ServerConfig};
 use trail_store::{
     sqlite::{SqliteConfig, SqliteStore},
-    KeyScope, Org, Store,
+    KeyScope, Org,
 };
 
 struct Server {

@@ -1,17 +1,29 @@
-//! Trail's storage: the `Store` trait every backend implements, the embedded SQLite
-//! backend, and the conformance suite every backend must pass.
+//! Trail's storage: the traits every backend implements (`EventLog`, `Proofs`,
+//! `Accounts`, `Jobs`, `Archives`; together `Store`), the embedded SQLite backend and
+//! the PostgreSQL backend (siblings that never import each other), and the middle both
+//! use: `prepare` (events made ready before they queue), `search_doc` (the text `q`
+//! searches), `query_plan` (a list query resolved before a backend renders it),
+//! `signer`, `verify` (the one verifier), `copy` (any store into a `Restore` target) and
+//! `archive`. The conformance suite and test clusters are in `testing` (feature
+//! `testing`).
 //!
 //! Architecture invariants: only this crate knows SQL; events are never UPDATEd; an
 //! append is acknowledged only after its transaction is durable.
 
 mod accounts;
 pub mod archive;
-pub mod conformance;
+pub mod copy;
 mod error;
 pub mod postgres;
+mod prepare;
+mod query_plan;
+mod search_doc;
+pub mod signer;
 pub mod sqlite;
 #[cfg(test)]
 mod tamper;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod throttle;
 pub mod verify;
 
@@ -23,6 +35,7 @@ use uuid::Uuid;
 
 pub use accounts::{Categories, NewUser, Role, Schedule, Session, User, UserChange, BUILTIN_ROLES};
 pub use error::StoreError;
+pub use signer::LogSigner;
 
 /// One client request's events, appended all-or-nothing.
 #[derive(Debug, Clone)]
@@ -34,72 +47,6 @@ pub struct AppendBatch {
     pub received_at: Timestamp,
     /// Validated events with the ids the server gave them, in input order.
     pub events: Vec<(Uuid, NewEvent)>,
-}
-
-/// Batches with more events than this are prepared on a blocking thread rather than on
-/// the caller's async worker.
-const INLINE_PREPARE: usize = 32;
-
-/// How many batches may be prepared at once: one core fewer than the machine has, so
-/// a backend's writer, which every append waits for, keeps a core of its own.
-pub(crate) fn prepare_slots() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
-}
-
-/// Makes each event of a batch ready for a backend's writer with `prepare`, before it
-/// queues: small batches on the caller's task, bigger ones on a blocking thread once
-/// `slots` has room. Returns the organization and the prepared events.
-pub(crate) async fn prepare_batch<T: Send + 'static>(
-    batch: AppendBatch,
-    slots: &tokio::sync::Semaphore,
-    prepare: fn(&str, Uuid, NewEvent, Timestamp) -> T,
-) -> Result<(String, Vec<T>), StoreError> {
-    let small = batch.events.len() <= INLINE_PREPARE;
-    let run = move || {
-        let events =
-            batch.events.into_iter().map(|(id, new)| prepare(&batch.org, id, new, batch.received_at)).collect();
-        (batch.org, events)
-    };
-    if small {
-        return Ok(run());
-    }
-    let _slot = slots.acquire().await.map_err(|_| StoreError::Closed)?;
-    tokio::task::spawn_blocking(run).await.map_err(|_| StoreError::Closed)
-}
-
-/// An event's leaf bytes made before its seq is known (outside a backend's writer):
-/// the bytes before and after the seq number.
-pub(crate) struct LeafTemplate {
-    /// The leaf bytes up to and including `"seq":`.
-    head: Vec<u8>,
-    /// The leaf bytes after the seq number.
-    tail: Vec<u8>,
-}
-
-/// Seq written into the leaf while preparing, then cut out; this text appears nowhere
-/// before it since only id and org (a slug) precede `seq`.
-const SEQ_MARK: &[u8] = b"\"seq\":18446744073709551615";
-
-impl LeafTemplate {
-    /// The stored event (with seq `u64::MAX`) and its leaf template.
-    pub(crate) fn new(org: &str, id: Uuid, new: NewEvent, received_at: Timestamp) -> (trail_core::Event, LeafTemplate) {
-        let ev = trail_core::Event::from_new(new, id, org, u64::MAX, received_at);
-        let leaf = ev.to_leaf();
-        let at = leaf.windows(SEQ_MARK.len()).position(|w| w == SEQ_MARK).unwrap_or(0);
-        let digits = at + SEQ_MARK.len() - "18446744073709551615".len();
-        let template = LeafTemplate { head: leaf[..digits].to_vec(), tail: leaf[at + SEQ_MARK.len()..].to_vec() };
-        (ev, template)
-    }
-
-    /// The leaf bytes for a given seq.
-    pub(crate) fn leaf(&self, seq: u64) -> Vec<u8> {
-        let digits = seq.to_string();
-        let mut leaf = Vec::with_capacity(self.head.len() + digits.len() + self.tail.len());
-        leaf.extend_from_slice(&self.head);
-        leaf.extend_from_slice(digits.as_bytes());
-        leaf.extend_from_slice(&self.tail);
-        leaf
-    }
 }
 
 /// The acknowledgement of one appended event.
@@ -235,6 +182,8 @@ pub struct ApiKey {
     /// What the key is for, as its creator described it.
     pub label: String,
     pub created_at: i64,
+    /// The SHA-256 of the key (so that a store can be copied with its keys).
+    pub hash: [u8; 32],
 }
 
 /// What creating a key needs.
@@ -248,9 +197,10 @@ pub struct NewKey {
     pub label: String,
 }
 
-/// The storage interface. Implementations must pass `conformance`.
+/// The log itself: appends, and every read of the events (lists, streams, counts,
+/// single events, scans, facets).
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait EventLog: Send + Sync + 'static {
     /// Appends one batch atomically; returns each event's id and seq in input order.
     /// Returns only once the batch is durable. Concurrent calls are committed together
     /// (group commit).
@@ -277,6 +227,53 @@ pub trait Store: Send + Sync + 'static {
     /// filter's time range.
     async fn facets(&self, scope: Scope, filter: Filter, now: Timestamp) -> Result<Facets, StoreError>;
 
+    /// Whether any event is stored (so `--demo` fills only an empty store).
+    async fn is_empty(&self) -> Result<bool, StoreError>;
+
+    /// Entries appended by other processes sharing the database, as they commit (for
+    /// live views across instances); `None` for a backend one process owns.
+    fn appended_elsewhere(&self) -> Option<tokio::sync::broadcast::Receiver<AppendedRange>>;
+
+    /// Finishes pending writes and releases the backend (the embedded store waits for
+    /// its writer's last commit). Further appends fail.
+    fn close(&self);
+}
+
+/// What proves the log: signed checkpoints, inclusion and consistency proofs, and what
+/// the verifier reads (stored entries, tree nodes).
+#[async_trait]
+pub trait Proofs: Send + Sync + 'static {
+    /// An organization's newest signed checkpoint, or the one of exactly `size`.
+    async fn checkpoint(&self, org: &str, size: Option<u64>) -> Result<Option<SignedCheckpoint>, StoreError>;
+
+    /// Every signed checkpoint of an organization, smallest first.
+    async fn checkpoints(&self, org: &str) -> Result<Vec<SignedCheckpoint>, StoreError>;
+
+    /// The inclusion proof of entry `index` in the organization's tree of `size`
+    /// entries (RFC 9162).
+    async fn inclusion_proof(&self, org: &str, index: u64, size: u64) -> Result<Vec<Hash>, StoreError>;
+
+    /// The consistency proof between the organization's trees of `from` and `to`
+    /// entries (RFC 9162).
+    async fn consistency_proof(&self, org: &str, from: u64, to: u64) -> Result<Vec<Hash>, StoreError>;
+
+    /// What is kept of the entries of `org` with seq in `[from, to)`, in seq order: each
+    /// seq that has stored bytes or an indexed row (for `verify`).
+    async fn stored_entries(&self, org: &str, from: u64, to: u64) -> Result<Vec<verify::StoredEntry>, StoreError>;
+
+    /// The stored tree nodes of `org` at `level` with index in `[from, to)`, in index
+    /// order (for `verify`).
+    async fn tree_nodes(&self, org: &str, level: u32, from: u64, to: u64) -> Result<Vec<(u64, Hash)>, StoreError>;
+
+    /// One past the largest seq of `org` that has stored bytes, an indexed row or a
+    /// leaf hash (0 for an empty log).
+    async fn log_end(&self, org: &str) -> Result<u64, StoreError>;
+}
+
+/// Who may do what: organizations, API keys, users, sessions, login throttling and
+/// custom roles.
+#[async_trait]
+pub trait Accounts: Send + Sync + 'static {
     /// Creates an organization if it does not exist yet.
     async fn ensure_org(&self, org: Org) -> Result<(), StoreError>;
 
@@ -333,7 +330,12 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes a custom role; false if there was none.
     async fn delete_role(&self, org: &str, name: &str) -> Result<bool, StoreError>;
+}
 
+/// Work that runs later or elsewhere: scheduled exports, and the lock that keeps a job
+/// from running twice at once across the processes sharing the store.
+#[async_trait]
+pub trait Jobs: Send + Sync + 'static {
     /// Stores a new scheduled export (its `id` is ignored); returns it with its id.
     async fn create_schedule(&self, schedule: Schedule) -> Result<Schedule, StoreError>;
 
@@ -346,18 +348,17 @@ pub trait Store: Send + Sync + 'static {
     /// Records a run and when the next one is due.
     async fn schedule_ran(&self, id: i64, ran_at: i64, next_run: i64) -> Result<(), StoreError>;
 
-    /// Entries appended by other processes sharing the database, as they commit (for
-    /// live views across instances); `None` for backends one process owns.
-    fn appended_elsewhere(&self) -> Option<tokio::sync::broadcast::Receiver<AppendedRange>> {
-        None
-    }
+    /// Held while one process runs a job that must not run twice at once across the
+    /// processes sharing the store (retention); `None` when another holds it.
+    async fn exclusive(&self, name: &str) -> Result<Option<Exclusive>, StoreError>;
+}
 
-    /// Finishes pending writes and releases the backend (the embedded store waits for
-    /// its writer's last commit). Further appends fail.
-    fn close(&self) {}
-
+/// Retention's side of the store: which events are due, and the archive files that
+/// replace their rows (see `archive`).
+#[async_trait]
+pub trait Archives: Send + Sync + 'static {
     /// Up to `limit` events of `org` past their retention period at `as_of`, in seq
-    /// order, after seq `after` (retention; see `archive`).
+    /// order, after seq `after`.
     async fn expired(
         &self,
         org: &str,
@@ -365,63 +366,50 @@ pub trait Store: Send + Sync + 'static {
         as_of: Timestamp,
         after: Option<u64>,
         limit: usize,
-    ) -> Result<Vec<archive::Expired>, StoreError> {
-        let _ = (org, rules, as_of, after, limit);
-        Err(StoreError::Unavailable("retention is not available on this backend".into()))
-    }
+    ) -> Result<Vec<archive::Expired>, StoreError>;
 
     /// Records archive files and deletes the archived events' rows (keeping their leaf
     /// hashes) in one transaction; returns the rows deleted.
-    async fn archived(&self, org: &str, files: Vec<archive::ArchiveFile>, seqs: Vec<u64>) -> Result<u64, StoreError> {
-        let _ = (org, files, seqs);
-        Err(StoreError::Unavailable("retention is not available on this backend".into()))
-    }
+    async fn archived(&self, org: &str, files: Vec<archive::ArchiveFile>, seqs: Vec<u64>) -> Result<u64, StoreError>;
 
     /// The archive files recorded for an organization (every organization's if `None`),
     /// by day.
-    async fn archives(&self, org: Option<&str>) -> Result<Vec<archive::ArchiveFile>, StoreError> {
-        let _ = org;
-        Ok(Vec::new())
-    }
+    async fn archives(&self, org: Option<&str>) -> Result<Vec<archive::ArchiveFile>, StoreError>;
+}
 
-    /// Held while one process runs a job that must not run twice at once across the
-    /// processes sharing the store (retention); `None` when another holds it.
-    async fn exclusive(&self, name: &str) -> Result<Option<Exclusive>, StoreError> {
-        let _ = name;
-        Ok(Some(Exclusive(Box::new(()))))
-    }
+/// A whole store: every concern above. Implementations must pass the conformance
+/// suite (`testing::conformance`, behind the `testing` feature).
+pub trait Store: EventLog + Proofs + Accounts + Jobs + Archives {}
 
-    /// Whether any event is stored (so `--demo` fills only an empty store).
-    async fn is_empty(&self) -> Result<bool, StoreError>;
+impl<T: EventLog + Proofs + Accounts + Jobs + Archives> Store for T {}
 
-    /// An organization's newest signed checkpoint, or the one of exactly `size`.
-    async fn checkpoint(&self, org: &str, size: Option<u64>) -> Result<Option<SignedCheckpoint>, StoreError>;
+/// One entry copied into a store with its seq (see `copy`).
+#[derive(Debug, Clone)]
+pub struct RestoredEntry {
+    /// The entry's stored bytes, or `None` for an entry that retention archived (only
+    /// its leaf hash is kept in the log).
+    pub leaf: Option<Vec<u8>>,
+    pub hash: Hash,
+}
 
-    /// Every signed checkpoint of an organization, smallest first (for verification;
-    /// backends that keep only the newest return that one).
-    async fn checkpoints(&self, org: &str) -> Result<Vec<SignedCheckpoint>, StoreError> {
-        Ok(self.checkpoint(org, None).await?.into_iter().collect())
-    }
+/// A store that can be the target of `copy`: it takes entries with the seqs they had.
+#[async_trait]
+pub trait Restore: Store {
+    /// Appends entries `from..` of `org`'s log as they were, and the signed checkpoints
+    /// whose sizes lie within `from..=from + entries.len()`, in one transaction. Each
+    /// checkpoint's root must equal the tree's at its size (`Corrupt` otherwise).
+    async fn restore(
+        &self,
+        org: &str,
+        from: u64,
+        entries: Vec<RestoredEntry>,
+        checkpoints: Vec<SignedCheckpoint>,
+    ) -> Result<(), StoreError>;
+}
 
-    /// What is kept of the entries of `org` with seq in `[from, to)`, in seq order: each
-    /// seq that has stored bytes or an indexed row (for `verify`).
-    async fn stored_entries(&self, org: &str, from: u64, to: u64) -> Result<Vec<verify::StoredEntry>, StoreError>;
-
-    /// The stored tree nodes of `org` at `level` with index in `[from, to)`, in index
-    /// order (for `verify`).
-    async fn tree_nodes(&self, org: &str, level: u32, from: u64, to: u64) -> Result<Vec<(u64, Hash)>, StoreError>;
-
-    /// One past the largest seq of `org` that has stored bytes, an indexed row or a
-    /// leaf hash (0 for an empty log).
-    async fn log_end(&self, org: &str) -> Result<u64, StoreError>;
-
-    /// The inclusion proof of entry `index` in the organization's tree of `size`
-    /// entries (RFC 9162).
-    async fn inclusion_proof(&self, org: &str, index: u64, size: u64) -> Result<Vec<Hash>, StoreError>;
-
-    /// The consistency proof between the organization's trees of `from` and `to`
-    /// entries (RFC 9162).
-    async fn consistency_proof(&self, org: &str, from: u64, to: u64) -> Result<Vec<Hash>, StoreError>;
+/// The store's traits, for callers that use a `DynStore`'s methods.
+pub mod prelude {
+    pub use crate::{Accounts, Archives, EventLog, Jobs, Proofs, Store};
 }
 
 /// A signed tree head as stored.
@@ -442,7 +430,7 @@ pub struct AppendedRange {
 }
 
 /// A lock from `Store::exclusive`, released when dropped.
-pub struct Exclusive(#[allow(dead_code)] Box<dyn std::any::Any + Send>);
+pub struct Exclusive(#[allow(dead_code)] pub(crate) Box<dyn std::any::Any + Send>);
 
 /// Chunks of stored events from `Store::stream`.
 pub type StreamRx = tokio::sync::mpsc::Receiver<Result<Vec<Vec<u8>>, StoreError>>;

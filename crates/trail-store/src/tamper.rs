@@ -9,7 +9,7 @@ use serde_json::json;
 use trail_core::{checkpoint, event::parse_event, Timestamp};
 
 use crate::{
-    sqlite::LogSigner,
+    signer::LogSigner,
     verify::{verify, VerifyOptions},
     AppendBatch, Org, Store,
 };
@@ -223,7 +223,7 @@ async fn every_edit_of_a_postgres_store_is_found() {
     check(
         "postgres",
         || async {
-            let url = crate::postgres::testing::Cluster::shared().database();
+            let url = crate::testing::Cluster::shared().database();
             let store: Arc<dyn Store> = Arc::new(crate::postgres::PgStore::open(&url, Some(signer())).await.unwrap());
             (store, url)
         },

@@ -655,7 +655,7 @@ fn signing_key(config: &Config, create: bool) -> Result<ed25519_dalek::SigningKe
 
 async fn open_store(config: &Config) -> Result<DynStore> {
     let key = signing_key(config, true)?;
-    let signer = Arc::new(trail_store::sqlite::LogSigner { name: config.name.clone(), key });
+    let signer = Arc::new(trail_store::LogSigner { name: config.name.clone(), key });
     match &config.database {
         Database::Sqlite(path) => {
             let sqlite = trail_store::sqlite::SqliteConfig { signer: Some(signer), ..config.sqlite.clone() };
@@ -684,11 +684,15 @@ async fn migrate_store(config: &Config, from: &str, to: &str) -> Result<()> {
         bail!("--to must be a postgres:// URL");
     }
     let key = signing_key(config, true)?;
-    let signer = Arc::new(trail_store::sqlite::LogSigner { name: config.name.clone(), key: key.clone() });
+    let signer = Arc::new(trail_store::LogSigner { name: config.name.clone(), key: key.clone() });
     let pg = trail_store::postgres::PgStore::open(to, Some(signer))
         .await
         .with_context(|| format!("cannot open the PostgreSQL store at {}", redact(to)))?;
-    let report = pg.import_sqlite(&path, archive(config).as_deref()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let src = trail_store::sqlite::SqliteStore::open(&path, trail_store::sqlite::SqliteConfig::default())
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    let report =
+        trail_store::copy::copy(&src, &pg, archive(config).as_deref()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    src.close();
     for (org, entries, checkpoints) in &report.logs {
         let vkey = trail_core::checkpoint::verifier_key(&format!("{}/{org}", config.name), &key.verifying_key());
         let archive = archive(config);

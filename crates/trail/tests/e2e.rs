@@ -7,6 +7,7 @@
 
 mod common;
 use common::{run_ok, spawn_served};
+use trail_store::prelude::*;
 
 use std::{
     path::{Path, PathBuf},
@@ -15,7 +16,7 @@ use std::{
 };
 
 use serde_json::{json, Value};
-use trail_store::{sqlite::SqliteStore, KeyScope, Store};
+use trail_store::{sqlite::SqliteStore, KeyScope};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")

@@ -13,7 +13,7 @@ use std::{
 };
 
 use serde_json::{json, Value};
-use trail_store::{postgres::testing::Cluster, Store};
+use trail_store::{testing::Cluster, EventLog};
 
 fn trail(data: &Path, url: &str) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_trail"));

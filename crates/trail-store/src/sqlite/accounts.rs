@@ -1,11 +1,14 @@
 //! Users, sessions, custom roles and API keys in SQLite. These are rare, small writes,
 //! made on their own connection beside the event writer.
 
+use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Params, TransactionBehavior};
 
+use super::SqliteStore;
 use crate::{
     throttle::{self, Count, ThrottleKey, WINDOW},
-    ApiKey, Categories, KeyScope, NewKey, NewUser, Role, Schedule, Session, StoreError, User, UserChange,
+    Accounts, ApiKey, Categories, Exclusive, Jobs, KeyScope, NewKey, NewUser, Org, Role, Schedule, Session, StoreError,
+    User, UserChange,
 };
 
 fn now_us() -> i64 {
@@ -31,8 +34,8 @@ pub(super) fn create_key(c: &Connection, key: &NewKey) -> Result<i64, StoreError
 /// Keys matching a condition on `k` (api_keys) and `o` (orgs).
 pub(super) fn keys(c: &Connection, cond: &str, p: impl Params) -> Result<Vec<ApiKey>, StoreError> {
     let sql = format!(
-        "SELECT k.id, o.slug, k.scope, k.prefix, k.revoked_at IS NOT NULL, k.user_id, k.label, k.created_at \
-         FROM api_keys k JOIN orgs o ON o.id = k.org_id WHERE {cond} ORDER BY k.id"
+        "SELECT k.id, o.slug, k.scope, k.prefix, k.revoked_at IS NOT NULL, k.user_id, k.label, k.created_at, \
+         k.hash FROM api_keys k JOIN orgs o ON o.id = k.org_id WHERE {cond} ORDER BY k.id"
     );
     let mut stmt = c.prepare_cached(&sql)?;
     let rows = stmt.query_map(p, |r| {
@@ -45,13 +48,15 @@ pub(super) fn keys(c: &Connection, cond: &str, p: impl Params) -> Result<Vec<Api
             r.get::<_, Option<i64>>(5)?,
             r.get::<_, String>(6)?,
             r.get::<_, i64>(7)?,
+            r.get::<_, Vec<u8>>(8)?,
         ))
     })?;
     let mut out = Vec::new();
     for row in rows {
-        let (id, org, scope, prefix, revoked, user_id, label, created_at) = row?;
+        let (id, org, scope, prefix, revoked, user_id, label, created_at, hash) = row?;
+        let hash = hash.try_into().map_err(|_| StoreError::Corrupt(format!("the hash of key {id} is not 32 bytes")))?;
         if let Some(scope) = KeyScope::parse(&scope) {
-            out.push(ApiKey { id, org, scope, prefix, revoked, user_id, label, created_at });
+            out.push(ApiKey { id, org, scope, prefix, revoked, user_id, label, created_at, hash });
         }
     }
     Ok(out)
@@ -285,4 +290,141 @@ pub(super) fn schedules(c: &Connection, cond: &str, p: impl Params) -> Result<Ve
         })
     })?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+#[async_trait]
+impl Accounts for SqliteStore {
+    async fn ensure_org(&self, org: Org) -> Result<(), StoreError> {
+        self.admin(move |c| {
+            c.execute(
+                "INSERT INTO orgs (slug, name, created_at) VALUES (?1, ?2, ?3) ON CONFLICT(slug) DO NOTHING",
+                params![org.slug, org.name, chrono::Utc::now().timestamp_micros()],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn orgs(&self) -> Result<Vec<Org>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached("SELECT slug, name FROM orgs ORDER BY slug")?;
+            let rows = stmt.query_map([], |r| Ok(Org { slug: r.get(0)?, name: r.get(1)? }))?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    async fn create_key(&self, key: NewKey) -> Result<i64, StoreError> {
+        self.admin(move |c| create_key(c, &key)).await
+    }
+
+    async fn find_key(&self, hash: [u8; 32]) -> Result<Option<ApiKey>, StoreError> {
+        self.read(move |c| keys(c, "k.hash = ?1", params![&hash[..]]).map(|mut k| k.pop())).await
+    }
+
+    async fn list_keys(&self, org: Option<&str>) -> Result<Vec<ApiKey>, StoreError> {
+        let org = org.map(str::to_string);
+        self.read(move |c| keys(c, "(?1 IS NULL OR o.slug = ?1)", params![org])).await
+    }
+
+    async fn revoke_key(&self, org: Option<&str>, id: i64) -> Result<bool, StoreError> {
+        let org = org.map(str::to_string);
+        self.admin(move |c| revoke_key(c, org.as_deref(), id)).await
+    }
+
+    async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
+        self.admin(move |c| create_user(c, &user)).await
+    }
+
+    async fn user(&self, id: i64) -> Result<Option<User>, StoreError> {
+        self.read(move |c| users(c, "u.id = ?1", params![id]).map(|mut u| u.pop())).await
+    }
+
+    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        let email = email.to_string();
+        self.read(move |c| users(c, "u.email = ?1", params![email]).map(|mut u| u.pop())).await
+    }
+
+    async fn list_users(&self, org: Option<&str>) -> Result<Vec<User>, StoreError> {
+        let org = org.map(str::to_string);
+        self.read(move |c| users(c, "(?1 IS NULL OR o.slug = ?1)", params![org])).await
+    }
+
+    async fn update_user(&self, id: i64, change: UserChange) -> Result<Option<User>, StoreError> {
+        self.admin(move |c| update_user(c, id, &change)).await
+    }
+
+    async fn create_session(&self, session: Session) -> Result<(), StoreError> {
+        self.admin(move |c| create_session(c, &session)).await
+    }
+
+    async fn find_session(&self, hash: [u8; 32], now: i64) -> Result<Option<Session>, StoreError> {
+        self.read(move |c| find_session(c, hash, now)).await
+    }
+
+    async fn delete_sessions(&self, hash: [u8; 32], all_of_user: bool) -> Result<(), StoreError> {
+        self.admin(move |c| delete_sessions(c, hash, all_of_user)).await
+    }
+
+    async fn login_attempt(&self, keys: Vec<ThrottleKey>, now: i64) -> Result<Option<u64>, StoreError> {
+        self.admin(move |c| login_attempt(c, &keys, now)).await
+    }
+
+    async fn login_succeeded(&self, keys: Vec<ThrottleKey>) -> Result<(), StoreError> {
+        self.admin(move |c| login_succeeded(c, &keys)).await
+    }
+
+    async fn put_role(&self, role: Role) -> Result<(), StoreError> {
+        self.admin(move |c| put_role(c, &role)).await
+    }
+
+    async fn roles(&self, org: &str) -> Result<Vec<Role>, StoreError> {
+        let org = org.to_string();
+        self.read(move |c| roles(c, &org)).await
+    }
+
+    async fn delete_role(&self, org: &str, name: &str) -> Result<bool, StoreError> {
+        let (org, name) = (org.to_string(), name.to_string());
+        self.admin(move |c| delete_role(c, &org, &name)).await
+    }
+}
+
+#[async_trait]
+impl Jobs for SqliteStore {
+    async fn create_schedule(&self, schedule: Schedule) -> Result<Schedule, StoreError> {
+        self.admin(move |c| create_schedule(c, &schedule)).await
+    }
+
+    async fn schedules(&self, org: Option<&str>) -> Result<Vec<Schedule>, StoreError> {
+        let org = org.map(str::to_string);
+        self.read(move |c| schedules(c, "(?1 IS NULL OR o.slug = ?1)", params![org])).await
+    }
+
+    async fn delete_schedule(&self, org: Option<&str>, id: i64) -> Result<bool, StoreError> {
+        let org = org.map(str::to_string);
+        self.admin(move |c| {
+            let n = c.execute(
+                "DELETE FROM schedules WHERE id = ?1 AND (?2 IS NULL OR org_id = (SELECT id FROM orgs WHERE slug = ?2))",
+                params![id, org],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn schedule_ran(&self, id: i64, ran_at: i64, next_run: i64) -> Result<(), StoreError> {
+        self.admin(move |c| {
+            c.execute(
+                "UPDATE schedules SET last_run = ?2, next_run = ?3 WHERE id = ?1",
+                params![id, ran_at, next_run],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// One process owns an embedded store, so nothing else can hold the lock.
+    async fn exclusive(&self, _name: &str) -> Result<Option<Exclusive>, StoreError> {
+        Ok(Some(Exclusive(Box::new(()))))
+    }
 }

@@ -54,7 +54,7 @@ macro_rules! conformance_tests {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
                 let (store, _guard) = $fresh().await;
-                $crate::conformance::$name(&*store).await;
+                $crate::testing::conformance::$name(&*store).await;
             }
         )*
     };

@@ -1,0 +1,3 @@
+-- The Company column is the organization, never the company an event's actor
+-- claims: the indexed copy (used to sort) is recomputed once. The events' stored
+-- bytes are untouched; this column is derived from them.

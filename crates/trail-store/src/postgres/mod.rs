@@ -1,0 +1,148 @@
+//! The PostgreSQL backend: several Trail processes on one database.
+//!
+//! Useful for: more than one `trail serve` behind a load balancer, a database that is
+//! already backed up and replicated. Events are range-partitioned by month (partitions
+//! are created as events arrive), with B-tree indexes for the filters and a `tsvector`
+//! GIN index for `q`. Not useful for: one process on one machine with nothing to
+//! install (the embedded SQLite store is simpler and faster there).
+//!
+//! Appends: each batch is one transaction that locks its organization's log head
+//! (`SELECT … FOR UPDATE` on `logs`), so that seqs and the Merkle tree stay exact when
+//! several processes append to one organization; it inserts the rows, the tree nodes
+//! and a signed checkpoint, and commits (acknowledged = committed, `synchronous_commit`
+//! on). The batches waiting in one process are written together in one such
+//! transaction (group commit); their rows, leaves and search documents are made before
+//! the lock is taken.
+//!
+//! Rooms, as in `sqlite`: `schema` (migrations, partitions), `writer` (group commit),
+//! `listen` (appends of other processes), `index` (search documents), `query`, `tree`,
+//! `retention`, `accounts`, `audit` (what the verifier reads), `restore` (entries copied
+//! in with their seqs).
+
+use std::sync::Arc;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use tokio_postgres::NoTls;
+use trail_core::merkle::Hash;
+use uuid::Uuid;
+
+use crate::{signer::LogSigner, StoreError};
+
+mod accounts;
+mod audit;
+mod index;
+mod listen;
+mod query;
+mod restore;
+mod retention;
+mod schema;
+#[cfg(test)]
+mod tests;
+mod tree;
+mod writer;
+
+pub use index::doc_words;
+
+use writer::{PgBatch, Reply};
+
+/// The PostgreSQL store.
+pub struct PgStore {
+    inner: Arc<Inner>,
+}
+
+impl std::ops::Deref for PgStore {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+/// What the store's methods and its group-commit writer task share.
+pub struct Inner {
+    pool: Pool,
+    signer: Option<Arc<LogSigner>>,
+    /// Identifies this process in notifications, so that it skips its own.
+    origin: String,
+    /// Appends committed by other processes, from `LISTEN trail_appends`.
+    elsewhere: tokio::sync::broadcast::Sender<crate::AppendedRange>,
+    /// The listener stops once the store is gone.
+    _alive: Arc<()>,
+    /// Batches waiting for the next group commit, and the lock its writer holds.
+    waiting: std::sync::Mutex<Vec<(PgBatch, Reply)>>,
+    leader: Arc<tokio::sync::Mutex<()>>,
+    /// Batches being prepared at once (`prepare_slots`).
+    preparing: tokio::sync::Semaphore,
+    /// Monthly partitions known to exist.
+    partitions: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+fn pg(e: tokio_postgres::Error) -> StoreError {
+    if e.is_closed() || e.as_db_error().is_none() {
+        StoreError::Unavailable(e.to_string())
+    } else {
+        let db = e.as_db_error().map(|d| format!("{}: {}", d.code().code(), d.message())).unwrap_or_default();
+        StoreError::Corrupt(format!("postgres: {db}"))
+    }
+}
+
+fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+async fn org_id(c: &impl deadpool_postgres::GenericClient, slug: &str) -> Result<i64, StoreError> {
+    c.query_opt("SELECT id FROM orgs WHERE slug = $1", &[&slug])
+        .await
+        .map_err(pg)?
+        .map(|r| r.get(0))
+        .ok_or_else(|| StoreError::UnknownOrg(slug.to_string()))
+}
+
+fn to_hash(b: &[u8]) -> Result<Hash, StoreError> {
+    b.try_into().map_err(|_| StoreError::Corrupt("a stored hash is not 32 bytes".into()))
+}
+
+fn now_us() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
+impl PgStore {
+    /// Connects (`postgres://user:pass@host:port/db`), applies migrations and returns
+    /// the store.
+    pub async fn open(url: &str, signer: Option<Arc<LogSigner>>) -> Result<PgStore, StoreError> {
+        let config: tokio_postgres::Config =
+            url.parse().map_err(|e| StoreError::Invalid { field: "database".into(), message: format!("{e}") })?;
+        let mgr = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(mgr)
+            .max_size(16)
+            .wait_timeout(Some(std::time::Duration::from_secs(5)))
+            .create_timeout(Some(std::time::Duration::from_secs(5)))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let origin = Uuid::now_v7().to_string();
+        let (elsewhere, _) = tokio::sync::broadcast::channel(1024);
+        let alive = Arc::new(());
+        let watch = Arc::downgrade(&alive);
+        let store = Inner {
+            pool,
+            signer,
+            partitions: Default::default(),
+            origin: origin.clone(),
+            elsewhere,
+            _alive: alive,
+            waiting: Default::default(),
+            preparing: tokio::sync::Semaphore::new(crate::prepare::prepare_slots()),
+            leader: Default::default(),
+        };
+        let store = PgStore { inner: Arc::new(store) };
+        store.migrate().await?;
+        tokio::spawn(listen::listen(url.to_string(), origin, store.elsewhere.clone(), watch));
+        Ok(store)
+    }
+}
+
+impl Inner {
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(pool_err)
+    }
+}

@@ -1,0 +1,83 @@
+//! The PostgreSQL schema: migrations in `migrations/postgres/`, applied in order under
+//! an advisory lock, and the monthly partitions of `events`, made as events arrive.
+
+use trail_core::Timestamp;
+
+use super::{pg, Inner, PgBatch, PgStore};
+use crate::StoreError;
+
+/// Schema migrations, applied in order; `schema_version` records how many ran.
+pub(super) const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/postgres/0001_init.sql"),
+    include_str!("../../migrations/postgres/0002_archives.sql"),
+    include_str!("../../migrations/postgres/0003_unfinished_index.sql"),
+    include_str!("../../migrations/postgres/0004_login_throttle.sql"),
+    include_str!("../../migrations/postgres/0005_company_is_org.sql"),
+];
+
+impl PgStore {
+    /// Applies the migrations this build knows, under an advisory lock so that several
+    /// processes starting at once do not race.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg)?;
+        tx.execute("SELECT pg_advisory_xact_lock(7236)", &[]).await.map_err(pg)?;
+        tx.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)", &[]).await.map_err(pg)?;
+        let v: Option<i32> =
+            tx.query_opt("SELECT version FROM schema_version", &[]).await.map_err(pg)?.map(|r| r.get(0));
+        let v = v.unwrap_or(0) as usize;
+        if v > MIGRATIONS.len() {
+            return Err(StoreError::SchemaTooNew { found: v as u32, supported: MIGRATIONS.len() as u32 });
+        }
+        for sql in &MIGRATIONS[v..] {
+            tx.batch_execute(sql).await.map_err(pg)?;
+        }
+        tx.execute("DELETE FROM schema_version", &[]).await.map_err(pg)?;
+        tx.execute("INSERT INTO schema_version VALUES ($1)", &[&(MIGRATIONS.len() as i32)]).await.map_err(pg)?;
+        tx.commit().await.map_err(pg)
+    }
+}
+
+pub(super) fn month_bounds(ts: i64) -> (i64, i64, String) {
+    use chrono::Datelike;
+    let dt = Timestamp(ts).to_datetime();
+    let start = chrono::NaiveDate::from_ymd_opt(dt.year(), dt.month(), 1).unwrap_or_default();
+    let next = if dt.month() == 12 {
+        chrono::NaiveDate::from_ymd_opt(dt.year() + 1, 1, 1)
+    } else {
+        chrono::NaiveDate::from_ymd_opt(dt.year(), dt.month() + 1, 1)
+    }
+    .unwrap_or_default();
+    let us = |d: chrono::NaiveDate| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc().timestamp_micros();
+    (us(start), us(next), format!("events_y{:04}m{:02}", dt.year(), dt.month()))
+}
+
+impl Inner {
+    pub(super) async fn ensure_partitions(
+        &self,
+        c: &deadpool_postgres::Object,
+        batch: &PgBatch,
+    ) -> Result<(), StoreError> {
+        let mut months = std::collections::BTreeMap::new();
+        for e in &batch.events {
+            let (lo, hi, name) = month_bounds(e.row.ts);
+            months.insert(name, (lo, hi));
+        }
+        for (name, (lo, hi)) in months {
+            if self.partitions.lock().map(|p| p.contains(&name)).unwrap_or(false) {
+                continue;
+            }
+            let sql = format!("CREATE TABLE IF NOT EXISTS {name} PARTITION OF events FOR VALUES FROM ({lo}) TO ({hi})");
+            match c.batch_execute(&sql).await {
+                Ok(()) => {}
+                // Another process made it at the same moment.
+                Err(e) if e.code().is_some_and(|c| *c == tokio_postgres::error::SqlState::DUPLICATE_TABLE) => {}
+                Err(e) => return Err(pg(e)),
+            }
+            if let Ok(mut p) = self.partitions.lock() {
+                p.insert(name);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,229 @@
+//! The embedded SQLite backend (WAL, FTS5), the default storage tier.
+//!
+//! Useful for: one Trail process on one machine, with nothing to install; tens of
+//! thousands of events per second and first pages in milliseconds up to millions of
+//! events. Not useful for: several Trail processes sharing one log (use PostgreSQL).
+//!
+//! One writer thread owns the write connection and performs group commit: it takes
+//! every batch that is waiting, writes them in one transaction (each batch inside a
+//! savepoint, so a bad batch fails alone), commits with a full fsync, and only then
+//! acknowledges them. Reads use a small pool of read-only connections on Tokio's
+//! blocking threads.
+//!
+//! Rooms: `schema` (migrations), `writer` (group commit), `checkpointer` (WAL
+//! checkpoints), `index` (the FTS5 filter and search index), `query` (lists, streams,
+//! counts, facets), `tree` (checkpoints and proofs), `retention`, `accounts` (keys,
+//! users, sessions, roles, schedules), `audit` (what the verifier reads).
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{mpsc, Arc, Mutex},
+    time::Duration,
+};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
+use trail_core::merkle::Hash;
+
+use crate::{signer::LogSigner, StoreError};
+
+mod accounts;
+mod audit;
+mod checkpointer;
+mod index;
+mod query;
+mod retention;
+mod schema;
+#[cfg(test)]
+mod tests;
+mod tree;
+mod writer;
+
+pub use schema::{migrate, SCHEMA_VERSION};
+pub use writer::{Prepared, INSERT_FTS_SQL, INSERT_LEAF_SQL, INSERT_SQL};
+
+use checkpointer::{checkpoint_loop, WRITER_CHECKPOINT_PAGES};
+use writer::{writer_loop, PreparedBatch, Reply};
+
+/// Tuning of the SQLite backend.
+#[derive(Debug, Clone)]
+pub struct SqliteConfig {
+    /// Most events written in one group-commit transaction.
+    pub max_commit_events: usize,
+    /// Page cache of the writer connection, in MiB.
+    pub writer_cache_mib: u32,
+    /// Page cache of each reader connection, in MiB.
+    pub reader_cache_mib: u32,
+    /// The key that signs checkpoints; without one, trees grow but nothing is signed.
+    pub signer: Option<Arc<LogSigner>>,
+}
+
+impl Default for SqliteConfig {
+    fn default() -> Self {
+        SqliteConfig { max_commit_events: 20_000, writer_cache_mib: 16, reader_cache_mib: 16, signer: None }
+    }
+}
+
+/// Positions per microsecond: `pos = ts * SLOTS + slot`. Events sharing a microsecond
+/// take the next free slot (beyond 512 they spill into the following microseconds,
+/// keeping arrival order).
+pub const SLOTS: i64 = 512;
+/// How far spilled positions may run past their microsecond; time-range bounds on
+/// `pos` are widened by this much and then checked exactly on `ts`.
+const SPILL: i64 = SLOTS * 1_000_000;
+
+/// The SQLite store. Cheap to share: hold it in an `Arc`.
+pub struct SqliteStore {
+    path: PathBuf,
+    config: SqliteConfig,
+    /// Queue to the writer thread; `None` once closed.
+    writer: Mutex<Option<mpsc::Sender<(PreparedBatch, Reply)>>>,
+    /// The writer thread, joined on close so the last commit finishes.
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Idle read-only connections.
+    readers: Arc<Mutex<Vec<Connection>>>,
+    /// Batches being prepared at once (`prepare_slots`).
+    preparing: Arc<tokio::sync::Semaphore>,
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating if needed) the store at `path` and starts its
+    /// writer thread.
+    pub fn open(path: &Path, config: SqliteConfig) -> Result<SqliteStore, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        // The writer reads little beyond its page cache; a map of the whole file would
+        // only add its pages to the process's resident set.
+        let mut conn = open_unmapped(path, false, config.writer_cache_mib)?;
+        migrate(&mut conn)?;
+        // Checkpoints (copying the WAL into the database file and syncing it) run on a
+        // thread of their own, so commits do not wait for them; the writer checkpoints
+        // itself only as a backstop, when the WAL has grown past WRITER_CHECKPOINT_PAGES
+        // because the checkpointer never caught up between two commits.
+        conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)?;
+        let checkpointer = open_unmapped(path, false, 2)?;
+        checkpointer.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let (ck_tx, ck_rx) = mpsc::sync_channel(1);
+        let ck_thread = std::thread::Builder::new()
+            .name("trail-sqlite-checkpointer".into())
+            .spawn(move || checkpoint_loop(checkpointer, ck_rx))?;
+        let (tx, rx) = mpsc::channel();
+        let max = config.max_commit_events;
+        let signer = config.signer.clone();
+        let thread = std::thread::Builder::new().name("trail-sqlite-writer".into()).spawn(move || {
+            writer_loop(conn, rx, ck_tx, max, signer);
+            let _ = ck_thread.join();
+        })?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            config,
+            writer: Mutex::new(Some(tx)),
+            writer_thread: Mutex::new(Some(thread)),
+            readers: Arc::new(Mutex::new(Vec::new())),
+            preparing: Arc::new(tokio::sync::Semaphore::new(crate::prepare::prepare_slots())),
+        })
+    }
+
+    /// Stops accepting appends and waits for the writer to finish its last commit.
+    pub fn close(&self) {
+        self.writer.lock().map(|mut w| w.take()).ok();
+        if let Some(t) = self.writer_thread.lock().ok().and_then(|mut t| t.take()) {
+            let _ = t.join();
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on a pooled read-only connection on a blocking thread.
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let pool = self.readers.clone();
+        let path = self.path.clone();
+        let cache = self.config.reader_cache_mib;
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.lock().ok().and_then(|mut p| p.pop());
+            let conn = match conn {
+                Some(c) => c,
+                None => open_conn(&path, true, cache)?,
+            };
+            let out = f(&conn);
+            if let Ok(mut p) = pool.lock() {
+                if p.len() < 16 {
+                    p.push(conn);
+                }
+            }
+            out
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `f` on a fresh read-write connection (for rare administrative writes that
+    /// do not go through group commit, e.g. creating keys beside a running server).
+    async fn admin<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = open_conn(&path, false, 2)?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
+    }
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn open_conn(path: &Path, read_only: bool, cache_mib: u32) -> Result<Connection, StoreError> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    if !read_only {
+        // WAL lets readers run during commits; FULL makes every commit fsync the WAL,
+        // which is what "acknowledged = durable" requires.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+    }
+    conn.pragma_update(None, "cache_size", -(i64::from(cache_mib) * 1024))?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    conn.pragma_update(None, "mmap_size", 1i64 << 30)?;
+    Ok(conn)
+}
+
+/// `open_conn` without a memory map: for connections that scan far (streams, counts) or
+/// only write, whose pages a map would leave in the process's resident set.
+fn open_unmapped(path: &Path, read_only: bool, cache_mib: u32) -> Result<Connection, StoreError> {
+    let conn = open_conn(path, read_only, cache_mib)?;
+    conn.pragma_update(None, "mmap_size", 0)?;
+    Ok(conn)
+}
+
+fn known_org(conn: &Connection, slug: &str) -> Result<i64, StoreError> {
+    conn.prepare_cached("SELECT id FROM orgs WHERE slug = ?1")?
+        .query_row([slug], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::UnknownOrg(slug.to_string()))
+}
+
+fn to_hash(bytes: &[u8]) -> Result<Hash, StoreError> {
+    bytes.try_into().map_err(|_| StoreError::Corrupt("a stored hash is not 32 bytes".into()))
+}
+
+/// A BLOB column borrowed from a row.
+fn blob<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r [u8], StoreError> {
+    row.get_ref(i)?.as_blob().map_err(|e| StoreError::Corrupt(e.to_string()))
+}

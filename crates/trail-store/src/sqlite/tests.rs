@@ -1,0 +1,213 @@
+//! Tests of the SQLite backend: the conformance suite, and what is its own.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use ed25519_dalek::SigningKey;
+use rusqlite::Connection;
+use trail_core::{
+    checkpoint,
+    merkle::{self, leaf_hash},
+    Filter, Timestamp,
+};
+use uuid::Uuid;
+
+use super::*;
+use crate::{prelude::*, AppendBatch, ListQuery, Scope, SignedCheckpoint};
+
+async fn fresh() -> (Arc<dyn Store>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("trail.db"), SqliteConfig::default()).unwrap();
+    (Arc::new(store), dir)
+}
+
+crate::conformance_tests!(fresh);
+
+/// Retention removes archived events from the contentless FTS5 index itself (the
+/// 'delete' command needs the exact indexed document), not only their rows: a stale
+/// entry would match a later event that takes the same position.
+#[tokio::test]
+async fn retention_removes_search_index_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trail.db");
+    let store = SqliteStore::open(&path, SqliteConfig::default()).unwrap();
+    crate::testing::conformance::seed_org(&store, "acme").await;
+    let now = crate::testing::conformance::NOW;
+    let evs = (0..20)
+        .map(|i| {
+            let age = if i % 2 == 0 { 10 } else { 0 };
+            let v = serde_json::json!({
+                "action": "service:deploy", "timestamp": Timestamp(now.0 - age * 86_400_000_000 - i).to_rfc3339_micros(),
+                "actor": {"name": "Ann Lee", "email": "ann@acme.com"}, "source_ip": "10.1.2.3",
+                "resource": {"type": "service", "name": format!("svc{i}q")}, "details": {"word": format!("qqq{i}x")},
+            });
+            (Uuid::now_v7(), trail_core::event::parse_event(v).unwrap())
+        })
+        .collect();
+    store.append(AppendBatch { org: "acme".into(), received_at: now, events: evs }).await.unwrap();
+    let arch = crate::archive::Archive::new(dir.path().join("archive"));
+    let rules = crate::archive::Retention { default_days: 5, categories: Default::default() };
+    let r = crate::archive::run(&store, &arch, &rules, now).await.unwrap();
+    assert_eq!(r[0].archived, 10);
+    store.close();
+    let conn = Connection::open(&path).unwrap();
+    conn.execute_batch("CREATE VIRTUAL TABLE temp.vocab USING fts5vocab(main, events_fts, row);").unwrap();
+    let docs = |term: &str| -> i64 {
+        conn.query_row("SELECT IFNULL(SUM(doc), 0) FROM vocab WHERE term = ?1", [term], |r| r.get(0)).unwrap()
+    };
+    for i in 0..20 {
+        let want = if i % 2 == 0 { 0 } else { 1 };
+        assert_eq!(docs(&format!("qqq{i}x")), want, "event {i}");
+        assert_eq!(docs(&format!("svc{i}q")), want, "event {i}");
+    }
+    // No term is indexed for more documents than remain.
+    let most: i64 = conn.query_row("SELECT MAX(doc) FROM vocab", [], |r| r.get(0)).unwrap();
+    assert_eq!(most, 10);
+}
+
+/// Commits reach the database file itself soon after, through the checkpointer, long
+/// before the writer's own backstop (32 MiB of WAL) would copy them.
+#[tokio::test]
+async fn the_checkpointer_copies_commits_into_the_database_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trail.db");
+    let store = SqliteStore::open(&path, SqliteConfig::default()).unwrap();
+    crate::testing::conformance::seed_org(&store, "acme").await;
+    crate::testing::conformance::append_n(&store, "acme", 20).await;
+    // The database file alone, without its WAL, as a copy.
+    let in_file = || {
+        let copy = dir.path().join("copy.db");
+        std::fs::copy(&path, &copy).ok()?;
+        let n = Connection::open(&copy).ok()?.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0)).ok();
+        let _ = std::fs::remove_file(&copy);
+        n
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while in_file() != Some(20i64) {
+        assert!(Instant::now() < deadline, "the database file holds {:?} of 20 events", in_file());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    store.close();
+}
+
+/// A stream names an event whose stored JSON is missing instead of skipping it,
+/// whether the entry is inside a range read or a chunk of its own.
+#[tokio::test]
+async fn streams_report_a_missing_leaf() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trail.db");
+    let store = SqliteStore::open(&path, SqliteConfig::default()).unwrap();
+    crate::testing::conformance::seed_org(&store, "acme").await;
+    crate::testing::conformance::append_n(&store, "acme", 300).await;
+    Connection::open(&path).unwrap().execute("DELETE FROM leaves WHERE seq = 150", []).unwrap();
+    for chunk in [1000, 1] {
+        let q = ListQuery {
+            scope: Scope::all(),
+            filter: Filter::default(),
+            now: crate::testing::conformance::NOW,
+            cursor: None,
+            limit: 1,
+        };
+        let mut rx = store.stream(q, chunk).await.unwrap();
+        let mut failed = None;
+        while let Some(c) = rx.recv().await {
+            if let Err(e) = c {
+                failed = Some(e);
+            }
+        }
+        let e = failed.expect("the stream must fail");
+        assert!(matches!(&e, StoreError::Corrupt(m) if m.contains("entry 150")), "{e:?}");
+    }
+}
+
+#[tokio::test]
+async fn reopening_keeps_events_and_schema_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trail.db");
+    let store = SqliteStore::open(&path, SqliteConfig::default()).unwrap();
+    crate::testing::conformance::seed_org(&store, "acme").await;
+    let acks = crate::testing::conformance::append_n(&store, "acme", 10).await;
+    store.close();
+    drop(store);
+    let store = SqliteStore::open(&path, SqliteConfig::default()).unwrap();
+    assert_eq!(store.scan("acme", 0, 100).await.unwrap().len(), 10);
+    let more = crate::testing::conformance::append_n(&store, "acme", 1).await;
+    assert_eq!(more[0].seq, acks.len() as u64);
+    let c = Connection::open(&path).unwrap();
+    let v: u32 = c.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+}
+
+fn signer() -> Arc<LogSigner> {
+    Arc::new(LogSigner { name: "trail.test".into(), key: SigningKey::from_bytes(&[3; 32]) })
+}
+
+/// Polls until the organization's newest checkpoint covers `size` entries.
+async fn checkpoint_of(store: &SqliteStore, org: &str, size: u64) -> SignedCheckpoint {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(cp) = store.checkpoint(org, None).await.unwrap() {
+            if cp.size == size {
+                return cp;
+            }
+        }
+        assert!(Instant::now() < deadline, "no checkpoint of size {size}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn trees_checkpoints_and_proofs_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trail.db");
+    let config = SqliteConfig { signer: Some(signer()), ..SqliteConfig::default() };
+    let store = SqliteStore::open(&path, config.clone()).unwrap();
+    crate::testing::conformance::seed_org(&store, "acme").await;
+    crate::testing::conformance::seed_org(&store, "globex").await;
+    crate::testing::conformance::append_n(&store, "acme", 5).await;
+    crate::testing::conformance::append_n(&store, "globex", 2).await;
+    let first = checkpoint_of(&store, "acme", 5).await;
+    crate::testing::conformance::append_n(&store, "acme", 12).await;
+    let second = checkpoint_of(&store, "acme", 17).await;
+    let vkey = checkpoint::verifier_key("trail.test/acme", &signer().key.verifying_key());
+    let cp = checkpoint::verify(&second.note, &vkey).unwrap();
+    assert_eq!((cp.size, cp.root), (17, second.root));
+    let leaves = store.scan("acme", 0, 100).await.unwrap();
+    for (seq, leaf) in &leaves {
+        let proof = store.inclusion_proof("acme", *seq, 17).await.unwrap();
+        assert!(merkle::verify_inclusion(*seq, 17, &leaf_hash(leaf), &proof, &second.root), "{seq}");
+    }
+    let c = store.consistency_proof("acme", first.size, second.size).await.unwrap();
+    assert!(merkle::verify_consistency(5, 17, &first.root, &second.root, &c));
+    let all: Vec<Hash> = leaves.iter().map(|(_, l)| leaf_hash(l)).collect();
+    assert_eq!(merkle::root(&all), second.root);
+    assert!(matches!(store.inclusion_proof("acme", 17, 17).await, Err(StoreError::Invalid { .. })));
+    assert!(matches!(store.inclusion_proof("acme", 0, 18).await, Err(StoreError::Invalid { .. })));
+    assert!(matches!(store.consistency_proof("acme", 9, 5).await, Err(StoreError::Invalid { .. })));
+    let opts = crate::verify::VerifyOptions { vkey: &vkey, ..Default::default() };
+    let report = crate::verify::verify(&store, "acme", opts).await.unwrap();
+    assert!(report.ok() && report.entries == 17 && report.checkpoints >= 2, "{report:?}");
+    let other = checkpoint::verifier_key("trail.test/acme", &SigningKey::from_bytes(&[4; 32]).verifying_key());
+    let opts = crate::verify::VerifyOptions { vkey: &other, ..Default::default() };
+    assert!(!crate::verify::verify(&store, "acme", opts).await.unwrap().ok());
+    store.close();
+    // Reopening continues the same tree.
+    let store = SqliteStore::open(&path, config).unwrap();
+    crate::testing::conformance::append_n(&store, "acme", 1).await;
+    let third = checkpoint_of(&store, "acme", 18).await;
+    let c = store.consistency_proof("acme", 17, 18).await.unwrap();
+    assert!(merkle::verify_consistency(17, 18, &second.root, &third.root, &c));
+}
+
+#[tokio::test]
+async fn newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trail.db");
+    Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+    assert!(matches!(
+        SqliteStore::open(&path, SqliteConfig::default()),
+        Err(StoreError::SchemaTooNew { found: 99, .. })
+    ));
+}

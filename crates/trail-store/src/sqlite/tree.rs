@@ -1,0 +1,140 @@
+//! Each organization's Merkle tree in SQLite: its size, its subtree hashes for proofs,
+//! and the signed checkpoints.
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension};
+use trail_core::merkle::{self, Hash};
+
+use super::{audit, known_org, to_hash, SqliteStore};
+use crate::{verify::StoredEntry, Proofs, SignedCheckpoint, StoreError};
+
+/// Refuses a tree size larger than the organization's log.
+pub(super) fn check_size(conn: &Connection, org: i64, size: u64, field: &str) -> Result<(), StoreError> {
+    let have = tree_size(conn, org)?;
+    if size > have {
+        return Err(StoreError::Invalid { field: field.into(), message: format!("the log has only {have} entries") });
+    }
+    Ok(())
+}
+
+/// The number of leaves in an organization's tree (an index seek, not a count).
+pub(super) fn tree_size(conn: &Connection, org: i64) -> Result<u64, StoreError> {
+    let max: Option<i64> = conn
+        .prepare_cached("SELECT MAX(idx) FROM tree_nodes WHERE org_id = ?1 AND level = 0")?
+        .query_row([org], |r| r.get(0))?;
+    Ok(max.map_or(0, |m| m as u64 + 1))
+}
+
+/// Subtree hashes of one organization's tree, from `tree_nodes`.
+pub(super) struct Nodes<'a> {
+    conn: &'a Connection,
+    org: i64,
+}
+
+impl merkle::Subtrees for Nodes<'_> {
+    type Error = StoreError;
+    fn subtree(&mut self, start: u64, size: u64) -> Result<Hash, StoreError> {
+        let mut stmt =
+            self.conn.prepare_cached("SELECT hash FROM tree_nodes WHERE org_id = ?1 AND level = ?2 AND idx = ?3")?;
+        let org = self.org;
+        merkle::range_hash(start, size, &mut |level, idx| {
+            let h: Vec<u8> = stmt
+                .query_row(params![org, level, idx as i64], |r| r.get(0))
+                .optional()?
+                .ok_or_else(|| StoreError::Corrupt(format!("tree node {level}/{idx} is missing")))?;
+            to_hash(&h)
+        })
+    }
+}
+
+#[async_trait]
+impl Proofs for SqliteStore {
+    async fn checkpoint(&self, org: &str, size: Option<u64>) -> Result<Option<SignedCheckpoint>, StoreError> {
+        let org = org.to_string();
+        self.read(move |c| {
+            let org_id = known_org(c, &org)?;
+            let mut stmt = c.prepare_cached(
+                "SELECT size, root, note FROM checkpoints WHERE org_id = ?1 AND (?2 IS NULL OR size = ?2) \
+                 ORDER BY size DESC LIMIT 1",
+            )?;
+            let row = stmt
+                .query_row(params![org_id, size.map(|s| s as i64)], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, String>(2)?))
+                })
+                .optional()?;
+            row.map(|(size, root, note)| Ok(SignedCheckpoint { size: size as u64, root: to_hash(&root)?, note }))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn checkpoints(&self, org: &str) -> Result<Vec<SignedCheckpoint>, StoreError> {
+        let org = org.to_string();
+        self.read(move |c| {
+            let org_id = known_org(c, &org)?;
+            let mut stmt =
+                c.prepare_cached("SELECT size, root, note FROM checkpoints WHERE org_id = ?1 ORDER BY size")?;
+            let rows = stmt
+                .query_map([org_id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, String>(2)?)))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (size, root, note) = row?;
+                out.push(SignedCheckpoint { size: size as u64, root: to_hash(&root)?, note });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn inclusion_proof(&self, org: &str, index: u64, size: u64) -> Result<Vec<Hash>, StoreError> {
+        let org = org.to_string();
+        self.read(move |c| {
+            let org_id = known_org(c, &org)?;
+            check_size(c, org_id, size, "size")?;
+            if index >= size {
+                return Err(StoreError::Invalid {
+                    field: "index".into(),
+                    message: format!("must be below size {size}"),
+                });
+            }
+            merkle::inclusion_proof(&mut Nodes { conn: c, org: org_id }, index, size)
+        })
+        .await
+    }
+
+    async fn consistency_proof(&self, org: &str, from: u64, to: u64) -> Result<Vec<Hash>, StoreError> {
+        let org = org.to_string();
+        self.read(move |c| {
+            let org_id = known_org(c, &org)?;
+            check_size(c, org_id, to, "to")?;
+            if from > to {
+                return Err(StoreError::Invalid {
+                    field: "from".into(),
+                    message: format!("must not exceed to ({to})"),
+                });
+            }
+            merkle::consistency_proof(&mut Nodes { conn: c, org: org_id }, from, to)
+        })
+        .await
+    }
+
+    async fn stored_entries(&self, org: &str, from: u64, to: u64) -> Result<Vec<StoredEntry>, StoreError> {
+        // The bytes and the rows are read on two connections at once.
+        let (a, b) = (org.to_string(), org.to_string());
+        let (leaves, rows) = tokio::try_join!(
+            self.read(move |c| audit::leaves_in(c, &a, from, to)),
+            self.read(move |c| audit::rows_in(c, &b, from, to))
+        )?;
+        Ok(audit::merge(leaves, rows))
+    }
+
+    async fn tree_nodes(&self, org: &str, level: u32, from: u64, to: u64) -> Result<Vec<(u64, Hash)>, StoreError> {
+        let org = org.to_string();
+        self.read(move |c| audit::tree_nodes(c, &org, level, from, to)).await
+    }
+
+    async fn log_end(&self, org: &str) -> Result<u64, StoreError> {
+        let org = org.to_string();
+        self.read(move |c| audit::log_end(c, &org)).await
+    }
+}
