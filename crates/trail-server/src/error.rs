@@ -58,17 +58,13 @@ impl From<StoreError> for ApiError {
             StoreError::UnknownOrg(org) => ApiError::NotFound(format!("no organization '{org}'")),
             e @ StoreError::Damaged { .. } => ApiError::Damaged(e.to_string()),
             StoreError::CommitUnknown(m) => ApiError::CommitUnknown(m),
-            StoreError::Closed | StoreError::Unavailable(_) => ApiError::Unavailable(e.to_string()),
-            StoreError::Sqlite(rusqlite_err) if is_busy(&rusqlite_err.to_string()) => {
-                ApiError::Unavailable(rusqlite_err.to_string())
+            StoreError::Closed | StoreError::Unavailable(_) | StoreError::Busy(_) => {
+                ApiError::Unavailable(e.to_string())
             }
+            StoreError::Conflict { what, .. } => ApiError::Conflict(format!("{what} already exists")),
             other => ApiError::Internal(other.to_string()),
         }
     }
-}
-
-fn is_busy(msg: &str) -> bool {
-    msg.contains("database is locked") || msg.contains("busy")
 }
 
 impl ApiError {

@@ -76,13 +76,9 @@ pub struct Inner {
     partitions: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
+/// A driver error as a typed store error (see `StoreError`'s `From`).
 fn pg(e: tokio_postgres::Error) -> StoreError {
-    if e.is_closed() || e.as_db_error().is_none() {
-        StoreError::Unavailable(e.to_string())
-    } else {
-        let db = e.as_db_error().map(|d| format!("{}: {}", d.code().code(), d.message())).unwrap_or_default();
-        StoreError::Corrupt(format!("postgres: {db}"))
-    }
+    e.into()
 }
 
 fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {

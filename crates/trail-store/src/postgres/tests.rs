@@ -153,3 +153,23 @@ async fn migrations_are_idempotent_and_newer_schemas_refused() {
     c.execute("UPDATE schema_version SET version = 99", &[]).await.unwrap();
     assert!(matches!(PgStore::open(&url, None).await, Err(StoreError::SchemaTooNew { found: 99, .. })));
 }
+
+/// A unique value taken is a typed conflict (a 409 over HTTP), not a database failure.
+#[tokio::test]
+async fn a_unique_violation_is_a_conflict() {
+    let url = crate::testing::Cluster::shared().database();
+    let store = PgStore::open(&url, None).await.unwrap();
+    crate::testing::conformance::seed_org(&store, "acme").await;
+    let key = || crate::NewKey {
+        org: "acme".into(),
+        scope: crate::KeyScope::Read,
+        hash: [3; 32],
+        prefix: "trail_rd_x".into(),
+        user_id: None,
+        label: String::new(),
+    };
+    store.create_key(key()).await.unwrap();
+    let err = store.create_key(key()).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { .. }), "{err:?}");
+    assert!(std::error::Error::source(&err).is_some());
+}

@@ -234,7 +234,15 @@ impl Inner {
     async fn write_group(&self, group: Vec<(PgBatch, Reply)>) {
         let mut results: Vec<Option<Result<Vec<Appended>, StoreError>>> = group.iter().map(|_| None).collect();
         let mut outcome = self.write_group_tx(&group, &mut results, false).await;
-        if group.len() > 1 && matches!(outcome, Err(StoreError::Corrupt(_) | StoreError::Invalid { .. })) {
+        if group.len() > 1
+            && matches!(
+                outcome,
+                Err(StoreError::Database(_)
+                    | StoreError::Conflict { .. }
+                    | StoreError::Corrupt(_)
+                    | StoreError::Invalid { .. })
+            )
+        {
             // The database refused something in the group: again, each batch on its own,
             // so that only the bad one fails.
             results.iter_mut().for_each(|r| *r = None);
