@@ -23,7 +23,7 @@ use anyhow::{Context, Result};
 use rand::{rngs::StdRng, seq::IndexedRandom, Rng, SeedableRng};
 use serde_json::Value;
 use trail_core::{event::parse_event, Timestamp};
-use trail_server::{demo, AppState, ServerConfig};
+use trail_server::{work::demo, AppState, ServerConfig};
 use trail_store::{
     sqlite::{self, SqliteConfig, SqliteStore},
     AppendBatch, KeyScope, Org, Store,

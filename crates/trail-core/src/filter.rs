@@ -313,26 +313,6 @@ impl Filter {
         (from, self.to)
     }
 
-    /// Builds a filter from URL query parameters. Repeated keys add values; the
-    /// enumerated fields also take comma-separated lists. `q` is read with the query
-    /// language, so `q=category:auth failed` works like the search box.
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Filter, FieldError> {
-        let mut f = Filter::default();
-        let mut typed_q = Vec::new();
-        for (key, value) in pairs {
-            if key == "q" {
-                typed_q.push(value);
-            } else {
-                f.apply(key, value, false)?;
-            }
-        }
-        for q in typed_q {
-            let parsed = crate::query::parse(q).map_err(|e| FieldError::new("q", e.message))?;
-            f.merge(parsed);
-        }
-        Ok(f)
-    }
-
     /// Adds one `key=value` to the filter. `quoted` values are never split on commas.
     pub(crate) fn apply(&mut self, key: &str, value: &str, quoted: bool) -> Result<(), FieldError> {
         let err = |m: &str| FieldError::new(key, m.to_string());

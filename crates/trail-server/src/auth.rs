@@ -27,11 +27,16 @@ use axum::{
     extract::{ConnectInfo, FromRequestParts},
     http::{header, request::Parts, HeaderMap, Method},
 };
-use rand::{distr::Alphanumeric, Rng};
-use sha2::{Digest, Sha256};
 use trail_store::{ApiKey, Categories, KeyScope, Scope, Session, Store, User};
 
-use crate::{error::ApiError, AppState};
+use serde_json::{json, Value};
+
+use crate::{
+    error::ApiError,
+    work::credentials::hash_key,
+    work::selfaudit::{self, Record},
+    AppState,
+};
 
 /// How long a looked-up key is trusted before it is read again (so a revocation takes
 /// effect within this time).
@@ -128,6 +133,21 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// A self-audit event about what this caller did, in the caller's organization.
+    pub(crate) fn record(&self, action: &'static str) -> Record {
+        Record {
+            org: self.org.clone(),
+            action,
+            ok: true,
+            actor: self.actor(),
+            resource: None,
+            details: None,
+            error: None,
+            ip: self.ip,
+            user_agent: self.user_agent.clone(),
+        }
+    }
+
     fn ready(&self) -> Result<(), ApiError> {
         if self.must_change {
             return Err(ApiError::Forbidden("change your one-time password first (POST /api/v1/auth/password)".into()));
@@ -220,52 +240,6 @@ impl Caller {
             }
         }
     }
-}
-
-/// Makes a new random key for a scope.
-pub fn generate_key(scope: KeyScope) -> String {
-    let tag = match scope {
-        KeyScope::Ingest => "in",
-        KeyScope::Read => "rd",
-        KeyScope::Admin => "ad",
-        KeyScope::Platform => "pl",
-        KeyScope::Personal => "pt",
-    };
-    format!("trail_{tag}_{}", random_token(32))
-}
-
-/// Creates a key of `scope` for `org`; returns the key (shown once) and its id.
-pub async fn create_api_key(
-    store: &dyn Store,
-    org: &str,
-    scope: KeyScope,
-    label: &str,
-) -> Result<(String, i64), trail_store::StoreError> {
-    let key = generate_key(scope);
-    let new = trail_store::NewKey {
-        org: org.into(),
-        scope,
-        hash: hash_key(&key),
-        prefix: key_prefix(&key),
-        user_id: None,
-        label: label.into(),
-    };
-    let id = store.create_key(new).await?;
-    Ok((key, id))
-}
-
-/// A random alphanumeric string.
-pub fn random_token(len: usize) -> String {
-    rand::rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
-}
-
-pub fn hash_key(key: &str) -> [u8; 32] {
-    Sha256::digest(key.as_bytes()).into()
-}
-
-/// The displayable start of a key.
-pub fn key_prefix(key: &str) -> String {
-    key.chars().take(12).collect()
 }
 
 /// The client's address: the TCP peer.
@@ -384,4 +358,16 @@ pub(crate) async fn user_caller(st: &AppState, user: User, session: Option<Sessi
         ip: None,
         user_agent: None,
     })
+}
+
+/// Records `audit:view` for a caller opening a filter (first pages only; repeats within
+/// a minute are folded), without delaying the answer.
+pub(crate) fn view(st: &AppState, caller: &Caller, what: &str, query: String) {
+    let who = caller.actor().get("id").and_then(Value::as_str).unwrap_or_default().to_string();
+    if !st.views.fresh(&who, &format!("{what} {query}")) {
+        return;
+    }
+    let r = caller.record("audit:view").details(json!({"view": what, "filter": query}));
+    let st = st.clone();
+    tokio::spawn(async move { selfaudit::record(&st, r).await });
 }

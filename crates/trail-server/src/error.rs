@@ -49,6 +49,23 @@ impl From<FieldError> for ApiError {
     }
 }
 
+/// The work layer's failures as answers: what was asked is wrong (400), a full disk
+/// (507), a failed write or something missing (503), a bug (500).
+impl From<crate::WorkError> for ApiError {
+    fn from(e: crate::WorkError) -> Self {
+        use crate::WorkError as W;
+        match e {
+            W::Field(f) => ApiError::Field(f),
+            W::Store(s) => s.into(),
+            W::NotFound(m) => ApiError::NotFound(m),
+            W::StorageFull(m) => ApiError::Storage(m),
+            W::WriteFailed(m) => ApiError::WriteFailed(m),
+            W::Unavailable(m) => ApiError::Unavailable(m),
+            W::Internal(m) => ApiError::Internal(m),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

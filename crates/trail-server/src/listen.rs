@@ -22,34 +22,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{net::TcpListener, time::Sleep};
 use tower::ServiceExt;
 
-/// How connections and requests are bounded.
-#[derive(Debug, Clone)]
-pub struct ConnectionConfig {
-    /// Connections served at once; more wait to be accepted.
-    pub max_connections: usize,
-    /// A request's head must arrive within this time of the connection opening or of
-    /// the previous response (so it is also how long an idle keep-alive connection
-    /// stays open).
-    pub header_timeout: Duration,
-    /// A request body may take this long, plus the time its bytes need at `body_min_rate`.
-    pub body_timeout: Duration,
-    /// Bytes per second a body must keep up beyond `body_timeout`.
-    pub body_min_rate: u64,
-    /// Live streams one caller (a user or a key) may hold open at once.
-    pub max_streams_per_caller: usize,
-}
-
-impl Default for ConnectionConfig {
-    fn default() -> Self {
-        ConnectionConfig {
-            max_connections: 4096,
-            header_timeout: Duration::from_secs(10),
-            body_timeout: Duration::from_secs(10),
-            body_min_rate: 64 * 1024,
-            max_streams_per_caller: 8,
-        }
-    }
-}
+use crate::ConnectionConfig;
 
 /// Marks a request whose body was cut off for being too slow.
 #[derive(Clone, Default)]

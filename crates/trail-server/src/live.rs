@@ -1,6 +1,6 @@
-//! The live stream (`GET /api/v1/events/stream`, server-sent events): every event this
-//! server appends is published once; each subscriber receives those matching its filter
-//! and scope, as the stored JSON. Only events appended through this process are seen
+//! The live stream (`GET /api/v1/events/stream`, server-sent events): each subscriber
+//! receives the events of the feed (`work::feed`) that match its filter and scope, as
+//! the stored JSON; streams are counted per caller. Only events appended through this process are seen
 //! (several servers on one database each stream their own appends).
 
 use std::{
@@ -19,25 +19,14 @@ use axum::{
 };
 use futures::Stream;
 use tokio::sync::broadcast;
-use trail_core::{Event, Filter, NewEvent, Timestamp};
-use trail_store::{AppendBatch, Appended};
+use trail_core::Filter;
 
 use crate::{auth::Caller, error::ApiError, AppState};
 
-/// Events published and not yet read by the slowest subscriber before it is told it
-/// lagged.
-const BUFFER: usize = 4096;
-
+#[derive(Default)]
 pub(crate) struct Live {
-    tx: broadcast::Sender<Arc<Event>>,
     /// Streams open per caller (actor id), so that one caller cannot hold them all.
     open: Mutex<HashMap<String, usize>>,
-}
-
-impl Default for Live {
-    fn default() -> Self {
-        Live { tx: broadcast::channel(BUFFER).0, open: Mutex::default() }
-    }
 }
 
 /// One open stream of a caller, counted until it is dropped.
@@ -70,62 +59,6 @@ fn open(live: &Arc<Live>, who: String, max: usize) -> Option<Opened> {
     Some(Opened { live: live.clone(), who })
 }
 
-impl Live {
-    /// Whether anyone listens (so that appends skip the copy when nobody does).
-    pub(crate) fn wanted(&self) -> bool {
-        self.tx.receiver_count() > 0
-    }
-
-    /// Publishes appended events (duplicates acknowledged by idempotency are skipped).
-    pub(crate) fn publish(&self, org: &str, received_at: Timestamp, events: Vec<NewEvent>, acks: &[Appended]) {
-        for (new, ack) in events.into_iter().zip(acks) {
-            if !ack.duplicate {
-                let _ = self.tx.send(Arc::new(Event::from_new(new, ack.id, org, ack.seq, received_at)));
-            }
-        }
-    }
-}
-
-/// Publishes events other processes appended (read back from the store).
-pub(crate) async fn relay(
-    store: trail_store::DynStore,
-    live: Arc<Live>,
-    mut rx: broadcast::Receiver<trail_store::AppendedRange>,
-) {
-    loop {
-        let range = match rx.recv().await {
-            Ok(r) => r,
-            Err(broadcast::error::RecvError::Lagged(_)) => continue,
-            Err(broadcast::error::RecvError::Closed) => return,
-        };
-        if !live.wanted() || range.to <= range.from {
-            continue;
-        }
-        match store.scan(&range.org, range.from, (range.to - range.from) as usize).await {
-            Ok(rows) => {
-                for (_, leaf) in rows {
-                    if let Ok(e) = Event::from_leaf(&leaf) {
-                        let _ = live.tx.send(Arc::new(e));
-                    }
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot read events appended elsewhere"),
-        }
-    }
-}
-
-/// Appends a batch and publishes it to live subscribers.
-pub(crate) async fn append(st: &AppState, batch: AppendBatch) -> Result<Vec<Appended>, trail_store::StoreError> {
-    let copy = st.live.wanted().then(|| {
-        (batch.org.clone(), batch.received_at, batch.events.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>())
-    });
-    let acks = st.store.append(batch).await?;
-    if let Some((org, at, events)) = copy {
-        st.live.publish(&org, at, events, &acks);
-    }
-    Ok(acks)
-}
-
 pub(crate) async fn stream(
     State(st): State<AppState>,
     caller: Caller,
@@ -139,7 +72,7 @@ pub(crate) async fn stream(
     let who = caller.actor()["id"].as_str().unwrap_or_default().to_string();
     let opened = open(&st.live, who, max)
         .ok_or_else(|| ApiError::TooMany(format!("you have {max} live streams open already; close one first"), 5))?;
-    let rx = st.live.tx.subscribe();
+    let rx = st.feed.subscribe();
     let clock = st.clock.clone();
     // The stream's state holds `opened`, so the count drops when the client goes.
     let events = futures::stream::unfold((rx, filter, scope, opened), move |(mut rx, filter, scope, opened)| {

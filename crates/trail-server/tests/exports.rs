@@ -454,7 +454,7 @@ async fn downloads_and_evidence_reach_the_archive() {
     // Retention as of 2024-04-15 (30 days; auth kept): early-March events are archived.
     let as_of = Timestamp::parse_bound("2024-04-15", false).unwrap();
     s.now.store(as_of.0, Ordering::SeqCst);
-    let reports = trail_server::retention::run(&s.state, as_of).await.unwrap();
+    let reports = trail_server::work::retention::run(&s.state, as_of).await.unwrap();
     let acme = reports.iter().find(|r| r.org == "acme").unwrap();
     assert!(acme.archived > 50 && !acme.categories.contains_key("auth"), "{acme:?}");
     assert_eq!(acme.archived, acme.deleted);
@@ -558,10 +558,10 @@ async fn scheduled_exports_are_mailed_and_written() {
     assert_eq!(r.status(), StatusCode::FORBIDDEN, "a read key cannot schedule");
 
     // The scheduler runs it once its time has come (each pass as the timer would).
-    assert_eq!(trail_server::exports::run_due(&s.state).await, 0, "not due yet");
+    assert_eq!(trail_server::work::schedules::run_due(&s.state).await, 0, "not due yet");
     assert!(smtp.messages().is_empty());
     s.now.store(Timestamp::parse_rfc3339("2024-03-29T06:00:30Z").unwrap().0, Ordering::SeqCst);
-    assert_eq!(trail_server::exports::run_due(&s.state).await, 1);
+    assert_eq!(trail_server::work::schedules::run_due(&s.state).await, 1);
     let mails = smtp.wait_for(2).await;
     let want = s.expected("category:auth result:FAILED period:90d").await;
     let mut to: Vec<String> = Vec::new();
@@ -587,7 +587,7 @@ async fn scheduled_exports_are_mailed_and_written() {
     assert_eq!(e.details.as_ref().unwrap()["rows"], want.len());
     assert_eq!(e.details.as_ref().unwrap()["emailed"], 2);
     // The next run is tomorrow; it does not run again today.
-    assert_eq!(trail_server::exports::run_due(&s.state).await, 0);
+    assert_eq!(trail_server::work::schedules::run_due(&s.state).await, 0);
     assert_eq!(smtp.messages().len(), 2);
     let (_, _, b) = s.get(&s.admin, "/api/v1/schedules").await;
     let list: Value = serde_json::from_slice(&b).unwrap();

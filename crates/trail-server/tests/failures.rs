@@ -150,7 +150,7 @@ async fn the_daily_self_check_records_its_result_and_health_reports_a_failure() 
     };
     assert_eq!(health().await["status"], "ok");
     // A clean store: every organization verifies, and that is recorded.
-    let checks = trail_server::selfcheck::run(&s.state).await.unwrap();
+    let checks = trail_server::work::selfcheck::run(&s.state).await.unwrap();
     assert!(checks.iter().all(|c| c.ok), "{checks:?}");
     let h = health().await;
     assert_eq!((h["status"].as_str(), h["verify"]["ok"].as_bool()), (Some("ok"), Some(true)), "{h}");
@@ -158,7 +158,7 @@ async fn the_daily_self_check_records_its_result_and_health_reports_a_failure() 
     let conn = rusqlite::Connection::open(dir.path().join("trail.db")).unwrap();
     conn.execute("UPDATE events SET ts = ts - 365 * 86400000000 WHERE seq = 10", []).unwrap();
     drop(conn);
-    let checks = trail_server::selfcheck::run(&s.state).await.unwrap();
+    let checks = trail_server::work::selfcheck::run(&s.state).await.unwrap();
     let acme = checks.iter().find(|c| c.org == "acme").unwrap();
     assert!(!acme.ok && acme.problems.contains("entry 10 (id"), "{acme:?}");
     let h = health().await;

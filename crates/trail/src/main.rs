@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use config::{Config, Database, Flags};
 use trail_core::{event::parse_batch, Event, Limits, Timestamp};
-use trail_server::{demo, AppState, ServerConfig};
+use trail_server::{work::demo, AppState, ServerConfig, Services};
 use trail_store::{
     sqlite::SqliteStore, AppendBatch, DynStore, KeyScope, ListQuery, NewUser, Org, Scope, Store, UserChange,
     BUILTIN_ROLES,
@@ -261,7 +261,7 @@ async fn run(cli: Cli) -> Result<()> {
             let state = cli_state(store.clone());
             let resource = serde_json::json!({"type": "api_key", "id": key.1.to_string(), "name": key_prefix(&key.0)});
             let details = serde_json::json!({"scope": scope.as_str(), "label": label});
-            trail_server::selfaudit::record_system(&state, &org, "api_key:create", resource, details).await;
+            trail_server::work::selfaudit::record_system(&state, &org, "api_key:create", resource, details).await;
             store.close();
             println!("{}", key.0);
             Ok(())
@@ -293,8 +293,14 @@ async fn run(cli: Cli) -> Result<()> {
             store.revoke_key(None, id).await?;
             let state = cli_state(store.clone());
             let resource = serde_json::json!({"type": "api_key", "id": id.to_string(), "name": key.prefix});
-            trail_server::selfaudit::record_system(&state, &key.org, "api_key:revoke", resource, serde_json::json!({}))
-                .await;
+            trail_server::work::selfaudit::record_system(
+                &state,
+                &key.org,
+                "api_key:revoke",
+                resource,
+                serde_json::json!({}),
+            )
+            .await;
             store.close();
             println!("revoked key {id} ({})", key.prefix);
             Ok(())
@@ -362,8 +368,9 @@ async fn retention_run(config: &Config, as_of: Option<&str>) -> Result<()> {
     }
     let store = open_store(config).await?;
     let server_config = ServerConfig { retention: config.retention.clone(), ..ServerConfig::default() };
-    let state = AppState::new(store.clone(), server_config, trail_server::system_clock());
-    let reports = trail_server::retention::run(&state, as_of).await.map_err(|e| anyhow::anyhow!("{}", api_message(e)));
+    let services = Services::new(store.clone(), server_config, trail_server::system_clock());
+    let reports =
+        trail_server::work::retention::run(&services, as_of).await.map_err(|e| anyhow::anyhow!("{}", work_message(e)));
     store.close();
     let reports = reports?;
     for r in &reports {
@@ -390,13 +397,13 @@ async fn retention_run(config: &Config, as_of: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-/// Application state for commands that record self-audit events.
-fn cli_state(store: DynStore) -> AppState {
-    AppState::new(store, ServerConfig::default(), trail_server::system_clock())
+/// The work layer's services for commands that record self-audit events.
+fn cli_state(store: DynStore) -> Services {
+    Services::new(store, ServerConfig::default(), trail_server::system_clock())
 }
 
 fn key_prefix(key: &str) -> String {
-    trail_server::auth::key_prefix(key)
+    trail_server::work::credentials::key_prefix(key)
 }
 
 /// Creates a key; returns it and its id.
@@ -442,7 +449,7 @@ async fn users_cmd(config: &Config, command: UsersCommand) -> Result<()> {
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
             let resource = serde_json::json!({"type": "user", "id": user.id.to_string(), "name": user.email});
-            trail_server::selfaudit::record_system(
+            trail_server::work::selfaudit::record_system(
                 &state,
                 &org,
                 "user:create",
@@ -479,7 +486,8 @@ async fn users_cmd(config: &Config, command: UsersCommand) -> Result<()> {
             store.update_user(user.id, UserChange { role: Some(role.clone()), ..UserChange::default() }).await?;
             let resource = serde_json::json!({"type": "user", "id": user.id.to_string(), "name": user.email});
             let details = serde_json::json!({"role": role, "previous_role": user.role});
-            trail_server::selfaudit::record_system(&state, &user.org, "user:role_change", resource, details).await;
+            trail_server::work::selfaudit::record_system(&state, &user.org, "user:role_change", resource, details)
+                .await;
             println!("{} is now {role}", user.email);
         }
     }
@@ -545,7 +553,7 @@ async fn export(
         Some(o) => o.to_string(),
         None => store.orgs().await?.first().map(|o| o.slug.clone()).context("the store has no organization")?,
     };
-    let req = trail_server::exports::ExportRequest {
+    let req = trail_server::work::export::ExportRequest {
         format,
         preset,
         scope: scope.clone(),
@@ -583,29 +591,33 @@ async fn export(
         None
     };
     let tmp = config.exports.tmp();
-    let rows = trail_server::exports::to_file(&dyn_store, &req, out, &tmp, now(), progress)
+    let rows = trail_server::work::export::to_file(&dyn_store, &req, out, &tmp, now(), progress)
         .await
-        .map_err(|e| anyhow::anyhow!("{}", api_message(e)))?;
+        .map_err(|e| anyhow::anyhow!("{}", work_message(e)))?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
     let state = cli_state(store.clone());
     let details = serde_json::json!({"format": format.as_str(), "filter": trail_core::query::render(&req.filter),
         "rows": rows, "org": org.unwrap_or("*"), "file": out.display().to_string(), "download": download});
-    trail_server::selfaudit::record_system(&state, &req.audit_org, "audit:export", serde_json::json!({}), details)
-        .await;
+    trail_server::work::selfaudit::record_system(
+        &state,
+        &req.audit_org,
+        "audit:export",
+        serde_json::json!({}),
+        details,
+    )
+    .await;
     store.close();
     println!("wrote {rows} entries to {}", out.display());
     Ok(())
 }
 
-/// The message of an API error, for the command line.
-fn api_message(e: trail_server::ApiError) -> String {
+/// The message of a failed piece of work, for the command line.
+fn work_message(e: trail_server::WorkError) -> String {
     match e {
-        trail_server::ApiError::Field(f) | trail_server::ApiError::Unprocessable(f) => {
-            format!("{}: {}", f.field, f.message)
-        }
-        other => format!("{other:?}"),
+        trail_server::WorkError::Field(f) => format!("{}: {}", f.field, f.message),
+        other => other.to_string(),
     }
 }
 
@@ -780,9 +792,9 @@ async fn serve(config: Config, demo: bool) -> Result<()> {
         verify_at_minute: config.verify_at_minute,
     };
     let state = AppState::new(store, server_config, trail_server::system_clock());
-    trail_server::exports::spawn_scheduler(state.clone(), std::time::Duration::from_secs(30));
-    trail_server::retention::spawn_job(state.clone());
-    trail_server::selfcheck::spawn_job(state.clone());
+    trail_server::work::schedules::spawn_scheduler(state.services.clone(), std::time::Duration::from_secs(30));
+    trail_server::work::retention::spawn_job(state.services.clone());
+    trail_server::work::selfcheck::spawn_job(state.services.clone());
     if let Some(b) = trail_server::bootstrap(&state, "main").await.map_err(|e| anyhow::anyhow!("{e:?}"))? {
         println!("First start: platform administrator {} (organization {})", b.email, b.org);
         println!("one-time password (shown only now; change it at first login): {}", b.one_time_password);

@@ -53,7 +53,7 @@ fn the_audit_page_in_chromium() {
     let (deploy_id, ingest, read, admin) = rt.block_on(async {
         let store = Arc::new(SqliteStore::open(&d.join("trail.db"), Default::default()).unwrap());
         let now = trail_core::Timestamp::from_datetime(chrono::Utc::now());
-        trail_server::demo::fill(&*store, now, 3000).await.unwrap();
+        trail_server::work::demo::fill(&*store, now, 3000).await.unwrap();
         let key = |scope| {
             let store = store.clone();
             async move { trail_server::create_api_key(&*store, "acme", scope, "e2e").await.unwrap().0 }

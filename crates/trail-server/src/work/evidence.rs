@@ -12,7 +12,7 @@ use trail_core::{
 
 use trail_store::{archive::Archive, DynStore, ListQuery, Scope, StoreError, StreamRx};
 
-use crate::error::ApiError;
+use super::WorkError;
 
 /// Events read per chunk.
 const PAGE: usize = 500;
@@ -29,12 +29,12 @@ pub async fn stream(
     mut filter: Filter,
     now: Timestamp,
     verifier_key: String,
-) -> Result<impl Stream<Item = Result<Bytes, StoreError>>, ApiError> {
-    let org = scope.org.clone().ok_or_else(|| ApiError::Internal("evidence needs one organization".into()))?;
+) -> Result<impl Stream<Item = Result<Bytes, StoreError>>, WorkError> {
+    let org = scope.org.clone().ok_or_else(|| WorkError::Internal("evidence needs one organization".into()))?;
     let cp = store
         .checkpoint(&org, None)
         .await?
-        .ok_or_else(|| ApiError::NotFound("no checkpoint yet: the log is empty or was just written".into()))?;
+        .ok_or_else(|| WorkError::NotFound("no checkpoint yet: the log is empty or was just written".into()))?;
     filter.sort = Sort { field: SortField::Timestamp, desc: false };
     let header = Header { format: FORMAT.into(), checkpoint: cp.note.clone(), verifier_key };
     let mut first = serde_json::to_vec(&header).unwrap_or_default();

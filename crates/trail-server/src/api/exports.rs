@@ -14,96 +14,26 @@ use axum::{
     extract::{Query, State},
     http::{header, StatusCode},
     response::{IntoResponse, Response},
-    routing::{delete, get, post},
-    Json, Router,
+    Json,
 };
 use futures::StreamExt;
-use serde_json::{json, Value};
+use serde_json::json;
 use trail_core::{Filter, Timestamp};
-use trail_export::{CsvWriter, Format, JsonWriter, Meta, Preset};
-use trail_store::{archive::Archive, DynStore, ListQuery, Scope, StreamRx};
+use trail_export::{CsvWriter, Format, JsonWriter, Preset};
 use uuid::Uuid;
 
-use crate::{auth::Caller, error::ApiError, selfaudit, AppState};
-
-mod file;
-mod jobs;
-mod schedules;
-
-use file::internal;
-pub use file::to_file;
-pub(crate) use jobs::Jobs;
-use jobs::{job_file, job_status, start, start_job};
-use schedules::{create_schedule, delete_schedule, list_schedules, run_schedule_now};
-pub use schedules::{next_run, run_due, spawn_scheduler};
-
-/// Rows read from the store per chunk.
-const CHUNK: usize = 1000;
-/// The most rows a PDF report holds.
-pub const MAX_PDF_ROWS: u64 = 50_000;
-
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/export", get(export))
-        .route("/api/v1/download", get(download))
-        .route("/api/v1/exports", post(start_job))
-        .route("/api/v1/exports/{id}", get(job_status))
-        .route("/api/v1/exports/{id}/file", get(job_file))
-        .route("/api/v1/schedules", get(list_schedules).post(create_schedule))
-        .route("/api/v1/schedules/{id}", delete(delete_schedule))
-        .route("/api/v1/schedules/{id}/run", post(run_schedule_now))
-}
-
-/// One export: what, of which events, for whom.
-#[derive(Debug, Clone)]
-pub struct ExportRequest {
-    pub format: Format,
-    pub preset: Preset,
-    pub scope: Scope,
-    pub filter: Filter,
-    /// The organization that records the `audit:export` event.
-    pub audit_org: String,
-    /// The actor of that event.
-    pub actor: Value,
-    /// Where the request came from, for that event (none for scheduled and CLI
-    /// exports).
-    pub ip: Option<std::net::IpAddr>,
-    pub user_agent: Option<String>,
-    /// For the report: who asked.
-    pub generated_by: String,
-    /// The evidence verifier key (evidence only).
-    pub verifier_key: Option<String>,
-    /// Read archived events too, merged in time order (downloads and evidence).
-    pub archive: Option<Arc<Archive>>,
-    /// A "Download log" of a period rather than an export of the online view.
-    pub download: bool,
-}
-
-impl ExportRequest {
-    fn meta(&self, now: Timestamp) -> Meta {
-        let (from, to) = self.filter.time_range(now);
-        let period = match (from, to) {
-            (None, None) => "all time".to_string(),
-            (f, t) => format!(
-                "{} to {}",
-                f.map_or("the beginning".into(), |t| t.to_rfc3339()),
-                t.map_or("now".into(), |t| t.to_rfc3339())
-            ),
-        };
-        Meta {
-            org: self.scope.org.clone().unwrap_or_else(|| "all organizations".into()),
-            filter: trail_core::query::render(&self.filter),
-            period,
-            generated_at: now,
-            generated_by: self.generated_by.clone(),
-        }
-    }
-}
+use super::jobs::start;
+use crate::{
+    auth::Caller,
+    error::ApiError,
+    work::export::{estimate, internal, open_rx, record_export, to_file, ExportRequest},
+    AppState,
+};
 
 /// Builds an export request from query parameters for `caller`. With `download`, a
 /// "Download log": any period (no online window), archived and online events merged in
 /// time order, as CSV (the default) or JSON Lines.
-fn request(
+pub(super) fn request(
     st: &AppState,
     caller: &Caller,
     pairs: Vec<(String, String)>,
@@ -159,7 +89,7 @@ fn request(
     // Downloads and evidence reach archived periods; the rest only the online window.
     let reaches_archive = download || format == Format::Evidence;
     if !reaches_archive {
-        crate::retention::online_window(st, &mut filter, (st.clock)())?;
+        crate::work::retention::online_window(st, &mut filter, (st.clock)())?;
     }
     let generated_by = caller.actor()["email"].as_str().or(caller.actor()["name"].as_str()).unwrap_or("").to_string();
     Ok(ExportRequest {
@@ -178,39 +108,8 @@ fn request(
     })
 }
 
-/// The request's events, a chunk at a time: from the store, or (with an archive) from
-/// the archive and the store merged in time order.
-async fn open_rx(store: &DynStore, req: &ExportRequest, now: Timestamp) -> Result<StreamRx, ApiError> {
-    let mut filter = req.filter.clone();
-    if req.download {
-        filter.sort = trail_core::Sort { field: trail_core::SortField::Timestamp, desc: false };
-    }
-    Ok(match &req.archive {
-        Some(a) => trail_store::archive::merged(&**store, a.clone(), req.scope.clone(), filter, now, CHUNK).await?,
-        None => {
-            let query = ListQuery { scope: req.scope.clone(), filter, now, cursor: None, limit: CHUNK };
-            store.stream(query, CHUNK).await?
-        }
-    })
-}
-
-/// Rows a request will give: the store's count plus, with an archive, the archived
-/// events of the files its period touches (an upper bound, for progress).
-async fn estimate(st: &AppState, req: &ExportRequest, now: Timestamp) -> Result<u64, ApiError> {
-    let mut n = st.store.count(req.scope.clone(), req.filter.clone(), now).await?;
-    if req.archive.is_some() {
-        let (from, to) = req.filter.time_range(now);
-        for f in st.store.archives(req.scope.org.as_deref()).await? {
-            if f.overlaps(from, to) {
-                n += f.count;
-            }
-        }
-    }
-    Ok(n)
-}
-
 /// `GET /api/v1/download`: streamed when small, a background job (202) when large.
-async fn download(
+pub(super) async fn download(
     State(st): State<AppState>,
     caller: Caller,
     q: Query<Vec<(String, String)>>,
@@ -223,34 +122,6 @@ async fn download(
         return Ok((StatusCode::ACCEPTED, Json(job.json())).into_response());
     }
     Ok((attachment(req.format, now), stream_body(st, req, now).await?).into_response())
-}
-
-/// Records the export in the log.
-pub(crate) async fn record_export(st: &AppState, req: &ExportRequest, rows: u64, extra: Value) {
-    let mut details = json!({
-        "format": req.format.as_str(),
-        "filter": trail_core::query::render(&req.filter),
-        "rows": rows,
-        "org": req.scope.org.clone().unwrap_or_else(|| "*".into()),
-    });
-    if req.download {
-        details["download"] = json!(true);
-    }
-    if let (Some(d), Some(x)) = (details.as_object_mut(), extra.as_object()) {
-        d.extend(x.clone());
-    }
-    let r = selfaudit::Record {
-        org: req.audit_org.clone(),
-        action: "audit:export",
-        ok: true,
-        actor: req.actor.clone(),
-        resource: None,
-        details: Some(details),
-        error: None,
-        ip: req.ip,
-        user_agent: req.user_agent.clone(),
-    };
-    selfaudit::record(st, r).await;
 }
 
 fn attachment(format: Format, now: Timestamp) -> [(header::HeaderName, String); 2] {
@@ -268,7 +139,7 @@ fn sync_limit(st: &AppState, format: Format) -> u64 {
     }
 }
 
-async fn export(
+pub(super) async fn export(
     State(st): State<AppState>,
     caller: Caller,
     q: Query<Vec<(String, String)>>,
@@ -281,7 +152,7 @@ async fn export(
         }
         Format::Evidence => {
             let vkey = req.verifier_key.clone().unwrap_or_default();
-            let lines = crate::evidence::stream(
+            let lines = crate::work::evidence::stream(
                 st.store.clone(),
                 req.archive.clone(),
                 req.scope.clone(),

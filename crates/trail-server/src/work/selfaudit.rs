@@ -13,7 +13,7 @@ use trail_core::event::parse_event;
 use trail_store::AppendBatch;
 use uuid::Uuid;
 
-use crate::{auth::Caller, AppState};
+use super::Services;
 
 /// The same caller viewing the same filter again within this time is not recorded
 /// again (paging, refreshing and the live view would otherwise flood the log).
@@ -26,7 +26,7 @@ pub(crate) struct Views {
 
 impl Views {
     /// Whether this view is new (and remembers it).
-    fn fresh(&self, who: &str, what: &str) -> bool {
+    pub(crate) fn fresh(&self, who: &str, what: &str) -> bool {
         let Ok(mut seen) = self.seen.lock() else { return true };
         if seen.len() > 50_000 {
             seen.retain(|_, t| t.elapsed() < VIEW_REPEAT);
@@ -56,21 +56,6 @@ pub(crate) struct Record {
 }
 
 impl Record {
-    /// An event about what `caller` did, in the caller's organization.
-    pub fn by(caller: &Caller, action: &'static str) -> Record {
-        Record {
-            org: caller.org.clone(),
-            action,
-            ok: true,
-            actor: caller.actor(),
-            resource: None,
-            details: None,
-            error: None,
-            ip: caller.ip,
-            user_agent: caller.user_agent.clone(),
-        }
-    }
-
     pub fn resource(mut self, kind: &str, id: impl ToString, name: &str) -> Record {
         self.resource = Some(json!({"type": kind, "id": id.to_string(), "name": name}));
         self
@@ -90,7 +75,7 @@ impl Record {
 
 /// Appends the event and waits until it is durable. A failure to record is logged,
 /// not returned: the action itself already happened (or was refused).
-pub(crate) async fn record(st: &AppState, r: Record) {
+pub(crate) async fn record(st: &Services, r: Record) {
     let result = if r.ok { "DONE" } else { "FAILED" };
     let mut v = json!({"action": r.action, "result": result, "actor": r.actor});
     if let Some(x) = r.resource {
@@ -116,26 +101,14 @@ pub(crate) async fn record(st: &AppState, r: Record) {
         }
     };
     let batch = AppendBatch { org: r.org, received_at: (st.clock)(), events: vec![(Uuid::now_v7(), event)] };
-    if let Err(e) = crate::live::append(st, batch).await {
+    if let Err(e) = crate::work::feed::append(st, batch).await {
         tracing::error!(error = %e, action = r.action, "could not record self-audit event");
     }
 }
 
-/// Records `audit:view` for a caller opening a filter (first pages only; repeats within
-/// a minute are folded), without delaying the answer.
-pub(crate) fn view(st: &AppState, caller: &Caller, what: &str, query: String) {
-    let who = caller.actor().get("id").and_then(Value::as_str).unwrap_or_default().to_string();
-    if !st.views.fresh(&who, &format!("{what} {query}")) {
-        return;
-    }
-    let r = Record::by(caller, "audit:view").details(json!({"view": what, "filter": query}));
-    let st = st.clone();
-    tokio::spawn(async move { record(&st, r).await });
-}
-
 /// Records a change made outside the HTTP API (the `trail` command line, bootstrap),
 /// with the system as the actor.
-pub async fn record_system(st: &AppState, org: &str, action: &'static str, resource: Value, details: Value) {
+pub async fn record_system(st: &Services, org: &str, action: &'static str, resource: Value, details: Value) {
     let r = Record {
         org: org.to_string(),
         action,

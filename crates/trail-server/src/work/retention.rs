@@ -2,41 +2,23 @@
 //! timer, and the online query window (queries reaching further back are refused with
 //! a pointer to `GET /api/v1/download`, which reads the archive too).
 
-use std::{path::PathBuf, sync::Arc};
+use std::sync::Arc;
 
 use serde_json::json;
 use trail_core::{FieldError, Filter, Timestamp};
 use trail_store::archive::{self, Archive, OrgReport, Retention};
 
-use crate::{error::ApiError, selfaudit, AppState};
+use crate::RetentionConfig;
 
-/// Retention settings.
-#[derive(Debug, Clone)]
-pub struct RetentionConfig {
-    /// How long events stay in the store before they are archived and deleted.
-    pub rules: Retention,
-    /// How many days back lists, facets and exports reach (0: no limit); older events
-    /// are downloaded (`GET /api/v1/download`).
-    pub online_days: u32,
-    /// The minute of the UTC day the job runs (default 120: 02:00).
-    pub run_at_minute: u16,
-    /// Where archives are written and read; `None`: no archive (retention cannot run).
-    pub archive_dir: Option<PathBuf>,
-}
-
-impl Default for RetentionConfig {
-    fn default() -> Self {
-        RetentionConfig { rules: Retention::default(), online_days: 0, run_at_minute: 120, archive_dir: None }
-    }
-}
+use super::{daily::next_run, selfaudit, Services, WorkError};
 
 /// Archives and deletes what has expired at `as_of` in every organization, and records
 /// a `system:retention` event in each organization where it changed something.
-pub async fn run(st: &AppState, as_of: Timestamp) -> Result<Vec<OrgReport>, ApiError> {
+pub async fn run(st: &Services, as_of: Timestamp) -> Result<Vec<OrgReport>, WorkError> {
     let archive = st
         .archive
         .clone()
-        .ok_or_else(|| ApiError::Unavailable("no archive directory is configured: retention cannot run".into()))?;
+        .ok_or_else(|| WorkError::Unavailable("no archive directory is configured: retention cannot run".into()))?;
     let rules = &st.config.retention.rules;
     let reports = archive::run(&*st.store, &archive, rules, as_of).await?;
     for r in &reports {
@@ -73,14 +55,14 @@ pub async fn run(st: &AppState, as_of: Timestamp) -> Result<Vec<OrgReport>, ApiE
 }
 
 /// Runs retention every day at the configured UTC minute, until the process ends.
-pub fn spawn_job(st: AppState) -> Option<tokio::task::JoinHandle<()>> {
+pub fn spawn_job(st: Services) -> Option<tokio::task::JoinHandle<()>> {
     if st.archive.is_none() || !st.config.retention.rules.enabled() {
         return None;
     }
     Some(tokio::spawn(async move {
         loop {
             let now = (st.clock)();
-            let next = crate::exports::next_run(None, st.config.retention.run_at_minute, now);
+            let next = next_run(None, st.config.retention.run_at_minute, now);
             let wait = std::time::Duration::from_micros((next - now.0).max(0) as u64);
             tokio::time::sleep(wait).await;
             match run(&st, (st.clock)()).await {
@@ -97,7 +79,7 @@ pub fn spawn_job(st: AppState) -> Option<tokio::task::JoinHandle<()>> {
 /// Applies the online window to a list, facet or export filter: without a start it
 /// starts at the window's start; a start (or end) before it is refused with a pointer
 /// to the download.
-pub(crate) fn online_window(st: &AppState, filter: &mut Filter, now: Timestamp) -> Result<(), ApiError> {
+pub(crate) fn online_window(st: &Services, filter: &mut Filter, now: Timestamp) -> Result<(), WorkError> {
     let days = st.config.retention.online_days;
     if days == 0 {
         return Ok(());
@@ -105,7 +87,7 @@ pub(crate) fn online_window(st: &AppState, filter: &mut Filter, now: Timestamp) 
     let start = Retention::cutoff(days, now);
     let (from, to) = filter.time_range(now);
     let too_old = |field: &str| {
-        ApiError::Field(
+        WorkError::Field(
             FieldError::new(
                 field,
                 format!(

@@ -1,6 +1,8 @@
-//! Writing an export to a file (background jobs, scheduled exports, XLSX and PDF made
-//! in the request), and what its failures answer: a full disk 507, any other write
-//! failure 503, each with the documented JSON body; a failed export leaves no file.
+//! The export pipeline: an `ExportRequest` (what, of which events, for whom), the
+//! events it reads (from the store, or merged with the archive), writing it to a file
+//! (background jobs, scheduled exports, XLSX and PDF made in a request, the command
+//! line), and recording `audit:export`. A full disk and any other failed write are
+//! told apart (`WorkError::StorageFull`, `WriteFailed`); a failed export leaves no file.
 
 use std::{
     path::Path,
@@ -15,30 +17,33 @@ use trail_core::{Event, Timestamp};
 use trail_export::{CsvWriter, ExportError, Format, JsonWriter, Meta, Preset, XlsxChunk, XlsxWriter};
 use trail_store::{DynStore, StreamRx};
 
-use super::{open_rx, ExportRequest, MAX_PDF_ROWS};
-use crate::error::ApiError;
+use serde_json::{json, Value};
+use trail_core::Filter;
+use trail_store::{archive::Archive, ListQuery, Scope};
 
-pub(super) fn parse_leaf(leaf: &[u8]) -> Result<Event, ApiError> {
-    Event::from_leaf(leaf).map_err(|e| ApiError::Internal(format!("stored event unreadable: {e}")))
+use super::{selfaudit, Services, WorkError};
+
+pub(crate) fn parse_leaf(leaf: &[u8]) -> Result<Event, WorkError> {
+    Event::from_leaf(leaf).map_err(|e| WorkError::Internal(format!("stored event unreadable: {e}")))
 }
 
-pub(super) fn internal(e: impl std::fmt::Display) -> ApiError {
-    ApiError::Internal(e.to_string())
+pub(crate) fn internal(e: impl std::fmt::Display) -> WorkError {
+    WorkError::Internal(e.to_string())
 }
 
 /// A failed write: 507 when the disk is full, 503 otherwise.
-pub(super) fn io(e: std::io::Error) -> ApiError {
+pub(crate) fn io(e: std::io::Error) -> WorkError {
     if e.kind() == std::io::ErrorKind::StorageFull {
-        ApiError::Storage(e.to_string())
+        WorkError::StorageFull(e.to_string())
     } else {
-        ApiError::WriteFailed(e.to_string())
+        WorkError::WriteFailed(e.to_string())
     }
 }
 
 /// An export writer's failure, by its cause.
-fn written(e: ExportError) -> ApiError {
+fn written(e: ExportError) -> WorkError {
     match e {
-        e @ ExportError::TooManyRows(_) => ApiError::field("format", e.to_string()),
+        e @ ExportError::TooManyRows(_) => WorkError::field("format", e.to_string()),
         e => match e.into_io() {
             Ok(e) => io(e),
             Err(e) => internal(e),
@@ -52,9 +57,9 @@ fn written(e: ExportError) -> ApiError {
 const XLSX_ROOM: u64 = 16 << 20;
 
 /// 507 when `dir`'s file system has less than `need` bytes free.
-fn room(dir: &Path, need: u64) -> Result<(), ApiError> {
+fn room(dir: &Path, need: u64) -> Result<(), WorkError> {
     match rustix::fs::statvfs(dir) {
-        Ok(s) if s.f_bavail.saturating_mul(s.f_frsize) < need => Err(ApiError::Storage(format!(
+        Ok(s) if s.f_bavail.saturating_mul(s.f_frsize) < need => Err(WorkError::StorageFull(format!(
             "{} has {} bytes free, fewer than the {need} an XLSX chunk may need",
             dir.display(),
             s.f_bavail.saturating_mul(s.f_frsize)
@@ -65,16 +70,16 @@ fn room(dir: &Path, need: u64) -> Result<(), ApiError> {
 
 /// What a panic while writing means: a full disk if it says so (the XLSX crate panics
 /// on write errors), else an internal error.
-fn panicked(payload: Box<dyn std::any::Any + Send>) -> ApiError {
+fn panicked(payload: Box<dyn std::any::Any + Send>) -> WorkError {
     let text = payload
         .downcast_ref::<String>()
         .cloned()
         .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_default();
     if text.contains("StorageFull") || text.contains("No space left") {
-        ApiError::Storage(text)
+        WorkError::StorageFull(text)
     } else {
-        ApiError::Internal(format!("export panicked: {text}"))
+        WorkError::Internal(format!("export panicked: {text}"))
     }
 }
 
@@ -88,7 +93,7 @@ pub async fn to_file(
     tmp: &Path,
     now: Timestamp,
     progress: Arc<AtomicU64>,
-) -> Result<u64, ApiError> {
+) -> Result<u64, WorkError> {
     let made = write(store, req, path, tmp, now, progress).await;
     if made.is_err() {
         let _ = std::fs::remove_file(path);
@@ -103,13 +108,13 @@ async fn write(
     tmp: &Path,
     now: Timestamp,
     progress: Arc<AtomicU64>,
-) -> Result<u64, ApiError> {
+) -> Result<u64, WorkError> {
     for dir in path.parent().into_iter().chain([tmp]) {
         std::fs::create_dir_all(dir).map_err(io)?;
     }
     if req.format == Format::Evidence {
         let vkey = req.verifier_key.clone().unwrap_or_default();
-        let lines = crate::evidence::stream(
+        let lines = crate::work::evidence::stream(
             store.clone(),
             req.archive.clone(),
             req.scope.clone(),
@@ -134,7 +139,7 @@ async fn write(
     if req.format == Format::Pdf {
         let n = store.count(req.scope.clone(), req.filter.clone(), now).await?;
         if n > MAX_PDF_ROWS {
-            return Err(ApiError::field(
+            return Err(WorkError::field(
                 "format",
                 format!("a PDF report holds at most {MAX_PDF_ROWS} events and {n} match: narrow the filter or use csv"),
             ));
@@ -163,7 +168,7 @@ fn write_rows(
     path: &Path,
     tmp: &Path,
     progress: Arc<AtomicU64>,
-) -> Result<u64, ApiError> {
+) -> Result<u64, WorkError> {
     {
         use std::io::Write;
         let file = std::fs::File::create(path).map_err(io)?;
@@ -204,12 +209,12 @@ fn write_rows(
                 // The next chunk is decoded on a thread of its own while this one writes
                 // the sheet. If the sheet fails, the channel closes and the decoder stops.
                 let (decoded_tx, decoded_rx) = std::sync::mpsc::sync_channel(2);
-                std::thread::scope(|s| -> Result<(), ApiError> {
+                std::thread::scope(|s| -> Result<(), WorkError> {
                     s.spawn(move || {
                         while let Some(chunk) = rx.blocking_recv() {
                             let decoded = match chunk {
                                 Ok(c) => XlsxChunk::decode(&c).map_err(internal),
-                                Err(e) => Err(ApiError::from(e)),
+                                Err(e) => Err(WorkError::from(e)),
                             };
                             let failed = decoded.is_err();
                             if decoded_tx.send(decoded).is_err() || failed {
@@ -249,4 +254,114 @@ fn write_rows(
         }
         Ok(rows)
     }
+}
+
+/// Rows read from the store per chunk.
+pub(crate) const CHUNK: usize = 1000;
+/// The most rows a PDF report holds.
+pub const MAX_PDF_ROWS: u64 = 50_000;
+
+/// One export: what, of which events, for whom.
+#[derive(Debug, Clone)]
+pub struct ExportRequest {
+    pub format: Format,
+    pub preset: Preset,
+    pub scope: Scope,
+    pub filter: Filter,
+    /// The organization that records the `audit:export` event.
+    pub audit_org: String,
+    /// The actor of that event.
+    pub actor: Value,
+    /// Where the request came from, for that event (none for scheduled and CLI
+    /// exports).
+    pub ip: Option<std::net::IpAddr>,
+    pub user_agent: Option<String>,
+    /// For the report: who asked.
+    pub generated_by: String,
+    /// The evidence verifier key (evidence only).
+    pub verifier_key: Option<String>,
+    /// Read archived events too, merged in time order (downloads and evidence).
+    pub archive: Option<Arc<Archive>>,
+    /// A "Download log" of a period rather than an export of the online view.
+    pub download: bool,
+}
+
+impl ExportRequest {
+    pub(crate) fn meta(&self, now: Timestamp) -> Meta {
+        let (from, to) = self.filter.time_range(now);
+        let period = match (from, to) {
+            (None, None) => "all time".to_string(),
+            (f, t) => format!(
+                "{} to {}",
+                f.map_or("the beginning".into(), |t| t.to_rfc3339()),
+                t.map_or("now".into(), |t| t.to_rfc3339())
+            ),
+        };
+        Meta {
+            org: self.scope.org.clone().unwrap_or_else(|| "all organizations".into()),
+            filter: trail_core::query::render(&self.filter),
+            period,
+            generated_at: now,
+            generated_by: self.generated_by.clone(),
+        }
+    }
+}
+
+/// The request's events, a chunk at a time: from the store, or (with an archive) from
+/// the archive and the store merged in time order.
+pub(crate) async fn open_rx(store: &DynStore, req: &ExportRequest, now: Timestamp) -> Result<StreamRx, WorkError> {
+    let mut filter = req.filter.clone();
+    if req.download {
+        filter.sort = trail_core::Sort { field: trail_core::SortField::Timestamp, desc: false };
+    }
+    Ok(match &req.archive {
+        Some(a) => trail_store::archive::merged(&**store, a.clone(), req.scope.clone(), filter, now, CHUNK).await?,
+        None => {
+            let query = ListQuery { scope: req.scope.clone(), filter, now, cursor: None, limit: CHUNK };
+            store.stream(query, CHUNK).await?
+        }
+    })
+}
+
+/// Rows a request will give: the store's count plus, with an archive, the archived
+/// events of the files its period touches (an upper bound, for progress).
+pub async fn estimate(st: &Services, req: &ExportRequest, now: Timestamp) -> Result<u64, WorkError> {
+    let mut n = st.store.count(req.scope.clone(), req.filter.clone(), now).await?;
+    if req.archive.is_some() {
+        let (from, to) = req.filter.time_range(now);
+        for f in st.store.archives(req.scope.org.as_deref()).await? {
+            if f.overlaps(from, to) {
+                n += f.count;
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// Records the export in the log.
+pub async fn record_export(st: &Services, req: &ExportRequest, rows: u64, extra: Value) {
+    let mut details = json!({
+        "format": req.format.as_str(),
+        "filter": trail_core::query::render(&req.filter),
+        "rows": rows,
+        "org": req.scope.org.clone().unwrap_or_else(|| "*".into()),
+    });
+    if req.download {
+        details["download"] = json!(true);
+    }
+    if let (Some(d), Some(x)) = (details.as_object_mut(), extra.as_object()) {
+        d.extend(x.clone());
+    }
+    let r = selfaudit::Record {
+        org: req.audit_org.clone(),
+        action: "audit:export",
+        ok: true,
+        actor: req.actor.clone(),
+        resource: None,
+        details: Some(details),
+        error: None,
+        ip: req.ip,
+        user_agent: req.user_agent.clone(),
+    };
+    selfaudit::record(st, r).await;
 }

@@ -22,8 +22,13 @@ use trail_export::Format;
 use trail_store::Categories;
 use uuid::Uuid;
 
-use super::{estimate, record_export, request, to_file, ExportRequest, MAX_PDF_ROWS};
-use crate::{auth::Caller, error::ApiError, AppState};
+use super::exports::request;
+use crate::{
+    auth::Caller,
+    error::ApiError,
+    work::export::{estimate, record_export, to_file, ExportRequest, MAX_PDF_ROWS},
+    AppState,
+};
 
 /// A background export.
 pub(crate) struct Job {
@@ -141,7 +146,7 @@ pub(super) async fn start(
                 let bytes = std::fs::metadata(&job2.path).map(|m| m.len()).unwrap_or(0);
                 JobState::Done { rows, bytes }
             }
-            Err(e) => JobState::Failed(e.parts().1),
+            Err(e) => JobState::Failed(ApiError::from(e).parts().1),
         };
         if let Ok(mut s) = job2.state.lock() {
             *s = state;

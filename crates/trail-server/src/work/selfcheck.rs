@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use serde_json::{json, Value};
 use trail_store::verify::{verify, VerifyOptions};
 
-use crate::{error::ApiError, selfaudit, AppState};
+use super::{daily::next_run, selfaudit, Services, WorkError};
 
 /// Findings kept in an event's details (the report counts the rest).
 const FINDINGS_RECORDED: usize = 20;
@@ -39,8 +39,8 @@ pub struct OrgCheck {
 
 /// Verifies every organization's log now, records `system:verify` in each and keeps
 /// the outcome for `/healthz`.
-pub async fn run(st: &AppState) -> Result<Vec<OrgCheck>, ApiError> {
-    let log = st.config.log.clone().ok_or_else(|| ApiError::Unavailable("checkpoints are not signed here".into()))?;
+pub async fn run(st: &Services) -> Result<Vec<OrgCheck>, WorkError> {
+    let log = st.config.log.clone().ok_or_else(|| WorkError::Unavailable("checkpoints are not signed here".into()))?;
     let started = (st.clock)();
     let mut out = Vec::new();
     for org in st.store.orgs().await? {
@@ -91,13 +91,13 @@ pub async fn run(st: &AppState) -> Result<Vec<OrgCheck>, ApiError> {
 }
 
 /// Runs the self-check every day at `run_at_minute` (UTC), until the process ends.
-pub fn spawn_job(st: AppState) -> Option<tokio::task::JoinHandle<()>> {
+pub fn spawn_job(st: Services) -> Option<tokio::task::JoinHandle<()>> {
     let minute = st.config.verify_at_minute?;
     st.config.log.as_ref()?;
     Some(tokio::spawn(async move {
         loop {
             let now = (st.clock)();
-            let next = crate::exports::next_run(None, minute, now);
+            let next = next_run(None, minute, now);
             tokio::time::sleep(std::time::Duration::from_micros((next - now.0).max(0) as u64)).await;
             match run(&st).await {
                 Ok(checks) => {

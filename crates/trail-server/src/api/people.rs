@@ -1,29 +1,27 @@
 //! Login, sessions and the management endpoints: users, custom roles, API keys and
 //! personal tokens. Every change is recorded in the log (see `selfaudit`).
 
-use argon2::{
-    password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
-    Argon2,
-};
 use axum::{
     body::Bytes,
     extract::{Path, Query, State},
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
-    routing::{delete, get, patch, post, put},
-    Json, Router,
+    Json,
 };
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 use trail_store::{
     throttle::{self, ThrottleKey},
-    Categories, KeyScope, NewKey, NewUser, Role, Session, User, UserChange, BUILTIN_ROLES,
+    Categories, NewUser, Role, Session, User, UserChange, BUILTIN_ROLES,
 };
 
 use crate::{
-    auth::{self, hash_key, random_token, Caller, SESSION_COOKIE},
+    auth::{self, Caller, SESSION_COOKIE},
     error::ApiError,
-    selfaudit::{record, Record},
+    work::{
+        credentials::{blocking, hash_key, hash_password, one_time_password, random_token, verify_password},
+        selfaudit::{record, Record},
+    },
     AppState,
 };
 
@@ -31,43 +29,6 @@ use crate::{
 const SESSION_TTL: i64 = 12 * 3600 * 1_000_000;
 /// The shortest password accepted.
 const MIN_PASSWORD: usize = 10;
-
-pub(crate) fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/auth/login", post(login))
-        .route("/api/v1/auth/logout", post(logout))
-        .route("/api/v1/auth/password", post(change_password))
-        .route("/api/v1/auth/me", get(me))
-        .route("/api/v1/users", get(list_users).post(create_user))
-        .route("/api/v1/users/{id}", patch(update_user))
-        .route("/api/v1/roles", get(list_roles))
-        .route("/api/v1/roles/{name}", put(put_role).delete(delete_role))
-        .route("/api/v1/keys", get(list_keys).post(create_key))
-        .route("/api/v1/keys/{id}", delete(revoke_key))
-}
-
-/// Hashes a password with argon2id (the crate's default, OWASP-recommended cost).
-pub fn hash_password(password: &str) -> Result<String, ApiError> {
-    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>()).map_err(|e| ApiError::Internal(e.to_string()))?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| ApiError::Internal(e.to_string()))
-}
-
-fn verify_password(hash: &str, password: &str) -> bool {
-    PasswordHash::new(hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
-}
-
-/// Hashing costs tens of milliseconds: off the async workers.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::Internal(e.to_string()))
-}
-
-/// A one-time password for new users and resets.
-pub fn one_time_password() -> String {
-    random_token(20)
-}
 
 /// Parses a JSON body into `T`, naming the field at fault.
 pub(crate) fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
@@ -119,7 +80,7 @@ struct LoginBody {
     password: String,
 }
 
-async fn login(
+pub(super) async fn login(
     State(st): State<AppState>,
     parts: axum::http::request::Parts,
     bytes: Bytes,
@@ -208,13 +169,13 @@ fn clear_cookie(st: &AppState) -> HeaderValue {
         .unwrap_or(HeaderValue::from_static(""))
 }
 
-async fn logout(State(st): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+pub(super) async fn logout(State(st): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     let session = caller
         .session
         .clone()
         .ok_or_else(|| ApiError::field("authorization", "logout ends a login session; API keys have none"))?;
     st.store.delete_sessions(session.hash, false).await?;
-    record(&st, Record::by(&caller, "auth:logout")).await;
+    record(&st, caller.record("auth:logout")).await;
     let mut resp = StatusCode::NO_CONTENT.into_response();
     resp.headers_mut().insert(header::SET_COOKIE, clear_cookie(&st));
     Ok(resp)
@@ -222,7 +183,7 @@ async fn logout(State(st): State<AppState>, caller: Caller) -> Result<Response, 
 
 /// Who the caller is; `{"authenticated": false}` (200) when not logged in, so that the
 /// page can ask without an error.
-async fn me(State(st): State<AppState>, caller: Result<Caller, ApiError>) -> Result<Response, ApiError> {
+pub(super) async fn me(State(st): State<AppState>, caller: Result<Caller, ApiError>) -> Result<Response, ApiError> {
     let caller = match caller {
         Ok(c) => c,
         Err(ApiError::Unauthorized(_)) => return Ok(Json(json!({"authenticated": false})).into_response()),
@@ -258,7 +219,11 @@ struct PasswordBody {
     new_password: String,
 }
 
-async fn change_password(State(st): State<AppState>, caller: Caller, bytes: Bytes) -> Result<Response, ApiError> {
+pub(super) async fn change_password(
+    State(st): State<AppState>,
+    caller: Caller,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
     let b: PasswordBody = body(&bytes)?;
     let id = caller.user_id().ok_or_else(|| ApiError::field("authorization", "only users have passwords"))?;
     let user = st.store.user(id).await?.ok_or_else(|| ApiError::Unauthorized("no such user".into()))?;
@@ -279,9 +244,7 @@ async fn change_password(State(st): State<AppState>, caller: Caller, bytes: Byte
     if !blocking(move || verify_password(&hash, &current)).await? {
         record(
             &st,
-            Record::by(&caller, "user:password_change")
-                .resource("user", id, &user.email)
-                .failed("wrong current password"),
+            caller.record("user:password_change").resource("user", id, &user.email).failed("wrong current password"),
         )
         .await;
         return Err(ApiError::field("current_password", "is wrong"));
@@ -296,17 +259,17 @@ async fn change_password(State(st): State<AppState>, caller: Caller, bytes: Byte
         ..UserChange::default()
     };
     st.store.update_user(id, change).await?;
-    record(&st, Record::by(&caller, "user:password_change").resource("user", id, &user.email)).await;
+    record(&st, caller.record("user:password_change").resource("user", id, &user.email)).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-type Params = Query<Vec<(String, String)>>;
+pub(super) type Params = Query<Vec<(String, String)>>;
 
-fn param<'a>(q: &'a Params, key: &str) -> Option<&'a str> {
+pub(super) fn param<'a>(q: &'a Params, key: &str) -> Option<&'a str> {
     q.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
-async fn list_users(State(st): State<AppState>, caller: Caller, q: Params) -> Result<Response, ApiError> {
+pub(super) async fn list_users(State(st): State<AppState>, caller: Caller, q: Params) -> Result<Response, ApiError> {
     let org = match param(&q, "org") {
         None if caller.perms.platform => None,
         named => Some(caller.managed_org(named)?),
@@ -343,7 +306,11 @@ struct NewUserBody {
     org: Option<String>,
 }
 
-async fn create_user(State(st): State<AppState>, caller: Caller, bytes: Bytes) -> Result<Response, ApiError> {
+pub(super) async fn create_user(
+    State(st): State<AppState>,
+    caller: Caller,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
     let b: NewUserBody = body(&bytes)?;
     let org = caller.managed_org(b.org.as_deref())?;
     let email = check_email(&b.email)?;
@@ -366,7 +333,8 @@ async fn create_user(State(st): State<AppState>, caller: Caller, bytes: Bytes) -
         .await?;
     record(
         &st,
-        Record::by(&caller, "user:create")
+        caller
+            .record("user:create")
             .resource("user", user.id, &user.email)
             .details(json!({"role": user.role, "org": user.org})),
     )
@@ -396,7 +364,7 @@ async fn managed_user(st: &AppState, caller: &Caller, id: &str) -> Result<User, 
     user.ok_or_else(|| ApiError::NotFound(format!("no user {id}")))
 }
 
-async fn update_user(
+pub(super) async fn update_user(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
@@ -431,7 +399,7 @@ async fn update_user(
     let details = json!({
         "role": b.role, "disabled": b.disabled, "password_reset": password.is_some(), "previous_role": user.role,
     });
-    record(&st, Record::by(&caller, action).resource("user", user.id, &user.email).details(details)).await;
+    record(&st, caller.record(action).resource("user", user.id, &user.email).details(details)).await;
     let mut out = json!({"user": user_json(&updated)});
     if let Some(p) = password {
         out["one_time_password"] = json!(p);
@@ -443,7 +411,7 @@ fn role_json(r: &Role) -> Value {
     json!({"name": r.name, "org": r.org, "view": r.view.render(), "export": r.export.render()})
 }
 
-async fn list_roles(State(st): State<AppState>, caller: Caller, q: Params) -> Result<Response, ApiError> {
+pub(super) async fn list_roles(State(st): State<AppState>, caller: Caller, q: Params) -> Result<Response, ApiError> {
     let org = caller.managed_org(param(&q, "org"))?;
     let custom = st.store.roles(&org).await?;
     Ok(Json(json!({"builtin": BUILTIN_ROLES, "custom": custom.iter().map(role_json).collect::<Vec<_>>()}))
@@ -458,7 +426,7 @@ struct RoleBody {
     org: Option<String>,
 }
 
-async fn put_role(
+pub(super) async fn put_role(
     State(st): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
@@ -479,12 +447,11 @@ async fn put_role(
     let export = Categories::parse(b.export.as_deref().unwrap_or("")).map_err(|e| ApiError::field("export", e))?;
     let role = Role { org, name, view, export };
     st.store.put_role(role.clone()).await?;
-    record(&st, Record::by(&caller, "role:update").resource("role", &role.name, &role.name).details(role_json(&role)))
-        .await;
+    record(&st, caller.record("role:update").resource("role", &role.name, &role.name).details(role_json(&role))).await;
     Ok(Json(role_json(&role)).into_response())
 }
 
-async fn delete_role(
+pub(super) async fn delete_role(
     State(st): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
@@ -494,107 +461,6 @@ async fn delete_role(
     if !st.store.delete_role(&org, &name).await? {
         return Err(ApiError::NotFound(format!("no role '{name}'")));
     }
-    record(&st, Record::by(&caller, "role:delete").resource("role", &name, &name)).await;
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-fn key_json(k: &trail_store::ApiKey) -> Value {
-    json!({
-        "id": k.id, "org": k.org, "scope": k.scope.as_str(), "prefix": k.prefix, "label": k.label,
-        "user_id": k.user_id, "revoked": k.revoked,
-        "created_at": trail_core::Timestamp(k.created_at).to_rfc3339(),
-    })
-}
-
-async fn list_keys(State(st): State<AppState>, caller: Caller, q: Params) -> Result<Response, ApiError> {
-    let keys = if caller.perms.manage {
-        let org = match param(&q, "org") {
-            None if caller.perms.platform => None,
-            named => Some(caller.managed_org(named)?),
-        };
-        st.store.list_keys(org.as_deref()).await?
-    } else {
-        // Everyone else sees their own personal tokens.
-        let id = caller.user_id().ok_or_else(|| ApiError::Forbidden("managing keys needs an administrator".into()))?;
-        st.store.list_keys(Some(&caller.org)).await?.into_iter().filter(|k| k.user_id == Some(id)).collect()
-    };
-    Ok(Json(json!({"keys": keys.iter().map(key_json).collect::<Vec<_>>()})).into_response())
-}
-
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct KeyBody {
-    scope: String,
-    label: Option<String>,
-    org: Option<String>,
-}
-
-async fn create_key(State(st): State<AppState>, caller: Caller, bytes: Bytes) -> Result<Response, ApiError> {
-    let b: KeyBody = body(&bytes)?;
-    let scope = KeyScope::parse(&b.scope)
-        .ok_or_else(|| ApiError::field("scope", "must be ingest, read, admin, platform or personal"))?;
-    let label = b.label.unwrap_or_default();
-    if label.len() > 200 {
-        return Err(ApiError::field("label", "must be at most 200 characters"));
-    }
-    let (org, user_id) = if scope == KeyScope::Personal {
-        if b.org.is_some() {
-            return Err(ApiError::field("org", "a personal token belongs to your own organization"));
-        }
-        let id = caller
-            .user_id()
-            .ok_or_else(|| ApiError::field("scope", "only a logged-in user can have a personal token"))?;
-        (caller.org.clone(), Some(id))
-    } else {
-        let org = caller.managed_org(b.org.as_deref())?;
-        if scope == KeyScope::Platform && !caller.perms.platform {
-            return Err(ApiError::Forbidden("only platform administrators may create platform keys".into()));
-        }
-        (org, None)
-    };
-    let key = auth::generate_key(scope);
-    let prefix = auth::key_prefix(&key);
-    let id = st
-        .store
-        .create_key(NewKey {
-            org: org.clone(),
-            scope,
-            hash: hash_key(&key),
-            prefix: prefix.clone(),
-            user_id,
-            label: label.clone(),
-        })
-        .await?;
-    record(
-        &st,
-        Record::by(&caller, "api_key:create")
-            .resource("api_key", id, &prefix)
-            .details(json!({"scope": scope.as_str(), "org": org, "label": label})),
-    )
-    .await;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"id": id, "key": key, "scope": scope.as_str(), "org": org, "prefix": prefix})),
-    )
-        .into_response())
-}
-
-async fn revoke_key(State(st): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
-    let id: i64 = id.parse().map_err(|_| ApiError::field("id", "must be a key id (an integer)"))?;
-    let not_found = || ApiError::NotFound(format!("no key {id}"));
-    let done = if caller.perms.manage && !caller.must_change {
-        let org = if caller.perms.platform { None } else { Some(caller.org.as_str()) };
-        st.store.revoke_key(org, id).await?
-    } else {
-        let uid = caller.user_id().ok_or_else(|| ApiError::Forbidden("managing keys needs an administrator".into()))?;
-        let own =
-            st.store.list_keys(Some(&caller.org)).await?.into_iter().any(|k| k.id == id && k.user_id == Some(uid));
-        own && st.store.revoke_key(Some(&caller.org), id).await?
-    };
-    if !done {
-        return Err(not_found());
-    }
-    st.keys.clear();
-    record(&st, Record::by(&caller, "api_key:revoke").resource("api_key", id, "")).await;
+    record(&st, caller.record("role:delete").resource("role", &name, &name)).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

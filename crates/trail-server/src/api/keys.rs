@@ -1,0 +1,126 @@
+//! API keys over HTTP: list, create (shown once), revoke.
+
+use axum::{
+    body::Bytes,
+    extract::{Path, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde_json::{json, Value};
+
+use super::people::{body, param, Params};
+use trail_store::{KeyScope, NewKey};
+
+use crate::{
+    auth::Caller,
+    error::ApiError,
+    work::{credentials::hash_key, selfaudit::record},
+    AppState,
+};
+
+fn key_json(k: &trail_store::ApiKey) -> Value {
+    json!({
+        "id": k.id, "org": k.org, "scope": k.scope.as_str(), "prefix": k.prefix, "label": k.label,
+        "user_id": k.user_id, "revoked": k.revoked,
+        "created_at": trail_core::Timestamp(k.created_at).to_rfc3339(),
+    })
+}
+
+pub(super) async fn list_keys(State(st): State<AppState>, caller: Caller, q: Params) -> Result<Response, ApiError> {
+    let keys = if caller.perms.manage {
+        let org = match param(&q, "org") {
+            None if caller.perms.platform => None,
+            named => Some(caller.managed_org(named)?),
+        };
+        st.store.list_keys(org.as_deref()).await?
+    } else {
+        // Everyone else sees their own personal tokens.
+        let id = caller.user_id().ok_or_else(|| ApiError::Forbidden("managing keys needs an administrator".into()))?;
+        st.store.list_keys(Some(&caller.org)).await?.into_iter().filter(|k| k.user_id == Some(id)).collect()
+    };
+    Ok(Json(json!({"keys": keys.iter().map(key_json).collect::<Vec<_>>()})).into_response())
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyBody {
+    scope: String,
+    label: Option<String>,
+    org: Option<String>,
+}
+
+pub(super) async fn create_key(State(st): State<AppState>, caller: Caller, bytes: Bytes) -> Result<Response, ApiError> {
+    let b: KeyBody = body(&bytes)?;
+    let scope = KeyScope::parse(&b.scope)
+        .ok_or_else(|| ApiError::field("scope", "must be ingest, read, admin, platform or personal"))?;
+    let label = b.label.unwrap_or_default();
+    if label.len() > 200 {
+        return Err(ApiError::field("label", "must be at most 200 characters"));
+    }
+    let (org, user_id) = if scope == KeyScope::Personal {
+        if b.org.is_some() {
+            return Err(ApiError::field("org", "a personal token belongs to your own organization"));
+        }
+        let id = caller
+            .user_id()
+            .ok_or_else(|| ApiError::field("scope", "only a logged-in user can have a personal token"))?;
+        (caller.org.clone(), Some(id))
+    } else {
+        let org = caller.managed_org(b.org.as_deref())?;
+        if scope == KeyScope::Platform && !caller.perms.platform {
+            return Err(ApiError::Forbidden("only platform administrators may create platform keys".into()));
+        }
+        (org, None)
+    };
+    let key = crate::work::credentials::generate_key(scope);
+    let prefix = crate::work::credentials::key_prefix(&key);
+    let id = st
+        .store
+        .create_key(NewKey {
+            org: org.clone(),
+            scope,
+            hash: hash_key(&key),
+            prefix: prefix.clone(),
+            user_id,
+            label: label.clone(),
+        })
+        .await?;
+    record(
+        &st,
+        caller
+            .record("api_key:create")
+            .resource("api_key", id, &prefix)
+            .details(json!({"scope": scope.as_str(), "org": org, "label": label})),
+    )
+    .await;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": id, "key": key, "scope": scope.as_str(), "org": org, "prefix": prefix})),
+    )
+        .into_response())
+}
+
+pub(super) async fn revoke_key(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id: i64 = id.parse().map_err(|_| ApiError::field("id", "must be a key id (an integer)"))?;
+    let not_found = || ApiError::NotFound(format!("no key {id}"));
+    let done = if caller.perms.manage && !caller.must_change {
+        let org = if caller.perms.platform { None } else { Some(caller.org.as_str()) };
+        st.store.revoke_key(org, id).await?
+    } else {
+        let uid = caller.user_id().ok_or_else(|| ApiError::Forbidden("managing keys needs an administrator".into()))?;
+        let own =
+            st.store.list_keys(Some(&caller.org)).await?.into_iter().any(|k| k.id == id && k.user_id == Some(uid));
+        own && st.store.revoke_key(Some(&caller.org), id).await?
+    };
+    if !done {
+        return Err(not_found());
+    }
+    st.keys.clear();
+    record(&st, caller.record("api_key:revoke").resource("api_key", id, "")).await;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,62 @@
+//! The HTTP API, one module per resource: `events` (ingest, list, detail, facets,
+//! health), `proofs`, `people` (login, sessions, users, roles), `keys`, `exports`
+//! (exports and downloads), `jobs` (background exports), `schedules`. Handlers parse
+//! and check the request, call the store or the work layer (`crate::work`), and answer;
+//! what is not HTTP lives there.
+
+use axum::{
+    extract::Query,
+    routing::{delete, get, patch, post, put},
+    Router,
+};
+
+use crate::{error::ApiError, AppState};
+
+mod events;
+pub(crate) mod exports;
+pub(crate) mod jobs;
+mod keys;
+pub(crate) mod people;
+mod proofs;
+mod schedules;
+
+/// Every route of the application.
+pub(crate) fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(events::health))
+        .route("/api/v1/events", post(events::ingest).get(events::list))
+        .route("/api/v1/events/stream", get(crate::live::stream))
+        .route("/api/v1/events/{id}", get(events::detail))
+        .route("/api/v1/facets", get(events::facets))
+        .route("/api/v1/checkpoint", get(proofs::checkpoint))
+        .route("/api/v1/proof/inclusion", get(proofs::inclusion))
+        .route("/api/v1/proof/consistency", get(proofs::consistency))
+        .route("/api/v1/auth/login", post(people::login))
+        .route("/api/v1/auth/logout", post(people::logout))
+        .route("/api/v1/auth/password", post(people::change_password))
+        .route("/api/v1/auth/me", get(people::me))
+        .route("/api/v1/users", get(people::list_users).post(people::create_user))
+        .route("/api/v1/users/{id}", patch(people::update_user))
+        .route("/api/v1/roles", get(people::list_roles))
+        .route("/api/v1/roles/{name}", put(people::put_role).delete(people::delete_role))
+        .route("/api/v1/keys", get(keys::list_keys).post(keys::create_key))
+        .route("/api/v1/keys/{id}", delete(keys::revoke_key))
+        .route("/api/v1/export", get(exports::export))
+        .route("/api/v1/download", get(exports::download))
+        .route("/api/v1/exports", post(jobs::start_job))
+        .route("/api/v1/exports/{id}", get(jobs::job_status))
+        .route("/api/v1/exports/{id}/file", get(jobs::job_file))
+        .route("/api/v1/schedules", get(schedules::list_schedules).post(schedules::create_schedule))
+        .route("/api/v1/schedules/{id}", delete(schedules::delete_schedule))
+        .route("/api/v1/schedules/{id}/run", post(schedules::run_schedule_now))
+        .merge(crate::ui::router())
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .layer(axum::middleware::from_fn(crate::finish::finish))
+        .with_state(state)
+}
+
+pub(crate) type Pairs = Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>;
+
+pub(crate) fn pairs(q: Pairs) -> Result<Vec<(String, String)>, ApiError> {
+    q.map(|Query(p)| p).map_err(|e| ApiError::field("query", format!("malformed query string ({e})")))
+}

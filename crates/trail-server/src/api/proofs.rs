@@ -1,0 +1,110 @@
+//! Proofs over HTTP: the newest (or a sized) signed checkpoint, inclusion and
+//! consistency proofs (RFC 9162), each for one organization's log.
+
+use axum::http::header;
+use axum::{
+    extract::State,
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde_json::json;
+use trail_core::{Event, FieldError};
+use uuid::Uuid;
+
+use super::{pairs, Pairs};
+use crate::{auth::Caller, error::ApiError, AppState};
+
+pub(super) fn b64_all(hashes: &[trail_core::merkle::Hash]) -> Vec<String> {
+    use base64::Engine;
+    hashes.iter().map(|h| base64::engine::general_purpose::STANDARD.encode(h)).collect()
+}
+
+/// The organization whose log a proof request is about (see `Caller::log_org`).
+fn log_org(caller: &Caller, pairs: &[(String, String)]) -> Result<String, ApiError> {
+    caller.log_org(pairs.iter().find(|(k, _)| k == "org").map(|(_, v)| v.as_str()))
+}
+
+/// Reads a non-negative integer parameter.
+fn number(pairs: &[(String, String)], key: &str) -> Result<Option<u64>, ApiError> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.parse::<u64>().map_err(|_| ApiError::field(key, "must be a non-negative integer")))
+        .transpose()
+}
+
+/// Refuses parameters an endpoint does not know.
+fn only(pairs: &[(String, String)], known: &[&str]) -> Result<(), ApiError> {
+    match pairs.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+        Some((k, _)) => Err(ApiError::Field(
+            FieldError::new(k.as_str(), format!("unknown parameter; known: {}", known.join(", ")))
+                .with_code("unknown_filter"),
+        )),
+        None => Ok(()),
+    }
+}
+
+async fn latest(st: &AppState, org: &str) -> Result<trail_store::SignedCheckpoint, ApiError> {
+    st.store.checkpoint(org, None).await?.ok_or_else(|| {
+        ApiError::NotFound("no checkpoint yet: the log is empty or was just written; retry in a second".into())
+    })
+}
+
+pub(super) async fn checkpoint(State(st): State<AppState>, caller: Caller, q: Pairs) -> Result<Response, ApiError> {
+    let pairs = pairs(q)?;
+    only(&pairs, &["org", "size"])?;
+    let org = log_org(&caller, &pairs)?;
+    let cp = match number(&pairs, "size")? {
+        Some(size) => st
+            .store
+            .checkpoint(&org, Some(size))
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no checkpoint of size {size}")))?,
+        None => latest(&st, &org).await?,
+    };
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], cp.note).into_response())
+}
+
+pub(super) async fn inclusion(State(st): State<AppState>, caller: Caller, q: Pairs) -> Result<Response, ApiError> {
+    let pairs = pairs(q)?;
+    only(&pairs, &["org", "index", "id", "size"])?;
+    let org = log_org(&caller, &pairs)?;
+    let scope = caller.read_scope()?;
+    let index = match (number(&pairs, "index")?, pairs.iter().find(|(k, _)| k == "id")) {
+        (Some(i), None) => i,
+        (None, Some((_, id))) => {
+            let id = Uuid::parse_str(id).map_err(|_| ApiError::field("id", "must be an event id (a UUID)"))?;
+            let scope = trail_store::Scope { org: Some(org.clone()), ..scope.clone() };
+            let leaf = st.store.get(scope, id).await?.ok_or_else(|| ApiError::NotFound(format!("no event {id}")))?;
+            Event::from_leaf(&leaf).map_err(|e| ApiError::Internal(e.to_string()))?.seq
+        }
+        _ => return Err(ApiError::field("index", "give exactly one of index or id")),
+    };
+    let size = match number(&pairs, "size")? {
+        Some(s) => s,
+        None => latest(&st, &org).await?.size,
+    };
+    if index < size {
+        // An entry the caller may not see has no proof for it either.
+        let leaf = st.store.scan(&org, index, 1).await?.into_iter().find(|(s, _)| *s == index).map(|(_, l)| l);
+        let event = leaf.and_then(|l| Event::from_leaf(&l).ok());
+        if !event.is_some_and(|e| scope.allows(&e.org, e.category())) {
+            return Err(ApiError::NotFound(format!("no entry {index}")));
+        }
+    }
+    let proof = st.store.inclusion_proof(&org, index, size).await?;
+    Ok(Json(json!({"index": index, "size": size, "proof": b64_all(&proof)})).into_response())
+}
+
+pub(super) async fn consistency(State(st): State<AppState>, caller: Caller, q: Pairs) -> Result<Response, ApiError> {
+    let pairs = pairs(q)?;
+    only(&pairs, &["org", "from", "to"])?;
+    let org = log_org(&caller, &pairs)?;
+    let from = number(&pairs, "from")?.ok_or_else(|| ApiError::field("from", "is required"))?;
+    let to = match number(&pairs, "to")? {
+        Some(t) => t,
+        None => latest(&st, &org).await?.size,
+    };
+    let proof = st.store.consistency_proof(&org, from, to).await?;
+    Ok(Json(json!({"from": from, "to": to, "proof": b64_all(&proof)})).into_response())
+}

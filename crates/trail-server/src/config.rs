@@ -1,0 +1,153 @@
+//! What the server and its background work are told, resolved by the `trail` binary:
+//! plain data, no HTTP types, read by both the HTTP layer (`api`) and the work layer
+//! (`work`).
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use trail_core::{Limits, Timestamp};
+use trail_store::archive::Retention;
+
+/// What the server needs to know, resolved by the `trail` binary.
+#[derive(Debug, Clone, Default)]
+pub struct ServerConfig {
+    /// Ingest size limits.
+    pub limits: Limits,
+    /// The installation's log name and checkpoint verifying key, for evidence files.
+    pub log: Option<LogKey>,
+    /// Leave `Secure` off the session cookie (only for plain-HTTP setups that are not
+    /// on localhost; browsers keep Secure cookies on http://localhost).
+    pub insecure_cookies: bool,
+    /// The organization that records logins of unknown emails (default: the first).
+    pub system_org: Option<String>,
+    /// Where exports are made and kept, and how they are mailed.
+    pub exports: ExportConfig,
+    /// Record `audit:view` when a caller opens a list or an event (`trail serve`
+    /// always does; exports, logins and changes are recorded regardless).
+    pub audit_reads: bool,
+    /// Retention, the archive and the online query window.
+    pub retention: RetentionConfig,
+    /// Limits on connections, request heads and bodies, and live streams.
+    pub connections: ConnectionConfig,
+    /// The minute of the UTC day the daily self-check verifies every log (`None`: off).
+    pub verify_at_minute: Option<u16>,
+}
+
+/// Export settings.
+#[derive(Debug, Clone)]
+pub struct ExportConfig {
+    /// Background jobs, scheduled exports (under `<org>/<directory>/`) and temporary
+    /// files live here.
+    pub dir: std::path::PathBuf,
+    /// Where XLSX workbooks keep their rows until they are zipped (about 1 KB per row
+    /// while a job runs), and where PDF and XLSX files made in the request are built;
+    /// `<dir>/tmp` when not set. A RAM-backed directory (tmpfs) spares the disk that
+    /// traffic.
+    pub tmp_dir: Option<std::path::PathBuf>,
+    /// XLSX exports of more rows than this (PDF: also at most 10,000) run as background
+    /// jobs instead of in the request.
+    pub sync_rows: u64,
+    /// Scheduled exports larger than this many bytes are not attached to the mail.
+    pub attach_limit: u64,
+    pub smtp: Option<SmtpConfig>,
+}
+
+impl ExportConfig {
+    /// The directory for temporary files (`tmp_dir`, or `<dir>/tmp`).
+    pub fn tmp(&self) -> std::path::PathBuf {
+        self.tmp_dir.clone().unwrap_or_else(|| self.dir.join("tmp"))
+    }
+}
+
+impl Default for ExportConfig {
+    fn default() -> Self {
+        ExportConfig {
+            dir: std::env::temp_dir().join("trail-exports"),
+            tmp_dir: None,
+            sync_rows: 100_000,
+            attach_limit: 10 * 1024 * 1024,
+            smtp: None,
+        }
+    }
+}
+
+/// The SMTP server scheduled exports are mailed through (plain SMTP, e.g. a local
+/// relay; optional AUTH).
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub from: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+/// The public half of the checkpoint signer.
+#[derive(Debug, Clone)]
+pub struct LogKey {
+    pub name: String,
+    pub public: ed25519_dalek::VerifyingKey,
+}
+
+impl LogKey {
+    /// The verifier key of one organization's log.
+    pub fn verifier_key(&self, org: &str) -> String {
+        trail_core::checkpoint::verifier_key(&format!("{}/{org}", self.name), &self.public)
+    }
+}
+
+/// The clock, injected so that tests (and retention later) can control "now".
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(|| Timestamp::from_datetime(chrono::Utc::now()))
+}
+
+/// How connections and requests are bounded.
+#[derive(Debug, Clone)]
+pub struct ConnectionConfig {
+    /// Connections served at once; more wait to be accepted.
+    pub max_connections: usize,
+    /// A request's head must arrive within this time of the connection opening or of
+    /// the previous response (so it is also how long an idle keep-alive connection
+    /// stays open).
+    pub header_timeout: Duration,
+    /// A request body may take this long, plus the time its bytes need at `body_min_rate`.
+    pub body_timeout: Duration,
+    /// Bytes per second a body must keep up beyond `body_timeout`.
+    pub body_min_rate: u64,
+    /// Live streams one caller (a user or a key) may hold open at once.
+    pub max_streams_per_caller: usize,
+}
+
+impl Default for ConnectionConfig {
+    fn default() -> Self {
+        ConnectionConfig {
+            max_connections: 4096,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            body_min_rate: 64 * 1024,
+            max_streams_per_caller: 8,
+        }
+    }
+}
+
+/// Retention settings.
+#[derive(Debug, Clone)]
+pub struct RetentionConfig {
+    /// How long events stay in the store before they are archived and deleted.
+    pub rules: Retention,
+    /// How many days back lists, facets and exports reach (0: no limit); older events
+    /// are downloaded (`GET /api/v1/download`).
+    pub online_days: u32,
+    /// The minute of the UTC day the job runs (default 120: 02:00).
+    pub run_at_minute: u16,
+    /// Where archives are written and read; `None`: no archive (retention cannot run).
+    pub archive_dir: Option<PathBuf>,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig { rules: Retention::default(), online_days: 0, run_at_minute: 120, archive_dir: None }
+    }
+}

@@ -1,0 +1,107 @@
+//! The work that is not HTTP: the export pipeline, scheduled exports and their mail,
+//! retention, self-audit, the daily self-check, evidence files and demo data. The HTTP
+//! layer (`api`) and the `trail` command line both call it with a `Services`.
+//!
+//! Architecture invariant: nothing here knows HTTP (no axum, no status codes, no
+//! `ApiError`); failures are `WorkError`s, which the HTTP layer maps to responses and
+//! the command line to messages.
+
+use std::sync::Arc;
+
+use trail_core::FieldError;
+use trail_store::{archive::Archive, DynStore, StoreError};
+
+use crate::{Clock, ServerConfig};
+
+pub mod bootstrap;
+pub mod credentials;
+pub mod daily;
+pub mod demo;
+pub mod evidence;
+pub mod export;
+pub(crate) mod feed;
+mod mail;
+pub mod retention;
+pub mod schedules;
+pub mod selfaudit;
+pub mod selfcheck;
+
+/// What the work needs: the store, the configuration, the clock, the archive, and the
+/// state of self-audit and the self-check. Cheap to clone.
+#[derive(Clone)]
+pub struct Services {
+    pub store: DynStore,
+    pub config: Arc<ServerConfig>,
+    pub clock: Clock,
+    /// Where retention archives events (and downloads read them back).
+    pub archive: Option<Arc<Archive>>,
+    /// Views recorded lately, so that repeats are folded.
+    pub(crate) views: Arc<selfaudit::Views>,
+    /// The last self-check's outcome, for `/healthz`.
+    pub(crate) last_check: Arc<selfcheck::LastCheck>,
+    /// Appended events, for live streams.
+    pub(crate) feed: Arc<feed::Feed>,
+}
+
+impl Services {
+    pub fn new(store: DynStore, config: ServerConfig, clock: Clock) -> Services {
+        Services {
+            store,
+            archive: retention::open(&config.retention),
+            config: Arc::new(config),
+            clock,
+            views: Arc::default(),
+            last_check: Arc::default(),
+            feed: Arc::default(),
+        }
+    }
+
+    /// The organization that records events without one of their own.
+    pub async fn system_org(&self) -> Result<String, WorkError> {
+        if let Some(o) = &self.config.system_org {
+            return Ok(o.clone());
+        }
+        let orgs = self.store.orgs().await?;
+        orgs.into_iter()
+            .next()
+            .map(|o| o.slug)
+            .ok_or_else(|| WorkError::Unavailable("no organization exists yet".into()))
+    }
+}
+
+/// Why a piece of work failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkError {
+    /// What was asked is wrong, in this field.
+    #[error("{0}")]
+    Field(FieldError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Nothing of that name (an event, a checkpoint) exists.
+    #[error("{0}")]
+    NotFound(String),
+    /// The disk is full: nothing was written.
+    #[error("the disk is full: {0}")]
+    StorageFull(String),
+    /// A write failed for another reason: nothing was written.
+    #[error("a write failed: {0}")]
+    WriteFailed(String),
+    /// Something needed is not configured or not there yet.
+    #[error("{0}")]
+    Unavailable(String),
+    /// A bug or unreadable stored data.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<FieldError> for WorkError {
+    fn from(e: FieldError) -> Self {
+        WorkError::Field(e)
+    }
+}
+
+impl WorkError {
+    pub fn field(field: &str, message: impl Into<String>) -> WorkError {
+        WorkError::Field(FieldError::new(field, message))
+    }
+}
