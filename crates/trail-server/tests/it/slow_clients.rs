@@ -2,44 +2,34 @@
 //! are held while a normal request is answered, slow heads and bodies are cut off,
 //! the connection cap holds, and live streams are capped per caller.
 
-use std::{sync::Arc, time::Duration};
-use trail_store::prelude::*;
+use std::time::Duration;
 
 use reqwest::StatusCode;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
-    sync::oneshot,
 };
 use trail_server::{AppState, ConnectionConfig, ServerConfig};
-use trail_store::{
-    sqlite::{SqliteConfig, SqliteStore},
-    KeyScope, Org,
-};
+use trail_store::KeyScope;
+
+use crate::support;
 
 struct Server {
     addr: std::net::SocketAddr,
     read: String,
     ingest: String,
-    _shutdown: oneshot::Sender<()>,
+    _running: support::Running,
     _dir: tempfile::TempDir,
 }
 
 async fn start(connections: ConnectionConfig) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open(&dir.path().join("trail.db"), SqliteConfig::default()).unwrap());
-    store.ensure_org(Org { slug: "acme".into(), name: "acme".into() }).await.unwrap();
-    let read = trail_server::create_api_key(&*store, "acme", KeyScope::Read, "t").await.unwrap().0;
-    let ingest = trail_server::create_api_key(&*store, "acme", KeyScope::Ingest, "t").await.unwrap().0;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = oneshot::channel::<()>();
-    let state =
-        AppState::new(store, ServerConfig { connections, ..ServerConfig::default() }, trail_server::system_clock());
-    tokio::spawn(trail_server::serve(listener, state, async move {
-        let _ = rx.await;
-    }));
-    Server { addr, read, ingest, _shutdown: tx, _dir: dir }
+    let store = support::store(dir.path(), &["acme"], false).await;
+    let read = support::key(&*store, "acme", KeyScope::Read).await;
+    let ingest = support::key(&*store, "acme", KeyScope::Ingest).await;
+    let config = ServerConfig { connections, ..ServerConfig::default() };
+    let running = support::serve(AppState::new(store, config, trail_server::system_clock())).await;
+    Server { addr: running.addr, read, ingest, _running: running, _dir: dir }
 }
 
 /// A connection that sent `bytes` and nothing more.

@@ -2,20 +2,17 @@
 //! a real SQLite store.
 
 use std::sync::Arc;
-use trail_store::prelude::*;
 
 use ed25519_dalek::SigningKey;
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
 use trail_core::{checkpoint, merkle};
 use trail_core::{Limits, Timestamp};
 use trail_server::{AppState, ServerConfig};
-use trail_store::{
-    sqlite::{SqliteConfig, SqliteStore},
-    KeyScope, LogSigner, Org, Store,
-};
+use trail_store::KeyScope;
+
+use crate::support::{self, key};
 
 struct Server {
     base: String,
@@ -24,42 +21,31 @@ struct Server {
     read: String,
     platform: String,
     globex_read: String,
-    _shutdown: oneshot::Sender<()>,
+    _running: support::Running,
     _dir: tempfile::TempDir,
-}
-
-async fn key(store: &dyn Store, org: &str, scope: KeyScope) -> String {
-    trail_server::create_api_key(store, org, scope, "test").await.unwrap().0
 }
 
 async fn start_with(limits: Limits) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let signer = Arc::new(LogSigner { name: "trail.test".into(), key: SigningKey::from_bytes(&[5; 32]) });
-    let config = SqliteConfig { signer: Some(signer), ..SqliteConfig::default() };
-    let store = Arc::new(SqliteStore::open(&dir.path().join("trail.db"), config).unwrap());
-    for slug in ["acme", "globex"] {
-        store.ensure_org(Org { slug: slug.into(), name: slug.into() }).await.unwrap();
-    }
+    let store = support::store(dir.path(), &["acme", "globex"], true).await;
     let (ingest, read, platform, globex_read) = (
         key(&*store, "acme", KeyScope::Ingest).await,
         key(&*store, "acme", KeyScope::Read).await,
         key(&*store, "acme", KeyScope::Platform).await,
         key(&*store, "globex", KeyScope::Read).await,
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = oneshot::channel::<()>();
-    let log =
-        trail_server::LogKey { name: "trail.test".into(), public: SigningKey::from_bytes(&[5; 32]).verifying_key() };
-    let state = AppState::new(
-        store,
-        ServerConfig { limits, log: Some(log), ..ServerConfig::default() },
-        trail_server::system_clock(),
-    );
-    tokio::spawn(trail_server::serve(listener, state, async move {
-        let _ = rx.await;
-    }));
-    Server { base, client: reqwest::Client::new(), ingest, read, platform, globex_read, _shutdown: tx, _dir: dir }
+    let config = ServerConfig { limits, log: Some(support::log_key()), ..ServerConfig::default() };
+    let running = support::serve(AppState::new(store, config, trail_server::system_clock())).await;
+    Server {
+        base: running.base.clone(),
+        client: reqwest::Client::new(),
+        ingest,
+        read,
+        platform,
+        globex_read,
+        _running: running,
+        _dir: dir,
+    }
 }
 
 async fn start() -> Server {

@@ -2,8 +2,7 @@
 //! database of a throwaway PostgreSQL 15 cluster (started by the test as the
 //! `postgres` user, in a temporary directory, on a loopback port, and stopped after).
 
-mod common;
-use common::{run_ok, spawn_served, Served};
+use crate::support::{self, run_ok, spawn_served, Served};
 
 use std::{
     path::Path,
@@ -15,9 +14,10 @@ use std::{
 use serde_json::{json, Value};
 use trail_store::{testing::Cluster, EventLog};
 
+/// `trail` on the PostgreSQL database at `url`.
 fn trail(data: &Path, url: &str) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_trail"));
-    c.arg("--data-dir").arg(data).arg("--database").arg(url).env("TRAIL_LOG", "warn").env_remove("TRAIL_CONFIG");
+    let mut c = support::trail(data);
+    c.arg("--database").arg(url);
     c
 }
 

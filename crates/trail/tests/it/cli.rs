@@ -1,8 +1,7 @@
 //! The `trail` binary as a user runs it: real processes, a real store on disk, real
 //! HTTP; including a crash test that kills the server with SIGKILL mid-ingest.
 
-mod common;
-use common::{run_ok, spawn_served, Served};
+use crate::support::{run_ok, spawn_served, trail, Served};
 
 use std::{
     io::{BufRead, BufReader},
@@ -13,12 +12,6 @@ use std::{
 };
 
 use serde_json::{json, Value};
-
-fn trail(data: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_trail"));
-    c.arg("--data-dir").arg(data).env("TRAIL_LOG", "warn").env_remove("TRAIL_CONFIG");
-    c
-}
 
 fn run_err(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();

@@ -5,18 +5,14 @@ use std::sync::{
     atomic::{AtomicI64, Ordering},
     Arc,
 };
-use trail_store::prelude::*;
 
 use ed25519_dalek::SigningKey;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
-use trail_core::Timestamp;
 use trail_server::{AppState, ServerConfig};
-use trail_store::{
-    sqlite::{SqliteConfig, SqliteStore},
-    KeyScope, LogSigner, Org,
-};
+use trail_store::{prelude::*, sqlite::SqliteStore, KeyScope};
+
+use crate::support;
 
 struct Server {
     base: String,
@@ -30,7 +26,7 @@ struct Server {
     globex_admin: String,
     globex_read: String,
     platform: String,
-    _shutdown: oneshot::Sender<()>,
+    _running: support::Running,
     _dir: tempfile::TempDir,
 }
 
@@ -52,15 +48,10 @@ enum Auth<'a> {
 
 async fn start() -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let signer = Arc::new(LogSigner { name: "trail.test".into(), key: SigningKey::from_bytes(&[5; 32]) });
-    let config = SqliteConfig { signer: Some(signer), ..SqliteConfig::default() };
-    let store = Arc::new(SqliteStore::open(&dir.path().join("trail.db"), config).unwrap());
-    for slug in ["acme", "globex"] {
-        store.ensure_org(Org { slug: slug.into(), name: slug.into() }).await.unwrap();
-    }
+    let store = support::store(dir.path(), &["acme", "globex"], true).await;
     let key = |org: &'static str, scope| {
         let store = store.clone();
-        async move { trail_server::create_api_key(&*store, org, scope, "test").await.unwrap().0 }
+        async move { support::key(&*store, org, scope).await }
     };
     let (acme_ingest, acme_read, acme_admin) =
         (key("acme", KeyScope::Ingest).await, key("acme", KeyScope::Read).await, key("acme", KeyScope::Admin).await);
@@ -69,27 +60,17 @@ async fn start() -> Server {
         key("globex", KeyScope::Read).await,
         key("acme", KeyScope::Platform).await,
     );
-    let now = Arc::new(AtomicI64::new(Timestamp::from_datetime(chrono::Utc::now()).0));
-    let clock_now = now.clone();
-    let clock: trail_server::Clock = Arc::new(move || Timestamp(clock_now.load(Ordering::SeqCst)));
-    let log =
-        trail_server::LogKey { name: "trail.test".into(), public: SigningKey::from_bytes(&[5; 32]).verifying_key() };
+    let (now, clock) = support::manual_clock();
     let server_config = ServerConfig {
-        log: Some(log),
+        log: Some(support::log_key()),
         insecure_cookies: true,
         system_org: Some("acme".into()),
         audit_reads: true,
         ..ServerConfig::default()
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = oneshot::channel::<()>();
-    let state = AppState::new(store.clone(), server_config, clock);
-    tokio::spawn(trail_server::serve(listener, state, async move {
-        let _ = rx.await;
-    }));
+    let running = support::serve(AppState::new(store.clone(), server_config, clock)).await;
     Server {
-        base,
+        base: running.base.clone(),
         client: reqwest::Client::new(),
         store,
         now,
@@ -99,7 +80,7 @@ async fn start() -> Server {
         globex_admin,
         globex_read,
         platform,
-        _shutdown: tx,
+        _running: running,
         _dir: dir,
     }
 }

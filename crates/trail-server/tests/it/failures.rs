@@ -4,17 +4,13 @@
 //! The full-disk test mounts a small tmpfs, which needs root (CI runs as root).
 
 use std::{path::Path, process::Command, sync::Arc, time::Duration};
-use trail_store::prelude::*;
 
-use ed25519_dalek::SigningKey;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
 use trail_server::{AppState, ExportConfig, ServerConfig};
-use trail_store::{
-    sqlite::{SqliteConfig, SqliteStore},
-    KeyScope, LogSigner, Org,
-};
+use trail_store::{prelude::*, sqlite::SqliteStore, KeyScope};
+
+use crate::support;
 
 struct Server {
     base: String,
@@ -23,26 +19,17 @@ struct Server {
     ingest: String,
     state: AppState,
     store: Arc<SqliteStore>,
-    _shutdown: oneshot::Sender<()>,
+    _running: support::Running,
 }
 
 async fn start(dir: &Path, config: ServerConfig) -> Server {
-    let signer = Arc::new(LogSigner { name: "trail.test".into(), key: SigningKey::from_bytes(&[5; 32]) });
-    let sqlite = SqliteConfig { signer: Some(signer), ..SqliteConfig::default() };
-    let store = Arc::new(SqliteStore::open(&dir.join("trail.db"), sqlite).unwrap());
-    store.ensure_org(Org { slug: "acme".into(), name: "acme".into() }).await.unwrap();
-    let read = trail_server::create_api_key(&*store, "acme", KeyScope::Read, "t").await.unwrap().0;
-    let ingest = trail_server::create_api_key(&*store, "acme", KeyScope::Ingest, "t").await.unwrap().0;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = oneshot::channel::<()>();
-    let log =
-        trail_server::LogKey { name: "trail.test".into(), public: SigningKey::from_bytes(&[5; 32]).verifying_key() };
-    let state = AppState::new(store.clone(), ServerConfig { log: Some(log), ..config }, trail_server::system_clock());
-    tokio::spawn(trail_server::serve(listener, state.clone(), async move {
-        let _ = rx.await;
-    }));
-    Server { base, client: reqwest::Client::new(), read, ingest, state, store, _shutdown: tx }
+    let store = support::store(dir, &["acme"], true).await;
+    let read = support::key(&*store, "acme", KeyScope::Read).await;
+    let ingest = support::key(&*store, "acme", KeyScope::Ingest).await;
+    let config = ServerConfig { log: Some(support::log_key()), ..config };
+    let state = AppState::new(store.clone(), config, trail_server::system_clock());
+    let running = support::serve(state.clone()).await;
+    Server { base: running.base.clone(), client: reqwest::Client::new(), read, ingest, state, store, _running: running }
 }
 
 /// A tmpfs of `size` mounted at `at`, unmounted when dropped.

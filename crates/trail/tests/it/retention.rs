@@ -2,8 +2,7 @@
 //! over 400 days, a run killed between archiving and deleting, the next run, then the
 //! store, the archive, downloads (CLI and HTTP), verification and evidence.
 
-mod common;
-use common::{run_ok, spawn_served, Served};
+use crate::support::{self, run_ok, spawn_served, Served};
 
 use std::{
     collections::{BTreeMap, HashSet},
@@ -14,14 +13,10 @@ use std::{
 use chrono::{Duration, NaiveTime, Utc};
 use serde_json::{json, Value};
 
+/// `trail` with the test's own configuration file.
 fn trail(data: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_trail"));
-    c.arg("--data-dir")
-        .arg(data)
-        .arg("--config")
-        .arg(data.join("trail.toml"))
-        .env("TRAIL_LOG", "warn")
-        .env_remove("TRAIL_FAILPOINT");
+    let mut c = support::trail(data);
+    c.arg("--config").arg(data.join("trail.toml"));
     c
 }
 

@@ -12,19 +12,15 @@ use std::{
     },
     time::Duration,
 };
-use trail_store::prelude::*;
 
 use calamine::{open_workbook_from_rs, Data, Reader, Xlsx};
-use ed25519_dalek::SigningKey;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use tokio::sync::oneshot;
 use trail_core::{Event, Timestamp};
 use trail_server::{AppState, ExportConfig, ServerConfig, SmtpConfig};
-use trail_store::{
-    sqlite::{SqliteConfig, SqliteStore},
-    KeyScope, LogSigner, Org,
-};
+use trail_store::{prelude::*, sqlite::SqliteStore, KeyScope};
+
+use crate::support;
 
 struct Server {
     base: String,
@@ -34,30 +30,21 @@ struct Server {
     read: String,
     admin: String,
     state: AppState,
-    _shutdown: oneshot::Sender<()>,
+    _running: support::Running,
     dir: tempfile::TempDir,
 }
 
 async fn start(sync_rows: u64, smtp_port: Option<u16>) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let signer = Arc::new(LogSigner { name: "trail.test".into(), key: SigningKey::from_bytes(&[5; 32]) });
-    let config = SqliteConfig { signer: Some(signer), ..SqliteConfig::default() };
-    let store = Arc::new(SqliteStore::open(&dir.path().join("trail.db"), config).unwrap());
-    for slug in ["acme", "globex"] {
-        store.ensure_org(Org { slug: slug.into(), name: slug.into() }).await.unwrap();
-    }
+    let store = support::store(dir.path(), &["acme", "globex"], true).await;
     let key = |org: &'static str, scope| {
         let store = store.clone();
-        async move { trail_server::create_api_key(&*store, org, scope, "test").await.unwrap().0 }
+        async move { support::key(&*store, org, scope).await }
     };
     let (ingest, read, admin) =
         (key("acme", KeyScope::Ingest).await, key("acme", KeyScope::Read).await, key("acme", KeyScope::Admin).await);
     let g_ingest = key("globex", KeyScope::Ingest).await;
-    let now = Arc::new(AtomicI64::new(Timestamp::from_datetime(chrono::Utc::now()).0));
-    let clock_now = now.clone();
-    let clock: trail_server::Clock = Arc::new(move || Timestamp(clock_now.load(Ordering::SeqCst)));
-    let log =
-        trail_server::LogKey { name: "trail.test".into(), public: SigningKey::from_bytes(&[5; 32]).verifying_key() };
+    let (now, clock) = support::manual_clock();
     let exports = ExportConfig {
         dir: dir.path().join("exports"),
         tmp_dir: None,
@@ -78,15 +65,11 @@ async fn start(sync_rows: u64, smtp_port: Option<u16>) -> Server {
         archive_dir: Some(dir.path().join("archive")),
         ..Default::default()
     };
-    let server_config = ServerConfig { log: Some(log), exports, retention, ..ServerConfig::default() };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = oneshot::channel::<()>();
+    let server_config = ServerConfig { log: Some(support::log_key()), exports, retention, ..ServerConfig::default() };
     let state = AppState::new(store.clone(), server_config, clock);
-    tokio::spawn(trail_server::serve(listener, state.clone(), async move {
-        let _ = rx.await;
-    }));
-    let s = Server { base, client: reqwest::Client::new(), store, now, read, admin, state, _shutdown: tx, dir };
+    let running = support::serve(state.clone()).await;
+    let base = running.base.clone();
+    let s = Server { base, client: reqwest::Client::new(), store, now, read, admin, state, _running: running, dir };
     s.ingest(&ingest, (0..300).map(sample).collect()).await;
     s.ingest(&g_ingest, vec![json!({"action": "secret:read", "actor": {"email": "spy@globex.com"}})]).await;
     s

@@ -5,8 +5,7 @@
 //!
 //! Needs `/usr/bin/chromium` and `e2e/node_modules` (`bash .ci/run` installs both).
 
-mod common;
-use common::{run_ok, spawn_served};
+use crate::support::{run_ok, spawn_served, trail};
 use trail_store::prelude::*;
 
 use std::{
@@ -20,12 +19,6 @@ use trail_store::{sqlite::SqliteStore, KeyScope};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn trail(data: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_trail"));
-    c.arg("--data-dir").arg(data).env("TRAIL_LOG", "warn").env_remove("TRAIL_CONFIG");
-    c
 }
 
 /// Creates a user from the command line; returns its one-time password.

@@ -1,11 +1,19 @@
-//! Helpers the `trail` binary's tests share: running a command that must succeed, and
-//! a `trail serve` process on an ephemeral port.
-#![allow(dead_code)]
+//! Helpers the `trail` binary's tests share: the binary on a data directory, running a
+//! command that must succeed, and a `trail serve` process on an ephemeral port.
 
 use std::{
     io::{BufRead, BufReader},
+    path::Path,
     process::{Child, Command, Stdio},
 };
+
+/// The `trail` binary on the data directory `data`, with quiet logs and no
+/// configuration or failpoint from the environment.
+pub fn trail(data: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_trail"));
+    c.arg("--data-dir").arg(data).env("TRAIL_LOG", "warn").env_remove("TRAIL_CONFIG").env_remove("TRAIL_FAILPOINT");
+    c
+}
 
 /// Runs a command that must succeed; returns its standard output.
 pub fn run_ok(cmd: &mut Command) -> String {

@@ -1,0 +1,10 @@
+//! The server's integration tests, one binary: real HTTP against a server on an
+//! ephemeral port, a real SQLite store, real SMTP and file systems where a feature
+//! needs them. `support` holds what they share.
+
+mod access;
+mod exports;
+mod failures;
+mod http;
+mod slow_clients;
+mod support;

@@ -1,0 +1,9 @@
+//! The `trail` binary's integration tests, one binary: the command line, `trail serve`
+//! over HTTP, the page in Chromium, PostgreSQL clusters started by the tests, retention
+//! with its failpoint. `support` holds what they share.
+
+mod cli;
+mod e2e;
+mod postgres;
+mod retention;
+mod support;
