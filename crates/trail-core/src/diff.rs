@@ -6,6 +6,7 @@ use serde_json::Value;
 
 /// One difference between `before` and `after`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Change {
     /// Dotted path, with `[i]` for array positions, e.g. `spec.containers[0].image`.
     /// Empty when the whole value differs at the top.
@@ -18,6 +19,7 @@ pub struct Change {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ChangeKind {
     Added,

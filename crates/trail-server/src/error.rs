@@ -6,9 +6,40 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use trail_core::FieldError;
 use trail_store::StoreError;
+use utoipa::ToSchema;
+
+/// Every error's body: `{"error": {...}}`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong: a stable code, a message that says what to fix (4xx) or only that
+/// something failed (5xx), and the field at fault where there is one.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ErrorDetail {
+    /// e.g. `invalid_field`, `unknown_filter`, `unauthorized`, `forbidden`,
+    /// `not_found`, `conflict`, `too_many_attempts`, `too_large`, `too_slow`,
+    /// `unavailable`, `commit_unknown`, `insufficient_storage`, `write_failed`,
+    /// `damaged`, `internal`.
+    pub code: String,
+    pub message: String,
+    /// The request field, parameter or header at fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Seconds to wait before trying again (`too_many_attempts`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}
+
+impl ErrorDetail {
+    pub(crate) fn new(code: &str, message: impl Into<String>, field: Option<&str>) -> ErrorDetail {
+        ErrorDetail { code: code.into(), message: message.into(), field: field.map(str::to_string), retry_after: None }
+    }
+}
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -86,7 +117,7 @@ impl From<StoreError> for ApiError {
 
 impl ApiError {
     /// The status and the `error` object, as sent (5xx details are logged here).
-    pub(crate) fn parts(&self) -> (StatusCode, serde_json::Value) {
+    pub(crate) fn parts(&self) -> (StatusCode, ErrorDetail) {
         let (status, code, message, field) = match self {
             ApiError::Field(e) => {
                 let status =
@@ -108,7 +139,7 @@ impl ApiError {
             ApiError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m.clone(), None),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m.clone(), None),
             ApiError::TooMany(m, wait) => {
-                let err = json!({"code": "too_many_attempts", "message": m, "retry_after": wait});
+                let err = ErrorDetail { retry_after: Some(*wait), ..ErrorDetail::new("too_many_attempts", m, None) };
                 return (StatusCode::TOO_MANY_REQUESTS, err);
             }
             ApiError::Unavailable(m) => {
@@ -142,18 +173,14 @@ impl ApiError {
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error; see the server log".into(), None)
             }
         };
-        let mut err = json!({"code": code, "message": message});
-        if let Some(f) = field {
-            err["field"] = json!(f);
-        }
-        (status, err)
+        (status, ErrorDetail::new(code, message, field.as_deref()))
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, err) = self.parts();
-        let mut resp = (status, Json(json!({ "error": err }))).into_response();
+        let mut resp = (status, Json(ErrorBody { error: err })).into_response();
         if let ApiError::TooMany(_, wait) = self {
             if let Ok(v) = axum::http::HeaderValue::from_str(&wait.to_string()) {
                 resp.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
@@ -182,12 +209,12 @@ mod tests {
             ),
         ] {
             let (s, body) = ApiError::from(e).parts();
-            assert_eq!((s, body["code"].as_str()), (status, Some(code)), "{body}");
+            assert_eq!((s, body.code.as_str()), (status, code), "{body:?}");
         }
         let (_, body) = ApiError::from(StoreError::CommitUnknown("gone".into())).parts();
-        assert!(body["message"].as_str().unwrap().contains("idempotency_key"), "{body}");
+        assert!(body.message.contains("idempotency_key"), "{body:?}");
         let (_, body) =
             ApiError::from(StoreError::Damaged { path: "acme/x.zst".into(), problem: "bad".into() }).parts();
-        assert!(body["message"].as_str().unwrap().contains("acme/x.zst"), "{body}");
+        assert!(body.message.contains("acme/x.zst"), "{body:?}");
     }
 }

@@ -12,7 +12,10 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use crate::listen::BodyTooSlow;
+use crate::{
+    error::{ErrorBody, ErrorDetail},
+    listen::BodyTooSlow,
+};
 
 /// The middleware; see the module comment.
 pub(crate) async fn finish(req: Request, next: Next) -> Response {
@@ -38,8 +41,13 @@ pub(crate) async fn finish(req: Request, next: Next) -> Response {
 }
 
 fn too_slow() -> Response {
-    let body = serde_json::json!({"error": {"code": "too_slow", "field": "body",
-        "message": "the request body arrived too slowly; send it faster or in smaller requests"}});
+    let body = ErrorBody {
+        error: ErrorDetail::new(
+            "too_slow",
+            "the request body arrived too slowly; send it faster or in smaller requests",
+            Some("body"),
+        ),
+    };
     (StatusCode::REQUEST_TIMEOUT, [(header::CONNECTION, "close")], axum::Json(body)).into_response()
 }
 
@@ -62,11 +70,7 @@ fn json_error(resp: Response) -> Response {
         s if s.is_server_error() => ("internal", "internal error; see the server log".to_string(), None),
         s => ("bad_request", s.canonical_reason().unwrap_or("bad request").to_lowercase(), None),
     };
-    let mut err = serde_json::json!({"code": code, "message": message});
-    if let Some(f) = field {
-        err["field"] = serde_json::json!(f);
-    }
-    let mut out = (status, axum::Json(serde_json::json!({ "error": err }))).into_response();
+    let mut out = (status, axum::Json(ErrorBody { error: ErrorDetail::new(code, message, field) })).into_response();
     for name in [header::ALLOW, header::RETRY_AFTER] {
         if let Some(v) = resp.headers().get(&name) {
             out.headers_mut().insert(name, v.clone());

@@ -59,6 +59,11 @@ fn open(live: &Arc<Live>, who: String, max: usize) -> Option<Opened> {
     Some(Opened { live: live.clone(), who })
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/events/stream", tag = "events",
+    params(crate::api::doc::FilterParams),
+    responses((status = 200, description = "Server-sent events: each matching event as it is stored, as `data:` JSON", body = String, content_type = "text/event-stream"), crate::api::doc::Errors)
+)]
 pub(crate) async fn stream(
     State(st): State<AppState>,
     caller: Caller,

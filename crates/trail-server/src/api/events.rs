@@ -8,9 +8,10 @@ use axum::{
     Json,
 };
 use serde::Serialize;
-use serde_json::{json, value::RawValue, Value};
+use serde_json::{value::RawValue, Value};
 use trail_core::{diff::diff, event::parse_batch, Event, FieldError, Filter};
 use trail_store::{AppendBatch, Count, ListQuery};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{pairs, Pairs};
@@ -23,17 +24,111 @@ const MAX_LIMIT: usize = 1000;
 /// async workers.
 const INLINE_PARSE_BYTES: usize = 64 * 1024;
 
-/// `ok`, or `degraded` while the last self-check's findings stand (still 200: the
-/// server works; what it stores needs an operator).
-pub(super) async fn health(State(st): State<AppState>) -> Response {
-    let (ok, last) = st.last_check.health();
-    let mut body = json!({"status": if ok { "ok" } else { "degraded" }});
-    if let Some(v) = last {
-        body["verify"] = v;
-    }
-    Json(body).into_response()
+/// The server's health.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Health {
+    /// `ok`, or `degraded` while the last self-check's findings stand.
+    status: String,
+    /// The last self-check's outcome, once one ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verify: Option<Value>,
 }
 
+/// One event's acknowledgement.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Ack {
+    id: Uuid,
+    /// Its position in the organization's log.
+    seq: u64,
+    /// The idempotency key was seen before: this is the earlier event (absent otherwise).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    duplicate: bool,
+}
+
+/// The events stored, in the order sent.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Accepted {
+    accepted: usize,
+    events: Vec<Ack>,
+}
+
+/// One page of events, as stored (the bytes each event was stored with).
+#[allow(dead_code)] // The body is spliced from the stored bytes; this type documents it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct EventPage {
+    #[schema(value_type = Vec<trail_core::Event>)]
+    events: Vec<Box<RawValue>>,
+    /// Pass as `cursor` for the next page; null on the last.
+    next_cursor: Option<String>,
+}
+
+/// An event's inclusion proof against the newest checkpoint.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct DetailProof {
+    index: u64,
+    size: u64,
+    /// Base64 SHA-256 hashes, leaf side first.
+    proof: Vec<String>,
+    /// The signed checkpoint (C2SP signed note) the proof leads to.
+    checkpoint: String,
+}
+
+/// One event with what the page shows beside it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Detail<'a> {
+    #[schema(value_type = trail_core::Event)]
+    event: &'a RawValue,
+    /// The organization (the Company column).
+    company: &'a str,
+    /// What changed between `before` and `after`.
+    diff: Vec<trail_core::diff::Change>,
+    /// Null while no checkpoint covers the event yet (within about a second of ingest).
+    proof: Option<DetailProof>,
+}
+
+/// A value with how many events carry it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CountView {
+    value: String,
+    /// A label where the value is an id (the user's name for an email).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<String>,
+    count: u64,
+}
+
+impl From<&Count> for CountView {
+    fn from(c: &Count) -> CountView {
+        CountView { value: c.value.clone(), label: c.label.clone(), count: c.count }
+    }
+}
+
+/// Counts per column within the filter's time range.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct FacetCounts {
+    total: u64,
+    categories: Vec<CountView>,
+    results: Vec<CountView>,
+    users: Vec<CountView>,
+    companies: Vec<CountView>,
+}
+
+/// `ok`, or `degraded` while the last self-check's findings stand (still 200: the
+/// server works; what it stores needs an operator).
+#[utoipa::path(
+    get, path = "/healthz", tag = "system", security(()),
+    responses((status = 200, description = "The server works; `degraded` while the last self-check's findings stand", body = Health))
+)]
+pub(super) async fn health(State(st): State<AppState>) -> Response {
+    let (ok, last) = st.last_check.health();
+    Json(Health { status: if ok { "ok" } else { "degraded" }.into(), verify: last }).into_response()
+}
+
+#[utoipa::path(
+    post, path = "/api/v1/events", tag = "events", security(("api_key" = [])),
+    request_body(content = Vec<trail_core::Event>, description = "One event, an array, or NDJSON (one per line); see the event fields", content_type = "application/json"),
+    responses((status = 200, description = "Every event stored (all or nothing)", body = Accepted),
+        (status = 422, description = "An event's content is invalid; `field` names it", body = crate::error::ErrorBody), crate::api::doc::Errors)
+)]
 pub(super) async fn ingest(State(st): State<AppState>, caller: Caller, req: Request) -> Result<Response, ApiError> {
     let org = caller.write_org()?.to_string();
     let limits = st.config.limits;
@@ -55,15 +150,8 @@ pub(super) async fn ingest(State(st): State<AppState>, caller: Caller, req: Requ
         events: events.into_iter().map(|e| (Uuid::now_v7(), e)).collect(),
     };
     let acks = crate::work::feed::append(&st, batch).await?;
-    #[derive(Serialize)]
-    struct Ack {
-        id: Uuid,
-        seq: u64,
-        #[serde(skip_serializing_if = "std::ops::Not::not")]
-        duplicate: bool,
-    }
     let events: Vec<Ack> = acks.iter().map(|a| Ack { id: a.id, seq: a.seq, duplicate: a.duplicate }).collect();
-    Ok((StatusCode::OK, Json(json!({"accepted": events.len(), "events": events}))).into_response())
+    Ok((StatusCode::OK, Json(Accepted { accepted: events.len(), events })).into_response())
 }
 
 /// Splits paging parameters from filter parameters.
@@ -87,6 +175,11 @@ fn list_params(pairs: &[(String, String)]) -> Result<(Filter, Option<String>, us
     Ok((Filter::from_pairs(rest)?, cursor, limit))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/events", tag = "events",
+    params(crate::api::doc::FilterParams, crate::api::doc::PageParams),
+    responses((status = 200, description = "One page, newest first unless sorted otherwise", body = EventPage), crate::api::doc::Errors)
+)]
 pub(super) async fn list(State(st): State<AppState>, caller: Caller, q: Pairs) -> Result<Response, ApiError> {
     let scope = caller.read_scope()?;
     let (mut filter, cursor, limit) = list_params(&pairs(q)?)?;
@@ -96,7 +189,8 @@ pub(super) async fn list(State(st): State<AppState>, caller: Caller, q: Pairs) -
         crate::auth::view(&st, &caller, "list", trail_core::query::render(&filter));
     }
     let page = st.store.list(ListQuery { scope, filter, now, cursor, limit }).await?;
-    // The stored bytes are already JSON: splice them in rather than re-serialising.
+    // The stored bytes are already JSON: splice them in rather than re-serialising (the
+    // body is an `EventPage`; a test reads pages back as one).
     let size: usize = page.events.iter().map(|e| e.len() + 1).sum();
     let mut out = Vec::with_capacity(size + 64);
     out.extend_from_slice(b"{\"events\":[");
@@ -112,6 +206,11 @@ pub(super) async fn list(State(st): State<AppState>, caller: Caller, q: Pairs) -
     Ok(([(header::CONTENT_TYPE, "application/json")], Body::from(out)).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/events/{id}", tag = "events",
+    params(("id" = String, Path, description = "The event's id (a UUID)")),
+    responses((status = 200, description = "The event, its diff and its inclusion proof", body = Detail), crate::api::doc::Errors)
+)]
 pub(super) async fn detail(
     State(st): State<AppState>,
     caller: Caller,
@@ -127,21 +226,15 @@ pub(super) async fn detail(
     }
     let raw = RawValue::from_string(String::from_utf8_lossy(&leaf).into_owned())
         .map_err(|e| ApiError::Internal(e.to_string()))?;
-    #[derive(Serialize)]
-    struct Detail<'a> {
-        event: &'a RawValue,
-        company: &'a str,
-        diff: Vec<trail_core::diff::Change>,
-        /// The event's inclusion proof against the newest checkpoint; null while no
-        /// checkpoint covers it yet (within about a second of ingest).
-        proof: Option<Value>,
-    }
     let proof = match st.store.checkpoint(&event.org, None).await? {
         Some(cp) if event.seq < cp.size => {
             let hashes = st.store.inclusion_proof(&event.org, event.seq, cp.size).await?;
-            Some(
-                json!({"index": event.seq, "size": cp.size, "proof": super::proofs::b64_all(&hashes), "checkpoint": cp.note}),
-            )
+            Some(DetailProof {
+                index: event.seq,
+                size: cp.size,
+                proof: super::proofs::b64_all(&hashes),
+                checkpoint: cp.note,
+            })
         }
         _ => None,
     };
@@ -154,26 +247,24 @@ pub(super) async fn detail(
     Ok(Json(body).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/facets", tag = "events",
+    params(crate::api::doc::FilterParams),
+    responses((status = 200, description = "Counts per category, result, user and organization within the filter's time range", body = FacetCounts), crate::api::doc::Errors)
+)]
 pub(super) async fn facets(State(st): State<AppState>, caller: Caller, q: Pairs) -> Result<Response, ApiError> {
     let scope = caller.read_scope()?;
     let (mut filter, _, _) = list_params(&pairs(q)?)?;
     let now = (st.clock)();
     crate::work::retention::online_window(&st, &mut filter, now)?;
     let f = st.store.facets(scope, filter, now).await?;
-    let counts = |c: &[Count]| {
-        c.iter()
-            .map(|c| match &c.label {
-                Some(l) => json!({"value": c.value, "label": l, "count": c.count}),
-                None => json!({"value": c.value, "count": c.count}),
-            })
-            .collect::<Vec<_>>()
-    };
-    Ok(Json(json!({
-        "total": f.total,
-        "categories": counts(&f.categories),
-        "results": counts(&f.results),
-        "users": counts(&f.users),
-        "companies": counts(&f.companies),
-    }))
+    let counts = |c: &[Count]| c.iter().map(CountView::from).collect();
+    Ok(Json(FacetCounts {
+        total: f.total,
+        categories: counts(&f.categories),
+        results: counts(&f.results),
+        users: counts(&f.users),
+        companies: counts(&f.companies),
+    })
     .into_response())
 }

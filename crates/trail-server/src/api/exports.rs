@@ -109,6 +109,12 @@ pub(super) fn request(
 }
 
 /// `GET /api/v1/download`: streamed when small, a background job (202) when large.
+#[utoipa::path(
+    get, path = "/api/v1/download", tag = "exports",
+    params(crate::api::doc::ExportParams, crate::api::doc::FilterParams),
+    responses((status = 200, description = "Any period, archived and online events merged in time order", content((crate::api::doc::File = "text/csv"), (crate::api::doc::File = "application/x-ndjson"))),
+        (status = 202, description = "Large: a background job", body = crate::api::jobs::JobView), crate::api::doc::Errors)
+)]
 pub(super) async fn download(
     State(st): State<AppState>,
     caller: Caller,
@@ -119,7 +125,7 @@ pub(super) async fn download(
     let n = estimate(&st, &req, now).await?;
     if n > st.config.exports.sync_rows {
         let job = start(&st, &caller, req, n).await?;
-        return Ok((StatusCode::ACCEPTED, Json(job.json())).into_response());
+        return Ok((StatusCode::ACCEPTED, Json(job.view())).into_response());
     }
     Ok((attachment(req.format, now), stream_body(st, req, now).await?).into_response())
 }
@@ -139,6 +145,18 @@ fn sync_limit(st: &AppState, format: Format) -> u64 {
     }
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/export", tag = "exports",
+    params(crate::api::doc::ExportParams, crate::api::doc::FilterParams),
+    responses((status = 200, description = "The file, streamed", content(
+            (crate::api::doc::File = "text/csv"),
+            (crate::api::doc::File = "application/json"),
+            (crate::api::doc::File = "application/x-ndjson"),
+            (crate::api::doc::File = "application/pdf"),
+            (crate::api::doc::File = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+        )),
+        (status = 202, description = "Too large to make in the request: a background job", body = crate::api::jobs::JobView), crate::api::doc::Errors)
+)]
 pub(super) async fn export(
     State(st): State<AppState>,
     caller: Caller,
@@ -169,7 +187,7 @@ pub(super) async fn export(
             let n = st.store.count(req.scope.clone(), req.filter.clone(), now).await?;
             if n > sync_limit(&st, req.format) {
                 let job = start(&st, &caller, req, n).await?;
-                return Ok((StatusCode::ACCEPTED, Json(job.json())).into_response());
+                return Ok((StatusCode::ACCEPTED, Json(job.view())).into_response());
             }
             let dir = st.config.exports.tmp();
             let path = dir.join(format!("{}.{}", Uuid::now_v7(), req.format.ext()));

@@ -17,15 +17,17 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use serde_json::{json, Value};
+use serde::Serialize;
+use serde_json::json;
 use trail_export::Format;
 use trail_store::Categories;
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::exports::request;
 use crate::{
     auth::Caller,
-    error::ApiError,
+    error::{ApiError, ErrorDetail},
     work::export::{estimate, record_export, to_file, ExportRequest, MAX_PDF_ROWS},
     AppState,
 };
@@ -56,35 +58,79 @@ enum JobState {
         bytes: u64,
     },
     /// The `error` object of the API's error bodies.
-    Failed(Value),
+    Failed(ErrorDetail),
+}
+
+/// Where a background export stands.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum JobStatus {
+    Running,
+    Done,
+    Failed,
+}
+
+/// A background export as `GET /api/v1/exports/{id}` shows it (202 answers too).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct JobView {
+    id: Uuid,
+    /// csv, xlsx, json, jsonl, pdf or evidence.
+    format: String,
+    file_name: String,
+    /// Rows the export was estimated to hold when it started.
+    rows_total: u64,
+    rows_done: u64,
+    /// From 0 to 1.
+    progress: f64,
+    status_url: String,
+    status: JobStatus,
+    /// Rows written (once done).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rows: Option<u64>,
+    /// The file's size (once done).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    bytes: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    download_url: Option<String>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorDetail>,
 }
 
 impl Job {
-    pub(super) fn json(&self) -> Value {
+    pub(super) fn view(&self) -> JobView {
         let state = self
             .state
             .lock()
             .map(|s| s.clone())
-            .unwrap_or(JobState::Failed(json!({"code": "internal", "message": "lock"})));
+            .unwrap_or_else(|_| JobState::Failed(ErrorDetail::new("internal", "lock", None)));
         let done = self.done.load(Ordering::Relaxed);
-        let mut v = json!({
-            "id": self.id, "format": self.format.as_str(), "file_name": self.file_name,
-            "rows_total": self.total, "rows_done": done,
-            "progress": if self.total == 0 { 1.0 } else { (done as f64 / self.total as f64).min(1.0) },
-            "status_url": format!("/api/v1/exports/{}", self.id),
-        });
+        let mut v = JobView {
+            id: self.id,
+            format: self.format.as_str().into(),
+            file_name: self.file_name.clone(),
+            rows_total: self.total,
+            rows_done: done,
+            progress: if self.total == 0 { 1.0 } else { (done as f64 / self.total as f64).min(1.0) },
+            status_url: format!("/api/v1/exports/{}", self.id),
+            status: JobStatus::Running,
+            rows: None,
+            bytes: None,
+            download_url: None,
+            error: None,
+        };
         match state {
-            JobState::Running => v["status"] = json!("running"),
+            JobState::Running => {}
             JobState::Done { rows, bytes } => {
-                v["status"] = json!("done");
-                v["rows"] = json!(rows);
-                v["bytes"] = json!(bytes);
-                v["progress"] = json!(1.0);
-                v["download_url"] = json!(format!("/api/v1/exports/{}/file", self.id));
+                v.status = JobStatus::Done;
+                v.rows = Some(rows);
+                v.bytes = Some(bytes);
+                v.progress = 1.0;
+                v.download_url = Some(format!("/api/v1/exports/{}/file", self.id));
             }
             JobState::Failed(e) => {
-                v["status"] = json!("failed");
-                v["error"] = json!(e);
+                v.status = JobStatus::Failed;
+                v.error = Some(e);
             }
         }
         v
@@ -155,6 +201,11 @@ pub(super) async fn start(
     Ok(job)
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/exports", tag = "exports",
+    params(crate::api::doc::ExportParams, crate::api::doc::FilterParams),
+    responses((status = 202, description = "Started", body = JobView), crate::api::doc::Errors)
+)]
 pub(super) async fn start_job(
     State(st): State<AppState>,
     caller: Caller,
@@ -170,7 +221,7 @@ pub(super) async fn start_job(
         ));
     }
     let job = start(&st, &caller, req, n).await?;
-    Ok((StatusCode::ACCEPTED, Json(job.json())).into_response())
+    Ok((StatusCode::ACCEPTED, Json(job.view())).into_response())
 }
 
 fn actor_id(caller: &Caller) -> String {
@@ -189,14 +240,25 @@ fn find_job(st: &AppState, caller: &Caller, id: &str) -> Result<Arc<Job>, ApiErr
         .ok_or_else(|| ApiError::NotFound(format!("no export job {id}")))
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/exports/{id}", tag = "exports",
+    params(("id" = String, Path, description = "The job's id")),
+    responses((status = 200, description = "Where the job stands", body = JobView), crate::api::doc::Errors)
+)]
 pub(super) async fn job_status(
     State(st): State<AppState>,
     caller: Caller,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(find_job(&st, &caller, &id)?.json()).into_response())
+    Ok(Json(find_job(&st, &caller, &id)?.view()).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/exports/{id}/file", tag = "exports",
+    params(("id" = String, Path, description = "The job's id")),
+    responses((status = 200, description = "The finished file", body = crate::api::doc::File, content_type = "application/octet-stream"),
+        (status = 409, description = "Not finished yet", body = crate::error::ErrorBody), crate::api::doc::Errors)
+)]
 pub(super) async fn job_file(
     State(st): State<AppState>,
     caller: Caller,

@@ -7,7 +7,9 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
 
 use super::people::{body, param, Params};
 use trail_store::{KeyScope, NewKey};
@@ -19,14 +21,58 @@ use crate::{
     AppState,
 };
 
-fn key_json(k: &trail_store::ApiKey) -> Value {
-    json!({
-        "id": k.id, "org": k.org, "scope": k.scope.as_str(), "prefix": k.prefix, "label": k.label,
-        "user_id": k.user_id, "revoked": k.revoked,
-        "created_at": trail_core::Timestamp(k.created_at).to_rfc3339(),
-    })
+/// An API key as listings show it (never the key itself).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct KeyView {
+    id: i64,
+    org: String,
+    /// ingest, read, admin, platform or personal.
+    scope: String,
+    /// The key's first characters, to recognise it.
+    prefix: String,
+    label: String,
+    /// The user a personal token belongs to.
+    user_id: Option<i64>,
+    revoked: bool,
+    #[schema(format = DateTime)]
+    created_at: String,
 }
 
+impl From<&trail_store::ApiKey> for KeyView {
+    fn from(k: &trail_store::ApiKey) -> KeyView {
+        KeyView {
+            id: k.id,
+            org: k.org.clone(),
+            scope: k.scope.as_str().into(),
+            prefix: k.prefix.clone(),
+            label: k.label.clone(),
+            user_id: k.user_id,
+            revoked: k.revoked,
+            created_at: trail_core::Timestamp(k.created_at).to_rfc3339(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct KeyList {
+    keys: Vec<KeyView>,
+}
+
+/// A new key: shown once, here.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct NewKeyAnswer {
+    id: i64,
+    key: String,
+    scope: String,
+    org: String,
+    prefix: String,
+}
+
+#[utoipa::path(
+    get, path = "/api/v1/keys", tag = "keys",
+    params(crate::api::doc::OrgParam),
+    responses((status = 200, description = "Keys (administrators: the organization's; users: their personal tokens)", body = KeyList), crate::api::doc::Errors)
+)]
 pub(super) async fn list_keys(State(st): State<AppState>, caller: Caller, q: Params) -> Result<Response, ApiError> {
     let keys = if caller.perms.manage {
         let org = match param(&q, "org") {
@@ -39,17 +85,22 @@ pub(super) async fn list_keys(State(st): State<AppState>, caller: Caller, q: Par
         let id = caller.user_id().ok_or_else(|| ApiError::Forbidden("managing keys needs an administrator".into()))?;
         st.store.list_keys(Some(&caller.org)).await?.into_iter().filter(|k| k.user_id == Some(id)).collect()
     };
-    Ok(Json(json!({"keys": keys.iter().map(key_json).collect::<Vec<_>>()})).into_response())
+    Ok(Json(KeyList { keys: keys.iter().map(KeyView::from).collect() }).into_response())
 }
 
-#[derive(serde::Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct KeyBody {
+pub(crate) struct KeyBody {
     scope: String,
     label: Option<String>,
     org: Option<String>,
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/keys", tag = "keys",
+    request_body = KeyBody,
+    responses((status = 201, description = "The key, shown only now", body = NewKeyAnswer), crate::api::doc::Errors)
+)]
 pub(super) async fn create_key(State(st): State<AppState>, caller: Caller, bytes: Bytes) -> Result<Response, ApiError> {
     let b: KeyBody = body(&bytes)?;
     let scope = KeyScope::parse(&b.scope)
@@ -94,13 +145,14 @@ pub(super) async fn create_key(State(st): State<AppState>, caller: Caller, bytes
             .details(json!({"scope": scope.as_str(), "org": org, "label": label})),
     )
     .await;
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"id": id, "key": key, "scope": scope.as_str(), "org": org, "prefix": prefix})),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, Json(NewKeyAnswer { id, key, scope: scope.as_str().into(), org, prefix })).into_response())
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/keys/{id}", tag = "keys",
+    params(("id" = i64, Path, description = "The key's id")),
+    responses((status = 204, description = "Revoked"), crate::api::doc::Errors)
+)]
 pub(super) async fn revoke_key(
     State(st): State<AppState>,
     caller: Caller,

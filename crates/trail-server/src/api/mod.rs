@@ -12,6 +12,7 @@ use axum::{
 
 use crate::{error::ApiError, AppState};
 
+pub mod doc;
 mod events;
 pub(crate) mod exports;
 pub(crate) mod jobs;
@@ -49,6 +50,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/schedules", get(schedules::list_schedules).post(schedules::create_schedule))
         .route("/api/v1/schedules/{id}", delete(schedules::delete_schedule))
         .route("/api/v1/schedules/{id}/run", post(schedules::run_schedule_now))
+        .route("/api/v1/openapi.json", get(doc::openapi_json))
         .merge(crate::ui::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .layer(axum::middleware::from_fn(crate::finish::finish))

@@ -8,12 +8,13 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use serde::de::DeserializeOwned;
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use serde_json::{json, Value};
 use trail_store::{
     throttle::{self, ThrottleKey},
     Categories, NewUser, Role, Session, User, UserChange, BUILTIN_ROLES,
 };
+use utoipa::ToSchema;
 
 use crate::{
     auth::{self, Caller, SESSION_COOKIE},
@@ -66,20 +67,123 @@ fn check_email(e: &str) -> Result<String, ApiError> {
     Ok(e.to_ascii_lowercase())
 }
 
-pub(crate) fn user_json(u: &User) -> Value {
-    json!({
-        "id": u.id, "org": u.org, "email": u.email, "name": u.name, "role": u.role,
-        "disabled": u.disabled, "must_change_password": u.must_change,
-    })
+/// A user as the API shows it (never the password hash).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct UserView {
+    id: i64,
+    org: String,
+    email: String,
+    name: String,
+    /// A built-in role (`platform_admin`, `org_admin`, `auditor`, `viewer`) or a custom one.
+    role: String,
+    disabled: bool,
+    must_change_password: bool,
 }
 
-#[derive(serde::Deserialize)]
+impl From<&User> for UserView {
+    fn from(u: &User) -> UserView {
+        UserView {
+            id: u.id,
+            org: u.org.clone(),
+            email: u.email.clone(),
+            name: u.name.clone(),
+            role: u.role.clone(),
+            disabled: u.disabled,
+            must_change_password: u.must_change,
+        }
+    }
+}
+
+/// A user, with the one-time password when one was just set (shown only here).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct UserAnswer {
+    user: UserView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    one_time_password: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct UserList {
+    users: Vec<UserView>,
+}
+
+/// A new session: the user and the token to send as `X-CSRF-Token` with changes.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LoginAnswer {
+    user: UserView,
+    csrf_token: String,
+}
+
+/// What the caller may do.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Permissions {
+    platform: bool,
+    manage: bool,
+    write: bool,
+    /// The categories the caller may view (`*`, a list, `*,-secret`), or null.
+    view: Option<String>,
+    /// The categories the caller may export, or null.
+    export: Option<String>,
+}
+
+/// Who the caller is.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub(crate) enum Me {
+    Known(Box<Known>),
+    /// Not logged in (still 200, so that the page can ask without an error).
+    Anonymous {
+        authenticated: bool,
+    },
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Known {
+    authenticated: bool,
+    org: String,
+    #[schema(value_type = trail_core::event::Actor)]
+    actor: Value,
+    user: Option<UserView>,
+    csrf_token: Option<String>,
+    must_change_password: bool,
+    /// How far back lists reach (0: no limit); older events are downloaded.
+    online_days: u32,
+    permissions: Permissions,
+}
+
+/// A custom role.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RoleView {
+    name: String,
+    org: String,
+    view: String,
+    export: String,
+}
+
+impl From<&Role> for RoleView {
+    fn from(r: &Role) -> RoleView {
+        RoleView { name: r.name.clone(), org: r.org.clone(), view: r.view.render(), export: r.export.render() }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct RoleList {
+    builtin: Vec<String>,
+    custom: Vec<RoleView>,
+}
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct LoginBody {
+pub(crate) struct LoginBody {
     email: String,
     password: String,
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/auth/login", tag = "people", security(()),
+    request_body = LoginBody,
+    responses((status = 200, description = "Logged in: the session cookie is set", body = LoginAnswer), crate::api::doc::Errors)
+)]
 pub(super) async fn login(
     State(st): State<AppState>,
     parts: axum::http::request::Parts,
@@ -157,7 +261,7 @@ pub(super) async fn login(
         "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
         SESSION_TTL / 1_000_000
     );
-    let mut resp = Json(json!({"user": user_json(&user), "csrf_token": session.csrf})).into_response();
+    let mut resp = Json(LoginAnswer { user: (&user).into(), csrf_token: session.csrf }).into_response();
     resp.headers_mut()
         .insert(header::SET_COOKIE, HeaderValue::from_str(&cookie).map_err(|e| ApiError::Internal(e.to_string()))?);
     Ok(resp)
@@ -169,6 +273,10 @@ fn clear_cookie(st: &AppState) -> HeaderValue {
         .unwrap_or(HeaderValue::from_static(""))
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/auth/logout", tag = "people", security(("session" = [])),
+    responses((status = 204, description = "The session ended"), crate::api::doc::Errors)
+)]
 pub(super) async fn logout(State(st): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     let session = caller
         .session
@@ -183,42 +291,52 @@ pub(super) async fn logout(State(st): State<AppState>, caller: Caller) -> Result
 
 /// Who the caller is; `{"authenticated": false}` (200) when not logged in, so that the
 /// page can ask without an error.
+#[utoipa::path(
+    get, path = "/api/v1/auth/me", tag = "people",
+    responses((status = 200, description = "Who the caller is (`authenticated: false` without a login)", body = Me), crate::api::doc::Errors)
+)]
 pub(super) async fn me(State(st): State<AppState>, caller: Result<Caller, ApiError>) -> Result<Response, ApiError> {
     let caller = match caller {
         Ok(c) => c,
-        Err(ApiError::Unauthorized(_)) => return Ok(Json(json!({"authenticated": false})).into_response()),
+        Err(ApiError::Unauthorized(_)) => return Ok(Json(Me::Anonymous { authenticated: false }).into_response()),
         Err(e) => return Err(e),
     };
     let p = &caller.perms;
     let user = match caller.user_id() {
-        Some(id) => st.store.user(id).await?.map(|u| user_json(&u)),
+        Some(id) => st.store.user(id).await?.map(|u| UserView::from(&u)),
         None => None,
     };
-    Ok(Json(json!({
-        "authenticated": true,
-        "org": caller.org,
-        "actor": caller.actor(),
-        "user": user,
-        "csrf_token": caller.session.as_ref().map(|s| s.csrf.clone()),
-        "must_change_password": caller.must_change,
-        // How far back lists reach (0: no limit); older events are downloaded.
-        "online_days": st.config.retention.online_days,
-        "permissions": {
-            "platform": p.platform, "manage": p.manage, "write": p.write,
-            "view": p.view.as_ref().map(Categories::render),
-            "export": p.export.as_ref().map(Categories::render),
+    let known = Known {
+        authenticated: true,
+        org: caller.org.clone(),
+        actor: caller.actor(),
+        user,
+        csrf_token: caller.session.as_ref().map(|s| s.csrf.clone()),
+        must_change_password: caller.must_change,
+        online_days: st.config.retention.online_days,
+        permissions: Permissions {
+            platform: p.platform,
+            manage: p.manage,
+            write: p.write,
+            view: p.view.as_ref().map(Categories::render),
+            export: p.export.as_ref().map(Categories::render),
         },
-    }))
-    .into_response())
+    };
+    Ok(Json(Me::Known(Box::new(known))).into_response())
 }
 
-#[derive(serde::Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PasswordBody {
+pub(crate) struct PasswordBody {
     current_password: String,
     new_password: String,
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/auth/password", tag = "people", security(("session" = [])),
+    request_body = PasswordBody,
+    responses((status = 204, description = "Changed; every other session of the user ended"), crate::api::doc::Errors)
+)]
 pub(super) async fn change_password(
     State(st): State<AppState>,
     caller: Caller,
@@ -269,6 +387,11 @@ pub(super) fn param<'a>(q: &'a Params, key: &str) -> Option<&'a str> {
     q.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/users", tag = "people",
+    params(crate::api::doc::OrgParam),
+    responses((status = 200, description = "Users of the organization (platform: of all)", body = UserList), crate::api::doc::Errors)
+)]
 pub(super) async fn list_users(State(st): State<AppState>, caller: Caller, q: Params) -> Result<Response, ApiError> {
     let org = match param(&q, "org") {
         None if caller.perms.platform => None,
@@ -276,7 +399,7 @@ pub(super) async fn list_users(State(st): State<AppState>, caller: Caller, q: Pa
     };
     caller.managed_org(None)?;
     let users = st.store.list_users(org.as_deref()).await?;
-    Ok(Json(json!({"users": users.iter().map(user_json).collect::<Vec<_>>()})).into_response())
+    Ok(Json(UserList { users: users.iter().map(UserView::from).collect() }).into_response())
 }
 
 /// Checks that `role` exists for `org` and that the caller may give it.
@@ -296,9 +419,9 @@ async fn check_role(st: &AppState, caller: &Caller, org: &str, role: &str) -> Re
     }
 }
 
-#[derive(serde::Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewUserBody {
+pub(crate) struct NewUserBody {
     email: String,
     name: String,
     role: String,
@@ -306,6 +429,12 @@ struct NewUserBody {
     org: Option<String>,
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/users", tag = "people",
+    request_body = NewUserBody,
+    responses((status = 201, description = "Created; with a one-time password when none was given", body = UserAnswer),
+        (status = 409, description = "The email is taken", body = crate::error::ErrorBody), crate::api::doc::Errors)
+)]
 pub(super) async fn create_user(
     State(st): State<AppState>,
     caller: Caller,
@@ -339,16 +468,13 @@ pub(super) async fn create_user(
             .details(json!({"role": user.role, "org": user.org})),
     )
     .await;
-    let mut out = json!({"user": user_json(&user)});
-    if generated {
-        out["one_time_password"] = json!(password);
-    }
+    let out = UserAnswer { user: (&user).into(), one_time_password: generated.then_some(password) };
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
-#[derive(serde::Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct UserPatch {
+pub(crate) struct UserPatch {
     role: Option<String>,
     disabled: Option<bool>,
     name: Option<String>,
@@ -364,6 +490,11 @@ async fn managed_user(st: &AppState, caller: &Caller, id: &str) -> Result<User, 
     user.ok_or_else(|| ApiError::NotFound(format!("no user {id}")))
 }
 
+#[utoipa::path(
+    patch, path = "/api/v1/users/{id}", tag = "people",
+    params(("id" = i64, Path, description = "The user's id")), request_body = UserPatch,
+    responses((status = 200, description = "The user as now stored; with a one-time password after a reset", body = UserAnswer), crate::api::doc::Errors)
+)]
 pub(super) async fn update_user(
     State(st): State<AppState>,
     caller: Caller,
@@ -400,32 +531,34 @@ pub(super) async fn update_user(
         "role": b.role, "disabled": b.disabled, "password_reset": password.is_some(), "previous_role": user.role,
     });
     record(&st, caller.record(action).resource("user", user.id, &user.email).details(details)).await;
-    let mut out = json!({"user": user_json(&updated)});
-    if let Some(p) = password {
-        out["one_time_password"] = json!(p);
-    }
-    Ok(Json(out).into_response())
+    Ok(Json(UserAnswer { user: (&updated).into(), one_time_password: password }).into_response())
 }
 
-fn role_json(r: &Role) -> Value {
-    json!({"name": r.name, "org": r.org, "view": r.view.render(), "export": r.export.render()})
-}
-
+#[utoipa::path(
+    get, path = "/api/v1/roles", tag = "people",
+    params(crate::api::doc::OrgParam),
+    responses((status = 200, description = "The built-in roles and the organization's custom ones", body = RoleList), crate::api::doc::Errors)
+)]
 pub(super) async fn list_roles(State(st): State<AppState>, caller: Caller, q: Params) -> Result<Response, ApiError> {
     let org = caller.managed_org(param(&q, "org"))?;
     let custom = st.store.roles(&org).await?;
-    Ok(Json(json!({"builtin": BUILTIN_ROLES, "custom": custom.iter().map(role_json).collect::<Vec<_>>()}))
-        .into_response())
+    let builtin = BUILTIN_ROLES.iter().map(|r| r.to_string()).collect();
+    Ok(Json(RoleList { builtin, custom: custom.iter().map(RoleView::from).collect() }).into_response())
 }
 
-#[derive(serde::Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RoleBody {
+pub(crate) struct RoleBody {
     view: String,
     export: Option<String>,
     org: Option<String>,
 }
 
+#[utoipa::path(
+    put, path = "/api/v1/roles/{name}", tag = "people",
+    params(("name" = String, Path, description = "The custom role's name")), request_body = RoleBody,
+    responses((status = 200, description = "The role as stored", body = RoleView), crate::api::doc::Errors)
+)]
 pub(super) async fn put_role(
     State(st): State<AppState>,
     caller: Caller,
@@ -447,10 +580,17 @@ pub(super) async fn put_role(
     let export = Categories::parse(b.export.as_deref().unwrap_or("")).map_err(|e| ApiError::field("export", e))?;
     let role = Role { org, name, view, export };
     st.store.put_role(role.clone()).await?;
-    record(&st, caller.record("role:update").resource("role", &role.name, &role.name).details(role_json(&role))).await;
-    Ok(Json(role_json(&role)).into_response())
+    let view = RoleView::from(&role);
+    let details = serde_json::to_value(&view).unwrap_or_default();
+    record(&st, caller.record("role:update").resource("role", &role.name, &role.name).details(details)).await;
+    Ok(Json(view).into_response())
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/roles/{name}", tag = "people",
+    params(("name" = String, Path, description = "The custom role's name"), crate::api::doc::OrgParam),
+    responses((status = 204, description = "Deleted"), crate::api::doc::Errors)
+)]
 pub(super) async fn delete_role(
     State(st): State<AppState>,
     caller: Caller,

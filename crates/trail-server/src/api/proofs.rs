@@ -7,12 +7,32 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use serde_json::json;
+use serde::Serialize;
 use trail_core::{Event, FieldError};
+use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::{pairs, Pairs};
 use crate::{auth::Caller, error::ApiError, AppState};
+
+/// An entry's inclusion proof (RFC 9162): the hashes from its leaf up to the root of
+/// the tree of `size` entries.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct InclusionProof {
+    pub(crate) index: u64,
+    pub(crate) size: u64,
+    /// Base64 SHA-256 hashes, leaf side first.
+    pub(crate) proof: Vec<String>,
+}
+
+/// The consistency proof between the trees of `from` and `to` entries (RFC 9162).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ConsistencyProof {
+    from: u64,
+    to: u64,
+    /// Base64 SHA-256 hashes.
+    proof: Vec<String>,
+}
 
 pub(super) fn b64_all(hashes: &[trail_core::merkle::Hash]) -> Vec<String> {
     use base64::Engine;
@@ -50,6 +70,11 @@ async fn latest(st: &AppState, org: &str) -> Result<trail_store::SignedCheckpoin
     })
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/checkpoint", tag = "proofs",
+    params(crate::api::doc::CheckpointParams),
+    responses((status = 200, description = "The signed checkpoint (a C2SP signed note)", body = String, content_type = "text/plain"), crate::api::doc::Errors)
+)]
 pub(super) async fn checkpoint(State(st): State<AppState>, caller: Caller, q: Pairs) -> Result<Response, ApiError> {
     let pairs = pairs(q)?;
     only(&pairs, &["org", "size"])?;
@@ -65,6 +90,11 @@ pub(super) async fn checkpoint(State(st): State<AppState>, caller: Caller, q: Pa
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], cp.note).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/proof/inclusion", tag = "proofs",
+    params(crate::api::doc::InclusionParams),
+    responses((status = 200, description = "The inclusion proof", body = InclusionProof), crate::api::doc::Errors)
+)]
 pub(super) async fn inclusion(State(st): State<AppState>, caller: Caller, q: Pairs) -> Result<Response, ApiError> {
     let pairs = pairs(q)?;
     only(&pairs, &["org", "index", "id", "size"])?;
@@ -93,9 +123,14 @@ pub(super) async fn inclusion(State(st): State<AppState>, caller: Caller, q: Pai
         }
     }
     let proof = st.store.inclusion_proof(&org, index, size).await?;
-    Ok(Json(json!({"index": index, "size": size, "proof": b64_all(&proof)})).into_response())
+    Ok(Json(InclusionProof { index, size, proof: b64_all(&proof) }).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/proof/consistency", tag = "proofs",
+    params(crate::api::doc::ConsistencyParams),
+    responses((status = 200, description = "The consistency proof", body = ConsistencyProof), crate::api::doc::Errors)
+)]
 pub(super) async fn consistency(State(st): State<AppState>, caller: Caller, q: Pairs) -> Result<Response, ApiError> {
     let pairs = pairs(q)?;
     only(&pairs, &["org", "from", "to"])?;
@@ -106,5 +141,5 @@ pub(super) async fn consistency(State(st): State<AppState>, caller: Caller, q: P
         None => latest(&st, &org).await?.size,
     };
     let proof = st.store.consistency_proof(&org, from, to).await?;
-    Ok(Json(json!({"from": from, "to": to, "proof": b64_all(&proof)})).into_response())
+    Ok(Json(ConsistencyProof { from, to, proof: b64_all(&proof) }).into_response())
 }

@@ -9,10 +9,11 @@ use axum::{
     Json,
 };
 use chrono::Timelike;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 use trail_core::Timestamp;
 use trail_export::Format;
 use trail_store::Schedule;
+use utoipa::ToSchema;
 
 use crate::{
     auth::Caller,
@@ -21,24 +22,61 @@ use crate::{
     AppState,
 };
 
-fn schedule_json(s: &Schedule) -> Value {
-    json!({
-        "id": s.id, "org": s.org, "name": s.name,
-        "cadence": if s.weekday.is_some() { "weekly" } else { "daily" },
-        "weekday": s.weekday.map(|d| WEEKDAYS[d as usize]),
-        "at": format!("{:02}:{:02}", s.at_minute / 60, s.at_minute % 60),
-        "query": s.query, "format": s.format, "recipients": s.recipients, "directory": s.directory,
-        "created_by": s.created_by,
-        "next_run": Timestamp(s.next_run).to_rfc3339(),
-        "last_run": s.last_run.map(|t| Timestamp(t).to_rfc3339()),
-    })
+/// A scheduled export.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ScheduleView {
+    id: i64,
+    org: String,
+    name: String,
+    /// daily or weekly.
+    cadence: String,
+    /// monday … sunday, for weekly schedules.
+    weekday: Option<String>,
+    /// The UTC time of day it runs, HH:MM.
+    at: String,
+    /// The filter, in the query language.
+    query: String,
+    format: String,
+    recipients: Vec<String>,
+    /// Where under the export directory files are kept.
+    directory: Option<String>,
+    created_by: String,
+    #[schema(format = DateTime)]
+    next_run: String,
+    #[schema(format = DateTime)]
+    last_run: Option<String>,
+}
+
+impl From<&Schedule> for ScheduleView {
+    fn from(s: &Schedule) -> ScheduleView {
+        ScheduleView {
+            id: s.id,
+            org: s.org.clone(),
+            name: s.name.clone(),
+            cadence: if s.weekday.is_some() { "weekly" } else { "daily" }.into(),
+            weekday: s.weekday.map(|d| WEEKDAYS[d as usize].into()),
+            at: format!("{:02}:{:02}", s.at_minute / 60, s.at_minute % 60),
+            query: s.query.clone(),
+            format: s.format.clone(),
+            recipients: s.recipients.clone(),
+            directory: s.directory.clone(),
+            created_by: s.created_by.clone(),
+            next_run: Timestamp(s.next_run).to_rfc3339(),
+            last_run: s.last_run.map(|t| Timestamp(t).to_rfc3339()),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ScheduleList {
+    schedules: Vec<ScheduleView>,
 }
 
 const WEEKDAYS: [&str; 7] = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
 
-#[derive(serde::Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ScheduleBody {
+pub(crate) struct ScheduleBody {
     name: String,
     cadence: String,
     weekday: Option<String>,
@@ -52,6 +90,11 @@ struct ScheduleBody {
     org: Option<String>,
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/schedules", tag = "schedules",
+    request_body = ScheduleBody,
+    responses((status = 201, description = "Created", body = ScheduleView), crate::api::doc::Errors)
+)]
 pub(super) async fn create_schedule(
     State(st): State<AppState>,
     caller: Caller,
@@ -116,12 +159,20 @@ pub(super) async fn create_schedule(
     let s = st.store.create_schedule(s).await?;
     selfaudit::record(
         &st,
-        caller.record("schedule:create").resource("schedule", s.id, &s.name).details(schedule_json(&s)),
+        caller
+            .record("schedule:create")
+            .resource("schedule", s.id, &s.name)
+            .details(serde_json::to_value(ScheduleView::from(&s)).unwrap_or_default()),
     )
     .await;
-    Ok((StatusCode::CREATED, Json(schedule_json(&s))).into_response())
+    Ok((StatusCode::CREATED, Json(ScheduleView::from(&s))).into_response())
 }
 
+#[utoipa::path(
+    get, path = "/api/v1/schedules", tag = "schedules",
+    params(crate::api::doc::OrgParam),
+    responses((status = 200, description = "Scheduled exports", body = ScheduleList), crate::api::doc::Errors)
+)]
 pub(super) async fn list_schedules(
     State(st): State<AppState>,
     caller: Caller,
@@ -134,7 +185,7 @@ pub(super) async fn list_schedules(
     };
     caller.managed_org(None)?;
     let list = st.store.schedules(org.as_deref()).await?;
-    Ok(Json(json!({"schedules": list.iter().map(schedule_json).collect::<Vec<_>>()})).into_response())
+    Ok(Json(ScheduleList { schedules: list.iter().map(ScheduleView::from).collect() }).into_response())
 }
 
 fn managed_schedule_org(caller: &Caller) -> Result<Option<String>, ApiError> {
@@ -142,6 +193,11 @@ fn managed_schedule_org(caller: &Caller) -> Result<Option<String>, ApiError> {
     Ok(if caller.perms.platform { None } else { Some(caller.org.clone()) })
 }
 
+#[utoipa::path(
+    delete, path = "/api/v1/schedules/{id}", tag = "schedules",
+    params(("id" = i64, Path, description = "The schedule's id")),
+    responses((status = 204, description = "Deleted"), crate::api::doc::Errors)
+)]
 pub(super) async fn delete_schedule(
     State(st): State<AppState>,
     caller: Caller,
@@ -156,6 +212,11 @@ pub(super) async fn delete_schedule(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(
+    post, path = "/api/v1/schedules/{id}/run", tag = "schedules",
+    params(("id" = i64, Path, description = "The schedule's id")),
+    responses((status = 200, description = "What the run did", body = crate::work::schedules::ScheduleRun), crate::api::doc::Errors)
+)]
 pub(super) async fn run_schedule_now(
     State(st): State<AppState>,
     caller: Caller,

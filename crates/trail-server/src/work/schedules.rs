@@ -3,7 +3,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use serde_json::{json, Value};
+use serde_json::json;
 use trail_core::Timestamp;
 use trail_export::{Format, Preset};
 use trail_store::{Schedule, Scope};
@@ -15,9 +15,24 @@ use super::{
     Services, WorkError,
 };
 
+/// What one run of a scheduled export did.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ScheduleRun {
+    /// Events in the file.
+    pub rows: u64,
+    /// The file's size.
+    pub bytes: u64,
+    /// Recipients the mail reached.
+    pub emailed: usize,
+    /// Why it was not mailed, if it was not.
+    pub mail_error: Option<String>,
+    /// Where the file is kept, for schedules with a directory.
+    pub file: Option<String>,
+}
+
 /// Runs one scheduled export now: writes the file, mails it, records it, and sets the
 /// next run.
-pub async fn run_schedule(st: &Services, s: &Schedule, now: Timestamp) -> Result<Value, WorkError> {
+pub async fn run_schedule(st: &Services, s: &Schedule, now: Timestamp) -> Result<ScheduleRun, WorkError> {
     let mut filter = trail_core::query::parse(&s.query)?;
     let (from, to) = filter.time_range(now);
     if from.is_none() && to.is_none() {
@@ -66,8 +81,13 @@ pub async fn run_schedule(st: &Services, s: &Schedule, now: Timestamp) -> Result
     }
     record_export(st, &req, rows, extra).await;
     st.store.schedule_ran(s.id, now.0, next_run(s.weekday, s.at_minute, now)).await?;
-    Ok(json!({"rows": rows, "bytes": size, "emailed": emailed, "mail_error": mail_error,
-              "file": s.directory.as_ref().map(|_| path.display().to_string())}))
+    Ok(ScheduleRun {
+        rows,
+        bytes: size,
+        emailed,
+        mail_error,
+        file: s.directory.as_ref().map(|_| path.display().to_string()),
+    })
 }
 
 /// Runs every scheduled export that is due now, once; returns how many ran.
