@@ -132,9 +132,14 @@ pub(crate) struct Permissions {
 pub(crate) enum Me {
     Known(Box<Known>),
     /// Not logged in (still 200, so that the page can ask without an error).
-    Anonymous {
-        authenticated: bool,
-    },
+    Anonymous(Anonymous),
+}
+
+/// `{"authenticated": false}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Anonymous {
+    authenticated: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -298,7 +303,9 @@ pub(super) async fn logout(State(st): State<AppState>, caller: Caller) -> Result
 pub(super) async fn me(State(st): State<AppState>, caller: Result<Caller, ApiError>) -> Result<Response, ApiError> {
     let caller = match caller {
         Ok(c) => c,
-        Err(ApiError::Unauthorized(_)) => return Ok(Json(Me::Anonymous { authenticated: false }).into_response()),
+        Err(ApiError::Unauthorized(_)) => {
+            return Ok(Json(Me::Anonymous(Anonymous { authenticated: false })).into_response())
+        }
         Err(e) => return Err(e),
     };
     let p = &caller.perms;

@@ -6,5 +6,6 @@ mod access;
 mod exports;
 mod failures;
 mod http;
+mod openapi;
 mod slow_clients;
 mod support;
