@@ -17,7 +17,12 @@ use std::{
 };
 use trail_store::prelude::*;
 
+mod exports;
+mod postgres;
 mod verify;
+
+use exports::*;
+use postgres::*;
 
 use anyhow::{Context, Result};
 use rand::{rngs::StdRng, seq::IndexedRandom, Rng, SeedableRng};
@@ -51,7 +56,7 @@ struct Args {
     batches: Vec<usize>,
 }
 
-fn args() -> Result<Args> {
+pub(crate) fn args() -> Result<Args> {
     let mut a = Args {
         tree_size: 10_000_000,
         keep: None,
@@ -93,29 +98,29 @@ fn args() -> Result<Args> {
 
 /// The benchmark's checkpoint signer: a fixed key, so the tree and checkpoints are on
 /// exactly as in `trail serve`.
-fn signer() -> Arc<trail_store::LogSigner> {
+pub(crate) fn signer() -> Arc<trail_store::LogSigner> {
     Arc::new(trail_store::LogSigner {
         name: "trail.bench".into(),
         key: ed25519_dalek::SigningKey::from_bytes(&[9; 32]),
     })
 }
 
-fn signed() -> SqliteConfig {
+pub(crate) fn signed() -> SqliteConfig {
     SqliteConfig { signer: Some(signer()), ..SqliteConfig::default() }
 }
 
-fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     Timestamp::from_datetime(chrono::Utc::now())
 }
 
 /// `n` realistic events (about 1 KB each) spread over 120 days, in time order.
-fn events(n: usize, seed: u64) -> Vec<Value> {
+pub(crate) fn events(n: usize, seed: u64) -> Vec<Value> {
     events_part(n, 0, n, seed)
 }
 
 /// Events `first..first + count` of `n` realistic events spread over 120 days in time
 /// order, so a large store can be generated and loaded in parts.
-fn events_part(n: usize, first: usize, count: usize, seed: u64) -> Vec<Value> {
+pub(crate) fn events_part(n: usize, first: usize, count: usize, seed: u64) -> Vec<Value> {
     let mut rng = StdRng::seed_from_u64(seed);
     let people = demo::people(0, "acme.com");
     let end = now().0;
@@ -130,7 +135,9 @@ fn events_part(n: usize, first: usize, count: usize, seed: u64) -> Vec<Value> {
         .collect()
 }
 
-async fn start_server(dir: &Path) -> Result<(String, String, Arc<SqliteStore>, tokio::sync::oneshot::Sender<()>)> {
+pub(crate) async fn start_server(
+    dir: &Path,
+) -> Result<(String, String, Arc<SqliteStore>, tokio::sync::oneshot::Sender<()>)> {
     let store = Arc::new(SqliteStore::open(&dir.join("trail.db"), signed())?);
     store.ensure_org(Org { slug: "acme".into(), name: "Acme".into() }).await?;
     store.ensure_org(Org { slug: "globex".into(), name: "Globex".into() }).await?;
@@ -146,7 +153,7 @@ async fn start_server(dir: &Path) -> Result<(String, String, Arc<SqliteStore>, t
 }
 
 /// Ingest into a fresh embedded store over HTTP; returns events/s.
-async fn ingest_http(bodies: Vec<String>, per_body: usize, clients: usize) -> Result<f64> {
+pub(crate) async fn ingest_http(bodies: Vec<String>, per_body: usize, clients: usize) -> Result<f64> {
     let dir = tempfile::tempdir_in(".")?;
     let (base, key, store, _stop) = start_server(dir.path()).await?;
     let rate = post_all(&base, &key, bodies, per_body, clients).await?;
@@ -156,7 +163,7 @@ async fn ingest_http(bodies: Vec<String>, per_body: usize, clients: usize) -> Re
 
 /// The reference: the same rows (same schema, FTS included) inserted by a plain
 /// rusqlite loop, one transaction and fsync per batch.
-fn bare_sqlite(events: &[Value], batch: usize) -> Result<f64> {
+pub(crate) fn bare_sqlite(events: &[Value], batch: usize) -> Result<f64> {
     let dir = tempfile::tempdir_in(".")?;
     let mut conn = rusqlite::Connection::open(dir.path().join("bare.db"))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -194,7 +201,7 @@ fn bare_sqlite(events: &[Value], batch: usize) -> Result<f64> {
     Ok(events.len() as f64 / start.elapsed().as_secs_f64())
 }
 
-async fn bench_ingest(n: usize, runs: usize, batches: &[usize]) -> Result<()> {
+pub(crate) async fn bench_ingest(n: usize, runs: usize, batches: &[usize]) -> Result<()> {
     println!("## Durable ingest over HTTP (realistic events, fsync per commit)\n");
     let evs = events(n, 1);
     let mean = evs.iter().map(|e| e.to_string().len()).sum::<usize>() / evs.len();
@@ -223,17 +230,17 @@ async fn bench_ingest(n: usize, runs: usize, batches: &[usize]) -> Result<()> {
     Ok(())
 }
 
-fn median(v: &mut [f64]) -> f64 {
+pub(crate) fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i].as_secs_f64() * 1000.0
 }
 
-async fn bench_query(n: usize, keep: Option<std::path::PathBuf>) -> Result<()> {
+pub(crate) async fn bench_query(n: usize, keep: Option<std::path::PathBuf>) -> Result<()> {
     let tmp = tempfile::tempdir_in(".")?;
     let dir_path = keep.unwrap_or_else(|| tmp.path().to_path_buf());
     let reuse = dir_path.join("trail.db").exists();
@@ -279,7 +286,7 @@ async fn bench_query(n: usize, keep: Option<std::path::PathBuf>) -> Result<()> {
 
 /// Loads `n` realistic events through `Store::append` (90% acme, 10% globex) unless
 /// `reuse`; returns some actors and request ids seen, and the time it took.
-async fn load_events(
+pub(crate) async fn load_events(
     store: &dyn Store,
     n: usize,
     chunk: usize,
@@ -318,7 +325,13 @@ async fn load_events(
 
 /// First-page latency over HTTP for each filter (read key of acme; `company` with the
 /// platform key).
-async fn query_table(base: &str, key: &str, platform: &str, people: &[Value], request_ids: &[String]) -> Result<()> {
+pub(crate) async fn query_table(
+    base: &str,
+    key: &str,
+    platform: &str,
+    people: &[Value],
+    request_ids: &[String],
+) -> Result<()> {
     println!("| filter | p50 ms | p99 ms | rows |");
     println!("|---|---:|---:|---:|");
     let client = reqwest::Client::new();
@@ -394,7 +407,7 @@ async fn query_table(base: &str, key: &str, platform: &str, people: &[Value], re
 }
 
 /// p50/p99 of inclusion and consistency proofs at random positions of a tree.
-async fn proof_latency(store: &SqliteStore, org: &str, size: u64) -> Result<()> {
+pub(crate) async fn proof_latency(store: &SqliteStore, org: &str, size: u64) -> Result<()> {
     let mut rng = StdRng::seed_from_u64(11);
     let (mut inc, mut con) = (Vec::new(), Vec::new());
     for _ in 0..1000 {
@@ -418,7 +431,7 @@ async fn proof_latency(store: &SqliteStore, org: &str, size: u64) -> Result<()> 
 
 /// Builds a tree of `n` leaves directly in `tree_nodes` (no events) and measures proofs
 /// on it: proof cost depends on the tree alone.
-async fn bench_big_tree(n: u64) -> Result<()> {
+pub(crate) async fn bench_big_tree(n: u64) -> Result<()> {
     let dir = tempfile::tempdir_in(".")?;
     let path = dir.path().join("tree.db");
     {
@@ -449,431 +462,6 @@ async fn bench_big_tree(n: u64) -> Result<()> {
     println!("Synthetic tree of {n} leaves (tree nodes only):\n");
     proof_latency(&store, "big", n).await?;
     store.close();
-    Ok(())
-}
-
-/// Ingest over HTTP into the PostgreSQL backend (a throwaway PostgreSQL 15 cluster
-/// started here), beside the same rows `COPY`ed into a table of the same columns and
-/// indexes: the bare-database reference.
-async fn bench_postgres(n: usize) -> Result<()> {
-    use trail_store::{postgres::PgStore, testing::Cluster};
-    let cluster = Cluster::start().map_err(|e| anyhow::anyhow!(e))?;
-    println!("## PostgreSQL 15: durable ingest over HTTP\n");
-    println!("A throwaway cluster on this machine (default settings, `synchronous_commit = on`), one `trail serve`");
-    println!("in process, the same realistic events as above.\n");
-    println!("| batch | clients | Trail on PostgreSQL events/s | bare `COPY` events/s (same rows, same batches) | Trail / bare |");
-    println!("|---:|---:|---:|---:|---:|");
-    let evs = events(n, 1);
-    for (batch, clients, count) in [(1000usize, 8usize, n), (100, 16, n), (1, 64, n.min(20_000))] {
-        let slice = &evs[..count];
-        let bodies: Vec<String> = slice
-            .chunks(batch)
-            .map(|c| if batch == 1 { c[0].to_string() } else { Value::Array(c.to_vec()).to_string() })
-            .collect();
-        let url = cluster.database();
-        let store: Arc<dyn Store> = Arc::new(PgStore::open(&url, Some(signer())).await?);
-        store.ensure_org(Org { slug: "acme".into(), name: "Acme".into() }).await?;
-        let key = trail_server::create_api_key(&*store, "acme", KeyScope::Admin, "bench").await?.0;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let base = format!("http://{}", listener.local_addr()?);
-        let state = AppState::new(store.clone(), ServerConfig::default(), trail_server::system_clock());
-        let server = tokio::spawn(trail_server::serve(listener, state, std::future::pending()));
-        let trail = post_all(&base, &key, bodies, batch, clients).await?;
-        server.abort();
-        let bare = bare_copy(&cluster.database(), slice, batch).await?;
-        println!("| {batch} | {clients} | {trail:.0} | {bare:.0} | {:.2} |", trail / bare);
-    }
-    println!();
-    Ok(())
-}
-
-/// The query table of `bench_query` on PostgreSQL: `n` events loaded through
-/// `Store::append` into a throwaway cluster, then the same first-page queries.
-async fn bench_postgres_query(n: usize) -> Result<()> {
-    use trail_store::{postgres::PgStore, testing::Cluster};
-    let cluster = Cluster::start().map_err(|e| anyhow::anyhow!(e))?;
-    let url = cluster.database();
-    let store: Arc<dyn Store> = Arc::new(PgStore::open(&url, Some(signer())).await?);
-    for slug in ["acme", "globex"] {
-        store.ensure_org(Org { slug: slug.into(), name: slug.into() }).await?;
-    }
-    let key = trail_server::create_api_key(&*store, "acme", KeyScope::Admin, "bench").await?.0;
-    let platform = trail_server::create_api_key(&*store, "acme", KeyScope::Platform, "bench").await?.0;
-    let chunk = 10_000;
-    let (people, request_ids, load) = load_events(&*store, n, chunk, false).await?;
-    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
-    tokio::spawn(conn);
-    client.batch_execute("VACUUM ANALYZE").await?;
-    let bytes: i64 = client.query_one("SELECT pg_database_size(current_database())", &[]).await?.get(0);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let state = AppState::new(store.clone(), ServerConfig::default(), trail_server::system_clock());
-    tokio::spawn(trail_server::serve(listener, state, std::future::pending()));
-    println!(
-        "## PostgreSQL 15: query latency on {n} stored events
-"
-    );
-    println!(
-        "Loaded in {:.1} s ({:.0} events/s through `Store::append`, batches of {chunk}), then `VACUUM ANALYZE`. \
-         Database size: {:.0} MB, {:.0} bytes per event.\n",
-        load.as_secs_f64(),
-        n as f64 / load.as_secs_f64(),
-        bytes as f64 / 1e6,
-        bytes as f64 / n as f64
-    );
-    println!("First page (limit 50, newest first) over HTTP, as in the SQLite table above.\n");
-    query_table(&base, &key, &platform, &people, &request_ids).await?;
-    Ok(())
-}
-
-/// Posts pre-serialised bodies from `clients` concurrent clients; returns events/s.
-async fn post_all(base: &str, key: &str, bodies: Vec<String>, per_body: usize, clients: usize) -> Result<f64> {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(clients).build()?;
-    let total = bodies.len() * per_body;
-    let queue = Arc::new(std::sync::Mutex::new(bodies));
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let (queue, client, base, key) = (queue.clone(), client.clone(), base.to_string(), key.to_string());
-        tasks.push(tokio::spawn(async move {
-            loop {
-                let body = queue.lock().ok().and_then(|mut q| q.pop());
-                let Some(body) = body else { return Ok::<_, anyhow::Error>(()) };
-                let r = client.post(format!("{base}/api/v1/events")).bearer_auth(&key).body(body).send().await?;
-                anyhow::ensure!(r.status().is_success(), "ingest failed: {}", r.status());
-                r.bytes().await?;
-            }
-        }));
-    }
-    for t in tasks {
-        t.await??;
-    }
-    Ok(total as f64 / start.elapsed().as_secs_f64())
-}
-
-/// The reference: the same rows `COPY`ed (text format) into a plain table with the
-/// events' columns and indexes, one transaction per batch.
-async fn bare_copy(url: &str, events: &[Value], batch: usize) -> Result<f64> {
-    use futures::SinkExt;
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-    tokio::spawn(conn);
-    client
-        .batch_execute(
-            "CREATE TABLE bare (org_id BIGINT, seq BIGINT, pos BIGINT, id UUID, ts BIGINT, received BIGINT, \
-             category TEXT, operation TEXT, result SMALLINT, status_code INTEGER, actor_id TEXT, actor_name TEXT, \
-             actor_email TEXT, company TEXT, request_id TEXT, resource_type TEXT, resource_id TEXT, \
-             resource_name TEXT, workspace_id TEXT, workspace_name TEXT, project TEXT, cluster TEXT, namespace TEXT, \
-             ip INET, doc TSVECTOR, leaf BYTEA, PRIMARY KEY (org_id, seq, ts));
-             CREATE INDEX ON bare (ts DESC, pos DESC); CREATE INDEX ON bare (org_id, ts DESC, pos DESC);
-             CREATE INDEX ON bare (id); CREATE INDEX ON bare (lower(category), ts DESC);
-             CREATE INDEX ON bare (lower(actor_email), ts DESC); CREATE INDEX ON bare (request_id);
-             CREATE INDEX ON bare (lower(resource_name), ts DESC); CREATE INDEX ON bare (ip);
-             CREATE INDEX ON bare USING GIN (doc);",
-        )
-        .await?;
-    // Rows prepared beforehand: this measures the database alone.
-    let esc = |s: &str| s.replace('\\', "\\\\").replace('\t', "\\t").replace('\n', "\\n").replace('\r', "\\r");
-    let opt = |s: Option<&str>| s.map_or("\\N".to_string(), esc);
-    let received = now();
-    let rows: Vec<String> = events
-        .iter()
-        .enumerate()
-        .map(|(i, v)| {
-            let e = trail_core::Event::from_new(
-                parse_event(v.clone()).unwrap(),
-                uuid::Uuid::now_v7(),
-                "acme",
-                i as u64,
-                received,
-            );
-            let leaf = e.to_leaf();
-            let a = e.actor.clone().unwrap_or_default();
-            let r = e.resource.clone().unwrap_or_default();
-            let c = e.context.clone().unwrap_or_default();
-            let w = c.workspace.clone().unwrap_or_default();
-            // The same search document as Trail's (tsvector text: words are alphanumeric).
-            let doc = trail_store::postgres::doc_words(&e);
-            let hex: String = leaf.iter().map(|b| format!("{b:02x}")).collect();
-            [
-                "1".to_string(),
-                i.to_string(),
-                i.to_string(),
-                e.id.to_string(),
-                e.timestamp.0.to_string(),
-                e.received_at.0.to_string(),
-                esc(e.category()),
-                esc(e.operation()),
-                "0".into(),
-                e.status_code.map_or("\\N".into(), |c| c.to_string()),
-                opt(a.id.as_deref()),
-                opt(a.name.as_deref()),
-                opt(a.email.as_deref()),
-                esc(e.company()),
-                opt(e.request_id.as_deref()),
-                opt(r.kind.as_deref()),
-                opt(r.id.as_deref()),
-                opt(r.name.as_deref()),
-                opt(w.id.as_deref()),
-                opt(w.name.as_deref()),
-                opt(c.project.as_deref()),
-                opt(c.cluster.as_deref()),
-                opt(c.namespace.as_deref()),
-                opt(e.source_ip.as_deref()),
-                esc(&doc.join(" ")),
-                format!("\\\\x{hex}"),
-            ]
-            .join("\t")
-        })
-        .collect();
-    let start = Instant::now();
-    for chunk in rows.chunks(batch) {
-        client.batch_execute("BEGIN").await?;
-        let sink = client.copy_in("COPY bare FROM STDIN").await?;
-        let mut sink = std::pin::pin!(sink);
-        let mut buf = String::new();
-        for r in chunk {
-            buf.push_str(r);
-            buf.push('\n');
-        }
-        sink.send(bytes::Bytes::from(buf)).await?;
-        sink.as_mut().finish().await?;
-        client.batch_execute("COMMIT").await?;
-    }
-    Ok(events.len() as f64 / start.elapsed().as_secs_f64())
-}
-
-/// A process's peak resident memory (VmHWM), in MB.
-fn peak_rss_mb(pid: u32) -> f64 {
-    proc_status_mb(pid, "VmHWM:")
-}
-
-/// One memory line of /proc/PID/status, in MB.
-fn proc_status_mb(pid: u32, key: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb: f64 = status
-        .lines()
-        .find(|l| l.starts_with(key))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0.0);
-    kb / 1024.0
-}
-
-/// Resets a process's peak so that each export's own peak is measured.
-fn reset_peak_rss(pid: u32) {
-    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
-}
-
-/// One export's figures.
-#[derive(Clone)]
-struct ExportRun {
-    rows: u64,
-    bytes: u64,
-    secs: f64,
-    cpu: f64,
-    peak: f64,
-}
-
-/// User + system CPU seconds of a process so far.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which ends with the last ')'): utime is the 12th.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<f64> = rest.split_whitespace().map(|v| v.parse().unwrap_or(0.0)).collect();
-    (f.get(11).unwrap_or(&0.0) + f.get(12).unwrap_or(&0.0)) / 100.0
-}
-
-/// Exports every event once in `format` from the server at `base`: streamed formats
-/// read and discarded, XLSX as a background job polled until done.
-/// `total` is the store's count before the first export (streams give that many plus
-/// the `audit:export` events of the exports before them).
-async fn export_once(
-    client: &reqwest::Client,
-    base: &str,
-    key: &str,
-    pid: u32,
-    format: &str,
-    total: u64,
-) -> Result<ExportRun> {
-    reset_peak_rss(pid);
-    let cpu = cpu_secs(pid);
-    let t = Instant::now();
-    let (rows, bytes) = if format == "xlsx" {
-        let job: serde_json::Value =
-            client.post(format!("{base}/api/v1/exports?format=xlsx")).bearer_auth(key).send().await?.json().await?;
-        let url = format!("{base}{}", job["status_url"].as_str().context("no job")?);
-        let status = loop {
-            let s: serde_json::Value = client.get(&url).bearer_auth(key).send().await?.json().await?;
-            if s["status"] != "running" {
-                break s;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
-        anyhow::ensure!(status["status"] == "done", "xlsx: {status}");
-        (status["rows"].as_u64().unwrap_or(0), status["bytes"].as_u64().unwrap_or(0))
-    } else {
-        let mut r = client.get(format!("{base}/api/v1/export?format={format}")).bearer_auth(key).send().await?;
-        anyhow::ensure!(r.status().is_success(), "{format}: {}", r.status());
-        let mut bytes = 0u64;
-        while let Some(c) = r.chunk().await? {
-            bytes += c.len() as u64;
-        }
-        (total, bytes)
-    };
-    let secs = t.elapsed().as_secs_f64();
-    Ok(ExportRun { rows, bytes, secs, cpu: cpu_secs(pid) - cpu, peak: peak_rss_mb(pid) })
-}
-
-/// Export rates on the store of a query run (`--keep DIR`), served by the real `trail`
-/// binary (built beside this one) in its own process, so that its memory is measured
-/// alone: every event of both organizations in each format; PDF at 10,000 rows.
-async fn bench_exports(dir: &std::path::Path, runs: usize) -> Result<()> {
-    use std::io::BufRead;
-    let db = dir.join("trail.db");
-    anyhow::ensure!(db.exists(), "{} holds no store: run with --keep {} first", dir.display(), dir.display());
-    let store = Arc::new(SqliteStore::open(&db, signed())?);
-    let key = trail_server::create_api_key(&*store, "acme", KeyScope::Platform, "bench").await?.0;
-    let total = store.count(trail_store::Scope::all(), trail_core::Filter::default(), now()).await?;
-    store.close();
-    let bin = std::env::current_exe()?.with_file_name("trail");
-    anyhow::ensure!(bin.exists(), "build the trail binary first: cargo build --release -p trail");
-    let mut child = std::process::Command::new(&bin)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .env("TRAIL_LOG", "warn")
-        // Every stored event, not only the online window's (the data spans a year).
-        .env("TRAIL_ONLINE_DAYS", "0")
-        .stdout(std::process::Stdio::piped())
-        .spawn()?;
-    let pid = child.id();
-    let mut lines = std::io::BufReader::new(child.stdout.take().context("stdout")?).lines();
-    let first = lines.next().context("no output")??;
-    let base = first.strip_prefix("Trail is running at ").context("unexpected output")?.to_string();
-    std::thread::spawn(move || for _ in lines.by_ref() {});
-    let client = reqwest::Client::new();
-    println!("## Exports of {total} events\n");
-    println!("Every event of both organizations (platform key), newest first, from a `trail serve` process on");
-    println!("127.0.0.1; the client reads and discards the body. Peak RSS is the server process's, reset before");
-    println!("each export (the lowest of the runs); it holds {:.0} MB before the first.\n", peak_rss_mb(pid));
-    println!("Median of {runs} runs (the formats alternate); server CPU is the process's user + system time");
-    println!("during the export, which drifts less than wall time on a shared machine.\n");
-    println!(
-        "| format | rows | seconds | rows/s | server CPU s | MB written | server peak RSS MB | runs: seconds / CPU s |"
-    );
-    println!("|---|---:|---:|---:|---:|---:|---:|---|");
-    let formats = ["csv", "jsonl", "json", "xlsx"];
-    let mut results: Vec<Vec<ExportRun>> = vec![Vec::new(); formats.len()];
-    for _ in 0..runs {
-        for (i, format) in formats.iter().enumerate() {
-            results[i].push(export_once(&client, &base, &key, pid, format, total).await?);
-        }
-    }
-    for (format, runs) in formats.iter().zip(&results) {
-        let each: Vec<String> = runs.iter().map(|r| format!("{:.1} / {:.1}", r.secs, r.cpu)).collect();
-        let rows = runs[0].rows;
-        let bytes = runs[0].bytes;
-        // The lowest peak: a run after an XLSX job starts from the job's resident set.
-        let peak = runs.iter().map(|r| r.peak).fold(f64::MAX, f64::min);
-        let secs = median(&mut runs.iter().map(|r| r.secs).collect::<Vec<_>>());
-        let cpu = median(&mut runs.iter().map(|r| r.cpu).collect::<Vec<_>>());
-        let name = if *format == "xlsx" { "xlsx (job)" } else { format };
-        println!(
-            "| {name} | {rows} | {secs:.1} | {:.0} | {cpu:.1} | {:.0} | {peak:.0} | {} |",
-            rows as f64 / secs,
-            bytes as f64 / 1e6,
-            each.join(", ")
-        );
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    // The jobs' workbooks (about 200 MB each) are not needed after.
-    for f in std::fs::read_dir(dir.join("exports").join("jobs")).into_iter().flatten().flatten() {
-        if f.path().extension().is_some_and(|e| e == "xlsx") {
-            let _ = std::fs::remove_file(f.path());
-        }
-    }
-    let store = Arc::new(SqliteStore::open(&db, signed())?);
-    // PDF: the report of the 10,000 newest failed events.
-    let q = trail_store::ListQuery {
-        scope: trail_store::Scope::all(),
-        filter: trail_core::query::parse("result:FAILED")?,
-        now: now(),
-        cursor: None,
-        limit: 1,
-    };
-    let mut rx = store.stream(q, 1000).await?;
-    let mut evs = Vec::new();
-    while let Some(c) = rx.recv().await {
-        evs.extend(c?.iter().map(|l| trail_core::Event::from_leaf(l)).collect::<Result<Vec<_>, _>>()?);
-        if evs.len() >= 10_000 {
-            break;
-        }
-    }
-    drop(rx);
-    evs.truncate(10_000);
-    let t = Instant::now();
-    let meta =
-        trail_export::Meta { org: "all organizations".into(), filter: "result:FAILED".into(), ..Default::default() };
-    let pdf =
-        tokio::task::spawn_blocking(move || trail_export::pdf(&evs, &meta, trail_export::Preset::Standard)).await??;
-    let secs = t.elapsed().as_secs_f64();
-    println!(
-        "| pdf (render only, in the benchmark process) | 10000 | {secs:.2} | {:.0} | {:.1} | |",
-        10_000.0 / secs,
-        pdf.len() as f64 / 1e6
-    );
-    xlsx_reference(&store, &results[3]).await?;
-    println!();
-    store.close();
-    Ok(())
-}
-
-/// The XLSX reference: `rust_xlsxwriter` alone writing the same cells, decoded from the
-/// store into memory beforehand, in the same workbook (widths, formats, summary sheet),
-/// so that the job's rate can be read against what the crate itself reaches here.
-async fn xlsx_reference(store: &Arc<SqliteStore>, trail: &[ExportRun]) -> Result<()> {
-    let q = trail_store::ListQuery {
-        scope: trail_store::Scope::all(),
-        filter: trail_core::Filter::default(),
-        now: now(),
-        cursor: None,
-        limit: 1,
-    };
-    let mut rx = store.stream(q, 1000).await?;
-    let (mut chunks, mut n) = (Vec::new(), 0usize);
-    while let Some(c) = rx.recv().await {
-        let c = c?;
-        let keep = c.len().min(trail_export::XLSX_MAX_ROWS as usize - n);
-        n += keep;
-        chunks.push(trail_export::XlsxChunk::decode(&c[..keep])?);
-    }
-    let dir = tempfile::tempdir()?;
-    let mut secs = Vec::new();
-    for _ in 0..trail.len() {
-        let path = dir.path().join("reference.xlsx");
-        let (tmp, decoded) = (dir.path().to_path_buf(), std::mem::take(&mut chunks));
-        let t = Instant::now();
-        let back = tokio::task::spawn_blocking(move || -> Result<_> {
-            let mut w = trail_export::XlsxWriter::new(&tmp)?;
-            for c in &decoded {
-                w.chunk(c)?;
-            }
-            w.finish(&trail_export::Meta::default(), &path)?;
-            Ok(decoded)
-        })
-        .await??;
-        secs.push(t.elapsed().as_secs_f64());
-        chunks = back;
-    }
-    let each: Vec<String> = secs.iter().map(|s| format!("{s:.1}")).collect();
-    let bare = median(&mut secs.clone());
-    let job = median(&mut trail.iter().map(|r| r.secs).collect::<Vec<_>>());
-    let (bare_rate, job_rate) = (n as f64 / bare, trail[0].rows as f64 / job);
-    println!(
-        "| xlsx reference: `rust_xlsxwriter` alone, cells decoded beforehand | {n} | {bare:.1} | {bare_rate:.0} | | | | {} |",
-        each.join(", ")
-    );
-    println!("\nXLSX job / crate alone: {:.2}", job_rate / bare_rate);
     Ok(())
 }
 

@@ -437,3 +437,33 @@ pub type StreamRx = tokio::sync::mpsc::Receiver<Result<Vec<Vec<u8>>, StoreError>
 
 /// Shared handle to a store, as the server holds it.
 pub type DynStore = Arc<dyn Store>;
+
+#[cfg(test)]
+mod invariants {
+    /// The code (not the comments) of every `.rs` file under `src/<dir>`.
+    fn code(dir: &str) -> Vec<(String, String)> {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(dir);
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(&root).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                let code: Vec<&str> = text.lines().filter(|l| !l.trim_start().starts_with("//")).collect();
+                out.push((path.display().to_string(), code.join("\n")));
+            }
+        }
+        out
+    }
+
+    /// The two backends are siblings: neither imports the other.
+    #[test]
+    fn backends_never_import_each_other() {
+        for (dir, other) in [("sqlite", "postgres"), ("postgres", "sqlite")] {
+            for (file, text) in code(dir) {
+                for needle in [format!("crate::{other}"), format!("super::super::{other}"), format!("{other}::")] {
+                    assert!(!text.contains(&needle), "{file} uses {needle}");
+                }
+            }
+        }
+    }
+}

@@ -2,7 +2,10 @@
 
 use anyhow::{bail, Context, Result};
 
-use crate::{archive, config::Config, open_store, signing_key};
+use crate::{
+    config::Config,
+    store::{archive, open_store, signing_key},
+};
 
 /// `trail verify --org`: everything stored for `org` (see `trail_store::verify`), with
 /// a saved checkpoint when one is given.

@@ -105,3 +105,23 @@ impl WorkError {
         WorkError::Field(FieldError::new(field, message))
     }
 }
+
+#[cfg(test)]
+mod invariants {
+    /// Nothing in the work layer knows HTTP.
+    #[test]
+    fn the_work_layer_has_no_http_types() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/work");
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            // This test names what it looks for.
+            let text = text.split("mod invariants").next().unwrap_or_default();
+            for line in text.lines().filter(|l| !l.trim_start().starts_with("//")) {
+                for needle in ["axum", "ApiError", "StatusCode", "http::", "crate::api", "crate::auth", "AppState"] {
+                    assert!(!line.contains(needle), "{}: {line}", path.display());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! `trail serve`: the server with its background jobs, the open-file limit it needs,
+//! and the signals that stop it.
+
+use anyhow::{Context, Result};
+use trail_server::{work::demo, AppState, ServerConfig};
+use trail_store::{DynStore, KeyScope};
+
+use crate::{
+    accounts::new_key,
+    config::Config,
+    log::now,
+    store::{open_store, signing_key},
+};
+
+pub(crate) async fn serve(config: Config, demo: bool) -> Result<()> {
+    raise_file_limit(config.connections.max_connections);
+    let sqlite = open_store(&config).await?;
+    let store: DynStore = sqlite.clone();
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(data_dir = %config.data_dir.display(), database = ?config.database, "store opened");
+    if demo {
+        if store.is_empty().await? {
+            eprintln!("filling the empty store with demo events...");
+            let n = demo::fill(&*store, now(), 30_000).await?;
+            eprintln!("stored {n} demo events for {} organizations", demo::ORGS.len());
+        }
+        let read = new_key(&*store, "acme", KeyScope::Read, "demo").await?.0;
+        let platform = new_key(&*store, "acme", KeyScope::Platform, "demo").await?.0;
+        println!("Trail is running at http://{addr}");
+        println!("read key (organization acme): {read}");
+        println!("platform key (every organization): {platform}");
+        println!("try: curl -H 'Authorization: Bearer {read}' 'http://{addr}/api/v1/events?category=auth&result=FAILED&limit=5'");
+    } else {
+        println!("Trail is running at http://{addr}");
+    }
+    let log = trail_server::LogKey { name: config.name.clone(), public: signing_key(&config, false)?.verifying_key() };
+    let server_config = ServerConfig {
+        limits: config.limits,
+        log: Some(log),
+        insecure_cookies: config.insecure_cookies,
+        system_org: None,
+        audit_reads: true,
+        exports: config.exports.clone(),
+        retention: config.retention.clone(),
+        connections: config.connections.clone(),
+        verify_at_minute: config.verify_at_minute,
+    };
+    let state = AppState::new(store, server_config, trail_server::system_clock());
+    trail_server::work::schedules::spawn_scheduler(state.services.clone(), std::time::Duration::from_secs(30));
+    trail_server::work::retention::spawn_job(state.services.clone());
+    trail_server::work::selfcheck::spawn_job(state.services.clone());
+    if let Some(b) = trail_server::bootstrap(&state, "main").await.map_err(|e| anyhow::anyhow!("{e:?}"))? {
+        println!("First start: platform administrator {} (organization {})", b.email, b.org);
+        println!("one-time password (shown only now; change it at first login): {}", b.one_time_password);
+    }
+    trail_server::serve(listener, state, shutdown_signal()).await?;
+    sqlite.close();
+    Ok(())
+}
+
+/// Raises the open-file limit to its maximum, so that the connection cap, not the
+/// process's descriptors, is what bounds open connections; warns if the cap is above it.
+pub(crate) fn raise_file_limit(max_connections: usize) {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if let Some(max) = limit.maximum {
+        limit.current = Some(max);
+        if let Err(e) = setrlimit(Resource::Nofile, limit) {
+            tracing::warn!(error = %e, "cannot raise the open-file limit");
+        }
+    }
+    let now = getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX);
+    if (max_connections as u64).saturating_add(256) > now {
+        tracing::warn!(max_connections, open_files = now, "max_connections is above what the open-file limit allows");
+    }
+}
+
+pub(crate) async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down");
+}
