@@ -18,95 +18,17 @@ use axum::{
 };
 use futures::StreamExt;
 use serde_json::json;
-use trail_core::{Filter, Timestamp};
-use trail_export::{CsvWriter, Format, JsonWriter, Preset};
+use trail_core::Timestamp;
+use trail_export::{CsvWriter, Format, JsonWriter};
 use uuid::Uuid;
 
-use super::jobs::start;
+use super::{export_request::request, jobs::start};
 use crate::{
     auth::Caller,
     error::ApiError,
     work::export::{estimate, internal, open_rx, record_export, to_file, ExportRequest},
     AppState,
 };
-
-/// Builds an export request from query parameters for `caller`. With `download`, a
-/// "Download log": any period (no online window), archived and online events merged in
-/// time order, as CSV (the default) or JSON Lines.
-pub(super) fn request(
-    st: &AppState,
-    caller: &Caller,
-    pairs: Vec<(String, String)>,
-    download: bool,
-) -> Result<ExportRequest, ApiError> {
-    let mut format = download.then_some(Format::Csv);
-    let mut preset = Preset::Standard;
-    let mut org = None;
-    let mut rest = Vec::new();
-    for (k, v) in pairs {
-        match k.as_str() {
-            "format" => {
-                format = match Format::parse(&v) {
-                    Some(f @ (Format::Csv | Format::Jsonl)) => Some(f),
-                    _ if download => return Err(ApiError::field("format", "a download is csv or jsonl")),
-                    Some(f) => Some(f),
-                    None => {
-                        return Err(ApiError::field("format", "must be one of csv, xlsx, json, jsonl, pdf, evidence"))
-                    }
-                }
-            }
-            "preset" => {
-                preset = Preset::parse(&v).ok_or_else(|| ApiError::field("preset", "must be standard or compliance"))?
-            }
-            "org" => org = Some(v),
-            "cursor" | "limit" | "download" => {}
-            _ => rest.push((k, v)),
-        }
-    }
-    let format =
-        format.ok_or_else(|| ApiError::field("format", "is required: csv, xlsx, json, jsonl, pdf or evidence"))?;
-    let mut filter = Filter::from_pairs(rest.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
-    if preset == Preset::Compliance && filter.category.is_empty() && filter.action.is_empty() {
-        filter.category = Preset::COMPLIANCE_CATEGORIES.iter().map(|c| c.to_string()).collect();
-    }
-    let mut scope = caller.export_scope()?;
-    if let Some(o) = org.as_deref() {
-        scope.org = Some(caller.log_org(Some(o))?);
-    }
-    let verifier_key = match format {
-        Format::Evidence => {
-            let org =
-                scope.org.clone().ok_or_else(|| ApiError::field("org", "evidence covers one organization: name it"))?;
-            let log = st
-                .config
-                .log
-                .as_ref()
-                .ok_or_else(|| ApiError::Unavailable("checkpoints are not signed here".into()))?;
-            Some(log.verifier_key(&org))
-        }
-        _ => None,
-    };
-    // Downloads and evidence reach archived periods; the rest only the online window.
-    let reaches_archive = download || format == Format::Evidence;
-    if !reaches_archive {
-        crate::work::retention::online_window(st, &mut filter, (st.clock)())?;
-    }
-    let generated_by = caller.actor()["email"].as_str().or(caller.actor()["name"].as_str()).unwrap_or("").to_string();
-    Ok(ExportRequest {
-        format,
-        preset,
-        scope,
-        filter,
-        audit_org: caller.org.clone(),
-        actor: caller.actor(),
-        ip: caller.ip,
-        user_agent: caller.user_agent.clone(),
-        generated_by,
-        archive: if reaches_archive { st.archive.clone() } else { None },
-        verifier_key,
-        download,
-    })
-}
 
 /// `GET /api/v1/download`: streamed when small, a background job (202) when large.
 #[utoipa::path(

@@ -24,7 +24,7 @@ use trail_store::Categories;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::exports::request;
+use super::export_request::request;
 use crate::{
     auth::Caller,
     error::{ApiError, ErrorDetail},

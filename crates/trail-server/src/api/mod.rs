@@ -14,6 +14,7 @@ use crate::{error::ApiError, AppState};
 
 pub mod doc;
 mod events;
+mod export_request;
 pub(crate) mod exports;
 pub(crate) mod jobs;
 mod keys;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use trail_core::FieldError;
 use trail_store::{archive::Archive, DynStore, StoreError};
 
-use crate::{Clock, ServerConfig};
+use crate::config::{Clock, ServerConfig};
 
 pub mod bootstrap;
 pub mod credentials;

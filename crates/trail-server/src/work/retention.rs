@@ -8,7 +8,7 @@ use serde_json::json;
 use trail_core::{FieldError, Filter, Timestamp};
 use trail_store::archive::{self, Archive, OrgReport, Retention};
 
-use crate::RetentionConfig;
+use crate::config::RetentionConfig;
 
 use super::{daily::next_run, selfaudit, Services, WorkError};
 
