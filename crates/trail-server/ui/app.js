@@ -74,6 +74,7 @@ async function request(path, opts) {
   if (opts.method && opts.method !== 'GET' && state.csrf) headers['x-csrf-token'] = state.csrf;
   const resp = await fetch(API + path, {
     method: opts.method || 'GET',
+    signal: opts.signal,
     headers,
     body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
     credentials: 'same-origin',
@@ -134,6 +135,10 @@ function filterParams() {
   return p;
 }
 
+// The text field whose typing made the current history entry: further typing in it
+// replaces that entry, so that a word typed is one step back, not one per pause.
+let typingKey = null;
+
 function pushUrl(replace = false) {
   const p = filterParams();
   if (state.params.get('event')) p.set('event', state.params.get('event'));
@@ -143,14 +148,22 @@ function pushUrl(replace = false) {
   }
 }
 
-function setParam(key, value, { reload = true } = {}) {
+function setParam(key, value, { reload = true, typing = false } = {}) {
   if (value === '' || value === null || value === undefined || (Array.isArray(value) && !value.length)) {
     state.params.delete(key);
   } else {
     state.params.set(key, Array.isArray(value) ? value.join(',') : value);
   }
-  pushUrl();
+  if (['period', 'from', 'to'].includes(key)) state.facets = null;
+  pushUrl(typing && typingKey === key);
+  typingKey = typing ? key : null;
   if (reload) reloadList();
+}
+
+// A text field that filters as the user types: one history entry per field visit.
+function typedField(input, key) {
+  input.addEventListener('input', debounce(() => setParam(key, input.value.trim(), { typing: true }), 300, true));
+  input.addEventListener('blur', () => { if (typingKey === key) typingKey = null; });
 }
 
 const listOf = (key) => (state.params.get(key) || '').split(',').filter(Boolean);
@@ -174,6 +187,7 @@ async function boot() {
 window.addEventListener('popstate', () => {
   if (!state.me || !document.querySelector('.layout')) return;
   readUrl();
+  state.facets = null;
   renderMain();
 });
 
@@ -287,7 +301,7 @@ function toolbar() {
     placeholder: 'Search, or filter: category:auth result:FAILED actor:ann@ created:>=2024-03-01 "vpc-prod"',
     'aria-label': 'Search the audit log', 'aria-describedby': 'search-hint',
   });
-  q.addEventListener('input', debounce(() => setParam('q', q.value.trim()), 300, true));
+  typedField(q, 'q');
   const liveBtn = h('button', { class: 'toggle', id: 'live', 'aria-pressed': String(state.live.on), onclick: toggleLive }, h('span', { class: 'dot' }), 'Live');
   const pauseBtn = h('button', { class: 'secondary', id: 'pause', hidden: !state.live.on, onclick: togglePause }, state.live.paused ? 'Resume' : 'Pause');
   const held = h('span', { class: 'held', id: 'held', hidden: true });
@@ -402,7 +416,15 @@ function tableHead() {
     const active = k === key;
     const next = active ? (desc ? k : `-${k}`) : (k === 'timestamp' ? '-timestamp' : k);
     return h('th', { scope: 'col', 'aria-sort': active ? (desc ? 'descending' : 'ascending') : 'none' },
-      h('button', { class: 'sort', 'data-sort': k, onclick: () => { setParam('sort', next === '-timestamp' ? '' : next); document.querySelector('thead').replaceWith(tableHead()); } },
+      h('button', {
+        class: 'sort', 'data-sort': k,
+        onclick: () => {
+          setParam('sort', next === '-timestamp' ? '' : next);
+          document.querySelector('thead').replaceWith(tableHead());
+          // The header was made anew: focus stays on the column's button.
+          document.querySelector(`th button[data-sort="${k}"]`).focus();
+        },
+      },
         title, h('span', { class: 'arrow' }, active ? (desc ? '▼' : '▲') : '')));
   })));
 }
@@ -425,14 +447,10 @@ function renderFilters() {
   };
   from.addEventListener('change', applyRange);
   to.addEventListener('change', applyRange);
-  const cats = state.facets ? state.facets.categories : [];
-  const chosenCats = listOf('category');
-  const catNames = [...new Set([...cats.map((c) => c.value), ...chosenCats])].sort();
-  const counts = Object.fromEntries(cats.map((c) => [c.value, c.count]));
   const chosenResults = listOf('result');
   const textInputs = TEXT_FILTERS.filter(([, , , who]) => who !== 'platform' || platform).map(([key, label, hint]) => {
     const input = h('input', { type: 'text', id: `f-${key}`, value: state.params.get(key) || '', placeholder: hint, autocomplete: 'off' });
-    input.addEventListener('input', debounce(() => setParam(key, input.value.trim()), 300, true));
+    typedField(input, key);
     return h('div', { class: 'field' }, h('label', { for: `f-${key}` }, label), input);
   });
   const status = h('select', { id: 'f-status' },
@@ -441,7 +459,7 @@ function renderFilters() {
   status.addEventListener('change', () => setParam('status', status.value));
   aside.replaceChildren(
     h('div', { class: 'filters-head' }, h('h2', {}, 'Filters'),
-      h('button', { class: 'link', id: 'clear', onclick: () => { for (const k of FILTER_KEYS) if (k !== 'sort') state.params.delete(k); pushUrl(); renderFilters(); const s = document.getElementById('search'); if (s) s.value = ''; reloadList(); } }, 'Clear all')),
+      h('button', { class: 'link', id: 'clear', onclick: () => { for (const k of FILTER_KEYS) if (k !== 'sort') state.params.delete(k); state.facets = null; pushUrl(); renderFilters(); const s = document.getElementById('search'); if (s) s.value = ''; reloadList(); } }, 'Clear all')),
     h('fieldset', { class: 'group' }, h('legend', {}, 'Period'),
       h('div', { class: 'presets', role: 'radiogroup' }, ...PERIODS.map(([v, label]) => [v, v === '' && state.me.online_days ? 'All online' : label]).map(([v, label]) =>
         h('button', {
@@ -451,12 +469,34 @@ function renderFilters() {
         }, label))),
       h('div', { class: 'range' }, h('label', { for: 'from' }, 'From'), from, h('label', { for: 'to' }, 'To'), to)),
     h('fieldset', { class: 'group' }, h('legend', {}, 'Type'),
-      h('div', { class: 'checks', id: 'f-category' }, catNames.length ? catNames.map((c) => check('category', c, c, chosenCats, counts[c])) : h('p', { class: 'muted' }, state.facets ? 'No events in this period.' : 'Counting…'))),
+      h('div', { class: 'checks', id: 'f-category' })),
     h('fieldset', { class: 'group' }, h('legend', {}, 'Result'),
       h('div', { class: 'checks', id: 'f-result' }, RESULTS.map((r) => check('result', r, badge(r), chosenResults)))),
     h('div', { class: 'field' }, h('label', { for: 'f-status' }, 'Status'), status),
     ...textInputs,
   );
+  renderCounts();
+}
+
+// The Type checks and their counts, redrawn alone when counts arrive: the rest of the
+// panel (and whatever has focus in it) is left as it is. Counts are shown only for
+// the period they were made for.
+function renderCounts() {
+  const box = document.getElementById('f-category');
+  if (!box) return;
+  const cats = state.facets ? state.facets.categories : [];
+  const chosen = listOf('category');
+  const names = [...new Set([...cats.map((c) => c.value), ...chosen])].sort();
+  const counts = Object.fromEntries(cats.map((c) => [c.value, c.count]));
+  const focused = box.contains(document.activeElement) ? document.activeElement.value : null;
+  box.replaceChildren(...(names.length
+    ? names.map((c) => check('category', c, c, chosen, counts[c]))
+    : [h('p', { class: 'muted' }, state.facets ? 'No events in this period.' : 'Counting…')]));
+  box.dataset.counted = state.facets ? 'true' : 'false';
+  if (focused !== null) {
+    const again = box.querySelector(`input[value="${CSS.escape(focused)}"]`);
+    if (again) again.focus();
+  }
 }
 
 function check(key, value, label, chosen, count) {
@@ -469,13 +509,23 @@ function check(key, value, label, chosen, count) {
   return h('label', { class: 'check' }, box, h('span', { class: 'check-label' }, label), count !== undefined ? h('span', { class: 'count' }, fmt(count)) : null);
 }
 
+// Counts of the newest period asked for: an older request is cancelled, and an answer
+// that still comes late is dropped, so stale counts never replace newer ones.
+let facetSeq = 0;
+let facetAbort = null;
+
 async function loadFacets() {
+  const seq = ++facetSeq;
+  if (facetAbort) facetAbort.abort();
+  facetAbort = new AbortController();
   const p = new URLSearchParams();
   for (const k of ['period', 'from', 'to']) if (state.params.get(k)) p.set(k, state.params.get(k));
   try {
-    state.facets = await api(`/facets?${p}`);
-    renderFilters();
-  } catch { /* the panel still works without counts */ }
+    const facets = await api(`/facets?${p}`, { signal: facetAbort.signal });
+    if (seq !== facetSeq) return;
+    state.facets = facets;
+    renderCounts();
+  } catch { /* cancelled, or the panel works without counts */ }
 }
 
 // ---------- the list ----------
@@ -491,7 +541,7 @@ async function reloadList() {
   if (!state.error) loadFacetsSoon();
 }
 
-const loadFacetsSoon = debounce(loadFacets, 400);
+const loadFacetsSoon = debounce(loadFacets, 400, true);
 
 async function loadPage(fresh) {
   const seq = ++state.requestSeq;
@@ -716,7 +766,7 @@ function togglePause() {
   state.live.paused = !state.live.paused;
   document.getElementById('pause').textContent = state.live.paused ? 'Resume' : 'Pause';
   if (!state.live.paused && state.live.held.length) {
-    prepend(state.live.held.slice().reverse());
+    prepend(state.live.held);
     state.live.held = [];
   }
   updateHeld();
@@ -735,12 +785,14 @@ function prepend(events) {
   const sort = state.params.get('sort');
   if (sort && sort !== '-timestamp') return;
   const known = new Set(state.events.map((e) => e.id));
-  const fresh = events.filter((e) => !known.has(e.id));
+  // Newest first, as the list is: by time, then by position in the log.
+  const fresh = events.filter((e) => !known.has(e.id))
+    .sort((a, b) => (a.timestamp === b.timestamp ? b.seq - a.seq : (a.timestamp < b.timestamp ? 1 : -1)));
   if (!fresh.length) return;
   const wrap = document.querySelector('.table-wrap');
   const before = wrap ? wrap.scrollHeight : 0;
   const top = wrap ? wrap.scrollTop : 0;
-  state.events = fresh.reverse().concat(state.events);
+  state.events = fresh.concat(state.events);
   const tbody = document.querySelector('tbody');
   if (tbody.querySelector('td.state')) tbody.replaceChildren();
   const rows = fresh.map(row);

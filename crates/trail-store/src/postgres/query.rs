@@ -227,16 +227,17 @@ pub(super) fn sort_expr(field: SortField) -> (&'static str, bool) {
         SortField::ReceivedAt => ("e.received", true),
         SortField::Seq => ("e.seq", true),
         SortField::SourceIp => ("COALESCE(host(e.ip), '')", false),
-        SortField::Performer => ("COALESCE(e.actor_name, e.actor_email, '')", false),
-        SortField::Company => ("COALESCE(e.company, '')", false),
+        // Text sorts ignore case, as on SQLite.
+        SortField::Performer => ("lower(COALESCE(e.actor_name, e.actor_email, ''))", false),
+        SortField::Company => ("lower(COALESCE(e.company, ''))", false),
         SortField::Email => ("COALESCE(lower(e.actor_email), '')", false),
-        SortField::Category => ("e.category", false),
-        SortField::Operation => ("e.operation", false),
-        SortField::Action => ("e.category || ':' || e.operation", false),
+        SortField::Category => ("lower(e.category)", false),
+        SortField::Operation => ("lower(e.operation)", false),
+        SortField::Action => ("lower(e.category || ':' || e.operation)", false),
         SortField::Result => ("e.result::BIGINT", true),
         SortField::StatusCode => ("COALESCE(e.status_code, -1)::BIGINT", true),
         SortField::RequestId => ("COALESCE(e.request_id, '')", false),
-        SortField::Resource => ("COALESCE(e.resource_name, e.resource_id, '')", false),
+        SortField::Resource => ("lower(COALESCE(e.resource_name, e.resource_id, ''))", false),
     }
 }
 

@@ -263,16 +263,17 @@ pub(super) fn sort_expr(field: SortField) -> (&'static str, bool) {
         SortField::ReceivedAt => ("received", true),
         SortField::Seq => ("e.seq", true),
         SortField::SourceIp => ("IFNULL(ip, x'')", false),
-        SortField::Performer => ("IFNULL(actor_name, IFNULL(actor_email, ''))", false),
-        SortField::Company => ("IFNULL(company, '')", false),
-        SortField::Email => ("IFNULL(actor_email, '')", false),
+        // Text sorts ignore case (an expression, unlike a column, would compare bytes).
+        SortField::Performer => ("IFNULL(actor_name, IFNULL(actor_email, '')) COLLATE NOCASE", false),
+        SortField::Company => ("IFNULL(company, '') COLLATE NOCASE", false),
+        SortField::Email => ("IFNULL(actor_email, '') COLLATE NOCASE", false),
         SortField::Category => ("category", false),
         SortField::Operation => ("operation", false),
-        SortField::Action => ("category || ':' || operation", false),
+        SortField::Action => ("(category || ':' || operation) COLLATE NOCASE", false),
         SortField::Result => ("result", true),
         SortField::StatusCode => ("IFNULL(status_code, -1)", true),
         SortField::RequestId => ("IFNULL(request_id, '')", false),
-        SortField::Resource => ("IFNULL(resource_name, IFNULL(resource_id, ''))", false),
+        SortField::Resource => ("IFNULL(resource_name, IFNULL(resource_id, '')) COLLATE NOCASE", false),
     }
 }
 

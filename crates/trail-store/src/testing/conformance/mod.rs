@@ -309,8 +309,13 @@ pub async fn retention_archives_then_deletes(store: &dyn Store) {
 pub fn random_events(rng: &mut StdRng, n: usize) -> Vec<serde_json::Value> {
     let cats = ["auth", "service", "user", "secret", "vpn"];
     let ops = ["login", "create", "delete", "deploy", "update"];
-    let people =
-        [("u1", "Alice Smith", "alice@acme.com"), ("u2", "Bob", "bob@globex.com"), ("u3", "john", "john@acme.com")];
+    // Lower- and upper-case names, so that sorts are seen to ignore case.
+    let people = [
+        ("u1", "Alice Smith", "alice@acme.com"),
+        ("u2", "Bob", "bob@globex.com"),
+        ("u3", "john", "john@acme.com"),
+        ("u4", "aaron", "Aaron@acme.com"),
+    ];
     let results = ["DONE", "FAILED", "PROCESSING", "PENDING"];
     (0..n)
         .map(|i| {
@@ -459,6 +464,17 @@ pub async fn pages_cover_every_sort_without_overlap(store: &dyn Store) {
             if field == SortField::Timestamp {
                 let ts: Vec<_> = got.iter().map(|e| e.timestamp).collect();
                 assert!(ts.windows(2).all(|w| if desc { w[0] >= w[1] } else { w[0] <= w[1] }));
+            }
+            // Text sorts ignore case ("trail command line" before "Zoë").
+            if field == SortField::Performer {
+                let keys: Vec<String> = got
+                    .iter()
+                    .map(|e| {
+                        let a = e.actor.as_ref();
+                        a.and_then(|a| a.name.clone().or(a.email.clone())).unwrap_or_default().to_ascii_lowercase()
+                    })
+                    .collect();
+                assert!(keys.windows(2).all(|w| if desc { w[0] >= w[1] } else { w[0] <= w[1] }), "{keys:?}");
             }
             if field == SortField::Email {
                 let keys: Vec<String> =
