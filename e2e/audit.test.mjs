@@ -242,6 +242,38 @@ await step('sorting keeps the focus and ignores case', async () => {
   await settled(page);
 });
 
+await step('messages say what to do; an end before the start is refused', async () => {
+  await page.goto(`${BASE}/audit`);
+  await settled(page);
+  const from = new Date(Date.now() - 2 * 86400000).toISOString().slice(0, 10);
+  const to = new Date(Date.now() - 5 * 86400000).toISOString().slice(0, 10);
+  await page.fill('#from', from);
+  await settled(page, `from=${from}`);
+  const url = page.url();
+  await page.fill('#to', to);
+  await page.waitForSelector('#range-error:not([hidden])');
+  assert((await page.textContent('#range-error')).includes('“From” is after “To”'), 'the range error says what is wrong');
+  assert(page.url() === url, 'an empty period is not applied');
+  const r = await fetch(`${BASE}/api/v1/events?from=2026-02-01&to=2026-01-01`, { headers: { authorization: `Bearer ${env('READ_KEY')}` } });
+  const body = await r.json();
+  assert(r.status === 400 && body.error.field === 'to', `the API refuses it too: ${r.status} ${JSON.stringify(body)}`);
+  // A query error is shown whole, not cut to one line.
+  expectHttpErrors = true;
+  await page.goto(`${BASE}/audit?q=${encodeURIComponent('nosuchkey:value and some more words to make the message long')}`);
+  await page.waitForSelector('td.state.error');
+  const cut = await page.$eval('td.state.error', (td) => td.scrollWidth > td.clientWidth + 1 || getComputedStyle(td).whiteSpace === 'nowrap');
+  assert(!cut, 'the whole error message is visible');
+  // Beyond the online window: a plain sentence with a local date, not a raw timestamp.
+  const day = new Date(Date.now() - 150 * 86400000).toISOString().slice(0, 10);
+  await page.goto(`${BASE}/audit?from=${day}`);
+  await page.waitForSelector('#download-period');
+  const text = await page.textContent('td.state');
+  assert(/^Online queries reach back \d+ days \(to \d{4}-\d\d-\d\d\)\./.test(text) && !/\dT\d|Z\)/.test(text), `window message: ${text}`);
+  expectHttpErrors = false;
+  await page.goto(`${BASE}/audit`);
+  await settled(page);
+});
+
 await step('search, with the query language', async () => {
   await page.fill('#search', 'checkout-api');
   await settled(page, 'q=checkout-api');
@@ -439,7 +471,24 @@ await step('a viewer does not see restricted categories', async () => {
   const vctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const v = await vctx.newPage();
   watch(v, 'viewer');
-  await login(v, env('VIEWER_EMAIL'), env('VIEWER_OTP'), 'a long viewer password');
+  // A wrong current password is named as such.
+  await v.goto(`${BASE}/audit`);
+  await v.fill('#email', env('VIEWER_EMAIL'));
+  await v.fill('#password', env('VIEWER_OTP'));
+  await v.click('button[type=submit]');
+  await v.waitForSelector('#current');
+  await v.fill('#current', 'not the one-time password');
+  await v.fill('#new', 'a long viewer password');
+  expectHttpErrors = true;
+  await v.click('button[type=submit]');
+  await v.waitForFunction(() => document.querySelector('.form-error').textContent !== '');
+  expectHttpErrors = false;
+  const said = await v.textContent('.form-error');
+  assert(said === 'Current password is wrong.', `password message: ${said}`);
+  await v.fill('#current', env('VIEWER_OTP'));
+  await v.fill('#new', 'a long viewer password');
+  await v.click('button[type=submit]');
+  await v.waitForSelector('tbody');
   await settled(v);
   await v.waitForSelector('#f-category input');
   const cats = await v.$$eval('#f-category input', (xs) => xs.map((x) => x.value));

@@ -33,6 +33,11 @@ impl Filter {
             let parsed = parse(q).map_err(|e| FieldError::new("q", e.message))?;
             f.merge(parsed);
         }
+        if let (Some(from), Some(to)) = (f.from, f.to) {
+            if from > to {
+                return Err(FieldError::new("to", "is before from: choose an end after the start"));
+            }
+        }
         Ok(f)
     }
 }
@@ -310,5 +315,12 @@ mod tests {
         fn parse_never_panics(s in any::<String>()) {
             let _ = parse(&s);
         }
+    }
+
+    #[test]
+    fn a_period_that_ends_before_it_starts_is_refused() {
+        let e = Filter::from_pairs([("from", "2026-02-01"), ("to", "2026-01-01")]).unwrap_err();
+        assert_eq!(e.field, "to");
+        assert!(Filter::from_pairs([("from", "2026-01-01"), ("to", "2026-01-01")]).is_ok());
     }
 }

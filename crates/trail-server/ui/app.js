@@ -236,7 +236,10 @@ function renderChangePassword() {
       try {
         await api('/auth/password', { method: 'POST', body: { current_password: current.value, new_password: next.value } });
         await boot();
-      } catch (e) { err.textContent = e.message; }
+      } catch (e) {
+        const label = { current_password: 'Current password', new_password: 'New password' }[e.field];
+        err.textContent = label ? `${label} ${e.message}.` : e.message;
+      }
     },
   },
   h('p', { class: 'muted' }, 'Your password was set by someone else. Choose your own (at least 10 characters) to continue.'),
@@ -439,7 +442,15 @@ function renderFilters() {
   const custom = state.params.get('from') || state.params.get('to');
   const from = h('input', { type: 'date', id: 'from', value: (state.params.get('from') || '').slice(0, 10) });
   const to = h('input', { type: 'date', id: 'to', value: (state.params.get('to') || '').slice(0, 10) });
+  const rangeError = h('p', { class: 'range-error', id: 'range-error', role: 'alert', hidden: true });
   const applyRange = () => {
+    // An end before the start selects nothing: say so rather than show an empty list.
+    if (from.value && to.value && from.value > to.value) {
+      rangeError.textContent = '“From” is after “To”: choose a start before the end.';
+      rangeError.hidden = false;
+      return;
+    }
+    rangeError.hidden = true;
     state.params.delete('period');
     setParam('from', from.value, { reload: false });
     setParam('to', to.value);
@@ -467,7 +478,7 @@ function renderFilters() {
           class: `preset${!custom && v === period ? ' on' : ''}`, role: 'radio', 'aria-checked': String(!custom && v === period), 'data-period': v,
           onclick: () => { state.params.delete('from'); state.params.delete('to'); setParam('period', v); renderFilters(); },
         }, label))),
-      h('div', { class: 'range' }, h('label', { for: 'from' }, 'From'), from, h('label', { for: 'to' }, 'To'), to)),
+      h('div', { class: 'range' }, h('label', { for: 'from' }, 'From'), from, h('label', { for: 'to' }, 'To'), to, rangeError)),
     h('fieldset', { class: 'group' }, h('legend', {}, 'Type'),
       h('div', { class: 'checks', id: 'f-category' })),
     h('fieldset', { class: 'group' }, h('legend', {}, 'Result'),
@@ -573,7 +584,10 @@ function renderRows() {
   if (state.error && state.error.code === 'beyond_online_window') {
     // Older than the online window: the download reaches that period.
     const go = h('button', { class: 'secondary', id: 'download-period', onclick: () => openDownload(state.params.get('from'), state.params.get('to')) }, 'Download log for this period');
-    tbody.replaceChildren(h('tr', {}, h('td', { colspan: 8, class: 'state' }, `${state.error.message.split(';')[0]}. Older events are archived: `, go)));
+    const days = state.me.online_days;
+    const start = localTime(new Date(Date.now() - days * 86400e3).toISOString()).slice(0, 10);
+    tbody.replaceChildren(h('tr', {}, h('td', { colspan: 8, class: 'state' },
+      `Online queries reach back ${days} days (to ${start}). Older events are archived: `, go)));
     line.textContent = '';
     more.replaceChildren();
     return;
