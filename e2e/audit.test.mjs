@@ -5,6 +5,9 @@
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import path from 'node:path';
+import { createRequire } from 'node:module';
+
+const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
 const env = (k) => {
   const v = process.env[k];
@@ -274,6 +277,54 @@ await step('messages say what to do; an end before the start is refused', async 
   await settled(page);
 });
 
+// Runs axe-core on the page as it is; returns the violations.
+async function axe(page) {
+  if (!(await page.evaluate(() => typeof window.axe !== 'undefined'))) await page.addScriptTag({ path: AXE });
+  const r = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+  return r.violations.map((v) => `${v.id} (${v.impact}): ${v.nodes.length} × ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`);
+}
+
+// axe-core is injected as a script: a context of its own lets it past the page's CSP
+// (the main context keeps the CSP in force).
+const actx = await browser.newContext({ viewport: { width: 1440, height: 900 }, bypassCSP: true });
+const apage = await actx.newPage();
+watch(apage, 'a11y');
+await apage.goto(`${BASE}/audit`);
+await apage.fill('#email', env('ADMIN_EMAIL'));
+await apage.fill('#password', 'a long admin password');
+await apage.click('button[type=submit]');
+await apage.waitForSelector('tbody');
+
+await step('accessibility: no axe violations, one Tab stop for the list, a skip link, focus into the detail and back', async () => {
+  await apage.goto(`${BASE}/audit`);
+  await counted(apage);
+  let v = await axe(apage);
+  assert(v.length === 0, `list: ${v.join('; ')}`);
+  const stops = await apage.$$eval('tbody tr[data-id]', (trs) => trs.filter((t) => t.tabIndex === 0).length);
+  assert(stops === 1, `rows that take Tab: ${stops}`);
+  await apage.keyboard.press('Tab');
+  assert((await apage.evaluate(() => document.activeElement.className)) === 'skip', 'the skip link is the first Tab stop');
+  await apage.keyboard.press('Enter');
+  assert(await apage.evaluate(() => !!document.activeElement.closest('tbody tr[data-id]')), 'the skip link lands on the list');
+  const first = await apage.evaluate(() => document.activeElement.dataset.id);
+  await apage.keyboard.press('ArrowDown');
+  const second = await apage.evaluate(() => document.activeElement.dataset.id);
+  assert(second && second !== first, 'ArrowDown moves to the next row');
+  await apage.keyboard.press('Tab');
+  assert(await apage.evaluate(() => !document.activeElement.closest('tbody')), 'one Tab leaves the list');
+  await apage.focus(`tbody tr[data-id="${second}"]`);
+  await apage.keyboard.press('Enter');
+  await apage.waitForFunction(() => document.activeElement && document.activeElement.id === 'detail-title', null, { timeout: 60000 });
+  v = await axe(apage);
+  assert(v.length === 0, `detail: ${v.join('; ')}`);
+  await apage.keyboard.press('Escape');
+  await apage.waitForFunction((id) => document.activeElement && document.activeElement.dataset.id === id, second, { timeout: 60000 });
+  await apage.goto(`${BASE}/audit?category=auth&result=PENDING,FAILED`);
+  await counted(apage);
+  v = await axe(apage);
+  assert(v.length === 0, `filtered: ${v.join('; ')}`);
+});
+
 await step('search, with the query language', async () => {
   await page.fill('#search', 'checkout-api');
   await settled(page, 'q=checkout-api');
@@ -382,6 +433,7 @@ await step('live view shows a new event; pause holds it back', async () => {
   await page.waitForSelector(`tbody tr[data-id="${first}"]`, { timeout: 60000 });
   const top = await page.$eval('tbody tr[data-id]', (tr) => tr.dataset.id);
   assert(top === first, 'the new event is on top');
+  assert((await page.textContent('#announce')).startsWith('1 new event'), 'the arrival is announced politely');
   await page.click('#pause');
   const second = await ingest({ action: 'service:deploy', request_id: 'live-2', actor: { name: 'Live Tester', email: 'live@acme.com' } });
   await page.waitForFunction(() => document.getElementById('held').textContent.startsWith('1 new'), null, { timeout: 60000 });
@@ -506,6 +558,8 @@ await step('a viewer does not see restricted categories', async () => {
   assert(!(await v.isEnabled('#export')), 'a viewer cannot export');
   await vctx.close();
 });
+
+await actx.close();
 
 await step('no console errors', async () => {
   assert(consoleErrors.length === 0, consoleErrors.join('\n'));

@@ -274,28 +274,31 @@ function renderMain() {
   const who = me.user ? me.user.email : me.actor.name;
   const app = document.getElementById('app');
   app.replaceChildren(
+    h('a', { class: 'skip', href: '#events', onclick: (ev) => { ev.preventDefault(); focusList(); } }, 'Skip to the events'),
     h('header', { class: 'topbar' },
       h('div', { class: 'brand' }, h('img', { src: '/ui/icon.svg', alt: '' }), 'Trail'),
-      h('span', { class: 'page-title' }, 'Audit Log'),
+      h('h1', { class: 'page-title' }, 'Audit Log'),
       h('span', { class: 'org' }, me.permissions.platform ? 'All organizations' : me.org),
       h('span', { class: 'spacer' }),
       h('span', { class: 'who', title: me.user ? `role: ${me.user.role}` : '' }, who),
       me.csrf_token ? h('button', { class: 'link', id: 'logout', onclick: logout }, 'Log out') : null),
-    h('div', { class: 'layout' },
+    h('main', { class: 'layout' },
       h('aside', { class: 'filters', 'aria-label': 'Filters' }),
-      h('section', { class: 'list', 'aria-label': 'Events' },
+      h('section', { class: 'list', id: 'events', 'aria-label': 'Events' },
         toolbar(),
         h('div', { class: 'status-line', role: 'status' }),
         h('div', { class: 'table-wrap' }, h('table', { class: 'events' }, tableHead(), h('tbody', {}))),
         h('div', { class: 'more' })),
       h('section', { class: 'detail', 'aria-label': 'Event detail', hidden: true })),
+    // Arrivals of the live view, told to screen readers without interrupting them.
+    h('div', { class: 'visually-hidden', id: 'announce', role: 'status', 'aria-live': 'polite' }),
   );
   renderFilters();
   // The counts of the filter panel come after the first page (reloadList asks for
   // them), so that the rows show first.
   reloadList();
   const sel = state.params.get('event');
-  if (sel) openDetail(sel, { push: false });
+  if (sel) openDetail(sel, { push: false, focus: false });
 }
 
 function toolbar() {
@@ -615,12 +618,14 @@ function row(e) {
   const res = e.resource || {};
   const [cat, ...op] = e.action.split(':');
   const tr = h('tr', {
-    tabindex: 0, 'data-id': e.id,
+    tabindex: -1, 'data-id': e.id,
     onclick: () => openDetail(e.id, { event: e }),
+    onfocus: () => rove(tr),
     onkeydown: (ev) => {
+      const to = { ArrowDown: tr.nextElementSibling, ArrowUp: tr.previousElementSibling,
+        Home: tr.parentElement.firstElementChild, End: tr.parentElement.lastElementChild }[ev.key];
       if (ev.key === 'Enter') openDetail(e.id, { event: e });
-      else if (ev.key === 'ArrowDown') { ev.preventDefault(); tr.nextElementSibling && tr.nextElementSibling.focus(); }
-      else if (ev.key === 'ArrowUp') { ev.preventDefault(); tr.previousElementSibling && tr.previousElementSibling.focus(); }
+      else if (to !== undefined) { ev.preventDefault(); if (to) to.focus(); }
     },
   },
   h('td', { class: 'time', title: utcTitle(e.timestamp) }, localTime(e.timestamp)),
@@ -634,17 +639,31 @@ function row(e) {
   return tr;
 }
 
+// The list is one Tab stop: the row last focused (or the selected one, or the first)
+// takes Tab; the arrow keys, Home and End move between rows.
+function rove(tr) {
+  for (const r of document.querySelectorAll('tbody tr[data-id][tabindex="0"]')) if (r !== tr) r.tabIndex = -1;
+  tr.tabIndex = 0;
+}
+
+function focusList() {
+  const tr = document.querySelector('tbody tr[data-id][tabindex="0"]') || document.querySelector('tbody tr[data-id]');
+  if (tr) tr.focus();
+}
+
 function markSelected() {
   const id = state.params.get('event');
-  for (const tr of document.querySelectorAll('tbody tr[data-id]')) {
+  const rows = [...document.querySelectorAll('tbody tr[data-id]')];
+  for (const tr of rows) {
     tr.classList.toggle('selected', tr.dataset.id === id);
     tr.setAttribute('aria-selected', String(tr.dataset.id === id));
   }
+  if (rows.length && !rows.some((r) => r.tabIndex === 0)) rove(rows.find((r) => r.dataset.id === id) || rows[0]);
 }
 
 // ---------- detail ----------
 
-async function openDetail(id, { push = true } = {}) {
+async function openDetail(id, { push = true, focus = true } = {}) {
   const panel = document.querySelector('.detail');
   if (!panel) return;
   state.params.set('event', id);
@@ -657,6 +676,8 @@ async function openDetail(id, { push = true } = {}) {
     const d = await api(`/events/${encodeURIComponent(id)}`);
     if (state.params.get('event') !== id) return;
     renderDetail(panel, d);
+    // Focus follows the opened detail (its heading is announced); Esc brings it back.
+    if (focus) document.getElementById('detail-title').focus();
   } catch (e) {
     panel.replaceChildren(detailHead(), h('div', { class: 'state error' }, e.status === 404 ? 'This event does not exist or you may not see it.' : `Could not load the event: ${e.message}`));
   }
@@ -678,7 +699,7 @@ function closeDetail() {
 document.addEventListener('keydown', (e) => { if (e.key === 'Escape') closeDetail(); });
 
 function detailHead() {
-  return h('div', { class: 'detail-head' }, h('h2', {}, 'Event detail'), h('button', { class: 'link close', 'aria-label': 'Close detail', onclick: closeDetail }, '✕'));
+  return h('div', { class: 'detail-head' }, h('h2', { tabindex: -1, id: 'detail-title' }, 'Event detail'), h('button', { class: 'link close', 'aria-label': 'Close detail', onclick: closeDetail }, '✕'));
 }
 
 function kv(rows) {
@@ -816,6 +837,8 @@ function prepend(events) {
   const line = document.querySelector('.status-line');
   const n = state.events.length;
   line.textContent = `${fmt(n)}${state.cursor ? '+' : ''} events shown`;
+  const told = document.getElementById('announce');
+  if (told) told.textContent = `${fresh.length} new event${fresh.length === 1 ? '' : 's'}: ${fresh[0].action}`;
   markSelected();
 }
 
