@@ -325,6 +325,78 @@ await step('accessibility: no axe violations, one Tab stop for the list, a skip 
   assert(v.length === 0, `filtered: ${v.join('; ')}`);
 });
 
+// Whether an element is drawn inside the viewport (not clipped off either side).
+async function onScreen(page, selector) {
+  return page.$eval(selector, (el) => {
+    const r = el.getBoundingClientRect();
+    return r.width > 0 && r.height > 0 && r.left >= 0 && r.top >= 0 && r.right <= innerWidth + 0.5 && r.bottom <= innerHeight + 0.5;
+  });
+}
+
+await step('the detail leaves Type, Operation and Result on screen at 1280 and 1440 px', async () => {
+  for (const width of [1280, 1440]) {
+    await apage.setViewportSize({ width, height: 850 });
+    await apage.goto(`${BASE}/audit`);
+    await settled(apage);
+    await apage.click('tbody tr[data-id]');
+    await apage.waitForSelector('.detail dl.kv');
+    for (const col of ['type', 'operation', 'result']) {
+      const visible = await apage.$eval(`th button[data-sort="${col}"]`, (b) => {
+        const r = b.getBoundingClientRect();
+        const wrap = document.querySelector('.table-wrap').getBoundingClientRect();
+        return r.width > 0 && r.right <= wrap.right + 0.5;
+      });
+      assert(visible, `${col} column visible at ${width} px with the detail open`);
+    }
+    await apage.keyboard.press('Escape');
+  }
+  await apage.setViewportSize({ width: 1440, height: 900 });
+});
+
+await step('a phone (390 × 844): essential columns, a filter drawer, a full-screen detail with its close', async () => {
+  const pctx = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+  const p = await pctx.newPage();
+  watch(p, 'phone');
+  await p.goto(`${BASE}/audit`);
+  await p.fill('#email', env('ADMIN_EMAIL'));
+  await p.fill('#password', 'a long admin password');
+  await p.click('button[type=submit]');
+  await p.waitForSelector('tbody tr[data-id]');
+  await settled(p);
+  const width = await p.evaluate(() => document.documentElement.scrollWidth);
+  assert(width <= 390, `the page is ${width} px wide`);
+  for (const col of ['timestamp', 'performer', 'operation', 'result']) {
+    assert(await onScreen(p, `th button[data-sort="${col}"]`), `${col} column on screen`);
+  }
+  if (SHOTS) await p.screenshot({ path: path.join(SHOTS, 'audit-phone.png') });
+  assert(!(await p.isVisible('#f-actor')), 'the filters start closed');
+  await p.click('#filters-toggle');
+  await p.waitForFunction(() => document.querySelector('.layout').classList.contains('filters-open'));
+  await p.waitForFunction(() => {
+    const r = document.getElementById('f-actor').getBoundingClientRect();
+    return r.left >= 0 && r.right <= innerWidth;
+  });
+  await p.click('#filters-close');
+  await p.click('tbody tr[data-id]');
+  await p.waitForSelector('.detail dl.kv');
+  assert(await onScreen(p, '.detail .detail-head .close'), 'the detail\'s close is on screen');
+  const sheet = await p.$eval('.detail', (d) => { const r = d.getBoundingClientRect(); return r.left <= 0 && r.right >= innerWidth - 1; });
+  assert(sheet, 'the detail is a full-screen sheet');
+  await p.click('.detail .detail-head .close');
+  await p.waitForSelector('.detail', { state: 'hidden' });
+  await p.click('#export');
+  await p.waitForSelector('.menu:not([hidden])');
+  assert(await onScreen(p, '.menu'), 'the export menu is on screen');
+  await p.keyboard.press('Escape');
+  await p.click('body', { position: { x: 5, y: 5 } });
+  await p.click('#download');
+  await p.waitForSelector('#download-dialog[open]');
+  assert(await onScreen(p, '#download-dialog'), 'the download dialog is on screen');
+  assert(await onScreen(p, '#dl-go'), 'its download button is on screen');
+  await p.click('#download-dialog button.secondary');
+  await pctx.close();
+});
+
 await step('search, with the query language', async () => {
   await page.fill('#search', 'checkout-api');
   await settled(page, 'q=checkout-api');

@@ -283,7 +283,7 @@ function renderMain() {
       h('span', { class: 'who', title: me.user ? `role: ${me.user.role}` : '' }, who),
       me.csrf_token ? h('button', { class: 'link', id: 'logout', onclick: logout }, 'Log out') : null),
     h('main', { class: 'layout' },
-      h('aside', { class: 'filters', 'aria-label': 'Filters' }),
+      h('aside', { class: 'filters', id: 'filters', 'aria-label': 'Filters' }),
       h('section', { class: 'list', id: 'events', 'aria-label': 'Events' },
         toolbar(),
         h('div', { class: 'status-line', role: 'status' }),
@@ -311,7 +311,13 @@ function toolbar() {
   const liveBtn = h('button', { class: 'toggle', id: 'live', 'aria-pressed': String(state.live.on), onclick: toggleLive }, h('span', { class: 'dot' }), 'Live');
   const pauseBtn = h('button', { class: 'secondary', id: 'pause', hidden: !state.live.on, onclick: togglePause }, state.live.paused ? 'Resume' : 'Pause');
   const held = h('span', { class: 'held', id: 'held', hidden: true });
+  // On a narrow screen the filters are a drawer, opened from here.
+  const filtersBtn = h('button', {
+    class: 'secondary', id: 'filters-toggle', 'aria-controls': 'filters', 'aria-expanded': 'false',
+    onclick: () => openFilters(true),
+  }, 'Filters');
   return h('div', { class: 'toolbar' },
+    filtersBtn,
     h('div', { class: 'search-box' }, q,
       h('div', { class: 'hint', id: 'search-hint' }, 'Words search everything; ', h('code', {}, 'key:value'), ' filters (category, result, actor, company, request_id, resource, workspace, cluster, namespace, ip, status, created:>=DATE), ', h('code', {}, '"a phrase"'), '.')),
     h('div', { class: 'actions' }, liveBtn, pauseBtn, held, downloadButton(), exportMenu()));
@@ -473,6 +479,7 @@ function renderFilters() {
   status.addEventListener('change', () => setParam('status', status.value));
   aside.replaceChildren(
     h('div', { class: 'filters-head' }, h('h2', {}, 'Filters'),
+      h('button', { class: 'link close', id: 'filters-close', 'aria-label': 'Close filters', onclick: () => openFilters(false) }, '✕'),
       h('button', { class: 'link', id: 'clear', onclick: () => { for (const k of FILTER_KEYS) if (k !== 'sort') state.params.delete(k); state.facets = null; pushUrl(); renderFilters(); const s = document.getElementById('search'); if (s) s.value = ''; reloadList(); } }, 'Clear all')),
     h('fieldset', { class: 'group' }, h('legend', {}, 'Period'),
       h('div', { class: 'presets', role: 'radiogroup' }, ...PERIODS.map(([v, label]) => [v, v === '' && state.me.online_days ? 'All online' : label]).map(([v, label]) =>
@@ -511,6 +518,14 @@ function renderCounts() {
     const again = box.querySelector(`input[value="${CSS.escape(focused)}"]`);
     if (again) again.focus();
   }
+}
+
+// The filter drawer of narrow screens.
+function openFilters(open) {
+  const layout = document.querySelector('.layout');
+  layout.classList.toggle('filters-open', open);
+  document.getElementById('filters-toggle').setAttribute('aria-expanded', String(open));
+  (open ? document.querySelector('.filters button, .filters input') : document.getElementById('filters-toggle')).focus();
 }
 
 function check(key, value, label, chosen, count) {
@@ -696,7 +711,12 @@ function closeDetail() {
   if (tr) tr.focus();
 }
 
-document.addEventListener('keydown', (e) => { if (e.key === 'Escape') closeDetail(); });
+document.addEventListener('keydown', (e) => {
+  if (e.key !== 'Escape') return;
+  const layout = document.querySelector('.layout');
+  if (layout && layout.classList.contains('filters-open')) openFilters(false);
+  else closeDetail();
+});
 
 function detailHead() {
   return h('div', { class: 'detail-head' }, h('h2', { tabindex: -1, id: 'detail-title' }, 'Event detail'), h('button', { class: 'link close', 'aria-label': 'Close detail', onclick: closeDetail }, '✕'));
@@ -708,7 +728,8 @@ function kv(rows) {
 
 function jsonBlock(title, value, open = false) {
   if (value === undefined || value === null) return null;
-  return h('details', { class: 'json', open }, h('summary', {}, title), h('pre', {}, JSON.stringify(value, null, 2)));
+  // The block scrolls: it takes focus so that keyboards can scroll it too.
+  return h('details', { class: 'json', open }, h('summary', {}, title), h('pre', { tabindex: 0, 'aria-label': title }, JSON.stringify(value, null, 2)));
 }
 
 function renderDetail(panel, d) {
