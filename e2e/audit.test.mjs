@@ -397,6 +397,22 @@ await step('a phone (390 × 844): essential columns, a filter drawer, a full-scr
   await pctx.close();
 });
 
+await step('Trail\'s own views are hidden until asked for', async () => {
+  await page.goto(`${BASE}/audit?category=audit`);
+  await settled(page);
+  let r = await rows(page);
+  assert(!r.some((x) => x.operation === 'view'), `no audit:view rows by default: ${JSON.stringify(r.slice(0, 3))}`);
+  await page.check('#f-views');
+  await settled(page, 'views=show');
+  r = await rows(page);
+  assert(r.some((x) => x.operation === 'view'), 'the toggle shows them');
+  await page.uncheck('#f-views');
+  await settled(page);
+  assert(!page.url().includes('views='), 'hidden again, the default');
+  await page.goto(`${BASE}/audit`);
+  await settled(page);
+});
+
 await step('search, with the query language', async () => {
   await page.fill('#search', 'checkout-api');
   await settled(page, 'q=checkout-api');

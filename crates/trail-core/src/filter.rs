@@ -216,8 +216,14 @@ pub struct Filter {
     /// Full-text terms; each word or quoted phrase must match (prefix match on its last
     /// word).
     pub q: Vec<String>,
+    /// Leave out Trail's own `audit:view` events (who looked at which filter), which
+    /// otherwise fill a busy list (`views=hide`).
+    pub hide_views: bool,
     pub sort: Sort,
 }
+
+/// The action of Trail's own record of someone viewing a filter or an event.
+pub const VIEW_ACTION: &str = "audit:view";
 
 /// The query-parameter names a filter understands (besides paging parameters, which
 /// the server handles).
@@ -243,6 +249,7 @@ pub const FILTER_KEYS: &[&str] = &[
     "namespace",
     "ip",
     "q",
+    "views",
     "sort",
 ];
 
@@ -260,7 +267,8 @@ impl Filter {
         let ctx = ev.context.clone().unwrap_or_default();
         let ws = ctx.workspace.clone().unwrap_or_default();
         let ip: Option<std::net::IpAddr> = ev.source_ip.as_deref().and_then(|s| s.parse().ok());
-        let basic = from.is_none_or(|t| ev.timestamp >= t)
+        let basic = !(self.hide_views && ev.action.eq_ignore_ascii_case(VIEW_ACTION))
+            && from.is_none_or(|t| ev.timestamp >= t)
             && to.is_none_or(|t| ev.timestamp <= t)
             && any(&self.category, &|v| ev.category().eq_ignore_ascii_case(v))
             && any(&self.operation, &|v| ev.operation().eq_ignore_ascii_case(v))
@@ -348,6 +356,13 @@ impl Filter {
                 }
             }
             "status" => self.status = Some(StatusClass::parse(value).ok_or_else(|| err("must be success or failure"))?),
+            "views" => {
+                self.hide_views = match value.to_ascii_lowercase().as_str() {
+                    "hide" => true,
+                    "show" => false,
+                    _ => return Err(err("must be hide or show")),
+                }
+            }
             "actor" | "user" => self.actor.push(value.to_string()),
             "company" => self.company.extend(list(value)),
             "request_id" => self.request_id.push(value.to_string()),
@@ -400,8 +415,10 @@ impl Filter {
             namespace,
             ip,
             q,
+            hide_views,
             sort,
         } = other;
+        self.hide_views |= hide_views;
         self.period = period.or(self.period);
         self.from = from.or(self.from);
         self.to = to.or(self.to);
@@ -446,6 +463,9 @@ impl Filter {
         }
         for r in &self.result {
             out.push(("result", r.as_str().into()));
+        }
+        if self.hide_views {
+            out.push(("views", "hide".into()));
         }
         if let Some(s) = self.status {
             out.push(("status", s.as_str().into()));

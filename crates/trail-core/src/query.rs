@@ -170,6 +170,9 @@ pub fn render(f: &Filter) -> String {
     if let Some(s) = f.status {
         terms.push(format!("status:{}", s.as_str()));
     }
+    if f.hide_views {
+        terms.push("views:hide".into());
+    }
     for n in &f.ip {
         terms.push(format!("ip:{n}"));
     }
@@ -276,6 +279,7 @@ mod tests {
                 v(text().boxed()),
                 (proptest::sample::select(SortField::ALL.to_vec()), any::<bool>())
                     .prop_map(|(field, desc)| Sort { field, desc }),
+                any::<bool>(),
             ),
         )
             .prop_map(|(t, (category, operation, action), (result, status), a, b, c)| Filter {
@@ -299,6 +303,7 @@ mod tests {
                 ip: c.0,
                 q: c.1,
                 sort: c.2,
+                hide_views: c.3,
             })
     }
 

@@ -25,7 +25,7 @@ const COLUMNS = [
   ['Email', 'email'], ['Type', 'type'], ['Operation', 'operation'], ['Result', 'result'],
 ];
 const FILTER_KEYS = ['period', 'from', 'to', 'category', 'result', 'status', 'actor', 'company', 'request_id',
-  'resource', 'workspace', 'cluster', 'namespace', 'q', 'sort'];
+  'resource', 'workspace', 'cluster', 'namespace', 'q', 'views', 'sort'];
 
 const state = {
   me: null,
@@ -132,6 +132,15 @@ function filterParams() {
     const v = state.params.get(k);
     if (v) p.set(k, v);
   }
+  return p;
+}
+
+// What is asked of the API: the URL's filters, and Trail's own audit:view events left
+// out unless "Show audit-log views" is on (`views=show` in the URL).
+function queryParams() {
+  const p = filterParams();
+  if (p.get('views') === 'show') p.delete('views');
+  else p.set('views', 'hide');
   return p;
 }
 
@@ -379,7 +388,7 @@ function exportMenu() {
 }
 
 async function doExport(format) {
-  const p = filterParams();
+  const p = queryParams();
   p.delete('sort');
   if (state.params.get('sort')) p.set('sort', state.params.get('sort'));
   p.set('format', format);
@@ -477,6 +486,8 @@ function renderFilters() {
     h('option', { value: '' }, 'Any'), h('option', { value: 'success' }, 'Success (2xx)'), h('option', { value: 'failure' }, 'Failure (4xx/5xx)'));
   status.value = state.params.get('status') || '';
   status.addEventListener('change', () => setParam('status', status.value));
+  const views = h('input', { type: 'checkbox', id: 'f-views', checked: state.params.get('views') === 'show' });
+  views.addEventListener('change', () => setParam('views', views.checked ? 'show' : ''));
   aside.replaceChildren(
     h('div', { class: 'filters-head' }, h('h2', {}, 'Filters'),
       h('button', { class: 'link close', id: 'filters-close', 'aria-label': 'Close filters', onclick: () => openFilters(false) }, '✕'),
@@ -494,6 +505,7 @@ function renderFilters() {
     h('fieldset', { class: 'group' }, h('legend', {}, 'Result'),
       h('div', { class: 'checks', id: 'f-result' }, RESULTS.map((r) => check('result', r, badge(r), chosenResults)))),
     h('div', { class: 'field' }, h('label', { for: 'f-status' }, 'Status'), status),
+    h('label', { class: 'check views' }, views, h('span', { class: 'check-label' }, 'Show audit-log views')),
     ...textInputs,
   );
   renderCounts();
@@ -577,7 +589,7 @@ async function loadPage(fresh) {
   state.loading = true;
   state.error = null;
   renderRows(fresh);
-  const p = filterParams();
+  const p = queryParams();
   p.set('limit', PAGE);
   if (!fresh && state.cursor) p.set('cursor', state.cursor);
   try {
@@ -796,7 +808,7 @@ function toggleLive() {
 
 function startLive() {
   stopLive();
-  const p = filterParams();
+  const p = queryParams();
   p.delete('sort');
   const es = new EventSource(`${API}/events/stream?${p}`);
   es.addEventListener('event', (msg) => {

@@ -90,6 +90,8 @@ pub(crate) struct FilterParams {
     ip: Option<String>,
     /// Words, prefixes and quoted phrases, or the query language (`category:auth failed`).
     q: Option<String>,
+    /// `hide` leaves out Trail's own `audit:view` events (who viewed which filter).
+    views: Option<String>,
     /// A column, `-` first for descending (`-timestamp`, the default).
     sort: Option<String>,
 }

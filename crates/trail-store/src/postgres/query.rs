@@ -172,6 +172,9 @@ pub(super) async fn where_clause(
         }
         sql.clauses.push(format!("({})", ors.join(" OR ")));
     }
+    if f.hide_views {
+        sql.clauses.push("NOT (lower(e.category) = 'audit' AND lower(e.operation) = 'view')".into());
+    }
     for (cols, values) in equalities(f) {
         sql.any_eq(cols, values);
     }

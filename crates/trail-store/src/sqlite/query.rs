@@ -215,6 +215,10 @@ pub(super) fn where_clause(
         sql.clauses.push(format!("({})", ors.join(" OR ")));
         sql.terms.push(format!("({})", toks.join(" OR ")));
     }
+    if f.hide_views {
+        // The columns compare without case, as the model does.
+        sql.clauses.push("NOT (category = 'audit' AND operation = 'view')".into());
+    }
     for (cols, values) in equalities(f) {
         sql.any_eq(cols, values);
     }

@@ -307,8 +307,8 @@ pub async fn retention_archives_then_deletes(store: &dyn Store) {
 
 /// Random but realistic events, for model-based checks.
 pub fn random_events(rng: &mut StdRng, n: usize) -> Vec<serde_json::Value> {
-    let cats = ["auth", "service", "user", "secret", "vpn"];
-    let ops = ["login", "create", "delete", "deploy", "update"];
+    let cats = ["auth", "service", "user", "secret", "vpn", "audit"];
+    let ops = ["login", "create", "delete", "deploy", "update", "view"];
     // Lower- and upper-case names, so that sorts are seen to ignore case.
     let people = [
         ("u1", "Alice Smith", "alice@acme.com"),
@@ -398,6 +398,8 @@ pub async fn filters_match_the_model(store: &dyn Store) {
         "result:PENDING",
         "result:FAILED,PENDING",
         "status:success",
+        "views:hide",
+        "category:audit views:hide",
         "status:failure",
         "actor:alice@acme.com",
         "actor:u2",
