@@ -413,6 +413,38 @@ await step('Trail\'s own views are hidden until asked for', async () => {
   await settled(page);
 });
 
+await step('the export menu by keyboard; typed period and sort show; even rows; a local-time header', async () => {
+  await page.goto(`${BASE}/audit`);
+  await settled(page);
+  await page.focus('#export');
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('.menu:not([hidden])');
+  assert((await page.evaluate(() => document.activeElement.dataset.format)) === 'csv', 'the menu opens on its first item');
+  await page.keyboard.press('ArrowDown');
+  assert((await page.evaluate(() => document.activeElement.dataset.format)) === 'xlsx', 'ArrowDown moves to the next format');
+  await page.keyboard.press('Escape');
+  await page.waitForSelector('.menu', { state: 'hidden' });
+  assert((await page.evaluate(() => document.activeElement.id)) === 'export', 'Esc returns to the button');
+  const heights = await page.$$eval('tbody tr[data-id]', (trs) => [...new Set(trs.map((t) => t.offsetHeight))]);
+  assert(heights.length === 1, `row heights: ${heights}`);
+  assert((await page.textContent('th button[data-sort="timestamp"]')).includes('local'), 'the time column says local');
+  await page.fill('#search', 'period:7d sort:email');
+  await settled(page, 'q=period');
+  await page.waitForSelector('button.preset.on[data-period="7d"]');
+  await page.waitForSelector('th[aria-sort="ascending"] button[data-sort="email"]');
+  await page.fill('#search', '');
+  await settled(page);
+  // A detail without request data shows no empty Request heading.
+  const id = await ingest({ action: 'service:restart', actor: { name: 'Quiet' } });
+  await page.goto(`${BASE}/audit?event=${id}`);
+  await page.waitForFunction((id) => document.querySelector('.detail') && document.querySelector('.detail').textContent.includes(id) && document.querySelector('.detail dl.kv'), id, { timeout: 60000 });
+  const heads = await page.$$eval('.detail h3', (hs) => hs.map((x) => x.textContent));
+  assert(!heads.includes('Request') && heads.includes('Actor'), `headings: ${heads}`);
+  await page.keyboard.press('Escape');
+  await page.goto(`${BASE}/audit`);
+  await settled(page);
+});
+
 await step('search, with the query language', async () => {
   await page.fill('#search', 'checkout-api');
   await settled(page, 'q=checkout-api');

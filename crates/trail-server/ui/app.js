@@ -21,7 +21,7 @@ const TEXT_FILTERS = [
 ];
 // The list's columns: title, sort key.
 const COLUMNS = [
-  ['Date/Time', 'timestamp'], ['Source IP', 'source_ip'], ['Performer', 'performer'], ['Company', 'company'],
+  ['Date/Time (local)', 'timestamp'], ['Source IP', 'source_ip'], ['Performer', 'performer'], ['Company', 'company'],
   ['Email', 'email'], ['Type', 'type'], ['Operation', 'operation'], ['Result', 'result'],
 ];
 const FILTER_KEYS = ['period', 'from', 'to', 'category', 'result', 'status', 'actor', 'company', 'request_id',
@@ -317,6 +317,18 @@ function toolbar() {
     'aria-label': 'Search the audit log', 'aria-describedby': 'search-hint',
   });
   typedField(q, 'q');
+  // Keys typed in the query (period:, sort:) light their chip and column at once.
+  q.addEventListener('input', debounce(() => {
+    const period = state.params.get('period') || typedTerm('period') || '';
+    const custom = state.params.get('from') || state.params.get('to');
+    for (const b of document.querySelectorAll('.preset')) {
+      const on = !custom && b.dataset.period === period;
+      b.classList.toggle('on', on);
+      b.setAttribute('aria-checked', String(on));
+    }
+    const head = document.querySelector('thead');
+    if (head) head.replaceWith(tableHead());
+  }, 320));
   const liveBtn = h('button', { class: 'toggle', id: 'live', 'aria-pressed': String(state.live.on), onclick: toggleLive }, h('span', { class: 'dot' }), 'Live');
   const pauseBtn = h('button', { class: 'secondary', id: 'pause', hidden: !state.live.on, onclick: togglePause }, state.live.paused ? 'Resume' : 'Pause');
   const held = h('span', { class: 'held', id: 'held', hidden: true });
@@ -376,14 +388,28 @@ function exportMenu() {
   const can = state.me.permissions.export;
   const menu = h('div', { class: 'menu', role: 'menu', hidden: true },
     ...[['csv', 'CSV'], ['xlsx', 'Excel (XLSX)'], ['json', 'JSON'], ['pdf', 'PDF report']].map(([f, label]) =>
-      h('button', { role: 'menuitem', 'data-format': f, onclick: () => { menu.hidden = true; doExport(f); } }, label)),
+      h('button', { role: 'menuitem', 'data-format': f, onclick: () => { menu.hidden = true; btn.setAttribute('aria-expanded', 'false'); doExport(f); } }, label)),
     h('p', { class: 'note' }, 'Exports contain personal data (names, emails, IP addresses). Handle them according to your data protection policy.'));
+  const items = () => [...menu.querySelectorAll('[role=menuitem]')];
+  const show = (open) => {
+    menu.hidden = !open;
+    btn.setAttribute('aria-expanded', String(open));
+    if (open) items()[0].focus();
+  };
   const btn = h('button', {
-    class: 'secondary', id: 'export', 'aria-haspopup': 'menu', disabled: !can,
+    class: 'secondary', id: 'export', 'aria-haspopup': 'menu', 'aria-expanded': 'false', disabled: !can,
     title: can ? 'Export exactly what the filters select' : 'Your role may not export',
-    onclick: () => { menu.hidden = !menu.hidden; },
+    onclick: () => show(menu.hidden),
   }, 'Export ▾');
-  document.addEventListener('click', (e) => { if (!menu.hidden && !menu.contains(e.target) && e.target !== btn) menu.hidden = true; });
+  // The menu by keyboard: arrows move between formats, Esc closes it and returns to the button.
+  menu.addEventListener('keydown', (e) => {
+    const list = items();
+    const at = list.indexOf(document.activeElement);
+    const to = { ArrowDown: at + 1, ArrowUp: at - 1, Home: 0, End: list.length - 1 }[e.key];
+    if (to !== undefined) { e.preventDefault(); list[(to + list.length) % list.length].focus(); }
+    else if (e.key === 'Escape') { e.stopPropagation(); show(false); btn.focus(); }
+  });
+  document.addEventListener('click', (e) => { if (!menu.hidden && !menu.contains(e.target) && e.target !== btn) show(false); });
   return h('div', { class: 'export' }, btn, menu);
 }
 
@@ -429,8 +455,15 @@ async function fetchFile(path, what) {
   }
 }
 
+// A key typed in the search box (`period:7d`, `sort:email`), so that the chips and the
+// header show what the query does.
+function typedTerm(key) {
+  const m = (state.params.get('q') || '').match(new RegExp(`(?:^|\\s)${key}:(\\S+)`));
+  return m ? m[1] : null;
+}
+
 function tableHead() {
-  const sort = state.params.get('sort') || '-timestamp';
+  const sort = state.params.get('sort') || typedTerm('sort') || '-timestamp';
   const desc = sort.startsWith('-');
   const key = sort.replace(/^-/, '');
   return h('thead', {}, h('tr', {}, ...COLUMNS.map(([title, k]) => {
@@ -456,7 +489,7 @@ function renderFilters() {
   const aside = document.querySelector('.filters');
   if (!aside) return;
   const platform = state.me.permissions.platform;
-  const period = state.params.get('period') || '';
+  const period = state.params.get('period') || typedTerm('period') || '';
   const custom = state.params.get('from') || state.params.get('to');
   const from = h('input', { type: 'date', id: 'from', value: (state.params.get('from') || '').slice(0, 10) });
   const to = h('input', { type: 'date', id: 'to', value: (state.params.get('to') || '').slice(0, 10) });
@@ -738,6 +771,11 @@ function kv(rows) {
   return h('dl', { class: 'kv' }, ...rows.filter(([, v]) => v !== undefined && v !== null && v !== '').flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
 }
 
+// A heading and its fields, or nothing when every field is empty.
+function section(title, rows) {
+  return rows.some(([, v]) => v !== undefined && v !== null && v !== '') ? [h('h3', {}, title), kv(rows)] : [];
+}
+
 function jsonBlock(title, value, open = false) {
   if (value === undefined || value === null) return null;
   // The block scrolls: it takes focus so that keyboards can scroll it too.
@@ -759,7 +797,7 @@ function renderDetail(panel, d) {
   const diff = d.diff && d.diff.length
     ? h('table', { class: 'diff' }, h('thead', {}, h('tr', {}, h('th', {}, 'Field'), h('th', {}, 'Before'), h('th', {}, 'After'))),
       h('tbody', {}, ...d.diff.map((ch) => h('tr', { class: `diff-${ch.kind || ch.op || 'changed'}` },
-        h('td', { class: 'mono' }, ch.path),
+        h('td', { class: 'mono path' }, ...ch.path.split(/(?<=[.\]])/).flatMap((part, i) => (i ? [h('wbr'), part] : [part]))),
         h('td', { class: 'old' }, ch.old === undefined ? '—' : JSON.stringify(ch.old)),
         h('td', { class: 'new' }, ch.new === undefined ? '—' : JSON.stringify(ch.new))))))
     : null;
@@ -775,10 +813,8 @@ function renderDetail(panel, d) {
       ['Sequence', `#${e.seq}`],
       ['Proof', proof],
     ]),
-    h('h3', {}, 'Actor'),
-    kv([['Name', a.name], ['Email', a.email], ['ID', a.id], ['Type', a.type], ['Company (as sent)', a.company]]),
-    h('h3', {}, 'Request'),
-    kv([['Source IP', e.source_ip], ['User agent', e.user_agent], ['Request ID', requestLink]]),
+    ...section('Actor', [['Name', a.name], ['Email', a.email], ['ID', a.id], ['Type', a.type], ['Company (as sent)', a.company]]),
+    ...section('Request', [['Source IP', e.source_ip], ['User agent', e.user_agent], ['Request ID', requestLink]]),
     e.resource ? h('h3', {}, 'Resource') : null,
     e.resource ? kv([['Type', r.type], ['Name', r.name], ['ID', r.id], ['Parent', r.parent ? `${r.parent.type || ''} ${r.parent.name || ''} ${r.parent.id ? '(' + r.parent.id + ')' : ''}`.trim() : null]]) : null,
     e.context ? h('h3', {}, 'Context') : null,
