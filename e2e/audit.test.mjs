@@ -580,9 +580,16 @@ await step('export downloads exactly the filtered rows', async () => {
   const note = await page.textContent('.menu .note');
   assert(note.includes('personal data'), 'personal data note');
   if (SHOTS) await page.screenshot({ path: path.join(SHOTS, 'audit-export.png') });
+  // The file goes straight from the server to the browser's download: no blob in the page.
+  await page.evaluate(() => {
+    window.blobs = 0;
+    const make = URL.createObjectURL;
+    URL.createObjectURL = (...a) => { window.blobs += 1; return make(...a); };
+  });
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('.menu button[data-format="csv"]')]);
   const name = download.suggestedFilename();
   assert(/^Audit_Log_\d{8}\.csv$/.test(name), `file name ${name}`);
+  assert(download.url().includes('/api/v1/exports/') && (await page.evaluate(() => window.blobs)) === 0, `streamed by the browser: ${download.url()}`);
   const file = await download.path();
   const lines = fs.readFileSync(file, 'utf8').trim().split('\r\n');
   const want = await api(`/api/v1/events?category=auth&result=FAILED&limit=1000`, env('READ_KEY'));

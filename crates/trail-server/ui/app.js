@@ -364,8 +364,8 @@ function downloadButton() {
   dialog.addEventListener('close', () => {
     if (dialog.returnValue !== 'go' || !from.value || !to.value) return;
     dialog.returnValue = '';
-    const p = new URLSearchParams({ from: from.value, to: to.value, format: format.value });
-    fetchFile(`/download?${p}`, format.value === 'csv' ? 'CSV download' : 'JSON Lines download');
+    const p = new URLSearchParams({ from: from.value, to: to.value, format: format.value, download: '1' });
+    fetchFile(p, format.value === 'csv' ? 'CSV download' : 'JSON Lines download');
   });
   openDownload = (start, end) => {
     if (start) from.value = start.slice(0, 10);
@@ -418,38 +418,28 @@ async function doExport(format) {
   p.delete('sort');
   if (state.params.get('sort')) p.set('sort', state.params.get('sort'));
   p.set('format', format);
-  return fetchFile(`/export?${p}`, `${format.toUpperCase()} export`);
+  return fetchFile(p, `${format.toUpperCase()} export`);
 }
 
-// Fetches an export or download, following a background job (202) with its progress,
-// and hands the file to the browser.
-async function fetchFile(path, what) {
+// Makes an export or download as a job on the server, shows its progress, then hands
+// the finished file to the browser's own download (streamed to disk with the browser's
+// progress; the page never holds the file in memory).
+async function fetchFile(params, what) {
   const line = document.querySelector('.status-line');
   line.textContent = `Preparing the ${what}…`;
   try {
-    let resp = await api(path, { raw: true });
-    if (resp.status === 202) {
-      let job = await resp.json();
-      while (job.status === 'running') {
-        line.textContent = `Exporting… ${Math.round((job.progress || 0) * 100)}% (${fmt(job.rows_done)} of ${fmt(job.rows_total)} events)`;
-        await new Promise((r) => setTimeout(r, 700));
-        job = await api(`/exports/${job.id}`);
-      }
-      if (job.status !== 'done') throw new Error((job.error && job.error.message) || 'the export failed');
-      resp = await api(`/exports/${job.id}/file`, { raw: true });
+    let job = await api(`/exports?${params}`, { method: 'POST' });
+    while (job.status === 'running') {
+      line.textContent = `Exporting… ${Math.round((job.progress || 0) * 100)}% (${fmt(job.rows_done)} of ${fmt(job.rows_total)} events)`;
+      await new Promise((r) => setTimeout(r, 500));
+      job = await api(`/exports/${job.id}`);
     }
-    if (!resp.ok) {
-      const body = await resp.json().catch(() => ({}));
-      throw new Error((body.error && body.error.message) || resp.statusText);
-    }
-    const name = (resp.headers.get('content-disposition') || '').split('filename=')[1] || 'Audit_Log';
-    const blob = await resp.blob();
-    const a = h('a', { href: URL.createObjectURL(blob), download: name });
+    if (job.status !== 'done') throw new Error((job.error && job.error.message) || 'the export failed');
+    const a = h('a', { href: `${API}/exports/${job.id}/file`, download: job.file_name, hidden: true });
     document.body.append(a);
     a.click();
     a.remove();
-    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
-    line.textContent = `Exported ${name}.`;
+    line.textContent = `Exported ${job.file_name} (${fmt(job.rows)} event${job.rows === 1 ? '' : 's'}).`;
   } catch (e) {
     line.textContent = `The ${what} failed: ${e.message}`;
   }
