@@ -445,6 +445,27 @@ await step('the export menu by keyboard; typed period and sort show; even rows; 
   await settled(page);
 });
 
+await step('the user field suggests the period\'s actors; operation and resource type filter', async () => {
+  await page.goto(`${BASE}/audit?period=7d`);
+  await counted(page);
+  const options = await page.$$eval('#actors option', (os) => os.map((o) => o.value));
+  const facets = await page.evaluate(() => fetch('/api/v1/facets?period=7d').then((r) => r.json()));
+  assert(options.length > 0 && options.includes(facets.users[0].value), `suggestions: ${options.slice(0, 5)}`);
+  assert((await page.getAttribute('#f-actor', 'list')) === 'actors', 'the field uses them');
+  await page.fill('#f-operation', 'login');
+  await settled(page, 'operation=login');
+  let r = await rows(page);
+  assert(r.length > 0 && r.every((x) => x.operation === 'login'), 'only logins');
+  await page.fill('#f-operation', '');
+  await page.fill('#f-resource_type', 'secret');
+  await settled(page, 'resource_type=secret');
+  r = await rows(page);
+  const want = await page.evaluate(() => fetch('/api/v1/events?period=7d&resource_type=secret&views=hide&limit=50').then((r) => r.json()));
+  assert(r.length > 0 && r.map((x) => x.id).join() === want.events.map((e) => e.id).join(), 'the rows the API gives for that resource type');
+  await page.goto(`${BASE}/audit`);
+  await settled(page);
+});
+
 await step('search, with the query language', async () => {
   await page.fill('#search', 'checkout-api');
   await settled(page, 'q=checkout-api');

@@ -12,6 +12,8 @@ const RESULTS = ['DONE', 'FAILED', 'PROCESSING', 'PENDING'];
 // Text filters of the panel: URL/API key, label, who sees it.
 const TEXT_FILTERS = [
   ['actor', 'User', 'name, email or id; "ann@" for a prefix'],
+  ['operation', 'Operation', 'e.g. login, delete, deploy'],
+  ['resource_type', 'Resource type', 'e.g. secret, service, user'],
   ['company', 'Company', 'organization', 'platform'],
   ['request_id', 'Request ID', 'exact'],
   ['resource', 'Resource', 'name or id'],
@@ -24,7 +26,7 @@ const COLUMNS = [
   ['Date/Time (local)', 'timestamp'], ['Source IP', 'source_ip'], ['Performer', 'performer'], ['Company', 'company'],
   ['Email', 'email'], ['Type', 'type'], ['Operation', 'operation'], ['Result', 'result'],
 ];
-const FILTER_KEYS = ['period', 'from', 'to', 'category', 'result', 'status', 'actor', 'company', 'request_id',
+const FILTER_KEYS = ['period', 'from', 'to', 'category', 'result', 'status', 'actor', 'operation', 'resource_type', 'company', 'request_id',
   'resource', 'workspace', 'cluster', 'namespace', 'q', 'views', 'sort'];
 
 const state = {
@@ -501,7 +503,11 @@ function renderFilters() {
   to.addEventListener('change', applyRange);
   const chosenResults = listOf('result');
   const textInputs = TEXT_FILTERS.filter(([, , , who]) => who !== 'platform' || platform).map(([key, label, hint]) => {
-    const input = h('input', { type: 'text', id: `f-${key}`, value: state.params.get(key) || '', placeholder: hint, autocomplete: 'off' });
+    const input = h('input', {
+      type: 'text', id: `f-${key}`, value: state.params.get(key) || '', placeholder: hint, autocomplete: 'off',
+      // The user field suggests the actors of the period, from the counts.
+      list: key === 'actor' ? 'actors' : undefined,
+    });
     typedField(input, key);
     return h('div', { class: 'field' }, h('label', { for: `f-${key}` }, label), input);
   });
@@ -530,6 +536,7 @@ function renderFilters() {
     h('div', { class: 'field' }, h('label', { for: 'f-status' }, 'Status'), status),
     h('label', { class: 'check views' }, views, h('span', { class: 'check-label' }, 'Show audit-log views')),
     ...textInputs,
+    h('datalist', { id: 'actors' }),
   );
   renderCounts();
 }
@@ -549,6 +556,11 @@ function renderCounts() {
     ? names.map((c) => check('category', c, c, chosen, counts[c]))
     : [h('p', { class: 'muted' }, state.facets ? 'No events in this period.' : 'Counting…')]));
   box.dataset.counted = state.facets ? 'true' : 'false';
+  const actors = document.getElementById('actors');
+  if (actors) {
+    actors.replaceChildren(...(state.facets ? state.facets.users : []).map((u) =>
+      h('option', { value: u.value, label: u.label ? `${u.label} (${fmt(u.count)})` : fmt(u.count) })));
+  }
   if (focused !== null) {
     const again = box.querySelector(`input[value="${CSS.escape(focused)}"]`);
     if (again) again.focus();
