@@ -466,6 +466,39 @@ await step('the user field suggests the period\'s actors; operation and resource
   await settled(page);
 });
 
+await step('scheduled exports in the page: create from the filters, run now, delete', async () => {
+  await page.goto(`${BASE}/audit?category=auth&result=FAILED`);
+  await settled(page);
+  await page.click('#schedules');
+  await page.waitForSelector('#schedules-dialog[open]');
+  const query = await page.inputValue('#sched-query');
+  assert(query.includes('category:auth') && query.includes('result:FAILED'), `filters taken: ${query}`);
+  await page.fill('#sched-name', 'Failed logins, weekly');
+  await page.selectOption('#sched-cadence', 'weekly');
+  await page.selectOption('#sched-weekday', 'monday');
+  await page.fill('#sched-at', '06:30');
+  await page.fill('#sched-directory', 'e2e-weekly');
+  // A bad recipient is named.
+  expectHttpErrors = true;
+  await page.fill('#sched-recipients', 'not an address');
+  await page.click('#sched-create');
+  await page.waitForFunction(() => document.getElementById('sched-error').textContent.startsWith('Recipients'));
+  expectHttpErrors = false;
+  await page.fill('#sched-recipients', '');
+  await page.click('#sched-create');
+  await page.waitForSelector('#schedules-dialog tbody tr[data-id]');
+  const row = await page.textContent('#schedules-dialog tbody tr[data-id]');
+  assert(row.includes('Failed logins, weekly') && row.includes('weekly monday 06:30'), `listed: ${row}`);
+  await page.click('#schedules-dialog tbody tr[data-id] button.run');
+  await page.waitForFunction(() => document.getElementById('sched-status').textContent.includes('ran:'), null, { timeout: 60000 });
+  await page.click('#schedules-dialog tbody tr[data-id] button.delete');
+  await page.waitForFunction(() => document.getElementById('sched-status').textContent.includes('deleted'));
+  assert(!(await page.$('#schedules-dialog tbody tr[data-id]')), 'deleted from the list');
+  await page.click('#sched-close');
+  await page.goto(`${BASE}/audit`);
+  await settled(page);
+});
+
 await step('search, with the query language', async () => {
   await page.fill('#search', 'checkout-api');
   await settled(page, 'q=checkout-api');

@@ -343,7 +343,8 @@ function toolbar() {
     filtersBtn,
     h('div', { class: 'search-box' }, q,
       h('div', { class: 'hint', id: 'search-hint' }, 'Words search everything; ', h('code', {}, 'key:value'), ' filters (category, result, actor, company, request_id, resource, workspace, cluster, namespace, ip, status, created:>=DATE), ', h('code', {}, '"a phrase"'), '.')),
-    h('div', { class: 'actions' }, liveBtn, pauseBtn, held, downloadButton(), exportMenu()));
+    h('div', { class: 'actions' }, liveBtn, pauseBtn, held, downloadButton(), exportMenu(),
+      state.me.permissions.manage ? h('button', { class: 'secondary', id: 'schedules', onclick: openSchedules }, 'Schedules') : null));
 }
 
 // "Download log": any period as one CSV or JSON Lines file, archived and online events
@@ -452,6 +453,88 @@ async function fetchFile(params, what) {
 function typedTerm(key) {
   const m = (state.params.get('q') || '').match(new RegExp(`(?:^|\\s)${key}:(\\S+)`));
   return m ? m[1] : null;
+}
+
+// ---------- scheduled exports (organization administrators) ----------
+
+const WEEKDAYS = ['monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday', 'sunday'];
+
+// The current filters in the query language, without the period: each run of a
+// schedule covers the day (or week) before it.
+function filtersAsQuery() {
+  const p = filterParams();
+  const terms = [];
+  for (const [k, v] of p) {
+    if (['period', 'from', 'to', 'sort'].includes(k)) continue;
+    if (k === 'q') { terms.push(v); continue; }
+    for (const one of v.split(',')) terms.push(`${k}:${/[\s"]/.test(one) ? JSON.stringify(one) : one}`);
+  }
+  return terms.join(' ');
+}
+
+async function openSchedules() {
+  const err = h('p', { class: 'form-error', role: 'alert', id: 'sched-error' });
+  const said = h('p', { class: 'muted', role: 'status', id: 'sched-status' });
+  const list = h('tbody', {});
+  const name = h('input', { id: 'sched-name', required: true });
+  const cadence = h('select', { id: 'sched-cadence' }, h('option', { value: 'daily' }, 'Daily'), h('option', { value: 'weekly' }, 'Weekly'));
+  const weekday = h('select', { id: 'sched-weekday', disabled: true }, ...WEEKDAYS.map((d) => h('option', { value: d }, d[0].toUpperCase() + d.slice(1))));
+  cadence.addEventListener('change', () => { weekday.disabled = cadence.value !== 'weekly'; });
+  const at = h('input', { type: 'time', id: 'sched-at', value: '06:00', required: true });
+  const format = h('select', { id: 'sched-format' }, ...[['csv', 'CSV'], ['xlsx', 'Excel (XLSX)'], ['json', 'JSON'], ['jsonl', 'JSON Lines'], ['pdf', 'PDF report']].map(([v, l]) => h('option', { value: v }, l)));
+  const query = h('input', { id: 'sched-query', value: filtersAsQuery() });
+  const recipients = h('input', { id: 'sched-recipients', placeholder: 'a@example.com, b@example.com' });
+  const directory = h('input', { id: 'sched-directory', placeholder: 'optional: keep files under this folder' });
+  const labels = { name: 'Name', cadence: 'Cadence', weekday: 'Weekday', at: 'Time', format: 'Format', query: 'Filters', recipients: 'Recipients', directory: 'Folder' };
+  const fail = (e) => { err.textContent = e.field && labels[e.field] ? `${labels[e.field]}: ${e.message}.` : e.message; };
+  const refresh = async () => {
+    const r = await api('/schedules');
+    list.replaceChildren(...(r.schedules.length ? r.schedules.map((s) => h('tr', { 'data-id': s.id },
+      h('td', {}, s.name), h('td', {}, `${s.cadence}${s.weekday ? ' ' + s.weekday : ''} ${s.at} UTC`),
+      h('td', {}, s.format), h('td', { class: 'mono' }, s.query || '—'),
+      h('td', {}, s.recipients.join(', ') || (s.directory ? `folder ${s.directory}` : '—')),
+      h('td', {},
+        h('button', { class: 'link run', onclick: async () => {
+          err.textContent = '';
+          try {
+            const out = await api(`/schedules/${s.id}/run`, { method: 'POST' });
+            said.textContent = `“${s.name}” ran: ${fmt(out.rows)} events${out.emailed ? `, mailed to ${out.emailed}` : ''}${out.mail_error ? ` (not mailed: ${out.mail_error})` : ''}.`;
+          } catch (e) { fail(e); }
+        } }, 'Run now'), ' ',
+        h('button', { class: 'link delete', onclick: async () => {
+          try { await api(`/schedules/${s.id}`, { method: 'DELETE' }); said.textContent = `“${s.name}” deleted.`; await refresh(); } catch (e) { fail(e); }
+        } }, 'Delete'))))
+      : [h('tr', {}, h('td', { colspan: 6, class: 'muted' }, 'No scheduled exports yet.'))]));
+  };
+  const form = h('form', { class: 'sched-form', onsubmit: async (ev) => {
+    ev.preventDefault();
+    err.textContent = '';
+    const body = { name: name.value.trim(), cadence: cadence.value, at: at.value, format: format.value, query: query.value.trim(),
+      recipients: recipients.value.split(',').map((x) => x.trim()).filter(Boolean) };
+    if (cadence.value === 'weekly') body.weekday = weekday.value;
+    if (directory.value.trim()) body.directory = directory.value.trim();
+    try {
+      const s = await api('/schedules', { method: 'POST', body });
+      said.textContent = `“${s.name}” scheduled; next run ${localTime(s.next_run)}.`;
+      name.value = '';
+      await refresh();
+    } catch (e) { fail(e); }
+  } },
+  h('h3', {}, 'New scheduled export'),
+  h('label', {}, 'Name ', name), h('label', {}, 'Cadence ', cadence), h('label', {}, 'Weekday ', weekday),
+  h('label', {}, 'Time (UTC) ', at), h('label', {}, 'Format ', format), h('label', {}, 'Filters ', query),
+  h('label', {}, 'Recipients ', recipients), h('label', {}, 'Folder ', directory),
+  h('div', { class: 'buttons' }, h('button', { type: 'submit', id: 'sched-create' }, 'Create')));
+  const dialog = h('dialog', { class: 'download-dialog schedules-dialog', id: 'schedules-dialog', 'aria-labelledby': 'sched-title' },
+    h('h2', { id: 'sched-title' }, 'Scheduled exports'),
+    h('p', {}, 'Files of the chosen filters, made every day or week and mailed or kept on the server. Exports contain personal data.'),
+    h('div', { class: 'sched-table' }, h('table', { class: 'diff' }, h('thead', {}, h('tr', {}, ...['Name', 'When', 'Format', 'Filters', 'To', ''].map((t) => h('th', {}, t)))), list)),
+    said, err, form,
+    h('div', { class: 'buttons' }, h('button', { type: 'button', class: 'secondary', id: 'sched-close', onclick: () => dialog.close() }, 'Close')));
+  dialog.addEventListener('close', () => dialog.remove());
+  document.body.append(dialog);
+  dialog.showModal();
+  try { await refresh(); } catch (e) { fail(e); }
 }
 
 function tableHead() {
