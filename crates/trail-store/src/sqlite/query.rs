@@ -270,6 +270,7 @@ pub(super) fn sort_expr(field: SortField) -> (&'static str, bool) {
         // Text sorts ignore case (an expression, unlike a column, would compare bytes).
         SortField::Performer => ("IFNULL(actor_name, IFNULL(actor_email, '')) COLLATE NOCASE", false),
         SortField::Company => ("IFNULL(company, '') COLLATE NOCASE", false),
+        // Exactly the expression of the index `events_email_sort` (migration 8).
         SortField::Email => ("IFNULL(actor_email, '') COLLATE NOCASE", false),
         SortField::Category => ("category", false),
         SortField::Operation => ("operation", false),
