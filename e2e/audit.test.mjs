@@ -157,7 +157,11 @@ await step('filter by period preset, type and result', async () => {
 
 // Waits until the Type checks show counts for the current period.
 async function counted(page) {
-  await page.waitForFunction(() => document.getElementById('f-category').dataset.counted === 'true', null, { timeout: 60000 });
+  // The panel may not be drawn yet right after a navigation.
+  await page.waitForFunction(() => {
+    const box = document.getElementById('f-category');
+    return box && box.dataset.counted === 'true';
+  }, null, { timeout: 60000 });
   await settled(page);
 }
 
