@@ -502,7 +502,7 @@ async function openSchedules() {
           } catch (e) { fail(e); }
         } }, 'Run now'), ' ',
         h('button', { class: 'link delete', onclick: async () => {
-          try { await api(`/schedules/${s.id}`, { method: 'DELETE' }); said.textContent = `“${s.name}” deleted.`; await refresh(); } catch (e) { fail(e); }
+          try { await api(`/schedules/${s.id}`, { method: 'DELETE' }); await refresh(); said.textContent = `“${s.name}” deleted.`; } catch (e) { fail(e); }
         } }, 'Delete'))))
       : [h('tr', {}, h('td', { colspan: 6, class: 'muted' }, 'No scheduled exports yet.'))]));
   };
@@ -515,9 +515,9 @@ async function openSchedules() {
     if (directory.value.trim()) body.directory = directory.value.trim();
     try {
       const s = await api('/schedules', { method: 'POST', body });
-      said.textContent = `“${s.name}” scheduled; next run ${localTime(s.next_run)}.`;
       name.value = '';
       await refresh();
+      said.textContent = `“${s.name}” scheduled; next run ${localTime(s.next_run)}.`;
     } catch (e) { fail(e); }
   } },
   h('h3', {}, 'New scheduled export'),
