@@ -1,5 +1,6 @@
-//! The web page at `/audit`: plain HTML, CSS and a JavaScript module, compiled into the
-//! binary (nothing is fetched at run time).
+//! The web page at `/audit`: plain HTML, CSS and four JavaScript modules (the entry
+//! `app.js`, and `detail.js`, `exports.js`, `live.js`), compiled into the binary
+//! (nothing is fetched at run time).
 
 use axum::{
     http::header,
@@ -12,6 +13,9 @@ use crate::AppState;
 
 const PAGE: &str = include_str!("../ui/audit.html");
 const SCRIPT: &str = include_str!("../ui/app.js");
+const DETAIL: &str = include_str!("../ui/detail.js");
+const EXPORTS: &str = include_str!("../ui/exports.js");
+const LIVE: &str = include_str!("../ui/live.js");
 const STYLE: &str = include_str!("../ui/app.css");
 const ICON: &str = include_str!("../ui/icon.svg");
 
@@ -20,6 +24,9 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/", get(|| async { Redirect::to("/audit") }))
         .route("/audit", get(|| async { asset("text/html; charset=utf-8", PAGE) }))
         .route("/ui/app.js", get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }))
+        .route("/ui/detail.js", get(|| async { asset("text/javascript; charset=utf-8", DETAIL) }))
+        .route("/ui/exports.js", get(|| async { asset("text/javascript; charset=utf-8", EXPORTS) }))
+        .route("/ui/live.js", get(|| async { asset("text/javascript; charset=utf-8", LIVE) }))
         .route("/ui/app.css", get(|| async { asset("text/css; charset=utf-8", STYLE) }))
         .route("/ui/icon.svg", get(|| async { asset("image/svg+xml", ICON) }))
 }

@@ -1,8 +1,15 @@
-// Trail's audit log page. One module, no dependencies: it talks to /api/v1 with the
-// session cookie (and the CSRF token on state-changing requests), keeps every filter,
-// the sort, the search and the selected event in the URL, and renders with plain DOM.
+// Trail's audit log page, the entry module: state, helpers, the URL, login, the main
+// view, the filters and the list. The detail (`detail.js`), exports and schedules
+// (`exports.js`) and the live view (`live.js`) are modules of their own. No
+// dependencies: it talks to /api/v1 with the session cookie (and the CSRF token on
+// state-changing requests), keeps every filter, the sort, the search and the selected
+// event in the URL, and renders with plain DOM.
 
-const API = '/api/v1';
+import { closeDetail, openDetail } from './detail.js';
+import { downloadButton, exportMenu, openDownload, openSchedules } from './exports.js';
+import { prepend, startLive, stopLive, toggleLive, togglePause, updateHeld } from './live.js';
+
+export const API = '/api/v1';
 const PAGE = 50;
 const PERIODS = [
   ['', 'All time'], ['today', 'Today'], ['24h', 'Last 24 hours'], ['7d', 'Last 7 days'],
@@ -26,10 +33,10 @@ const COLUMNS = [
   ['Date/Time (local)', 'timestamp'], ['Source IP', 'source_ip'], ['Performer', 'performer'], ['Company', 'company'],
   ['Email', 'email'], ['Type', 'type'], ['Operation', 'operation'], ['Result', 'result'],
 ];
-const FILTER_KEYS = ['period', 'from', 'to', 'category', 'result', 'status', 'actor', 'operation', 'resource_type', 'company', 'request_id',
+export const FILTER_KEYS = ['period', 'from', 'to', 'category', 'result', 'status', 'actor', 'operation', 'resource_type', 'company', 'request_id',
   'resource', 'workspace', 'cluster', 'namespace', 'q', 'views', 'sort'];
 
-const state = {
+export const state = {
   me: null,
   csrf: null,
   params: new URLSearchParams(),
@@ -45,7 +52,7 @@ const state = {
 
 // ---------- small helpers ----------
 
-function h(tag, attrs = {}, ...children) {
+export function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === undefined || v === null || v === false) continue;
@@ -61,7 +68,7 @@ function h(tag, attrs = {}, ...children) {
   return el;
 }
 
-async function api(path, opts = {}) {
+export async function api(path, opts = {}) {
   busy(1);
   try {
     return await request(path, opts);
@@ -96,14 +103,14 @@ async function request(path, opts) {
 }
 
 const pad = (n) => String(n).padStart(2, '0');
-function localTime(iso) {
+export function localTime(iso) {
   const d = new Date(iso);
   if (isNaN(d)) return iso;
   return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
-const utcTitle = (iso) => `UTC: ${iso.replace('T', ' ').replace('Z', '')}`;
-const badge = (r) => h('span', { class: `badge badge-${(r || '').toLowerCase()}` }, r);
-const fmt = (n) => Number(n).toLocaleString('en-US');
+export const utcTitle = (iso) => `UTC: ${iso.replace('T', ' ').replace('Z', '')}`;
+export const badge = (r) => h('span', { class: `badge badge-${(r || '').toLowerCase()}` }, r);
+export const fmt = (n) => Number(n).toLocaleString('en-US');
 
 // Work under way (requests, and typing not yet applied): the page marks itself idle
 // when there is none, so that a person's tools (and the browser test) can tell.
@@ -128,7 +135,7 @@ function readUrl() {
   state.params = new URLSearchParams(location.search);
 }
 
-function filterParams() {
+export function filterParams() {
   const p = new URLSearchParams();
   for (const k of FILTER_KEYS) {
     const v = state.params.get(k);
@@ -139,7 +146,7 @@ function filterParams() {
 
 // What is asked of the API: the URL's filters, and Trail's own audit:view events left
 // out unless "Show audit-log views" is on (`views=show` in the URL).
-function queryParams() {
+export function queryParams() {
   const p = filterParams();
   if (p.get('views') === 'show') p.delete('views');
   else p.set('views', 'hide');
@@ -150,7 +157,7 @@ function queryParams() {
 // replaces that entry, so that a word typed is one step back, not one per pause.
 let typingKey = null;
 
-function pushUrl(replace = false) {
+export function pushUrl(replace = false) {
   const p = filterParams();
   if (state.params.get('event')) p.set('event', state.params.get('event'));
   const url = `/audit${p.toString() ? '?' + p : ''}`;
@@ -159,7 +166,7 @@ function pushUrl(replace = false) {
   }
 }
 
-function setParam(key, value, { reload = true, typing = false } = {}) {
+export function setParam(key, value, { reload = true, typing = false } = {}) {
   if (value === '' || value === null || value === undefined || (Array.isArray(value) && !value.length)) {
     state.params.delete(key);
   } else {
@@ -347,194 +354,11 @@ function toolbar() {
       state.me.permissions.manage ? h('button', { class: 'secondary', id: 'schedules', onclick: openSchedules }, 'Schedules') : null));
 }
 
-// "Download log": any period as one CSV or JSON Lines file, archived and online events
-// merged in time order (online queries reach only the recent window).
-function downloadButton() {
-  const can = state.me.permissions.export;
-  const today = new Date().toISOString().slice(0, 10);
-  const from = h('input', { type: 'date', id: 'dl-from', required: true });
-  const to = h('input', { type: 'date', id: 'dl-to', value: today, required: true });
-  const format = h('select', { id: 'dl-format' }, h('option', { value: 'csv' }, 'CSV'), h('option', { value: 'jsonl' }, 'JSON Lines'));
-  const dialog = h('dialog', { class: 'download-dialog', id: 'download-dialog', 'aria-labelledby': 'dl-title' },
-    h('form', { method: 'dialog' },
-      h('h2', { id: 'dl-title' }, 'Download log'),
-      h('p', {}, 'Any period, including logs archived after the online query window. Large periods are prepared in the background.'),
-      h('label', {}, 'From ', from), h('label', {}, 'To ', to), h('label', {}, 'Format ', format),
-      h('p', { class: 'note' }, 'The file contains personal data (names, emails, IP addresses).'),
-      h('div', { class: 'buttons' },
-        h('button', { type: 'button', class: 'secondary', onclick: () => dialog.close() }, 'Cancel'),
-        h('button', { type: 'submit', id: 'dl-go', value: 'go' }, 'Download file'))));
-  dialog.addEventListener('close', () => {
-    if (dialog.returnValue !== 'go' || !from.value || !to.value) return;
-    dialog.returnValue = '';
-    const p = new URLSearchParams({ from: from.value, to: to.value, format: format.value, download: '1' });
-    fetchFile(p, format.value === 'csv' ? 'CSV download' : 'JSON Lines download');
-  });
-  openDownload = (start, end) => {
-    if (start) from.value = start.slice(0, 10);
-    if (end) to.value = end.slice(0, 10);
-    document.body.append(dialog);
-    dialog.showModal();
-  };
-  const btn = h('button', {
-    class: 'secondary', id: 'download', disabled: !can,
-    title: can ? 'Download any period, archived logs included' : 'Your role may not export',
-    onclick: () => openDownload(),
-  }, 'Download log');
-  return btn;
-}
-
-// Opens the "Download log" dialog, optionally for a period (set by downloadButton).
-let openDownload = () => {};
-
-function exportMenu() {
-  const can = state.me.permissions.export;
-  const menu = h('div', { class: 'menu', role: 'menu', hidden: true },
-    ...[['csv', 'CSV'], ['xlsx', 'Excel (XLSX)'], ['json', 'JSON'], ['pdf', 'PDF report']].map(([f, label]) =>
-      h('button', { role: 'menuitem', 'data-format': f, onclick: () => { menu.hidden = true; btn.setAttribute('aria-expanded', 'false'); doExport(f); } }, label)),
-    h('p', { class: 'note' }, 'Exports contain personal data (names, emails, IP addresses). Handle them according to your data protection policy.'));
-  const items = () => [...menu.querySelectorAll('[role=menuitem]')];
-  const show = (open) => {
-    menu.hidden = !open;
-    btn.setAttribute('aria-expanded', String(open));
-    if (open) items()[0].focus();
-  };
-  const btn = h('button', {
-    class: 'secondary', id: 'export', 'aria-haspopup': 'menu', 'aria-expanded': 'false', disabled: !can,
-    title: can ? 'Export exactly what the filters select' : 'Your role may not export',
-    onclick: () => show(menu.hidden),
-  }, 'Export ▾');
-  // The menu by keyboard: arrows move between formats, Esc closes it and returns to the button.
-  menu.addEventListener('keydown', (e) => {
-    const list = items();
-    const at = list.indexOf(document.activeElement);
-    const to = { ArrowDown: at + 1, ArrowUp: at - 1, Home: 0, End: list.length - 1 }[e.key];
-    if (to !== undefined) { e.preventDefault(); list[(to + list.length) % list.length].focus(); }
-    else if (e.key === 'Escape') { e.stopPropagation(); show(false); btn.focus(); }
-  });
-  document.addEventListener('click', (e) => { if (!menu.hidden && !menu.contains(e.target) && e.target !== btn) show(false); });
-  return h('div', { class: 'export' }, btn, menu);
-}
-
-async function doExport(format) {
-  const p = queryParams();
-  p.delete('sort');
-  if (state.params.get('sort')) p.set('sort', state.params.get('sort'));
-  p.set('format', format);
-  return fetchFile(p, `${format.toUpperCase()} export`);
-}
-
-// Makes an export or download as a job on the server, shows its progress, then hands
-// the finished file to the browser's own download (streamed to disk with the browser's
-// progress; the page never holds the file in memory).
-async function fetchFile(params, what) {
-  const line = document.querySelector('.status-line');
-  line.textContent = `Preparing the ${what}…`;
-  try {
-    let job = await api(`/exports?${params}`, { method: 'POST' });
-    while (job.status === 'running') {
-      line.textContent = `Exporting… ${Math.round((job.progress || 0) * 100)}% (${fmt(job.rows_done)} of ${fmt(job.rows_total)} events)`;
-      await new Promise((r) => setTimeout(r, 500));
-      job = await api(`/exports/${job.id}`);
-    }
-    if (job.status !== 'done') throw new Error((job.error && job.error.message) || 'the export failed');
-    const a = h('a', { href: `${API}/exports/${job.id}/file`, download: job.file_name, hidden: true });
-    document.body.append(a);
-    a.click();
-    a.remove();
-    line.textContent = `Exported ${job.file_name} (${fmt(job.rows)} event${job.rows === 1 ? '' : 's'}).`;
-  } catch (e) {
-    line.textContent = `The ${what} failed: ${e.message}`;
-  }
-}
-
 // A key typed in the search box (`period:7d`, `sort:email`), so that the chips and the
 // header show what the query does.
 function typedTerm(key) {
   const m = (state.params.get('q') || '').match(new RegExp(`(?:^|\\s)${key}:(\\S+)`));
   return m ? m[1] : null;
-}
-
-// ---------- scheduled exports (organization administrators) ----------
-
-const WEEKDAYS = ['monday', 'tuesday', 'wednesday', 'thursday', 'friday', 'saturday', 'sunday'];
-
-// The current filters in the query language, without the period: each run of a
-// schedule covers the day (or week) before it.
-function filtersAsQuery() {
-  const p = filterParams();
-  const terms = [];
-  for (const [k, v] of p) {
-    if (['period', 'from', 'to', 'sort'].includes(k)) continue;
-    if (k === 'q') { terms.push(v); continue; }
-    for (const one of v.split(',')) terms.push(`${k}:${/[\s"]/.test(one) ? JSON.stringify(one) : one}`);
-  }
-  return terms.join(' ');
-}
-
-async function openSchedules() {
-  const err = h('p', { class: 'form-error', role: 'alert', id: 'sched-error' });
-  const said = h('p', { class: 'muted', role: 'status', id: 'sched-status' });
-  const list = h('tbody', {});
-  const name = h('input', { id: 'sched-name', required: true });
-  const cadence = h('select', { id: 'sched-cadence' }, h('option', { value: 'daily' }, 'Daily'), h('option', { value: 'weekly' }, 'Weekly'));
-  const weekday = h('select', { id: 'sched-weekday', disabled: true }, ...WEEKDAYS.map((d) => h('option', { value: d }, d[0].toUpperCase() + d.slice(1))));
-  cadence.addEventListener('change', () => { weekday.disabled = cadence.value !== 'weekly'; });
-  const at = h('input', { type: 'time', id: 'sched-at', value: '06:00', required: true });
-  const format = h('select', { id: 'sched-format' }, ...[['csv', 'CSV'], ['xlsx', 'Excel (XLSX)'], ['json', 'JSON'], ['jsonl', 'JSON Lines'], ['pdf', 'PDF report']].map(([v, l]) => h('option', { value: v }, l)));
-  const query = h('input', { id: 'sched-query', value: filtersAsQuery() });
-  const recipients = h('input', { id: 'sched-recipients', placeholder: 'a@example.com, b@example.com' });
-  const directory = h('input', { id: 'sched-directory', placeholder: 'optional: keep files under this folder' });
-  const labels = { name: 'Name', cadence: 'Cadence', weekday: 'Weekday', at: 'Time', format: 'Format', query: 'Filters', recipients: 'Recipients', directory: 'Folder' };
-  const fail = (e) => { err.textContent = e.field && labels[e.field] ? `${labels[e.field]}: ${e.message}.` : e.message; };
-  const refresh = async () => {
-    const r = await api('/schedules');
-    list.replaceChildren(...(r.schedules.length ? r.schedules.map((s) => h('tr', { 'data-id': s.id },
-      h('td', {}, s.name), h('td', {}, `${s.cadence}${s.weekday ? ' ' + s.weekday : ''} ${s.at} UTC`),
-      h('td', {}, s.format), h('td', { class: 'mono' }, s.query || '—'),
-      h('td', {}, s.recipients.join(', ') || (s.directory ? `folder ${s.directory}` : '—')),
-      h('td', {},
-        h('button', { class: 'link run', onclick: async () => {
-          err.textContent = '';
-          try {
-            const out = await api(`/schedules/${s.id}/run`, { method: 'POST' });
-            said.textContent = `“${s.name}” ran: ${fmt(out.rows)} events${out.emailed ? `, mailed to ${out.emailed}` : ''}${out.mail_error ? ` (not mailed: ${out.mail_error})` : ''}.`;
-          } catch (e) { fail(e); }
-        } }, 'Run now'), ' ',
-        h('button', { class: 'link delete', onclick: async () => {
-          try { await api(`/schedules/${s.id}`, { method: 'DELETE' }); await refresh(); said.textContent = `“${s.name}” deleted.`; } catch (e) { fail(e); }
-        } }, 'Delete'))))
-      : [h('tr', {}, h('td', { colspan: 6, class: 'muted' }, 'No scheduled exports yet.'))]));
-  };
-  const form = h('form', { class: 'sched-form', onsubmit: async (ev) => {
-    ev.preventDefault();
-    err.textContent = '';
-    const body = { name: name.value.trim(), cadence: cadence.value, at: at.value, format: format.value, query: query.value.trim(),
-      recipients: recipients.value.split(',').map((x) => x.trim()).filter(Boolean) };
-    if (cadence.value === 'weekly') body.weekday = weekday.value;
-    if (directory.value.trim()) body.directory = directory.value.trim();
-    try {
-      const s = await api('/schedules', { method: 'POST', body });
-      name.value = '';
-      await refresh();
-      said.textContent = `“${s.name}” scheduled; next run ${localTime(s.next_run)}.`;
-    } catch (e) { fail(e); }
-  } },
-  h('h3', {}, 'New scheduled export'),
-  h('label', {}, 'Name ', name), h('label', {}, 'Cadence ', cadence), h('label', {}, 'Weekday ', weekday),
-  h('label', {}, 'Time (UTC) ', at), h('label', {}, 'Format ', format), h('label', {}, 'Filters ', query),
-  h('label', {}, 'Recipients ', recipients), h('label', {}, 'Folder ', directory),
-  h('div', { class: 'buttons' }, h('button', { type: 'submit', id: 'sched-create' }, 'Create')));
-  const dialog = h('dialog', { class: 'download-dialog schedules-dialog', id: 'schedules-dialog', 'aria-labelledby': 'sched-title' },
-    h('h2', { id: 'sched-title' }, 'Scheduled exports'),
-    h('p', {}, 'Files of the chosen filters, made every day or week and mailed or kept on the server. Exports contain personal data.'),
-    h('div', { class: 'sched-table' }, h('table', { class: 'diff' }, h('thead', {}, h('tr', {}, ...['Name', 'When', 'Format', 'Filters', 'To', ''].map((t) => h('th', {}, t)))), list)),
-    said, err, form,
-    h('div', { class: 'buttons' }, h('button', { type: 'button', class: 'secondary', id: 'sched-close', onclick: () => dialog.close() }, 'Close')));
-  dialog.addEventListener('close', () => dialog.remove());
-  document.body.append(dialog);
-  dialog.showModal();
-  try { await refresh(); } catch (e) { fail(e); }
 }
 
 function tableHead() {
@@ -560,7 +384,7 @@ function tableHead() {
 
 // ---------- filters ----------
 
-function renderFilters() {
+export function renderFilters() {
   const aside = document.querySelector('.filters');
   if (!aside) return;
   const platform = state.me.permissions.platform;
@@ -689,7 +513,7 @@ async function loadFacets() {
 
 // ---------- the list ----------
 
-async function reloadList() {
+export async function reloadList() {
   state.events = [];
   state.cursor = null;
   state.live.held = [];
@@ -758,7 +582,7 @@ function renderRows() {
   markSelected();
 }
 
-function row(e) {
+export function row(e) {
   const a = e.actor || {};
   const res = e.resource || {};
   const [cat, ...op] = e.action.split(':');
@@ -796,7 +620,7 @@ function focusList() {
   if (tr) tr.focus();
 }
 
-function markSelected() {
+export function markSelected() {
   const id = state.params.get('event');
   const rows = [...document.querySelectorAll('tbody tr[data-id]')];
   for (const tr of rows) {
@@ -806,194 +630,12 @@ function markSelected() {
   if (rows.length && !rows.some((r) => r.tabIndex === 0)) rove(rows.find((r) => r.dataset.id === id) || rows[0]);
 }
 
-// ---------- detail ----------
-
-async function openDetail(id, { push = true, focus = true } = {}) {
-  const panel = document.querySelector('.detail');
-  if (!panel) return;
-  state.params.set('event', id);
-  if (push) pushUrl();
-  markSelected();
-  panel.hidden = false;
-  document.querySelector('.layout').classList.add('with-detail');
-  panel.replaceChildren(h('div', { class: 'state' }, 'Loading…'));
-  try {
-    const d = await api(`/events/${encodeURIComponent(id)}`);
-    if (state.params.get('event') !== id) return;
-    renderDetail(panel, d);
-    // Focus follows the opened detail (its heading is announced); Esc brings it back.
-    if (focus) document.getElementById('detail-title').focus();
-  } catch (e) {
-    panel.replaceChildren(detailHead(), h('div', { class: 'state error' }, e.status === 404 ? 'This event does not exist or you may not see it.' : `Could not load the event: ${e.message}`));
-  }
-}
-
-function closeDetail() {
-  const panel = document.querySelector('.detail');
-  if (!panel || panel.hidden) return;
-  const id = state.params.get('event');
-  panel.hidden = true;
-  document.querySelector('.layout').classList.remove('with-detail');
-  state.params.delete('event');
-  pushUrl();
-  markSelected();
-  const tr = id && document.querySelector(`tbody tr[data-id="${CSS.escape(id)}"]`);
-  if (tr) tr.focus();
-}
-
+// Esc closes the filter drawer first, then the detail.
 document.addEventListener('keydown', (e) => {
   if (e.key !== 'Escape') return;
   const layout = document.querySelector('.layout');
   if (layout && layout.classList.contains('filters-open')) openFilters(false);
   else closeDetail();
 });
-
-function detailHead() {
-  return h('div', { class: 'detail-head' }, h('h2', { tabindex: -1, id: 'detail-title' }, 'Event detail'), h('button', { class: 'link close', 'aria-label': 'Close detail', onclick: closeDetail }, '✕'));
-}
-
-function kv(rows) {
-  return h('dl', { class: 'kv' }, ...rows.filter(([, v]) => v !== undefined && v !== null && v !== '').flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
-}
-
-// A heading and its fields, or nothing when every field is empty.
-function section(title, rows) {
-  return rows.some(([, v]) => v !== undefined && v !== null && v !== '') ? [h('h3', {}, title), kv(rows)] : [];
-}
-
-function jsonBlock(title, value, open = false) {
-  if (value === undefined || value === null) return null;
-  // The block scrolls: it takes focus so that keyboards can scroll it too.
-  return h('details', { class: 'json', open }, h('summary', {}, title), h('pre', { tabindex: 0, 'aria-label': title }, JSON.stringify(value, null, 2)));
-}
-
-function renderDetail(panel, d) {
-  const e = d.event;
-  const a = e.actor || {};
-  const r = e.resource || {};
-  const c = e.context || {};
-  const ws = c.workspace || {};
-  const proof = d.proof
-    ? h('span', { class: 'proof ok' }, `✓ Included in the signed checkpoint of ${fmt(d.proof.size)} entries (entry ${fmt(d.proof.index)})`)
-    : h('span', { class: 'proof pending' }, 'Not yet covered by a checkpoint (signed within about a second)');
-  const requestLink = e.request_id
-    ? h('button', { class: 'link mono', title: 'Show every event of this request', onclick: () => { for (const k of FILTER_KEYS) if (k !== 'sort') state.params.delete(k); setParam('request_id', e.request_id); renderFilters(); } }, e.request_id)
-    : null;
-  const diff = d.diff && d.diff.length
-    ? h('table', { class: 'diff' }, h('thead', {}, h('tr', {}, h('th', {}, 'Field'), h('th', {}, 'Before'), h('th', {}, 'After'))),
-      h('tbody', {}, ...d.diff.map((ch) => h('tr', { class: `diff-${ch.kind || ch.op || 'changed'}` },
-        h('td', { class: 'mono path' }, ...ch.path.split(/(?<=[.\]])/).flatMap((part, i) => (i ? [h('wbr'), part] : [part]))),
-        h('td', { class: 'old' }, ch.old === undefined ? '—' : JSON.stringify(ch.old)),
-        h('td', { class: 'new' }, ch.new === undefined ? '—' : JSON.stringify(ch.new))))))
-    : null;
-  panel.replaceChildren(...[
-    detailHead(),
-    h('div', { class: 'detail-title' }, h('span', { class: 'type' }, e.action), badge(e.result), e.status_code ? h('span', { class: 'muted' }, `HTTP ${e.status_code}`) : null),
-    e.error ? h('div', { class: 'error-box', role: 'note' }, h('strong', {}, 'Error: '), e.error) : null,
-    kv([
-      ['Event ID', h('span', { class: 'mono' }, e.id)],
-      ['Time', h('span', { title: utcTitle(e.timestamp) }, `${localTime(e.timestamp)} (local) · ${e.timestamp}`)],
-      ['Received', e.received_at],
-      ['Organization', e.org],
-      ['Sequence', `#${e.seq}`],
-      ['Proof', proof],
-    ]),
-    ...section('Actor', [['Name', a.name], ['Email', a.email], ['ID', a.id], ['Type', a.type], ['Company (as sent)', a.company]]),
-    ...section('Request', [['Source IP', e.source_ip], ['User agent', e.user_agent], ['Request ID', requestLink]]),
-    e.resource ? h('h3', {}, 'Resource') : null,
-    e.resource ? kv([['Type', r.type], ['Name', r.name], ['ID', r.id], ['Parent', r.parent ? `${r.parent.type || ''} ${r.parent.name || ''} ${r.parent.id ? '(' + r.parent.id + ')' : ''}`.trim() : null]]) : null,
-    e.context ? h('h3', {}, 'Context') : null,
-    e.context ? kv([['Workspace', ws.name || ws.id], ['Project', c.project], ['Cluster', c.cluster], ['Namespace', c.namespace]]) : null,
-    diff ? h('h3', {}, 'Changes') : null,
-    diff,
-    jsonBlock('Parameters (details)', e.details, true),
-    jsonBlock('Response', e.response),
-    jsonBlock('Before', e.before),
-    jsonBlock('After', e.after),
-  ].filter(Boolean));
-}
-
-// ---------- live view ----------
-
-function toggleLive() {
-  state.live.on = !state.live.on;
-  state.live.paused = false;
-  state.live.held = [];
-  const btn = document.getElementById('live');
-  btn.setAttribute('aria-pressed', String(state.live.on));
-  document.getElementById('pause').hidden = !state.live.on;
-  document.getElementById('pause').textContent = 'Pause';
-  updateHeld();
-  if (state.live.on) startLive(); else stopLive();
-}
-
-function startLive() {
-  stopLive();
-  const p = queryParams();
-  p.delete('sort');
-  const es = new EventSource(`${API}/events/stream?${p}`);
-  es.addEventListener('event', (msg) => {
-    const e = JSON.parse(msg.data);
-    if (state.live.paused) { state.live.held.push(e); updateHeld(); return; }
-    prepend([e]);
-  });
-  es.addEventListener('lagged', () => reloadList());
-  // Marked while connected, so that a person (and a test) can tell the stream is on.
-  es.onopen = () => { document.getElementById('live').dataset.connected = 'true'; };
-  es.onerror = () => { delete document.getElementById('live').dataset.connected; /* it reconnects by itself */ };
-  state.live.source = es;
-}
-
-function stopLive() {
-  if (state.live.source) state.live.source.close();
-  state.live.source = null;
-  const btn = document.getElementById('live');
-  if (btn) delete btn.dataset.connected;
-}
-
-function togglePause() {
-  state.live.paused = !state.live.paused;
-  document.getElementById('pause').textContent = state.live.paused ? 'Resume' : 'Pause';
-  if (!state.live.paused && state.live.held.length) {
-    prepend(state.live.held);
-    state.live.held = [];
-  }
-  updateHeld();
-}
-
-function updateHeld() {
-  const el = document.getElementById('held');
-  if (!el) return;
-  const n = state.live.held.length;
-  el.hidden = !state.live.paused;
-  el.textContent = `${fmt(n)} new while paused`;
-}
-
-// New events go on top without moving what the user is looking at.
-function prepend(events) {
-  const sort = state.params.get('sort');
-  if (sort && sort !== '-timestamp') return;
-  const known = new Set(state.events.map((e) => e.id));
-  // Newest first, as the list is: by time, then by position in the log.
-  const fresh = events.filter((e) => !known.has(e.id))
-    .sort((a, b) => (a.timestamp === b.timestamp ? b.seq - a.seq : (a.timestamp < b.timestamp ? 1 : -1)));
-  if (!fresh.length) return;
-  const wrap = document.querySelector('.table-wrap');
-  const before = wrap ? wrap.scrollHeight : 0;
-  const top = wrap ? wrap.scrollTop : 0;
-  state.events = fresh.concat(state.events);
-  const tbody = document.querySelector('tbody');
-  if (tbody.querySelector('td.state')) tbody.replaceChildren();
-  const rows = fresh.map(row);
-  for (const r of rows) r.classList.add('arrived');
-  tbody.prepend(...rows);
-  if (wrap && top > 0) wrap.scrollTop = top + (wrap.scrollHeight - before);
-  const line = document.querySelector('.status-line');
-  const n = state.events.length;
-  line.textContent = `${fmt(n)}${state.cursor ? '+' : ''} events shown`;
-  const told = document.getElementById('announce');
-  if (told) told.textContent = `${fresh.length} new event${fresh.length === 1 ? '' : 's'}: ${fresh[0].action}`;
-  markSelected();
-}
 
 boot();

@@ -1,0 +1,104 @@
+// The detail panel of the audit page: one event with its diff, proof and JSON.
+
+import { FILTER_KEYS, api, badge, fmt, h, localTime, markSelected, pushUrl, renderFilters, setParam, state, utcTitle } from './app.js';
+
+// ---------- detail ----------
+
+export async function openDetail(id, { push = true, focus = true } = {}) {
+  const panel = document.querySelector('.detail');
+  if (!panel) return;
+  state.params.set('event', id);
+  if (push) pushUrl();
+  markSelected();
+  panel.hidden = false;
+  document.querySelector('.layout').classList.add('with-detail');
+  panel.replaceChildren(h('div', { class: 'state' }, 'Loading…'));
+  try {
+    const d = await api(`/events/${encodeURIComponent(id)}`);
+    if (state.params.get('event') !== id) return;
+    renderDetail(panel, d);
+    // Focus follows the opened detail (its heading is announced); Esc brings it back.
+    if (focus) document.getElementById('detail-title').focus();
+  } catch (e) {
+    panel.replaceChildren(detailHead(), h('div', { class: 'state error' }, e.status === 404 ? 'This event does not exist or you may not see it.' : `Could not load the event: ${e.message}`));
+  }
+}
+
+export function closeDetail() {
+  const panel = document.querySelector('.detail');
+  if (!panel || panel.hidden) return;
+  const id = state.params.get('event');
+  panel.hidden = true;
+  document.querySelector('.layout').classList.remove('with-detail');
+  state.params.delete('event');
+  pushUrl();
+  markSelected();
+  const tr = id && document.querySelector(`tbody tr[data-id="${CSS.escape(id)}"]`);
+  if (tr) tr.focus();
+}
+
+
+function detailHead() {
+  return h('div', { class: 'detail-head' }, h('h2', { tabindex: -1, id: 'detail-title' }, 'Event detail'), h('button', { class: 'link close', 'aria-label': 'Close detail', onclick: closeDetail }, '✕'));
+}
+
+function kv(rows) {
+  return h('dl', { class: 'kv' }, ...rows.filter(([, v]) => v !== undefined && v !== null && v !== '').flatMap(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
+}
+
+// A heading and its fields, or nothing when every field is empty.
+function section(title, rows) {
+  return rows.some(([, v]) => v !== undefined && v !== null && v !== '') ? [h('h3', {}, title), kv(rows)] : [];
+}
+
+function jsonBlock(title, value, open = false) {
+  if (value === undefined || value === null) return null;
+  // The block scrolls: it takes focus so that keyboards can scroll it too.
+  return h('details', { class: 'json', open }, h('summary', {}, title), h('pre', { tabindex: 0, 'aria-label': title }, JSON.stringify(value, null, 2)));
+}
+
+function renderDetail(panel, d) {
+  const e = d.event;
+  const a = e.actor || {};
+  const r = e.resource || {};
+  const c = e.context || {};
+  const ws = c.workspace || {};
+  const proof = d.proof
+    ? h('span', { class: 'proof ok' }, `✓ Included in the signed checkpoint of ${fmt(d.proof.size)} entries (entry ${fmt(d.proof.index)})`)
+    : h('span', { class: 'proof pending' }, 'Not yet covered by a checkpoint (signed within about a second)');
+  const requestLink = e.request_id
+    ? h('button', { class: 'link mono', title: 'Show every event of this request', onclick: () => { for (const k of FILTER_KEYS) if (k !== 'sort') state.params.delete(k); setParam('request_id', e.request_id); renderFilters(); } }, e.request_id)
+    : null;
+  const diff = d.diff && d.diff.length
+    ? h('table', { class: 'diff' }, h('thead', {}, h('tr', {}, h('th', {}, 'Field'), h('th', {}, 'Before'), h('th', {}, 'After'))),
+      h('tbody', {}, ...d.diff.map((ch) => h('tr', { class: `diff-${ch.kind || ch.op || 'changed'}` },
+        h('td', { class: 'mono path' }, ...ch.path.split(/(?<=[.\]])/).flatMap((part, i) => (i ? [h('wbr'), part] : [part]))),
+        h('td', { class: 'old' }, ch.old === undefined ? '—' : JSON.stringify(ch.old)),
+        h('td', { class: 'new' }, ch.new === undefined ? '—' : JSON.stringify(ch.new))))))
+    : null;
+  panel.replaceChildren(...[
+    detailHead(),
+    h('div', { class: 'detail-title' }, h('span', { class: 'type' }, e.action), badge(e.result), e.status_code ? h('span', { class: 'muted' }, `HTTP ${e.status_code}`) : null),
+    e.error ? h('div', { class: 'error-box', role: 'note' }, h('strong', {}, 'Error: '), e.error) : null,
+    kv([
+      ['Event ID', h('span', { class: 'mono' }, e.id)],
+      ['Time', h('span', { title: utcTitle(e.timestamp) }, `${localTime(e.timestamp)} (local) · ${e.timestamp}`)],
+      ['Received', e.received_at],
+      ['Organization', e.org],
+      ['Sequence', `#${e.seq}`],
+      ['Proof', proof],
+    ]),
+    ...section('Actor', [['Name', a.name], ['Email', a.email], ['ID', a.id], ['Type', a.type], ['Company (as sent)', a.company]]),
+    ...section('Request', [['Source IP', e.source_ip], ['User agent', e.user_agent], ['Request ID', requestLink]]),
+    e.resource ? h('h3', {}, 'Resource') : null,
+    e.resource ? kv([['Type', r.type], ['Name', r.name], ['ID', r.id], ['Parent', r.parent ? `${r.parent.type || ''} ${r.parent.name || ''} ${r.parent.id ? '(' + r.parent.id + ')' : ''}`.trim() : null]]) : null,
+    e.context ? h('h3', {}, 'Context') : null,
+    e.context ? kv([['Workspace', ws.name || ws.id], ['Project', c.project], ['Cluster', c.cluster], ['Namespace', c.namespace]]) : null,
+    diff ? h('h3', {}, 'Changes') : null,
+    diff,
+    jsonBlock('Parameters (details)', e.details, true),
+    jsonBlock('Response', e.response),
+    jsonBlock('Before', e.before),
+    jsonBlock('After', e.after),
+  ].filter(Boolean));
+}
