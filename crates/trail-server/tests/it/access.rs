@@ -299,8 +299,11 @@ async fn parallel_guesses_stop_at_the_limit_and_new_passwords_end_other_sessions
     let answers: Vec<StatusCode> = futures::future::join_all(guesses).await.into_iter().map(|(st, _, _)| st).collect();
     let checked = answers.iter().filter(|st| **st != StatusCode::TOO_MANY_REQUESTS).count();
     assert_eq!(checked, 5, "{answers:?}");
+    // Locked now, unless the right password was among the five checked: a success
+    // forgets the account's count (by design), so the account stays open.
     let (st, _, _) = s.login("carl@acme.com", "correct horse battery").await;
-    assert_eq!(st, StatusCode::TOO_MANY_REQUESTS);
+    let want = if answers[49] == StatusCode::OK { StatusCode::OK } else { StatusCode::TOO_MANY_REQUESTS };
+    assert_eq!(st, want, "{answers:?}");
 
     // A password change ends every other session of the user; an admin reset all.
     let first = s.user(&s.acme_admin, "acme", "dora@acme.com", "viewer").await;
