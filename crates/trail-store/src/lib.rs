@@ -3,7 +3,7 @@
 //! the PostgreSQL backend (siblings that never import each other), and the middle both
 //! use: `prepare` (events made ready before they queue), `search_doc` (the text `q`
 //! searches), `query_plan` (a list query resolved before a backend renders it),
-//! `signer`, `verify` (the one verifier), `copy` (any store into a `Restore` target) and
+//! `rollup` (per-day counts), `signer`, `verify` (the one verifier), `copy` (any store into a `Restore` target) and
 //! `archive`. The conformance suite and test clusters are in `testing` (feature
 //! `testing`).
 //!
@@ -17,6 +17,7 @@ mod error;
 pub mod postgres;
 mod prepare;
 mod query_plan;
+pub mod rollup;
 mod search_doc;
 pub mod signer;
 pub mod sqlite;
@@ -226,6 +227,10 @@ pub trait EventLog: Send + Sync + 'static {
     /// Counts per category, result, user and organization within the scope and the
     /// filter's time range.
     async fn facets(&self, scope: Scope, filter: Filter, now: Timestamp) -> Result<Facets, StoreError>;
+
+    /// Matching events per hour or day of the filter's period, by result, and their
+    /// total (exact, or at least `rollup::TIMELINE_BOUND`).
+    async fn timeline(&self, scope: Scope, filter: Filter, now: Timestamp) -> Result<rollup::Timeline, StoreError>;
 
     /// Whether any event is stored (so `--demo` fills only an empty store).
     async fn is_empty(&self) -> Result<bool, StoreError>;

@@ -15,7 +15,8 @@
 //! the lock is taken.
 //!
 //! Rooms, as in `sqlite`: `schema` (migrations, partitions), `writer` (group commit),
-//! `listen` (appends of other processes), `index` (search documents), `query`, `tree`,
+//! `listen` (appends of other processes), `index` (search documents), `query`, `rollup`
+//! (per-day counts), `tree`,
 //! `retention`, `accounts`, `audit` (what the verifier reads), `restore` (entries copied
 //! in with their seqs).
 
@@ -35,6 +36,7 @@ mod listen;
 mod query;
 mod restore;
 mod retention;
+mod rollup;
 mod schema;
 #[cfg(test)]
 mod tests;

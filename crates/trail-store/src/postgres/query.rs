@@ -16,7 +16,7 @@ use crate::{
 /// A dynamic SQL condition with its parameters.
 #[derive(Default)]
 pub(super) struct Sql {
-    clauses: Vec<String>,
+    pub(super) clauses: Vec<String>,
     params: Vec<Box<dyn ToSql + Sync + Send>>,
     /// Positions in `clauses` of the `q` conditions.
     search: Vec<usize>,
@@ -25,7 +25,7 @@ pub(super) struct Sql {
 }
 
 impl Sql {
-    fn param(&mut self, v: impl ToSql + Sync + Send + 'static) -> String {
+    pub(super) fn param(&mut self, v: impl ToSql + Sync + Send + 'static) -> String {
         self.params.push(Box::new(v));
         format!("${}", self.params.len())
     }
@@ -53,11 +53,11 @@ impl Sql {
         self.clauses.push(format!("({})", ors.join(" OR ")));
     }
 
-    fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
+    pub(super) fn refs(&self) -> Vec<&(dyn ToSql + Sync)> {
         self.params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect()
     }
 
-    fn where_sql(&self) -> String {
+    pub(super) fn where_sql(&self) -> String {
         if self.clauses.is_empty() {
             "true".into()
         } else {
@@ -417,56 +417,17 @@ impl EventLog for PgStore {
 
     async fn facets(&self, scope: Scope, filter: Filter, now: Timestamp) -> Result<Facets, StoreError> {
         let c = self.client().await?;
-        let sql = where_clause(&c, &scope, &filter, now, true).await?;
-        let w = sql.where_sql();
-        let q = |select: &str, group: &str, limit: usize| {
-            format!(
-                "SELECT {select}, COUNT(*) AS n FROM events e WHERE {w} GROUP BY {group} ORDER BY n DESC LIMIT {limit}"
-            )
-        };
-        let refs = sql.refs();
-        let categories: Vec<Count> = c
-            .query(&q("e.category, NULL::TEXT", "e.category", 200), &refs)
-            .await
-            .map_err(pg)?
-            .iter()
-            .map(|r| Count { value: r.get(0), label: None, count: r.get::<_, i64>(2) as u64 })
-            .collect();
-        let results = c
-            .query(&q("e.result::TEXT, NULL::TEXT", "e.result", 4), &refs)
-            .await
-            .map_err(pg)?
-            .iter()
-            .map(|r| {
-                let code: i64 = r.get::<_, String>(0).parse().unwrap_or(0);
-                let o = trail_core::Outcome::ALL[code.clamp(0, 3) as usize];
-                Count { value: o.as_str().into(), label: None, count: r.get::<_, i64>(2) as u64 }
-            })
-            .collect();
-        let users = c
-            .query(&q("e.actor_email, MAX(e.actor_name)", "e.actor_email", 200), &refs)
-            .await
-            .map_err(pg)?
-            .iter()
-            .filter_map(|r| {
-                Some(Count { value: r.get::<_, Option<String>>(0)?, label: r.get(1), count: r.get::<_, i64>(2) as u64 })
-            })
-            .collect();
-        let companies = c
-            .query(
-                &format!(
-                    "SELECT o.slug, o.name, COUNT(*) AS n FROM events e JOIN orgs o ON o.id = e.org_id WHERE {w} \
-                     GROUP BY o.slug, o.name ORDER BY n DESC LIMIT 1000"
-                ),
-                &refs,
-            )
-            .await
-            .map_err(pg)?
-            .iter()
-            .map(|r| Count { value: r.get(0), label: r.get(1), count: r.get::<_, i64>(2) as u64 })
-            .collect();
-        let total = categories.iter().map(|c| c.count).sum();
-        Ok(Facets { total, categories, results, users, companies })
+        super::rollup::facets(&c, scope, filter, now).await
+    }
+
+    async fn timeline(
+        &self,
+        scope: Scope,
+        filter: Filter,
+        now: Timestamp,
+    ) -> Result<crate::rollup::Timeline, StoreError> {
+        let c = self.client().await?;
+        super::rollup::timeline(&c, scope, filter, now).await
     }
 
     async fn is_empty(&self) -> Result<bool, StoreError> {
@@ -477,4 +438,63 @@ impl EventLog for PgStore {
     fn appended_elsewhere(&self) -> Option<tokio::sync::broadcast::Receiver<crate::AppendedRange>> {
         Some(self.elsewhere.subscribe())
     }
+}
+
+/// Facets counted on the events themselves (the partial days around the rollups'
+/// whole days); each facet keeps at most `limit` values.
+pub(super) async fn exact_facets(
+    c: &impl deadpool_postgres::GenericClient,
+    scope: &Scope,
+    filter: &Filter,
+    now: Timestamp,
+    limit: usize,
+) -> Result<Facets, StoreError> {
+    let sql = where_clause(c, scope, filter, now, true).await?;
+    let w = sql.where_sql();
+    let q = |select: &str, group: &str, limit: usize| {
+        format!("SELECT {select}, COUNT(*) AS n FROM events e WHERE {w} GROUP BY {group} ORDER BY n DESC LIMIT {limit}")
+    };
+    let refs = sql.refs();
+    let categories: Vec<Count> = c
+        .query(&q("e.category, NULL::TEXT", "e.category", limit), &refs)
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(|r| Count { value: r.get(0), label: None, count: r.get::<_, i64>(2) as u64 })
+        .collect();
+    let results = c
+        .query(&q("e.result::TEXT, NULL::TEXT", "e.result", limit), &refs)
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(|r| {
+            let code: i64 = r.get::<_, String>(0).parse().unwrap_or(0);
+            let o = trail_core::Outcome::ALL[code.clamp(0, 3) as usize];
+            Count { value: o.as_str().into(), label: None, count: r.get::<_, i64>(2) as u64 }
+        })
+        .collect();
+    let users = c
+        .query(&q("e.actor_email, MAX(e.actor_name)", "e.actor_email", limit), &refs)
+        .await
+        .map_err(pg)?
+        .iter()
+        .filter_map(|r| {
+            Some(Count { value: r.get::<_, Option<String>>(0)?, label: r.get(1), count: r.get::<_, i64>(2) as u64 })
+        })
+        .collect();
+    let companies = c
+        .query(
+            &format!(
+                "SELECT o.slug, o.name, COUNT(*) AS n FROM events e JOIN orgs o ON o.id = e.org_id WHERE {w} \
+                 GROUP BY o.slug, o.name ORDER BY n DESC LIMIT {limit}"
+            ),
+            &refs,
+        )
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(|r| Count { value: r.get(0), label: r.get(1), count: r.get::<_, i64>(2) as u64 })
+        .collect();
+    let total = categories.iter().map(|c| c.count).sum();
+    Ok(Facets { total, categories, results, users, companies })
 }

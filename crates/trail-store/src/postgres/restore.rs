@@ -12,7 +12,7 @@ use super::{
     writer::{insert_events, insert_nodes, PgRow},
     PgStore,
 };
-use crate::{Restore, RestoredEntry, SignedCheckpoint, StoreError};
+use crate::{rollup::Tally, Restore, RestoredEntry, SignedCheckpoint, StoreError};
 
 #[async_trait]
 impl Restore for PgStore {
@@ -54,11 +54,14 @@ impl Restore for PgStore {
             });
         }
         let mut tree = Frontier { size: from, nodes: nodes(&tx, org_id, Frontier::shape(from)).await? };
+        let mut counts = Tally::default();
         for (seq, e, leaf) in &events {
             if *seq != e.seq || e.org != org {
                 return Err(StoreError::Corrupt(format!("entry {seq} of {org} is out of place")));
             }
-            insert_events(&tx, org_id, &[(&PgRow::new(e), *seq, leaf)]).await?;
+            let row = PgRow::new(e);
+            counts.add(org_id, row.facts(), 1);
+            insert_events(&tx, org_id, &[(&row, *seq, leaf)]).await?;
             if let Some(k) = &e.idempotency_key {
                 tx.execute(
                     "INSERT INTO idempotency (org_id, key, id, seq) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
@@ -92,6 +95,7 @@ impl Restore for PgStore {
             return Err(StoreError::Corrupt(format!("{org}: a checkpoint covers more entries than are stored")));
         }
         insert_nodes(&tx, org_id, &new_nodes).await?;
+        super::rollup::apply(&tx, &counts).await?;
         for cp in signed {
             tx.execute(
                 "INSERT INTO checkpoints (org_id, size, root, note, created_at) VALUES ($1, $2, $3, $4, $5) \

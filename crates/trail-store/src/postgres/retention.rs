@@ -8,6 +8,7 @@ use trail_core::Timestamp;
 use super::{org_id, pg, PgStore};
 use crate::{
     archive::{ArchiveFile, Expired, Retention},
+    rollup::{Facts, Tally},
     Archives, StoreError,
 };
 
@@ -57,8 +58,29 @@ impl Archives for PgStore {
         let org = org_id(&c, org).await?;
         let seqs: Vec<i64> = seqs.into_iter().map(|s| s as i64).collect();
         let tx = c.transaction().await.map_err(pg)?;
-        let deleted =
-            tx.execute("DELETE FROM events WHERE org_id = $1 AND seq = ANY($2)", &[&org, &seqs]).await.map_err(pg)?;
+        let gone = tx
+            .query(
+                "DELETE FROM events WHERE org_id = $1 AND seq = ANY($2) \
+                 RETURNING ts, category, operation, result, actor_email, actor_name",
+                &[&org, &seqs],
+            )
+            .await
+            .map_err(pg)?;
+        let mut counts = Tally::default();
+        for r in &gone {
+            let (category, operation): (&str, &str) = (r.get(1), r.get(2));
+            let facts = Facts {
+                ts: r.get(0),
+                category,
+                operation,
+                result: r.get::<_, i16>(3) as i64,
+                email: r.get(4),
+                name: r.get(5),
+            };
+            counts.add(org, facts, -1);
+        }
+        super::rollup::apply(&tx, &counts).await?;
+        let deleted = gone.len() as u64;
         tx.execute("DELETE FROM idempotency WHERE org_id = $1 AND seq = ANY($2)", &[&org, &seqs]).await.map_err(pg)?;
         for f in &files {
             let manifest = serde_json::to_string(f).map_err(|e| StoreError::Corrupt(e.to_string()))?;

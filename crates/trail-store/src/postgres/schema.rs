@@ -13,6 +13,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0003_unfinished_index.sql"),
     include_str!("../../migrations/postgres/0004_login_throttle.sql"),
     include_str!("../../migrations/postgres/0005_company_is_org.sql"),
+    include_str!("../../migrations/postgres/0006_day_counts.sql"),
 ];
 
 impl PgStore {

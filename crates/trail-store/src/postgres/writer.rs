@@ -12,7 +12,12 @@ use trail_core::{
 use uuid::Uuid;
 
 use super::{index::doc_words, index::TsVector, now_us, org_id, pg, tree::nodes, Inner, PgStore};
-use crate::{prepare::LeafTemplate, verify::IndexedCopy, Appended, StoreError};
+use crate::{
+    prepare::LeafTemplate,
+    rollup::{Facts, Tally},
+    verify::IndexedCopy,
+    Appended, StoreError,
+};
 
 pub(super) type Reply = tokio::sync::oneshot::Sender<Result<Vec<Appended>, StoreError>>;
 
@@ -63,6 +68,29 @@ impl PgRow {
             ],
             ip: c.ip.map(|b| IpAddr::V6(std::net::Ipv6Addr::from(b)).to_canonical()),
             doc: TsVector(doc_words(ev)),
+        }
+    }
+}
+
+/// What rows add to the per-day counts.
+pub(super) fn tally<'a>(org: i64, rows: impl Iterator<Item = &'a PgRow>) -> Tally {
+    let mut t = Tally::default();
+    for r in rows {
+        t.add(org, r.facts(), 1);
+    }
+    t
+}
+
+impl PgRow {
+    /// What the per-day counts count the row by.
+    pub(super) fn facts(&self) -> Facts<'_> {
+        Facts {
+            ts: self.ts,
+            category: &self.category,
+            operation: &self.operation,
+            result: self.result as i64,
+            email: self.text[2].as_deref(),
+            name: self.text[1].as_deref(),
         }
     }
 }
@@ -398,6 +426,7 @@ impl Inner {
         }
         let rows: Vec<(&PgRow, u64, &[u8])> = rows.iter().map(|(r, s, l)| (*r, *s, l.as_slice())).collect();
         insert_events(tx, org, &rows).await?;
+        super::rollup::apply(tx, &tally(org, rows.iter().map(|(r, _, _)| *r))).await?;
         insert_nodes(tx, org, &nodes).await?;
         if !new_keys.is_empty() {
             tx.execute(

@@ -12,7 +12,8 @@
 //!
 //! Rooms: `schema` (migrations), `writer` (group commit), `checkpointer` (WAL
 //! checkpoints), `index` (the FTS5 filter and search index), `query` (lists, streams,
-//! counts, facets), `tree` (checkpoints and proofs), `retention`, `accounts` (keys,
+//! counts), `rollup` (per-day counts: facets, timelines), `tree` (checkpoints and
+//! proofs), `retention`, `accounts` (keys,
 //! users, sessions, roles, schedules), `audit` (what the verifier reads).
 
 use std::{
@@ -32,6 +33,7 @@ mod checkpointer;
 mod index;
 mod query;
 mod retention;
+mod rollup;
 mod schema;
 #[cfg(test)]
 mod tests;

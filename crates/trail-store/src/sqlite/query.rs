@@ -24,8 +24,8 @@ use crate::{
 /// FTS5 conditions (one AND-ed group per filter) that find the candidates fast.
 #[derive(Default)]
 pub(super) struct Sql {
-    clauses: Vec<String>,
-    params: Vec<SqlValue>,
+    pub(super) clauses: Vec<String>,
+    pub(super) params: Vec<SqlValue>,
     /// Groups of filter tokens, each `(a OR b ...)`, all of which must match.
     terms: Vec<String>,
     /// The free-text part, matched against the `body` column.
@@ -34,11 +34,11 @@ pub(super) struct Sql {
     lo: Option<i64>,
     hi: Option<i64>,
     /// A condition reads the event's JSON (`l.leaf`).
-    needs_leaf: bool,
+    pub(super) needs_leaf: bool,
 }
 
 impl Sql {
-    fn param(&mut self, v: impl Into<SqlValue>) -> String {
+    pub(super) fn param(&mut self, v: impl Into<SqlValue>) -> String {
         self.params.push(v.into());
         format!("?{}", self.params.len())
     }
@@ -63,7 +63,7 @@ impl Sql {
     }
 
     /// Adds the time range's bounds on a position column.
-    fn bound_pos(&mut self, col: &str) {
+    pub(super) fn bound_pos(&mut self, col: &str) {
         if let Some(lo) = self.lo {
             let p = self.param(lo);
             self.clauses.push(format!("{col} >= {p}"));
@@ -74,13 +74,13 @@ impl Sql {
         }
     }
 
-    fn match_expr(&self) -> Option<String> {
+    pub(super) fn match_expr(&self) -> Option<String> {
         let mut parts = self.terms.clone();
         parts.extend(self.text.clone());
         (!parts.is_empty()).then(|| parts.join(" AND "))
     }
 
-    fn where_sql(&self) -> String {
+    pub(super) fn where_sql(&self) -> String {
         if self.clauses.is_empty() {
             "1".into()
         } else {
@@ -476,13 +476,16 @@ pub(super) fn decode_hex(s: &str) -> Vec<u8> {
     (0..s.len() / 2).filter_map(|i| u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()).collect()
 }
 
-pub(super) fn facets_blocking(
+/// Facets counted on the events themselves (the partial days around the rollups'
+/// whole days); each facet keeps at most `limit` values.
+pub(super) fn exact_facets(
     conn: &Connection,
-    scope: Scope,
-    f: Filter,
+    scope: &Scope,
+    f: &Filter,
     now: Timestamp,
+    limit: usize,
 ) -> Result<Facets, StoreError> {
-    let mut sql = where_clause(conn, &scope, &f, now, true)?;
+    let mut sql = where_clause(conn, scope, f, now, true)?;
     sql.bound_pos("pos");
     let where_sql = sql.where_sql();
     let group = |select: &str, group: &str, limit: usize| -> Result<Vec<(Value, Option<String>, u64)>, StoreError> {
@@ -502,7 +505,7 @@ pub(super) fn facets_blocking(
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     };
     let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-    let categories = group("category, NULL", "category", 200)?
+    let categories = group("category, NULL", "category", limit)?
         .into_iter()
         .map(|(v, _, count)| Count { value: text(&v), label: None, count })
         .collect::<Vec<_>>();
@@ -513,7 +516,7 @@ pub(super) fn facets_blocking(
             Count { value: o.as_str().into(), label: None, count }
         })
         .collect();
-    let users = group("actor_email, MAX(actor_name)", "actor_email", 200)?
+    let users = group("actor_email, MAX(actor_name)", "actor_email", limit)?
         .into_iter()
         .filter(|(v, _, _)| v.is_string())
         .map(|(v, label, count)| Count { value: text(&v), label, count })
@@ -521,7 +524,7 @@ pub(super) fn facets_blocking(
     let companies = group(
         "(SELECT slug FROM orgs WHERE orgs.id = org_id), (SELECT name FROM orgs WHERE orgs.id = org_id)",
         "org_id",
-        1000,
+        limit,
     )?
     .into_iter()
     .map(|(v, label, count)| Count { value: text(&v), label, count })
@@ -603,7 +606,16 @@ impl EventLog for SqliteStore {
     }
 
     async fn facets(&self, scope: Scope, filter: Filter, now: Timestamp) -> Result<Facets, StoreError> {
-        self.read(move |c| facets_blocking(c, scope, filter, now)).await
+        self.read(move |c| super::rollup::facets_blocking(c, scope, filter, now)).await
+    }
+
+    async fn timeline(
+        &self,
+        scope: Scope,
+        filter: Filter,
+        now: Timestamp,
+    ) -> Result<crate::rollup::Timeline, StoreError> {
+        self.read(move |c| super::rollup::timeline_blocking(c, scope, filter, now)).await
     }
 
     async fn is_empty(&self) -> Result<bool, StoreError> {

@@ -8,6 +8,7 @@ use trail_core::{Event, Timestamp};
 use super::{index::fts_doc, known_org, SqliteStore};
 use crate::{
     archive::{ArchiveFile, Expired, Retention},
+    rollup::{Facts, Tally},
     Archives, StoreError,
 };
 
@@ -68,23 +69,38 @@ pub(super) fn archived_blocking(
     let mut deleted = 0u64;
     {
         let mut find = tx.prepare_cached(
-            "SELECT e.pos, l.leaf FROM events e JOIN leaves l ON l.org_id = e.org_id AND l.seq = e.seq \
-             WHERE e.org_id = ?1 AND e.seq = ?2",
+            "SELECT e.pos, l.leaf, e.ts, e.category, e.operation, e.result, e.actor_email, e.actor_name \
+             FROM events e JOIN leaves l ON l.org_id = e.org_id AND l.seq = e.seq WHERE e.org_id = ?1 AND e.seq = ?2",
         )?;
+        let mut tally = Tally::default();
         let mut fts = tx.prepare_cached("INSERT INTO events_fts (events_fts, rowid, doc) VALUES ('delete', ?1, ?2)")?;
         let mut del_event = tx.prepare_cached("DELETE FROM events WHERE pos = ?1")?;
         let mut del_leaf = tx.prepare_cached("DELETE FROM leaves WHERE org_id = ?1 AND seq = ?2")?;
         for seq in seqs {
             let row = find
-                .query_row(params![org_id, *seq as i64], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))
+                .query_row(params![org_id, *seq as i64], |r| {
+                    let facts: (i64, String, String, i64, Option<String>, Option<String>) =
+                        (r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?);
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, facts))
+                })
                 .optional()?;
-            let Some((pos, leaf)) = row else { continue };
+            let Some((pos, leaf, (ts, category, operation, result, email, name))) = row else { continue };
+            let facts = Facts {
+                ts,
+                category: &category,
+                operation: &operation,
+                result,
+                email: email.as_deref(),
+                name: name.as_deref(),
+            };
+            tally.add(org_id, facts, -1);
             let ev = Event::from_leaf(&leaf).map_err(|e| StoreError::Corrupt(format!("entry {seq}: {e}")))?;
             fts.execute(params![pos, fts_doc(org_id, &ev)])?;
             del_event.execute([pos])?;
             del_leaf.execute(params![org_id, *seq as i64])?;
             deleted += 1;
         }
+        super::rollup::apply(&tx, &tally)?;
         let mut rec =
             tx.prepare_cached("INSERT OR REPLACE INTO archives (path, org_id, day, manifest) VALUES (?1, ?2, ?3, ?4)")?;
         for f in files {

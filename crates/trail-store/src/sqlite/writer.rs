@@ -24,8 +24,12 @@ use super::{
     SLOTS,
 };
 use crate::{
-    prepare::LeafTemplate, search_doc::search_text, signer::LogSigner, verify::IndexedCopy, AppendBatch, Appended,
-    StoreError,
+    prepare::LeafTemplate,
+    rollup::{Facts, Tally},
+    search_doc::search_text,
+    signer::LogSigner,
+    verify::IndexedCopy,
+    AppendBatch, Appended, StoreError,
 };
 
 /// Columns inserted per event, in order (everything but `pos`).
@@ -402,6 +406,7 @@ pub(super) fn append_batch(
     let mut add_word = conn.prepare_cached("INSERT OR IGNORE INTO search_words (word) VALUES (?1)")?;
     let mut seen: HashMap<&str, Appended> = HashMap::new();
     let mut acks = Vec::with_capacity(batch.events.len());
+    let mut tally = Tally::default();
     let mut head = [SqlValue::Null, SqlValue::Integer(org), SqlValue::Null];
     for p in &batch.events {
         if let Some(key) = p.idem.as_deref() {
@@ -430,6 +435,7 @@ pub(super) fn append_batch(
         insert.execute(rusqlite::params_from_iter(head.iter().chain(p.cols.iter())))?;
         insert_leaf.execute(params![org, seq as i64, leaf])?;
         fts.execute(params![pos, p.doc(org)])?;
+        tally.add(org, p.facts(), 1);
         for w in &p.words {
             if !words.contains(w) && !st.new_words.contains(w) {
                 add_word.execute([w])?;
@@ -443,6 +449,7 @@ pub(super) fn append_batch(
         acks.push(ack);
         seq += 1;
     }
+    super::rollup::apply(conn, &tally)?;
     st.next_seq.insert(org, seq);
     st.trees.insert(org, tree);
     Ok(acks)
@@ -502,7 +509,33 @@ impl Prepared {
     pub fn ts(&self) -> i64 {
         self.ts
     }
+
+    /// What the per-day counts count the event by (read from its columns).
+    fn facts(&self) -> Facts<'_> {
+        let text = |i: usize| match &self.cols[i] {
+            SqlValue::Text(t) => Some(t.as_str()),
+            _ => None,
+        };
+        Facts {
+            ts: self.ts,
+            category: text(COL_CATEGORY).unwrap_or_default(),
+            operation: text(COL_OPERATION).unwrap_or_default(),
+            result: match self.cols[COL_RESULT] {
+                SqlValue::Integer(r) => r,
+                _ => 0,
+            },
+            email: text(COL_ACTOR_EMAIL),
+            name: text(COL_ACTOR_NAME),
+        }
+    }
 }
+
+/// Indexes into `columns`' values.
+const COL_CATEGORY: usize = 3;
+const COL_OPERATION: usize = 4;
+const COL_RESULT: usize = 5;
+const COL_ACTOR_NAME: usize = 8;
+const COL_ACTOR_EMAIL: usize = 9;
 
 /// Columns 4.. of `INSERT_SQL` for an event: the copies of its fields that filters
 /// check and sorts order by (its indexed copy, the one form `verify` checks it against).

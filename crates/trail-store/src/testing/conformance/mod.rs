@@ -43,7 +43,8 @@ macro_rules! conformance_tests {
             category_scopes_hide_events_everywhere,
             streams_and_counts_match_the_list,
             schedules_are_kept_per_org,
-            bad_cursors_are_invalid
+            bad_cursors_are_invalid,
+            rollups_count_like_the_events
         );
     };
     (@each $fresh:path; $($name:ident),*) => {
@@ -58,8 +59,10 @@ macro_rules! conformance_tests {
 }
 
 mod accounts;
+mod rollups;
 
 pub use accounts::*;
+pub use rollups::*;
 
 /// A fixed "now" for the checks, so period presets are deterministic.
 pub const NOW: Timestamp = Timestamp(1_710_000_000_000_000); // 2024-03-09T16:00:00Z
@@ -68,11 +71,11 @@ pub async fn seed_org(store: &dyn Store, slug: &str) {
     store.ensure_org(Org { slug: slug.into(), name: format!("{slug} Inc.") }).await.unwrap();
 }
 
-fn new_event(v: serde_json::Value) -> NewEvent {
+pub(super) fn new_event(v: serde_json::Value) -> NewEvent {
     parse_event(v).unwrap()
 }
 
-fn batch(org: &str, events: Vec<NewEvent>) -> AppendBatch {
+pub(super) fn batch(org: &str, events: Vec<NewEvent>) -> AppendBatch {
     AppendBatch { org: org.into(), received_at: NOW, events: events.into_iter().map(|e| (Uuid::now_v7(), e)).collect() }
 }
 
@@ -370,7 +373,7 @@ pub async fn list_all(store: &dyn Store, scope: Scope, filter: Filter, limit: us
     }
 }
 
-async fn seed_random(store: &dyn Store, n: usize) -> Vec<Event> {
+pub(super) async fn seed_random(store: &dyn Store, n: usize) -> Vec<Event> {
     seed_org(store, "acme").await;
     seed_org(store, "globex").await;
     let mut rng = StdRng::seed_from_u64(7);
