@@ -204,6 +204,7 @@ impl Modify for Security {
         crate::live::stream,
         super::events::detail,
         super::events::facets,
+        super::timeline::timeline,
         super::proofs::checkpoint,
         super::proofs::inclusion,
         super::proofs::consistency,

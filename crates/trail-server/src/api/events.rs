@@ -155,7 +155,7 @@ pub(super) async fn ingest(State(st): State<AppState>, caller: Caller, req: Requ
 }
 
 /// Splits paging parameters from filter parameters.
-fn list_params(pairs: &[(String, String)]) -> Result<(Filter, Option<String>, usize), ApiError> {
+pub(super) fn list_params(pairs: &[(String, String)]) -> Result<(Filter, Option<String>, usize), ApiError> {
     let mut cursor = None;
     let mut limit = DEFAULT_LIMIT;
     let mut rest = Vec::new();

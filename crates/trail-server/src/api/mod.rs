@@ -1,6 +1,7 @@
 //! The HTTP API, one module per resource: `events` (ingest, list, detail, facets,
 //! health), `proofs`, `people` (login, sessions, users, roles), `keys`, `exports`
-//! (exports and downloads), `jobs` (background exports), `schedules`. Handlers parse
+//! (exports and downloads), `jobs` (background exports), `schedules`, `timeline`
+//! (matches per hour or day). Handlers parse
 //! and check the request, call the store or the work layer (`crate::work`), and answer;
 //! what is not HTTP lives there.
 
@@ -21,6 +22,7 @@ mod keys;
 pub(crate) mod people;
 mod proofs;
 mod schedules;
+mod timeline;
 
 /// Every route of the application.
 pub(crate) fn router(state: AppState) -> Router {
@@ -30,6 +32,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/events/stream", get(crate::live::stream))
         .route("/api/v1/events/{id}", get(events::detail))
         .route("/api/v1/facets", get(events::facets))
+        .route("/api/v1/timeline", get(timeline::timeline))
         .route("/api/v1/checkpoint", get(proofs::checkpoint))
         .route("/api/v1/proof/inclusion", get(proofs::inclusion))
         .route("/api/v1/proof/consistency", get(proofs::consistency))

@@ -332,7 +332,9 @@ async fn key_scopes_hold() {
     let s = start().await;
     s.ingest(&s.acme_ingest, json!([ev("auth:login", "a@acme.com", "x")])).await;
     // An ingest key cannot read anything.
-    for path in ["/api/v1/events", "/api/v1/facets", "/api/v1/checkpoint", "/api/v1/export?format=evidence"] {
+    for path in
+        ["/api/v1/events", "/api/v1/facets", "/api/v1/timeline", "/api/v1/checkpoint", "/api/v1/export?format=evidence"]
+    {
         let (st, _) = s.get(Auth::Key(&s.acme_ingest), path).await;
         assert_eq!(st, StatusCode::FORBIDDEN, "{path}");
     }
@@ -446,6 +448,10 @@ async fn one_organization_sees_nothing_of_another() {
         let (_, f) = s.get(who, "/api/v1/facets").await;
         assert!(f["companies"].as_array().unwrap().iter().all(|c| c["value"] == "acme"), "{f}");
         assert!(f["users"].as_array().unwrap().iter().all(|u| u["value"] != "gil@globex.com"));
+        // The timeline counts none of B's events, even when B is named.
+        let (st, t) = s.get(who, "/api/v1/timeline?company=globex").await;
+        assert_eq!(st, StatusCode::OK, "{t}");
+        assert_eq!(t["total"], 0, "{t}");
         // The evidence export of A holds only A's events. (A's own log may name B's
         // resource: the `audit:view` events of the searches above record their filter,
         // so the check is on each entry's organization, not on the text.)
@@ -551,6 +557,10 @@ async fn category_restrictions_hold_everywhere() {
     let (_, f) = s.get(Auth::Session(&u), "/api/v1/facets").await;
     assert!(f["categories"].as_array().unwrap().iter().all(|c| c["value"] != "secret"), "{f}");
     assert!(f["users"].as_array().unwrap().iter().all(|c| c["value"] != "eve@acme.com"), "{f}");
+    for path in ["/api/v1/timeline?category=secret", "/api/v1/timeline?category=secret&q=prod-db-password"] {
+        let (st, t) = s.get(Auth::Session(&u), path).await;
+        assert_eq!((st, &t["total"]), (StatusCode::OK, &json!(0)), "{path}: {t}");
+    }
     // Export: only what the role may export (auth), and never secrets.
     let (st, text) = s.get(Auth::Session(&u), "/api/v1/export?format=evidence").await;
     assert_eq!(st, StatusCode::OK);

@@ -134,6 +134,12 @@ async fn answers_fit_the_schemas_the_document_names() {
     assert_eq!(detail["diff"][0]["path"], "view", "{detail}");
     let (st, v) = s.call(Method::GET, Some(&s.read), "/api/v1/facets", None).await;
     fits("/api/v1/facets", "get", st, &v);
+    let (st, v) = s.call(Method::GET, Some(&s.read), "/api/v1/timeline?period=7d", None).await;
+    fits("/api/v1/timeline", "get", st, &v);
+    assert_eq!(v["bucket"], "day", "{v}");
+    let (st, v) = s.call(Method::GET, Some(&s.read), "/api/v1/timeline?from=2026-02-01&to=2026-01-01", None).await;
+    fits("/api/v1/timeline", "get", st, &v);
+    assert_eq!((st, &v["error"]["field"]), (StatusCode::BAD_REQUEST, &json!("to")), "{v}");
     let (st, v) = s.call(Method::GET, Some(&s.read), "/api/v1/proof/inclusion?index=0&size=2", None).await;
     fits("/api/v1/proof/inclusion", "get", st, &v);
     let (st, v) = s.call(Method::GET, Some(&s.read), "/api/v1/proof/consistency?from=1&to=2", None).await;
