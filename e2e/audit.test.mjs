@@ -155,6 +155,62 @@ await step('filter by period preset, type and result', async () => {
   await settled(page);
 });
 
+// Waits until the timeline shows the current filters.
+async function timelined(page) {
+  await settled(page);
+  await page.waitForFunction(() => {
+    const t = document.getElementById('timeline');
+    return t && t.dataset.ready === 'true' && document.documentElement.dataset.pending === '0';
+  }, null, { timeout: 60000 });
+}
+
+await step('the total and the timeline match the API; dragging across it, or arrows and Enter, narrow the period', async () => {
+  await page.goto(`${BASE}/audit?period=7d`);
+  await timelined(page);
+  const starts = await page.$$eval('#histogram g.bar', (gs) => gs.map((g) => g.dataset.start));
+  const want = await page.evaluate(() => fetch('/api/v1/timeline?period=7d&views=hide').then((r) => r.json()));
+  assert(want.bucket === 'day' && starts.length === want.bars.length && starts.length >= 7, `${starts.length} bars vs ${want.bars.length}`);
+  assert(want.bars.reduce((n, b) => n + b.total, 0) === want.total && want.exact, 'the bars add up to the total');
+  let total = await page.$eval('#total', (e) => e.textContent.replace(/,/g, ''));
+  assert(total.startsWith(`${want.total} matching`), `total "${total}" vs ${want.total}`);
+  if (SHOTS) await page.screenshot({ path: path.join(SHOTS, 'audit-timeline.png'), clip: { x: 0, y: 0, width: 1440, height: 420 } });
+  // Drag from the third bar to the fifth.
+  const box = await page.$eval('#histogram', (e) => { const r = e.getBoundingClientRect(); return { x: r.x, y: r.y, w: r.width, h: r.height }; });
+  const xAt = (i) => box.x + ((i + 0.5) * box.w) / starts.length;
+  await page.mouse.move(xAt(2), box.y + box.h / 2);
+  await page.mouse.down();
+  await page.mouse.move(xAt(3), box.y + box.h / 2, { steps: 4 });
+  await page.mouse.move(xAt(4), box.y + box.h / 2, { steps: 4 });
+  await page.mouse.up();
+  await settled(page, 'from=');
+  await timelined(page);
+  const url = new URL(page.url());
+  const [from, to] = [url.searchParams.get('from'), url.searchParams.get('to')];
+  assert(!url.searchParams.get('period'), 'the preset gives way to the range');
+  assert(new Date(from).getTime() === new Date(starts[2]).getTime(), `from ${from} vs ${starts[2]}`);
+  assert(new Date(to).getTime() === new Date(starts[4]).getTime() + 86400e3 - 1, `to ${to} vs the end of ${starts[4]}`);
+  const r = await rows(page);
+  assert(r.length > 0 && r.every((x) => x.utc >= starts[2].replace('T', ' ').slice(0, 19) && new Date(x.utc.replace(' ', 'T') + 'Z') <= new Date(to)), 'rows within the dragged range');
+  const narrowed = await page.evaluate((q) => fetch(`/api/v1/timeline?${q}&views=hide`).then((r) => r.json()), `from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`);
+  total = await page.$eval('#total', (e) => e.textContent.replace(/,/g, ''));
+  assert(total.startsWith(`${narrowed.total} matching`) && narrowed.bars.length === 3, `narrowed total "${total}" vs ${narrowed.total}, ${narrowed.bars.length} bars`);
+  // By keyboard on an hourly timeline: the last two hours.
+  await page.goto(`${BASE}/audit?period=24h`);
+  await timelined(page);
+  assert((await page.$eval('#timeline', (e) => e.dataset.bucket)) === 'hour', 'a day is drawn by the hour');
+  const hours = await page.$$eval('#histogram g.bar', (gs) => gs.map((g) => g.dataset.start));
+  await page.focus('#histogram');
+  await page.keyboard.press('End');
+  await page.keyboard.press('Shift+ArrowLeft');
+  await page.keyboard.press('Enter');
+  await settled(page, 'from=');
+  const k = new URL(page.url());
+  assert(new Date(k.searchParams.get('from')).getTime() === new Date(hours[hours.length - 2]).getTime(), `keyboard from ${k.searchParams.get('from')}`);
+  assert(new Date(k.searchParams.get('to')).getTime() === new Date(hours[hours.length - 1]).getTime() + 3600e3 - 1, `keyboard to ${k.searchParams.get('to')}`);
+  await page.goto(`${BASE}/audit`);
+  await settled(page);
+});
+
 // Waits until the Type checks show counts for the current period.
 async function counted(page) {
   // The panel may not be drawn yet right after a navigation.

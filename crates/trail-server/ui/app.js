@@ -8,6 +8,7 @@
 import { closeDetail, openDetail } from './detail.js';
 import { downloadButton, exportMenu, openDownload, openSchedules } from './exports.js';
 import { prepend, startLive, stopLive, toggleLive, togglePause, updateHeld } from './live.js';
+import { loadTimeline } from './timeline.js';
 
 export const API = '/api/v1';
 const PAGE = 50;
@@ -304,6 +305,7 @@ function renderMain() {
       h('aside', { class: 'filters', id: 'filters', 'aria-label': 'Filters' }),
       h('section', { class: 'list', id: 'events', 'aria-label': 'Events' },
         toolbar(),
+        h('div', { class: 'timeline', id: 'timeline' }),
         h('div', { class: 'status-line', role: 'status' }),
         h('div', { class: 'table-wrap' }, h('table', { class: 'events' }, tableHead(), h('tbody', {}))),
         h('div', { class: 'more' })),
@@ -521,7 +523,12 @@ export async function reloadList() {
   await loadPage(true);
   if (state.live.on) startLive();
   // Counts for a period the list refused would be refused too.
-  if (!state.error) loadFacetsSoon();
+  if (!state.error) {
+    loadFacetsSoon();
+    loadTimeline();
+  } else {
+    document.getElementById('timeline')?.replaceChildren();
+  }
 }
 
 const loadFacetsSoon = debounce(loadFacets, 400, true);

@@ -64,5 +64,6 @@ pub(super) async fn timeline(State(st): State<AppState>, caller: Caller, q: Pair
             BarView { start: b.start.to_rfc3339(), total: b.counts.iter().sum(), done, failed, processing, pending }
         })
         .collect();
-    Ok(Json(TimelineView { bucket: t.bucket, total: t.total, exact: t.exact, bound: TIMELINE_BOUND, bars }).into_response())
+    Ok(Json(TimelineView { bucket: t.bucket, total: t.total, exact: t.exact, bound: TIMELINE_BOUND, bars })
+        .into_response())
 }
