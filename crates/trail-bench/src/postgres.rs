@@ -82,6 +82,7 @@ pub(crate) async fn bench_postgres_query(n: usize) -> Result<()> {
     );
     println!("First page (limit 50, newest first) over HTTP, as in the SQLite table above.\n");
     query_table(&base, &key, &platform, &people, &request_ids).await?;
+    crate::facets::facets_table(&base, &key, crate::facets::Reference::Postgres(&url)).await?;
     Ok(())
 }
 

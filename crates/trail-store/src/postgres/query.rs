@@ -102,9 +102,18 @@ pub(super) async fn where_clause(
         }
         ids = Some(found);
     }
-    if let Some(ids) = ids {
-        let p = sql.param(ids);
-        sql.clauses.push(format!("e.org_id = ANY({p})"));
+    match ids.as_deref() {
+        // One organization compares by `=`, so that an index led by `org_id` also
+        // gives its order (sorting by email walks `events_email_sort`).
+        Some([id]) => {
+            let p = sql.param(*id);
+            sql.clauses.push(format!("e.org_id = {p}"));
+        }
+        Some(_) => {
+            let p = sql.param(ids.unwrap_or_default());
+            sql.clauses.push(format!("e.org_id = ANY({p})"));
+        }
+        None => {}
     }
     match &scope.categories {
         Categories::All => {}

@@ -14,6 +14,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0004_login_throttle.sql"),
     include_str!("../../migrations/postgres/0005_company_is_org.sql"),
     include_str!("../../migrations/postgres/0006_day_counts.sql"),
+    include_str!("../../migrations/postgres/0007_email_sort.sql"),
 ];
 
 impl PgStore {

@@ -182,7 +182,10 @@ async fn the_rollup_migration_fills_from_stored_events() {
     let store = PgStore::open(&url, None).await.unwrap();
     let before = counts_before_backfill(&store).await;
     let c = store.client().await.unwrap();
-    c.batch_execute("DROP TABLE day_counts; DROP TABLE day_actors; UPDATE schema_version SET version = 5;")
+    c.batch_execute(
+        "DROP TABLE day_counts; DROP TABLE day_actors; DROP INDEX events_email_sort; \
+         UPDATE schema_version SET version = 5;",
+    )
         .await
         .unwrap();
     drop(c);
