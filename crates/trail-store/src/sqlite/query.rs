@@ -35,6 +35,11 @@ pub(super) struct Sql {
     hi: Option<i64>,
     /// A condition reads the event's JSON (`l.leaf`).
     pub(super) needs_leaf: bool,
+    /// How many of `terms` only restate the scope (organization, allowed categories),
+    /// which the row conditions already decide; and where the organization condition
+    /// is in `clauses`.
+    scope_terms: usize,
+    org_clause: Option<usize>,
 }
 
 impl Sql {
@@ -72,6 +77,41 @@ impl Sql {
             let p = self.param(hi);
             self.clauses.push(format!("{col} <= {p}"));
         }
+    }
+
+    /// The FTS5 match for queries that read every matching row (counts, sorts other
+    /// than time, aggregates): `None` when it would only restate the scope, since the
+    /// match's rowids would all be collected first (every row of an organization).
+    pub(super) fn narrowing_match(&self) -> Option<String> {
+        if self.terms.len() == self.scope_terms && self.text.is_none() {
+            return None;
+        }
+        self.match_expr()
+    }
+
+    /// For aggregates over a time range: the range of positions drives the query, not
+    /// an index led by the organization (which would visit all of its rows).
+    pub(super) fn drive_by_time(&mut self) {
+        if let (Some(i), Some(_)) = (self.org_clause, self.lo) {
+            self.clauses[i] = format!("+{}", self.clauses[i]);
+        }
+    }
+
+    /// Restricts the rows to an FTS5 match, collecting only the matching rowids within
+    /// the time range's positions (FTS5 seeks to a rowid range instead of reading the
+    /// term's whole list).
+    pub(super) fn match_in(&mut self, m: String) {
+        let p = self.param(m);
+        let mut sub = format!("SELECT rowid FROM events_fts WHERE events_fts MATCH {p}");
+        if let Some(lo) = self.lo {
+            let p = self.param(lo);
+            sub.push_str(&format!(" AND rowid >= {p}"));
+        }
+        if let Some(hi) = self.hi {
+            let p = self.param(hi);
+            sub.push_str(&format!(" AND rowid <= {p}"));
+        }
+        self.clauses.push(format!("e.pos IN ({sub})"));
     }
 
     pub(super) fn match_expr(&self) -> Option<String> {
@@ -130,6 +170,7 @@ pub(super) fn where_clause(
             sql.clauses.push("0".into());
         } else {
             let ps: Vec<String> = ids.iter().map(|i| sql.param(*i)).collect();
+            sql.org_clause = Some(sql.clauses.len());
             sql.clauses.push(format!("e.org_id IN ({})", ps.join(",")));
             let toks: Vec<String> = ids.iter().map(|i| org_token(*i)).collect();
             sql.terms.push(format!("({})", toks.join(" OR ")));
@@ -151,6 +192,7 @@ pub(super) fn where_clause(
             sql.clauses.push(format!("category NOT IN ({})", ps.join(",")));
         }
     }
+    sql.scope_terms = sql.terms.len();
     let (from, to) = f.time_range(now);
     if let Some(t) = from {
         let p = sql.param(t.0);
@@ -302,7 +344,7 @@ pub(super) fn list_sql(
     let dir = if sort.desc { "DESC" } else { "ASC" };
     let time_sort = sort.field == SortField::Timestamp;
     let limit = limit.map_or(-1, |l| l as i64);
-    let match_expr = sql.match_expr();
+    let match_expr = if time_sort { sql.match_expr() } else { sql.narrowing_match() };
     // Time order is storage order: with filters, FTS5 walks the matching rowids newest
     // first and stops after one page; without, the table itself is walked.
     let text = if time_sort {
@@ -325,8 +367,7 @@ pub(super) fn list_sql(
         format!("SELECT {columns} FROM {from} {join} WHERE {} ORDER BY {col} {dir} LIMIT {}", sql.where_sql(), limit)
     } else {
         if let Some(m) = match_expr {
-            let p = sql.param(m);
-            sql.clauses.push(format!("e.pos IN (SELECT rowid FROM events_fts WHERE events_fts MATCH {p})"));
+            sql.match_in(m);
         }
         sql.bound_pos("e.pos");
         if let Some(c) = &cursor {
@@ -437,9 +478,9 @@ pub(super) fn fetch_leaves(conn: &Connection, keys: &[(i64, i64)]) -> Result<Vec
 
 pub(super) fn count_blocking(conn: &Connection, scope: &Scope, f: &Filter, now: Timestamp) -> Result<u64, StoreError> {
     let mut sql = where_clause(conn, scope, f, now, false)?;
-    if let Some(m) = sql.match_expr() {
-        let p = sql.param(m);
-        sql.clauses.push(format!("e.pos IN (SELECT rowid FROM events_fts WHERE events_fts MATCH {p})"));
+    sql.drive_by_time();
+    if let Some(m) = sql.narrowing_match() {
+        sql.match_in(m);
     }
     sql.bound_pos("e.pos");
     let from = if sql.needs_leaf { format!("events e {LEAF_JOIN}") } else { "events e".to_string() };
@@ -486,6 +527,7 @@ pub(super) fn exact_facets(
     limit: usize,
 ) -> Result<Facets, StoreError> {
     let mut sql = where_clause(conn, scope, f, now, true)?;
+    sql.drive_by_time();
     sql.bound_pos("pos");
     let where_sql = sql.where_sql();
     let group = |select: &str, group: &str, limit: usize| -> Result<Vec<(Value, Option<String>, u64)>, StoreError> {

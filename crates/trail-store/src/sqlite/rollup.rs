@@ -177,9 +177,9 @@ fn exact_bars(
     bound: Option<u64>,
 ) -> Result<ExactBars, StoreError> {
     let mut sql = where_clause(conn, scope, f, now, false)?;
-    if let Some(m) = sql.match_expr() {
-        let p = sql.param(m);
-        sql.clauses.push(format!("e.pos IN (SELECT rowid FROM events_fts WHERE events_fts MATCH {p})"));
+    sql.drive_by_time();
+    if let Some(m) = sql.narrowing_match() {
+        sql.match_in(m);
     }
     sql.bound_pos("e.pos");
     let from = if sql.needs_leaf { format!("events e {LEAF_JOIN}") } else { "events e".to_string() };
