@@ -45,7 +45,9 @@ async fn reference_ms(r: &Reference<'_>, from: Timestamp) -> Result<f64> {
             let c = rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
             let org: i64 = c.query_row("SELECT id FROM orgs WHERE slug = 'acme'", [], |r| r.get(0))?;
             let lo = from.0 * trail_store::sqlite::SLOTS;
-            let w = "e.org_id = ?1 AND ts >= ?2 AND pos >= ?3";
+            // `+`: the period's positions drive the scan (its best plan), not an index
+            // led by the organization.
+            let w = "+e.org_id = ?1 AND ts >= ?2 AND pos >= ?3";
             let texts = [
                 format!("SELECT category, COUNT(*) AS n FROM events e WHERE {w} GROUP BY category ORDER BY n DESC LIMIT 200"),
                 format!("SELECT result, COUNT(*) AS n FROM events e WHERE {w} GROUP BY result ORDER BY n DESC LIMIT 4"),
