@@ -96,7 +96,9 @@ async fn reference_ms(r: &Reference<'_>, from: Timestamp) -> Result<f64> {
 /// reference's p50.
 pub(crate) async fn facets_table(base: &str, key: &str, reference: Reference<'_>) -> Result<()> {
     println!("Facets and timeline per period (organization of 90% of the events, {RUNS} runs after {WARM} warm-up; reference: the pre-rollup `GROUP BY`s over the period's events, 6 runs):\n");
-    println!("| period | events | facets p50 / p99 ms | timeline p50 / p99 ms | reference p50 ms | facets p99 / reference |");
+    println!(
+        "| period | events | facets p50 / p99 ms | timeline p50 / p99 ms | reference p50 ms | facets p99 / reference |"
+    );
     println!("|---|---:|---:|---:|---:|---:|");
     let client = reqwest::Client::new();
     for p in Period::ALL {

@@ -186,8 +186,8 @@ async fn the_rollup_migration_fills_from_stored_events() {
         "DROP TABLE day_counts; DROP TABLE day_actors; DROP INDEX events_email_sort; \
          UPDATE schema_version SET version = 5;",
     )
-        .await
-        .unwrap();
+    .await
+    .unwrap();
     drop(c);
     store.close();
     let store = PgStore::open(&url, None).await.unwrap();
