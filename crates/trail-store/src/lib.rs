@@ -11,6 +11,7 @@
 //! append is acknowledged only after its transaction is durable.
 
 mod accounts;
+pub mod alerts;
 pub mod archive;
 pub mod copy;
 mod error;
@@ -358,6 +359,59 @@ pub trait Jobs: Send + Sync + 'static {
     async fn exclusive(&self, name: &str) -> Result<Option<Exclusive>, StoreError>;
 }
 
+/// Alerting's side of the store (see `alerts`): rules, destinations, the evaluator's
+/// position per organization, and deliveries.
+#[async_trait]
+pub trait Alerting: Send + Sync + 'static {
+    /// Stored rule settings of one organization (built-in rules never changed have none).
+    async fn alert_rules(&self, org: &str) -> Result<Vec<alerts::AlertRule>, StoreError>;
+
+    /// Stores a rule's settings (by organization and name).
+    async fn put_alert_rule(&self, rule: alerts::AlertRule) -> Result<(), StoreError>;
+
+    async fn delete_alert_rule(&self, org: &str, name: &str) -> Result<bool, StoreError>;
+
+    async fn destinations(&self, org: &str) -> Result<Vec<alerts::Destination>, StoreError>;
+
+    /// Stores a new destination (its `id` is ignored); returns it with its id.
+    async fn create_destination(&self, d: alerts::Destination) -> Result<alerts::Destination, StoreError>;
+
+    /// Changes a destination's name, url, recipients, secrets and whether it is on.
+    async fn update_destination(&self, d: alerts::Destination) -> Result<bool, StoreError>;
+
+    async fn delete_destination(&self, org: &str, id: i64) -> Result<bool, StoreError>;
+
+    /// Where the evaluator of an organization stands (`None`: it never ran).
+    async fn evaluation(&self, org: &str) -> Result<Option<alerts::Evaluation>, StoreError>;
+
+    /// Moves the evaluator from `from` (`None`: from nowhere) to `to` and stores the
+    /// deliveries it fired, in one transaction; `false` (and nothing stored) when the
+    /// evaluator no longer stands at `from` (another server moved it first).
+    async fn commit_evaluation(
+        &self,
+        org: &str,
+        from: Option<u64>,
+        to: alerts::Evaluation,
+        deliveries: Vec<alerts::NewDelivery>,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// The organization's newest deliveries first.
+    async fn deliveries(&self, org: &str, limit: usize) -> Result<Vec<alerts::Delivery>, StoreError>;
+
+    async fn delivery(&self, org: &str, id: i64) -> Result<Option<alerts::Delivery>, StoreError>;
+
+    /// Pending deliveries due at `now`, leased until `until`: no other worker takes them
+    /// before then.
+    async fn claim_deliveries(&self, now: i64, until: i64, limit: usize) -> Result<Vec<alerts::Delivery>, StoreError>;
+
+    /// Stores an attempt's outcome (status, attempts, next time, last error and code).
+    async fn update_delivery(&self, d: &alerts::Delivery) -> Result<(), StoreError>;
+
+    /// A delivery outside an evaluation (a test message); returns its id.
+    async fn add_delivery(&self, org: &str, d: alerts::NewDelivery, now: i64) -> Result<i64, StoreError>;
+}
+
 /// Retention's side of the store: which events are due, and the archive files that
 /// replace their rows (see `archive`).
 #[async_trait]
@@ -384,9 +438,9 @@ pub trait Archives: Send + Sync + 'static {
 
 /// A whole store: every concern above. Implementations must pass the conformance
 /// suite (`testing::conformance`, behind the `testing` feature).
-pub trait Store: EventLog + Proofs + Accounts + Jobs + Archives {}
+pub trait Store: EventLog + Proofs + Accounts + Jobs + Archives + Alerting {}
 
-impl<T: EventLog + Proofs + Accounts + Jobs + Archives> Store for T {}
+impl<T: EventLog + Proofs + Accounts + Jobs + Archives + Alerting> Store for T {}
 
 /// One entry copied into a store with its seq (see `copy`).
 #[derive(Debug, Clone)]
@@ -414,7 +468,7 @@ pub trait Restore: Store {
 
 /// The store's traits, for callers that use a `DynStore`'s methods.
 pub mod prelude {
-    pub use crate::{Accounts, Archives, EventLog, Jobs, Proofs, Store};
+    pub use crate::{Accounts, Alerting, Archives, EventLog, Jobs, Proofs, Store};
 }
 
 /// A signed tree head as stored.

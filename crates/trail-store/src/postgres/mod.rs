@@ -30,6 +30,7 @@ use uuid::Uuid;
 use crate::{signer::LogSigner, StoreError};
 
 mod accounts;
+mod alerts;
 mod audit;
 mod index;
 mod listen;

@@ -15,6 +15,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0005_company_is_org.sql"),
     include_str!("../../migrations/postgres/0006_day_counts.sql"),
     include_str!("../../migrations/postgres/0007_email_sort.sql"),
+    include_str!("../../migrations/postgres/0008_alerts.sql"),
 ];
 
 impl PgStore {

@@ -28,6 +28,7 @@ use trail_core::merkle::Hash;
 use crate::{signer::LogSigner, StoreError};
 
 mod accounts;
+mod alerts;
 mod audit;
 mod checkpointer;
 mod index;

@@ -44,7 +44,8 @@ macro_rules! conformance_tests {
             streams_and_counts_match_the_list,
             schedules_are_kept_per_org,
             bad_cursors_are_invalid,
-            rollups_count_like_the_events
+            rollups_count_like_the_events,
+            alerting_state_is_kept_per_org_and_moved_once
         );
     };
     (@each $fresh:path; $($name:ident),*) => {
@@ -59,9 +60,11 @@ macro_rules! conformance_tests {
 }
 
 mod accounts;
+mod alerting;
 mod rollups;
 
 pub use accounts::*;
+pub use alerting::*;
 pub use rollups::*;
 
 /// A fixed "now" for the checks, so period presets are deterministic.
