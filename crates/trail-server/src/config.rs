@@ -30,6 +30,38 @@ pub struct ServerConfig {
     pub connections: ConnectionConfig,
     /// The minute of the UTC day the daily self-check verifies every log (`None`: off).
     pub verify_at_minute: Option<u16>,
+    /// Where people reach this server (`[server] public_url`), for links in alerts;
+    /// `None`: `http://localhost:8080`.
+    pub public_url: Option<String>,
+    /// Alert rules, destinations and deliveries.
+    pub alerts: AlertConfig,
+}
+
+/// Alerting settings.
+#[derive(Debug, Clone)]
+pub struct AlertConfig {
+    /// Evaluate rules and deliver (`trail serve` turns it on; embedded servers in
+    /// tests opt in).
+    pub enabled: bool,
+    /// Allow destinations on loopback and private addresses (off: such URLs are
+    /// refused, so that alerts cannot be aimed at internal services).
+    pub allow_private_destinations: bool,
+    /// The first retry's delay; each next one doubles (with jitter), up to an hour,
+    /// for 24 hours in all.
+    pub retry_base: Duration,
+    /// How long an attempt may take.
+    pub timeout: Duration,
+}
+
+impl Default for AlertConfig {
+    fn default() -> Self {
+        AlertConfig {
+            enabled: false,
+            allow_private_destinations: false,
+            retry_base: Duration::from_secs(10),
+            timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// Export settings.

@@ -24,7 +24,7 @@ use tokio::net::TcpListener;
 use trail_store::DynStore;
 
 pub use config::{
-    system_clock, Clock, ConnectionConfig, ExportConfig, LogKey, RetentionConfig, ServerConfig, SmtpConfig,
+    system_clock, AlertConfig, Clock, ConnectionConfig, ExportConfig, LogKey, RetentionConfig, ServerConfig, SmtpConfig,
 };
 pub use error::ApiError;
 pub use work::{
@@ -64,6 +64,7 @@ impl AppState {
         if let (Some(rx), Ok(rt)) = (st.store.appended_elsewhere(), tokio::runtime::Handle::try_current()) {
             rt.spawn(work::feed::relay(st.store.clone(), st.feed.clone(), rx));
         }
+        work::alerts::start(&st.services);
         st
     }
 }

@@ -1,7 +1,7 @@
 //! The HTTP API, one module per resource: `events` (ingest, list, detail, facets,
 //! health), `proofs`, `people` (login, sessions, users, roles), `keys`, `exports`
 //! (exports and downloads), `jobs` (background exports), `schedules`, `timeline`
-//! (matches per hour or day). Handlers parse
+//! (matches per hour or day), `alerts` (rules, destinations, deliveries). Handlers parse
 //! and check the request, call the store or the work layer (`crate::work`), and answer;
 //! what is not HTTP lives there.
 
@@ -13,6 +13,7 @@ use axum::{
 
 use crate::{error::ApiError, AppState};
 
+mod alerts;
 pub mod doc;
 mod events;
 mod export_request;
@@ -33,6 +34,14 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/events/{id}", get(events::detail))
         .route("/api/v1/facets", get(events::facets))
         .route("/api/v1/timeline", get(timeline::timeline))
+        .route("/api/v1/alerts/rules", get(alerts::list_rules).post(alerts::create_rule))
+        .route("/api/v1/alerts/rules/{name}", put(alerts::put_rule).delete(alerts::delete_rule))
+        .route("/api/v1/alerts/destinations", get(alerts::list_destinations).post(alerts::create_destination))
+        .route("/api/v1/alerts/destinations/{id}", delete(alerts::delete_destination))
+        .route("/api/v1/alerts/destinations/{id}/rotate", post(alerts::rotate_secret))
+        .route("/api/v1/alerts/destinations/{id}/test", post(alerts::test_destination))
+        .route("/api/v1/alerts/deliveries", get(alerts::list_deliveries))
+        .route("/api/v1/alerts/deliveries/{id}/retry", post(alerts::retry_delivery))
         .route("/api/v1/checkpoint", get(proofs::checkpoint))
         .route("/api/v1/proof/inclusion", get(proofs::inclusion))
         .route("/api/v1/proof/consistency", get(proofs::consistency))

@@ -77,7 +77,9 @@ pub(crate) async fn append(st: &Services, batch: AppendBatch) -> Result<Vec<Appe
     let copy = st.feed.wanted().then(|| {
         (batch.org.clone(), batch.received_at, batch.events.iter().map(|(_, e)| e.clone()).collect::<Vec<_>>())
     });
+    let org = batch.org.clone();
     let acks = st.store.append(batch).await?;
+    st.alerts.appended(&org);
     if let Some((org, at, events)) = copy {
         st.feed.publish(&org, at, events, &acks);
     }

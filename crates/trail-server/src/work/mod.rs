@@ -13,6 +13,7 @@ use trail_store::{archive::Archive, DynStore, StoreError};
 
 use crate::config::{Clock, ServerConfig};
 
+pub mod alerts;
 pub mod bootstrap;
 pub mod credentials;
 pub mod daily;
@@ -41,6 +42,8 @@ pub struct Services {
     pub(crate) last_check: Arc<selfcheck::LastCheck>,
     /// Appended events, for live streams.
     pub(crate) feed: Arc<feed::Feed>,
+    /// Wake-ups of the alert evaluator and delivery worker.
+    pub(crate) alerts: Arc<alerts::Signals>,
 }
 
 impl Services {
@@ -53,6 +56,7 @@ impl Services {
             views: Arc::default(),
             last_check: Arc::default(),
             feed: Arc::default(),
+            alerts: Arc::default(),
         }
     }
 

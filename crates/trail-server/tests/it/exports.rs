@@ -355,14 +355,14 @@ async fn large_exports_run_as_jobs_with_progress() {
 }
 
 /// A real SMTP server (aiosmtpd) saving what it receives.
-struct Smtp {
+pub(crate) struct Smtp {
     child: std::process::Child,
-    port: u16,
+    pub(crate) port: u16,
     dir: tempfile::TempDir,
 }
 
 impl Smtp {
-    fn start() -> Smtp {
+    pub(crate) fn start() -> Smtp {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let dir = tempfile::tempdir().unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
@@ -382,7 +382,7 @@ impl Smtp {
     }
 
     /// The messages received so far, as parsed by the sink.
-    fn messages(&self) -> Vec<(Value, std::path::PathBuf)> {
+    pub(crate) fn messages(&self) -> Vec<(Value, std::path::PathBuf)> {
         let mut out = Vec::new();
         for n in 1.. {
             let p = self.dir.path().join(format!("{n}.json"));
@@ -392,7 +392,7 @@ impl Smtp {
         out
     }
 
-    async fn wait_for(&self, n: usize) -> Vec<(Value, std::path::PathBuf)> {
+    pub(crate) async fn wait_for(&self, n: usize) -> Vec<(Value, std::path::PathBuf)> {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while std::time::Instant::now() < deadline {
             let m = self.messages();

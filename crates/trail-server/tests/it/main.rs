@@ -3,6 +3,7 @@
 //! needs them. `support` holds what they share.
 
 mod access;
+mod alerts;
 mod exports;
 mod failures;
 mod http;

@@ -141,7 +141,8 @@ impl Alerting for PgStore {
 
     async fn destinations(&self, org: &str) -> Result<Vec<Destination>, StoreError> {
         let c = self.client().await?;
-        let rows = c.query(&format!("{DESTINATION_SELECT} WHERE o.slug = $1 ORDER BY d.id"), &[&org]).await.map_err(pg)?;
+        let rows =
+            c.query(&format!("{DESTINATION_SELECT} WHERE o.slug = $1 ORDER BY d.id"), &[&org]).await.map_err(pg)?;
         Ok(rows.iter().map(destination).collect())
     }
 
@@ -152,7 +153,16 @@ impl Alerting for PgStore {
             .query_one(
                 "INSERT INTO alert_destinations (org_id, name, kind, url, recipients, secrets, enabled, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-                &[&org, &d.name, &d.kind, &d.url, &to_json(&d.recipients), &to_json(&d.secrets), &d.enabled, &d.created_at],
+                &[
+                    &org,
+                    &d.name,
+                    &d.kind,
+                    &d.url,
+                    &to_json(&d.recipients),
+                    &to_json(&d.secrets),
+                    &d.enabled,
+                    &d.created_at,
+                ],
             )
             .await
             .map_err(pg)?
@@ -288,15 +298,7 @@ impl Alerting for PgStore {
         c.execute(
             "UPDATE alert_deliveries SET status = $2, attempts = $3, next_at = $4, last_error = $5, last_code = $6, \
              done_at = $7 WHERE id = $1",
-            &[
-                &d.id,
-                &d.status.as_str(),
-                &(d.attempts as i64),
-                &d.next_at,
-                &d.last_error,
-                &d.last_code,
-                &d.done_at,
-            ],
+            &[&d.id, &d.status.as_str(), &(d.attempts as i64), &d.next_at, &d.last_error, &d.last_code, &d.done_at],
         )
         .await
         .map_err(pg)?;

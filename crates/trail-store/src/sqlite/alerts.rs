@@ -144,7 +144,16 @@ impl Alerting for SqliteStore {
             c.execute(
                 "INSERT INTO alert_destinations (org_id, name, kind, url, recipients, secrets, enabled, created_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                params![org, d.name, d.kind, d.url, to_json(&d.recipients), to_json(&d.secrets), d.enabled, d.created_at],
+                params![
+                    org,
+                    d.name,
+                    d.kind,
+                    d.url,
+                    to_json(&d.recipients),
+                    to_json(&d.secrets),
+                    d.enabled,
+                    d.created_at
+                ],
             )?;
             let id = c.last_insert_rowid();
             destinations(c, "d.id = ?1", [id])?.pop().ok_or_else(|| StoreError::Corrupt("destination vanished".into()))

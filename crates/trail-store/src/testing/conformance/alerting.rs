@@ -50,7 +50,10 @@ pub async fn alerting_state_is_kept_per_org_and_moved_once(store: &dyn Store) {
     };
     let d = store.create_destination(d).await.unwrap();
     assert!(d.id > 0 && d.secrets == vec!["whsec_AAAA".to_string()]);
-    assert!(!store.update_destination(Destination { org: "globex".into(), enabled: false, ..d.clone() }).await.unwrap());
+    assert!(!store
+        .update_destination(Destination { org: "globex".into(), enabled: false, ..d.clone() })
+        .await
+        .unwrap());
     assert!(store.update_destination(Destination { enabled: false, ..d.clone() }).await.unwrap());
     assert!(!store.destinations("acme").await.unwrap()[0].enabled);
     assert!(store.destinations("globex").await.unwrap().is_empty());

@@ -1,0 +1,230 @@
+//! One attempt to deliver one message to one destination: webhooks signed per the
+//! Standard Webhooks specification (every secret during a rotation), Slack and
+//! Discord incoming-webhook shapes, mail through the SMTP settings. Addresses on
+//! loopback, private, link-local and other internal networks are refused unless the
+//! configuration allows them; the address checked is the one connected to.
+
+use std::{net::IpAddr, time::Duration};
+
+use serde_json::Value;
+use trail_store::alerts::{Delivery, Destination};
+
+use super::message;
+use crate::work::Services;
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered(u16),
+    /// Worth another attempt later (network error, 5xx, 429, other 4xx).
+    Failed {
+        code: Option<u16>,
+        error: String,
+    },
+    /// Never worth retrying: the destination is gone (410) or refused here.
+    Gone {
+        code: Option<u16>,
+        error: String,
+    },
+}
+
+/// A new signing secret: `whsec_` and 24 random bytes in base64.
+pub fn new_secret() -> String {
+    use base64::Engine;
+    let bytes: [u8; 24] = rand::random();
+    format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+/// Whether an address is internal: loopback, private, link-local, shared (CGNAT),
+/// unique-local, unspecified, multicast or documentation.
+pub fn internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            a.is_loopback()
+                || a.is_private()
+                || a.is_link_local()
+                || a.is_unspecified()
+                || a.is_broadcast()
+                || a.is_multicast()
+                || a.is_documentation()
+                || (o[0] == 100 && (64..128).contains(&o[1]))
+                || o[0] == 0
+        }
+        IpAddr::V6(a) => {
+            if let Some(v4) = a.to_ipv4_mapped() {
+                return internal(IpAddr::V4(v4));
+            }
+            let s = a.segments();
+            a.is_loopback()
+                || a.is_unspecified()
+                || a.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// Checks a destination URL (http or https, a host) and resolves it; the address to
+/// connect to, or why not.
+pub async fn resolve(url: &str, allow_private: bool) -> Result<(reqwest::Url, std::net::SocketAddr), String> {
+    let u = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err("must be an http or https URL".into());
+    }
+    let host = u.host_str().ok_or("the URL has no host")?.trim_matches(['[', ']']).to_string();
+    let port = u.port_or_known_default().unwrap_or(443);
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .collect();
+    let first = addrs.first().copied().ok_or_else(|| format!("{host} has no address"))?;
+    if !allow_private {
+        if let Some(a) = addrs.iter().find(|a| internal(a.ip())) {
+            return Err(format!(
+                "{host} resolves to the internal address {}; internal destinations are refused \
+                 ([alerts] allow_private_destinations)",
+                a.ip()
+            ));
+        }
+    }
+    Ok((u, first))
+}
+
+/// One attempt.
+pub async fn attempt(st: &Services, dest: &Destination, d: &Delivery) -> Outcome {
+    let payload: Value = serde_json::from_str(&d.payload).unwrap_or(Value::Null);
+    if dest.kind == "email" {
+        return mail(st, dest, &payload).await;
+    }
+    let Some(url) = dest.url.as_deref() else {
+        return Outcome::Gone { code: None, error: "the destination has no URL".into() };
+    };
+    let (url, addr) = match resolve(url, st.config.alerts.allow_private_destinations).await {
+        Ok(x) => x,
+        Err(e) if e.contains("internal") || e.contains("must be") || e.contains("not a URL") => {
+            return Outcome::Gone { code: None, error: e }
+        }
+        Err(e) => return Outcome::Failed { code: None, error: e },
+    };
+    let body = message::body(&dest.kind, &payload).to_string();
+    let timeout = st.config.alerts.timeout;
+    let host = url.host_str().unwrap_or_default().to_string();
+    let client = match reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve(&host, addr)
+        .user_agent("Trail-Alerts/1")
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => return Outcome::Failed { code: None, error: e.to_string() },
+    };
+    let mut req = client.post(url).header("content-type", "application/json");
+    if dest.kind == "webhook" {
+        let id = format!("msg_{}", d.id);
+        let ts = (st.clock)().0.div_euclid(1_000_000);
+        let mut sigs = Vec::new();
+        for secret in &dest.secrets {
+            match standardwebhooks::Webhook::new(secret).and_then(|w| w.sign(&id, ts, body.as_bytes())) {
+                Ok(s) => sigs.push(s),
+                Err(e) => return Outcome::Gone { code: None, error: format!("signing secret unusable: {e}") },
+            }
+        }
+        req = req
+            .header("webhook-id", id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", sigs.join(" "));
+    }
+    match req.body(body).send().await {
+        Ok(r) => {
+            let code = r.status().as_u16();
+            let text: String = r.text().await.unwrap_or_default().chars().take(300).collect();
+            match code {
+                200..=299 => Outcome::Delivered(code),
+                410 => {
+                    Outcome::Gone { code: Some(code), error: format!("410 Gone: the destination is disabled. {text}") }
+                }
+                _ => Outcome::Failed { code: Some(code), error: format!("HTTP {code}: {text}") },
+            }
+        }
+        Err(e) => Outcome::Failed { code: None, error: e.to_string() },
+    }
+}
+
+/// An alert by mail through `[exports.smtp]`.
+async fn mail(st: &Services, dest: &Destination, payload: &Value) -> Outcome {
+    use lettre::{message::Mailbox, transport::smtp::authentication::Credentials, Message, SmtpTransport, Transport};
+    let Some(smtp) = st.config.exports.smtp.clone() else {
+        return Outcome::Failed { code: None, error: "no SMTP server is configured ([exports.smtp])".into() };
+    };
+    let (subject, text) = message::mail(payload);
+    let mut messages = Vec::new();
+    for r in &dest.recipients {
+        let built = (|| -> Result<Message, String> {
+            let from: Mailbox = smtp.from.parse().map_err(|e| format!("smtp from: {e}"))?;
+            let to: Mailbox = r.parse().map_err(|e| format!("recipient {r}: {e}"))?;
+            Message::builder().from(from).to(to).subject(subject.clone()).body(text.clone()).map_err(|e| e.to_string())
+        })();
+        match built {
+            Ok(m) => messages.push(m),
+            Err(e) => return Outcome::Gone { code: None, error: e },
+        }
+    }
+    let timeout = st.config.alerts.timeout;
+    let sent = tokio::task::spawn_blocking(move || {
+        let mut t = SmtpTransport::builder_dangerous(&smtp.host).port(smtp.port).timeout(Some(timeout));
+        if let (Some(u), Some(p)) = (smtp.username.clone(), smtp.password.clone()) {
+            t = t.credentials(Credentials::new(u, p));
+        }
+        let t = t.build();
+        for m in &messages {
+            t.send(m).map_err(|e| e.to_string())?;
+        }
+        Ok::<(), String>(())
+    })
+    .await;
+    match sent {
+        Ok(Ok(())) => Outcome::Delivered(250),
+        Ok(Err(e)) => Outcome::Failed { code: None, error: e },
+        Err(e) => Outcome::Failed { code: None, error: e.to_string() },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_addresses_are_known() {
+        for a in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "172.16.5.5",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(internal(a.parse().unwrap()), "{a}");
+        }
+        for a in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {
+            assert!(!internal(a.parse().unwrap()), "{a}");
+        }
+    }
+
+    #[tokio::test]
+    async fn internal_destinations_are_refused_unless_allowed() {
+        let e = resolve("http://127.0.0.1:9/hook", false).await.unwrap_err();
+        assert!(e.contains("internal"), "{e}");
+        assert!(resolve("http://127.0.0.1:9/hook", true).await.is_ok());
+        assert!(resolve("ftp://example.com/", true).await.unwrap_err().contains("http"));
+        assert!(new_secret().starts_with("whsec_"));
+        assert!(standardwebhooks::Webhook::new(&new_secret()).is_ok());
+    }
+}
