@@ -30,6 +30,18 @@ pub struct FileConfig {
     pub retention: FileRetention,
     #[serde(default)]
     pub verify: FileVerify,
+    #[serde(default)]
+    pub alerts: FileAlerts,
+}
+
+/// `[alerts]`: rule evaluation and deliveries.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAlerts {
+    /// Evaluate rules and deliver (default true).
+    pub enabled: Option<bool>,
+    /// Allow destinations on loopback and private networks (default false).
+    pub allow_private_destinations: Option<bool>,
 }
 
 /// `[verify]`: the daily self-check of every organization's stored log.
@@ -104,6 +116,8 @@ pub struct FileServer {
     pub body_min_rate: Option<usize>,
     /// Live streams one user or key may hold open.
     pub max_streams_per_caller: Option<usize>,
+    /// Where people reach this server (`https://trail.example.com`), for links in alerts.
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -152,6 +166,9 @@ pub struct Config {
     pub connections: trail_server::ConnectionConfig,
     /// Minute of the UTC day of the self-check; `None`: off.
     pub verify_at_minute: Option<u16>,
+    /// Origin of links in alerts (`[server] public_url`, `TRAIL_PUBLIC_URL`).
+    pub public_url: Option<String>,
+    pub alerts: trail_server::AlertConfig,
 }
 
 /// Minutes after midnight of `HH:MM`.
@@ -320,7 +337,21 @@ pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, flags: &F
             env("TRAIL_ARCHIVE_DIR").map(PathBuf::from).or(r.archive_dir).unwrap_or_else(|| data_dir.join("archive")),
         ),
     };
+    let public_url = env("TRAIL_PUBLIC_URL").or(file.server.public_url.clone());
+    if let Some(u) = &public_url {
+        let ok = is_http_url(u);
+        if !ok {
+            bail!("[server] public_url (TRAIL_PUBLIC_URL) must be an http(s) URL such as https://trail.example.com, not '{u}'");
+        }
+    }
+    let alerts = trail_server::AlertConfig {
+        enabled: file.alerts.enabled.unwrap_or(true),
+        allow_private_destinations: file.alerts.allow_private_destinations.unwrap_or(false),
+        ..trail_server::AlertConfig::default()
+    };
     Ok(Config {
+        public_url,
+        alerts,
         name,
         signing_key,
         data_dir,
@@ -334,6 +365,12 @@ pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, flags: &F
         connections,
         verify_at_minute,
     })
+}
+
+/// `http://` or `https://` and a host.
+fn is_http_url(u: &str) -> bool {
+    let rest = u.strip_prefix("https://").or_else(|| u.strip_prefix("http://"));
+    rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace))
 }
 
 fn parse_database(url: &str) -> Result<Database> {

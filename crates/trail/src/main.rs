@@ -2,6 +2,7 @@
 //! signals, and runs one command.
 
 mod accounts;
+mod alerts;
 mod config;
 mod export;
 mod log;
@@ -74,6 +75,11 @@ enum Command {
     Users {
         #[command(subcommand)]
         command: UsersCommand,
+    },
+    /// Alert rules, destinations and deliveries of an organization.
+    Alerts {
+        #[command(subcommand)]
+        command: AlertsCommand,
     },
     /// Append events from a file (JSON object, array or NDJSON; `-` for stdin).
     Ingest {
@@ -198,6 +204,36 @@ enum KeysCommand {
 }
 
 #[derive(Subcommand)]
+enum AlertsCommand {
+    /// The rules: built-in ones (with their settings) and custom ones.
+    Rules {
+        #[arg(long)]
+        org: String,
+    },
+    /// Turn a rule on or off, or change its threshold.
+    SetRule {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        enabled: Option<bool>,
+        #[arg(long)]
+        threshold: Option<u32>,
+    },
+    /// Destinations (secrets are never shown).
+    Destinations {
+        #[arg(long)]
+        org: String,
+    },
+    /// The newest deliveries with their status.
+    Deliveries {
+        #[arg(long)]
+        org: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum UsersCommand {
     /// Create a user and print a one-time password (to be changed at first login).
     Create {
@@ -315,6 +351,7 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Users { command } => users_cmd(&config, command).await,
+        Command::Alerts { command } => alerts::alerts_cmd(&config, command).await,
         Command::Migrate => {
             let store = open_store(&config).await?;
             store.close();

@@ -134,6 +134,26 @@ async fn answers_fit_the_schemas_the_document_names() {
     assert_eq!(detail["diff"][0]["path"], "view", "{detail}");
     let (st, v) = s.call(Method::GET, Some(&s.read), "/api/v1/facets", None).await;
     fits("/api/v1/facets", "get", st, &v);
+    for path in ["/api/v1/alerts/rules", "/api/v1/alerts/destinations", "/api/v1/alerts/deliveries"] {
+        let (st, v) = s.call(Method::GET, Some(&s.read), path, None).await;
+        assert_eq!(st, StatusCode::OK, "{path}: {v}");
+        fits(path, "get", st, &v);
+    }
+    let bad = json!({"name": "x", "kind": "pager"});
+    let (st, v) = s.call(Method::POST, Some(&s.admin), "/api/v1/alerts/destinations", Some(bad)).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    fits("/api/v1/alerts/destinations", "post", st, &v);
+    // Internal addresses are refused unless the configuration allows them.
+    let inner = json!({"name": "x", "kind": "webhook", "url": "http://127.0.0.1:9/hook"});
+    let (st, v) = s.call(Method::POST, Some(&s.admin), "/api/v1/alerts/destinations", Some(inner)).await;
+    assert_eq!((st, v["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("url")), "{v}");
+    let (st, v) =
+        s.call(Method::PUT, Some(&s.admin), "/api/v1/alerts/rules/large_export", Some(json!({"threshold": 500}))).await;
+    fits("/api/v1/alerts/rules/{name}", "put", st, &v);
+    assert_eq!((st, v["threshold"].as_u64()), (StatusCode::OK, Some(500)), "{v}");
+    let (st, v) =
+        s.call(Method::PUT, Some(&s.read), "/api/v1/alerts/rules/large_export", Some(json!({"threshold": 5}))).await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "a read key cannot change rules: {v}");
     let (st, v) = s.call(Method::GET, Some(&s.read), "/api/v1/timeline?period=7d", None).await;
     fits("/api/v1/timeline", "get", st, &v);
     assert_eq!(v["bucket"], "day", "{v}");

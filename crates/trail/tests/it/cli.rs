@@ -462,3 +462,31 @@ fn first_start_bootstraps_an_admin_and_users_and_keys_are_managed() {
         assert!(log.contains(&format!("\"action\":\"{action}\"")), "{action}: {log}");
     }
 }
+
+#[test]
+fn alert_rules_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    new_key(d, "acme", "read");
+    let rules = run_ok(trail(d).args(["alerts", "rules", "--org", "acme"]));
+    for name in
+        ["failed_logins", "mass_deletion", "permission_escalation", "api_token_created", "new_admin_ip", "large_export"]
+    {
+        assert!(rules.contains(name), "{rules}");
+    }
+    let bad = trail(d)
+        .args(["alerts", "set-rule", "--org", "acme", "--name", "failed_logins", "--threshold", "0"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("--threshold"));
+    let unknown = trail(d)
+        .args(["alerts", "set-rule", "--org", "acme", "--name", "nope", "--enabled", "false"])
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success() && String::from_utf8_lossy(&unknown.stderr).contains("no rule 'nope'"));
+    run_ok(trail(d).args(["alerts", "set-rule", "--org", "acme", "--name", "failed_logins", "--threshold", "3"]));
+    let rules = run_ok(trail(d).args(["alerts", "rules", "--org", "acme"]));
+    let line = rules.lines().find(|l| l.starts_with("failed_logins")).unwrap();
+    assert!(line.split_whitespace().nth(2) == Some("3"), "{line}");
+    assert!(run_ok(trail(d).args(["alerts", "deliveries", "--org", "acme"])).trim().is_empty());
+}

@@ -145,7 +145,7 @@ fn escalates(e: &Event) -> bool {
     if action == "role:update" || action == "role:create" {
         return true;
     }
-    if action != "user:role_change" && e.operation().to_ascii_lowercase() != "role_change" {
+    if action != "user:role_change" && !e.operation().eq_ignore_ascii_case("role_change") {
         return false;
     }
     let new = [e.details.as_ref().and_then(|d| d.get("role")), e.after.as_ref().and_then(|a| a.get("role"))]
