@@ -747,6 +747,63 @@ await step('download log covers any period, archived logs included', async () =>
   expectHttpErrors = false;
 });
 
+await step('alerts: rules, destinations with clear errors, a firing that links to its events', async () => {
+  await page.goto(`${BASE}/audit`);
+  await settled(page);
+  await page.click('#alerts');
+  await page.waitForSelector('#alert-rules tr[data-rule="failed_logins"]');
+  const rules = await page.$$eval('#alert-rules tr', (trs) => trs.map((t) => t.dataset.rule));
+  assert(['failed_logins', 'mass_deletion', 'permission_escalation', 'api_token_created', 'new_admin_ip', 'large_export'].every((r) => rules.includes(r)), `rules ${rules}`);
+  // An internal address is refused, naming the field.
+  await page.fill('#dest-name', 'chat');
+  await page.selectOption('#dest-kind', 'slack');
+  await page.fill('#dest-target', 'http://127.0.0.1:9/hook');
+  await page.click('#dest-create');
+  await page.waitForFunction(() => document.getElementById('alerts-error').textContent.includes('url'), null, { timeout: 60000 });
+  await page.fill('#dest-name', 'on call');
+  await page.selectOption('#dest-kind', 'email');
+  await page.fill('#dest-target', 'oncall@acme.test');
+  await page.click('#dest-create');
+  await page.waitForFunction(() => [...document.querySelectorAll('#alert-destinations td')].some((t) => t.textContent === 'oncall@acme.test'), null, { timeout: 60000 });
+  // Three failed logins fire once the threshold is three.
+  await page.fill('#alert-rules tr[data-rule="failed_logins"] input.threshold', '3');
+  await page.press('#alert-rules tr[data-rule="failed_logins"] input.threshold', 'Enter');
+  await page.locator('#alert-rules tr[data-rule="failed_logins"] input.threshold').blur();
+  await page.waitForFunction(() => document.getElementById('alerts-status').textContent.includes('failed_logins'), null, { timeout: 60000 });
+  const rule = await page.evaluate(() => fetch('/api/v1/alerts/rules').then((r) => r.json()));
+  assert(rule.rules.find((r) => r.name === 'failed_logins').threshold === 3, 'threshold saved');
+  const ids = [];
+  for (let i = 0; i < 3; i++) ids.push(await ingest({ action: 'auth:login', result: 'FAILED', actor: { email: 'mallory@acme.test' }, source_ip: '198.51.100.4' }));
+  await page.click('#alerts-close');
+  let link = null;
+  const deadline = Date.now() + 60000;
+  while (!link && Date.now() < deadline) {
+    await page.click('#alerts');
+    await page.waitForSelector('#alert-firings li');
+    await page.waitForFunction(() => document.documentElement.dataset.pending === '0', null, { timeout: 60000 });
+    link = await page.$eval('#alert-firings', (ul) => { const a = [...ul.querySelectorAll('a.firing')].find((x) => x.textContent.startsWith('failed_logins')); return a ? a.getAttribute('href') : null; });
+    if (!link) await page.click('#alerts-close');
+  }
+  assert(link && link.startsWith('/audit?') && link.includes(`event=${ids[2]}`), `firing link ${link}`);
+  const status = await page.$$eval('#alert-deliveries tr[data-status]', (trs) => trs.map((t) => t.dataset.status));
+  assert(status.length > 0, 'the mail delivery is listed');
+  if (SHOTS) await page.screenshot({ path: path.join(SHOTS, 'audit-alerts.png') });
+  await page.click(`#alert-firings a[href="${link}"]`);
+  await settled(page, 'event=');
+  await page.waitForSelector('#detail-title');
+  const r = await rows(page);
+  assert(r.length === 3 && r.every((x) => x.email === 'mallory@acme.test' && x.result === 'FAILED'), `the firing's events: ${JSON.stringify(r.map((x) => x.email))}`);
+  await page.goto(`${BASE}/audit`);
+  await settled(page);
+  await apage.goto(`${BASE}/audit`);
+  await settled(apage);
+  await apage.click('#alerts');
+  await apage.waitForSelector('#alert-deliveries tr');
+  await apage.waitForFunction(() => document.documentElement.dataset.pending === '0', null, { timeout: 60000 });
+  const v = await axe(apage);
+  assert(v.length === 0, `alerts dialog: ${v.join('; ')}`);
+});
+
 await step('first paint', async () => {
   const p = await ctx.newPage();
   const t = Date.now();

@@ -17,6 +17,7 @@ use std::{
 };
 use trail_store::prelude::*;
 
+mod alerts;
 mod exports;
 mod facets;
 mod postgres;
@@ -50,6 +51,8 @@ struct Args {
     verify: bool,
     postgres: bool,
     postgres_query: usize,
+    /// The alerts benchmark, with this many events per ingest run (0: skip).
+    alerts: usize,
     /// Runs of each ingest configuration (Trail and the bare loop alternate) and of
     /// each export format (the formats alternate); the tables give the medians.
     runs: usize,
@@ -69,6 +72,7 @@ pub(crate) fn args() -> Result<Args> {
         verify: false,
         postgres: false,
         postgres_query: 0,
+        alerts: 0,
         runs: 3,
         batches: Vec::new(),
     };
@@ -85,6 +89,7 @@ pub(crate) fn args() -> Result<Args> {
             "--verify" => a.verify = true,
             "--postgres" => a.postgres = true,
             "--postgres-query" => a.postgres_query = it.next().context("--postgres-query N")?.parse()?,
+            "--alerts" => a.alerts = it.next().context("--alerts N")?.parse()?,
             "--runs" => a.runs = it.next().context("--runs N")?.parse::<usize>()?.max(1),
             "--batches" => {
                 let list = it.next().context("--batches N,N")?;
@@ -491,6 +496,9 @@ fn main() -> Result<()> {
         if a.exports {
             let dir = a.keep.clone().context("--exports needs --keep DIR holding the store of a query run")?;
             bench_exports(&dir, a.runs).await?;
+        }
+        if a.alerts > 0 {
+            alerts::bench_alerts(a.alerts, a.runs).await?;
         }
         if a.tree_size > 0 {
             bench_big_tree(a.tree_size).await?;

@@ -5,6 +5,7 @@
 // state-changing requests), keeps every filter, the sort, the search and the selected
 // event in the URL, and renders with plain DOM.
 
+import { openAlerts } from './alerts.js';
 import { closeDetail, openDetail } from './detail.js';
 import { downloadButton, exportMenu, openDownload, openSchedules } from './exports.js';
 import { prepend, startLive, stopLive, toggleLive, togglePause, updateHeld } from './live.js';
@@ -353,7 +354,8 @@ function toolbar() {
     h('div', { class: 'search-box' }, q,
       h('div', { class: 'hint', id: 'search-hint' }, 'Words search everything; ', h('code', {}, 'key:value'), ' filters (category, result, actor, company, request_id, resource, workspace, cluster, namespace, ip, status, created:>=DATE), ', h('code', {}, '"a phrase"'), '.')),
     h('div', { class: 'actions' }, liveBtn, pauseBtn, held, downloadButton(), exportMenu(),
-      state.me.permissions.manage ? h('button', { class: 'secondary', id: 'schedules', onclick: openSchedules }, 'Schedules') : null));
+      state.me.permissions.manage ? h('button', { class: 'secondary', id: 'schedules', onclick: openSchedules }, 'Schedules') : null,
+      h('button', { class: 'secondary', id: 'alerts', onclick: openAlerts }, 'Alerts')));
 }
 
 // A key typed in the search box (`period:7d`, `sort:email`), so that the chips and the

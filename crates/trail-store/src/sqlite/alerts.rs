@@ -96,7 +96,7 @@ impl Alerting for SqliteStore {
     }
 
     async fn put_alert_rule(&self, rule: AlertRule) -> Result<(), StoreError> {
-        self.admin(move |c| {
+        self.write(move |c| {
             let org = known_org(c, &rule.org)?;
             c.execute(
                 "INSERT INTO alert_rules (org_id, name, enabled, query, threshold, window_secs, group_by, quiet_secs, \
@@ -123,7 +123,7 @@ impl Alerting for SqliteStore {
 
     async fn delete_alert_rule(&self, org: &str, name: &str) -> Result<bool, StoreError> {
         let (org, name) = (org.to_string(), name.to_string());
-        self.admin(move |c| {
+        self.write(move |c| {
             let n = c.execute(
                 "DELETE FROM alert_rules WHERE org_id = (SELECT id FROM orgs WHERE slug = ?1) AND name = ?2",
                 params![org, name],
@@ -139,7 +139,7 @@ impl Alerting for SqliteStore {
     }
 
     async fn create_destination(&self, d: Destination) -> Result<Destination, StoreError> {
-        self.admin(move |c| {
+        self.write(move |c| {
             let org = known_org(c, &d.org)?;
             c.execute(
                 "INSERT INTO alert_destinations (org_id, name, kind, url, recipients, secrets, enabled, created_at) \
@@ -162,7 +162,7 @@ impl Alerting for SqliteStore {
     }
 
     async fn update_destination(&self, d: Destination) -> Result<bool, StoreError> {
-        self.admin(move |c| {
+        self.write(move |c| {
             let n = c.execute(
                 "UPDATE alert_destinations SET name = ?3, url = ?4, recipients = ?5, secrets = ?6, enabled = ?7 \
                  WHERE id = ?1 AND org_id = (SELECT id FROM orgs WHERE slug = ?2)",
@@ -175,7 +175,7 @@ impl Alerting for SqliteStore {
 
     async fn delete_destination(&self, org: &str, id: i64) -> Result<bool, StoreError> {
         let org = org.to_string();
-        self.admin(move |c| {
+        self.write(move |c| {
             let n = c.execute(
                 "DELETE FROM alert_destinations WHERE id = ?1 AND org_id = (SELECT id FROM orgs WHERE slug = ?2)",
                 params![id, org],
@@ -206,7 +206,7 @@ impl Alerting for SqliteStore {
         now: i64,
     ) -> Result<bool, StoreError> {
         let org = org.to_string();
-        self.admin(move |c| {
+        self.write(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let org_id = known_org(&tx, &org)?;
             let moved = match from {
@@ -258,7 +258,7 @@ impl Alerting for SqliteStore {
     }
 
     async fn claim_deliveries(&self, now: i64, until: i64, limit: usize) -> Result<Vec<Delivery>, StoreError> {
-        self.admin(move |c| {
+        self.write(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let due: Vec<Delivery> = {
                 let mut stmt = tx.prepare_cached(&format!(
@@ -279,7 +279,7 @@ impl Alerting for SqliteStore {
 
     async fn update_delivery(&self, d: &Delivery) -> Result<(), StoreError> {
         let d = d.clone();
-        self.admin(move |c| {
+        self.write(move |c| {
             c.execute(
                 "UPDATE alert_deliveries SET status = ?2, attempts = ?3, next_at = ?4, last_error = ?5, \
                  last_code = ?6, done_at = ?7 WHERE id = ?1",
@@ -292,7 +292,7 @@ impl Alerting for SqliteStore {
 
     async fn add_delivery(&self, org: &str, d: NewDelivery, now: i64) -> Result<i64, StoreError> {
         let org = org.to_string();
-        self.admin(move |c| {
+        self.write(move |c| {
             let org_id = known_org(c, &org)?;
             insert_delivery(c, org_id, &d, now)
         })

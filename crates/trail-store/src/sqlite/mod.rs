@@ -45,7 +45,7 @@ pub use schema::{migrate, SCHEMA_VERSION};
 pub use writer::{Prepared, INSERT_FTS_SQL, INSERT_LEAF_SQL, INSERT_SQL};
 
 use checkpointer::{checkpoint_loop, WRITER_CHECKPOINT_PAGES};
-use writer::{writer_loop, PreparedBatch, Reply};
+use writer::{writer_loop, Job};
 
 /// Tuning of the SQLite backend.
 #[derive(Debug, Clone)]
@@ -79,7 +79,7 @@ pub struct SqliteStore {
     path: PathBuf,
     config: SqliteConfig,
     /// Queue to the writer thread; `None` once closed.
-    writer: Mutex<Option<mpsc::Sender<(PreparedBatch, Reply)>>>,
+    writer: Mutex<Option<mpsc::Sender<Job>>>,
     /// The writer thread, joined on close so the last commit finishes.
     writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     /// Idle read-only connections.

@@ -223,7 +223,11 @@ async fn the_rollup_migration_fills_from_stored_events() {
     store.close();
     drop(store);
     let c = Connection::open(&path).unwrap();
-    c.execute_batch("DROP TABLE day_counts; DROP TABLE day_actors; PRAGMA user_version = 8;").unwrap();
+    c.execute_batch(
+        "DROP TABLE day_counts; DROP TABLE day_actors; DROP TABLE alert_rules; DROP TABLE alert_destinations; \
+         DROP TABLE alert_evaluations; DROP TABLE alert_deliveries; PRAGMA user_version = 8;",
+    )
+    .unwrap();
     drop(c);
     let store = SqliteStore::open(&path, SqliteConfig::default()).unwrap();
     counts_after_backfill(&store, before).await;

@@ -43,6 +43,14 @@ pub const INSERT_FTS_SQL: &str = "INSERT INTO events_fts (rowid, doc) VALUES (?1
 
 pub(super) type Reply = oneshot::Sender<BatchOutcome>;
 
+/// What the writer thread is asked to do: commit a batch (grouped with others), or run
+/// a small write of its own on the write connection between group commits (so that it
+/// never waits on the database lock behind a busy stream of appends).
+pub(super) enum Job {
+    Append(PreparedBatch, Reply),
+    Run(Box<dyn FnOnce(&mut Connection) + Send>),
+}
+
 /// What one batch of a group commit came to.
 pub(super) type BatchOutcome = Result<Vec<Appended>, StoreError>;
 
@@ -96,7 +104,7 @@ pub(super) fn raise_priority() {
 
 pub(super) fn writer_loop(
     conn: Connection,
-    rx: mpsc::Receiver<(PreparedBatch, Reply)>,
+    rx: mpsc::Receiver<Job>,
     checkpoint: mpsc::SyncSender<()>,
     max_events: usize,
     signer: Option<Arc<LogSigner>>,
@@ -121,7 +129,11 @@ pub(super) fn writer_loop(
     let mut merged = true;
     loop {
         let first = match rx.recv_timeout(IDLE) {
-            Ok(item) => item,
+            Ok(Job::Append(b, r)) => (b, r),
+            Ok(Job::Run(f)) => {
+                f(&mut w.conn);
+                continue;
+            }
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 // Signing and merging write too: their pages go the way of a commit's.
                 let wrote = !merged || !w.unsigned.is_empty();
@@ -139,12 +151,14 @@ pub(super) fn writer_loop(
         merged = false;
         let mut group = vec![first];
         let mut n = group[0].0.events.len();
+        let mut runs = Vec::new();
         while n < w.max_events {
             match rx.try_recv() {
-                Ok(item) => {
-                    n += item.0.events.len();
-                    group.push(item);
+                Ok(Job::Append(b, r)) => {
+                    n += b.events.len();
+                    group.push((b, r));
                 }
+                Ok(Job::Run(f)) => runs.push(f),
                 Err(_) => break,
             }
         }
@@ -175,6 +189,9 @@ pub(super) fn writer_loop(
                     let _ = reply.send(Err(e));
                 }
             }
+        }
+        for f in runs {
+            f(&mut w.conn);
         }
     }
     w.sign_pending();
@@ -590,7 +607,24 @@ impl SqliteStore {
         {
             let guard = self.writer.lock().map_err(|_| StoreError::Closed)?;
             let sender = guard.as_ref().ok_or(StoreError::Closed)?;
-            sender.send((batch, tx)).map_err(|_| StoreError::Closed)?;
+            sender.send(Job::Append(batch, tx)).map_err(|_| StoreError::Closed)?;
+        }
+        rx.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs a small write on the writer thread's connection, between group commits.
+    pub(super) async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let guard = self.writer.lock().map_err(|_| StoreError::Closed)?;
+            let sender = guard.as_ref().ok_or(StoreError::Closed)?;
+            let job = Job::Run(Box::new(move |c: &mut Connection| {
+                let _ = tx.send(f(c));
+            }));
+            sender.send(job).map_err(|_| StoreError::Closed)?;
         }
         rx.await.map_err(|_| StoreError::Closed)?
     }

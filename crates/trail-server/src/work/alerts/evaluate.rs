@@ -18,7 +18,7 @@ use super::{
 use crate::work::{selfaudit, Services};
 
 /// Events read per step.
-const CHUNK: usize = 1000;
+const CHUNK: usize = 5000;
 /// Every organization is looked at this often even without a wake-up (appends by
 /// another process on the embedded store, or a missed notice).
 const SWEEP: Duration = Duration::from_secs(30);
@@ -44,6 +44,9 @@ pub async fn run(st: Services) {
 /// Evaluates what is new in one organization's log. Returns the firings stored.
 pub async fn evaluate_org(st: &Services, org: &str) -> Result<Vec<Firing>, String> {
     let mut fired = Vec::new();
+    // Rules, administrators and destinations as they are when this pass starts (a
+    // change is seen by the next pass).
+    let mut setup: Option<(Vec<Compiled>, HashSet<String>, Vec<trail_store::alerts::Destination>)> = None;
     loop {
         let Some(at) = st.store.evaluation(org).await.map_err(|e| e.to_string())? else {
             // First run: start at the end of the log (history does not alert).
@@ -54,36 +57,28 @@ pub async fn evaluate_org(st: &Services, org: &str) -> Result<Vec<Firing>, Strin
         };
         let rows = st.store.scan(org, at.cursor, CHUNK).await.map_err(|e| e.to_string())?;
         let Some(last) = rows.last().map(|(seq, _)| *seq) else { return Ok(fired) };
-        let stored = st.store.alert_rules(org).await.map_err(|e| e.to_string())?;
-        let compiled: Vec<Compiled> =
-            rules::effective(org, stored).into_iter().filter_map(|r| Compiled::new(r).ok()).collect();
-        let admins: HashSet<String> = st
-            .store
-            .list_users(Some(org))
-            .await
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .filter(|u| u.role.contains("admin"))
-            .map(|u| u.email.to_ascii_lowercase())
-            .collect();
-        let ctx = Context { admins: &admins, now: (st.clock)() };
+        if setup.is_none() {
+            setup = Some(load(st, org).await?);
+        }
+        let Some((compiled, admins, destinations)) = &setup else { return Ok(fired) };
+        let ctx = Context { admins, now: (st.clock)() };
         let mut state = State::parse(&at.state);
         let mut firings = Vec::new();
+        let mut newest = i64::MIN;
         for (_, leaf) in &rows {
             let Ok(event) = Event::from_leaf(leaf) else { continue };
-            firings.extend(state.observe(&compiled, &event, &ctx));
+            newest = newest.max(event.timestamp.0);
+            firings.extend(state.observe(compiled, &event, &ctx));
         }
-        let destinations = st.store.destinations(org).await.map_err(|e| e.to_string())?;
+        state.prune(compiled, newest);
         let base = st.config.public_url.clone().unwrap_or_else(|| "http://localhost:8080".into());
         let now = (st.clock)();
         let mut deliveries = Vec::new();
         for f in &firings {
             let rule = compiled.iter().find(|c| c.rule.name == f.rule).map(|c| &c.rule);
             let payload = message::payload(org, f, &base, now);
-            for d in destinations
-                .iter()
-                .filter(|d| rule.is_none_or(|r| r.destinations.is_empty() || r.destinations.contains(&d.id)))
-            {
+            let wanted = |id: i64| rule.is_none_or(|r| r.destinations.is_empty() || r.destinations.contains(&id));
+            for d in destinations.iter().filter(|d| wanted(d.id)) {
                 deliveries.push(NewDelivery { rule: f.rule.clone(), destination: d.id, payload: payload.to_string() });
             }
         }
@@ -106,6 +101,26 @@ pub async fn evaluate_org(st: &Services, org: &str) -> Result<Vec<Firing>, Strin
         }
         fired.extend(firings);
     }
+}
+
+/// An organization's rules (compiled), administrators and destinations.
+async fn load(
+    st: &Services,
+    org: &str,
+) -> Result<(Vec<Compiled>, HashSet<String>, Vec<trail_store::alerts::Destination>), String> {
+    let stored = st.store.alert_rules(org).await.map_err(|e| e.to_string())?;
+    let compiled = rules::effective(org, stored).into_iter().filter_map(|r| Compiled::new(r).ok()).collect();
+    let admins = st
+        .store
+        .list_users(Some(org))
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .filter(|u| u.role.contains("admin"))
+        .map(|u| u.email.to_ascii_lowercase())
+        .collect();
+    let destinations = st.store.destinations(org).await.map_err(|e| e.to_string())?;
+    Ok((compiled, admins, destinations))
 }
 
 /// Records a firing in the organization's log as `monitoring:alert`.

@@ -91,13 +91,64 @@ pub struct Seen {
 pub struct State {
     /// Matches within the window, per `rule|group`.
     #[serde(default)]
-    windows: BTreeMap<String, VecDeque<Seen>>,
+    windows: BTreeMap<String, Window>,
     /// Quiet until (µs), and how many matched meanwhile, per `rule|group`.
     #[serde(default)]
     quiet: BTreeMap<String, (i64, u64)>,
     /// When each admin last acted from each address (µs), per `actor|ip`.
     #[serde(default)]
     addresses: BTreeMap<String, i64>,
+}
+
+/// The newest matches a window keeps for a firing's message (the count is exact).
+const SAMPLE: usize = 50;
+
+/// Matches within a window, counted per sixtieth of the window (each slice with its
+/// first match), and the newest matches themselves. The state stays small however high
+/// a threshold is; a match leaves the count when its slice leaves the window.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    slices: VecDeque<(i64, u64, Seen)>,
+    recent: VecDeque<Seen>,
+}
+
+impl Window {
+    fn push(&mut self, s: &Seen, window_us: i64) {
+        let width = (window_us / 60).max(1_000_000);
+        let slice = s.ts.div_euclid(width) * width;
+        match self.slices.back_mut() {
+            // Events of the same slice, or (rarely) older ones arriving late.
+            Some(b) if slice <= b.0 => b.1 += 1,
+            _ => self.slices.push_back((slice, 1, s.clone())),
+        }
+        self.recent.push_back(s.clone());
+        if self.recent.len() > SAMPLE {
+            self.recent.pop_front();
+        }
+        while self.slices.front().is_some_and(|f| f.0 + width <= s.ts - window_us) {
+            self.slices.pop_front();
+        }
+        self.recent.retain(|r| s.ts - r.ts <= window_us);
+    }
+
+    fn count(&self) -> u64 {
+        self.slices.iter().map(|s| s.1).sum()
+    }
+
+    /// The first match in the window, then the newest ones.
+    fn events(&self) -> Vec<Seen> {
+        let mut out: Vec<Seen> = self.recent.iter().cloned().collect();
+        if let Some((_, _, first)) = self.slices.front() {
+            if out.first() != Some(first) {
+                out.insert(0, first.clone());
+            }
+        }
+        out
+    }
+
+    fn last_ts(&self) -> Option<i64> {
+        self.recent.back().map(|r| r.ts)
+    }
 }
 
 /// A rule that fired.
@@ -262,27 +313,27 @@ impl State {
                     continue;
                 }
                 let window = i64::from(c.rule.window_secs) * 1_000_000;
-                let q = self.windows.entry(key.clone()).or_default();
-                q.push_back(seen.clone());
-                while q.front().is_some_and(|f| seen.ts - f.ts > window) {
-                    q.pop_front();
-                }
-                if q.len() as u64 >= u64::from(threshold.max(1)) {
-                    let events: Vec<Seen> = std::mem::take(q).into();
-                    let count = events.len() as u64;
-                    out.extend(self.fire(c, &key, (by, value), count, events, e.timestamp.0));
+                let w = self.windows.entry(key.clone()).or_default();
+                w.push(&seen, window);
+                if w.count() >= u64::from(threshold.max(1)) {
+                    let w = std::mem::take(w);
+                    out.extend(self.fire(c, &key, (by, value), w.count(), w.events(), e.timestamp.0));
                 }
             }
         }
-        // Windows that ran out are forgotten.
-        let now = e.timestamp.0;
-        let window_of = |key: &str| {
-            let name = key.split('|').next().unwrap_or_default();
-            rules.iter().find(|c| c.rule.name == name).map_or(0, |c| i64::from(c.rule.window_secs) * 1_000_000)
-        };
-        self.windows.retain(|k, q| q.back().is_some_and(|l| now - l.ts <= window_of(k)));
-        self.quiet.retain(|_, (until, n)| *until > now || *n > 0);
         out
+    }
+
+    /// Forgets windows that ran out and quiet periods that ended with nothing to
+    /// report (once per chunk of events: the state stays small).
+    pub fn prune(&mut self, rules: &[Compiled], now: i64) {
+        let windows: std::collections::HashMap<&str, i64> =
+            rules.iter().map(|c| (c.rule.name.as_str(), i64::from(c.rule.window_secs) * 1_000_000)).collect();
+        self.windows.retain(|k, w| {
+            let window = windows.get(k.split('|').next().unwrap_or_default()).copied().unwrap_or(0);
+            w.last_ts().is_some_and(|l| now - l <= window)
+        });
+        self.quiet.retain(|_, (until, n)| *until > now || *n > 0);
     }
 
     /// A firing unless the rule and group are quiet (then it is counted for the next).
