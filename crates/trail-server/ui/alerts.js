@@ -120,9 +120,9 @@ export async function openAlerts() {
     h('p', {}, 'Trail checks every event as it is stored and tells these destinations when a rule fires; each firing is also recorded in the log.'),
     h('h3', {}, 'Rules'), table(['On', 'Rule', 'Threshold', 'Window', 'Grouped by'], rules),
     h('h3', {}, 'Recent firings'), firings,
-    h('h3', {}, 'Destinations'), table(['Name', 'Kind', 'Where', 'State', ''], dests),
+    h('h3', {}, 'Destinations'), table(['Name', 'Kind', 'Where', 'State', 'Action'], dests),
     said, err, secret, form,
-    h('h3', {}, 'Deliveries'), table(['Made', 'Rule', 'Destination', 'Status', ''], deliveries),
+    h('h3', {}, 'Deliveries'), table(['Made', 'Rule', 'Destination', 'Status', 'Action'], deliveries),
     h('div', { class: 'buttons' }, h('button', { type: 'button', class: 'secondary', id: 'alerts-close', onclick: () => dialog.close() }, 'Close')));
   dialog.addEventListener('close', () => dialog.remove());
   document.body.append(dialog);

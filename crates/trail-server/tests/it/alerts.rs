@@ -262,6 +262,32 @@ async fn firings_reach_webhooks_chat_and_mail_signed_retried_and_linked() {
         c.call(reqwest::Method::POST, &format!("/api/v1/alerts/destinations/{}/test", hook_id(&listed)), None).await;
     assert_eq!(code, 202);
     until("the test message", async || inbox.on("/hook").into_iter().find(|v| v["rule"] == "test")).await;
+    // A failed delivery can be sent again (its destination back on); still gone, it fails again.
+    let (code, again) =
+        c.call(reqwest::Method::POST, &format!("/api/v1/alerts/deliveries/{}/retry", test["id"]), None).await;
+    assert_eq!((code, again["status"].as_str()), (200, Some("pending")), "{again}");
+    until("the retried 410", async || {
+        c.deliveries()
+            .await
+            .into_iter()
+            .find(|d| d["id"] == test["id"] && d["status"] == "failed" && d["attempts"] == 2)
+    })
+    .await;
+    let (code, e) = c.call(reqwest::Method::POST, "/api/v1/alerts/deliveries/999999/retry", None).await;
+    assert_eq!(code, 404, "{e}");
+    // Rotation: both secrets sign until the next rotation, so receivers switch at leisure.
+    let hook = hook_id(&listed);
+    let (code, rotated) =
+        c.call(reqwest::Method::POST, &format!("/api/v1/alerts/destinations/{hook}/rotate"), None).await;
+    assert_eq!(code, 200, "{rotated}");
+    let before = inbox.on("/hook").len();
+    c.call(reqwest::Method::POST, &format!("/api/v1/alerts/destinations/{hook}/test"), None).await;
+    until("a message the old secret verifies", async || (inbox.on("/hook").len() > before).then_some(())).await;
+    *inbox.secret.lock().unwrap() = Some(rotated["secret"].as_str().unwrap().to_string());
+    let before = inbox.on("/hook").len();
+    c.call(reqwest::Method::POST, &format!("/api/v1/alerts/destinations/{hook}/test"), None).await;
+    until("a message the new secret verifies", async || (inbox.on("/hook").len() > before).then_some(())).await;
+    assert!(inbox.bad.lock().unwrap().is_empty(), "{:?}", inbox.bad.lock().unwrap());
     // A custom rule: every failed deploy of a resource, grouped by resource.
     let rule = json!({"name": "deploy-failures", "query": "action:service:deploy result:FAILED", "threshold": 2, "window": "5m", "group_by": "resource", "destinations": [hook_id(&listed)]});
     let (code, made) = c.call(reqwest::Method::POST, "/api/v1/alerts/rules", Some(rule)).await;
