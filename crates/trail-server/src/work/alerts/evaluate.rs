@@ -33,8 +33,12 @@ pub async fn run(st: Services) {
         };
         for org in orgs {
             if let Err(e) = evaluate_org(&st, &org).await {
-                tracing::warn!(org, error = %e, "alert evaluation failed; it is retried");
-                st.alerts.appended(&org);
+                tracing::warn!(org, error = %e, "alert evaluation failed; it is retried in a second");
+                let (st, org) = (st.clone(), org.clone());
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    st.alerts.appended(&org);
+                });
             }
         }
         all = tokio::time::timeout(SWEEP, st.alerts.appended.notified()).await.is_err();
