@@ -262,11 +262,13 @@ impl Filter {
         let eq = |a: Option<&str>, b: &str| a.is_some_and(|a| a.eq_ignore_ascii_case(b));
         let any = |vals: &[String], pred: &dyn Fn(&str) -> bool| vals.is_empty() || vals.iter().any(|v| pred(v));
         let (from, to) = self.time_range(now);
-        let actor = ev.actor.clone().unwrap_or_default();
-        let res = ev.resource.clone().unwrap_or_default();
-        let ctx = ev.context.clone().unwrap_or_default();
-        let ws = ctx.workspace.clone().unwrap_or_default();
-        let ip: Option<std::net::IpAddr> = ev.source_ip.as_deref().and_then(|s| s.parse().ok());
+        // Borrowed, not cloned: alert rules run this for every committed event.
+        let actor = ev.actor.as_ref();
+        let email = actor.and_then(|a| a.email.as_deref());
+        let res = ev.resource.as_ref();
+        let ctx = ev.context.as_ref();
+        let ws = ctx.and_then(|c| c.workspace.as_ref());
+        let ctx_field = |f: fn(&crate::event::Context) -> Option<&str>| ctx.and_then(f);
         let basic = !(self.hide_views && ev.action.eq_ignore_ascii_case(VIEW_ACTION))
             && from.is_none_or(|t| ev.timestamp >= t)
             && to.is_none_or(|t| ev.timestamp <= t)
@@ -287,20 +289,31 @@ impl Filter {
             }
             && any(&self.actor, &|v| {
                 if v.ends_with('@') {
-                    actor.email.as_deref().is_some_and(|e| e.to_ascii_lowercase().starts_with(&v.to_ascii_lowercase()))
+                    email.is_some_and(|e| e.to_ascii_lowercase().starts_with(&v.to_ascii_lowercase()))
                 } else {
-                    eq(actor.id.as_deref(), v) || eq(actor.name.as_deref(), v) || eq(actor.email.as_deref(), v)
+                    eq(actor.and_then(|a| a.id.as_deref()), v)
+                        || eq(actor.and_then(|a| a.name.as_deref()), v)
+                        || eq(email, v)
                 }
             })
             && any(&self.company, &|v| ev.org.eq_ignore_ascii_case(v))
             && any(&self.request_id, &|v| ev.request_id.as_deref() == Some(v))
-            && any(&self.resource, &|v| eq(res.name.as_deref(), v) || eq(res.id.as_deref(), v))
-            && any(&self.resource_type, &|v| eq(res.kind.as_deref(), v))
-            && any(&self.workspace, &|v| eq(ws.id.as_deref(), v) || eq(ws.name.as_deref(), v))
-            && any(&self.project, &|v| eq(ctx.project.as_deref(), v))
-            && any(&self.cluster, &|v| eq(ctx.cluster.as_deref(), v))
-            && any(&self.namespace, &|v| eq(ctx.namespace.as_deref(), v))
-            && (self.ip.is_empty() || ip.is_some_and(|ip| self.ip.iter().any(|n| n.contains(&ip))));
+            && any(&self.resource, &|v| {
+                eq(res.and_then(|r| r.name.as_deref()), v) || eq(res.and_then(|r| r.id.as_deref()), v)
+            })
+            && any(&self.resource_type, &|v| eq(res.and_then(|r| r.kind.as_deref()), v))
+            && any(&self.workspace, &|v| {
+                eq(ws.and_then(|w| w.id.as_deref()), v) || eq(ws.and_then(|w| w.name.as_deref()), v)
+            })
+            && any(&self.project, &|v| eq(ctx_field(|c| c.project.as_deref()), v))
+            && any(&self.cluster, &|v| eq(ctx_field(|c| c.cluster.as_deref()), v))
+            && any(&self.namespace, &|v| eq(ctx_field(|c| c.namespace.as_deref()), v))
+            && (self.ip.is_empty()
+                || ev
+                    .source_ip
+                    .as_deref()
+                    .and_then(|s| s.parse::<std::net::IpAddr>().ok())
+                    .is_some_and(|ip| self.ip.iter().any(|n| n.contains(&ip))));
         if !basic || self.q.is_empty() {
             return basic;
         }
