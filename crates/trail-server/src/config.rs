@@ -37,6 +37,13 @@ pub struct ServerConfig {
     pub alerts: AlertConfig,
 }
 
+impl ServerConfig {
+    /// The origin of links in alerts: `public_url`, or `http://localhost:8080`.
+    pub fn public_base(&self) -> String {
+        self.public_url.as_deref().unwrap_or("http://localhost:8080").trim_end_matches('/').to_string()
+    }
+}
+
 /// Alerting settings.
 #[derive(Debug, Clone)]
 pub struct AlertConfig {

@@ -106,3 +106,13 @@ pub struct Evaluation {
     pub cursor: u64,
     pub state: String,
 }
+
+/// A JSON array column read back (an unreadable one is empty).
+pub(crate) fn json_list<T: serde::de::DeserializeOwned>(s: String) -> Vec<T> {
+    serde_json::from_str(&s).unwrap_or_default()
+}
+
+/// A list as the JSON array column both backends store.
+pub(crate) fn to_json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}

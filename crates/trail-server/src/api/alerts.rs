@@ -354,7 +354,7 @@ pub(super) async fn create_destination(
                 .ok_or_else(|| ApiError::field("url", "a webhook, Slack or Discord destination needs a url"))?;
             send::resolve(url, st.config.alerts.allow_private_destinations)
                 .await
-                .map_err(|e| ApiError::field("url", e))?;
+                .map_err(|e| ApiError::field("url", e.to_string()))?;
         }
         "email" => {
             if b.recipients.is_empty() {
@@ -455,11 +455,11 @@ pub(super) async fn test_destination(
 ) -> Result<Response, ApiError> {
     let org = caller.managed_org(named(&q))?;
     let d = own_destination(&st, &org, id).await?;
-    let base = st.config.public_url.clone().unwrap_or_else(|| "http://localhost:8080".into());
+    let base = st.config.public_base();
     let now = (st.clock)();
     let payload = json!({
         "type": "trail.alert", "rule": "test", "org": org, "count": 0, "window": "every event", "events": [],
-        "first_event": null, "last_event": null, "link": format!("{}/audit", base.trim_end_matches('/')),
+        "first_event": null, "last_event": null, "link": format!("{base}/audit"),
         "fired_at": now.to_rfc3339(),
     });
     let new = NewDelivery { rule: "test".into(), destination: d.id, payload: payload.to_string() };

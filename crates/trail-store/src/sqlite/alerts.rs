@@ -6,17 +6,9 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{known_org, SqliteStore};
 use crate::{
-    alerts::{AlertRule, Delivery, DeliveryStatus, Destination, Evaluation, NewDelivery},
+    alerts::{json_list, to_json, AlertRule, Delivery, DeliveryStatus, Destination, Evaluation, NewDelivery},
     Alerting, StoreError,
 };
-
-fn json_list<T: serde::de::DeserializeOwned>(s: String) -> Vec<T> {
-    serde_json::from_str(&s).unwrap_or_default()
-}
-
-fn to_json<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
-}
 
 const DELIVERY_COLUMNS: &str = "d.id, o.slug, d.rule, d.destination, d.payload, d.status, d.attempts, d.next_at, \
     d.last_error, d.last_code, d.created_at, d.done_at";

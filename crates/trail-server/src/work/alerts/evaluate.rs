@@ -75,7 +75,7 @@ pub async fn evaluate_org(st: &Services, org: &str) -> Result<Vec<Firing>, Strin
             firings.extend(state.observe(compiled, &event, &ctx));
         }
         state.prune(compiled, newest);
-        let base = st.config.public_url.clone().unwrap_or_else(|| "http://localhost:8080".into());
+        let base = st.config.public_base();
         let now = (st.clock)();
         let mut deliveries = Vec::new();
         for f in &firings {

@@ -48,7 +48,7 @@ pub fn link(base: &str, f: &Firing) -> String {
         q.append_pair("to", &rfc3339(last.ts));
         q.append_pair("event", &last.id);
     }
-    format!("{}/audit?{}", base.trim_end_matches('/'), q.finish())
+    format!("{base}/audit?{}", q.finish())
 }
 
 /// The firing as JSON: what a webhook receives.

@@ -65,27 +65,45 @@ pub fn internal(ip: IpAddr) -> bool {
     }
 }
 
+/// Why a destination URL cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unusable {
+    /// Never usable as it stands (not an http(s) URL, an internal address).
+    Refused(String),
+    /// Perhaps later (the name does not resolve now).
+    Unresolved(String),
+}
+
+impl std::fmt::Display for Unusable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unusable::Refused(m) | Unusable::Unresolved(m) => f.write_str(m),
+        }
+    }
+}
+
 /// Checks a destination URL (http or https, a host) and resolves it; the address to
 /// connect to, or why not.
-pub async fn resolve(url: &str, allow_private: bool) -> Result<(reqwest::Url, std::net::SocketAddr), String> {
-    let u = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+pub async fn resolve(url: &str, allow_private: bool) -> Result<(reqwest::Url, std::net::SocketAddr), Unusable> {
+    let refused = |m: String| Unusable::Refused(m);
+    let u = reqwest::Url::parse(url).map_err(|e| refused(format!("not a URL: {e}")))?;
     if !matches!(u.scheme(), "http" | "https") {
-        return Err("must be an http or https URL".into());
+        return Err(refused("must be an http or https URL".into()));
     }
-    let host = u.host_str().ok_or("the URL has no host")?.trim_matches(['[', ']']).to_string();
+    let host = u.host_str().ok_or_else(|| refused("the URL has no host".into()))?.trim_matches(['[', ']']).to_string();
     let port = u.port_or_known_default().unwrap_or(443);
     let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
         .await
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .map_err(|e| Unusable::Unresolved(format!("cannot resolve {host}: {e}")))?
         .collect();
-    let first = addrs.first().copied().ok_or_else(|| format!("{host} has no address"))?;
+    let first = addrs.first().copied().ok_or_else(|| Unusable::Unresolved(format!("{host} has no address")))?;
     if !allow_private {
         if let Some(a) = addrs.iter().find(|a| internal(a.ip())) {
-            return Err(format!(
+            return Err(refused(format!(
                 "{host} resolves to the internal address {}; internal destinations are refused \
                  ([alerts] allow_private_destinations)",
                 a.ip()
-            ));
+            )));
         }
     }
     Ok((u, first))
@@ -102,10 +120,8 @@ pub async fn attempt(st: &Services, dest: &Destination, d: &Delivery) -> Outcome
     };
     let (url, addr) = match resolve(url, st.config.alerts.allow_private_destinations).await {
         Ok(x) => x,
-        Err(e) if e.contains("internal") || e.contains("must be") || e.contains("not a URL") => {
-            return Outcome::Gone { code: None, error: e }
-        }
-        Err(e) => return Outcome::Failed { code: None, error: e },
+        Err(Unusable::Refused(error)) => return Outcome::Gone { code: None, error },
+        Err(Unusable::Unresolved(error)) => return Outcome::Failed { code: None, error },
     };
     let body = message::body(&dest.kind, &payload).to_string();
     let timeout = st.config.alerts.timeout;
@@ -221,9 +237,11 @@ mod tests {
     #[tokio::test]
     async fn internal_destinations_are_refused_unless_allowed() {
         let e = resolve("http://127.0.0.1:9/hook", false).await.unwrap_err();
-        assert!(e.contains("internal"), "{e}");
+        assert!(matches!(&e, Unusable::Refused(m) if m.contains("internal")), "{e}");
         assert!(resolve("http://127.0.0.1:9/hook", true).await.is_ok());
-        assert!(resolve("ftp://example.com/", true).await.unwrap_err().contains("http"));
+        assert!(matches!(resolve("ftp://example.com/", true).await, Err(Unusable::Refused(m)) if m.contains("http")));
+        let nowhere = resolve("http://no-such-host.invalid/x", true).await;
+        assert!(matches!(nowhere, Err(Unusable::Unresolved(_))), "{nowhere:?}");
         assert!(new_secret().starts_with("whsec_"));
         assert!(standardwebhooks::Webhook::new(&new_secret()).is_ok());
     }
