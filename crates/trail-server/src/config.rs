@@ -35,6 +35,8 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     /// Alert rules, destinations and deliveries.
     pub alerts: AlertConfig,
+    /// Streams of events to SIEMs.
+    pub streams: StreamConfig,
 }
 
 impl ServerConfig {
@@ -67,6 +69,49 @@ impl Default for AlertConfig {
             allow_private_destinations: false,
             retry_base: Duration::from_secs(10),
             timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Streaming settings.
+#[derive(Debug, Clone)]
+pub struct StreamConfig {
+    /// Drive streams (`trail serve` turns it on; embedded servers in tests opt in).
+    pub enabled: bool,
+    /// Allow receivers on loopback and private addresses.
+    pub allow_private_destinations: bool,
+    /// Events per batch at most.
+    pub batch_size: usize,
+    /// How long a batch that is not full may wait for more events.
+    pub batch_wait: Duration,
+    /// The first retry's delay; each next one doubles (with jitter), up to `retry_max`.
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// How long an attempt may take.
+    pub timeout: Duration,
+    /// A stream failing this long is recorded (`stream:failing`) and alerted.
+    pub alert_after: Duration,
+    /// How long a server holds a stream without renewing its lease; another server
+    /// takes the stream over after that.
+    pub lease: Duration,
+    /// Extra certificate authorities (PEM) trusted for syslog over TLS, besides the
+    /// public ones.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        StreamConfig {
+            enabled: false,
+            allow_private_destinations: false,
+            batch_size: 1000,
+            batch_wait: Duration::from_millis(200),
+            retry_base: Duration::from_secs(1),
+            retry_max: Duration::from_secs(60),
+            timeout: Duration::from_secs(10),
+            alert_after: Duration::from_secs(600),
+            lease: Duration::from_secs(15),
+            ca_file: None,
         }
     }
 }

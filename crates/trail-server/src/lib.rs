@@ -65,6 +65,7 @@ impl AppState {
             rt.spawn(work::feed::relay(st.store.clone(), st.feed.clone(), rx));
         }
         work::alerts::start(&st.services);
+        work::streams::start(&st.services);
         st
     }
 }

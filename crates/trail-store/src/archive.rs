@@ -454,6 +454,45 @@ pub async fn merged(
     Ok(rx)
 }
 
+/// Events of `org` with `seq >= from` in seq order, from the store and the archive
+/// together: at most `limit` online ones, and the archived ones among them (read a
+/// file at a time, so a replay of archived days may return more than `limit`).
+pub async fn scan_merged(
+    store: &dyn Store,
+    archive: Option<&Archive>,
+    org: &str,
+    from: u64,
+    limit: usize,
+) -> Result<Vec<(u64, Vec<u8>)>, StoreError> {
+    let mut rows = store.scan(org, from, limit).await?;
+    let Some(archive) = archive else { return Ok(rows) };
+    // Online rows end the range only when there may be more after them.
+    let upper = if rows.len() >= limit { rows.last().map_or(u64::MAX, |r| r.0) } else { u64::MAX };
+    let mut files: Vec<ArchiveFile> =
+        store.archives(Some(org)).await?.into_iter().filter(|f| f.last_seq >= from && f.first_seq <= upper).collect();
+    if files.is_empty() {
+        return Ok(rows);
+    }
+    files.sort_by_key(|f| f.first_seq);
+    // The earliest file and every other that may hold `from` (days' seq ranges can
+    // overlap); the range ends before the first file left unread.
+    let split = files.iter().skip(1).position(|f| f.first_seq > from).map_or(files.len(), |i| i + 1);
+    let unread = files.split_off(split);
+    let upper = unread.first().map_or(upper, |next| upper.min(next.first_seq - 1));
+    for file in &files {
+        for leaf in archive.read(file)? {
+            let e = Event::from_leaf(&leaf).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if e.seq >= from && e.seq <= upper {
+                rows.push((e.seq, leaf));
+            }
+        }
+    }
+    rows.retain(|r| r.0 <= upper);
+    rows.sort_by_key(|r| r.0);
+    rows.dedup_by_key(|r| r.0);
+    Ok(rows)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,6 +22,7 @@ pub mod rollup;
 mod search_doc;
 pub mod signer;
 pub mod sqlite;
+pub mod streams;
 #[cfg(test)]
 mod tamper;
 #[cfg(any(test, feature = "testing"))]
@@ -412,6 +413,36 @@ pub trait Alerting: Send + Sync + 'static {
     async fn add_delivery(&self, org: &str, d: alerts::NewDelivery, now: i64) -> Result<i64, StoreError>;
 }
 
+/// Streaming's side of the store (see `streams`): streams, their cursors and health,
+/// and the leases that make one server at a time drive each.
+#[async_trait]
+pub trait Streaming: Send + Sync + 'static {
+    /// Stores a new stream; returns it with its id.
+    async fn create_stream(&self, s: streams::Stream) -> Result<streams::Stream, StoreError>;
+
+    /// The streams of one organization, or of all (`None`), by id.
+    async fn streams(&self, org: Option<&str>) -> Result<Vec<streams::Stream>, StoreError>;
+
+    /// One stream of an organization.
+    async fn get_stream(&self, org: &str, id: i64) -> Result<Option<streams::Stream>, StoreError>;
+
+    /// An administrator's change: the settings and state of `s`, its failing health
+    /// as in `s` (cleared on resume and replay), and with `replay` the cursor moved
+    /// there. False if there is no such stream.
+    async fn change_stream(&self, s: &streams::Stream, replay: Option<u64>) -> Result<bool, StoreError>;
+
+    async fn delete_stream(&self, org: &str, id: i64) -> Result<bool, StoreError>;
+
+    /// Leases to `owner` until `until` every active stream that is free, already its,
+    /// or whose lease ran out by `now`; returns the active streams it holds.
+    async fn lease_streams(&self, owner: &str, now: i64, until: i64) -> Result<Vec<streams::Stream>, StoreError>;
+
+    /// Stores one step of a stream's driver if the stream is still leased to `owner`
+    /// and its cursor still at `from`. False otherwise (nothing stored).
+    async fn stream_progress(&self, id: i64, owner: &str, from: u64, p: &streams::Progress)
+        -> Result<bool, StoreError>;
+}
+
 /// Retention's side of the store: which events are due, and the archive files that
 /// replace their rows (see `archive`).
 #[async_trait]
@@ -438,9 +469,9 @@ pub trait Archives: Send + Sync + 'static {
 
 /// A whole store: every concern above. Implementations must pass the conformance
 /// suite (`testing::conformance`, behind the `testing` feature).
-pub trait Store: EventLog + Proofs + Accounts + Jobs + Archives + Alerting {}
+pub trait Store: EventLog + Proofs + Accounts + Jobs + Archives + Alerting + Streaming {}
 
-impl<T: EventLog + Proofs + Accounts + Jobs + Archives + Alerting> Store for T {}
+impl<T: EventLog + Proofs + Accounts + Jobs + Archives + Alerting + Streaming> Store for T {}
 
 /// One entry copied into a store with its seq (see `copy`).
 #[derive(Debug, Clone)]
@@ -468,7 +499,7 @@ pub trait Restore: Store {
 
 /// The store's traits, for callers that use a `DynStore`'s methods.
 pub mod prelude {
-    pub use crate::{Accounts, Alerting, Archives, EventLog, Jobs, Proofs, Store};
+    pub use crate::{Accounts, Alerting, Archives, EventLog, Jobs, Proofs, Store, Streaming};
 }
 
 /// A signed tree head as stored.

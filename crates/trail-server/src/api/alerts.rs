@@ -352,7 +352,7 @@ pub(super) async fn create_destination(
                 .url
                 .as_deref()
                 .ok_or_else(|| ApiError::field("url", "a webhook, Slack or Discord destination needs a url"))?;
-            send::resolve(url, st.config.alerts.allow_private_destinations)
+            crate::work::outbound::resolve(url, st.config.alerts.allow_private_destinations, "[alerts]")
                 .await
                 .map_err(|e| ApiError::field("url", e.to_string()))?;
         }

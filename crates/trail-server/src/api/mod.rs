@@ -23,6 +23,7 @@ mod keys;
 pub(crate) mod people;
 mod proofs;
 mod schedules;
+mod streams;
 mod timeline;
 
 /// Every route of the application.
@@ -42,6 +43,11 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/alerts/destinations/{id}/test", post(alerts::test_destination))
         .route("/api/v1/alerts/deliveries", get(alerts::list_deliveries))
         .route("/api/v1/alerts/deliveries/{id}/retry", post(alerts::retry_delivery))
+        .route("/api/v1/streams", get(streams::list).post(streams::create))
+        .route("/api/v1/streams/{id}", get(streams::get_one).patch(streams::change).delete(streams::delete))
+        .route("/api/v1/streams/{id}/pause", post(streams::pause))
+        .route("/api/v1/streams/{id}/resume", post(streams::resume))
+        .route("/api/v1/streams/{id}/replay", post(streams::replay))
         .route("/api/v1/checkpoint", get(proofs::checkpoint))
         .route("/api/v1/proof/inclusion", get(proofs::inclusion))
         .route("/api/v1/proof/consistency", get(proofs::consistency))

@@ -80,6 +80,7 @@ pub(crate) async fn append(st: &Services, batch: AppendBatch) -> Result<Vec<Appe
     let org = batch.org.clone();
     let acks = st.store.append(batch).await?;
     st.alerts.appended(&org);
+    st.streams.appended();
     if let Some((org, at, events)) = copy {
         st.feed.publish(&org, at, events, &acks);
     }

@@ -22,10 +22,12 @@ pub mod evidence;
 pub mod export;
 pub(crate) mod feed;
 mod mail;
+pub mod outbound;
 pub mod retention;
 pub mod schedules;
 pub mod selfaudit;
 pub mod selfcheck;
+pub mod streams;
 
 /// What the work needs: the store, the configuration, the clock, the archive, and the
 /// state of self-audit and the self-check. Cheap to clone.
@@ -44,6 +46,8 @@ pub struct Services {
     pub(crate) feed: Arc<feed::Feed>,
     /// Wake-ups of the alert evaluator and delivery worker.
     pub(crate) alerts: Arc<alerts::Signals>,
+    /// Wake-ups of the stream drivers, and this server's name as a lease holder.
+    pub(crate) streams: Arc<streams::Signals>,
 }
 
 impl Services {
@@ -57,6 +61,7 @@ impl Services {
             last_check: Arc::default(),
             feed: Arc::default(),
             alerts: Arc::default(),
+            streams: Arc::default(),
         }
     }
 

@@ -39,6 +39,7 @@ mod restore;
 mod retention;
 mod rollup;
 mod schema;
+mod streams;
 #[cfg(test)]
 mod tests;
 mod tree;

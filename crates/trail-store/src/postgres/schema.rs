@@ -16,6 +16,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0006_day_counts.sql"),
     include_str!("../../migrations/postgres/0007_email_sort.sql"),
     include_str!("../../migrations/postgres/0008_alerts.sql"),
+    include_str!("../../migrations/postgres/0009_streams.sql"),
 ];
 
 impl PgStore {

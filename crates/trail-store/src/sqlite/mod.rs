@@ -36,6 +36,7 @@ mod query;
 mod retention;
 mod rollup;
 mod schema;
+mod streams;
 #[cfg(test)]
 mod tests;
 mod tree;

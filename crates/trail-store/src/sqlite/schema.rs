@@ -19,6 +19,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0008_email_sort.sql"),
     include_str!("../../migrations/sqlite/0009_day_counts.sql"),
     include_str!("../../migrations/sqlite/0010_alerts.sql"),
+    include_str!("../../migrations/sqlite/0011_streams.sql"),
 ];
 
 /// The schema version this build writes.

@@ -225,7 +225,7 @@ async fn the_rollup_migration_fills_from_stored_events() {
     let c = Connection::open(&path).unwrap();
     c.execute_batch(
         "DROP TABLE day_counts; DROP TABLE day_actors; DROP TABLE alert_rules; DROP TABLE alert_destinations; \
-         DROP TABLE alert_evaluations; DROP TABLE alert_deliveries; PRAGMA user_version = 8;",
+         DROP TABLE alert_evaluations; DROP TABLE alert_deliveries; DROP TABLE streams; PRAGMA user_version = 8;",
     )
     .unwrap();
     drop(c);

@@ -11,8 +11,15 @@ use trail_core::{Event, Filter, Outcome, Timestamp};
 use trail_store::alerts::AlertRule;
 
 /// The built-in rules, on by default.
-pub const BUILTIN: [&str; 6] =
-    ["failed_logins", "mass_deletion", "permission_escalation", "api_token_created", "new_admin_ip", "large_export"];
+pub const BUILTIN: [&str; 7] = [
+    "failed_logins",
+    "mass_deletion",
+    "permission_escalation",
+    "api_token_created",
+    "new_admin_ip",
+    "large_export",
+    "stream_failing",
+];
 
 const MINUTE: u32 = 60;
 
@@ -21,7 +28,7 @@ pub fn defaults(name: &str) -> Option<AlertRule> {
     let (threshold, window, group) = match name {
         "failed_logins" => (5, 10 * MINUTE, Some("actor")),
         "mass_deletion" => (20, 5 * MINUTE, Some("actor")),
-        "permission_escalation" | "api_token_created" => (1, 0, None),
+        "permission_escalation" | "api_token_created" | "stream_failing" => (1, 0, None),
         "new_admin_ip" => (1, 30 * 24 * 60 * MINUTE, Some("actor")),
         // Rows of one export.
         "large_export" => (100_000, 0, None),
@@ -247,6 +254,8 @@ fn groups(c: &Compiled, e: &Event, ctx: &Context<'_>) -> Vec<(String, Option<Str
         "mass_deletion" if e.operation().eq_ignore_ascii_case("delete") => one(by),
         "permission_escalation" if escalates(e) => one(by),
         "api_token_created" if token_created(e) => one(by),
+        // Recorded by the stream driver when a stream has failed for `[streams] alert_after`.
+        "stream_failing" if e.action.eq_ignore_ascii_case("stream:failing") => one(by),
         "new_admin_ip" => {
             let admin = e
                 .actor

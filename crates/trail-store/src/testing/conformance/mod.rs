@@ -45,7 +45,8 @@ macro_rules! conformance_tests {
             schedules_are_kept_per_org,
             bad_cursors_are_invalid,
             rollups_count_like_the_events,
-            alerting_state_is_kept_per_org_and_moved_once
+            alerting_state_is_kept_per_org_and_moved_once,
+            streams_are_leased_once_and_moved_by_their_holder
         );
     };
     (@each $fresh:path; $($name:ident),*) => {
@@ -62,10 +63,12 @@ macro_rules! conformance_tests {
 mod accounts;
 mod alerting;
 mod rollups;
+mod streaming;
 
 pub use accounts::*;
 pub use alerting::*;
 pub use rollups::*;
+pub use streaming::*;
 
 /// A fixed "now" for the checks, so period presets are deterministic.
 pub const NOW: Timestamp = Timestamp(1_710_000_000_000_000); // 2024-03-09T16:00:00Z

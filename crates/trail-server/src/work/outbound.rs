@@ -1,0 +1,122 @@
+//! Outbound connections' one rule, shared by alert destinations and streams: the
+//! address connected to is the one checked, and loopback, private, link-local and
+//! other internal networks are refused unless the configuration allows them.
+
+use std::net::IpAddr;
+
+/// Whether an address is internal: loopback, private, link-local, shared (CGNAT),
+/// unique-local, unspecified, multicast or documentation.
+pub fn internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            a.is_loopback()
+                || a.is_private()
+                || a.is_link_local()
+                || a.is_unspecified()
+                || a.is_broadcast()
+                || a.is_multicast()
+                || a.is_documentation()
+                || (o[0] == 100 && (64..128).contains(&o[1]))
+                || o[0] == 0
+        }
+        IpAddr::V6(a) => {
+            if let Some(v4) = a.to_ipv4_mapped() {
+                return internal(IpAddr::V4(v4));
+            }
+            let s = a.segments();
+            a.is_loopback()
+                || a.is_unspecified()
+                || a.is_multicast()
+                || (s[0] & 0xfe00) == 0xfc00
+                || (s[0] & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+/// Why a destination URL cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unusable {
+    /// Never usable as it stands (not an http(s) URL, an internal address).
+    Refused(String),
+    /// Perhaps later (the name does not resolve now).
+    Unresolved(String),
+}
+
+impl std::fmt::Display for Unusable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unusable::Refused(m) | Unusable::Unresolved(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Checks a destination URL (http or https, a host) and resolves it; the address to
+/// connect to, or why not.
+pub async fn resolve(
+    url: &str,
+    allow_private: bool,
+    setting: &str,
+) -> Result<(reqwest::Url, std::net::SocketAddr), Unusable> {
+    let refused = |m: String| Unusable::Refused(m);
+    let u = reqwest::Url::parse(url).map_err(|e| refused(format!("not a URL: {e}")))?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(refused("must be an http or https URL".into()));
+    }
+    let host = u.host_str().ok_or_else(|| refused("the URL has no host".into()))?.trim_matches(['[', ']']).to_string();
+    let port = u.port_or_known_default().unwrap_or(443);
+    let addr = resolve_host(&host, port, allow_private, setting).await?;
+    Ok((u, addr))
+}
+
+/// Resolves a host and port to the address to connect to, refusing internal
+/// addresses unless `allow_private` (`setting` names the section that allows them).
+pub async fn resolve_host(
+    host: &str,
+    port: u16,
+    allow_private: bool,
+    setting: &str,
+) -> Result<std::net::SocketAddr, Unusable> {
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| Unusable::Unresolved(format!("cannot resolve {host}: {e}")))?
+        .collect();
+    let first = addrs.first().copied().ok_or_else(|| Unusable::Unresolved(format!("{host} has no address")))?;
+    if !allow_private {
+        if let Some(a) = addrs.iter().find(|a| internal(a.ip())) {
+            return Err(Unusable::Refused(format!(
+                "{host} resolves to the internal address {}; internal destinations are refused \
+                 ({setting} allow_private_destinations)",
+                a.ip()
+            )));
+        }
+    }
+    Ok(first)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_addresses_are_known() {
+        for a in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "172.16.5.5",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(internal(a.parse().unwrap()), "{a}");
+        }
+        for a in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {
+            assert!(!internal(a.parse().unwrap()), "{a}");
+        }
+    }
+}

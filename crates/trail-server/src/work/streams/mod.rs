@@ -1,0 +1,77 @@
+//! Streams: every event of an organization (or those matching a query) sent to a SIEM
+//! at least once, in seq order, from a persisted cursor, each batch naming its seqs and
+//! the signed checkpoint that covers it.
+//!
+//! Rooms: `setup` (what an administrator asks for, checked, and a stream's health),
+//! `format` (bodies and syslog frames, no I/O), `ocsf` (OCSF records, no I/O), `send`
+//! (one batch over HTTP or syslog, TCP or TLS), `drive` (the lease holder's loop per
+//! stream: read, filter, send, move the cursor; retries, failing alerts).
+
+use std::sync::Mutex;
+
+use tokio::sync::{watch, Notify};
+
+use super::Services;
+
+pub mod drive;
+pub mod format;
+pub mod ocsf;
+pub mod send;
+pub mod setup;
+
+/// Wake-ups for the drivers, and this server's name as a lease holder.
+pub struct Signals {
+    /// Bumped when events are committed (any organization).
+    appended: watch::Sender<u64>,
+    /// A stream was created, resumed, replayed or deleted.
+    pub(crate) changed: Notify,
+    /// This server as a lease holder (unique per process and start).
+    pub(crate) owner: String,
+    /// Streams this server drives, by id.
+    pub(crate) running: Mutex<std::collections::HashMap<i64, tokio::task::JoinHandle<()>>>,
+}
+
+impl Default for Signals {
+    fn default() -> Self {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "trail".into());
+        let tag: u32 = rand::random();
+        Signals {
+            appended: watch::channel(0).0,
+            changed: Notify::new(),
+            owner: format!("{host}-{}-{tag:08x}", std::process::id()),
+            running: Mutex::default(),
+        }
+    }
+}
+
+impl Signals {
+    /// Events were committed.
+    pub(crate) fn appended(&self) {
+        self.appended.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub(crate) fn watch(&self) -> watch::Receiver<u64> {
+        self.appended.subscribe()
+    }
+}
+
+/// Starts the supervisor that leases streams and runs their drivers (when streams
+/// are enabled).
+pub fn start(st: &Services) {
+    if !st.config.streams.enabled {
+        return;
+    }
+    let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
+    rt.spawn(drive::supervise(st.clone()));
+    if let Some(mut rx) = st.store.appended_elsewhere() {
+        let st = st.clone();
+        rt.spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => st.streams.appended(),
+                    Err(_) => return,
+                }
+            }
+        });
+    }
+}

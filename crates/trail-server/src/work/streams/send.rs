@@ -1,0 +1,223 @@
+//! One batch to one receiver: an HTTP POST (the stream's headers, `Trail-First-Seq`,
+//! `Trail-Last-Seq`, `Trail-Checkpoint`, Standard Webhooks signatures as alert
+//! webhooks have), or syslog frames over a TCP or TLS connection opened for the batch
+//! and closed in order once it is written. Addresses are checked as every outbound
+//! connection's are (`outbound`).
+
+use std::{sync::Arc, time::Duration};
+
+use base64::Engine;
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    net::TcpStream,
+};
+use trail_store::streams::Stream;
+
+use super::format::{self, Format, Item, Origin};
+use crate::work::{
+    outbound::{resolve, resolve_host, Unusable},
+    Services,
+};
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    /// Worth another attempt (network errors, 5xx, 429, other 4xx).
+    Failed(String),
+    /// Never worth retrying as the stream stands (410 Gone, a refused address).
+    Gone(String),
+}
+
+/// One batch: its events (in seq order), and the signed checkpoint covering them.
+pub struct Batch<'a> {
+    pub items: &'a [Item],
+    pub checkpoint: &'a str,
+}
+
+impl Batch<'_> {
+    fn first(&self) -> u64 {
+        self.items.first().map_or(0, |i| i.seq)
+    }
+
+    fn last(&self) -> u64 {
+        self.items.last().map_or(0, |i| i.seq)
+    }
+}
+
+pub async fn attempt(st: &Services, s: &Stream, batch: &Batch<'_>, origin: &Origin) -> Outcome {
+    let Ok(format) = Format::parse(&s.format, &s.kind) else {
+        return Outcome::Gone(format!("'{}' is not a format of {} streams", s.format, s.kind));
+    };
+    match s.kind.as_str() {
+        "http" => http(st, s, format, batch, origin).await,
+        "syslog" => syslog(st, s, format, batch, origin).await,
+        k => Outcome::Gone(format!("'{k}' is not a stream kind")),
+    }
+}
+
+async fn http(st: &Services, s: &Stream, format: Format, batch: &Batch<'_>, origin: &Origin) -> Outcome {
+    let Some(url) = s.url.as_deref() else { return Outcome::Gone("the stream has no url".into()) };
+    let (url, addr) = match resolve(url, st.config.streams.allow_private_destinations, "[streams]").await {
+        Ok(x) => x,
+        Err(Unusable::Refused(m)) => return Outcome::Gone(m),
+        Err(Unusable::Unresolved(m)) => return Outcome::Failed(m),
+    };
+    let timeout = st.config.streams.timeout;
+    let host = url.host_str().unwrap_or_default().to_string();
+    let client = match reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve(&host, addr)
+        .user_agent(concat!("Trail-Streams/", env!("CARGO_PKG_VERSION")))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => return Outcome::Failed(e.to_string()),
+    };
+    let (body, content_type) = format::http_body(format, batch.items, origin);
+    let (first, last) = (batch.first(), batch.last());
+    let mut req = client
+        .post(url)
+        .header("content-type", content_type)
+        .header("trail-first-seq", first.to_string())
+        .header("trail-last-seq", last.to_string())
+        .header("trail-checkpoint", base64::engine::general_purpose::STANDARD.encode(batch.checkpoint));
+    for (k, v) in &s.headers {
+        req = req.header(k.as_str(), v.as_str());
+    }
+    // The same batch keeps its id across retries, so that a receiver can drop repeats.
+    let id = format!("stream_{}_{first}_{last}", s.id);
+    let ts = (st.clock)().0.div_euclid(1_000_000);
+    let mut sigs = Vec::new();
+    for secret in &s.secrets {
+        match standardwebhooks::Webhook::new(secret).and_then(|w| w.sign(&id, ts, &body)) {
+            Ok(sig) => sigs.push(sig),
+            Err(e) => return Outcome::Gone(format!("signing secret unusable: {e}")),
+        }
+    }
+    if !sigs.is_empty() {
+        req = req
+            .header("webhook-id", id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", sigs.join(" "));
+    }
+    match req.body(body).send().await {
+        Ok(r) => {
+            let code = r.status().as_u16();
+            let text: String = r.text().await.unwrap_or_default().chars().take(300).collect();
+            match code {
+                200..=299 => Outcome::Delivered,
+                410 => Outcome::Gone(format!("410 Gone: the receiver asked to stop. {text}")),
+                _ => Outcome::Failed(format!("HTTP {code}: {text}")),
+            }
+        }
+        Err(e) => Outcome::Failed(error_chain(&e)),
+    }
+}
+
+/// An error and its causes on one line.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+trait Conn: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
+
+/// The TLS settings: the public roots and `[streams] ca_file`.
+fn tls_config(st: &Services) -> Result<Arc<tokio_rustls::rustls::ClientConfig>, String> {
+    use rustls_pki_types::{pem::PemObject, CertificateDer};
+    use tokio_rustls::rustls;
+    let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    if let Some(path) = &st.config.streams.ca_file {
+        let certs = CertificateDer::pem_file_iter(path).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+        for c in certs {
+            let c = c.map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+            roots.add(c).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+async fn connect(st: &Services, s: &Stream) -> Result<Box<dyn Conn>, Outcome> {
+    let a = s.address.as_deref().ok_or_else(|| Outcome::Gone("the stream has no address".into()))?;
+    let (host, port) = super::setup::split_address(a).map_err(Outcome::Gone)?;
+    let addr = match resolve_host(&host, port, st.config.streams.allow_private_destinations, "[streams]").await {
+        Ok(x) => x,
+        Err(Unusable::Refused(m)) => return Err(Outcome::Gone(m)),
+        Err(Unusable::Unresolved(m)) => return Err(Outcome::Failed(m)),
+    };
+    let timeout = st.config.streams.timeout;
+    let tcp = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(t)) => t,
+        Ok(Err(e)) => return Err(Outcome::Failed(format!("cannot connect to {a}: {e}"))),
+        Err(_) => return Err(Outcome::Failed(format!("connecting to {a} timed out"))),
+    };
+    if !s.tls {
+        return Ok(Box::new(tcp));
+    }
+    let config = tls_config(st).map_err(Outcome::Failed)?;
+    let name =
+        rustls_pki_types::ServerName::try_from(host.clone()).map_err(|e| Outcome::Gone(format!("{host}: {e}")))?;
+    match tokio::time::timeout(timeout, tokio_rustls::TlsConnector::from(config).connect(name, tcp)).await {
+        Ok(Ok(t)) => Ok(Box::new(t)),
+        Ok(Err(e)) => Err(Outcome::Failed(format!("TLS with {a}: {e}"))),
+        Err(_) => Err(Outcome::Failed(format!("TLS with {a} timed out"))),
+    }
+}
+
+async fn syslog(st: &Services, s: &Stream, format: Format, batch: &Batch<'_>, origin: &Origin) -> Outcome {
+    let mut conn = match connect(st, s).await {
+        Ok(c) => c,
+        Err(o) => return o,
+    };
+    let mut out = Vec::new();
+    for it in batch.items {
+        out.extend(format::syslog_event(format, it, origin));
+    }
+    let cp = base64::engine::general_purpose::STANDARD.encode(batch.checkpoint);
+    let now = (st.clock)().to_rfc3339_micros();
+    out.extend(format::syslog_batch_end(&s.org, batch.first(), batch.last(), &cp, &now, origin));
+    let timeout = st.config.streams.timeout;
+    let addr = s.address.as_deref().unwrap_or_default();
+    let written = tokio::time::timeout(timeout, async {
+        conn.write_all(&out).await?;
+        conn.flush().await?;
+        conn.shutdown().await
+    })
+    .await;
+    match written {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Outcome::Failed(format!("syslog {addr}: {e}")),
+        Err(_) => return Outcome::Failed(format!("syslog {addr}: timed out")),
+    }
+    // Our side is closed in order; a receiver that then closes its side read it all,
+    // and one that resets the connection may not have. One that keeps it open is
+    // taken at its word (syslog has no acknowledgements).
+    let mut sink = [0u8; 512];
+    let closed = tokio::time::timeout(timeout.min(Duration::from_secs(2)), async {
+        while conn.read(&mut sink).await? > 0 {}
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
+    match closed {
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+            Outcome::Failed(format!("syslog {addr}: the receiver reset the connection"))
+        }
+        _ => Outcome::Delivered,
+    }
+}

@@ -1,0 +1,180 @@
+//! Streams in SQLite: settings, cursors moved only from where a driver's step started
+//! (by the server holding the lease), and leases taken in one statement.
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, Row};
+
+use super::{known_org, SqliteStore};
+use crate::{
+    alerts::{json_list, to_json},
+    streams::{headers_from, headers_json, Progress, Stream, StreamState},
+    StoreError, Streaming,
+};
+
+const SELECT: &str = "SELECT s.id, o.slug, s.name, s.kind, s.url, s.address, s.tls, s.format, s.query, s.headers, \
+    s.secrets, s.state, s.cursor, s.last_seq, s.sent, s.failed, s.last_error, s.failing_since, s.alerted, \
+    s.last_sent_at, s.owner, s.lease_until, s.created_at FROM streams s JOIN orgs o ON o.id = s.org_id";
+
+fn stream(r: &Row<'_>) -> rusqlite::Result<Stream> {
+    Ok(Stream {
+        id: r.get(0)?,
+        org: r.get(1)?,
+        name: r.get(2)?,
+        kind: r.get(3)?,
+        url: r.get(4)?,
+        address: r.get(5)?,
+        tls: r.get(6)?,
+        format: r.get(7)?,
+        query: r.get(8)?,
+        headers: headers_from(r.get(9)?),
+        secrets: json_list(r.get(10)?),
+        state: StreamState::parse(&r.get::<_, String>(11)?),
+        cursor: r.get::<_, i64>(12)? as u64,
+        last_seq: r.get::<_, Option<i64>>(13)?.map(|v| v as u64),
+        sent: r.get::<_, i64>(14)? as u64,
+        failed: r.get::<_, i64>(15)? as u64,
+        last_error: r.get(16)?,
+        failing_since: r.get(17)?,
+        alerted: r.get(18)?,
+        last_sent_at: r.get(19)?,
+        owner: r.get(20)?,
+        lease_until: r.get(21)?,
+        created_at: r.get(22)?,
+    })
+}
+
+fn select(c: &Connection, cond: &str, p: impl rusqlite::Params) -> Result<Vec<Stream>, StoreError> {
+    let mut stmt = c.prepare_cached(&format!("{SELECT} WHERE {cond} ORDER BY s.id"))?;
+    let rows = stmt.query_map(p, stream)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[async_trait]
+impl Streaming for SqliteStore {
+    async fn create_stream(&self, s: Stream) -> Result<Stream, StoreError> {
+        self.write(move |c| {
+            let org = known_org(c, &s.org)?;
+            c.execute(
+                "INSERT INTO streams (org_id, name, kind, url, address, tls, format, query, headers, secrets, state, \
+                 cursor, sent, failed, alerted, lease_until, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, 0, 0, 0, 0, ?13)",
+                params![
+                    org,
+                    s.name,
+                    s.kind,
+                    s.url,
+                    s.address,
+                    s.tls,
+                    s.format,
+                    s.query,
+                    headers_json(&s.headers),
+                    to_json(&s.secrets),
+                    s.state.as_str(),
+                    s.cursor as i64,
+                    s.created_at
+                ],
+            )?;
+            let id = c.last_insert_rowid();
+            select(c, "s.id = ?1", [id])?.pop().ok_or_else(|| StoreError::Corrupt("stream vanished".into()))
+        })
+        .await
+    }
+
+    async fn streams(&self, org: Option<&str>) -> Result<Vec<Stream>, StoreError> {
+        let org = org.map(str::to_string);
+        self.read(move |c| match org {
+            Some(org) => select(c, "o.slug = ?1", [org]),
+            None => select(c, "1 = 1", []),
+        })
+        .await
+    }
+
+    async fn get_stream(&self, org: &str, id: i64) -> Result<Option<Stream>, StoreError> {
+        let org = org.to_string();
+        self.read(move |c| Ok(select(c, "o.slug = ?1 AND s.id = ?2", params![org, id])?.pop())).await
+    }
+
+    async fn change_stream(&self, s: &Stream, replay: Option<u64>) -> Result<bool, StoreError> {
+        let s = s.clone();
+        self.write(move |c| {
+            let n = c.execute(
+                "UPDATE streams SET name = ?3, url = ?4, address = ?5, tls = ?6, format = ?7, query = ?8, \
+                 headers = ?9, secrets = ?10, state = ?11, last_error = ?12, failing_since = ?13, alerted = ?14, \
+                 cursor = COALESCE(?15, cursor) WHERE id = ?1 AND org_id = (SELECT id FROM orgs WHERE slug = ?2)",
+                params![
+                    s.id,
+                    s.org,
+                    s.name,
+                    s.url,
+                    s.address,
+                    s.tls,
+                    s.format,
+                    s.query,
+                    headers_json(&s.headers),
+                    to_json(&s.secrets),
+                    s.state.as_str(),
+                    s.last_error,
+                    s.failing_since,
+                    s.alerted,
+                    replay.map(|v| v as i64)
+                ],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn delete_stream(&self, org: &str, id: i64) -> Result<bool, StoreError> {
+        let org = org.to_string();
+        self.write(move |c| {
+            let n = c.execute(
+                "DELETE FROM streams WHERE id = ?1 AND org_id = (SELECT id FROM orgs WHERE slug = ?2)",
+                params![id, org],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    async fn lease_streams(&self, owner: &str, now: i64, until: i64) -> Result<Vec<Stream>, StoreError> {
+        let owner = owner.to_string();
+        self.write(move |c| {
+            c.execute(
+                "UPDATE streams SET owner = ?1, lease_until = ?3 WHERE state = 'active' \
+                 AND (owner IS NULL OR owner = ?1 OR lease_until < ?2)",
+                params![owner, now, until],
+            )?;
+            select(c, "s.owner = ?1 AND s.state = 'active'", [owner])
+        })
+        .await
+    }
+
+    async fn stream_progress(&self, id: i64, owner: &str, from: u64, p: &Progress) -> Result<bool, StoreError> {
+        let (owner, p) = (owner.to_string(), p.clone());
+        self.write(move |c| {
+            let n = c.execute(
+                "UPDATE streams SET cursor = ?4, last_seq = COALESCE(?5, last_seq), sent = sent + ?6, \
+                 failed = failed + ?7, last_error = ?8, failing_since = ?9, alerted = ?10, \
+                 state = CASE WHEN ?11 THEN 'disabled' ELSE state END, \
+                 last_sent_at = CASE WHEN ?6 > 0 THEN ?12 ELSE last_sent_at END \
+                 WHERE id = ?1 AND owner = ?2 AND cursor = ?3",
+                params![
+                    id,
+                    owner,
+                    from as i64,
+                    p.cursor as i64,
+                    p.last_seq.map(|v| v as i64),
+                    p.sent as i64,
+                    p.failed as i64,
+                    p.last_error,
+                    p.failing_since,
+                    p.alerted,
+                    p.disable,
+                    p.at
+                ],
+            )?;
+            Ok(n > 0)
+        })
+        .await
+    }
+}
