@@ -15,6 +15,7 @@ pub mod filter;
 pub mod json;
 pub mod merkle;
 pub mod query;
+pub mod received;
 pub mod time;
 
 pub use cursor::Cursor;

@@ -25,6 +25,7 @@ use trail_store::DynStore;
 
 pub use config::{
     system_clock, AlertConfig, Clock, ConnectionConfig, ExportConfig, LogKey, RetentionConfig, ServerConfig, SmtpConfig,
+    StreamConfig,
 };
 pub use error::ApiError;
 pub use work::{

@@ -32,6 +32,26 @@ pub struct FileConfig {
     pub verify: FileVerify,
     #[serde(default)]
     pub alerts: FileAlerts,
+    #[serde(default)]
+    pub streams: FileStreams,
+}
+
+/// `[streams]`: streams of events to SIEMs.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileStreams {
+    /// Drive streams (default true).
+    pub enabled: Option<bool>,
+    /// Allow receivers on loopback and private networks (default false).
+    pub allow_private_destinations: Option<bool>,
+    /// Events per batch at most (default 1000).
+    pub batch_size: Option<usize>,
+    /// A stream failing this long is recorded and alerted (default `10m`).
+    pub alert_after: Option<String>,
+    /// How long a server holds a stream without renewing its lease (default `15s`).
+    pub lease: Option<String>,
+    /// Extra certificate authorities (PEM) for syslog over TLS.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// `[alerts]`: rule evaluation and deliveries.
@@ -169,6 +189,23 @@ pub struct Config {
     /// Origin of links in alerts (`[server] public_url`, `TRAIL_PUBLIC_URL`).
     pub public_url: Option<String>,
     pub alerts: trail_server::AlertConfig,
+    pub streams: trail_server::StreamConfig,
+}
+
+/// A duration such as `30s`, `10m` or `2h`.
+fn seconds(name: &str, text: Option<&str>) -> Result<Option<std::time::Duration>> {
+    let Some(t) = text.map(str::trim) else { return Ok(None) };
+    let (n, unit) = t.split_at(t.len().saturating_sub(1));
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        _ => 0,
+    };
+    match n.parse::<u64>() {
+        Ok(n) if mult > 0 && n > 0 => Ok(Some(std::time::Duration::from_secs(n * mult))),
+        _ => bail!("{name} must be a duration such as 30s, 10m or 2h, not '{t}'"),
+    }
 }
 
 /// Minutes after midnight of `HH:MM`.
@@ -349,9 +386,25 @@ pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, flags: &F
         allow_private_destinations: file.alerts.allow_private_destinations.unwrap_or(false),
         ..trail_server::AlertConfig::default()
     };
+    let f = &file.streams;
+    let defaults = trail_server::StreamConfig::default();
+    let streams = trail_server::StreamConfig {
+        enabled: f.enabled.unwrap_or(true),
+        allow_private_destinations: f.allow_private_destinations.unwrap_or(false),
+        batch_size: match f.batch_size {
+            Some(n) if !(1..=10_000).contains(&n) => bail!("[streams] batch_size must be 1 to 10000, not {n}"),
+            Some(n) => n,
+            None => defaults.batch_size,
+        },
+        alert_after: seconds("[streams] alert_after", f.alert_after.as_deref())?.unwrap_or(defaults.alert_after),
+        lease: seconds("[streams] lease", f.lease.as_deref())?.unwrap_or(defaults.lease),
+        ca_file: f.ca_file.clone(),
+        ..defaults
+    };
     Ok(Config {
         public_url,
         alerts,
+        streams,
         name,
         signing_key,
         data_dir,

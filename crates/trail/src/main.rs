@@ -9,6 +9,7 @@ mod log;
 mod retention;
 mod serve;
 mod store;
+mod streams;
 mod verify;
 
 use accounts::*;
@@ -81,6 +82,12 @@ enum Command {
         #[command(subcommand)]
         command: AlertsCommand,
     },
+    /// Streams of an organization's events to SIEMs: list, create, pause, resume,
+    /// replay, delete.
+    Streams {
+        #[command(subcommand)]
+        command: StreamsCommand,
+    },
     /// Append events from a file (JSON object, array or NDJSON; `-` for stdin).
     Ingest {
         file: String,
@@ -102,9 +109,15 @@ enum Command {
         key: Option<String>,
         /// With --org: a signed checkpoint saved outside Trail (the text of
         /// `GET /api/v1/checkpoint`); the log must be consistent with it, which catches
-        /// a log cut short together with its own checkpoints.
-        #[arg(long, requires = "org")]
+        /// a log cut short together with its own checkpoints. With --received: the
+        /// checkpoint received with the copy (a batch's `Trail-Checkpoint`, decoded).
+        #[arg(long)]
         checkpoint: Option<String>,
+        /// A stream's copy kept by its receiver (JSON Lines of the stored bytes, an
+        /// unfiltered stream from the beginning): proves it has no gap, edit or
+        /// reordering up to --checkpoint, signed by --key.
+        #[arg(long, conflicts_with_all = ["file", "org"], requires_all = ["checkpoint", "key"])]
+        received: Option<String>,
     },
     /// Export the events matching a query: csv, xlsx, json, jsonl, pdf or evidence (with
     /// inclusion proofs). Shows a progress bar on a terminal.
@@ -234,6 +247,70 @@ enum AlertsCommand {
 }
 
 #[derive(Subcommand)]
+pub(crate) enum StreamsCommand {
+    /// The streams with their health.
+    List {
+        #[arg(long)]
+        org: String,
+    },
+    /// Make a stream; it starts now unless --start says otherwise.
+    Create {
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        name: String,
+        /// `http` or `syslog`.
+        #[arg(long)]
+        kind: String,
+        /// HTTP streams: where batches are posted.
+        #[arg(long)]
+        url: Option<String>,
+        /// Syslog streams: `host:port`.
+        #[arg(long)]
+        address: Option<String>,
+        /// Syslog streams: over TLS.
+        #[arg(long)]
+        tls: bool,
+        /// `jsonl`, `ocsf`, `splunk_hec` (HTTP) or `cef` (syslog).
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+        /// Only events matching this query.
+        #[arg(long)]
+        query: Option<String>,
+        /// `now`, `beginning`, a seq, or an RFC 3339 time.
+        #[arg(long, default_value = "now")]
+        start: String,
+        /// HTTP streams: `Name: value`, repeatable.
+        #[arg(long = "header")]
+        headers: Vec<String>,
+    },
+    Pause {
+        #[arg(long)]
+        org: String,
+        id: i64,
+    },
+    /// Resume a paused or disabled stream where it stopped.
+    Resume {
+        #[arg(long)]
+        org: String,
+        id: i64,
+    },
+    /// Send again from `beginning`, a seq, or an RFC 3339 time (archived periods too).
+    Replay {
+        #[arg(long)]
+        org: String,
+        id: i64,
+        #[arg(long)]
+        from: String,
+    },
+    Delete {
+        #[arg(long)]
+        org: String,
+        id: i64,
+    },
+}
+
+#[derive(Subcommand)]
 enum UsersCommand {
     /// Create a user and print a one-time password (to be changed at first login).
     Create {
@@ -352,6 +429,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Users { command } => users_cmd(&config, command).await,
         Command::Alerts { command } => alerts::alerts_cmd(&config, command).await,
+        Command::Streams { command } => streams::streams_cmd(&config, command).await,
         Command::Migrate => {
             let store = open_store(&config).await?;
             store.close();
@@ -368,6 +446,12 @@ async fn run(cli: Cli) -> Result<()> {
                 trail_core::checkpoint::verifier_key(&format!("{}/{org}", config.name), &key.verifying_key())
             );
             Ok(())
+        }
+        Command::Verify { received: Some(copy), key: Some(key), checkpoint: Some(note), .. } => {
+            verify::verify_received(&copy, &note, &key)
+        }
+        Command::Verify { checkpoint: Some(_), org: None, .. } => {
+            bail!("--checkpoint goes with --org ORG or --received FILE")
         }
         Command::Verify { file: Some(file), key, .. } => verify_file(&file, key.as_deref()),
         Command::Verify { file: None, org: None, .. } => bail!("give an evidence FILE or --org ORG"),
@@ -390,7 +474,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Retention { command: RetentionCommand::Run { as_of } } => {
             retention_run(&config, as_of.as_deref()).await
         }
-        Command::Verify { file: None, org: Some(org), key, checkpoint } => {
+        Command::Verify { file: None, org: Some(org), key, checkpoint, .. } => {
             verify::verify_org(&config, &org, key, checkpoint.as_deref()).await
         }
         Command::Query { query, org, limit, format } => query_cmd(&config, &query.join(" "), org, limit, &format).await,

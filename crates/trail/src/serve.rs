@@ -49,6 +49,7 @@ pub(crate) async fn serve(config: Config, demo: bool) -> Result<()> {
         verify_at_minute: config.verify_at_minute,
         public_url: config.public_url.clone(),
         alerts: config.alerts.clone(),
+        streams: config.streams.clone(),
     };
     let state = AppState::new(store, server_config, trail_server::system_clock());
     trail_server::work::schedules::spawn_scheduler(state.services.clone(), std::time::Duration::from_secs(30));

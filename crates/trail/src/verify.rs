@@ -1,4 +1,5 @@
-//! `trail verify --org`: the stored log of one organization, checked in full.
+//! `trail verify --org`: the stored log of one organization, checked in full; and
+//! `trail verify --received`: a stream's copy kept by its receiver.
 
 use anyhow::{bail, Context, Result};
 
@@ -39,4 +40,20 @@ pub(crate) async fn verify_org(
     } else {
         bail!("{org}: verification failed:\n{}\n({})", report.problems(), report.summary())
     }
+}
+
+/// `trail verify --received COPY --checkpoint NOTE --key KEY`.
+pub(crate) fn verify_received(copy: &str, note: &str, key: &str) -> Result<()> {
+    let text = std::fs::read_to_string(copy).with_context(|| format!("cannot read {copy}"))?;
+    let note = std::fs::read_to_string(note).with_context(|| format!("cannot read checkpoint {note}"))?;
+    let r = trail_core::received::verify_copy(text.lines(), &note, key).map_err(|p| anyhow::anyhow!("{copy}: {p}"))?;
+    let beyond = if r.beyond > 0 { format!("; {} later entries are not covered by it", r.beyond) } else { String::new() };
+    println!(
+        "ok: {}: seqs 0..{} are complete, unaltered and in order (checkpoint {} of size {}){beyond}",
+        r.org,
+        r.proven.saturating_sub(1),
+        r.origin,
+        r.proven
+    );
+    Ok(())
 }
