@@ -35,7 +35,11 @@ pub fn verify_copy<'a>(lines: impl Iterator<Item = &'a str>, note: &str, vkey: &
         }
         let want = hashes.len() as u64;
         if e.seq != want {
-            let what = if e.seq > want { format!("seqs {want}..{} are missing", e.seq) } else { "out of order or repeated".into() };
+            let what = if e.seq > want {
+                format!("seqs {want}..{} are missing", e.seq)
+            } else {
+                "out of order or repeated".into()
+            };
             return Err(format!("line {}: seq {} where {want} was due: {what}", i + 1, e.seq));
         }
         hashes.push(leaf_hash(line.as_bytes()));

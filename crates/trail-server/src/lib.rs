@@ -24,8 +24,8 @@ use tokio::net::TcpListener;
 use trail_store::DynStore;
 
 pub use config::{
-    system_clock, AlertConfig, Clock, ConnectionConfig, ExportConfig, LogKey, RetentionConfig, ServerConfig, SmtpConfig,
-    StreamConfig,
+    system_clock, AlertConfig, Clock, ConnectionConfig, ExportConfig, LogKey, RetentionConfig, ServerConfig,
+    SmtpConfig, StreamConfig,
 };
 pub use error::ApiError;
 pub use work::{

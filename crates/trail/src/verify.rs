@@ -47,7 +47,8 @@ pub(crate) fn verify_received(copy: &str, note: &str, key: &str) -> Result<()> {
     let text = std::fs::read_to_string(copy).with_context(|| format!("cannot read {copy}"))?;
     let note = std::fs::read_to_string(note).with_context(|| format!("cannot read checkpoint {note}"))?;
     let r = trail_core::received::verify_copy(text.lines(), &note, key).map_err(|p| anyhow::anyhow!("{copy}: {p}"))?;
-    let beyond = if r.beyond > 0 { format!("; {} later entries are not covered by it", r.beyond) } else { String::new() };
+    let beyond =
+        if r.beyond > 0 { format!("; {} later entries are not covered by it", r.beyond) } else { String::new() };
     println!(
         "ok: {}: seqs 0..{} are complete, unaltered and in order (checkpoint {} of size {}){beyond}",
         r.org,

@@ -560,6 +560,9 @@ async fn category_restrictions_hold_everywhere() {
     // Alert deliveries name events of every category: not for this role.
     let (st, e) = s.get(Auth::Session(&u), "/api/v1/alerts/deliveries").await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{e}");
+    // Nor streams, which send every category.
+    let (st, e) = s.get(Auth::Session(&u), "/api/v1/streams").await;
+    assert_eq!(st, StatusCode::FORBIDDEN, "{e}");
     for path in ["/api/v1/timeline?category=secret", "/api/v1/timeline?category=secret&q=prod-db-password"] {
         let (st, t) = s.get(Auth::Session(&u), path).await;
         assert_eq!((st, &t["total"]), (StatusCode::OK, &json!(0)), "{path}: {t}");

@@ -7,7 +7,7 @@
 use std::{
     net::SocketAddr,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use axum::{body::Bytes, extract::State, http::HeaderMap, routing::post, Router};
@@ -15,7 +15,10 @@ use serde_json::{json, Value};
 use trail_server::{AlertConfig, AppState, ServerConfig, SmtpConfig};
 use trail_store::{prelude::*, KeyScope, Org};
 
-use crate::{exports::Smtp, support};
+use crate::{
+    exports::Smtp,
+    support::{self, until},
+};
 
 /// What the receiver got, per path: verified bodies; and how it answers.
 #[derive(Default)]
@@ -65,17 +68,6 @@ async fn receiver() -> (Arc<Inbox>, SocketAddr) {
 impl Inbox {
     fn on(&self, path: &str) -> Vec<Value> {
         self.got.lock().unwrap().iter().filter(|(p, _)| p == path).map(|(_, v)| v.clone()).collect()
-    }
-}
-
-async fn until<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

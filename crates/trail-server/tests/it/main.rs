@@ -9,4 +9,6 @@ mod failures;
 mod http;
 mod openapi;
 mod slow_clients;
+mod streams;
 mod support;
+mod syslog;

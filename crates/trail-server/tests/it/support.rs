@@ -73,3 +73,48 @@ pub async fn serve(state: AppState) -> Running {
     }));
     Running { addr, base: format!("http://{addr}"), _shutdown: tx }
 }
+
+/// Polls `f` every 20 ms until it gives a value; fails after a minute.
+pub async fn until<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// An API caller with one key.
+pub struct Api {
+    pub base: String,
+    pub key: String,
+    pub http: reqwest::Client,
+}
+
+impl Api {
+    pub fn new(base: &str, key: &str) -> Api {
+        Api { base: base.to_string(), key: key.to_string(), http: reqwest::Client::new() }
+    }
+
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut r = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.key);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().await.unwrap();
+        let code = r.status().as_u16();
+        (code, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn ingest(&self, events: serde_json::Value) {
+        let (code, v) = self.call(reqwest::Method::POST, "/api/v1/events", Some(events)).await;
+        assert!(code < 300, "{v}");
+    }
+}

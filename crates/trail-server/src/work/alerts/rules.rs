@@ -28,7 +28,9 @@ pub fn defaults(name: &str) -> Option<AlertRule> {
     let (threshold, window, group) = match name {
         "failed_logins" => (5, 10 * MINUTE, Some("actor")),
         "mass_deletion" => (20, 5 * MINUTE, Some("actor")),
-        "permission_escalation" | "api_token_created" | "stream_failing" => (1, 0, None),
+        "permission_escalation" | "api_token_created" => (1, 0, None),
+        // One quiet period per stream.
+        "stream_failing" => (1, 0, Some("resource")),
         "new_admin_ip" => (1, 30 * 24 * 60 * MINUTE, Some("actor")),
         // Rows of one export.
         "large_export" => (100_000, 0, None),
@@ -254,8 +256,11 @@ fn groups(c: &Compiled, e: &Event, ctx: &Context<'_>) -> Vec<(String, Option<Str
         "mass_deletion" if e.operation().eq_ignore_ascii_case("delete") => one(by),
         "permission_escalation" if escalates(e) => one(by),
         "api_token_created" if token_created(e) => one(by),
-        // Recorded by the stream driver when a stream has failed for `[streams] alert_after`.
-        "stream_failing" if e.action.eq_ignore_ascii_case("stream:failing") => one(by),
+        // Recorded by the stream driver when a stream has failed for `[streams]
+        // alert_after`, or was disabled by its receiver.
+        "stream_failing" if ["stream:failing", "stream:disabled"].iter().any(|a| e.action.eq_ignore_ascii_case(a)) => {
+            one(by)
+        }
         "new_admin_ip" => {
             let admin = e
                 .actor

@@ -5,7 +5,9 @@
 //! matches, sends a batch, and moves the cursor from where it started, only while it
 //! holds the lease: at least once, in seq order, never skipping. Failures are retried
 //! with backoff; a stream failing for `[streams] alert_after` is recorded as
-//! `stream:failing` (which the built-in alert rule `stream_failing` sends on).
+//! `stream:failing`, and a stream its receiver refuses for good (410) is disabled and
+//! recorded as `stream:disabled`; the built-in alert rule `stream_failing` sends on
+//! both.
 
 use std::time::Duration;
 
@@ -205,17 +207,18 @@ async fn progressed(st: &Services, s: &Stream, owner: &str, p: Progress) {
 }
 
 /// Stores a failed attempt (the cursor stays). Past `alert_after` of failing, the
-/// failure is recorded once as `stream:failing`; `disable` stops the stream for good.
+/// failure is recorded once as `stream:failing`; `disable` stops the stream until an
+/// administrator resumes it, recorded as `stream:disabled`.
 async fn fail(st: &Services, s: &Stream, owner: &str, error: String, disable: bool) {
     let now = (st.clock)().0;
     let since = s.failing_since.unwrap_or(now);
-    let alert = !s.alerted && (disable || now - since >= st.config.streams.alert_after.as_micros() as i64);
+    let alert = !s.alerted && !disable && now - since >= st.config.streams.alert_after.as_micros() as i64;
     let p = Progress {
         cursor: s.cursor,
         failed: 1,
         last_error: Some(error.clone()),
         failing_since: Some(since),
-        alerted: s.alerted || alert,
+        alerted: s.alerted || alert || disable,
         disable,
         at: now,
         ..Progress::default()
@@ -226,7 +229,7 @@ async fn fail(st: &Services, s: &Stream, owner: &str, error: String, disable: bo
             if alert {
                 let details = json!({
                     "stream": s.id, "cursor": s.cursor, "last_seq": s.last_seq,
-                    "failing_since": trail_core::Timestamp(since).to_rfc3339(), "disabled": disable,
+                    "failing_since": trail_core::Timestamp(since).to_rfc3339(),
                 });
                 record(st, s, "stream:failing", false, details, Some(error.clone())).await;
             }

@@ -138,6 +138,10 @@ pub fn record(e: &Event, leaf: &[u8], product_version: &str) -> Value {
         3002 => {
             r.insert("user".into(), actor_user(e));
             r.insert("src_endpoint".into(), endpoint(e));
+            // The service signed in to: the resource when the event names one, else
+            // the organization's product as Trail knows it.
+            let service = e.resource.as_ref().and_then(|r| r.name.clone().or_else(|| r.id.clone()));
+            r.insert("service".into(), json!({ "name": service.unwrap_or_else(|| e.org.clone()) }));
             if let Some(ua) = &e.user_agent {
                 r.insert("http_request".into(), json!({ "user_agent": ua }));
             }
