@@ -16,7 +16,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use trail_server::AppState;
-use trail_store::{prelude::*, KeyScope};
+use trail_store::KeyScope;
 
 use crate::{
     streams::{config, receiver, vkey},
