@@ -90,7 +90,7 @@ fn summary(s: &Stream) -> serde_json::Value {
     post, path = "/api/v1/streams", tag = "streams", request_body = StreamSpec, params(crate::api::doc::OrgParam),
     responses((status = 201, description = "The stream was made; it starts where `start` says (default: now)", body = Created), crate::api::doc::Errors)
 )]
-pub(super) async fn create(
+pub(super) async fn create_stream(
     State(st): State<AppState>,
     caller: Caller,
     q: Named,
@@ -110,7 +110,7 @@ pub(super) async fn create(
     get, path = "/api/v1/streams", tag = "streams", params(crate::api::doc::OrgParam),
     responses((status = 200, description = "The organization's streams with their health", body = StreamList), crate::api::doc::Errors)
 )]
-pub(super) async fn list(State(st): State<AppState>, caller: Caller, q: Named) -> Result<Response, ApiError> {
+pub(super) async fn list_streams(State(st): State<AppState>, caller: Caller, q: Named) -> Result<Response, ApiError> {
     let org = reader(&caller, named(&q))?;
     let mut streams = Vec::new();
     for s in st.store.streams(Some(&org)).await? {
@@ -124,7 +124,7 @@ pub(super) async fn list(State(st): State<AppState>, caller: Caller, q: Named) -
     params(("id" = i64, Path, description = "The stream's id"), crate::api::doc::OrgParam),
     responses((status = 200, description = "The stream's settings and health", body = StreamView), crate::api::doc::Errors)
 )]
-pub(super) async fn get_one(
+pub(super) async fn get_stream(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
@@ -140,7 +140,7 @@ pub(super) async fn get_one(
     params(("id" = i64, Path, description = "The stream's id"), crate::api::doc::OrgParam),
     responses((status = 200, description = "Changed (the cursor stays; use replay to move it)", body = StreamView), crate::api::doc::Errors)
 )]
-pub(super) async fn change(
+pub(super) async fn change_stream(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
@@ -196,7 +196,7 @@ async fn control(
     params(("id" = i64, Path, description = "The stream's id"), crate::api::doc::OrgParam),
     responses((status = 200, description = "Paused; it resumes where it stopped", body = StreamView), crate::api::doc::Errors)
 )]
-pub(super) async fn pause(
+pub(super) async fn pause_stream(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
@@ -212,7 +212,7 @@ pub(super) async fn pause(
     params(("id" = i64, Path, description = "The stream's id"), crate::api::doc::OrgParam),
     responses((status = 200, description = "Active again (also a disabled stream), from where it stopped", body = StreamView), crate::api::doc::Errors)
 )]
-pub(super) async fn resume(
+pub(super) async fn resume_stream(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
@@ -228,7 +228,7 @@ pub(super) async fn resume(
     params(("id" = i64, Path, description = "The stream's id"), crate::api::doc::OrgParam),
     responses((status = 200, description = "The stream sends again from there (archived periods included); a paused stream stays paused", body = StreamView), crate::api::doc::Errors)
 )]
-pub(super) async fn replay(
+pub(super) async fn replay_stream(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
@@ -248,7 +248,7 @@ pub(super) async fn replay(
     params(("id" = i64, Path, description = "The stream's id"), crate::api::doc::OrgParam),
     responses((status = 204, description = "Deleted"), crate::api::doc::Errors)
 )]
-pub(super) async fn delete(
+pub(super) async fn delete_stream(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,

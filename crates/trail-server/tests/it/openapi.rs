@@ -154,6 +154,13 @@ async fn answers_fit_the_schemas_the_document_names() {
     let (st, v) =
         s.call(Method::PUT, Some(&s.read), "/api/v1/alerts/rules/large_export", Some(json!({"threshold": 5}))).await;
     assert_eq!(st, StatusCode::FORBIDDEN, "a read key cannot change rules: {v}");
+    let (st, v) = s.call(Method::GET, Some(&s.read), "/api/v1/streams", None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    fits("/api/v1/streams", "get", st, &v);
+    let bad = json!({"name": "x", "kind": "http", "url": "http://127.0.0.1:9/in", "format": "jsonl"});
+    let (st, v) = s.call(Method::POST, Some(&s.admin), "/api/v1/streams", Some(bad)).await;
+    assert_eq!((st, v["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("url")), "{v}");
+    fits("/api/v1/streams", "post", st, &v);
     let (st, v) = s.call(Method::GET, Some(&s.read), "/api/v1/timeline?period=7d", None).await;
     fits("/api/v1/timeline", "get", st, &v);
     assert_eq!(v["bucket"], "day", "{v}");
