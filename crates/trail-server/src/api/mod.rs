@@ -44,7 +44,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/alerts/deliveries", get(alerts::list_deliveries))
         .route("/api/v1/alerts/deliveries/{id}/retry", post(alerts::retry_delivery))
         .route("/api/v1/streams", get(streams::list_streams).post(streams::create_stream))
-        .route("/api/v1/streams/{id}", get(streams::get_stream).patch(streams::change_stream).delete(streams::delete_stream))
+        .route(
+            "/api/v1/streams/{id}",
+            get(streams::get_stream).patch(streams::change_stream).delete(streams::delete_stream),
+        )
         .route("/api/v1/streams/{id}/pause", post(streams::pause_stream))
         .route("/api/v1/streams/{id}/resume", post(streams::resume_stream))
         .route("/api/v1/streams/{id}/replay", post(streams::replay_stream))

@@ -13,7 +13,7 @@ use std::{
 
 use serde_json::{json, Value};
 
-fn run_err(cmd: &mut Command) -> String {
+pub(crate) fn run_err(cmd: &mut Command) -> String {
     let out = cmd.output().unwrap();
     assert!(!out.status.success(), "expected failure: {}", String::from_utf8_lossy(&out.stdout));
     let err = String::from_utf8(out.stderr).unwrap();
@@ -197,7 +197,7 @@ fn acknowledged_events_survive_sigkill() {
 /// Makes a data dir whose `acme` log holds 21 signed entries (the ingest key's creation,
 /// then 20 deployments), checks it verifies, and
 /// returns it with the verifier key printed by `trail keys verifier`.
-fn signed_log() -> (tempfile::TempDir, String) {
+pub(crate) fn signed_log() -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     new_key(d, "acme", "ingest");

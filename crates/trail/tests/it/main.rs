@@ -6,4 +6,5 @@ mod cli;
 mod e2e;
 mod postgres;
 mod retention;
+mod streams;
 mod support;
