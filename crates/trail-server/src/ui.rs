@@ -1,5 +1,6 @@
-//! The web page at `/audit`: plain HTML, CSS and six JavaScript modules (the entry
-//! `app.js`, and `detail.js`, `exports.js`, `live.js`, `timeline.js`, `alerts.js`),
+//! The web page at `/audit`: plain HTML, CSS and seven JavaScript modules (the entry
+//! `app.js`, and `detail.js`, `exports.js`, `live.js`, `timeline.js`, `alerts.js`,
+//! `streams.js`),
 //! compiled into the binary
 //! (nothing is fetched at run time).
 
@@ -19,6 +20,7 @@ const EXPORTS: &str = include_str!("../ui/exports.js");
 const LIVE: &str = include_str!("../ui/live.js");
 const TIMELINE: &str = include_str!("../ui/timeline.js");
 const ALERTS: &str = include_str!("../ui/alerts.js");
+const STREAMS: &str = include_str!("../ui/streams.js");
 const STYLE: &str = include_str!("../ui/app.css");
 const ICON: &str = include_str!("../ui/icon.svg");
 
@@ -32,6 +34,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/ui/live.js", get(|| async { asset("text/javascript; charset=utf-8", LIVE) }))
         .route("/ui/timeline.js", get(|| async { asset("text/javascript; charset=utf-8", TIMELINE) }))
         .route("/ui/alerts.js", get(|| async { asset("text/javascript; charset=utf-8", ALERTS) }))
+        .route("/ui/streams.js", get(|| async { asset("text/javascript; charset=utf-8", STREAMS) }))
         .route("/ui/app.css", get(|| async { asset("text/css; charset=utf-8", STYLE) }))
         .route("/ui/icon.svg", get(|| async { asset("image/svg+xml", ICON) }))
 }

@@ -6,6 +6,7 @@
 // event in the URL, and renders with plain DOM.
 
 import { openAlerts } from './alerts.js';
+import { openStreams } from './streams.js';
 import { closeDetail, openDetail } from './detail.js';
 import { downloadButton, exportMenu, openDownload, openSchedules } from './exports.js';
 import { prepend, startLive, stopLive, toggleLive, togglePause, updateHeld } from './live.js';
@@ -355,7 +356,8 @@ function toolbar() {
       h('div', { class: 'hint', id: 'search-hint' }, 'Words search everything; ', h('code', {}, 'key:value'), ' filters (category, result, actor, company, request_id, resource, workspace, cluster, namespace, ip, status, created:>=DATE), ', h('code', {}, '"a phrase"'), '.')),
     h('div', { class: 'actions' }, liveBtn, pauseBtn, held, downloadButton(), exportMenu(),
       state.me.permissions.manage ? h('button', { class: 'secondary', id: 'schedules', onclick: openSchedules }, 'Schedules') : null,
-      h('button', { class: 'secondary', id: 'alerts', onclick: openAlerts }, 'Alerts')));
+      h('button', { class: 'secondary', id: 'alerts', onclick: openAlerts }, 'Alerts'),
+      h('button', { class: 'secondary', id: 'streams', onclick: openStreams }, 'Streams')));
 }
 
 // A key typed in the search box (`period:7d`, `sort:email`), so that the chips and the

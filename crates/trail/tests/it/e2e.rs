@@ -86,8 +86,16 @@ fn the_audit_page_in_chromium() {
     assert!(report.contains("acme: archived"), "{report}");
     let admin_otp = user(d, "admin@acme.test", "org_admin");
     let viewer_otp = user(d, "viewer@acme.test", "no-secrets");
-    let server =
-        spawn_served(trail(d).args(["serve", "--listen", "127.0.0.1:0"]).env("TRAIL_INSECURE_COOKIES", "true"));
+    // The browser step streams to a receiver of its own on loopback.
+    let config = d.join("trail.toml");
+    std::fs::write(&config, "[streams]\nallow_private_destinations = true\n").unwrap();
+    let server = spawn_served(
+        trail(d)
+            .arg("--config")
+            .arg(&config)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("TRAIL_INSECURE_COOKIES", "true"),
+    );
     let base = server.base.clone();
     let shots = root.join("docs");
     std::fs::create_dir_all(&shots).unwrap();
