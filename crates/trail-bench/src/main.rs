@@ -21,6 +21,7 @@ mod alerts;
 mod exports;
 mod facets;
 mod postgres;
+mod streams;
 mod verify;
 
 use exports::*;
@@ -53,6 +54,8 @@ struct Args {
     postgres_query: usize,
     /// The alerts benchmark, with this many events per ingest run (0: skip).
     alerts: usize,
+    /// The streams benchmark, with this many events per ingest run (0: skip).
+    streams: usize,
     /// Runs of each ingest configuration (Trail and the bare loop alternate) and of
     /// each export format (the formats alternate); the tables give the medians.
     runs: usize,
@@ -73,6 +76,7 @@ pub(crate) fn args() -> Result<Args> {
         postgres: false,
         postgres_query: 0,
         alerts: 0,
+        streams: 0,
         runs: 3,
         batches: Vec::new(),
     };
@@ -90,6 +94,7 @@ pub(crate) fn args() -> Result<Args> {
             "--postgres" => a.postgres = true,
             "--postgres-query" => a.postgres_query = it.next().context("--postgres-query N")?.parse()?,
             "--alerts" => a.alerts = it.next().context("--alerts N")?.parse()?,
+            "--streams" => a.streams = it.next().context("--streams N")?.parse()?,
             "--runs" => a.runs = it.next().context("--runs N")?.parse::<usize>()?.max(1),
             "--batches" => {
                 let list = it.next().context("--batches N,N")?;
@@ -499,6 +504,9 @@ fn main() -> Result<()> {
         }
         if a.alerts > 0 {
             alerts::bench_alerts(a.alerts, a.runs).await?;
+        }
+        if a.streams > 0 {
+            streams::bench_streams(a.streams, a.runs).await?;
         }
         if a.tree_size > 0 {
             bench_big_tree(a.tree_size).await?;

@@ -18,6 +18,7 @@ use trail_store::streams::{Progress, Stream, StreamState};
 use super::{
     format::{Item, Origin},
     send::{self, Batch, Outcome},
+    view::View,
 };
 use crate::work::{selfaudit, Services};
 
@@ -90,9 +91,13 @@ async fn read(st: &Services, s: &Stream, filter: Option<&Filter>) -> Result<Step
             break;
         }
         expect += 1;
-        let event = Event::from_leaf(&leaf).map_err(|e| format!("seq {seq} is unreadable: {e}"))?;
-        if filter.is_none_or(|f| f.matches(&event, now)) {
-            items.push(Item { seq, leaf, event });
+        // Only a query needs the whole event; the formats read what they need.
+        let wanted = match filter {
+            None => true,
+            Some(f) => f.matches(&Event::from_leaf(&leaf).map_err(|e| format!("seq {seq} is unreadable: {e}"))?, now),
+        };
+        if wanted {
+            items.push(Item { seq, leaf });
         }
     }
     if expect == s.cursor {
@@ -148,8 +153,8 @@ async fn drive(st: Services, org: String, id: i64) {
             Step::Batch { items, next, checkpoint } => {
                 // A batch that is not full waits a little for more.
                 if items.len() < st.config.streams.batch_size && attempts == 0 {
-                    let young = items.first().is_some_and(|i| {
-                        (st.clock)().0 - i.event.received_at.0 < st.config.streams.batch_wait.as_micros() as i64
+                    let young = items.first().and_then(|i| View::read(&i.leaf).ok()).is_some_and(|v| {
+                        (st.clock)().0 - v.received() < st.config.streams.batch_wait.as_micros() as i64
                     });
                     if young {
                         tokio::time::sleep(st.config.streams.batch_wait.min(IDLE)).await;

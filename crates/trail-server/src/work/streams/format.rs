@@ -5,10 +5,11 @@
 
 use std::fmt::Write as _;
 
+use serde::Serialize;
+#[cfg(test)]
 use serde_json::{json, Value};
-use trail_core::{event::Outcome, Event};
 
-use super::ocsf;
+use super::{ocsf, view::View};
 
 /// A stream's output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,11 +40,10 @@ impl Format {
     }
 }
 
-/// One event of a batch: its seq, stored bytes and parsed form.
+/// One event of a batch: its seq and stored bytes.
 pub struct Item {
     pub seq: u64,
     pub leaf: Vec<u8>,
-    pub event: Event,
 }
 
 /// Who is sending: the installation's name (syslog HOSTNAME, Splunk `host`) and
@@ -53,33 +53,52 @@ pub struct Origin {
     pub version: &'static str,
 }
 
-/// An HTTP batch's body and content type.
+/// An HTTP batch's body and content type. An event whose stored bytes cannot be read
+/// as an event (never expected) is sent as stored.
 pub fn http_body(format: Format, items: &[Item], origin: &Origin) -> (Vec<u8>, &'static str) {
-    let mut body = Vec::new();
+    let mut body = Vec::with_capacity(items.iter().map(|i| i.leaf.len() * 2 + 1).sum());
     for it in items {
-        match format {
-            Format::Jsonl | Format::Cef => body.extend_from_slice(&it.leaf),
-            Format::Ocsf => {
-                body.extend_from_slice(ocsf::record(&it.event, &it.leaf, origin.version).to_string().as_bytes())
+        let view = match format {
+            Format::Jsonl | Format::Cef => None,
+            Format::Ocsf | Format::SplunkHec => View::read(&it.leaf).ok(),
+        };
+        match (format, view) {
+            (Format::Ocsf, Some(v)) => {
+                let leaf = std::str::from_utf8(&it.leaf).unwrap_or_default();
+                let _ = serde_json::to_writer(&mut body, &ocsf::record(&v, leaf, origin.version));
             }
-            Format::SplunkHec => body.extend_from_slice(splunk(it, origin).to_string().as_bytes()),
+            (Format::SplunkHec, Some(v)) => splunk(&mut body, it, &v, origin),
+            _ => body.extend_from_slice(&it.leaf),
         }
         body.push(b'\n');
     }
     (body, "application/x-ndjson")
 }
 
-/// A Splunk HTTP Event Collector event (the `/services/collector/event` shape).
-pub fn splunk(it: &Item, origin: &Origin) -> Value {
-    let event: Value = serde_json::from_slice(&it.leaf).unwrap_or(Value::Null);
-    json!({
-        "time": format!("{}.{:06}", it.event.timestamp.0.div_euclid(1_000_000), it.event.timestamp.0.rem_euclid(1_000_000)),
-        "host": origin.host,
-        "source": format!("trail:{}", it.event.org),
-        "sourcetype": "trail:audit",
-        "event": event,
-        "fields": { "org": it.event.org, "seq": it.seq, "category": it.event.category(), "result": it.event.result.as_str() },
-    })
+#[derive(Serialize)]
+struct HecFields<'a> {
+    org: &'a str,
+    seq: u64,
+    category: &'a str,
+    result: &'a str,
+}
+
+/// A Splunk HTTP Event Collector event (the `/services/collector/event` shape), the
+/// stored event as its `event`.
+fn splunk(out: &mut Vec<u8>, it: &Item, v: &View<'_>, origin: &Origin) {
+    let t = v.time();
+    let time = format!("{}.{:06}", t.div_euclid(1_000_000), t.rem_euclid(1_000_000));
+    let source = format!("trail:{}", v.org);
+    let fields = HecFields { org: &v.org, seq: it.seq, category: v.category(), result: &v.result };
+    let head = serde_json::json!({"time": time, "host": origin.host, "source": source, "sourcetype": "trail:audit"});
+    let head = head.to_string();
+    // `{…head…,"fields":{…},"event":<stored bytes>}`
+    out.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+    out.extend_from_slice(b",\"fields\":");
+    let _ = serde_json::to_writer(&mut *out, &fields);
+    out.extend_from_slice(b",\"event\":");
+    out.extend_from_slice(&it.leaf);
+    out.push(b'}');
 }
 
 fn cef_header(s: &str) -> String {
@@ -91,12 +110,8 @@ fn cef_value(s: &str) -> String {
 }
 
 /// One event as an ArcSight Common Event Format line.
-pub fn cef(it: &Item, origin: &Origin) -> String {
-    let e = &it.event;
-    let severity = match e.result {
-        Outcome::Failed => 7,
-        _ => 3,
-    };
+pub fn cef(it: &Item, e: &View<'_>, origin: &Origin) -> String {
+    let severity = if e.failed() { 7 } else { 3 };
     let mut line = format!(
         "CEF:0|Trail|Trail|{}|{}|{}|{severity}|",
         cef_header(origin.version),
@@ -104,42 +119,42 @@ pub fn cef(it: &Item, origin: &Origin) -> String {
         cef_header(&e.action)
     );
     let mut ext: Vec<(&str, String)> = vec![
-        ("rt", (e.timestamp.0 / 1000).to_string()),
-        ("act", e.action.clone()),
+        ("rt", (e.time() / 1000).to_string()),
+        ("act", e.action.to_string()),
         ("cat", e.category().to_string()),
-        ("outcome", if e.result == Outcome::Failed { "failure".into() } else { "success".into() }),
+        ("outcome", if e.failed() { "failure".into() } else { "success".into() }),
         ("externalId", e.id.to_string()),
         ("cs1Label", "org".into()),
-        ("cs1", e.org.clone()),
+        ("cs1", e.org.to_string()),
         ("cn1Label", "seq".into()),
         ("cn1", it.seq.to_string()),
     ];
     if let Some(a) = &e.actor {
-        if let Some(v) = a.email.clone().or_else(|| a.name.clone()) {
-            ext.push(("suser", v));
+        if let Some(v) = a.email.as_deref().or(a.name.as_deref()) {
+            ext.push(("suser", v.to_string()));
         }
         if let Some(v) = &a.id {
-            ext.push(("suid", v.clone()));
+            ext.push(("suid", v.to_string()));
         }
     }
     if let Some(ip) = &e.source_ip {
-        ext.push(("src", ip.clone()));
+        ext.push(("src", ip.to_string()));
     }
     if let Some(ua) = &e.user_agent {
-        ext.push(("requestClientApplication", ua.clone()));
+        ext.push(("requestClientApplication", ua.to_string()));
     }
     if let Some(r) = &e.resource {
-        if let Some(v) = r.name.clone().or_else(|| r.id.clone()) {
+        if let Some(v) = r.name.as_deref().or(r.id.as_deref()) {
             ext.push(("cs2Label", "resource".into()));
-            ext.push(("cs2", v));
+            ext.push(("cs2", v.to_string()));
         }
     }
     if let Some(id) = &e.request_id {
         ext.push(("cs3Label", "requestId".into()));
-        ext.push(("cs3", id.clone()));
+        ext.push(("cs3", id.to_string()));
     }
     if let Some(err) = &e.error {
-        ext.push(("msg", err.clone()));
+        ext.push(("msg", err.to_string()));
     }
     let parts: Vec<String> = ext.iter().map(|(k, v)| format!("{k}={}", cef_value(v))).collect();
     line.push_str(&parts.join(" "));
@@ -176,17 +191,19 @@ fn frame(severity: u8, timestamp: &str, host: &str, msgid: &str, sd: &str, msg: 
     out
 }
 
-/// An event as one framed syslog message.
-pub fn syslog_event(format: Format, it: &Item, origin: &Origin) -> Vec<u8> {
-    let e = &it.event;
+/// An event as one framed syslog message (`None`: its stored bytes are not an event).
+pub fn syslog_event(format: Format, it: &Item, origin: &Origin) -> Option<Vec<u8>> {
+    let e = View::read(&it.leaf).ok()?;
+    let leaf = std::str::from_utf8(&it.leaf).ok()?;
     let msg = match format {
-        Format::Cef => cef(it, origin),
-        Format::Ocsf => ocsf::record(e, &it.leaf, origin.version).to_string(),
-        Format::Jsonl | Format::SplunkHec => String::from_utf8_lossy(&it.leaf).into_owned(),
+        Format::Cef => cef(it, &e, origin),
+        Format::Ocsf => serde_json::to_string(&ocsf::record(&e, leaf, origin.version)).ok()?,
+        Format::Jsonl | Format::SplunkHec => leaf.to_string(),
     };
     let sd = format!("[trail@{PEN} org=\"{}\" seq=\"{}\" id=\"{}\"]", sd_value(&e.org), it.seq, e.id);
-    let severity = if e.result == Outcome::Failed { 4 } else { 6 };
-    frame(severity, &e.timestamp.to_rfc3339_micros(), &origin.host, &e.action, &sd, &msg)
+    let severity = if e.failed() { 4 } else { 6 };
+    let time = trail_core::Timestamp(e.time()).to_rfc3339_micros();
+    Some(frame(severity, &time, &origin.host, &e.action, &sd, &msg))
 }
 
 /// The message that closes a syslog batch: its first and last seq and the signed
@@ -212,7 +229,7 @@ mod tests {
             "source_ip": "203.0.113.9", "error": "bad | password"
         }))
         .unwrap();
-        Item { seq: 7, event: Event::from_leaf(&leaf).unwrap(), leaf }
+        Item { seq: 7, leaf }
     }
 
     fn origin() -> Origin {
@@ -229,7 +246,8 @@ mod tests {
 
     #[test]
     fn cef_escapes_its_separators() {
-        let line = cef(&item(), &origin());
+        let it = item();
+        let line = cef(&it, &View::read(&it.leaf).unwrap(), &origin());
         assert!(line.starts_with("CEF:0|Trail|Trail|0.1.0|auth:login|auth:login|7|rt=1709287200000 "), "{line}");
         assert!(line.contains("suser=a\\=b@x.io") && line.contains("msg=bad | password"), "{line}");
         assert!(line.contains("src=203.0.113.9") && line.contains("cn1=7"), "{line}");
@@ -237,7 +255,7 @@ mod tests {
 
     #[test]
     fn syslog_frames_count_their_octets() {
-        let f = syslog_event(Format::Jsonl, &item(), &origin());
+        let f = syslog_event(Format::Jsonl, &item(), &origin()).unwrap();
         let text = String::from_utf8(f).unwrap();
         let (len, msg) = text.split_once(' ').unwrap();
         assert_eq!(len.parse::<usize>().unwrap(), msg.len());
@@ -248,5 +266,9 @@ mod tests {
         let (body, _) = http_body(Format::SplunkHec, &[item()], &origin());
         let v: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!((v["time"].as_str(), v["fields"]["seq"].as_u64()), (Some("1709287200.000000"), Some(7)));
+        assert_eq!(
+            (v["event"]["action"].as_str(), v["sourcetype"].as_str()),
+            (Some("auth:login"), Some("trail:audit"))
+        );
     }
 }

@@ -3,7 +3,8 @@
 //! the signed checkpoint that covers it.
 //!
 //! Rooms: `setup` (what an administrator asks for, checked, and a stream's health),
-//! `format` (bodies and syslog frames, no I/O), `ocsf` (OCSF records, no I/O), `send`
+//! `format` (bodies and syslog frames, no I/O), `ocsf` (OCSF records, no I/O), `view`
+//! (the fields the formats read, borrowed from the stored bytes), `send`
 //! (one batch over HTTP or syslog, TCP or TLS), `drive` (the lease holder's loop per
 //! stream: read, filter, send, move the cursor; retries, failing alerts).
 
@@ -18,6 +19,7 @@ pub mod format;
 pub mod ocsf;
 pub mod send;
 pub mod setup;
+pub mod view;
 
 /// Wake-ups for the drivers, and this server's name as a lease holder.
 pub struct Signals {

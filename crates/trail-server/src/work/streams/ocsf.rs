@@ -4,8 +4,9 @@
 //! names the version in `metadata.version`, and keeps the stored event in `raw_data`
 //! so that nothing of it is lost. No I/O.
 
-use serde_json::{json, Map, Value};
-use trail_core::{event::Outcome, Event};
+use serde::Serialize;
+
+use super::view::View;
 
 /// The OCSF schema version the records follow (the tests validate them against it).
 pub const OCSF_VERSION: &str = "1.3.0";
@@ -15,7 +16,7 @@ const ACCOUNT_CATEGORIES: &[&str] =
     &["user", "users", "role", "roles", "key", "keys", "api_key", "apikey", "account", "member"];
 
 /// The OCSF class an event maps to: (class_uid, category_uid, class name).
-pub fn class_of(e: &Event) -> (u32, u32, &'static str) {
+pub fn class_of(e: &View<'_>) -> (u32, u32, &'static str) {
     let category = e.category().to_ascii_lowercase();
     if category == "auth" {
         (3002, 3, "Authentication")
@@ -51,160 +52,256 @@ fn activity(class: u32, operation: &str) -> (u32, &'static str) {
     }
 }
 
-fn put(m: &mut Map<String, Value>, k: &str, v: Option<impl Into<Value>>) {
-    if let Some(v) = v {
-        m.insert(k.into(), v.into());
+/// An OCSF User object (at least one of name and uid).
+#[derive(Serialize)]
+struct User<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email_addr: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    type_id: Option<u8>,
+}
+
+#[derive(Serialize)]
+struct ActorObj<'a> {
+    user: User<'a>,
+}
+
+#[derive(Serialize)]
+struct Endpoint<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ip: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct Named<'a> {
+    name: &'a str,
+}
+
+#[derive(Serialize)]
+struct Product<'a> {
+    name: &'a str,
+    vendor_name: &'a str,
+    version: &'a str,
+}
+
+#[derive(Serialize)]
+struct Metadata<'a> {
+    version: &'a str,
+    uid: &'a str,
+    log_name: String,
+    logged_time: i64,
+    original_time: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    correlation_uid: Option<&'a str>,
+    product: Product<'a>,
+}
+
+#[derive(Serialize)]
+struct Uid<'a> {
+    uid: &'a str,
+}
+
+#[derive(Serialize)]
+struct Api<'a> {
+    operation: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request: Option<Uid<'a>>,
+}
+
+#[derive(Serialize)]
+struct ResourceObj<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    uid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    kind: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct HttpRequest<'a> {
+    user_agent: &'a str,
+}
+
+/// One OCSF record: the attributes of the three classes, each present only where
+/// its class defines it.
+#[derive(Serialize)]
+pub struct Record<'a> {
+    class_uid: u32,
+    class_name: &'static str,
+    category_uid: u32,
+    activity_id: u32,
+    activity_name: &'static str,
+    type_uid: u64,
+    severity_id: u8,
+    severity: &'static str,
+    status_id: u8,
+    status: &'static str,
+    time: i64,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_detail: Option<&'a str>,
+    metadata: Metadata<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<User<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    actor: Option<ActorObj<'a>>,
+    src_endpoint: Endpoint<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service: Option<Named<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    api: Option<Api<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resources: Option<[ResourceObj<'a>; 1]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http_request: Option<HttpRequest<'a>>,
+    /// The stored event, whole.
+    raw_data: &'a str,
+}
+
+/// The event's actor as an OCSF User.
+fn actor_user<'a>(e: &'a View<'_>) -> User<'a> {
+    let a = e.actor.as_ref();
+    let uid = a.and_then(|a| a.id.as_deref());
+    let email = a.and_then(|a| a.email.as_deref());
+    let mut name = a.and_then(|a| a.name.as_deref()).or(email);
+    if uid.is_none() && name.is_none() {
+        name = Some("unknown");
+    }
+    let type_id = match a.and_then(|a| a.kind.as_deref()) {
+        Some("user") => Some(1),
+        Some("system" | "service" | "api_key") => Some(3),
+        _ => None,
+    };
+    User { uid, name, email_addr: email, type_id }
+}
+
+/// The resource acted on as an OCSF User (account changes), else the actor.
+fn target_user<'a>(e: &'a View<'_>) -> User<'a> {
+    match &e.resource {
+        Some(r) if r.id.is_some() || r.name.is_some() => {
+            User { uid: r.id.as_deref(), name: r.name.as_deref(), email_addr: None, type_id: None }
+        }
+        _ => actor_user(e),
     }
 }
 
-/// The event's actor as an OCSF User object (at least one of name and uid).
-fn actor_user(e: &Event) -> Value {
-    let mut u = Map::new();
-    if let Some(a) = &e.actor {
-        put(&mut u, "uid", a.id.clone());
-        put(&mut u, "name", a.name.clone().or_else(|| a.email.clone()));
-        put(&mut u, "email_addr", a.email.clone());
-        let type_id = match a.kind.as_deref() {
-            Some("user") => Some(1),
-            Some("system") | Some("service") | Some("api_key") => Some(3),
-            _ => None,
-        };
-        put(&mut u, "type_id", type_id);
-    }
-    if !u.contains_key("uid") && !u.contains_key("name") {
-        u.insert("name".into(), "unknown".into());
-    }
-    Value::Object(u)
-}
-
-/// The resource acted on as an OCSF User (for account changes).
-fn target_user(e: &Event) -> Value {
-    let mut u = Map::new();
-    if let Some(r) = &e.resource {
-        put(&mut u, "uid", r.id.clone());
-        put(&mut u, "name", r.name.clone());
-    }
-    if u.is_empty() {
-        return actor_user(e);
-    }
-    Value::Object(u)
-}
-
-fn endpoint(e: &Event) -> Value {
-    match &e.source_ip {
-        Some(ip) => json!({ "ip": ip }),
-        None => json!({ "name": "unknown" }),
-    }
-}
-
-/// One event as an OCSF record.
-pub fn record(e: &Event, leaf: &[u8], product_version: &str) -> Value {
+/// One event as an OCSF record (`leaf` is its stored bytes, kept as `raw_data`).
+pub fn record<'a>(e: &'a View<'_>, leaf: &'a str, product_version: &'a str) -> Record<'a> {
     let (class_uid, category_uid, class_name) = class_of(e);
     let (activity_id, activity_name) = activity(class_uid, e.operation());
-    let failed = e.result == Outcome::Failed;
-    let (status_id, status) = match e.result {
-        Outcome::Done => (1, "Success"),
-        Outcome::Failed => (2, "Failure"),
-        Outcome::Processing | Outcome::Pending => (0, "Unknown"),
+    let failed = e.failed();
+    let (status_id, status) = match e.result.as_ref() {
+        "DONE" => (1, "Success"),
+        "FAILED" => (2, "Failure"),
+        _ => (0, "Unknown"),
     };
-    let mut r = Map::new();
-    r.insert("class_uid".into(), class_uid.into());
-    r.insert("class_name".into(), class_name.into());
-    r.insert("category_uid".into(), category_uid.into());
-    r.insert("activity_id".into(), activity_id.into());
-    r.insert("activity_name".into(), activity_name.into());
-    r.insert("type_uid".into(), (u64::from(class_uid) * 100 + u64::from(activity_id)).into());
-    r.insert("severity_id".into(), if failed { 3 } else { 1 }.into());
-    r.insert("severity".into(), if failed { "Medium" } else { "Informational" }.into());
-    r.insert("status_id".into(), status_id.into());
-    r.insert("status".into(), status.into());
-    r.insert("time".into(), (e.timestamp.0 / 1000).into());
-    r.insert("message".into(), e.action.clone().into());
-    put(&mut r, "status_code", e.status_code.map(|c| c.to_string()));
-    put(&mut r, "status_detail", e.error.clone());
-    r.insert(
-        "metadata".into(),
-        json!({
-            "version": OCSF_VERSION,
-            "uid": e.id.to_string(),
-            "log_name": format!("trail/{}", e.org),
-            "logged_time": e.received_at.0 / 1000,
-            "original_time": e.timestamp.to_rfc3339_micros(),
-            "correlation_uid": e.request_id,
-            "product": { "name": "Trail", "vendor_name": "Trail", "version": product_version },
-        }),
-    );
+    let src_endpoint = match e.source_ip.as_deref() {
+        Some(ip) => Endpoint { ip: Some(ip), name: None },
+        None => Endpoint { ip: None, name: Some("unknown") },
+    };
+    let http_request = e.user_agent.as_deref().map(|ua| HttpRequest { user_agent: ua });
+    let mut r = Record {
+        class_uid,
+        class_name,
+        category_uid,
+        activity_id,
+        activity_name,
+        type_uid: u64::from(class_uid) * 100 + u64::from(activity_id),
+        severity_id: if failed { 3 } else { 1 },
+        severity: if failed { "Medium" } else { "Informational" },
+        status_id,
+        status,
+        time: e.time() / 1000,
+        message: &e.action,
+        status_code: e.status_code.map(|c| c.to_string()),
+        status_detail: e.error.as_deref(),
+        metadata: Metadata {
+            version: OCSF_VERSION,
+            uid: &e.id,
+            log_name: format!("trail/{}", e.org),
+            logged_time: e.received() / 1000,
+            original_time: &e.timestamp,
+            correlation_uid: e.request_id.as_deref(),
+            product: Product { name: "Trail", vendor_name: "Trail", version: product_version },
+        },
+        user: None,
+        actor: None,
+        src_endpoint,
+        service: None,
+        api: None,
+        resources: None,
+        http_request: None,
+        raw_data: leaf,
+    };
     match class_uid {
         3002 => {
-            r.insert("user".into(), actor_user(e));
-            r.insert("src_endpoint".into(), endpoint(e));
+            r.user = Some(actor_user(e));
             // The service signed in to: the resource when the event names one, else
-            // the organization's product as Trail knows it.
-            let service = e.resource.as_ref().and_then(|r| r.name.clone().or_else(|| r.id.clone()));
-            r.insert("service".into(), json!({ "name": service.unwrap_or_else(|| e.org.clone()) }));
-            if let Some(ua) = &e.user_agent {
-                r.insert("http_request".into(), json!({ "user_agent": ua }));
-            }
+            // the organization.
+            let service = e.resource.as_ref().and_then(|x| x.name.as_deref().or(x.id.as_deref()));
+            r.service = Some(Named { name: service.unwrap_or(&e.org) });
+            r.http_request = http_request;
         }
         3001 => {
-            r.insert("user".into(), target_user(e));
-            r.insert("actor".into(), json!({ "user": actor_user(e) }));
-            r.insert("src_endpoint".into(), endpoint(e));
+            r.user = Some(target_user(e));
+            r.actor = Some(ActorObj { user: actor_user(e) });
         }
         _ => {
-            r.insert("actor".into(), json!({ "user": actor_user(e) }));
-            r.insert("src_endpoint".into(), endpoint(e));
-            let mut api = json!({ "operation": e.action });
-            if let Some(id) = &e.request_id {
-                api["request"] = json!({ "uid": id });
-            }
-            r.insert("api".into(), api);
-            if let Some(res) = &e.resource {
-                let mut m = Map::new();
-                put(&mut m, "uid", res.id.clone());
-                put(&mut m, "name", res.name.clone());
-                put(&mut m, "type", res.kind.clone());
-                if !m.is_empty() {
-                    r.insert("resources".into(), Value::Array(vec![Value::Object(m)]));
-                }
-            }
-            if let Some(ua) = &e.user_agent {
-                r.insert("http_request".into(), json!({ "user_agent": ua }));
-            }
+            r.actor = Some(ActorObj { user: actor_user(e) });
+            r.api = Some(Api { operation: &e.action, request: e.request_id.as_deref().map(|uid| Uid { uid }) });
+            r.resources = e
+                .resource
+                .as_ref()
+                .filter(|x| x.id.is_some() || x.name.is_some() || x.kind.is_some())
+                .map(|x| [ResourceObj { uid: x.id.as_deref(), name: x.name.as_deref(), kind: x.kind.as_deref() }]);
+            r.http_request = http_request;
         }
     }
-    r.insert("raw_data".into(), String::from_utf8_lossy(leaf).into_owned().into());
-    // `metadata.correlation_uid` is left out when there is no request id.
-    if let Some(m) = r.get_mut("metadata").and_then(Value::as_object_mut) {
-        m.retain(|_, v| !v.is_null());
-    }
-    Value::Object(r)
+    r
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{json, Value};
+
     use super::*;
 
-    fn event(action: &str) -> Event {
-        let leaf = serde_json::to_vec(&json!({
+    fn leaf(action: &str) -> Vec<u8> {
+        serde_json::to_vec(&json!({
             "id": "0190f0e8-0000-7000-8000-000000000001", "org": "acme", "seq": 3,
             "timestamp": "2024-03-01T10:00:00Z", "received_at": "2024-03-01T10:00:01Z",
             "action": action, "result": "FAILED", "actor": {"email": "a@x.io"}
         }))
-        .unwrap();
-        Event::from_leaf(&leaf).unwrap()
+        .unwrap()
+    }
+
+    fn ocsf(action: &str) -> Value {
+        let l = leaf(action);
+        let v = View::read(&l).unwrap();
+        serde_json::to_value(record(&v, std::str::from_utf8(&l).unwrap(), "0.1.0")).unwrap()
     }
 
     #[test]
     fn classes_and_activities_follow_the_action() {
-        assert_eq!(class_of(&event("auth:login")).0, 3002);
-        assert_eq!(class_of(&event("user:create")).0, 3001);
-        assert_eq!(class_of(&event("cluster:delete")).0, 6003);
-        let r = record(&event("auth:login"), b"{}", "0.1.0");
+        for (action, class) in [("auth:login", 3002), ("user:create", 3001), ("cluster:delete", 6003)] {
+            assert_eq!(class_of(&View::read(&leaf(action)).unwrap()).0, class, "{action}");
+        }
+        let r = ocsf("auth:login");
         assert_eq!((r["activity_id"].as_u64(), r["type_uid"].as_u64()), (Some(1), Some(300201)));
         assert_eq!((r["status_id"].as_u64(), r["severity_id"].as_u64()), (Some(2), Some(3)));
-        assert_eq!(r["metadata"]["version"], OCSF_VERSION);
-        let r = record(&event("cluster:delete"), b"{}", "0.1.0");
+        assert_eq!((r["metadata"]["version"].as_str(), r["time"].as_i64()), (Some(OCSF_VERSION), Some(1709287200000)));
+        assert_eq!(r["user"]["name"], "a@x.io");
+        let r = ocsf("cluster:delete");
         assert_eq!((r["activity_id"].as_u64(), r["api"]["operation"].as_str()), (Some(4), Some("cluster:delete")));
+        assert!(r.get("user").is_none() && r["raw_data"].as_str().unwrap().contains("\"seq\":3"));
     }
 }

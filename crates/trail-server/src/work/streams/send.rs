@@ -187,7 +187,10 @@ async fn syslog(st: &Services, s: &Stream, format: Format, batch: &Batch<'_>, or
     };
     let mut out = Vec::new();
     for it in batch.items {
-        out.extend(format::syslog_event(format, it, origin));
+        match format::syslog_event(format, it, origin) {
+            Some(frame) => out.extend(frame),
+            None => return Outcome::Gone(format!("seq {} is not a readable event", it.seq)),
+        }
     }
     let cp = base64::engine::general_purpose::STANDARD.encode(batch.checkpoint);
     let now = (st.clock)().to_rfc3339_micros();
