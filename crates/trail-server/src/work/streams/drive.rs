@@ -25,6 +25,8 @@ use crate::work::{selfaudit, Services};
 /// The longest a driver sleeps without looking (a covering checkpoint may lag an
 /// append by about a second).
 const IDLE: Duration = Duration::from_millis(250);
+/// Batches sent per step at most.
+const STEP_BATCHES: usize = 8;
 
 pub async fn supervise(st: Services) {
     let lease = st.config.streams.lease;
@@ -75,7 +77,9 @@ async fn read(st: &Services, s: &Stream, filter: Option<&Filter>) -> Result<Step
     if s.cursor >= cp.size {
         return Ok(Step::Idle);
     }
-    let size = st.config.streams.batch_size.max(1);
+    // A step reads several batches' worth, so that a stream that is behind catches up
+    // with one read and one stored position per step.
+    let size = st.config.streams.batch_size.max(1) * STEP_BATCHES;
     let want = size.min((cp.size - s.cursor) as usize);
     let rows = trail_store::archive::scan_merged(&*st.store, st.archive.as_deref(), &s.org, s.cursor, want)
         .await
@@ -151,8 +155,9 @@ async fn drive(st: Services, org: String, id: i64) {
                 progressed(&st, &s, &owner, p).await;
             }
             Step::Batch { items, next, checkpoint } => {
+                let size = st.config.streams.batch_size.max(1);
                 // A batch that is not full waits a little for more.
-                if items.len() < st.config.streams.batch_size && attempts == 0 {
+                if items.len() < size && attempts == 0 {
                     let young = items.first().and_then(|i| View::read(&i.leaf).ok()).is_some_and(|v| {
                         (st.clock)().0 - v.received() < st.config.streams.batch_wait.as_micros() as i64
                     });
@@ -161,14 +166,38 @@ async fn drive(st: Services, org: String, id: i64) {
                         continue;
                     }
                 }
-                let batch = Batch { items: &items, checkpoint: &checkpoint };
-                match send::attempt(&st, &s, &batch, &origin).await {
-                    Outcome::Delivered => {
-                        attempts = 0;
-                        let last = items.last().map(|i| i.seq);
-                        let p = healthy(next, last, items.len() as u64, (st.clock)().0);
-                        progressed(&st, &s, &owner, p).await;
+                // Owned batches (moved, not copied, to the renderer), with where each begins.
+                let total = items.len();
+                let starts: Vec<u64> = items.iter().step_by(size).map(|i| i.seq).collect();
+                let mut last_seq = None;
+                let mut delivered = 0;
+                let mut outcome = Outcome::Delivered;
+                let checkpoint: std::sync::Arc<str> = checkpoint.into();
+                let mut rest = items.into_iter().peekable();
+                while rest.peek().is_some() {
+                    let chunk: Vec<Item> = rest.by_ref().take(size).collect();
+                    let (n, last) = (chunk.len(), chunk.last().map(|i| i.seq));
+                    let batch = Batch { items: chunk, checkpoint: checkpoint.clone() };
+                    outcome = send::attempt(&st, &s, batch, &origin).await;
+                    if outcome != Outcome::Delivered {
+                        break;
                     }
+                    delivered += n;
+                    last_seq = last;
+                }
+                let mut s = s;
+                if delivered > 0 {
+                    // The position moves past what was delivered (and what the query
+                    // skipped before it), up to the first batch that was not.
+                    let upto = if delivered == total { next } else { starts[delivered / size] };
+                    let p = healthy(upto, last_seq, delivered as u64, (st.clock)().0);
+                    if !progressed(&st, &s, &owner, p).await {
+                        continue;
+                    }
+                    s = Stream { cursor: upto, failing_since: None, alerted: false, last_error: None, ..s };
+                }
+                match outcome {
+                    Outcome::Delivered => attempts = 0,
                     Outcome::Failed(error) => {
                         attempts += 1;
                         fail(&st, &s, &owner, error, false).await;
@@ -195,18 +224,23 @@ fn healthy(next: u64, last: Option<u64>, sent: u64, at: i64) -> Progress {
     Progress { cursor: next, last_seq: last, sent, at, ..Progress::default() }
 }
 
-/// Stores a successful step; a stream that was failing (and was alerted) records
-/// that it recovered.
-async fn progressed(st: &Services, s: &Stream, owner: &str, p: Progress) {
+/// Stores a successful step (false: the stream moved or changed hands meanwhile, and
+/// nothing was stored); a stream that was failing (and was alerted) records that it
+/// recovered.
+async fn progressed(st: &Services, s: &Stream, owner: &str, p: Progress) -> bool {
     match st.store.stream_progress(s.id, owner, s.cursor, &p).await {
-        Ok(true) if s.alerted => {
-            let details = json!({"stream": s.id, "cursor": p.cursor, "failed_since": s.failing_since});
-            record(st, s, "stream:recovered", true, details, None).await;
+        Ok(true) => {
+            if s.alerted {
+                let details = json!({"stream": s.id, "cursor": p.cursor, "failed_since": s.failing_since});
+                record(st, s, "stream:recovered", true, details, None).await;
+            }
+            true
         }
-        Ok(_) => {}
+        Ok(false) => false,
         Err(e) => {
             tracing::warn!(error = %e, id = s.id, "cannot store a stream's progress");
             tokio::time::sleep(IDLE).await;
+            false
         }
     }
 }

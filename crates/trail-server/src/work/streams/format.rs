@@ -41,6 +41,7 @@ impl Format {
 }
 
 /// One event of a batch: its seq and stored bytes.
+#[derive(Clone)]
 pub struct Item {
     pub seq: u64,
     pub leaf: Vec<u8>,
@@ -48,6 +49,7 @@ pub struct Item {
 
 /// Who is sending: the installation's name (syslog HOSTNAME, Splunk `host`) and
 /// Trail's version.
+#[derive(Clone)]
 pub struct Origin {
     pub host: String,
     pub version: &'static str,

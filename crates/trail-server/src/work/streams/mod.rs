@@ -4,7 +4,8 @@
 //!
 //! Rooms: `setup` (what an administrator asks for, checked, and a stream's health),
 //! `format` (bodies and syslog frames, no I/O), `ocsf` (OCSF records, no I/O), `view`
-//! (the fields the formats read, borrowed from the stored bytes), `send`
+//! (the fields the formats read, borrowed from the stored bytes), `render` (formatting
+//! on a low-priority thread), `send`
 //! (one batch over HTTP or syslog, TCP or TLS), `drive` (the lease holder's loop per
 //! stream: read, filter, send, move the cursor; retries, failing alerts).
 
@@ -17,6 +18,7 @@ use super::Services;
 pub mod drive;
 pub mod format;
 pub mod ocsf;
+mod render;
 pub mod send;
 pub mod setup;
 pub mod view;

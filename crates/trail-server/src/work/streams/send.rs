@@ -30,12 +30,12 @@ pub enum Outcome {
 }
 
 /// One batch: its events (in seq order), and the signed checkpoint covering them.
-pub struct Batch<'a> {
-    pub items: &'a [Item],
-    pub checkpoint: &'a str,
+pub struct Batch {
+    pub items: Vec<Item>,
+    pub checkpoint: std::sync::Arc<str>,
 }
 
-impl Batch<'_> {
+impl Batch {
     fn first(&self) -> u64 {
         self.items.first().map_or(0, |i| i.seq)
     }
@@ -45,7 +45,7 @@ impl Batch<'_> {
     }
 }
 
-pub async fn attempt(st: &Services, s: &Stream, batch: &Batch<'_>, origin: &Origin) -> Outcome {
+pub async fn attempt(st: &Services, s: &Stream, batch: Batch, origin: &Origin) -> Outcome {
     let Ok(format) = Format::parse(&s.format, &s.kind) else {
         return Outcome::Gone(format!("'{}' is not a format of {} streams", s.format, s.kind));
     };
@@ -56,7 +56,7 @@ pub async fn attempt(st: &Services, s: &Stream, batch: &Batch<'_>, origin: &Orig
     }
 }
 
-async fn http(st: &Services, s: &Stream, format: Format, batch: &Batch<'_>, origin: &Origin) -> Outcome {
+async fn http(st: &Services, s: &Stream, format: Format, batch: Batch, origin: &Origin) -> Outcome {
     let Some(url) = s.url.as_deref() else { return Outcome::Gone("the stream has no url".into()) };
     let (url, addr) = match resolve(url, st.config.streams.allow_private_destinations, "[streams]").await {
         Ok(x) => x,
@@ -76,14 +76,23 @@ async fn http(st: &Services, s: &Stream, format: Format, batch: &Batch<'_>, orig
         Ok(c) => c,
         Err(e) => return Outcome::Failed(e.to_string()),
     };
-    let (body, content_type) = format::http_body(format, batch.items, origin);
     let (first, last) = (batch.first(), batch.last());
+    let checkpoint = base64::engine::general_purpose::STANDARD.encode(batch.checkpoint.as_bytes());
+    let (body, content_type) = if format == Format::Jsonl {
+        format::http_body(format, &batch.items, origin)
+    } else {
+        let (items, o) = (batch.items, origin.clone());
+        match super::render::run(move || format::http_body(format, &items, &o)).await {
+            Some(x) => x,
+            None => return Outcome::Failed("the batch could not be rendered".into()),
+        }
+    };
     let mut req = client
         .post(url)
         .header("content-type", content_type)
         .header("trail-first-seq", first.to_string())
         .header("trail-last-seq", last.to_string())
-        .header("trail-checkpoint", base64::engine::general_purpose::STANDARD.encode(batch.checkpoint));
+        .header("trail-checkpoint", checkpoint);
     for (k, v) in &s.headers {
         req = req.header(k.as_str(), v.as_str());
     }
@@ -92,7 +101,7 @@ async fn http(st: &Services, s: &Stream, format: Format, batch: &Batch<'_>, orig
     let ts = (st.clock)().0.div_euclid(1_000_000);
     let mut sigs = Vec::new();
     for secret in &s.secrets {
-        match standardwebhooks::Webhook::new(secret).and_then(|w| w.sign(&id, ts, &body)) {
+        match signature(secret, &id, ts, &body) {
             Ok(sig) => sigs.push(sig),
             Err(e) => return Outcome::Gone(format!("signing secret unusable: {e}")),
         }
@@ -115,6 +124,21 @@ async fn http(st: &Services, s: &Stream, format: Format, batch: &Batch<'_>, orig
         }
         Err(e) => Outcome::Failed(error_chain(&e)),
     }
+}
+
+/// A Standard Webhooks signature: `v1,` and the base64 HMAC-SHA256, keyed with the
+/// secret after `whsec_` (base64), of `id.timestamp.body`.
+pub fn signature(secret: &str, id: &str, ts: i64, body: &[u8]) -> Result<String, String> {
+    use hmac::{Hmac, Mac};
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let key = b64.decode(secret.strip_prefix("whsec_").unwrap_or(secret)).map_err(|e| e.to_string())?;
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).map_err(|e| e.to_string())?;
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(ts.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    Ok(format!("v1,{}", b64.encode(mac.finalize().into_bytes())))
 }
 
 /// An error and its causes on one line.
@@ -180,21 +204,32 @@ async fn connect(st: &Services, s: &Stream) -> Result<Box<dyn Conn>, Outcome> {
     }
 }
 
-async fn syslog(st: &Services, s: &Stream, format: Format, batch: &Batch<'_>, origin: &Origin) -> Outcome {
+async fn syslog(st: &Services, s: &Stream, format: Format, batch: Batch, origin: &Origin) -> Outcome {
     let mut conn = match connect(st, s).await {
         Ok(c) => c,
         Err(o) => return o,
     };
-    let mut out = Vec::new();
-    for it in batch.items {
-        match format::syslog_event(format, it, origin) {
-            Some(frame) => out.extend(frame),
-            None => return Outcome::Gone(format!("seq {} is not a readable event", it.seq)),
+    let (first, last) = (batch.first(), batch.last());
+    let (items, o) = (batch.items, origin.clone());
+    let frames = super::render::run(move || {
+        let mut out = Vec::new();
+        for it in &items {
+            match format::syslog_event(format, it, &o) {
+                Some(frame) => out.extend(frame),
+                None => return Err(it.seq),
+            }
         }
-    }
-    let cp = base64::engine::general_purpose::STANDARD.encode(batch.checkpoint);
+        Ok(out)
+    })
+    .await;
+    let mut out = match frames {
+        Some(Ok(out)) => out,
+        Some(Err(seq)) => return Outcome::Gone(format!("seq {seq} is not a readable event")),
+        None => return Outcome::Failed("the batch could not be rendered".into()),
+    };
+    let cp = base64::engine::general_purpose::STANDARD.encode(batch.checkpoint.as_bytes());
     let now = (st.clock)().to_rfc3339_micros();
-    out.extend(format::syslog_batch_end(&s.org, batch.first(), batch.last(), &cp, &now, origin));
+    out.extend(format::syslog_batch_end(&s.org, first, last, &cp, &now, origin));
     let timeout = st.config.streams.timeout;
     let addr = s.address.as_deref().unwrap_or_default();
     let written = tokio::time::timeout(timeout, async {
@@ -222,5 +257,20 @@ async fn syslog(st: &Services, s: &Stream, format: Format, batch: &Batch<'_>, or
             Outcome::Failed(format!("syslog {addr}: the receiver reset the connection"))
         }
         _ => Outcome::Delivered,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_are_standard_webhooks_ones() {
+        let secret = crate::work::alerts::send::new_secret();
+        let body = b"{\"seq\":0}\n{\"seq\":1}\n";
+        let reference =
+            standardwebhooks::Webhook::new(&secret).unwrap().sign("stream_1_0_1", 1_700_000_000, body).unwrap();
+        assert_eq!(signature(&secret, "stream_1_0_1", 1_700_000_000, body).unwrap(), reference);
+        assert!(signature("whsec_%%%", "x", 1, b"").is_err());
     }
 }
