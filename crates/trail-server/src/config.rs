@@ -94,9 +94,9 @@ pub struct StreamConfig {
     /// How long a server holds a stream without renewing its lease; another server
     /// takes the stream over after that.
     pub lease: Duration,
-    /// Extra certificate authorities (PEM) trusted for syslog over TLS, besides the
-    /// public ones.
-    pub ca_file: Option<PathBuf>,
+    /// Extra certificate authorities (PEM text, read by the `trail` binary from
+    /// `[streams] ca_file`) trusted for syslog over TLS, besides the public ones.
+    pub ca_pem: Option<String>,
 }
 
 impl Default for StreamConfig {
@@ -111,7 +111,7 @@ impl Default for StreamConfig {
             timeout: Duration::from_secs(10),
             alert_after: Duration::from_secs(600),
             lease: Duration::from_secs(15),
-            ca_file: None,
+            ca_pem: None,
         }
     }
 }

@@ -398,7 +398,13 @@ pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, flags: &F
         },
         alert_after: seconds("[streams] alert_after", f.alert_after.as_deref())?.unwrap_or(defaults.alert_after),
         lease: seconds("[streams] lease", f.lease.as_deref())?.unwrap_or(defaults.lease),
-        ca_file: f.ca_file.clone(),
+        ca_pem: match &f.ca_file {
+            Some(p) => Some(
+                std::fs::read_to_string(p)
+                    .with_context(|| format!("[streams] ca_file {} cannot be read", p.display()))?,
+            ),
+            None => None,
+        },
         ..defaults
     };
     Ok(Config {

@@ -166,7 +166,7 @@ pub(crate) fn config(archive: Option<PathBuf>) -> ServerConfig {
             timeout: Duration::from_secs(5),
             alert_after: Duration::from_millis(300),
             lease: Duration::from_secs(1),
-            ca_file: None,
+            ca_pem: None,
         },
         alerts: AlertConfig {
             enabled: true,

@@ -156,7 +156,7 @@ async fn syslog_over_tcp_and_tls_and_the_siem_formats() {
     let (tcp_inbox, tcp_port) = tcp_listener().await;
     let (rx, addr) = receiver().await;
     let mut c = config(None);
-    c.streams.ca_file = Some(ca);
+    c.streams.ca_pem = Some(std::fs::read_to_string(&ca).unwrap());
     let server = support::serve(AppState::new(store.clone(), c, trail_server::system_clock())).await;
     let api = Api::new(&server.base, &admin);
     api.ingest(sample()).await;

@@ -37,12 +37,11 @@ pub struct Signals {
 
 impl Default for Signals {
     fn default() -> Self {
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "trail".into());
         let tag: u32 = rand::random();
         Signals {
             appended: watch::channel(0).0,
             changed: Notify::new(),
-            owner: format!("{host}-{}-{tag:08x}", std::process::id()),
+            owner: format!("trail-{}-{tag:08x}", std::process::id()),
             running: Mutex::default(),
         }
     }

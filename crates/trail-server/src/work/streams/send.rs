@@ -156,16 +156,15 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 trait Conn: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
 
-/// The TLS settings: the public roots and `[streams] ca_file`.
+/// The TLS settings: the public roots and the extra ones of `[streams] ca_file`.
 fn tls_config(st: &Services) -> Result<Arc<tokio_rustls::rustls::ClientConfig>, String> {
     use rustls_pki_types::{pem::PemObject, CertificateDer};
     use tokio_rustls::rustls;
     let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
-    if let Some(path) = &st.config.streams.ca_file {
-        let certs = CertificateDer::pem_file_iter(path).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-        for c in certs {
-            let c = c.map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-            roots.add(c).map_err(|e| format!("ca_file {}: {e}", path.display()))?;
+    if let Some(pem) = &st.config.streams.ca_pem {
+        for c in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+            let c = c.map_err(|e| format!("[streams] ca_file: {e}"))?;
+            roots.add(c).map_err(|e| format!("[streams] ca_file: {e}"))?;
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
