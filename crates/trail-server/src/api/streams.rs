@@ -100,7 +100,7 @@ pub(super) async fn create_stream(
     let org = manager(&caller, named(&q))?;
     let s = setup::new_stream(&st, &org, &spec).await?;
     let s = st.store.create_stream(s).await?;
-    st.streams.changed.notify_waiters();
+    st.streams.changed();
     selfaudit::record(&st, caller.record("stream:create").resource("stream", s.id, &s.name).details(summary(&s))).await;
     let secret = s.secrets.first().cloned();
     Ok((StatusCode::CREATED, Json(Created { id: s.id, secret })).into_response())
@@ -155,7 +155,7 @@ pub(super) async fn change_stream(
     let mut s = own(&st, &org, id).await?;
     setup::apply(&st, &mut s, &spec).await?;
     st.store.change_stream(&s, None).await?;
-    st.streams.changed.notify_waiters();
+    st.streams.changed();
     selfaudit::record(&st, caller.record("stream:update").resource("stream", s.id, &s.name).details(summary(&s))).await;
     Ok(Json(setup::view(&st, &s).await?).into_response())
 }
@@ -186,7 +186,7 @@ async fn control(
     if let Some(c) = replay {
         s.cursor = c;
     }
-    st.streams.changed.notify_waiters();
+    st.streams.changed();
     selfaudit::record(st, caller.record(action).resource("stream", s.id, &s.name).details(details)).await;
     Ok(s)
 }
@@ -257,7 +257,7 @@ pub(super) async fn delete_stream(
     let org = manager(&caller, named(&q))?;
     let s = own(&st, &org, id).await?;
     st.store.delete_stream(&org, id).await?;
-    st.streams.changed.notify_waiters();
+    st.streams.changed();
     selfaudit::record(&st, caller.record("stream:delete").resource("stream", s.id, &s.name).details(summary(&s))).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -30,7 +30,9 @@ const STEP_BATCHES: usize = 8;
 
 pub async fn supervise(st: Services) {
     let lease = st.config.streams.lease;
+    let mut changes = st.streams.changes();
     loop {
+        changes.borrow_and_update();
         let now = (st.clock)().0;
         match st.store.lease_streams(&st.streams.owner, now, now + lease.as_micros() as i64).await {
             Ok(held) => {
@@ -45,7 +47,7 @@ pub async fn supervise(st: Services) {
             }
             Err(e) => tracing::warn!(error = %e, "cannot lease streams"),
         }
-        let _ = tokio::time::timeout(lease / 3, st.streams.changed.notified()).await;
+        let _ = tokio::time::timeout(lease / 3, changes.changed()).await;
     }
 }
 
@@ -216,7 +218,8 @@ async fn drive(st: Services, org: String, id: i64) {
 /// Waits out a retry's delay (a change to the stream ends it early).
 async fn pause(st: &Services, attempts: u32) {
     let c = &st.config.streams;
-    let _ = tokio::time::timeout(backoff(c.retry_base, c.retry_max, attempts), st.streams.changed.notified()).await;
+    let mut changes = st.streams.changes();
+    let _ = tokio::time::timeout(backoff(c.retry_base, c.retry_max, attempts), changes.changed()).await;
 }
 
 /// A step that moved the cursor: failing health is cleared.

@@ -11,7 +11,7 @@
 
 use std::sync::Mutex;
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 use super::Services;
 
@@ -27,8 +27,8 @@ pub mod view;
 pub struct Signals {
     /// Bumped when events are committed (any organization).
     appended: watch::Sender<u64>,
-    /// A stream was created, resumed, replayed or deleted.
-    pub(crate) changed: Notify,
+    /// Bumped when a stream is created, changed, paused, resumed, replayed or deleted.
+    changes: watch::Sender<u64>,
     /// This server as a lease holder (unique per process and start).
     pub(crate) owner: String,
     /// Streams this server drives, by id.
@@ -40,7 +40,7 @@ impl Default for Signals {
         let tag: u32 = rand::random();
         Signals {
             appended: watch::channel(0).0,
-            changed: Notify::new(),
+            changes: watch::channel(0).0,
             owner: format!("trail-{}-{tag:08x}", std::process::id()),
             running: Mutex::default(),
         }
@@ -55,6 +55,15 @@ impl Signals {
 
     pub(crate) fn watch(&self) -> watch::Receiver<u64> {
         self.appended.subscribe()
+    }
+
+    /// A stream was created or changed (the supervisor leases again, retries end).
+    pub(crate) fn changed(&self) {
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    pub(crate) fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 }
 
