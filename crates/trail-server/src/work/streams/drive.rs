@@ -120,6 +120,7 @@ async fn drive(st: Services, org: String, id: i64) {
     let owner = st.streams.owner.clone();
     let mut wake = st.streams.watch();
     let origin = origin(&st);
+    let mut client = send::Client::default();
     let mut attempts = 0u32;
     loop {
         let s = match st.store.get_stream(&org, id).await {
@@ -180,7 +181,7 @@ async fn drive(st: Services, org: String, id: i64) {
                     let chunk: Vec<Item> = rest.by_ref().take(size).collect();
                     let (n, last) = (chunk.len(), chunk.last().map(|i| i.seq));
                     let batch = Batch { items: chunk, checkpoint: checkpoint.clone() };
-                    outcome = send::attempt(&st, &s, batch, &origin).await;
+                    outcome = send::attempt(&st, &s, batch, &origin, &mut client).await;
                     if outcome != Outcome::Delivered {
                         break;
                     }

@@ -45,18 +45,52 @@ impl Batch {
     }
 }
 
-pub async fn attempt(st: &Services, s: &Stream, batch: Batch, origin: &Origin) -> Outcome {
+/// A driver's HTTP client, kept while its stream's receiver resolves to the same
+/// address (so connections are reused and TLS is set up once).
+#[derive(Default)]
+pub struct Client {
+    held: Option<(String, std::net::SocketAddr, reqwest::Client)>,
+}
+
+impl Client {
+    fn get(&mut self, host: &str, addr: std::net::SocketAddr, timeout: Duration) -> Result<reqwest::Client, String> {
+        if let Some((h, a, c)) = &self.held {
+            if h == host && *a == addr {
+                return Ok(c.clone());
+            }
+        }
+        let c = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .redirect(reqwest::redirect::Policy::none())
+            .resolve(host, addr)
+            .user_agent(concat!("Trail-Streams/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| e.to_string())?;
+        self.held = Some((host.to_string(), addr, c.clone()));
+        Ok(c)
+    }
+}
+
+pub async fn attempt(st: &Services, s: &Stream, batch: Batch, origin: &Origin, client: &mut Client) -> Outcome {
     let Ok(format) = Format::parse(&s.format, &s.kind) else {
         return Outcome::Gone(format!("'{}' is not a format of {} streams", s.format, s.kind));
     };
     match s.kind.as_str() {
-        "http" => http(st, s, format, batch, origin).await,
+        "http" => http(st, s, format, batch, origin, client).await,
         "syslog" => syslog(st, s, format, batch, origin).await,
         k => Outcome::Gone(format!("'{k}' is not a stream kind")),
     }
 }
 
-async fn http(st: &Services, s: &Stream, format: Format, batch: Batch, origin: &Origin) -> Outcome {
+async fn http(
+    st: &Services,
+    s: &Stream,
+    format: Format,
+    batch: Batch,
+    origin: &Origin,
+    client: &mut Client,
+) -> Outcome {
     let Some(url) = s.url.as_deref() else { return Outcome::Gone("the stream has no url".into()) };
     let (url, addr) = match resolve(url, st.config.streams.allow_private_destinations, "[streams]").await {
         Ok(x) => x,
@@ -65,16 +99,9 @@ async fn http(st: &Services, s: &Stream, format: Format, batch: Batch, origin: &
     };
     let timeout = st.config.streams.timeout;
     let host = url.host_str().unwrap_or_default().to_string();
-    let client = match reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(5)))
-        .redirect(reqwest::redirect::Policy::none())
-        .resolve(&host, addr)
-        .user_agent(concat!("Trail-Streams/", env!("CARGO_PKG_VERSION")))
-        .build()
-    {
+    let client = match client.get(&host, addr, timeout) {
         Ok(c) => c,
-        Err(e) => return Outcome::Failed(e.to_string()),
+        Err(e) => return Outcome::Failed(e),
     };
     let (first, last) = (batch.first(), batch.last());
     let checkpoint = base64::engine::general_purpose::STANDARD.encode(batch.checkpoint.as_bytes());
