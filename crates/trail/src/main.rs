@@ -5,6 +5,7 @@ mod accounts;
 mod alerts;
 mod config;
 mod export;
+mod import;
 mod log;
 mod retention;
 mod serve;
@@ -87,6 +88,20 @@ enum Command {
     Streams {
         #[command(subcommand)]
         command: StreamsCommand,
+    },
+    /// Import other systems' audit records (plain or .gz): CloudTrail log files or
+    /// records, Kubernetes audit events (lines or an EventList), or a product's shape
+    /// (kiops). Prints the records skipped and why, then `imported N, duplicates D,
+    /// skipped S`.
+    Import {
+        /// cloudtrail, k8s or kiops.
+        #[arg(long)]
+        format: String,
+        /// Organization whose log receives the events.
+        #[arg(long)]
+        org: String,
+        #[arg(required = true)]
+        files: Vec<String>,
     },
     /// Append events from a file (JSON object, array or NDJSON; `-` for stdin).
     Ingest {
@@ -438,6 +453,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::MigrateStore { from, to } => migrate_store(&config, &from, &to).await,
         Command::Ingest { file, org } => ingest(&config, &file, &org).await,
+        Command::Import { format, org, files } => import::import_cmd(&config, &format, &org, &files).await,
         Command::Keys { command: KeysCommand::Verifier { org } } => {
             check_slug(&org)?;
             let key = signing_key(&config, false)?;

@@ -215,6 +215,7 @@ impl Modify for Security {
         super::alerts::delete_destination,
         super::alerts::test_destination,
         super::alerts::list_deliveries,
+        super::import::import,
         super::streams::create_stream,
         super::streams::list_streams,
         super::streams::get_stream,

@@ -37,12 +37,12 @@ pub(crate) struct Health {
 /// One event's acknowledgement.
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Ack {
-    id: Uuid,
+    pub(crate) id: Uuid,
     /// Its position in the organization's log.
-    seq: u64,
+    pub(crate) seq: u64,
     /// The idempotency key was seen before: this is the earlier event (absent otherwise).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
-    duplicate: bool,
+    pub(crate) duplicate: bool,
 }
 
 /// The events stored, in the order sent.

@@ -18,6 +18,7 @@ pub mod doc;
 mod events;
 mod export_request;
 pub(crate) mod exports;
+mod import;
 pub(crate) mod jobs;
 mod keys;
 pub(crate) mod people;
@@ -31,6 +32,7 @@ pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(events::health))
         .route("/api/v1/events", post(events::ingest).get(events::list))
+        .route("/api/v1/import/{format}", post(import::import))
         .route("/api/v1/events/stream", get(crate::live::stream))
         .route("/api/v1/events/{id}", get(events::detail))
         .route("/api/v1/facets", get(events::facets))

@@ -21,6 +21,7 @@ pub mod demo;
 pub mod evidence;
 pub mod export;
 pub(crate) mod feed;
+pub mod import;
 mod mail;
 pub mod outbound;
 pub mod retention;

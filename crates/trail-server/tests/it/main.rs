@@ -7,6 +7,7 @@ mod alerts;
 mod exports;
 mod failures;
 mod http;
+mod import;
 mod openapi;
 mod slow_clients;
 mod streams;

@@ -4,6 +4,7 @@
 
 mod cli;
 mod e2e;
+mod import;
 mod postgres;
 mod retention;
 mod streams;

@@ -1,0 +1,163 @@
+//! Importers: other systems' audit records turned into Trail events. A source text is
+//! one JSON document (an envelope such as CloudTrail's `{"Records": […]}` or
+//! Kubernetes' `EventList`, an array, or one record) or JSON Lines; each record is
+//! mapped by its format's room, checked like any ingested event, and either kept or
+//! skipped with a reason (never fatal). The source's own id is the idempotency key,
+//! so importing a file twice stores nothing twice, and the raw record is kept in
+//! `details.raw`.
+//!
+//! Rooms: `cloudtrail` (AWS CloudTrail), `k8s` (Kubernetes `audit.k8s.io` events, also
+//! as the API server's audit webhook), `seeds` (the KIOPS event shape).
+
+use serde_json::Value;
+use trail_core::{event::parse_event, NewEvent};
+use trail_store::AppendBatch;
+use uuid::Uuid;
+
+use super::{feed, Services, WorkError};
+
+pub mod cloudtrail;
+pub mod k8s;
+pub mod seeds;
+
+/// A source format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    CloudTrail,
+    K8s,
+    Kiops,
+}
+
+impl Format {
+    pub const NAMES: [&'static str; 3] = ["cloudtrail", "k8s", "kiops"];
+
+    pub fn parse(name: &str) -> Option<Format> {
+        match name {
+            "cloudtrail" => Some(Format::CloudTrail),
+            "k8s" => Some(Format::K8s),
+            "kiops" => Some(Format::Kiops),
+            _ => None,
+        }
+    }
+
+    /// The records of one JSON document in this format's envelope.
+    fn records(self, doc: Value) -> Vec<Value> {
+        let envelope = match self {
+            Format::CloudTrail => "Records",
+            Format::K8s => "items",
+            Format::Kiops => "events",
+        };
+        match doc {
+            Value::Array(items) => items,
+            Value::Object(mut m) if m.get(envelope).is_some_and(Value::is_array) => match m.remove(envelope) {
+                Some(Value::Array(items)) => items,
+                _ => vec![],
+            },
+            other => vec![other],
+        }
+    }
+
+    /// One record as a Trail event (JSON), `Ok(None)` when it is not one to store.
+    fn map(self, record: &Value) -> Result<Option<Value>, String> {
+        match self {
+            Format::CloudTrail => cloudtrail::map(record).map(Some),
+            Format::K8s => k8s::map(record),
+            Format::Kiops => seeds::kiops(record).map(Some),
+        }
+    }
+}
+
+/// A record that was not imported, and why.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Skipped {
+    /// The record's line (JSON Lines) or position (1-based) in the document.
+    pub line: usize,
+    pub reason: String,
+}
+
+/// A source text's events, in order, and what was skipped.
+pub struct Converted {
+    pub events: Vec<NewEvent>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// Reads `text` in `format`.
+pub fn convert(format: Format, text: &str) -> Converted {
+    let mut out = Converted { events: Vec::new(), skipped: Vec::new() };
+    let text = text.trim_start_matches('\u{feff}');
+    let records: Vec<(usize, Result<Value, String>)> = match serde_json::from_str::<Value>(text) {
+        Ok(doc) => format.records(doc).into_iter().enumerate().map(|(i, v)| (i + 1, Ok(v))).collect(),
+        Err(_) => text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| (i + 1, serde_json::from_str::<Value>(l).map_err(|e| format!("not JSON ({e})"))))
+            .collect(),
+    };
+    for (line, record) in records {
+        let mapped = record.and_then(|r| {
+            // A JSON Lines file may hold whole envelopes (one CloudTrail file per line).
+            let inner = format.records(r);
+            let mut events = Vec::new();
+            for r in inner {
+                if let Some(v) = format.map(&r)? {
+                    events.push(parse_event(v).map_err(|e| format!("{}: {}", e.field, e.message))?);
+                }
+            }
+            Ok(events)
+        });
+        match mapped {
+            Ok(events) => out.events.extend(events),
+            Err(reason) => out.skipped.push(Skipped { line, reason }),
+        }
+    }
+    out
+}
+
+/// What an import stored.
+#[derive(Debug, Default)]
+pub struct Imported {
+    pub acks: Vec<trail_store::Appended>,
+    pub duplicates: usize,
+}
+
+/// Appends converted events to `org`'s log, 1,000 at a time.
+pub async fn store(st: &Services, org: &str, events: Vec<NewEvent>) -> Result<Imported, WorkError> {
+    let mut out = Imported::default();
+    let mut events = events.into_iter().map(|e| (Uuid::now_v7(), e)).peekable();
+    while events.peek().is_some() {
+        let chunk: Vec<_> = events.by_ref().take(1000).collect();
+        let batch = AppendBatch { org: org.to_string(), received_at: (st.clock)(), events: chunk };
+        let acks = feed::append(st, batch).await?;
+        out.duplicates += acks.iter().filter(|a| a.duplicate).count();
+        out.acks.extend(acks);
+    }
+    Ok(out)
+}
+
+/// A string field of a JSON object, non-empty.
+pub(crate) fn text<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    let mut at = v;
+    for p in path {
+        at = at.get(p)?;
+    }
+    at.as_str().filter(|s| !s.is_empty())
+}
+
+/// An address as Trail stores it, if `s` is one.
+pub(crate) fn address(s: Option<&str>) -> Option<String> {
+    s.and_then(|s| s.trim().parse::<std::net::IpAddr>().ok()).map(|a| a.to_string())
+}
+
+/// `category:operation` made of free text: the category's characters restricted to
+/// what Trail accepts.
+pub(crate) fn action(category: &str, operation: &str) -> String {
+    let cat: String = category
+        .to_ascii_lowercase()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+        .take(64)
+        .collect();
+    let op: String = operation.chars().filter(|c| !c.is_control() && *c != ':').take(128).collect();
+    format!("{}:{}", if cat.is_empty() { "unknown" } else { &cat }, if op.is_empty() { "unknown" } else { &op })
+}
