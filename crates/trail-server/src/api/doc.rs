@@ -105,6 +105,12 @@ pub(crate) struct PageParams {
     cursor: Option<String>,
     /// Events per page, 1 to 1,000 (default 50).
     limit: Option<u32>,
+    /// Rows to skip first, at most 10,000 (not with `cursor`).
+    offset: Option<u32>,
+    /// Alias of `from` (the product documents' name).
+    start: Option<String>,
+    /// Alias of `to`.
+    end: Option<String>,
 }
 
 /// What an export is.

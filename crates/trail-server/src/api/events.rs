@@ -154,25 +154,51 @@ pub(super) async fn ingest(State(st): State<AppState>, caller: Caller, req: Requ
     Ok((StatusCode::OK, Json(Accepted { accepted: events.len(), events })).into_response())
 }
 
-/// Splits paging parameters from filter parameters.
-pub(super) fn list_params(pairs: &[(String, String)]) -> Result<(Filter, Option<String>, usize), ApiError> {
-    let mut cursor = None;
-    let mut limit = DEFAULT_LIMIT;
+/// The most rows `offset` may skip (deeper pages use the cursor).
+const MAX_OFFSET: usize = 10_000;
+
+/// A list request's paging: the cursor, the page size, and the rows to skip first.
+pub(super) struct Paging {
+    pub cursor: Option<String>,
+    pub limit: usize,
+    pub offset: usize,
+}
+
+/// Splits paging parameters from filter parameters. The product documents' own
+/// parameters are accepted as aliases: `start` and `end` for `from` and `to`,
+/// `status=failed` for `result=FAILED` (`status=success|failure` stays the HTTP status
+/// class), and `offset` (at most 10,000) for the first rows skipped.
+pub(super) fn list_params(pairs: &[(String, String)]) -> Result<(Filter, Paging), ApiError> {
+    let mut paging = Paging { cursor: None, limit: DEFAULT_LIMIT, offset: 0 };
     let mut rest = Vec::new();
     for (k, v) in pairs {
         match k.as_str() {
-            "cursor" => cursor = Some(v.clone()).filter(|c| !c.is_empty()),
+            "cursor" => paging.cursor = Some(v.clone()).filter(|c| !c.is_empty()),
             "limit" => {
-                limit = v
+                paging.limit = v
                     .parse::<usize>()
                     .ok()
                     .filter(|n| (1..=MAX_LIMIT).contains(n))
                     .ok_or_else(|| ApiError::field("limit", format!("must be an integer from 1 to {MAX_LIMIT}")))?;
             }
+            "offset" => {
+                paging.offset = v.parse::<usize>().ok().filter(|n| *n <= MAX_OFFSET).ok_or_else(|| {
+                    ApiError::field(
+                        "offset",
+                        format!("must be an integer from 0 to {MAX_OFFSET} (use the cursor beyond)"),
+                    )
+                })?;
+            }
+            "start" => rest.push(("from", v.as_str())),
+            "end" => rest.push(("to", v.as_str())),
+            "status" if v.eq_ignore_ascii_case("failed") => rest.push(("result", "FAILED")),
             _ => rest.push((k.as_str(), v.as_str())),
         }
     }
-    Ok((Filter::from_pairs(rest)?, cursor, limit))
+    if paging.offset > 0 && paging.cursor.is_some() {
+        return Err(ApiError::field("offset", "give offset or cursor, not both"));
+    }
+    Ok((Filter::from_pairs(rest)?, paging))
 }
 
 #[utoipa::path(
@@ -182,13 +208,35 @@ pub(super) fn list_params(pairs: &[(String, String)]) -> Result<(Filter, Option<
 )]
 pub(super) async fn list(State(st): State<AppState>, caller: Caller, q: Pairs) -> Result<Response, ApiError> {
     let scope = caller.read_scope()?;
-    let (mut filter, cursor, limit) = list_params(&pairs(q)?)?;
+    let (mut filter, paging) = list_params(&pairs(q)?)?;
+    let Paging { mut cursor, limit, offset } = paging;
     let now = (st.clock)();
     crate::work::retention::online_window(&st, &mut filter, now)?;
     if cursor.is_none() && st.config.audit_reads {
         crate::auth::view(&st, &caller, "list", trail_core::query::render(&filter));
     }
-    let page = st.store.list(ListQuery { scope, filter, now, cursor, limit }).await?;
+    // `offset`: the rows before are walked by the cursor, a page at a time.
+    let mut skip = offset;
+    while skip > 0 {
+        let q = ListQuery {
+            scope: scope.clone(),
+            filter: filter.clone(),
+            now,
+            cursor: cursor.take(),
+            limit: skip.min(MAX_LIMIT),
+        };
+        let page = st.store.list(q).await?;
+        skip = skip.saturating_sub(page.events.len());
+        cursor = page.next_cursor;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    let page = if offset > 0 && cursor.is_none() {
+        trail_store::Page { events: vec![], next_cursor: None }
+    } else {
+        st.store.list(ListQuery { scope, filter, now, cursor, limit }).await?
+    };
     // The stored bytes are already JSON: splice them in rather than re-serialising (the
     // body is an `EventPage`; a test reads pages back as one).
     let size: usize = page.events.iter().map(|e| e.len() + 1).sum();
@@ -254,7 +302,7 @@ pub(super) async fn detail(
 )]
 pub(super) async fn facets(State(st): State<AppState>, caller: Caller, q: Pairs) -> Result<Response, ApiError> {
     let scope = caller.read_scope()?;
-    let (mut filter, _, _) = list_params(&pairs(q)?)?;
+    let (mut filter, _) = list_params(&pairs(q)?)?;
     let now = (st.clock)();
     crate::work::retention::online_window(&st, &mut filter, now)?;
     let f = st.store.facets(scope, filter, now).await?;

@@ -52,7 +52,7 @@ pub(crate) struct BarView {
 )]
 pub(super) async fn timeline(State(st): State<AppState>, caller: Caller, q: Pairs) -> Result<Response, ApiError> {
     let scope = caller.read_scope()?;
-    let (mut filter, _, _) = list_params(&pairs(q)?)?;
+    let (mut filter, _) = list_params(&pairs(q)?)?;
     let now = (st.clock)();
     crate::work::retention::online_window(&st, &mut filter, now)?;
     let t = st.store.timeline(scope, filter, now).await?;

@@ -70,3 +70,44 @@ async fn the_kubernetes_webhook_backend_and_cloudtrail_files() {
     let (code, _) = Api::new(&server.base, &read).call(Method::POST, "/api/v1/import/k8s", Some(json!({}))).await;
     assert_eq!(code, 403);
 }
+
+/// The product documents' query parameters work on the list: `start`, `end`,
+/// `status=failed`, `offset`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seeds_query_parameters_are_aliases() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = support::store(dir.path(), &["acme"], false).await;
+    let key = support::key(&*store, "acme", KeyScope::Admin).await;
+    let server =
+        support::serve(AppState::new(store.clone(), ServerConfig::default(), trail_server::system_clock())).await;
+    let api = Api::new(&server.base, &key);
+    let events: Vec<Value> = (0..30)
+        .map(|i| {
+            json!({"action": "service:deploy", "timestamp": format!("2026-03-{:02}T10:00:00Z", i % 28 + 1),
+                   "result": if i % 3 == 0 { "FAILED" } else { "DONE" }, "request_id": format!("r{i:02}")})
+        })
+        .collect();
+    api.ingest(Value::Array(events)).await;
+    let ids = |v: &Value| -> Vec<String> {
+        v["events"].as_array().unwrap().iter().map(|e| e["request_id"].as_str().unwrap().to_string()).collect()
+    };
+    let (_, a) =
+        api.call(Method::GET, "/api/v1/events?start=2026-03-05&end=2026-03-10&status=failed&limit=100", None).await;
+    let (_, b) =
+        api.call(Method::GET, "/api/v1/events?from=2026-03-05&to=2026-03-10&result=FAILED&limit=100", None).await;
+    assert!(!ids(&a).is_empty());
+    assert_eq!(ids(&a), ids(&b));
+    // offset: the same rows as the second page by cursor.
+    let (_, first) = api.call(Method::GET, "/api/v1/events?limit=7", None).await;
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, second) = api.call(Method::GET, &format!("/api/v1/events?limit=7&cursor={cursor}"), None).await;
+    let (code, by_offset) = api.call(Method::GET, "/api/v1/events?limit=7&offset=7", None).await;
+    assert_eq!(code, 200, "{by_offset}");
+    assert_eq!(ids(&by_offset), ids(&second));
+    let (_, past) = api.call(Method::GET, "/api/v1/events?offset=500", None).await;
+    assert_eq!(past["events"], json!([]));
+    for q in ["offset=10001", "offset=-1", &format!("offset=3&cursor={cursor}")] {
+        let (code, v) = api.call(Method::GET, &format!("/api/v1/events?{q}"), None).await;
+        assert_eq!((code, v["error"]["field"].as_str()), (400, Some("offset")), "{q}: {v}");
+    }
+}
