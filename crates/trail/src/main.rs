@@ -94,7 +94,7 @@ enum Command {
     /// (kiops). Prints the records skipped and why, then `imported N, duplicates D,
     /// skipped S`.
     Import {
-        /// cloudtrail, k8s or kiops.
+        /// cloudtrail, k8s, gcp, okta, github, kiops, kubevision, ops0, dify or gpucloud.
         #[arg(long)]
         format: String,
         /// Organization whose log receives the events.

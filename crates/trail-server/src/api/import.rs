@@ -36,7 +36,7 @@ pub(crate) struct ImportAnswer {
 
 #[utoipa::path(
     post, path = "/api/v1/import/{format}", tag = "events", security(("api_key" = [])),
-    params(("format" = String, Path, description = "cloudtrail, k8s or kiops")),
+    params(("format" = String, Path, description = "cloudtrail, k8s, gcp, okta, github, kiops, kubevision, ops0, dify or gpucloud")),
     request_body(content = String, description = "One JSON document (a CloudTrail log file, a Kubernetes EventList, an array, one record) or JSON Lines", content_type = "application/json"),
     responses((status = 200, description = "Every importable record stored; the others listed in `skipped`", body = ImportAnswer), crate::api::doc::Errors)
 )]

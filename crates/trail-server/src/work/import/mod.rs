@@ -7,7 +7,9 @@
 //! `details.raw`.
 //!
 //! Rooms: `cloudtrail` (AWS CloudTrail), `k8s` (Kubernetes `audit.k8s.io` events, also
-//! as the API server's audit webhook), `seeds` (the KIOPS event shape).
+//! as the API server's audit webhook), `gcp` (Cloud Audit Logs), `okta` (System Log),
+//! `github` (audit log entries), `seeds` (the event shapes of the product documents:
+//! KIOPS, KubeVision, ops0, Dify, GPU cloud).
 
 use serde_json::Value;
 use trail_core::{event::parse_event, NewEvent};
@@ -17,7 +19,10 @@ use uuid::Uuid;
 use super::{feed, Services, WorkError};
 
 pub mod cloudtrail;
+pub mod gcp;
+pub mod github;
 pub mod k8s;
+pub mod okta;
 pub mod seeds;
 
 /// A source format.
@@ -25,17 +30,32 @@ pub mod seeds;
 pub enum Format {
     CloudTrail,
     K8s,
+    Gcp,
+    Okta,
+    Github,
     Kiops,
+    Kubevision,
+    Ops0,
+    Dify,
+    Gpucloud,
 }
 
 impl Format {
-    pub const NAMES: [&'static str; 3] = ["cloudtrail", "k8s", "kiops"];
+    pub const NAMES: [&'static str; 10] =
+        ["cloudtrail", "k8s", "gcp", "okta", "github", "kiops", "kubevision", "ops0", "dify", "gpucloud"];
 
     pub fn parse(name: &str) -> Option<Format> {
         match name {
             "cloudtrail" => Some(Format::CloudTrail),
             "k8s" => Some(Format::K8s),
+            "gcp" => Some(Format::Gcp),
+            "okta" => Some(Format::Okta),
+            "github" => Some(Format::Github),
             "kiops" => Some(Format::Kiops),
+            "kubevision" => Some(Format::Kubevision),
+            "ops0" => Some(Format::Ops0),
+            "dify" => Some(Format::Dify),
+            "gpucloud" => Some(Format::Gpucloud),
             _ => None,
         }
     }
@@ -45,7 +65,8 @@ impl Format {
         let envelope = match self {
             Format::CloudTrail => "Records",
             Format::K8s => "items",
-            Format::Kiops => "events",
+            Format::Gcp => "entries",
+            _ => "events",
         };
         match doc {
             Value::Array(items) => items,
@@ -62,7 +83,14 @@ impl Format {
         match self {
             Format::CloudTrail => cloudtrail::map(record).map(Some),
             Format::K8s => k8s::map(record),
+            Format::Gcp => gcp::map(record).map(Some),
+            Format::Okta => okta::map(record).map(Some),
+            Format::Github => github::map(record).map(Some),
             Format::Kiops => seeds::kiops(record).map(Some),
+            Format::Kubevision => seeds::kubevision(record).map(Some),
+            Format::Ops0 => seeds::ops0(record).map(Some),
+            Format::Dify => seeds::dify(record).map(Some),
+            Format::Gpucloud => seeds::gpucloud(record).map(Some),
         }
     }
 }
