@@ -20,6 +20,7 @@ use trail_store::prelude::*;
 mod alerts;
 mod exports;
 mod facets;
+mod import;
 mod postgres;
 mod streams;
 mod verify;
@@ -56,6 +57,8 @@ struct Args {
     alerts: usize,
     /// The streams benchmark, with this many events per ingest run (0: skip).
     streams: usize,
+    /// The import benchmark, with this many CloudTrail records (0: skip).
+    import: usize,
     /// Runs of each ingest configuration (Trail and the bare loop alternate) and of
     /// each export format (the formats alternate); the tables give the medians.
     runs: usize,
@@ -77,6 +80,7 @@ pub(crate) fn args() -> Result<Args> {
         postgres_query: 0,
         alerts: 0,
         streams: 0,
+        import: 0,
         runs: 3,
         batches: Vec::new(),
     };
@@ -95,6 +99,7 @@ pub(crate) fn args() -> Result<Args> {
             "--postgres-query" => a.postgres_query = it.next().context("--postgres-query N")?.parse()?,
             "--alerts" => a.alerts = it.next().context("--alerts N")?.parse()?,
             "--streams" => a.streams = it.next().context("--streams N")?.parse()?,
+            "--import" => a.import = it.next().context("--import N")?.parse()?,
             "--runs" => a.runs = it.next().context("--runs N")?.parse::<usize>()?.max(1),
             "--batches" => {
                 let list = it.next().context("--batches N,N")?;
@@ -507,6 +512,9 @@ fn main() -> Result<()> {
         }
         if a.streams > 0 {
             streams::bench_streams(a.streams, a.runs).await?;
+        }
+        if a.import > 0 {
+            import::bench_import(a.import, a.runs).await?;
         }
         if a.tree_size > 0 {
             bench_big_tree(a.tree_size).await?;

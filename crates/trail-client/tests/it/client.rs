@@ -152,4 +152,22 @@ async fn the_layer_records_mutating_requests_of_an_axum_app() {
     let refused = &stored[1];
     assert_eq!((refused.action.as_str(), refused.result), ("shop:delete /orders/{id}", trail_core::Outcome::Failed));
     assert_eq!(refused.status_code, Some(403));
+
+    // Reads when asked; behind a trusted proxy, the address it forwarded.
+    let app = Router::new()
+        .route("/reports", axum::routing::get(|| async { "[]" }))
+        .layer(AuditLayer::new(client.clone()).with_reads(true).trusted_proxies(["127.0.0.1".parse().unwrap()]));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxied = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await });
+    http.get(format!("http://{proxied}/reports"))
+        .header("x-forwarded-for", "192.0.2.1, 198.51.100.7, 127.0.0.1")
+        .send()
+        .await
+        .unwrap();
+    client.flush().await;
+    let stored = trail.stored().await;
+    let read = stored.last().unwrap();
+    assert_eq!(read.action, "api:get /reports");
+    assert_eq!(read.source_ip.as_deref(), Some("198.51.100.7"), "the last address the trusted proxy did not add");
 }
