@@ -2,7 +2,7 @@
 //! address connected to is the one checked, and loopback, private, link-local and
 //! other internal networks are refused unless the configuration allows them.
 
-use std::net::IpAddr;
+use std::{net::IpAddr, time::Duration};
 
 /// Whether an address is internal: loopback, private, link-local, shared (CGNAT),
 /// unique-local, unspecified, multicast or documentation.
@@ -92,6 +92,25 @@ pub async fn resolve_host(
         }
     }
     Ok(first)
+}
+
+/// An HTTP client for one checked destination: it connects only to `addr` (the
+/// address that was checked) for `host`, never follows redirects, and gives up after
+/// `timeout` (connecting: after at most 5 s).
+pub fn client(
+    host: &str,
+    addr: std::net::SocketAddr,
+    timeout: Duration,
+    agent: &str,
+) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .redirect(reqwest::redirect::Policy::none())
+        .resolve(host, addr)
+        .user_agent(agent)
+        .build()
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -202,20 +202,6 @@ async fn stream(api: &Api, rx: &Receiver, body: Value, path: &str) -> i64 {
 async fn complete(store: &dyn Store, rx: &Receiver, path: &str) -> (Vec<String>, String) {
     until(&format!("the whole log on {path}"), async || {
         let end = store.log_end("acme").await.unwrap();
-        if std::env::var("DBG").is_ok() {
-            let st = store.streams(Some("acme")).await.unwrap();
-            let cp = store.checkpoint("acme", None).await.unwrap().map(|c| c.size);
-            rx.copy(path, |c| {
-                eprintln!(
-                    "DBG end {end} cp {cp:?} got {} {:?}",
-                    c.lines.len(),
-                    st.iter()
-                        .map(|s| (s.cursor, s.owner.clone(), s.last_error.clone(), s.lease_until))
-                        .collect::<Vec<_>>()
-                )
-            });
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
         rx.copy(path, |c| {
             assert!(c.problems.is_empty(), "{:?}", c.problems);
             let newest = c.checkpoints.iter().map(|(_, n)| n.clone()).max_by_key(|n| note_size(n))?;

@@ -4,14 +4,12 @@
 //! loopback, private, link-local and other internal networks are refused unless the
 //! configuration allows them; the address checked is the one connected to.
 
-use std::time::Duration;
-
 use serde_json::Value;
 use trail_store::alerts::{Delivery, Destination};
 
 use super::message;
 use crate::work::{
-    outbound::{resolve, Unusable},
+    outbound::{self, resolve, Unusable},
     Services,
 };
 
@@ -55,16 +53,9 @@ pub async fn attempt(st: &Services, dest: &Destination, d: &Delivery) -> Outcome
     let body = message::body(&dest.kind, &payload).to_string();
     let timeout = st.config.alerts.timeout;
     let host = url.host_str().unwrap_or_default().to_string();
-    let client = match reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(timeout.min(Duration::from_secs(5)))
-        .redirect(reqwest::redirect::Policy::none())
-        .resolve(&host, addr)
-        .user_agent("Trail-Alerts/1")
-        .build()
-    {
+    let client = match outbound::client(&host, addr, timeout, "Trail-Alerts/1") {
         Ok(c) => c,
-        Err(e) => return Outcome::Failed { code: None, error: e.to_string() },
+        Err(error) => return Outcome::Failed { code: None, error },
     };
     let mut req = client.post(url).header("content-type", "application/json");
     if dest.kind == "webhook" {

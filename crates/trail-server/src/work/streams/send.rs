@@ -15,7 +15,7 @@ use trail_store::streams::Stream;
 
 use super::format::{self, Format, Item, Origin};
 use crate::work::{
-    outbound::{resolve, resolve_host, Unusable},
+    outbound::{self, resolve, resolve_host, Unusable},
     Services,
 };
 
@@ -59,14 +59,7 @@ impl Client {
                 return Ok(c.clone());
             }
         }
-        let c = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(5)))
-            .redirect(reqwest::redirect::Policy::none())
-            .resolve(host, addr)
-            .user_agent(concat!("Trail-Streams/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| e.to_string())?;
+        let c = outbound::client(host, addr, timeout, concat!("Trail-Streams/", env!("CARGO_PKG_VERSION")))?;
         self.held = Some((host.to_string(), addr, c.clone()));
         Ok(c)
     }
