@@ -32,7 +32,7 @@ pub(crate) async fn verify_table(db: &std::path::Path, vkey: &str) -> Result<u64
         }
         let reference = started.elapsed().as_secs_f64();
         let started = Instant::now();
-        let opts = trail_store::verify::VerifyOptions { vkey, archive: None, external: None };
+        let opts = trail_store::verify::VerifyOptions { vkey, ..Default::default() };
         let report = trail_store::verify::verify(&store, "acme", opts).await?;
         let took = started.elapsed().as_secs_f64();
         if !report.ok() {

@@ -19,6 +19,7 @@ pub mod postgres;
 mod prepare;
 mod query_plan;
 pub mod rollup;
+pub mod seal;
 mod search_doc;
 pub mod signer;
 pub mod sqlite;
@@ -275,6 +276,15 @@ pub trait Proofs: Send + Sync + 'static {
     /// One past the largest seq of `org` that has stored bytes, an indexed row or a
     /// leaf hash (0 for an empty log).
     async fn log_end(&self, org: &str) -> Result<u64, StoreError>;
+
+    /// Rows of `org` that lie outside its log of `end` entries (a seq or index below 0
+    /// or from `end` on) or that share a seq or id with another row, each said as a
+    /// finding (for `verify`).
+    async fn stray_rows(&self, org: &str, end: u64) -> Result<Vec<String>, StoreError>;
+
+    /// The organizations this store's signer refuses to sign (their stored tree does
+    /// not agree with their leaves; see `seal`), and why.
+    fn refusals(&self) -> Vec<seal::Refusal>;
 }
 
 /// Who may do what: organizations, API keys, users, sessions, login throttling and

@@ -182,14 +182,14 @@ where
         let Some(sql) = sql else { continue };
         let (store, at) = fresh().await;
         let saved = signed_log(&*store).await;
-        let clean = verify(&*store, "acme", VerifyOptions { vkey: &vkey, archive: None, external: Some(&saved) })
+        let clean = verify(&*store, "acme", VerifyOptions { vkey: &vkey, external: Some(&saved), ..Default::default() })
             .await
             .unwrap();
         assert!(clean.ok(), "{backend}, before {}: {}", case.name, clean.problems());
         assert_eq!((clean.entries, clean.newest_checkpoint), (21, 21));
         edit(at, sql).await;
         let external = case.with_saved_checkpoint.then_some(saved.as_str());
-        let report = verify(&*store, "acme", VerifyOptions { vkey: &vkey, archive: None, external }).await.unwrap();
+        let report = verify(&*store, "acme", VerifyOptions { vkey: &vkey, external, ..Default::default() }).await.unwrap();
         assert!(!report.ok(), "{backend}: {} went unnoticed", case.name);
         let text = report.problems();
         assert!(text.contains(case.expect), "{backend}: {}: expected '{}' in:\n{text}", case.name, case.expect);

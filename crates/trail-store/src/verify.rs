@@ -294,7 +294,14 @@ pub struct VerifyOptions<'a> {
     pub archive: Option<&'a Archive>,
     /// A signed checkpoint kept outside Trail, which the log must be consistent with.
     pub external: Option<&'a str>,
+    /// Now (µs), for entries no checkpoint covers: those received more than `grace_us`
+    /// before it are unproven, a finding. `None`: they are only counted.
+    pub now: Option<i64>,
+    pub grace_us: i64,
 }
+
+/// The default grace period of entries no checkpoint covers yet (µs).
+pub const DEFAULT_GRACE_US: i64 = 60 * 1_000_000;
 
 /// What a verification covered and found.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -312,6 +319,44 @@ pub struct Report {
     pub findings: Vec<Finding>,
     /// Findings past those kept.
     pub more: u64,
+}
+
+/// A run of entries that no checkpoint between them covers: the first seq and the
+/// earliest and latest received times.
+#[derive(Default)]
+struct Run {
+    first: Option<u64>,
+    received: Option<(i64, i64)>,
+}
+
+impl Run {
+    fn add(&mut self, seq: u64, received: Option<i64>) {
+        self.first.get_or_insert(seq);
+        if let Some(t) = received {
+            self.received = Some(self.received.map_or((t, t), |(a, b)| (a.min(t), b.max(t))));
+        }
+    }
+
+    /// Reports a run longer than the signer ever leaves unsigned; `end` is one past its
+    /// last entry.
+    fn close(&mut self, end: u64, report: &mut Report) {
+        if let (Some(first), Some((a, b))) = (self.first, self.received) {
+            if b - a > crate::seal::MAX_UNSIGNED_SPAN_US {
+                let at = |us: i64| trail_core::Timestamp(us).to_rfc3339();
+                report.find(
+                    Some(first),
+                    None,
+                    format!(
+                        "entries {first} to {} were received from {} to {} with no signed checkpoint among them: checkpoints were removed",
+                        end - 1,
+                        at(a),
+                        at(b)
+                    ),
+                );
+            }
+        }
+        *self = Run::default();
+    }
 }
 
 impl Report {
@@ -363,6 +408,8 @@ struct Checked {
     seq: u64,
     hash: Option<Hash>,
     id: Option<Uuid>,
+    /// When the entry was received, as its bytes say.
+    received: Option<i64>,
     problems: Vec<String>,
 }
 
@@ -372,7 +419,13 @@ fn check_entry(org: &str, e: &StoredEntry) -> Checked {
     if let (Some(leaf), Some(row), None, None) = (&e.leaf, &e.row, &e.misplaced, &e.search) {
         if let Ok(view) = serde_json::from_slice::<LeafView<'_>>(leaf) {
             if view.seq == e.seq && view.org == org && view.matches(row) {
-                return Checked { seq: e.seq, hash: Some(leaf_hash(leaf)), id: Some(view.id), problems: Vec::new() };
+                return Checked {
+                    seq: e.seq,
+                    hash: Some(leaf_hash(leaf)),
+                    id: Some(view.id),
+                    received: Some(view.received_at.0),
+                    problems: Vec::new(),
+                };
             }
         }
     }
@@ -383,6 +436,7 @@ fn check_entry(org: &str, e: &StoredEntry) -> Checked {
 fn check_in_full(org: &str, e: &StoredEntry) -> Checked {
     let mut problems = Vec::new();
     let mut id = e.row.as_ref().map(|r| r.id);
+    let mut received = None;
     if let Some(m) = &e.misplaced {
         problems.push(m.clone());
     }
@@ -399,6 +453,7 @@ fn check_in_full(org: &str, e: &StoredEntry) -> Checked {
             match Event::from_leaf(leaf) {
                 Ok(ev) => {
                     id = Some(ev.id);
+                    received = Some(ev.received_at.0);
                     if ev.seq != e.seq || ev.org != org {
                         problems.push(format!("its stored JSON names entry {} of {}", ev.seq, ev.org));
                     }
@@ -427,7 +482,7 @@ fn check_in_full(org: &str, e: &StoredEntry) -> Checked {
             Some(leaf_hash(leaf))
         }
     };
-    Checked { seq: e.seq, hash, id, problems }
+    Checked { seq: e.seq, hash, id, received, problems }
 }
 
 /// Checks a chunk of entries on every core, in seq order.
@@ -522,6 +577,7 @@ pub async fn verify(store: &dyn Store, org: &str, opts: VerifyOptions<'_>) -> Re
     let mut levels: Vec<Level> = Vec::new();
     let mut roots: BTreeMap<u64, Hash> = BTreeMap::new();
     let wanted: Vec<u64> = signed.keys().copied().chain(external.as_ref().map(|c| c.size)).collect();
+    let mut run = Run::default();
     let mut from = 0u64;
     let mut next =
         if from < end { Some(store.stored_entries(org, from, (from + CHUNK).min(end)).await?) } else { None };
@@ -607,6 +663,10 @@ pub async fn verify(store: &dyn Store, org: &str, opts: VerifyOptions<'_>) -> Re
             for p in problems {
                 report.find(Some(c.seq), c.id, p);
             }
+            run.add(c.seq, c.received);
+            if signed.contains_key(&(c.seq + 1)) {
+                run.close(c.seq + 1, &mut report);
+            }
             match hash {
                 Some(h) if broken_at.is_none() => {
                     for (level, idx, node) in tree.push(h).into_iter().skip(1) {
@@ -639,6 +699,26 @@ pub async fn verify(store: &dyn Store, org: &str, opts: VerifyOptions<'_>) -> Re
         }
     }
     report.entries = end;
+    // The entries after the newest checkpoint: a run like any other, and unproven once
+    // older than the grace period.
+    if let (Some(now), Some(first), Some((oldest, _))) = (opts.now, run.first, run.received) {
+        if oldest < now - opts.grace_us {
+            report.find(
+                Some(first),
+                None,
+                format!(
+                    "entries {first} to {} are covered by no signed checkpoint, the oldest received at {} (more than {} s ago): nothing proves them",
+                    end.saturating_sub(1),
+                    trail_core::Timestamp(oldest).to_rfc3339(),
+                    opts.grace_us / 1_000_000
+                ),
+            );
+        }
+    }
+    run.close(end, &mut report);
+    for stray in store.stray_rows(org, end).await? {
+        report.find(None, None, stray);
+    }
     if let Some(b) = broken_at {
         report.find(Some(b), None, format!("the tree cannot be recomputed from entry {b} on (its hash is unknown)"));
     }

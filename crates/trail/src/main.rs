@@ -133,6 +133,10 @@ enum Command {
         /// reordering up to --checkpoint, signed by --key.
         #[arg(long, conflicts_with_all = ["file", "org"], requires_all = ["checkpoint", "key"])]
         received: Option<String>,
+        /// With --org: seconds an entry may go without a signed checkpoint before it
+        /// counts as unproven (a checkpoint normally follows within a second).
+        #[arg(long, default_value_t = 60)]
+        grace: u64,
     },
     /// Export the events matching a query: csv, xlsx, json, jsonl, pdf or evidence (with
     /// inclusion proofs). Shows a progress bar on a terminal.
@@ -490,8 +494,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Retention { command: RetentionCommand::Run { as_of } } => {
             retention_run(&config, as_of.as_deref()).await
         }
-        Command::Verify { file: None, org: Some(org), key, checkpoint, .. } => {
-            verify::verify_org(&config, &org, key, checkpoint.as_deref()).await
+        Command::Verify { file: None, org: Some(org), key, checkpoint, grace, .. } => {
+            verify::verify_org(&config, &org, key, checkpoint.as_deref(), grace).await
         }
         Command::Query { query, org, limit, format } => query_cmd(&config, &query.join(" "), org, limit, &format).await,
     }

@@ -66,6 +66,24 @@ pub(crate) async fn open_store(config: &Config) -> Result<DynStore> {
     }
 }
 
+/// Opens the store for reading only (`trail verify`): nothing is migrated, signed,
+/// created or written.
+pub(crate) async fn open_read_only(config: &Config) -> Result<DynStore> {
+    match &config.database {
+        Database::Sqlite(path) => {
+            let store = SqliteStore::open_read_only(path)
+                .with_context(|| format!("cannot open the store at {} for reading", path.display()))?;
+            Ok(Arc::new(store))
+        }
+        Database::Postgres(url) => {
+            let store = trail_store::postgres::PgStore::open_read_only(url)
+                .await
+                .with_context(|| format!("cannot open the PostgreSQL store at {} for reading", redact(url)))?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
 pub(crate) async fn migrate_store(config: &Config, from: &str, to: &str) -> Result<()> {
     let path = match from.strip_prefix("sqlite://").or_else(|| from.strip_prefix("sqlite:")) {
         Some(p) if !p.is_empty() => std::path::PathBuf::from(p),
@@ -90,7 +108,7 @@ pub(crate) async fn migrate_store(config: &Config, from: &str, to: &str) -> Resu
     for (org, entries, checkpoints) in &report.logs {
         let vkey = trail_core::checkpoint::verifier_key(&format!("{}/{org}", config.name), &key.verifying_key());
         let archive = archive(config);
-        let opts = trail_store::verify::VerifyOptions { vkey: &vkey, archive: archive.as_deref(), external: None };
+        let opts = trail_store::verify::VerifyOptions { vkey: &vkey, archive: archive.as_deref(), ..Default::default() };
         let report = trail_store::verify::verify(&pg, org, opts).await?;
         if *entries == 0 {
             continue;

@@ -5,37 +5,68 @@ use anyhow::{bail, Context, Result};
 
 use crate::{
     config::Config,
-    store::{archive, open_store, signing_key},
+    store::{archive, open_read_only, signing_key},
 };
 
 /// `trail verify --org`: everything stored for `org` (see `trail_store::verify`), with
-/// a saved checkpoint when one is given.
+/// a saved checkpoint when one is given. It opens the store for reading only: it never
+/// creates a key, signs a checkpoint or writes a byte. Entries no valid checkpoint
+/// covers fail it once older than `grace_s`.
 pub(crate) async fn verify_org(
     config: &Config,
     org: &str,
     key: Option<String>,
     checkpoint: Option<&str>,
+    grace_s: u64,
 ) -> Result<()> {
-    let vkey = match key {
-        Some(k) => k,
+    let (vkey, against) = match key {
+        Some(k) => {
+            trail_core::checkpoint::parse_verifier_key(&k).map_err(|e| anyhow::anyhow!("--key: {e}"))?;
+            let named = format!("the key {k}");
+            (k, named)
+        }
         None => {
+            let path = &config.signing_key;
+            if !path.exists() {
+                bail!(
+                    "there is no signing key at {}: give the published verifier key with --key (and a saved checkpoint with --checkpoint)",
+                    path.display()
+                );
+            }
             let k = signing_key(config, false)?;
-            trail_core::checkpoint::verifier_key(&format!("{}/{org}", config.name), &k.verifying_key())
+            let vkey = trail_core::checkpoint::verifier_key(&format!("{}/{org}", config.name), &k.verifying_key());
+            println!(
+                "checking {org} against this installation's own key ({}): this trusts the installation; an outside check gives --key and --checkpoint",
+                path.display()
+            );
+            (vkey, "this installation's own key".to_string())
         }
     };
     let external = match &checkpoint {
         Some(f) => Some(std::fs::read_to_string(f).with_context(|| format!("cannot read checkpoint {f}"))?),
         None => None,
     };
-    let store = open_store(config).await?;
+    let store = open_read_only(config).await?;
     let archive = archive(config);
-    let opts =
-        trail_store::verify::VerifyOptions { vkey: &vkey, archive: archive.as_deref(), external: external.as_deref() };
+    let opts = trail_store::verify::VerifyOptions {
+        vkey: &vkey,
+        archive: archive.as_deref(),
+        external: external.as_deref(),
+        now: Some(chrono::Utc::now().timestamp_micros()),
+        grace_us: (grace_s.min(i64::MAX as u64 / 1_000_000) * 1_000_000) as i64,
+    };
     let report = trail_store::verify::verify(&*store, org, opts).await;
     store.close();
     let report = report?;
     if report.ok() {
-        println!("ok: {org}: {}", report.summary());
+        let saved = match (&checkpoint, &external) {
+            (Some(f), Some(note)) => {
+                let size = note.lines().nth(1).unwrap_or("?");
+                format!(" and the saved checkpoint {f} (size {size})")
+            }
+            _ => String::new(),
+        };
+        println!("ok: {org}: {} (checked against {against}{saved})", report.summary());
         Ok(())
     } else {
         bail!("{org}: verification failed:\n{}\n({})", report.problems(), report.summary())

@@ -32,6 +32,11 @@ pub(crate) struct Health {
     /// The last self-check's outcome, once one ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     verify: Option<Value>,
+    /// Organizations whose logs are not being signed because their stored tree does
+    /// not agree with their leaves, and why (`degraded` while any is listed).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    not_signed: Vec<trail_store::seal::Refusal>,
 }
 
 /// One event's acknowledgement.
@@ -112,15 +117,17 @@ pub(crate) struct FacetCounts {
     companies: Vec<CountView>,
 }
 
-/// `ok`, or `degraded` while the last self-check's findings stand (still 200: the
-/// server works; what it stores needs an operator).
+/// `ok`, or `degraded` while the last self-check's findings stand or a log is not
+/// being signed (still 200: the server works; what it stores needs an operator).
 #[utoipa::path(
     get, path = "/healthz", tag = "system", security(()),
-    responses((status = 200, description = "The server works; `degraded` while the last self-check's findings stand", body = Health))
+    responses((status = 200, description = "The server works; `degraded` while the last self-check's findings stand or a log is not being signed", body = Health))
 )]
 pub(super) async fn health(State(st): State<AppState>) -> Response {
     let (ok, last) = st.last_check.health();
-    Json(Health { status: if ok { "ok" } else { "degraded" }.into(), verify: last }).into_response()
+    let not_signed = st.store.refusals();
+    let ok = ok && not_signed.is_empty();
+    Json(Health { status: if ok { "ok" } else { "degraded" }.into(), verify: last, not_signed }).into_response()
 }
 
 #[utoipa::path(

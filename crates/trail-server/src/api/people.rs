@@ -154,6 +154,11 @@ pub(crate) struct Known {
     /// How far back lists reach (0: no limit); older events are downloaded.
     online_days: u32,
     permissions: Permissions,
+    /// For administrators: the caller's organizations whose logs Trail has stopped
+    /// signing, and why (the page shows them as a banner).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    integrity: Vec<trail_store::seal::Refusal>,
 }
 
 /// A custom role.
@@ -327,6 +332,10 @@ pub(super) async fn me(State(st): State<AppState>, caller: Result<Caller, ApiErr
             write: p.write,
             view: p.view.as_ref().map(Categories::render),
             export: p.export.as_ref().map(Categories::render),
+        },
+        integrity: match p.manage {
+            true => st.store.refusals().into_iter().filter(|r| p.platform || r.org == caller.org).collect(),
+            false => Vec::new(),
         },
     };
     Ok(Json(Me::Known(Box::new(known))).into_response())

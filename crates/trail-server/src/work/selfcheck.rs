@@ -6,7 +6,7 @@
 use std::sync::Mutex;
 
 use serde_json::{json, Value};
-use trail_store::verify::{verify, VerifyOptions};
+use trail_store::verify::{verify, VerifyOptions, DEFAULT_GRACE_US};
 
 use super::{daily::next_run, selfaudit, Services, WorkError};
 
@@ -45,7 +45,13 @@ pub async fn run(st: &Services) -> Result<Vec<OrgCheck>, WorkError> {
     let mut out = Vec::new();
     for org in st.store.orgs().await? {
         let vkey = log.verifier_key(&org.slug);
-        let opts = VerifyOptions { vkey: &vkey, archive: st.archive.as_deref(), external: None };
+        let opts = VerifyOptions {
+            vkey: &vkey,
+            archive: st.archive.as_deref(),
+            external: None,
+            now: Some((st.clock)().0),
+            grace_us: DEFAULT_GRACE_US,
+        };
         let report = verify(&*st.store, &org.slug, opts).await?;
         let findings: Vec<String> = report.findings.iter().take(FINDINGS_RECORDED).map(ToString::to_string).collect();
         let details = json!({
@@ -88,6 +94,35 @@ pub async fn run(st: &Services) -> Result<Vec<OrgCheck>, WorkError> {
         *l = Some(last);
     }
     Ok(out)
+}
+
+/// Records `system:verify` FAILED once for each organization the store's signer
+/// refuses to sign (at start, and whenever the writer refuses one later), naming what
+/// differs; `/healthz` and the page read the refusals from the store.
+pub fn spawn_refusal_watch(st: Services) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut recorded = std::collections::HashSet::new();
+        loop {
+            for r in st.store.refusals() {
+                if !recorded.insert(r.org.clone()) {
+                    continue;
+                }
+                let rec = selfaudit::Record {
+                    org: r.org.clone(),
+                    action: "system:verify",
+                    ok: false,
+                    actor: json!({"id": "trail-signer", "name": "checkpoint signer", "type": "system"}),
+                    resource: Some(json!({"type": "log", "id": r.org, "name": format!("{} log", r.org)})),
+                    details: Some(json!({"signing": "stopped", "findings": [r.reason]})),
+                    error: Some(format!("nothing is signed for this log: {}", r.reason)),
+                    ip: None,
+                    user_agent: None,
+                };
+                selfaudit::record(&st, rec).await;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        }
+    })
 }
 
 /// Runs the self-check every day at `run_at_minute` (UTC), until the process ends.

@@ -127,4 +127,52 @@ impl PgStore {
             .get(0);
         Ok(max.map_or(0, |m| m as u64 + 1))
     }
+
+    /// Rows of `org` outside its log of `end` entries, or sharing a seq or an id with
+    /// another row.
+    pub(super) async fn audit_strays(&self, org: &str, end: u64) -> Result<Vec<String>, StoreError> {
+        let c = self.client().await?;
+        let id = org_id(&c, org).await?;
+        let end = end.min(i64::MAX as u64) as i64;
+        let checks: [(&str, &str, bool); 6] = [
+            ("SELECT seq, id FROM events WHERE org_id = $1 AND (seq < 0 OR seq >= $2) LIMIT 20", "an indexed row", true),
+            (
+                "SELECT seq, id FROM idempotency WHERE org_id = $1 AND (seq < 0 OR seq >= $2) LIMIT 20",
+                "an idempotency key",
+                true,
+            ),
+            (
+                "SELECT idx, NULL::uuid FROM tree_nodes WHERE org_id = $1 AND (idx < 0 OR level < 0 OR level > 63) AND $2 >= 0 LIMIT 20",
+                "a tree node",
+                true,
+            ),
+            (
+                "SELECT seq, NULL::uuid FROM events WHERE org_id = $1 AND $2 >= 0 GROUP BY seq HAVING COUNT(*) > 1 LIMIT 20",
+                "more than one stored event",
+                false,
+            ),
+            (
+                "SELECT MIN(seq), id FROM events WHERE org_id = $1 AND $2 >= 0 GROUP BY id HAVING COUNT(*) > 1 LIMIT 20",
+                "more than one stored event with one id",
+                false,
+            ),
+            (
+                "SELECT seq, NULL::uuid FROM idempotency WHERE org_id = $1 AND $2 >= 0 GROUP BY seq HAVING COUNT(*) > 1 LIMIT 20",
+                "more than one idempotency key",
+                false,
+            ),
+        ];
+        let mut out = Vec::new();
+        for (sql, what, outside) in checks {
+            for r in c.query(sql, &[&id, &end]).await.map_err(pg)? {
+                let seq: i64 = r.get(0);
+                let row_id = r.get::<_, Option<uuid::Uuid>>(1).map(|id| format!(" (id {id})")).unwrap_or_default();
+                out.push(match outside {
+                    true => format!("{what} at seq {seq}{row_id} lies outside the log's entries 0 to {}", end - 1),
+                    false => format!("{what} at seq {seq}{row_id}: a seq or id is claimed twice"),
+                });
+            }
+        }
+        Ok(out)
+    }
 }

@@ -27,7 +27,7 @@ use tokio_postgres::NoTls;
 use trail_core::merkle::Hash;
 use uuid::Uuid;
 
-use crate::{signer::LogSigner, StoreError};
+use crate::{seal::Seal, signer::LogSigner, StoreError};
 
 mod accounts;
 mod alerts;
@@ -65,6 +65,8 @@ impl std::ops::Deref for PgStore {
 pub struct Inner {
     pool: Pool,
     signer: Option<Arc<LogSigner>>,
+    /// What the signer trusts, and the organizations it refuses to sign.
+    seal: Seal,
     /// Identifies this process in notifications, so that it skips its own.
     origin: String,
     /// Appends committed by other processes, from `LISTEN trail_appends`.
@@ -108,9 +110,31 @@ fn now_us() -> i64 {
 impl PgStore {
     /// Connects (`postgres://user:pass@host:port/db`), applies migrations and returns
     /// the store.
+    /// Connects for reading only (`trail verify`): every transaction is read-only, no
+    /// migration runs and nothing is signed or listened to. The schema must be this
+    /// binary's.
+    pub async fn open_read_only(url: &str) -> Result<PgStore, StoreError> {
+        let mut config: tokio_postgres::Config =
+            url.parse().map_err(|e| StoreError::Invalid { field: "database".into(), message: format!("{e}") })?;
+        config.options("-c default_transaction_read_only=on");
+        let store = PgStore::connect(config, None)?;
+        store.check_schema().await?;
+        Ok(store)
+    }
+
     pub async fn open(url: &str, signer: Option<Arc<LogSigner>>) -> Result<PgStore, StoreError> {
         let config: tokio_postgres::Config =
             url.parse().map_err(|e| StoreError::Invalid { field: "database".into(), message: format!("{e}") })?;
+        let store = PgStore::connect(config, signer)?;
+        let watch = Arc::downgrade(&store._alive);
+        store.migrate().await?;
+        store.establish_all().await?;
+        tokio::spawn(listen::listen(url.to_string(), store.origin.clone(), store.elsewhere.clone(), watch));
+        Ok(store)
+    }
+
+    /// The pool and the shared state, before anything is read.
+    fn connect(config: tokio_postgres::Config, signer: Option<Arc<LogSigner>>) -> Result<PgStore, StoreError> {
         let mgr = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(mgr)
             .max_size(16)
@@ -122,10 +146,10 @@ impl PgStore {
         let origin = Uuid::now_v7().to_string();
         let (elsewhere, _) = tokio::sync::broadcast::channel(1024);
         let alive = Arc::new(());
-        let watch = Arc::downgrade(&alive);
         let store = Inner {
             pool,
             signer,
+            seal: Seal::default(),
             partitions: Default::default(),
             origin: origin.clone(),
             elsewhere,
@@ -134,10 +158,7 @@ impl PgStore {
             preparing: tokio::sync::Semaphore::new(crate::prepare::prepare_slots()),
             leader: Default::default(),
         };
-        let store = PgStore { inner: Arc::new(store) };
-        store.migrate().await?;
-        tokio::spawn(listen::listen(url.to_string(), origin, store.elsewhere.clone(), watch));
-        Ok(store)
+        Ok(PgStore { inner: Arc::new(store) })
     }
 }
 

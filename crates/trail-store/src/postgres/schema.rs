@@ -22,6 +22,26 @@ pub(super) const MIGRATIONS: &[&str] = &[
 impl PgStore {
     /// Applies the migrations this build knows, under an advisory lock so that several
     /// processes starting at once do not race.
+    /// Refuses a database whose schema is not this binary's (reading only).
+    pub(super) async fn check_schema(&self) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        let v: Option<i32> = match c.query_opt("SELECT version FROM schema_version", &[]).await {
+            Ok(row) => row.map(|r| r.get(0)),
+            Err(_) => None,
+        };
+        let v = v.unwrap_or(0) as usize;
+        if v != MIGRATIONS.len() {
+            return Err(StoreError::Invalid {
+                field: "database".into(),
+                message: format!(
+                    "the store's schema is version {v}, this binary's {}: open it with the matching trail first",
+                    MIGRATIONS.len()
+                ),
+            });
+        }
+        Ok(())
+    }
+
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg)?;

@@ -171,4 +171,12 @@ impl Proofs for PgStore {
     async fn log_end(&self, org: &str) -> Result<u64, StoreError> {
         self.audit_end(org).await
     }
+
+    async fn stray_rows(&self, org: &str, end: u64) -> Result<Vec<String>, StoreError> {
+        self.audit_strays(org, end).await
+    }
+
+    fn refusals(&self) -> Vec<crate::seal::Refusal> {
+        self.seal.refusals()
+    }
 }

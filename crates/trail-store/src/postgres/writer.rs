@@ -15,8 +15,9 @@ use super::{index::doc_words, index::TsVector, now_us, org_id, pg, tree::nodes, 
 use crate::{
     prepare::LeafTemplate,
     rollup::{Facts, Tally},
+    seal::{self, Tail},
     verify::IndexedCopy,
-    Appended, StoreError,
+    Appended, SignedCheckpoint, StoreError,
 };
 
 pub(super) type Reply = tokio::sync::oneshot::Sender<Result<Vec<Appended>, StoreError>>;
@@ -301,6 +302,7 @@ impl Inner {
             self.ensure_partitions(&c, batch).await?;
         }
         let tx = c.transaction().await.map_err(pg)?;
+        let mut grown: Vec<(&str, Frontier)> = Vec::new();
         let mut orgs: Vec<&str> = group.iter().map(|(b, _)| b.org.as_str()).collect();
         orgs.sort_unstable();
         orgs.dedup();
@@ -320,8 +322,17 @@ impl Inner {
             tx.execute("INSERT INTO logs (org_id) VALUES ($1) ON CONFLICT DO NOTHING", &[&org]).await.map_err(pg)?;
             let size: i64 =
                 tx.query_one("SELECT size FROM logs WHERE org_id = $1 FOR UPDATE", &[&org]).await.map_err(pg)?.get(0);
-            let mut frontier =
-                Frontier { size: size as u64, nodes: nodes(&tx, org, Frontier::shape(size as u64)).await? };
+            // The tree established from the leaves (see `seal`), so that what is signed
+            // grew from them; without it the stored nodes, and nothing is signed.
+            let trusted = match &self.signer {
+                Some(_) => self.established(&tx, org, slug, size as u64).await?,
+                None => None,
+            };
+            let sealed = trusted.is_some();
+            let mut frontier = match trusted {
+                Some(t) => t,
+                None => Frontier { size: size as u64, nodes: nodes(&tx, org, Frontier::shape(size as u64)).await? },
+            };
             if !isolate {
                 let mine: Vec<usize> = (0..group.len()).filter(|&i| group[i].0.org == slug).collect();
                 let batches: Vec<&PgBatch> = mine.iter().map(|&i| &group[i].0).collect();
@@ -355,7 +366,7 @@ impl Inner {
                 // Delivered at commit to every other Trail process (for their live views).
                 let note = serde_json::json!({"origin": self.origin, "org": slug, "from": size, "to": seq}).to_string();
                 tx.execute("SELECT pg_notify('trail_appends', $1)", &[&note]).await.map_err(pg)?;
-                if let Some(signer) = &self.signer {
+                if let (Some(signer), true) = (&self.signer, sealed) {
                     let root = frontier.root();
                     let note =
                         checkpoint::sign(&Checkpoint { origin: signer.origin(slug), size: seq, root }, &signer.key);
@@ -367,12 +378,132 @@ impl Inner {
                     .map_err(pg)?;
                 }
             }
+            if sealed {
+                grown.push((slug, frontier));
+            }
         }
         tx.commit().await.map_err(|e| match e.as_db_error() {
             // The server refused the commit: nothing was stored.
             Some(_) => pg(e),
             None => StoreError::CommitUnknown(e.to_string()),
-        })
+        })?;
+        for (slug, tree) in grown {
+            self.seal.set_trusted(slug, tree);
+        }
+        Ok(())
+    }
+
+    /// Establishes every organization's tree (at open, before anything is signed).
+    pub(super) async fn establish_all(&self) -> Result<(), StoreError> {
+        if self.signer.is_none() {
+            return Ok(());
+        }
+        let c = self.client().await?;
+        let rows = c
+            .query("SELECT o.id, o.slug, COALESCE(l.size, 0) FROM orgs o LEFT JOIN logs l ON l.org_id = o.id", &[])
+            .await
+            .map_err(pg)?;
+        for r in rows {
+            self.established(&c, r.get(0), r.get(1), r.get::<_, i64>(2) as u64).await?;
+        }
+        Ok(())
+    }
+
+    /// The tree of `org` at `size` leaves as recomputed from its leaves (see `seal`):
+    /// the one kept in memory, extended by what other processes appended since, or
+    /// established from the newest checkpoint on. `None` when the organization is
+    /// refused (this call may refuse it).
+    pub(super) async fn established(
+        &self,
+        c: &impl deadpool_postgres::GenericClient,
+        org: i64,
+        slug: &str,
+        size: u64,
+    ) -> Result<Option<Frontier>, StoreError> {
+        let Some(signer) = &self.signer else { return Ok(None) };
+        if self.seal.is_refused(slug) {
+            return Ok(None);
+        }
+        let (mut tail, unsigned_run) = match self.seal.trusted(slug) {
+            Some(t) if t.size == size => return Ok(Some(t)),
+            Some(t) if t.size > size => {
+                self.seal.refuse(slug, format!("the log has {size} entries, but {} were signed by this process", t.size));
+                return Ok(None);
+            }
+            Some(t) => (Tail::new(slug, t), false),
+            None => {
+                let newest = c
+                    .query_opt(
+                        "SELECT size, root, note FROM checkpoints WHERE org_id = $1 ORDER BY size DESC LIMIT 1",
+                        &[&org],
+                    )
+                    .await
+                    .map_err(pg)?
+                    .map(|r| -> Result<SignedCheckpoint, StoreError> {
+                        Ok(SignedCheckpoint {
+                            size: r.get::<_, i64>(0) as u64,
+                            root: super::to_hash(r.get::<_, &[u8]>(1))?,
+                            note: r.get(2),
+                        })
+                    })
+                    .transpose()?;
+                let edge = match seal::base(signer, slug, newest.as_ref(), size) {
+                    Err(reason) => {
+                        self.seal.refuse(slug, reason);
+                        return Ok(None);
+                    }
+                    Ok(None) => Frontier::default(),
+                    Ok(Some((at, root))) => {
+                        let edge = Frontier { size: at, nodes: nodes(c, org, Frontier::shape(at)).await? };
+                        if let Err(reason) = seal::check_base(&edge, &root) {
+                            self.seal.refuse(slug, reason);
+                            return Ok(None);
+                        }
+                        edge
+                    }
+                };
+                (Tail::new(slug, edge), true)
+            }
+        };
+        const STEP: u64 = 8192;
+        while tail.next() < size {
+            let from = tail.next();
+            let to = (from + STEP).min(size);
+            let rows = c
+                .query(
+                    "SELECT t.idx, e.leaf, t.hash FROM tree_nodes t LEFT JOIN events e ON e.org_id = t.org_id \
+                     AND e.seq = t.idx WHERE t.org_id = $1 AND t.level = 0 AND t.idx >= $2 AND t.idx < $3 ORDER BY t.idx",
+                    &[&org, &(from as i64), &(to as i64)],
+                )
+                .await
+                .map_err(pg)?;
+            for r in rows {
+                let pushed = tail.push(
+                    r.get::<_, i64>(0) as u64,
+                    r.get::<_, Option<&[u8]>>(1),
+                    Some(super::to_hash(r.get::<_, &[u8]>(2))?),
+                );
+                if let Err(reason) = pushed {
+                    self.seal.refuse(slug, reason);
+                    return Ok(None);
+                }
+            }
+            if tail.next() < to {
+                self.seal.refuse(slug, format!("entry {} has no recorded leaf hash", tail.next()));
+                return Ok(None);
+            }
+        }
+        let stored = Frontier { size, nodes: nodes(c, org, Frontier::shape(size)).await? };
+        match tail.finish(&stored, unsigned_run) {
+            Ok(tree) => {
+                self.seal.set_trusted(slug, tree.clone());
+                Ok(Some(tree))
+            }
+            Err(reason) => {
+                self.seal.refuse(slug, reason);
+                Ok(None)
+            }
+        }
     }
 
     /// The batches' rows, tree nodes and idempotency keys, extending `frontier`; the

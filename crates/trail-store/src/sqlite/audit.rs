@@ -142,3 +142,45 @@ pub(super) fn log_end(c: &Connection, org: &str) -> Result<u64, StoreError> {
     )?;
     Ok(max.map_or(0, |m| m as u64 + 1))
 }
+
+/// Rows of `org` outside its log of `end` entries, or sharing a seq or an id with
+/// another row (a row can claim any seq: the unique indexes can be dropped).
+pub(super) fn stray_rows(c: &Connection, org: &str, end: u64) -> Result<Vec<String>, StoreError> {
+    let org_id = known_org(c, org)?;
+    let end = bound(end);
+    let mut out = Vec::new();
+    let checks: [(&str, &str); 6] = [
+        ("SELECT seq, id FROM events WHERE org_id = ?1 AND (seq < 0 OR seq >= ?2) LIMIT 20", "an indexed row"),
+        ("SELECT seq, NULL FROM leaves WHERE org_id = ?1 AND (seq < 0 OR seq >= ?2) LIMIT 20", "a stored event"),
+        (
+            "SELECT idx, NULL FROM tree_nodes WHERE org_id = ?1 AND (idx < 0 OR level < 0 OR level > 63) AND ?2 >= 0 LIMIT 20",
+            "a tree node",
+        ),
+        (
+            "SELECT seq, NULL FROM events WHERE org_id = ?1 AND ?2 >= 0 GROUP BY seq HAVING COUNT(*) > 1 LIMIT 20",
+            "more than one indexed row",
+        ),
+        (
+            "SELECT seq, NULL FROM leaves WHERE org_id = ?1 AND ?2 >= 0 GROUP BY seq HAVING COUNT(*) > 1 LIMIT 20",
+            "more than one stored event",
+        ),
+        (
+            "SELECT MIN(seq), id FROM events WHERE org_id = ?1 AND ?2 >= 0 GROUP BY id HAVING COUNT(*) > 1 LIMIT 20",
+            "more than one indexed row with one id",
+        ),
+    ];
+    for (i, (sql, what)) in checks.iter().enumerate() {
+        let mut stmt = c.prepare_cached(sql)?;
+        let mut q = stmt.query(params![org_id, end])?;
+        while let Some(r) = q.next()? {
+            let seq: i64 = r.get(0)?;
+            let id = r.get::<_, Option<Vec<u8>>>(1)?.and_then(|b| uuid::Uuid::from_slice(&b).ok());
+            let id = id.map(|id| format!(" (id {id})")).unwrap_or_default();
+            out.push(match i {
+                0..=2 => format!("{what} at seq {seq}{id} lies outside the log's entries 0 to {}", end - 1),
+                _ => format!("{what} at seq {seq}{id}: a seq or id is claimed twice"),
+            });
+        }
+    }
+    Ok(out)
+}

@@ -25,7 +25,7 @@ use std::{
 use rusqlite::{Connection, OpenFlags, OptionalExtension};
 use trail_core::merkle::Hash;
 
-use crate::{signer::LogSigner, StoreError};
+use crate::{seal::Seal, signer::LogSigner, StoreError};
 
 mod accounts;
 mod alerts;
@@ -87,6 +87,11 @@ pub struct SqliteStore {
     readers: Arc<Mutex<Vec<Connection>>>,
     /// Batches being prepared at once (`prepare_slots`).
     preparing: Arc<tokio::sync::Semaphore>,
+    /// What the writer's signer trusts, and the organizations it refuses to sign.
+    seal: Arc<Seal>,
+    /// Opened by `open_read_only` without a write-ahead log present: readers open the
+    /// file as immutable, so that nothing (not even a `-wal` or `-shm` file) is created.
+    immutable: bool,
 }
 
 impl SqliteStore {
@@ -114,8 +119,10 @@ impl SqliteStore {
         let (tx, rx) = mpsc::channel();
         let max = config.max_commit_events;
         let signer = config.signer.clone();
+        let seal = Arc::new(Seal::default());
+        let writer_seal = seal.clone();
         let thread = std::thread::Builder::new().name("trail-sqlite-writer".into()).spawn(move || {
-            writer_loop(conn, rx, ck_tx, max, signer);
+            writer_loop(conn, rx, ck_tx, max, signer, writer_seal);
             let _ = ck_thread.join();
         })?;
         Ok(SqliteStore {
@@ -125,6 +132,45 @@ impl SqliteStore {
             writer_thread: Mutex::new(Some(thread)),
             readers: Arc::new(Mutex::new(Vec::new())),
             preparing: Arc::new(tokio::sync::Semaphore::new(crate::prepare::prepare_slots())),
+            seal,
+            immutable: false,
+        })
+    }
+
+    /// Opens the store at `path` for reading only (`trail verify`): no migration, no
+    /// writer, no signer, nothing written or created. Appends answer `Closed`. When
+    /// the write-ahead log is present (a server has it open, or stopped uncleanly) it
+    /// is read as usual; otherwise the file is read as immutable. The schema must be
+    /// this binary's.
+    pub fn open_read_only(path: &Path) -> Result<SqliteStore, StoreError> {
+        if !path.is_file() {
+            return Err(StoreError::Invalid {
+                field: "database".into(),
+                message: format!("{} does not exist", path.display()),
+            });
+        }
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let immutable = !Path::new(&wal).exists();
+        let conn = open_reader(path, immutable, 2)?;
+        let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version != SCHEMA_VERSION {
+            return Err(StoreError::Invalid {
+                field: "database".into(),
+                message: format!(
+                    "the store's schema is version {version}, this binary's {SCHEMA_VERSION}: open it with the matching trail first"
+                ),
+            });
+        }
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            config: SqliteConfig::default(),
+            writer: Mutex::new(None),
+            writer_thread: Mutex::new(None),
+            readers: Arc::new(Mutex::new(vec![conn])),
+            preparing: Arc::new(tokio::sync::Semaphore::new(1)),
+            seal: Arc::new(Seal::default()),
+            immutable,
         })
     }
 
@@ -148,11 +194,12 @@ impl SqliteStore {
         let pool = self.readers.clone();
         let path = self.path.clone();
         let cache = self.config.reader_cache_mib;
+        let immutable = self.immutable;
         tokio::task::spawn_blocking(move || {
             let conn = pool.lock().ok().and_then(|mut p| p.pop());
             let conn = match conn {
                 Some(c) => c,
-                None => open_conn(&path, true, cache)?,
+                None => open_reader(&path, immutable, cache)?,
             };
             let out = f(&conn);
             if let Ok(mut p) = pool.lock() {
@@ -205,6 +252,28 @@ fn open_conn(path: &Path, read_only: bool, cache_mib: u32) -> Result<Connection,
     conn.pragma_update(None, "cache_size", -(i64::from(cache_mib) * 1024))?;
     conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.pragma_update(None, "mmap_size", 1i64 << 30)?;
+    Ok(conn)
+}
+
+/// A read-only connection; with `immutable`, one that takes no lock and creates no
+/// file (for a store no process has open).
+fn open_reader(path: &Path, immutable: bool, cache_mib: u32) -> Result<Connection, StoreError> {
+    if !immutable {
+        return open_conn(path, true, cache_mib);
+    }
+    // A URI path: every byte but the unreserved ones and '/' percent-encoded.
+    let abs = std::fs::canonicalize(path)?;
+    let mut uri = String::from("file:");
+    for b in abs.as_os_str().as_encoded_bytes() {
+        match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => uri.push(*b as char),
+            _ => uri.push_str(&format!("%{b:02X}")),
+        }
+    }
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(format!("{uri}?immutable=1"), flags)?;
+    conn.pragma_update(None, "cache_size", -(i64::from(cache_mib) * 1024))?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(conn)
 }
 

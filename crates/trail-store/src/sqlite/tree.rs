@@ -137,4 +137,13 @@ impl Proofs for SqliteStore {
         let org = org.to_string();
         self.read(move |c| audit::log_end(c, &org)).await
     }
+
+    async fn stray_rows(&self, org: &str, end: u64) -> Result<Vec<String>, StoreError> {
+        let org = org.to_string();
+        self.read(move |c| audit::stray_rows(c, &org, end)).await
+    }
+
+    fn refusals(&self) -> Vec<crate::seal::Refusal> {
+        self.seal.refusals()
+    }
 }

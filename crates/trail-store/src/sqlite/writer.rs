@@ -27,6 +27,7 @@ use crate::{
     prepare::LeafTemplate,
     rollup::{Facts, Tally},
     search_doc::search_text,
+    seal::{self, Seal, Tail},
     signer::LogSigner,
     verify::IndexedCopy,
     AppendBatch, Appended, StoreError,
@@ -63,6 +64,8 @@ pub(super) struct Writer {
     conn: Connection,
     max_events: usize,
     signer: Option<Arc<LogSigner>>,
+    /// What the signer trusts: each organization's tree as recomputed from its leaves.
+    seal: Arc<Seal>,
     /// Organization ids by slug, and slugs by id.
     orgs: HashMap<String, i64>,
     slugs: HashMap<i64, String>,
@@ -86,6 +89,9 @@ pub(super) struct TxState {
     trees: HashMap<i64, Frontier>,
     /// Words added to `search_words` by this transaction.
     new_words: Vec<String>,
+    /// Organizations whose tree in `trees` grew from the established one (`seal`), and
+    /// so may be signed.
+    sealed: HashSet<i64>,
 }
 
 /// Nice value of the writer thread. Every append waits for this one thread, and on a
@@ -108,6 +114,7 @@ pub(super) fn writer_loop(
     checkpoint: mpsc::SyncSender<()>,
     max_events: usize,
     signer: Option<Arc<LogSigner>>,
+    seal: Arc<Seal>,
 ) {
     raise_priority();
     let words = load_words(&conn);
@@ -115,16 +122,22 @@ pub(super) fn writer_loop(
         conn,
         max_events,
         signer,
+        seal,
         orgs: HashMap::new(),
         slugs: HashMap::new(),
         words,
         signed_at: HashMap::new(),
         unsigned: HashSet::new(),
     };
-    // Logs that grew while no checkpoint was signed (say, a crash within the second).
-    match unsigned_orgs(&w.conn) {
-        Ok(orgs) => w.unsigned = orgs,
-        Err(e) => tracing::error!(error = %e, "cannot read checkpoints"),
+    // Every log's tree established before anything is signed, and the logs that grew
+    // while no checkpoint was signed (say, a crash within the second) signed now.
+    if w.signer.is_some() {
+        w.establish_all();
+        match unsigned_orgs(&w.conn) {
+            Ok(orgs) => w.unsigned = orgs,
+            Err(e) => tracing::error!(error = %e, "cannot read checkpoints"),
+        }
+        w.sign_pending(false);
     }
     let mut merged = true;
     loop {
@@ -137,7 +150,7 @@ pub(super) fn writer_loop(
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 // Signing and merging write too: their pages go the way of a commit's.
                 let wrote = !merged || !w.unsigned.is_empty();
-                w.sign_pending();
+                w.sign_pending(false);
                 if !merged {
                     merged = merge_step(&w.conn);
                 }
@@ -171,6 +184,9 @@ pub(super) fn writer_loop(
                 for (reply, r) in replies.into_iter().zip(results) {
                     let _ = reply.send(r);
                 }
+                // Logs left unsigned by earlier groups are signed once due, even while
+                // other organizations keep the writer busy.
+                w.sign_pending(true);
                 // Full means a checkpoint is already due.
                 let _ = checkpoint.try_send(());
             }
@@ -194,7 +210,7 @@ pub(super) fn writer_loop(
             f(&mut w.conn);
         }
     }
-    w.sign_pending();
+    w.sign_pending(false);
 }
 
 /// Organizations whose tree is larger than their newest checkpoint.
@@ -279,11 +295,18 @@ impl Writer {
         // Read once per transaction: another process (`trail ingest`) may have written
         // since the last one.
         let high: i64 = tx.query_row("SELECT IFNULL(MAX(pos), -1) FROM events", [], |r| r.get(0))?;
-        let mut st = TxState { next_seq: HashMap::new(), high, trees: HashMap::new(), new_words: Vec::new() };
+        let mut st = TxState {
+            next_seq: HashMap::new(),
+            high,
+            trees: HashMap::new(),
+            new_words: Vec::new(),
+            sealed: HashSet::new(),
+        };
+        let seal = self.signer.as_ref().map(|s| (&**s, &*self.seal));
         let mut out = Vec::with_capacity(batches.len());
         for batch in batches {
             if !isolate {
-                match append_batch(&tx, &mut self.orgs, &mut self.slugs, &self.words, &mut st, batch) {
+                match append_batch(&tx, &mut self.orgs, &mut self.slugs, &self.words, &mut st, seal, batch) {
                     Ok(acks) => out.push(Ok(acks)),
                     Err(_) => return Ok(None), // dropping `tx` rolls everything back
                 }
@@ -291,7 +314,7 @@ impl Writer {
             }
             let sp = tx.savepoint()?;
             let saved = st.clone();
-            match append_batch(&sp, &mut self.orgs, &mut self.slugs, &self.words, &mut st, batch) {
+            match append_batch(&sp, &mut self.orgs, &mut self.slugs, &self.words, &mut st, seal, batch) {
                 Ok(acks) => {
                     sp.commit()?;
                     out.push(Ok(acks));
@@ -304,13 +327,14 @@ impl Writer {
             }
         }
         // Sign the new tree heads in the same transaction, at most once a second per
-        // organization; the others are signed when the writer is next idle.
+        // organization and only where the tree grew from the established one; the
+        // others are signed when due or when the writer is next idle.
         let mut signed = Vec::new();
         if let Some(signer) = &self.signer {
             for (org, tree) in &st.trees {
                 let due = self.signed_at.get(org).is_none_or(|t| t.elapsed() >= CHECKPOINT_EVERY);
                 let slug = self.slugs.get(org).cloned().unwrap_or_default();
-                if due {
+                if due && st.sealed.contains(org) {
                     write_checkpoint(&tx, signer, *org, &slug, tree)?;
                     signed.push(*org);
                 } else {
@@ -327,6 +351,11 @@ impl Writer {
         for w in st.new_words {
             self.words.insert(w);
         }
+        for org in &st.sealed {
+            if let (Some(slug), Some(tree)) = (self.slugs.get(org), st.trees.get(org)) {
+                self.seal.set_trusted(slug, tree.clone());
+            }
+        }
         for org in signed {
             self.signed_at.insert(org, Instant::now());
             self.unsigned.remove(&org);
@@ -334,22 +363,30 @@ impl Writer {
         Ok(Some(out))
     }
 
-    /// Signs checkpoints for every organization whose newest entries none covers.
-    fn sign_pending(&mut self) {
+    /// Signs checkpoints for every organization whose newest entries none covers (with
+    /// `only_due`, those not signed within `CHECKPOINT_EVERY`), each over its tree as
+    /// established from the leaves; a refused organization is dropped from the list.
+    fn sign_pending(&mut self, only_due: bool) {
         let Some(signer) = self.signer.clone() else { return };
-        for org in std::mem::take(&mut self.unsigned) {
-            let result = (|| -> Result<(), StoreError> {
+        let due = |w: &Writer, org: &i64| !only_due || w.signed_at.get(org).is_none_or(|t| t.elapsed() >= CHECKPOINT_EVERY);
+        let orgs: Vec<i64> = self.unsigned.iter().copied().filter(|o| due(self, o)).collect();
+        for org in orgs {
+            self.unsigned.remove(&org);
+            let seal = self.seal.clone();
+            let result = (|| -> Result<bool, StoreError> {
                 let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 let slug: String = tx.query_row("SELECT slug FROM orgs WHERE id = ?1", [org], |r| r.get(0))?;
-                let tree = load_frontier(&tx, org, tree_size(&tx, org)?)?;
+                let size = tree_size(&tx, org)?;
+                let Some(tree) = established(&tx, &signer, &seal, org, &slug, size)? else { return Ok(false) };
                 write_checkpoint(&tx, &signer, org, &slug, &tree)?;
                 tx.commit()?;
-                Ok(())
+                Ok(true)
             })();
             match result {
-                Ok(()) => {
+                Ok(true) => {
                     self.signed_at.insert(org, Instant::now());
                 }
+                Ok(false) => {}
                 Err(e) => {
                     tracing::error!(error = %e, org, "cannot sign checkpoint");
                     self.unsigned.insert(org);
@@ -357,6 +394,122 @@ impl Writer {
             }
         }
     }
+
+    /// Establishes every organization's tree (at start, before anything is signed).
+    fn establish_all(&mut self) {
+        let Some(signer) = self.signer.clone() else { return };
+        let result = (|| -> Result<(), StoreError> {
+            let tx = self.conn.transaction()?;
+            let orgs: Vec<(i64, String)> = {
+                let mut stmt = tx.prepare("SELECT id, slug FROM orgs ORDER BY slug")?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            for (org, slug) in orgs {
+                let size = tree_size(&tx, org)?;
+                established(&tx, &signer, &self.seal, org, &slug, size)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            tracing::error!(error = %e, "cannot establish the logs' trees; nothing is signed until it can");
+        }
+    }
+}
+
+/// The tree of `org` at `size` leaves as recomputed from its leaves (see `seal`):
+/// the one kept in memory, extended by what was appended since (by another process),
+/// or established from the newest checkpoint on. `None` when the organization is
+/// refused (this call may refuse it); `Err` only when the database cannot be read.
+pub(super) fn established(
+    conn: &Connection,
+    signer: &LogSigner,
+    seal: &Seal,
+    org: i64,
+    slug: &str,
+    size: u64,
+) -> Result<Option<Frontier>, StoreError> {
+    if seal.is_refused(slug) {
+        return Ok(None);
+    }
+    let (tail, unsigned_run) = match seal.trusted(slug) {
+        Some(t) if t.size == size => return Ok(Some(t)),
+        Some(t) if t.size > size => {
+            let reason = format!("the log has {size} entries, but {} were signed by this process", t.size);
+            seal.refuse(slug, reason);
+            return Ok(None);
+        }
+        Some(t) => (Tail::new(slug, t), false),
+        None => {
+            let newest = newest_checkpoint(conn, org)?;
+            let base = match seal::base(signer, slug, newest.as_ref(), size) {
+                Ok(b) => b,
+                Err(reason) => {
+                    seal.refuse(slug, reason);
+                    return Ok(None);
+                }
+            };
+            let edge = match base {
+                None => Frontier::default(),
+                Some((at, root)) => {
+                    let edge = load_frontier(conn, org, at)?;
+                    if let Err(reason) = seal::check_base(&edge, &root) {
+                        seal.refuse(slug, reason);
+                        return Ok(None);
+                    }
+                    edge
+                }
+            };
+            (Tail::new(slug, edge), true)
+        }
+    };
+    let stored = load_frontier(conn, org, size)?;
+    match read_tail(conn, org, tail, size)?.and_then(|t| t.finish(&stored, unsigned_run)) {
+        Ok(tree) => {
+            seal.set_trusted(slug, tree.clone());
+            Ok(Some(tree))
+        }
+        Err(reason) => {
+            seal.refuse(slug, reason);
+            Ok(None)
+        }
+    }
+}
+
+/// Entries `[tail.next(), size)` read back into `tail` (their bytes and leaf hashes).
+fn read_tail(conn: &Connection, org: i64, mut tail: Tail, size: u64) -> Result<Result<Tail, String>, StoreError> {
+    const STEP: u64 = 8192;
+    let mut leaves = conn.prepare_cached(
+        "SELECT t.idx, l.leaf, t.hash FROM tree_nodes t LEFT JOIN leaves l ON l.org_id = t.org_id AND l.seq = t.idx \
+         WHERE t.org_id = ?1 AND t.level = 0 AND t.idx >= ?2 AND t.idx < ?3 ORDER BY t.idx",
+    )?;
+    while tail.next() < size {
+        let from = tail.next();
+        let to = (from + STEP).min(size);
+        let mut rows = leaves.query(params![org, from as i64, to as i64])?;
+        while let Some(r) = rows.next()? {
+            let seq = r.get::<_, i64>(0)? as u64;
+            let leaf: Option<Vec<u8>> = r.get(1)?;
+            let hash = super::to_hash(&r.get::<_, Vec<u8>>(2)?)?;
+            if let Err(reason) = tail.push(seq, leaf.as_deref(), Some(hash)) {
+                return Ok(Err(reason));
+            }
+        }
+        if tail.next() < to {
+            return Ok(Err(format!("entry {} has no recorded leaf hash", tail.next())));
+        }
+    }
+    Ok(Ok(tail))
+}
+
+/// The newest stored checkpoint of an organization.
+fn newest_checkpoint(conn: &Connection, org: i64) -> Result<Option<crate::SignedCheckpoint>, StoreError> {
+    let row = conn
+        .prepare_cached("SELECT size, root, note FROM checkpoints WHERE org_id = ?1 ORDER BY size DESC LIMIT 1")?
+        .query_row([org], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, String>(2)?)))
+        .optional()?;
+    row.map(|(size, root, note)| Ok(crate::SignedCheckpoint { size: size as u64, root: super::to_hash(&root)?, note }))
+        .transpose()
 }
 
 pub(super) fn write_checkpoint(
@@ -397,6 +550,7 @@ pub(super) fn append_batch(
     slugs: &mut HashMap<i64, String>,
     words: &Words,
     st: &mut TxState,
+    seal: Option<(&LogSigner, &Seal)>,
     batch: &PreparedBatch,
 ) -> Result<Vec<Appended>, StoreError> {
     let org = org_id(conn, orgs, slugs, &batch.org)?;
@@ -412,7 +566,18 @@ pub(super) fn append_batch(
     };
     let mut tree = match st.trees.remove(&org) {
         Some(t) => t,
-        None => load_frontier(conn, org, seq)?,
+        None => {
+            // The established tree, where there is one, so that what is signed grew
+            // from the leaves; otherwise the stored nodes (appends never wait on trust).
+            let slug = slugs.get(&org).cloned().unwrap_or_default();
+            match seal.map(|(signer, seal)| established(conn, signer, seal, org, &slug, seq)).transpose()?.flatten() {
+                Some(t) => {
+                    st.sealed.insert(org);
+                    t
+                }
+                None => load_frontier(conn, org, seq)?,
+            }
+        }
     };
     let mut insert = conn.prepare_cached(INSERT_SQL)?;
     let mut insert_leaf = conn.prepare_cached(INSERT_LEAF_SQL)?;
