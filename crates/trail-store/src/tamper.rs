@@ -33,6 +33,34 @@ const DELETE_TAIL_PG: &str = "DELETE FROM events WHERE seq >= 15; DELETE FROM id
 
 const CASES: &[Case] = &[
     Case {
+        name: "a row and its bytes added outside the log, at seq -1",
+        sqlite: Some(
+            "CREATE TEMP TABLE x AS SELECT * FROM events WHERE seq = 5;
+             UPDATE x SET seq = -1, pos = pos + 1, id = randomblob(16);
+             INSERT INTO events SELECT * FROM x;
+             INSERT INTO leaves (org_id, seq, leaf) SELECT org_id, -1, leaf FROM leaves WHERE seq = 5;",
+        ),
+        postgres: Some(
+            "CREATE TEMP TABLE x AS SELECT * FROM events WHERE seq = 5;
+             UPDATE x SET seq = -1, id = gen_random_uuid();
+             INSERT INTO events SELECT * FROM x;",
+        ),
+        expect: "at seq -1",
+        with_saved_checkpoint: false,
+    },
+    Case {
+        name: "a second row claiming an entry's seq",
+        sqlite: Some(
+            "DROP INDEX events_seq;
+             CREATE TEMP TABLE x AS SELECT * FROM events WHERE seq = 5;
+             UPDATE x SET pos = pos + 1, id = randomblob(16);
+             INSERT INTO events SELECT * FROM x;",
+        ),
+        postgres: None,
+        expect: "more than one indexed row at seq 5: a seq or id is claimed twice",
+        with_saved_checkpoint: false,
+    },
+    Case {
         name: "an event's stored bytes",
         sqlite: Some("UPDATE leaves SET leaf = CAST(replace(CAST(leaf AS TEXT), 'deploy', 'deplOy') AS BLOB) WHERE seq = 7"),
         postgres: Some("UPDATE events SET leaf = convert_to(replace(convert_from(leaf, 'UTF8'), 'deploy', 'deplOy'), 'UTF8') WHERE seq = 7"),
@@ -120,6 +148,13 @@ const CASES: &[Case] = &[
         with_saved_checkpoint: false,
     },
     Case {
+        name: "the checkpoints of the newest entries deleted",
+        sqlite: Some("DELETE FROM checkpoints WHERE size > 7"),
+        postgres: Some("DELETE FROM checkpoints WHERE size > 7"),
+        expect: "with no signed checkpoint among them: checkpoints were removed",
+        with_saved_checkpoint: false,
+    },
+    Case {
         name: "a checkpoint's note",
         sqlite: Some("UPDATE checkpoints SET note = replace(note, char(10) || '21' || char(10), char(10) || '22' || char(10))"),
         postgres: Some("UPDATE checkpoints SET note = replace(note, chr(10) || '21' || chr(10), chr(10) || '22' || chr(10))"),
@@ -139,29 +174,38 @@ fn signer() -> Arc<LogSigner> {
     Arc::new(LogSigner { name: "trail.test".into(), key: SigningKey::from_bytes(&[9; 32]) })
 }
 
-/// Appends 21 events (a minute apart) and waits until a checkpoint covers them all;
-/// returns that checkpoint's note.
+/// Appends 21 events (a minute apart) in three requests received ten minutes apart,
+/// each covered by a checkpoint before the next; returns the note of the checkpoint of
+/// all 21.
 async fn signed_log(store: &dyn Store) -> String {
     store.ensure_org(Org { slug: "acme".into(), name: "acme".into() }).await.unwrap();
     let start = Timestamp::parse_rfc3339("2024-03-09T10:00:00Z").unwrap().0;
-    for i in 0..21 {
-        let ts = Timestamp(start + i * 60_000_000).to_rfc3339();
-        let ev = json!({"action": "service:deploy", "timestamp": ts, "request_id": format!("r{i}"),
-                        "actor": {"email": format!("user{i}@acme.com"), "name": "Someone"},
-                        "source_ip": "10.0.0.7", "details": {"n": i}});
-        let batch = AppendBatch {
-            org: "acme".into(),
-            received_at: Timestamp(start),
-            events: vec![(uuid::Uuid::now_v7(), parse_event(ev).unwrap())],
-        };
-        store.append(batch).await.unwrap();
+    let mut note = String::new();
+    for part in 0..3i64 {
+        let events = (part * 7..part * 7 + 7)
+            .map(|i| {
+                let ts = Timestamp(start + i * 60_000_000).to_rfc3339();
+                let ev = json!({"action": "service:deploy", "timestamp": ts, "request_id": format!("r{i}"),
+                                "actor": {"email": format!("user{i}@acme.com"), "name": "Someone"},
+                                "source_ip": "10.0.0.7", "details": {"n": i}});
+                (uuid::Uuid::now_v7(), parse_event(ev).unwrap())
+            })
+            .collect();
+        let received_at = Timestamp(start + part * 600_000_000);
+        store.append(AppendBatch { org: "acme".into(), received_at, events }).await.unwrap();
+        note = covered(store, (part as u64 + 1) * 7).await;
     }
+    note
+}
+
+/// Waits until a checkpoint covers `size` entries; returns its note.
+async fn covered(store: &dyn Store, size: u64) -> String {
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
-        if let Some(cp) = store.checkpoint("acme", None).await.unwrap().filter(|c| c.size == 21) {
+        if let Some(cp) = store.checkpoint("acme", None).await.unwrap().filter(|c| c.size == size) {
             return cp.note;
         }
-        assert!(std::time::Instant::now() < deadline, "no checkpoint covers the 21 entries");
+        assert!(std::time::Instant::now() < deadline, "no checkpoint covers {size} entries");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -182,14 +226,16 @@ where
         let Some(sql) = sql else { continue };
         let (store, at) = fresh().await;
         let saved = signed_log(&*store).await;
-        let clean = verify(&*store, "acme", VerifyOptions { vkey: &vkey, external: Some(&saved), ..Default::default() })
-            .await
-            .unwrap();
+        let clean =
+            verify(&*store, "acme", VerifyOptions { vkey: &vkey, external: Some(&saved), ..Default::default() })
+                .await
+                .unwrap();
         assert!(clean.ok(), "{backend}, before {}: {}", case.name, clean.problems());
         assert_eq!((clean.entries, clean.newest_checkpoint), (21, 21));
         edit(at, sql).await;
         let external = case.with_saved_checkpoint.then_some(saved.as_str());
-        let report = verify(&*store, "acme", VerifyOptions { vkey: &vkey, external, ..Default::default() }).await.unwrap();
+        let report =
+            verify(&*store, "acme", VerifyOptions { vkey: &vkey, external, ..Default::default() }).await.unwrap();
         assert!(!report.ok(), "{backend}: {} went unnoticed", case.name);
         let text = report.problems();
         assert!(text.contains(case.expect), "{backend}: {}: expected '{}' in:\n{text}", case.name, case.expect);
@@ -234,4 +280,111 @@ async fn every_edit_of_a_postgres_store_is_found() {
         },
     )
     .await;
+}
+
+/// What an insider without the key can do with the database: rewrite entry 8's bytes,
+/// recompute its leaf hash and every tree node above it, and delete the checkpoints
+/// that cover it. `leaves` are the stored bytes in seq order; returns the new bytes
+/// and the tree nodes to store in place of the old ones.
+fn forge(mut leaves: Vec<Vec<u8>>) -> (Vec<u8>, Vec<(u32, u64, trail_core::merkle::Hash)>) {
+    let text = String::from_utf8(leaves[8].clone()).unwrap().replace("deploy", "deplOy");
+    leaves[8] = text.into_bytes();
+    let mut tree = trail_core::merkle::Frontier::default();
+    let nodes = leaves.iter().flat_map(|l| tree.push(trail_core::merkle::leaf_hash(l))).collect();
+    (leaves[8].clone(), nodes)
+}
+
+/// The next process to open a forged store signs nothing, says why, and verify names
+/// the deleted checkpoints.
+async fn forged_store_is_not_signed<O, F>(backend: &str, open: impl Fn() -> O, edit: impl FnOnce() -> F)
+where
+    O: std::future::Future<Output = Arc<dyn Store>>,
+    F: std::future::Future<Output = ()>,
+{
+    let store = open().await;
+    signed_log(&*store).await;
+    store.close();
+    drop(store);
+    edit().await;
+    let store = open().await;
+    // The writer establishes each tree as it starts; appends are still stored.
+    let ev = json!({"action": "service:deploy", "request_id": "after"});
+    let batch = AppendBatch {
+        org: "acme".into(),
+        received_at: Timestamp::parse_rfc3339("2024-03-09T11:00:00Z").unwrap(),
+        events: vec![(uuid::Uuid::now_v7(), parse_event(ev).unwrap())],
+    };
+    let acks = store.append(batch).await.unwrap();
+    assert_eq!(acks[0].seq, 21, "{backend}");
+    let refusals = store.refusals();
+    assert_eq!(refusals.len(), 1, "{backend}: {refusals:?}");
+    assert!(refusals[0].reason.contains("checkpoints were removed"), "{backend}: {}", refusals[0].reason);
+    let newest = store.checkpoint("acme", None).await.unwrap().unwrap();
+    assert_eq!(newest.size, 7, "{backend}: a checkpoint was signed over the forged tree");
+    let vkey = checkpoint::verifier_key("trail.test/acme", &signer().key.verifying_key());
+    let report = verify(&*store, "acme", VerifyOptions { vkey: &vkey, ..Default::default() }).await.unwrap();
+    assert!(report.problems().contains("entries 7 to 21 were received from"), "{backend}: {}", report.problems());
+    store.close();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_sqlite_store_is_not_signed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trail.db");
+    let open = || {
+        let config = crate::sqlite::SqliteConfig { signer: Some(signer()), ..Default::default() };
+        let store: Arc<dyn Store> = Arc::new(crate::sqlite::SqliteStore::open(&path, config).unwrap());
+        async move { store }
+    };
+    let edit = || async {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let leaves: Vec<Vec<u8>> = conn
+            .prepare("SELECT leaf FROM leaves ORDER BY seq")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let (leaf, nodes) = forge(leaves);
+        conn.execute("UPDATE leaves SET leaf = ?1 WHERE seq = 8", [&leaf]).unwrap();
+        conn.execute("DELETE FROM tree_nodes", []).unwrap();
+        for (level, idx, hash) in nodes {
+            conn.execute(
+                "INSERT INTO tree_nodes (org_id, level, idx, hash) SELECT id, ?1, ?2, ?3 FROM orgs WHERE slug = 'acme'",
+                rusqlite::params![level, idx as i64, &hash[..]],
+            )
+            .unwrap();
+        }
+        conn.execute("DELETE FROM checkpoints WHERE size > 7", []).unwrap();
+    };
+    forged_store_is_not_signed("sqlite", open, edit).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_postgres_store_is_not_signed() {
+    let url = crate::testing::Cluster::shared().database();
+    let open = || async {
+        let store: Arc<dyn Store> = Arc::new(crate::postgres::PgStore::open(&url, Some(signer())).await.unwrap());
+        store
+    };
+    let edit = || async {
+        let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(conn);
+        let rows = client.query("SELECT leaf FROM events ORDER BY seq", &[]).await.unwrap();
+        let leaves: Vec<Vec<u8>> = rows.iter().map(|r| r.get(0)).collect();
+        let (leaf, nodes) = forge(leaves);
+        client.execute("UPDATE events SET leaf = $1 WHERE seq = 8", &[&leaf]).await.unwrap();
+        client.execute("DELETE FROM tree_nodes", &[]).await.unwrap();
+        for (level, idx, hash) in nodes {
+            client
+                .execute(
+                    "INSERT INTO tree_nodes (org_id, level, idx, hash) SELECT id, $1, $2, $3 FROM orgs WHERE slug = 'acme'",
+                    &[&(level as i32), &(idx as i64), &&hash[..]],
+                )
+                .await
+                .unwrap();
+        }
+        client.execute("DELETE FROM checkpoints WHERE size > 7", &[]).await.unwrap();
+    };
+    forged_store_is_not_signed("postgres", open, edit).await;
 }

@@ -590,6 +590,8 @@ pub async fn verify(store: &dyn Store, org: &str, opts: VerifyOptions<'_>) -> Re
         let mut stored = entries.drain(..).peekable();
         for seq in from..to {
             let here = stored.next_if(|e| e.seq == seq);
+            // A second row claiming the same seq is reported by `stray_rows`.
+            while stored.next_if(|e| e.seq == seq).is_some() {}
             let arch = archived.remove(&seq);
             archived_here.push(arch.is_some() && here.as_ref().is_none_or(|e| e.leaf.is_none()));
             match (here, arch) {

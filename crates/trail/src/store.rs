@@ -108,7 +108,8 @@ pub(crate) async fn migrate_store(config: &Config, from: &str, to: &str) -> Resu
     for (org, entries, checkpoints) in &report.logs {
         let vkey = trail_core::checkpoint::verifier_key(&format!("{}/{org}", config.name), &key.verifying_key());
         let archive = archive(config);
-        let opts = trail_store::verify::VerifyOptions { vkey: &vkey, archive: archive.as_deref(), ..Default::default() };
+        let opts =
+            trail_store::verify::VerifyOptions { vkey: &vkey, archive: archive.as_deref(), ..Default::default() };
         let report = trail_store::verify::verify(&pg, org, opts).await?;
         if *entries == 0 {
             continue;

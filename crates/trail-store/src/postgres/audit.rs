@@ -142,22 +142,22 @@ impl PgStore {
                 true,
             ),
             (
-                "SELECT idx, NULL::uuid FROM tree_nodes WHERE org_id = $1 AND (idx < 0 OR level < 0 OR level > 63) AND $2 >= 0 LIMIT 20",
+                "SELECT idx, NULL::uuid FROM tree_nodes WHERE org_id = $1 AND (idx < 0 OR level < 0 OR level > 63) AND $2::INT8 >= 0 LIMIT 20",
                 "a tree node",
                 true,
             ),
             (
-                "SELECT seq, NULL::uuid FROM events WHERE org_id = $1 AND $2 >= 0 GROUP BY seq HAVING COUNT(*) > 1 LIMIT 20",
+                "SELECT seq, NULL::uuid FROM events WHERE org_id = $1 AND $2::INT8 >= 0 GROUP BY seq HAVING COUNT(*) > 1 LIMIT 20",
                 "more than one stored event",
                 false,
             ),
             (
-                "SELECT MIN(seq), id FROM events WHERE org_id = $1 AND $2 >= 0 GROUP BY id HAVING COUNT(*) > 1 LIMIT 20",
+                "SELECT MIN(seq), id FROM events WHERE org_id = $1 AND $2::INT8 >= 0 GROUP BY id HAVING COUNT(*) > 1 LIMIT 20",
                 "more than one stored event with one id",
                 false,
             ),
             (
-                "SELECT seq, NULL::uuid FROM idempotency WHERE org_id = $1 AND $2 >= 0 GROUP BY seq HAVING COUNT(*) > 1 LIMIT 20",
+                "SELECT seq, NULL::uuid FROM idempotency WHERE org_id = $1 AND $2::INT8 >= 0 GROUP BY seq HAVING COUNT(*) > 1 LIMIT 20",
                 "more than one idempotency key",
                 false,
             ),

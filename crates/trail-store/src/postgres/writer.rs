@@ -427,7 +427,8 @@ impl Inner {
         let (mut tail, unsigned_run) = match self.seal.trusted(slug) {
             Some(t) if t.size == size => return Ok(Some(t)),
             Some(t) if t.size > size => {
-                self.seal.refuse(slug, format!("the log has {size} entries, but {} were signed by this process", t.size));
+                self.seal
+                    .refuse(slug, format!("the log has {size} entries, but {} were signed by this process", t.size));
                 return Ok(None);
             }
             Some(t) => (Tail::new(slug, t), false),

@@ -26,8 +26,8 @@ use super::{
 use crate::{
     prepare::LeafTemplate,
     rollup::{Facts, Tally},
-    search_doc::search_text,
     seal::{self, Seal, Tail},
+    search_doc::search_text,
     signer::LogSigner,
     verify::IndexedCopy,
     AppendBatch, Appended, StoreError,
@@ -368,7 +368,8 @@ impl Writer {
     /// established from the leaves; a refused organization is dropped from the list.
     fn sign_pending(&mut self, only_due: bool) {
         let Some(signer) = self.signer.clone() else { return };
-        let due = |w: &Writer, org: &i64| !only_due || w.signed_at.get(org).is_none_or(|t| t.elapsed() >= CHECKPOINT_EVERY);
+        let due =
+            |w: &Writer, org: &i64| !only_due || w.signed_at.get(org).is_none_or(|t| t.elapsed() >= CHECKPOINT_EVERY);
         let orgs: Vec<i64> = self.unsigned.iter().copied().filter(|o| due(self, o)).collect();
         for org in orgs {
             self.unsigned.remove(&org);
