@@ -105,3 +105,23 @@ impl Inner {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Each migration's SHA-256, pinned (see the SQLite schema's test).
+    #[test]
+    fn migrations_are_pinned() {
+        let want = [
+            "059f09b921933682c5d226ef83f079424b62d2a282103647e37e1eff3d5066f1",
+            "716b9d06c8151541ce9bd9bf394f4317442778c6c5274c829db2e65ed9a7dfbc",
+            "9459318b9564ff1385c339a6ac222cccb1774ebcd0039476402aa4ffb1a59d31",
+            "4ba8dbeefe54db3065cf44637ff653add595e247576467821988041fa33ebdfe",
+            "f645ff93e2875f7946205e9338dd8f2dcef17cef5df7014b98b7de3dc805cbc4",
+            "b7939913384d940617504aec74ac440afe9be9c54a1f684ca4dd1c719f4617da",
+            "119e2d3a8c97dcd2571e43f3b71bae64cb852346fbdd98913fd28cc4bb7f4208",
+            "8e8e4fc1256186352b0fad673058adb833ae3afeda17aef796fb89f183ff6c49",
+            "caf5c187bcecb012b240295498ccc1d02063363e6b3b8a0540b3ee788f13b10a",
+        ];
+        crate::testing::pinned_migrations(super::MIGRATIONS, &want, "postgres");
+    }
+}

@@ -423,8 +423,22 @@ impl Jobs for SqliteStore {
         .await
     }
 
-    /// One process owns an embedded store, so nothing else can hold the lock.
-    async fn exclusive(&self, _name: &str) -> Result<Option<Exclusive>, StoreError> {
-        Ok(Some(Exclusive(Box::new(()))))
+    /// An `flock` on `<database>.<name>.lock` beside the database: held by one open
+    /// file at a time, whether the other holder is this process (the nightly job and a
+    /// manual run) or another (`trail retention run` beside `trail serve`). Released
+    /// when the returned guard is dropped, or when its process ends.
+    async fn exclusive(&self, name: &str) -> Result<Option<Exclusive>, StoreError> {
+        let mut path = self.path().as_os_str().to_owned();
+        path.push(format!(".{name}.lock"));
+        tokio::task::spawn_blocking(move || {
+            let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path)?;
+            match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => Ok(Some(Exclusive(Box::new(file)))),
+                Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+                Err(e) => Err(StoreError::from(std::io::Error::from(e))),
+            }
+        })
+        .await
+        .map_err(|_| StoreError::Closed)?
     }
 }

@@ -232,3 +232,77 @@ async fn the_rollup_migration_fills_from_stored_events() {
     let store = SqliteStore::open(&path, SqliteConfig::default()).unwrap();
     counts_after_backfill(&store, before).await;
 }
+
+/// Retention's lock is real on SQLite too: a second holder (another open file, in this
+/// process or another) is refused until the first lets go.
+#[tokio::test]
+async fn the_exclusive_lock_is_held_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trail.db");
+    let a = SqliteStore::open(&path, SqliteConfig::default()).unwrap();
+    let b = SqliteStore::open(&path, SqliteConfig::default()).unwrap();
+    let held = a.exclusive("trail-retention").await.unwrap();
+    assert!(held.is_some());
+    assert!(a.exclusive("trail-retention").await.unwrap().is_none());
+    assert!(b.exclusive("trail-retention").await.unwrap().is_none());
+    assert!(b.exclusive("something-else").await.unwrap().is_some());
+    drop(held);
+    assert!(b.exclusive("trail-retention").await.unwrap().is_some());
+}
+
+/// A store made at every earlier schema version, holding events as that version's
+/// binary stored them (the indexed company the actor claimed, before schema 7), opens
+/// with this binary, is signed and verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_of_every_earlier_schema_upgrades_and_verifies() {
+    for version in 1..SCHEMA_VERSION {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trail.db");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+            schema::migrate_to(&mut conn, version).unwrap();
+            conn.execute("INSERT INTO orgs (id, slug, name, created_at) VALUES (1, 'acme', 'Acme', 0)", []).unwrap();
+            let mut tree = trail_core::merkle::Frontier::default();
+            for seq in 0..3u64 {
+                let new = trail_core::event::parse_event(serde_json::json!({
+                    "action": "auth:login", "timestamp": format!("2024-03-0{}T10:00:00Z", seq + 1),
+                    "actor": {"email": "ann@acme.com", "company": "globex"}
+                }))
+                .unwrap();
+                let p = writer::Prepared::new("acme", Uuid::now_v7(), new, Timestamp(1_710_000_000_000_000));
+                let pos = p.ts() * SLOTS;
+                let row = p.row(pos, 1, seq);
+                conn.execute(INSERT_SQL, rusqlite::params_from_iter(row.iter())).unwrap();
+                let leaf = p.leaf(seq);
+                conn.execute(INSERT_LEAF_SQL, rusqlite::params![1, seq as i64, &leaf]).unwrap();
+                conn.execute(INSERT_FTS_SQL, rusqlite::params![pos, p.doc(1)]).unwrap();
+                let nodes = tree.push(trail_core::merkle::leaf_hash(&leaf));
+                if version >= 2 {
+                    for (level, idx, hash) in nodes {
+                        conn.execute(
+                            "INSERT INTO tree_nodes (org_id, level, idx, hash) VALUES (1, ?1, ?2, ?3)",
+                            rusqlite::params![level, idx as i64, &hash[..]],
+                        )
+                        .unwrap();
+                    }
+                }
+            }
+            if version < 12 {
+                // What binaries before the fix kept: the company the actor claimed.
+                conn.execute("UPDATE events SET company = 'globex'", []).unwrap();
+            }
+        }
+        let config = SqliteConfig { signer: Some(signer()), ..Default::default() };
+        let store = SqliteStore::open(&path, config).unwrap();
+        checkpoint_of(&store, "acme", 3).await;
+        let vkey = trail_core::checkpoint::verifier_key("trail.test/acme", &signer().key.verifying_key());
+        let report =
+            crate::verify::verify(&store, "acme", crate::verify::VerifyOptions { vkey: &vkey, ..Default::default() })
+                .await
+                .unwrap();
+        assert!(report.ok(), "schema {version}: {}", report.problems());
+        assert_eq!(report.entries, 3);
+        store.close();
+    }
+}
