@@ -303,7 +303,7 @@ function renderMain() {
       h('span', { class: 'spacer' }),
       h('span', { class: 'who', title: me.user ? `role: ${me.user.role}` : '' }, who),
       me.csrf_token ? h('button', { class: 'link', id: 'logout', onclick: logout }, 'Log out') : null),
-    integrityBanner(me.integrity),
+    ...integrityBanner(me.integrity),
     h('main', { class: 'layout' },
       h('aside', { class: 'filters', id: 'filters', 'aria-label': 'Filters' }),
       h('section', { class: 'list', id: 'events', 'aria-label': 'Events' },
@@ -327,11 +327,11 @@ function renderMain() {
 // Administrators see when Trail has stopped signing a log: its stored tree no longer
 // agrees with its events' bytes, and nothing new is proven until it is repaired.
 function integrityBanner(problems) {
-  if (!problems || !problems.length) return null;
-  return h('div', { class: 'integrity-banner', role: 'alert', id: 'integrity' },
+  if (!problems || !problems.length) return [];
+  return [h('aside', { class: 'integrity-banner', role: 'alert', id: 'integrity', 'aria-label': 'Log integrity' },
     h('strong', {}, 'Trail has stopped signing checkpoints.'),
     ' The stored log does not agree with the events\' bytes, so nothing new is proven until an operator repairs it (see /healthz and the system:verify events).',
-    h('ul', {}, ...problems.map((p) => h('li', {}, `${p.org}: ${p.reason}`))));
+    h('ul', {}, ...problems.map((p) => h('li', {}, `${p.org}: ${p.reason}`))))];
 }
 
 function toolbar() {

@@ -267,14 +267,26 @@ fn a_saved_checkpoint_catches_a_cut_log() {
     let saved = d.join("auditor.checkpoint");
     std::fs::write(&saved, &note).unwrap();
     let ok = run_ok(trail(d).args(["verify", "--org", "acme", "--checkpoint", saved.to_str().unwrap()]));
-    assert!(ok.starts_with("ok: acme: 21 entries"), "{ok}");
+    assert!(ok.contains("\nok: acme: 21 entries"), "{ok}");
+    assert!(ok.contains("and the saved checkpoint"), "the ok line names the checkpoint: {ok}");
     conn.execute_batch(
         "DELETE FROM events WHERE seq >= 15; DELETE FROM leaves WHERE seq >= 15;
          DELETE FROM tree_nodes WHERE ((idx + 1) << level) > 15; DELETE FROM checkpoints WHERE size > 15;",
     )
     .unwrap();
     drop(conn);
-    run_ok(trail(d).args(["verify", "--org", "acme", "--key", &vkey]));
+    // Verify signs nothing: the cut log's entries after its first have no checkpoint
+    // left; within the grace period that is a checkpoint still to come, after it a
+    // finding.
+    let ok = run_ok(trail(d).args(["verify", "--org", "acme", "--key", &vkey]));
+    assert!(ok.contains("14 entries are newer than the newest checkpoint"), "{ok}");
+    let err = run_err(trail(d).args(["verify", "--org", "acme", "--key", &vkey, "--grace", "0"]));
+    assert!(err.contains("entries 1 to 14 are covered by no signed checkpoint"), "{err}");
+    // The next command that opens the store signs the cut log (nothing in it tells it
+    // was cut); only the checkpoint saved outside catches that.
+    run_ok(trail(d).args(["keys", "list"]));
+    let ok = run_ok(trail(d).args(["verify", "--org", "acme", "--key", &vkey]));
+    assert!(ok.contains("checked against the key trail.local/acme+"), "the ok line names the key: {ok}");
     let err =
         run_err(trail(d).args(["verify", "--org", "acme", "--key", &vkey, "--checkpoint", saved.to_str().unwrap()]));
     assert!(err.contains("the saved checkpoint covers 21 entries but the log has 15"), "{err}");
@@ -489,4 +501,117 @@ fn alert_rules_from_the_command_line() {
     let line = rules.lines().find(|l| l.starts_with("failed_logins")).unwrap();
     assert!(line.split_whitespace().nth(2) == Some("3"), "{line}");
     assert!(run_ok(trail(d).args(["alerts", "deliveries", "--org", "acme"])).trim().is_empty());
+}
+
+/// Every file of a data directory and its bytes.
+fn snapshot(d: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| (p.file_name().unwrap().to_string_lossy().to_string(), std::fs::read(&p).unwrap()))
+        .collect()
+}
+
+/// `trail verify` reads only: without a key it fails and creates none; on a tampered
+/// store it fails and leaves every file byte-identical, creating none.
+#[test]
+fn verify_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    new_key(d, "acme", "ingest");
+    std::fs::remove_file(d.join("signing.key")).unwrap();
+    let before = snapshot(d);
+    let err = run_err(trail(d).args(["verify", "--org", "acme"]));
+    assert!(err.contains("there is no signing key") && err.contains("--key"), "{err}");
+    assert_eq!(snapshot(d), before, "verify without a key created or changed a file");
+
+    let (dir, vkey) = signed_log();
+    let d = dir.path();
+    let conn = rusqlite::Connection::open(d.join("trail.db")).unwrap();
+    conn.execute_batch("DELETE FROM checkpoints").unwrap();
+    drop(conn);
+    let before = snapshot(d);
+    for _ in 0..2 {
+        let err = run_err(trail(d).args(["verify", "--org", "acme", "--key", &vkey]));
+        assert!(err.contains("no signed checkpoint covers the log's 21 entries"), "{err}");
+        let err = run_err(trail(d).args(["verify", "--org", "acme"]));
+        assert!(err.contains("no signed checkpoint covers"), "{err}");
+    }
+    assert_eq!(snapshot(d), before, "verify created or changed a file");
+}
+
+/// `trail serve` on a store whose edited entry was hidden by recomputing its leaf hash
+/// and tree and deleting the checkpoints over it signs nothing, and says why in
+/// `/healthz`, to administrators and in a `system:verify` event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forged_store_is_served_but_not_signed() {
+    let (dir, vkey) = signed_log();
+    let d = dir.path();
+    let admin = new_key(d, "acme", "admin");
+    let conn = rusqlite::Connection::open(d.join("trail.db")).unwrap();
+    // The first entries rewritten (here: said to be received ten years earlier).
+    conn.execute(
+        "UPDATE leaves SET leaf = CAST(replace(CAST(leaf AS TEXT), '\"received_at\":\"202', '\"received_at\":\"201') AS BLOB) WHERE seq < 3",
+        [],
+    )
+    .unwrap();
+    let leaves: Vec<Vec<u8>> = conn
+        .prepare("SELECT leaf FROM leaves ORDER BY seq")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let mut tree = trail_core::merkle::Frontier::default();
+    conn.execute("DELETE FROM tree_nodes", []).unwrap();
+    for leaf in &leaves {
+        for (level, idx, hash) in tree.push(trail_core::merkle::leaf_hash(leaf)) {
+            conn.execute(
+                "INSERT INTO tree_nodes (org_id, level, idx, hash) SELECT id, ?1, ?2, ?3 FROM orgs WHERE slug = 'acme'",
+                rusqlite::params![level, idx as i64, &hash[..]],
+            )
+            .unwrap();
+        }
+    }
+    conn.execute("DELETE FROM checkpoints", []).unwrap();
+    drop(conn);
+    let server = spawn_served(trail(d).args(["serve", "--listen", "127.0.0.1:0"]));
+    let http = reqwest::Client::new();
+    let health: serde_json::Value =
+        http.get(format!("{}/healthz", server.base)).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["status"], "degraded", "{health}");
+    let reason = health["not_signed"][0]["reason"].as_str().unwrap_or_default().to_string();
+    assert!(reason.contains("checkpoints were removed"), "{health}");
+    let me: serde_json::Value = http
+        .get(format!("{}/api/v1/auth/me", server.base))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["integrity"][0]["org"], "acme", "{me}");
+    // The refusal is recorded as a FAILED system:verify event (waited for: the watch
+    // records it after the start).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let list: serde_json::Value = http
+            .get(format!("{}/api/v1/events?category=system&operation=verify&result=FAILED", server.base))
+            .bearer_auth(&admin)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if list["events"].as_array().is_some_and(|e| !e.is_empty()) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no system:verify FAILED: {list}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    drop(server);
+    assert!(run_err(trail(d).args(["verify", "--org", "acme", "--key", &vkey])).contains("checkpoints were removed"));
 }
