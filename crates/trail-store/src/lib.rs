@@ -15,6 +15,7 @@ pub mod alerts;
 pub mod archive;
 pub mod copy;
 mod error;
+mod indexed;
 pub mod postgres;
 mod prepare;
 mod query_plan;

@@ -1,0 +1,128 @@
+//! The indexed copy of an event: the fields a backend keeps beside its stored bytes for
+//! filters and sorts, in one form for every backend, and how it is made from an event
+//! and compared (what `verify` checks each row against).
+
+use trail_core::Event;
+use uuid::Uuid;
+
+/// The copies of an event's fields a backend keeps beside its bytes for filters and
+/// sorts, in one form for every backend (each decodes its own columns into it).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct IndexedCopy {
+    pub id: Uuid,
+    pub ts: i64,
+    pub received: i64,
+    pub category: String,
+    pub operation: String,
+    pub result: i64,
+    pub status_code: Option<i64>,
+    pub actor_id: Option<String>,
+    pub actor_name: Option<String>,
+    pub actor_email: Option<String>,
+    pub company: Option<String>,
+    pub request_id: Option<String>,
+    pub resource_type: Option<String>,
+    pub resource_id: Option<String>,
+    pub resource_name: Option<String>,
+    pub workspace_id: Option<String>,
+    pub workspace_name: Option<String>,
+    pub project: Option<String>,
+    pub cluster: Option<String>,
+    pub namespace: Option<String>,
+    /// The source address as 16 bytes (IPv4 mapped into IPv6).
+    pub ip: Option<[u8; 16]>,
+}
+
+/// The result code stored for an outcome.
+pub(crate) fn outcome_code(o: trail_core::Outcome) -> i64 {
+    match o {
+        trail_core::Outcome::Done => 0,
+        trail_core::Outcome::Failed => 1,
+        trail_core::Outcome::Processing => 2,
+        trail_core::Outcome::Pending => 3,
+    }
+}
+
+/// 16-byte form of an address (IPv4 mapped into IPv6).
+pub(crate) fn ip_bytes(ip: std::net::IpAddr) -> [u8; 16] {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+        std::net::IpAddr::V6(v6) => v6.octets(),
+    }
+}
+
+impl IndexedCopy {
+    /// What the indexed copy of `ev` must hold.
+    pub fn of(ev: &Event) -> IndexedCopy {
+        let actor = ev.actor.as_ref();
+        let res = ev.resource.as_ref();
+        let ctx = ev.context.as_ref();
+        let ws = ctx.and_then(|c| c.workspace.as_ref());
+        IndexedCopy {
+            id: ev.id,
+            ts: ev.timestamp.0,
+            received: ev.received_at.0,
+            category: ev.category().to_string(),
+            operation: ev.operation().to_string(),
+            result: outcome_code(ev.result),
+            status_code: ev.status_code.map(i64::from),
+            actor_id: actor.and_then(|a| a.id.clone()),
+            actor_name: actor.and_then(|a| a.name.clone()),
+            actor_email: actor.and_then(|a| a.email.clone()),
+            company: Some(ev.company().to_string()),
+            request_id: ev.request_id.clone(),
+            resource_type: res.and_then(|r| r.kind.clone()),
+            resource_id: res.and_then(|r| r.id.clone()),
+            resource_name: res.and_then(|r| r.name.clone()),
+            workspace_id: ws.and_then(|w| w.id.clone()),
+            workspace_name: ws.and_then(|w| w.name.clone()),
+            project: ctx.and_then(|c| c.project.clone()),
+            cluster: ctx.and_then(|c| c.cluster.clone()),
+            namespace: ctx.and_then(|c| c.namespace.clone()),
+            ip: ev.source_ip.as_deref().and_then(|s| s.parse().ok()).map(ip_bytes),
+        }
+    }
+
+    /// The fields where `stored` differs from `self`, as `name: stored …, the event says …`.
+    pub fn differences(&self, stored: &IndexedCopy) -> Vec<String> {
+        let mut out = Vec::new();
+        if self == stored {
+            return out;
+        }
+        let mut cmp = |name: &str, want: String, got: String| {
+            if want != got {
+                out.push(format!("{name}: stored {got}, the event says {want}"));
+            }
+        };
+        let t = |v: &Option<String>| v.as_deref().map_or("none".into(), |s| format!("'{s}'"));
+        let time = |us: i64| trail_core::Timestamp(us).to_rfc3339_micros();
+        cmp("id", self.id.to_string(), stored.id.to_string());
+        cmp("time", time(self.ts), time(stored.ts));
+        cmp("received", time(self.received), time(stored.received));
+        cmp("category", format!("'{}'", self.category), format!("'{}'", stored.category));
+        cmp("operation", format!("'{}'", self.operation), format!("'{}'", stored.operation));
+        cmp("result", self.result.to_string(), stored.result.to_string());
+        cmp("status_code", format!("{:?}", self.status_code), format!("{:?}", stored.status_code));
+        for (name, a, b) in [
+            ("actor.id", &self.actor_id, &stored.actor_id),
+            ("actor.name", &self.actor_name, &stored.actor_name),
+            ("actor.email", &self.actor_email, &stored.actor_email),
+            ("company", &self.company, &stored.company),
+            ("request_id", &self.request_id, &stored.request_id),
+            ("resource.type", &self.resource_type, &stored.resource_type),
+            ("resource.id", &self.resource_id, &stored.resource_id),
+            ("resource.name", &self.resource_name, &stored.resource_name),
+            ("workspace.id", &self.workspace_id, &stored.workspace_id),
+            ("workspace.name", &self.workspace_name, &stored.workspace_name),
+            ("project", &self.project, &stored.project),
+            ("cluster", &self.cluster, &stored.cluster),
+            ("namespace", &self.namespace, &stored.namespace),
+        ] {
+            cmp(name, t(a), t(b));
+        }
+        let ip =
+            |v: &Option<[u8; 16]>| v.map_or("none".into(), |b| std::net::Ipv6Addr::from(b).to_canonical().to_string());
+        cmp("source_ip", ip(&self.ip), ip(&stored.ip));
+        out
+    }
+}
