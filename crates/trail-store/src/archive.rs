@@ -36,12 +36,27 @@ pub struct Retention {
     pub default_days: u32,
     /// Days per category (lowercase), e.g. `auth = 365`; 0 keeps that category forever.
     pub categories: BTreeMap<String, u32>,
+    /// Days an idempotency key is remembered after its event was received (so that a
+    /// resend is still recognised after the event was archived); `None`: the longest
+    /// retention period, forever if any category is kept forever.
+    pub key_days: Option<u32>,
 }
 
 impl Retention {
     /// Days a category is kept (0: forever).
     pub fn days(&self, category: &str) -> u32 {
         self.categories.get(&category.to_ascii_lowercase()).copied().unwrap_or(self.default_days)
+    }
+
+    /// Before when (µs) a key's event must have been received for the key to be
+    /// forgotten at `as_of`; `None`: keys are kept forever.
+    pub fn key_cutoff(&self, as_of: Timestamp) -> Option<i64> {
+        let days = match self.key_days {
+            Some(d) => d,
+            None if self.default_days == 0 || self.categories.values().any(|d| *d == 0) => 0,
+            None => self.categories.values().copied().fold(self.default_days, u32::max),
+        };
+        (days > 0).then(|| Retention::cutoff(days, as_of).0)
     }
 
     /// Whether anything ever expires.
@@ -262,6 +277,8 @@ pub struct OrgReport {
     pub files: u64,
     /// Files of an interrupted earlier run, removed (their events were still online).
     pub leftovers_removed: u64,
+    /// Idempotency keys forgotten (their events were received before `key_cutoff`).
+    pub keys_forgotten: u64,
     pub categories: BTreeMap<String, u64>,
     pub oldest: Option<String>,
     pub newest: Option<String>,
@@ -338,6 +355,9 @@ async fn run_org(
         report.archived += seqs.len() as u64;
         report.files += files.len() as u64;
         report.deleted += store.archived(org, files, seqs).await?;
+    }
+    if let Some(cutoff) = rules.key_cutoff(as_of) {
+        report.keys_forgotten = store.forget_keys(org, cutoff).await?;
     }
     if oldest <= newest {
         report.oldest = Some(Timestamp(oldest).to_rfc3339());
@@ -499,11 +519,11 @@ mod tests {
 
     #[test]
     fn days_follow_categories() {
-        let r = Retention { default_days: 90, categories: [("auth".to_string(), 365)].into() };
+        let r = Retention { default_days: 90, categories: [("auth".to_string(), 365)].into(), key_days: None };
         assert_eq!((r.days("AUTH"), r.days("service")), (365, 90));
         assert!(r.enabled());
         assert!(!Retention::default().enabled());
-        let off = Retention { default_days: 0, categories: [("auth".to_string(), 0)].into() };
+        let off = Retention { default_days: 0, categories: [("auth".to_string(), 0)].into(), key_days: None };
         assert!(!off.enabled());
     }
 

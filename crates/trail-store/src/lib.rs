@@ -473,6 +473,11 @@ pub trait Archives: Send + Sync + 'static {
     /// hashes) in one transaction; returns the rows deleted.
     async fn archived(&self, org: &str, files: Vec<archive::ArchiveFile>, seqs: Vec<u64>) -> Result<u64, StoreError>;
 
+    /// Forgets the idempotency keys of `org` whose events were received before
+    /// `received_before` (µs); returns how many. Keys outlive their events' rows
+    /// until then, so a resend of an archived event is still recognised.
+    async fn forget_keys(&self, org: &str, received_before: i64) -> Result<u64, StoreError>;
+
     /// The archive files recorded for an organization (every organization's if `None`),
     /// by day.
     async fn archives(&self, org: Option<&str>) -> Result<Vec<archive::ArchiveFile>, StoreError>;

@@ -88,6 +88,9 @@ pub struct FileRetention {
     pub run_at: Option<String>,
     /// Where archives go (default `<data dir>/archive`).
     pub archive_dir: Option<PathBuf>,
+    /// Days an idempotency key is remembered after its event arrived, archived or not
+    /// (default: the longest retention period; forever if anything is kept forever).
+    pub idempotency_days: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -367,7 +370,7 @@ pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, flags: &F
         })?),
     };
     let retention = trail_server::RetentionConfig {
-        rules: trail_store::archive::Retention { default_days: days("TRAIL_RETENTION_DAYS", r.days)?, categories },
+        rules: trail_store::archive::Retention { default_days: days("TRAIL_RETENTION_DAYS", r.days)?, categories, key_days: r.idempotency_days },
         online_days: days("TRAIL_ONLINE_DAYS", r.online_days)?,
         run_at_minute,
         archive_dir: Some(

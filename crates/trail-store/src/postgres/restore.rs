@@ -64,8 +64,9 @@ impl Restore for PgStore {
             insert_events(&tx, org_id, &[(&row, *seq, leaf)]).await?;
             if let Some(k) = &e.idempotency_key {
                 tx.execute(
-                    "INSERT INTO idempotency (org_id, key, id, seq) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-                    &[&org_id, k, &e.id, &(*seq as i64)],
+                    "INSERT INTO idempotency (org_id, key, id, seq, received) VALUES ($1, $2, $3, $4, $5) \
+                     ON CONFLICT DO NOTHING",
+                    &[&org_id, k, &e.id, &(*seq as i64), &e.received_at.0],
                 )
                 .await
                 .map_err(pg)?;

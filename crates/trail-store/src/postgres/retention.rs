@@ -81,7 +81,7 @@ impl Archives for PgStore {
         }
         super::rollup::apply(&tx, &counts).await?;
         let deleted = gone.len() as u64;
-        tx.execute("DELETE FROM idempotency WHERE org_id = $1 AND seq = ANY($2)", &[&org, &seqs]).await.map_err(pg)?;
+        // Idempotency keys stay (`forget_keys` drops them by age).
         for f in &files {
             let manifest = serde_json::to_string(f).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             tx.execute(
@@ -94,6 +94,14 @@ impl Archives for PgStore {
         }
         tx.commit().await.map_err(pg)?;
         Ok(deleted)
+    }
+
+    async fn forget_keys(&self, org: &str, received_before: i64) -> Result<u64, StoreError> {
+        let c = self.client().await?;
+        let id = org_id(&c, org).await?;
+        c.execute("DELETE FROM idempotency WHERE org_id = $1 AND received < $2", &[&id, &received_before])
+            .await
+            .map_err(pg)
     }
 
     async fn archives(&self, org: Option<&str>) -> Result<Vec<ArchiveFile>, StoreError> {

@@ -17,6 +17,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0007_email_sort.sql"),
     include_str!("../../migrations/postgres/0008_alerts.sql"),
     include_str!("../../migrations/postgres/0009_streams.sql"),
+    include_str!("../../migrations/postgres/0010_idempotency_received.sql"),
 ];
 
 impl PgStore {
@@ -121,6 +122,7 @@ mod tests {
             "119e2d3a8c97dcd2571e43f3b71bae64cb852346fbdd98913fd28cc4bb7f4208",
             "8e8e4fc1256186352b0fad673058adb833ae3afeda17aef796fb89f183ff6c49",
             "caf5c187bcecb012b240295498ccc1d02063363e6b3b8a0540b3ee788f13b10a",
+            "6f9147aba3a940f7d70b5f7fd26dd8a500ff7b3f12ad212fc43fd984d7b43535",
         ];
         crate::testing::pinned_migrations(super::MIGRATIONS, &want, "postgres");
     }

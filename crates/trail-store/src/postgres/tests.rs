@@ -185,6 +185,7 @@ async fn the_rollup_migration_fills_from_stored_events() {
     c.batch_execute(
         "DROP TABLE day_counts; DROP TABLE day_actors; DROP INDEX events_email_sort; DROP TABLE alert_rules; \
          DROP TABLE alert_destinations; DROP TABLE alert_evaluations; DROP TABLE alert_deliveries; DROP TABLE streams; \
+         ALTER TABLE idempotency DROP COLUMN received; \
          UPDATE schema_version SET version = 5;",
     )
     .await

@@ -533,7 +533,8 @@ impl Inner {
         }
         let mut rows = Vec::new();
         let mut nodes = Vec::new();
-        let (mut new_keys, mut new_key_ids, mut new_key_seqs) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut new_keys, mut new_key_ids, mut new_key_seqs, mut new_key_received) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for batch in batches {
             let mut acks = Vec::with_capacity(batch.events.len());
             for p in &batch.events {
@@ -547,6 +548,7 @@ impl Inner {
                     new_keys.push(key.as_str());
                     new_key_ids.push(id);
                     new_key_seqs.push(seq as i64);
+                    new_key_received.push(p.row.received);
                 }
                 let leaf = p.leaf.leaf(seq);
                 nodes.extend(frontier.push(leaf_hash(&leaf)));
@@ -562,9 +564,9 @@ impl Inner {
         insert_nodes(tx, org, &nodes).await?;
         if !new_keys.is_empty() {
             tx.execute(
-                "INSERT INTO idempotency (org_id, key, id, seq) SELECT $1, u.k, u.i, u.s FROM UNNEST($2::TEXT[], \
-                 $3::UUID[], $4::INT8[]) AS u(k, i, s)",
-                &[&org, &new_keys, &new_key_ids, &new_key_seqs],
+                "INSERT INTO idempotency (org_id, key, id, seq, received) SELECT $1, u.k, u.i, u.s, u.r \
+                 FROM UNNEST($2::TEXT[], $3::UUID[], $4::INT8[], $5::INT8[]) AS u(k, i, s, r)",
+                &[&org, &new_keys, &new_key_ids, &new_key_seqs, &new_key_received],
             )
             .await
             .map_err(pg)?;

@@ -144,6 +144,18 @@ impl Archives for SqliteStore {
         self.admin(move |c| archived_blocking(c, &org, &files, &seqs)).await
     }
 
+    async fn forget_keys(&self, org: &str, received_before: i64) -> Result<u64, StoreError> {
+        let org = org.to_string();
+        self.write(move |c| {
+            let org_id = known_org(c, &org)?;
+            let n = c
+                .prepare_cached("DELETE FROM idempotency WHERE org_id = ?1 AND received < ?2")?
+                .execute(params![org_id, received_before])?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
     async fn archives(&self, org: Option<&str>) -> Result<Vec<ArchiveFile>, StoreError> {
         let org = org.map(str::to_string);
         self.read(move |c| archives_blocking(c, org.as_deref())).await

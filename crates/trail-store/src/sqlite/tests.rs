@@ -48,7 +48,7 @@ async fn retention_removes_search_index_entries() {
         .collect();
     store.append(AppendBatch { org: "acme".into(), received_at: now, events: evs }).await.unwrap();
     let arch = crate::archive::Archive::new(dir.path().join("archive"));
-    let rules = crate::archive::Retention { default_days: 5, categories: Default::default() };
+    let rules = crate::archive::Retention { default_days: 5, categories: Default::default(), key_days: None };
     let r = crate::archive::run(&store, &arch, &rules, now).await.unwrap();
     assert_eq!(r[0].archived, 10);
     store.close();
@@ -225,7 +225,8 @@ async fn the_rollup_migration_fills_from_stored_events() {
     let c = Connection::open(&path).unwrap();
     c.execute_batch(
         "DROP TABLE day_counts; DROP TABLE day_actors; DROP TABLE alert_rules; DROP TABLE alert_destinations; \
-         DROP TABLE alert_evaluations; DROP TABLE alert_deliveries; DROP TABLE streams; PRAGMA user_version = 8;",
+         DROP TABLE alert_evaluations; DROP TABLE alert_deliveries; DROP TABLE streams; DROP TABLE idempotency; \
+         PRAGMA user_version = 8;",
     )
     .unwrap();
     drop(c);

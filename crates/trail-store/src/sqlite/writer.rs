@@ -585,7 +585,10 @@ pub(super) fn append_batch(
     let mut fts = conn.prepare_cached(INSERT_FTS_SQL)?;
     let mut node = conn.prepare_cached("INSERT INTO tree_nodes (org_id, level, idx, hash) VALUES (?1, ?2, ?3, ?4)")?;
     let mut max_in = conn.prepare_cached("SELECT MAX(pos) FROM events WHERE pos >= ?1 AND pos < ?2")?;
-    let mut find_idem = conn.prepare_cached("SELECT id, seq FROM events WHERE org_id = ?1 AND idem = ?2")?;
+    let mut find_idem = conn.prepare_cached("SELECT id, seq FROM idempotency WHERE org_id = ?1 AND key = ?2")?;
+    let mut add_idem = conn.prepare_cached(
+        "INSERT INTO idempotency (org_id, key, id, seq, received) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
     let mut add_word = conn.prepare_cached("INSERT OR IGNORE INTO search_words (word) VALUES (?1)")?;
     let mut seen: HashMap<&str, Appended> = HashMap::new();
     let mut acks = Vec::with_capacity(batch.events.len());
@@ -628,6 +631,7 @@ pub(super) fn append_batch(
         let ack = Appended { id: p.id, seq, duplicate: false };
         if let Some(key) = p.idem.as_deref() {
             seen.insert(key, ack);
+            add_idem.execute(params![org, key, p.id.as_bytes().as_slice(), seq as i64, p.received])?;
         }
         acks.push(ack);
         seq += 1;
@@ -650,6 +654,7 @@ pub(super) struct PreparedBatch {
 pub struct Prepared {
     id: Uuid,
     ts: i64,
+    received: i64,
     idem: Option<String>,
     leaf: LeafTemplate,
     /// Columns 4.. of `INSERT_SQL` (id to idem).
@@ -668,7 +673,16 @@ impl Prepared {
         let text_start = doc.len();
         search_text(&ev, &mut doc);
         let words = plain_words(&doc[text_start..]);
-        Prepared { id, ts: ev.timestamp.0, idem: ev.idempotency_key.clone(), leaf, cols: columns(&ev), doc, words }
+        Prepared {
+            id,
+            ts: ev.timestamp.0,
+            received: ev.received_at.0,
+            idem: ev.idempotency_key.clone(),
+            leaf,
+            cols: columns(&ev),
+            doc,
+            words,
+        }
     }
 
     /// The leaf bytes for a given seq.

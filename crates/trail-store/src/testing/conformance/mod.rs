@@ -271,7 +271,7 @@ pub async fn retention_archives_then_deletes(store: &dyn Store) {
     let all: Vec<(u64, Vec<u8>)> = store.scan("acme", 0, 100).await.unwrap();
     let dir = std::env::temp_dir().join(format!("trail-archive-{}", Uuid::now_v7()));
     let arch = Archive::new(&dir);
-    let rules = Retention { default_days: 90, categories: [("auth".to_string(), 365)].into() };
+    let rules = Retention { default_days: 90, categories: [("auth".to_string(), 365)].into(), key_days: None };
     let reports = archive::run(store, &arch, &rules, NOW).await.unwrap();
     assert_eq!((reports[0].archived, reports[0].deleted), (20, 20), "{reports:?}");
     // The store keeps the recent ten; the archive holds the other twenty's exact bytes.
@@ -306,11 +306,22 @@ pub async fn retention_archives_then_deletes(store: &dyn Store) {
         (e.timestamp, e.seq)
     });
     assert_eq!(merged, by_time);
-    // New events continue the log; an archived idempotency key is accepted anew.
-    let more = store.append(batch("acme", vec![new_event(json!({"action": "a:b", "idempotency_key": "k0"}))])).await;
+    // An archived event's idempotency key is still known: a resend is the same event.
+    let resend = store.append(batch("acme", vec![new_event(json!({"action": "a:b", "idempotency_key": "k0"}))])).await;
+    let resend = resend.unwrap()[0];
+    assert_eq!((resend.seq, resend.duplicate), (0, true));
+    assert_eq!(Some(resend.id), Event::from_leaf(&all[0].1).ok().map(|e| e.id));
+    // New events continue the log.
+    let more = store.append(batch("acme", vec![new_event(json!({"action": "a:b", "idempotency_key": "new"}))])).await;
     assert_eq!(more.unwrap()[0].seq, 30);
     let again = archive::run(store, &arch, &rules, NOW).await.unwrap();
-    assert_eq!(again[0].archived, 0);
+    assert_eq!((again[0].archived, again[0].keys_forgotten), (0, 0));
+    // Keys are forgotten once older than their period (here one day, two days on).
+    let short = Retention { key_days: Some(1), ..rules.clone() };
+    let later = archive::run(store, &arch, &short, Timestamp(NOW.0 + 2 * day)).await.unwrap();
+    assert_eq!(later[0].keys_forgotten, 7, "{later:?}");
+    let anew = store.append(batch("acme", vec![new_event(json!({"action": "a:b", "idempotency_key": "k0"}))])).await;
+    assert_eq!(anew.unwrap()[0].seq, 31);
     let _ = std::fs::remove_dir_all(&dir);
 }
 

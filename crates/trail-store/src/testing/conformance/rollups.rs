@@ -108,7 +108,7 @@ pub async fn rollups_count_like_the_events(store: &dyn Store) {
     // Retention deletes everything older than five days: part of a day goes, so the
     // rollups of that day are counted down, not dropped.
     let dir = std::env::temp_dir().join(format!("trail-rollups-{}", uuid::Uuid::now_v7()));
-    let rules = Retention { default_days: 5, categories: Default::default() };
+    let rules = Retention { default_days: 5, categories: Default::default(), key_days: None };
     let reports = archive::run(store, &Archive::new(&dir), &rules, NOW).await.unwrap();
     assert!(reports.iter().map(|r| r.deleted).sum::<u64>() > 0, "{reports:?}");
     let kept = list_all(store, Scope::all(), Filter::default(), 1000).await;
