@@ -370,7 +370,11 @@ pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, flags: &F
         })?),
     };
     let retention = trail_server::RetentionConfig {
-        rules: trail_store::archive::Retention { default_days: days("TRAIL_RETENTION_DAYS", r.days)?, categories, key_days: r.idempotency_days },
+        rules: trail_store::archive::Retention {
+            default_days: days("TRAIL_RETENTION_DAYS", r.days)?,
+            categories,
+            key_days: r.idempotency_days,
+        },
         online_days: days("TRAIL_ONLINE_DAYS", r.online_days)?,
         run_at_minute,
         archive_dir: Some(

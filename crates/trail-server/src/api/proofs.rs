@@ -115,8 +115,10 @@ pub(super) async fn inclusion(State(st): State<AppState>, caller: Caller, q: Pai
         None => latest(&st, &org).await?.size,
     };
     if index < size {
-        // An entry the caller may not see has no proof for it either.
-        let leaf = st.store.scan(&org, index, 1).await?.into_iter().find(|(s, _)| *s == index).map(|(_, l)| l);
+        // An entry the caller may not see has no proof for it either. Archived entries
+        // keep their proofs: their bytes are read from the archive.
+        let rows = trail_store::archive::scan_merged(&*st.store, st.archive.as_deref(), &org, index, 1).await?;
+        let leaf = rows.into_iter().find(|(s, _)| *s == index).map(|(_, l)| l);
         let event = leaf.and_then(|l| Event::from_leaf(&l).ok());
         if !event.is_some_and(|e| scope.allows(&e.org, e.category())) {
             return Err(ApiError::NotFound(format!("no entry {index}")));

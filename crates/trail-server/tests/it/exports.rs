@@ -61,7 +61,11 @@ async fn start(sync_rows: u64, smtp_port: Option<u16>) -> Server {
     // Retention as configured in production, but it only runs when a test calls it; no
     // online window, so the other tests' 2024 events stay listable.
     let retention = trail_server::RetentionConfig {
-        rules: trail_store::archive::Retention { default_days: 30, categories: [("auth".to_string(), 0)].into(), key_days: None },
+        rules: trail_store::archive::Retention {
+            default_days: 30,
+            categories: [("auth".to_string(), 0)].into(),
+            key_days: None,
+        },
         archive_dir: Some(dir.path().join("archive")),
         ..Default::default()
     };

@@ -586,9 +586,8 @@ pub(super) fn append_batch(
     let mut node = conn.prepare_cached("INSERT INTO tree_nodes (org_id, level, idx, hash) VALUES (?1, ?2, ?3, ?4)")?;
     let mut max_in = conn.prepare_cached("SELECT MAX(pos) FROM events WHERE pos >= ?1 AND pos < ?2")?;
     let mut find_idem = conn.prepare_cached("SELECT id, seq FROM idempotency WHERE org_id = ?1 AND key = ?2")?;
-    let mut add_idem = conn.prepare_cached(
-        "INSERT INTO idempotency (org_id, key, id, seq, received) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
+    let mut add_idem =
+        conn.prepare_cached("INSERT INTO idempotency (org_id, key, id, seq, received) VALUES (?1, ?2, ?3, ?4, ?5)")?;
     let mut add_word = conn.prepare_cached("INSERT OR IGNORE INTO search_words (word) VALUES (?1)")?;
     let mut seen: HashMap<&str, Appended> = HashMap::new();
     let mut acks = Vec::with_capacity(batch.events.len());

@@ -256,6 +256,24 @@ fn retention_archives_then_deletes_and_everything_still_adds_up() {
     assert!(disposition.contains("Audit_Log_"), "{disposition}");
     let over_http: Vec<&str> = text.lines().filter(|l| order(l).0 < as_of_us).collect();
     assert_eq!(over_http, original.iter().map(String::as_str).collect::<Vec<_>>());
+    // Archived entries keep their proofs: by index, into the latest signed checkpoint.
+    let archived = original[0].as_str();
+    let seq0 = order(archived).1;
+    let (status, _, text) = get(format!("/api/v1/proof/inclusion?index={seq0}"));
+    assert_eq!(status, 200, "{text}");
+    let p: Value = serde_json::from_str(&text).unwrap();
+    let (_, _, cp) = get("/api/v1/checkpoint".to_string());
+    let note = serde_json::from_str::<Value>(&cp).ok().and_then(|v| v["checkpoint"].as_str().map(String::from));
+    let note = note.unwrap_or(cp);
+    let root_line = note.lines().nth(2).unwrap();
+    let b64 = |s: &str| base64::Engine::decode(&base64::engine::general_purpose::STANDARD, s).unwrap();
+    let root: [u8; 32] = b64(root_line).try_into().unwrap();
+    let proof: Vec<[u8; 32]> =
+        p["proof"].as_array().unwrap().iter().map(|h| b64(h.as_str().unwrap()).try_into().unwrap()).collect();
+    let size = p["size"].as_u64().unwrap();
+    assert_eq!(note.lines().nth(1), Some(size.to_string().as_str()), "{note}");
+    let leaf = trail_core::merkle::leaf_hash(archived.as_bytes());
+    assert!(trail_core::merkle::verify_inclusion(seq0, size, &leaf, &proof, &root), "{text}");
     // CSV download: the header, then archived rows too.
     let (status, _, csv) = get(format!("/api/v1/download?from={from}&to={as_of_text}"));
     assert_eq!(status, 200);
