@@ -31,6 +31,8 @@ pub struct IndexedCopy {
     pub namespace: Option<String>,
     /// The source address as 16 bytes (IPv4 mapped into IPv6).
     pub ip: Option<[u8; 16]>,
+    /// The idempotency key recorded for the entry.
+    pub idem: Option<String>,
 }
 
 /// The result code stored for an outcome.
@@ -80,6 +82,7 @@ impl IndexedCopy {
             cluster: ctx.and_then(|c| c.cluster.clone()),
             namespace: ctx.and_then(|c| c.namespace.clone()),
             ip: ev.source_ip.as_deref().and_then(|s| s.parse().ok()).map(ip_bytes),
+            idem: ev.idempotency_key.clone(),
         }
     }
 
@@ -117,6 +120,7 @@ impl IndexedCopy {
             ("project", &self.project, &stored.project),
             ("cluster", &self.cluster, &stored.cluster),
             ("namespace", &self.namespace, &stored.namespace),
+            ("idempotency_key", &self.idem, &stored.idem),
         ] {
             cmp(name, t(a), t(b));
         }

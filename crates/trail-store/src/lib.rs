@@ -283,6 +283,14 @@ pub trait Proofs: Send + Sync + 'static {
     /// finding (for `verify`).
     async fn stray_rows(&self, org: &str, end: u64) -> Result<Vec<String>, StoreError>;
 
+    /// The per-day counts stored for `org` (for `verify`, which recounts them).
+    async fn stored_rollups(&self, org: &str) -> Result<rollup::StoredRollups, StoreError>;
+
+    /// Findings in what the backend derives from `org`'s events beyond their rows and
+    /// the per-day counts (SQLite: the full-text index, the search words, the
+    /// idempotency keys; PostgreSQL: the idempotency keys), each said as a finding.
+    async fn derived_findings(&self, org: &str) -> Result<Vec<String>, StoreError>;
+
     /// The organizations this store's signer refuses to sign (their stored tree does
     /// not agree with their leaves; see `seal`), and why.
     fn refusals(&self) -> Vec<seal::Refusal>;

@@ -99,6 +99,33 @@ impl Tally {
     pub fn is_empty(&self) -> bool {
         self.days.is_empty() && self.actors.is_empty()
     }
+
+    /// Adds another tally's changes to this one.
+    pub fn absorb(&mut self, other: Tally) {
+        for (k, n) in other.days {
+            *self.days.entry(k).or_default() += n;
+        }
+        for (k, (n, name)) in other.actors {
+            let e = self.actors.entry(k).or_default();
+            e.0 += n;
+            if name.is_some() {
+                e.1 = name;
+            }
+        }
+    }
+
+    /// Counts an indexed row (what the rollups count it by).
+    pub fn add_row(&mut self, row: &crate::verify::IndexedCopy) {
+        let facts = Facts {
+            ts: row.ts,
+            category: &row.category,
+            operation: &row.operation,
+            result: row.result,
+            email: row.actor_email.as_deref(),
+            name: row.actor_name.as_deref(),
+        };
+        self.add(0, facts, 1);
+    }
 }
 
 /// A time range cut into whole days (answered by the rollups) and the partial days
@@ -359,4 +386,53 @@ mod tests {
         let q = Filter { q: vec!["deploy".into()], ..f };
         assert!(plan_timeline(&q, now).split.is_none());
     }
+}
+
+/// The per-day counts a backend keeps for one organization, as stored (for `verify`).
+#[derive(Debug, Default, Clone)]
+pub struct StoredRollups {
+    /// `(day, category, result, is_view, n)`.
+    pub days: Vec<(i64, String, i64, bool, i64)>,
+    /// `(day, category, actor email, n)`.
+    pub actors: Vec<(i64, String, String, i64)>,
+}
+
+/// Where the stored per-day counts differ from `expected` (counted from the events'
+/// rows), at most `max` differences, each naming the day and what is counted. Keys
+/// compare without ASCII case, as SQLite's columns do.
+pub fn differences(expected: &Tally, stored: &StoredRollups, max: usize) -> Vec<String> {
+    type Key = (i64, String, String);
+    let mut days: std::collections::BTreeMap<Key, (i64, i64)> = Default::default();
+    for (k, n) in &expected.days {
+        let key = (k.day, k.category.to_ascii_lowercase(), format!("result {}, view {}", k.result, k.view));
+        days.entry(key).or_default().0 += n;
+    }
+    for (day, category, result, view, n) in &stored.days {
+        let key = (*day, category.to_ascii_lowercase(), format!("result {result}, view {view}"));
+        days.entry(key).or_default().1 += n;
+    }
+    let mut actors: std::collections::BTreeMap<Key, (i64, i64)> = Default::default();
+    for (k, (n, _)) in &expected.actors {
+        let key = (k.day, k.category.to_ascii_lowercase(), k.email.to_ascii_lowercase());
+        actors.entry(key).or_default().0 += n;
+    }
+    for (day, category, email, n) in &stored.actors {
+        actors.entry((*day, category.to_ascii_lowercase(), email.to_ascii_lowercase())).or_default().1 += n;
+    }
+    let date = |day: i64| Timestamp(day * DAY_US).to_datetime().format("%Y-%m-%d").to_string();
+    let mut out = Vec::new();
+    for ((day, category, what), (want, got)) in days.iter().filter(|(_, (a, b))| a != b) {
+        out.push(format!(
+            "the per-day count of {}, category '{category}', {what}: stored {got}, the events say {want} (facets, totals and the timeline would lie)",
+            date(*day)
+        ));
+    }
+    for ((day, category, email), (want, got)) in actors.iter().filter(|(_, (a, b))| a != b) {
+        out.push(format!(
+            "the per-day count of {}, category '{category}', actor {email}: stored {got}, the events say {want} (the user facet would lie)",
+            date(*day)
+        ));
+    }
+    out.truncate(max);
+    out
 }

@@ -36,7 +36,7 @@ const CASES: &[Case] = &[
         name: "a row and its bytes added outside the log, at seq -1",
         sqlite: Some(
             "CREATE TEMP TABLE x AS SELECT * FROM events WHERE seq = 5;
-             UPDATE x SET seq = -1, pos = pos + 1, id = randomblob(16);
+             UPDATE x SET seq = -1, pos = pos + 1, id = randomblob(16), idem = NULL;
              INSERT INTO events SELECT * FROM x;
              INSERT INTO leaves (org_id, seq, leaf) SELECT org_id, -1, leaf FROM leaves WHERE seq = 5;",
         ),
@@ -53,7 +53,7 @@ const CASES: &[Case] = &[
         sqlite: Some(
             "DROP INDEX events_seq;
              CREATE TEMP TABLE x AS SELECT * FROM events WHERE seq = 5;
-             UPDATE x SET pos = pos + 1, id = randomblob(16);
+             UPDATE x SET pos = pos + 1, id = randomblob(16), idem = NULL;
              INSERT INTO events SELECT * FROM x;",
         ),
         postgres: None,
@@ -148,6 +148,48 @@ const CASES: &[Case] = &[
         with_saved_checkpoint: false,
     },
     Case {
+        name: "the search index emptied",
+        sqlite: Some("INSERT INTO events_fts(events_fts) VALUES('delete-all')"),
+        postgres: None,
+        expect: "entry 0: it is missing from the search index",
+        with_saved_checkpoint: false,
+    },
+    Case {
+        name: "1,000 added to a day's counts",
+        sqlite: Some("UPDATE day_counts SET n = n + 1000"),
+        postgres: Some("UPDATE day_counts SET n = n + 1000"),
+        expect: "category 'service', result 0, view false: stored 1021, the events say 21",
+        with_saved_checkpoint: false,
+    },
+    Case {
+        name: "an actor's day count",
+        sqlite: Some("UPDATE day_actors SET n = 7 WHERE actor_email = 'user3@acme.com'"),
+        postgres: Some("UPDATE day_actors SET n = 7 WHERE actor_email = 'user3@acme.com'"),
+        expect: "actor user3@acme.com: stored 7, the events say 1",
+        with_saved_checkpoint: false,
+    },
+    Case {
+        name: "the search words emptied",
+        sqlite: Some("DELETE FROM search_words"),
+        postgres: None,
+        expect: "the search words lack words the index holds",
+        with_saved_checkpoint: false,
+    },
+    Case {
+        name: "an event's indexed idempotency key",
+        sqlite: Some("UPDATE events SET idem = 'other' WHERE seq = 3"),
+        postgres: Some("UPDATE idempotency SET key = 'other' WHERE seq = 3"),
+        expect: "idempotency_key: stored 'other', the event says 'k3'",
+        with_saved_checkpoint: false,
+    },
+    Case {
+        name: "an idempotency key record deleted",
+        sqlite: Some("DELETE FROM idempotency WHERE seq = 4"),
+        postgres: Some("DELETE FROM idempotency WHERE seq = 4"),
+        expect: "entry 4",
+        with_saved_checkpoint: false,
+    },
+    Case {
         name: "the checkpoints of the newest entries deleted",
         sqlite: Some("DELETE FROM checkpoints WHERE size > 7"),
         postgres: Some("DELETE FROM checkpoints WHERE size > 7"),
@@ -187,7 +229,7 @@ async fn signed_log(store: &dyn Store) -> String {
                 let ts = Timestamp(start + i * 60_000_000).to_rfc3339();
                 let ev = json!({"action": "service:deploy", "timestamp": ts, "request_id": format!("r{i}"),
                                 "actor": {"email": format!("user{i}@acme.com"), "name": "Someone"},
-                                "source_ip": "10.0.0.7", "details": {"n": i}});
+                                "source_ip": "10.0.0.7", "details": {"n": i}, "idempotency_key": format!("k{i}")});
                 (uuid::Uuid::now_v7(), parse_event(ev).unwrap())
             })
             .collect();

@@ -28,7 +28,7 @@ use trail_core::{
 };
 use uuid::Uuid;
 
-use crate::{archive::Archive, Store, StoreError};
+use crate::{archive::Archive, rollup::Tally, Store, StoreError};
 
 /// Entries read and checked per step.
 const CHUNK: u64 = 8192;
@@ -64,6 +64,8 @@ struct LeafView<'a> {
     source_ip: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     request_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    idempotency_key: Option<Cow<'a, str>>,
 }
 
 /// An actor's or a resource's indexed fields (`type` is the resource's kind).
@@ -123,6 +125,7 @@ impl LeafView<'_> {
             && same(ctx.map_or(&None, |c| &c.cluster), &row.cluster)
             && same(ctx.map_or(&None, |c| &c.namespace), &row.namespace)
             && self.source_ip.as_deref().and_then(|s| s.parse().ok()).map(ip_bytes) == row.ip
+            && same(&self.idempotency_key, &row.idem)
     }
 }
 
@@ -154,6 +157,9 @@ pub struct Finding {
     pub seq: Option<u64>,
     pub id: Option<Uuid>,
     pub what: String,
+    /// The finding is in a structure derived from the leaves (an indexed row, the
+    /// search index, the per-day counts, idempotency keys), which `repair` rebuilds.
+    pub derived: bool,
 }
 
 impl std::fmt::Display for Finding {
@@ -200,6 +206,10 @@ pub struct Report {
     pub findings: Vec<Finding>,
     /// Findings past those kept.
     pub more: u64,
+    /// Some finding (kept or counted) is not in a derived structure.
+    pub leaves_failed: bool,
+    /// Some finding is in a derived structure.
+    pub derived_seen: bool,
 }
 
 /// A run of entries that no checkpoint between them covers: the first seq and the
@@ -275,11 +285,31 @@ impl Report {
     }
 
     fn find(&mut self, seq: Option<u64>, id: Option<Uuid>, what: impl Into<String>) {
+        self.push(seq, id, what.into(), false);
+    }
+
+    /// A finding in a derived structure (see `Finding::derived`).
+    fn find_derived(&mut self, seq: Option<u64>, id: Option<Uuid>, what: impl Into<String>) {
+        self.push(seq, id, what.into(), true);
+    }
+
+    fn push(&mut self, seq: Option<u64>, id: Option<Uuid>, what: String, derived: bool) {
+        if derived {
+            self.derived_seen = true;
+        } else {
+            self.leaves_failed = true;
+        }
         if self.findings.len() < MAX_FINDINGS {
-            self.findings.push(Finding { seq, id, what: what.into() });
+            self.findings.push(Finding { seq, id, what, derived });
         } else {
             self.more += 1;
         }
+    }
+
+    /// Whether the leaves, the tree and the checkpoints verified: every finding (kept
+    /// or only counted) is in a derived structure, which `repair` may rebuild.
+    pub fn leaves_ok(&self) -> bool {
+        !self.leaves_failed
     }
 }
 
@@ -366,19 +396,36 @@ fn check_in_full(org: &str, e: &StoredEntry) -> Checked {
     Checked { seq: e.seq, hash, id, received, problems }
 }
 
-/// Checks a chunk of entries on every core, in seq order.
-fn check_all(org: &str, entries: Vec<StoredEntry>) -> Vec<Checked> {
+/// Checks a chunk of entries on every core, in seq order; also counts their rows as
+/// the per-day counts must (`Tally`).
+fn check_all(org: &str, entries: Vec<StoredEntry>) -> (Vec<Checked>, Tally) {
+    let part = |part: &[StoredEntry]| {
+        let mut tally = Tally::default();
+        let checked = part
+            .iter()
+            .map(|e| {
+                if let Some(row) = &e.row {
+                    tally.add_row(row);
+                }
+                check_entry(org, e)
+            })
+            .collect::<Vec<_>>();
+        (checked, tally)
+    };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
     if cores == 1 || entries.len() < 256 {
-        return entries.iter().map(|e| check_entry(org, e)).collect();
+        return part(&entries);
     }
     let per = entries.len().div_ceil(cores);
     std::thread::scope(|s| {
-        let handles: Vec<_> = entries
-            .chunks(per)
-            .map(|part| s.spawn(move || part.iter().map(|e| check_entry(org, e)).collect::<Vec<_>>()))
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+        let handles: Vec<_> = entries.chunks(per).map(|p| s.spawn(move || part(p))).collect();
+        let mut out = (Vec::with_capacity(entries.len()), Tally::default());
+        for h in handles {
+            let (checked, tally) = h.join().unwrap_or_default();
+            out.0.extend(checked);
+            out.1.absorb(tally);
+        }
+        out
     })
 }
 
@@ -459,6 +506,7 @@ pub async fn verify(store: &dyn Store, org: &str, opts: VerifyOptions<'_>) -> Re
     let mut roots: BTreeMap<u64, Hash> = BTreeMap::new();
     let wanted: Vec<u64> = signed.keys().copied().chain(external.as_ref().map(|c| c.size)).collect();
     let mut run = Run::default();
+    let mut rollups = Tally::default();
     let mut from = 0u64;
     let mut next =
         if from < end { Some(store.stored_entries(org, from, (from + CHUNK).min(end)).await?) } else { None };
@@ -518,7 +566,8 @@ pub async fn verify(store: &dyn Store, org: &str, opts: VerifyOptions<'_>) -> Re
             }
         };
         let (checked, nodes, upcoming) = tokio::join!(checking, reading_nodes, reading_next);
-        let checked = checked.map_err(|_| StoreError::Closed)?;
+        let (checked, counted) = checked.map_err(|_| StoreError::Closed)?;
+        rollups.absorb(counted);
         for (level, want_to, got) in nodes? {
             let l = &mut levels[level as usize];
             l.buffered.extend(got);
@@ -544,7 +593,11 @@ pub async fn verify(store: &dyn Store, org: &str, opts: VerifyOptions<'_>) -> Re
                 (None, r) => r,
             };
             for p in problems {
-                report.find(Some(c.seq), c.id, p);
+                if is_derived(&p) {
+                    report.find_derived(Some(c.seq), c.id, p);
+                } else {
+                    report.find(Some(c.seq), c.id, p);
+                }
             }
             run.add(c.seq, c.received);
             if signed.contains_key(&(c.seq + 1)) {
@@ -600,7 +653,16 @@ pub async fn verify(store: &dyn Store, org: &str, opts: VerifyOptions<'_>) -> Re
     }
     run.close(end, &mut report);
     for stray in store.stray_rows(org, end).await? {
-        report.find(None, None, stray);
+        report.find_derived(None, None, stray);
+    }
+    // What is derived from the rows and bytes beyond each row: the per-day counts, and
+    // each backend's own (the search index, search words, idempotency keys).
+    let stored = store.stored_rollups(org).await?;
+    for d in crate::rollup::differences(&rollups, &stored, 20) {
+        report.find_derived(None, None, d);
+    }
+    for d in store.derived_findings(org).await? {
+        report.find_derived(None, None, d);
     }
     if let Some(b) = broken_at {
         report.find(Some(b), None, format!("the tree cannot be recomputed from entry {b} on (its hash is unknown)"));
@@ -659,6 +721,19 @@ pub async fn verify(store: &dyn Store, org: &str, opts: VerifyOptions<'_>) -> Re
         }
     }
     Ok(report)
+}
+
+/// Whether a per-entry problem lies in what is derived from the entry's bytes.
+fn is_derived(problem: &str) -> bool {
+    [
+        "its indexed copy differs",
+        "its indexed row is missing",
+        "its search entries differ",
+        "its row sits at position",
+        "its indexed row outlived",
+    ]
+    .iter()
+    .any(|p| problem.starts_with(p))
 }
 
 /// The stored node at `idx` of a level, if it is next (nodes before it are missing
@@ -730,6 +805,7 @@ mod tests {
                 Box::new(|r| r.cluster = Some("k".into())),
                 Box::new(|r| r.namespace = Some("m".into())),
                 Box::new(|r| r.ip = Some([1; 16])),
+                Box::new(|r| r.idem = Some("other".into())),
             ];
             for (i, edit) in edits.iter().enumerate() {
                 let mut changed = row.clone();

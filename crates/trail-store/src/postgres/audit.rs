@@ -44,7 +44,8 @@ impl PgStore {
             .query(
                 "SELECT seq, leaf, id, ts, received, category, operation, result, status_code, actor_id, actor_name, \
                  actor_email, company, request_id, resource_type, resource_id, resource_name, workspace_id, \
-                 workspace_name, project, cluster, namespace, ip, doc FROM events \
+                 workspace_name, project, cluster, namespace, ip, doc, \
+                 (SELECT i.key FROM idempotency i WHERE i.org_id = e.org_id AND i.seq = e.seq LIMIT 1) FROM events e \
                  WHERE org_id = $1 AND seq >= $2 AND seq < $3 ORDER BY seq",
                 &[&id, &bound(from), &bound(to)],
             )
@@ -75,6 +76,7 @@ impl PgStore {
                 cluster: r.get(20),
                 namespace: r.get(21),
                 ip: ip.map(ip_bytes),
+                idem: r.get(24),
             };
             let doc: Lexemes = r.try_get(23).map_err(pg)?;
             out.push(StoredEntry {
@@ -174,5 +176,49 @@ impl PgStore {
             }
         }
         Ok(out)
+    }
+
+    pub(super) async fn audit_rollups(&self, org: &str) -> Result<crate::rollup::StoredRollups, StoreError> {
+        let c = self.client().await?;
+        let id = org_id(&c, org).await?;
+        let mut out = crate::rollup::StoredRollups::default();
+        for r in c
+            .query("SELECT day, category, result, is_view, n FROM day_counts WHERE org_id = $1", &[&id])
+            .await
+            .map_err(pg)?
+        {
+            out.days.push((r.get(0), r.get(1), i64::from(r.get::<_, i16>(2)), r.get(3), r.get(4)));
+        }
+        for r in c
+            .query("SELECT day, category, actor_email, n FROM day_actors WHERE org_id = $1", &[&id])
+            .await
+            .map_err(pg)?
+        {
+            out.actors.push((r.get(0), r.get(1), r.get(2), r.get(3)));
+        }
+        Ok(out)
+    }
+
+    /// Idempotency keys whose record names an entry whose bytes carry another key
+    /// (the rows' keys are compared entry by entry through the indexed copy).
+    pub(super) async fn audit_derived(&self, org: &str) -> Result<Vec<String>, StoreError> {
+        let c = self.client().await?;
+        let id = org_id(&c, org).await?;
+        let rows = c
+            .query(
+                "SELECT i.seq, i.key FROM idempotency i JOIN events e ON e.org_id = i.org_id AND e.seq = i.seq \
+                 WHERE i.org_id = $1 AND convert_from(e.leaf, 'UTF8')::jsonb ->> 'idempotency_key' IS DISTINCT FROM i.key \
+                 LIMIT 20",
+                &[&id],
+            )
+            .await
+            .map_err(pg)?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let (seq, key): (i64, String) = (r.get(0), r.get(1));
+                format!("entry {seq}: the idempotency key '{key}' is recorded for it, but its bytes carry another")
+            })
+            .collect())
     }
 }

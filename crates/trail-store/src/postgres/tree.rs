@@ -176,6 +176,14 @@ impl Proofs for PgStore {
         self.audit_strays(org, end).await
     }
 
+    async fn stored_rollups(&self, org: &str) -> Result<crate::rollup::StoredRollups, StoreError> {
+        self.audit_rollups(org).await
+    }
+
+    async fn derived_findings(&self, org: &str) -> Result<Vec<String>, StoreError> {
+        self.audit_derived(org).await
+    }
+
     fn refusals(&self) -> Vec<crate::seal::Refusal> {
         self.seal.refusals()
     }

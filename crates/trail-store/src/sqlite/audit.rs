@@ -4,6 +4,7 @@
 
 use rusqlite::{params, Connection};
 use trail_core::merkle::Hash;
+use trail_core::Event;
 
 use super::{blob, known_org, to_hash, SLOTS};
 use crate::{
@@ -48,7 +49,7 @@ pub(super) fn rows_in(
     let mut rows = c.prepare_cached(
         "SELECT seq, pos, id, ts, received, category, operation, result, status_code, actor_id, actor_name, \
          actor_email, company, request_id, resource_type, resource_id, resource_name, workspace_id, workspace_name, \
-         project, cluster, namespace, ip FROM events WHERE org_id = ?1 AND seq >= ?2 AND seq < ?3 ORDER BY seq",
+         project, cluster, namespace, ip, idem FROM events WHERE org_id = ?1 AND seq >= ?2 AND seq < ?3 ORDER BY seq",
     )?;
     let mut out = Vec::with_capacity((to - from).min(1 << 16) as usize);
     let mut q = rows.query(params![org_id, bound(from), bound(to)])?;
@@ -79,6 +80,7 @@ pub(super) fn rows_in(
             cluster: text(r, 20)?,
             namespace: text(r, 21)?,
             ip,
+            idem: text(r, 23)?,
         };
         // The row's position orders lists by time: it lies in the row's own microsecond,
         // or a little after when more events than slots shared it (they spill forward).
@@ -183,4 +185,129 @@ pub(super) fn stray_rows(c: &Connection, org: &str, end: u64) -> Result<Vec<Stri
         }
     }
     Ok(out)
+}
+
+/// The per-day counts stored for `org`.
+pub(super) fn stored_rollups(c: &Connection, org: &str) -> Result<crate::rollup::StoredRollups, StoreError> {
+    let org_id = known_org(c, org)?;
+    let mut out = crate::rollup::StoredRollups::default();
+    let mut days = c.prepare_cached("SELECT day, category, result, is_view, n FROM day_counts WHERE org_id = ?1")?;
+    let mut q = days.query([org_id])?;
+    while let Some(r) = q.next()? {
+        out.days.push((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? != 0, r.get(4)?));
+    }
+    let mut actors = c.prepare_cached("SELECT day, category, actor_email, n FROM day_actors WHERE org_id = ?1")?;
+    let mut q = actors.query([org_id])?;
+    while let Some(r) = q.next()? {
+        out.actors.push((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?));
+    }
+    Ok(out)
+}
+
+/// Findings in the full-text index, the search words and the idempotency keys of
+/// `org`:
+///
+/// - the index's document list of the organization's token must be exactly the
+///   positions of its rows (an event missing there vanishes from every filter and
+///   search; an extra document is one no row has);
+/// - every plain word in the index's vocabulary must be in `search_words` (prefix
+///   searches expand through it);
+/// - every row's idempotency key must have its key record, naming that row's seq.
+pub(super) fn derived_findings(c: &Connection, org: &str) -> Result<Vec<String>, StoreError> {
+    const MAX: usize = 20;
+    let org_id = known_org(c, org)?;
+    let mut out = Vec::new();
+    // The organization's documents in the index, against its rows, both by position.
+    let mut rows = c.prepare_cached("SELECT pos, seq FROM events WHERE org_id = ?1 ORDER BY pos")?;
+    let mut docs = c.prepare_cached("SELECT rowid FROM events_fts WHERE events_fts MATCH ?1 ORDER BY rowid")?;
+    let mut rows = rows.query([org_id])?;
+    let mut docs = docs.query([super::index::org_token(org_id)])?;
+    let (mut row, mut doc) =
+        (rows.next()?.map(row_pos).transpose()?, docs.next()?.map(|r| r.get::<_, i64>(0)).transpose()?);
+    while out.len() < MAX && (row.is_some() || doc.is_some()) {
+        match (row, doc) {
+            (Some((p, _)), Some(d)) if p == d => {
+                row = rows.next()?.map(row_pos).transpose()?;
+                doc = docs.next()?.map(|r| r.get::<_, i64>(0)).transpose()?;
+            }
+            (Some((p, seq)), d) if d.is_none_or(|d| p < d) => {
+                out.push(format!(
+                    "entry {seq}: it is missing from the search index, so every filter and search hides it"
+                ));
+                row = rows.next()?.map(row_pos).transpose()?;
+            }
+            (_, Some(d)) => {
+                out.push(format!("the search index holds a document of {org} at position {d} that no row has"));
+                doc = docs.next()?.map(|r| r.get::<_, i64>(0)).transpose()?;
+            }
+            _ => break,
+        }
+    }
+    // Plain words the index holds must be known to prefix searches. A term missing
+    // from `search_words` is confirmed on an event of this organization holding it:
+    // the index also folds diacritics ("José" is "jose" there), which are no words of
+    // `search_words`; up to 50 candidates are looked at.
+    c.execute_batch("CREATE VIRTUAL TABLE IF NOT EXISTS temp.trail_vocab USING fts5vocab(main, events_fts, row)")?;
+    let mut missing = c.prepare(
+        "SELECT v.term FROM temp.trail_vocab v LEFT JOIN search_words w ON w.word = v.term \
+         WHERE w.word IS NULL AND length(v.term) BETWEEN 2 AND 32",
+    )?;
+    let mut holder = c.prepare_cached(
+        "SELECT l.leaf FROM events_fts f JOIN events e ON e.pos = f.rowid \
+         JOIN leaves l ON l.org_id = e.org_id AND l.seq = e.seq WHERE events_fts MATCH ?1 LIMIT 3",
+    )?;
+    let mut q = missing.query([])?;
+    let (mut unknown, mut looked) = (Vec::new(), 0);
+    while let Some(r) = q.next()? {
+        let term: String = r.get(0)?;
+        if !term.bytes().all(|b| b.is_ascii_lowercase()) || is_field_token(&term) {
+            continue;
+        }
+        looked += 1;
+        let mut leaves = holder.query([format!("{} AND \"{term}\"", super::index::org_token(org_id))])?;
+        while let Some(l) = leaves.next()? {
+            let Ok(ev) = Event::from_leaf(blob(l, 0)?) else { continue };
+            let mut text = String::new();
+            crate::search_doc::search_text(&ev, &mut text);
+            if super::index::plain_words(&text).contains(&term) {
+                unknown.push(term);
+                break;
+            }
+        }
+        if unknown.len() >= 5 || looked >= 50 {
+            break;
+        }
+    }
+    if !unknown.is_empty() {
+        out.push(format!(
+            "the search words lack words the index holds ({}): prefix searches miss the events that contain them",
+            unknown.join(", ")
+        ));
+    }
+    // Idempotency keys: each row's key names the row.
+    let mut keys = c.prepare_cached(
+        "SELECT e.seq, e.idem, i.seq FROM events e LEFT JOIN idempotency i ON i.org_id = e.org_id AND i.key = e.idem \
+         WHERE e.org_id = ?1 AND e.idem IS NOT NULL AND (i.seq IS NULL OR i.seq != e.seq) LIMIT 20",
+    )?;
+    let mut q = keys.query([org_id])?;
+    while let Some(r) = q.next()? {
+        let (seq, key, names): (i64, String, Option<i64>) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        out.push(match names {
+            None => {
+                format!("entry {seq}: its idempotency key '{key}' has no key record, so a resend would be stored again")
+            }
+            Some(other) => format!("entry {seq}: its idempotency key '{key}' is recorded for entry {other}"),
+        });
+    }
+    Ok(out)
+}
+
+fn row_pos(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, i64)> {
+    Ok((r.get(0)?, r.get(1)?))
+}
+
+/// Whether an index term is a field token (a field letter and 16 hex digits) rather
+/// than a word.
+fn is_field_token(term: &str) -> bool {
+    term.len() == 17 && term.bytes().skip(1).all(|b| b.is_ascii_hexdigit())
 }

@@ -143,6 +143,16 @@ impl Proofs for SqliteStore {
         self.read(move |c| audit::stray_rows(c, &org, end)).await
     }
 
+    async fn stored_rollups(&self, org: &str) -> Result<crate::rollup::StoredRollups, StoreError> {
+        let org = org.to_string();
+        self.read(move |c| audit::stored_rollups(c, &org)).await
+    }
+
+    async fn derived_findings(&self, org: &str) -> Result<Vec<String>, StoreError> {
+        let org = org.to_string();
+        self.read(move |c| audit::derived_findings(c, &org)).await
+    }
+
     fn refusals(&self) -> Vec<crate::seal::Refusal> {
         self.seal.refusals()
     }

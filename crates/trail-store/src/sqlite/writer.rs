@@ -760,7 +760,7 @@ pub(super) fn columns(ev: &Event) -> Vec<SqlValue> {
         text(c.cluster),
         text(c.namespace),
         c.ip.map_or(SqlValue::Null, |k| SqlValue::Blob(k.to_vec())),
-        text(ev.idempotency_key.clone()),
+        text(c.idem),
     ]
 }
 
