@@ -19,6 +19,7 @@ mod indexed;
 pub mod postgres;
 mod prepare;
 mod query_plan;
+pub mod repair;
 pub mod rollup;
 pub mod seal;
 mod search_doc;
@@ -290,6 +291,10 @@ pub trait Proofs: Send + Sync + 'static {
     /// the per-day counts (SQLite: the full-text index, the search words, the
     /// idempotency keys; PostgreSQL: the idempotency keys), each said as a finding.
     async fn derived_findings(&self, org: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Rebuilds what is derived from `org`'s stored bytes (see `repair`, which calls
+    /// it only after the bytes, tree and checkpoints verified).
+    async fn rebuild_derived(&self, org: &str) -> Result<repair::Rebuilt, StoreError>;
 
     /// The organizations this store's signer refuses to sign (their stored tree does
     /// not agree with their leaves; see `seal`), and why.

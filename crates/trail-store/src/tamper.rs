@@ -281,6 +281,23 @@ where
         assert!(!report.ok(), "{backend}: {} went unnoticed", case.name);
         let text = report.problems();
         assert!(text.contains(case.expect), "{backend}: {}: expected '{}' in:\n{text}", case.name, case.expect);
+        // Repair rebuilds what is derived from the bytes, and refuses when the bytes,
+        // the tree or the checkpoints are what differ.
+        let opts = VerifyOptions { vkey: &vkey, external, ..Default::default() };
+        match crate::repair::repair(&*store, "acme", opts).await.unwrap() {
+            crate::repair::Repair::Done { after, rebuilt, .. } => {
+                assert!(report.leaves_ok(), "{backend}: {}: repaired over a changed log:\n{text}", case.name);
+                assert!(
+                    after.ok(),
+                    "{backend}: {}: still wrong after repair ({rebuilt:?}):\n{}",
+                    case.name,
+                    after.problems()
+                );
+            }
+            crate::repair::Repair::Refused(r) => {
+                assert!(!r.leaves_ok(), "{backend}: {}: repair refused a derived-only finding:\n{text}", case.name)
+            }
+        }
         store.close();
     }
 }

@@ -176,6 +176,13 @@ enum Command {
         #[arg(long)]
         org: Option<String>,
     },
+    /// Rebuild what is derived from an organization's stored events (rows, search
+    /// index, search words, per-day counts, idempotency keys) from their verified bytes;
+    /// refused when the events, their tree or their checkpoints fail verification.
+    Repair {
+        #[arg(long)]
+        org: String,
+    },
     /// Retention: archive and delete what has expired.
     Retention {
         #[command(subcommand)]
@@ -491,6 +498,7 @@ async fn run(cli: Cli) -> Result<()> {
             }
             export(&config, &format, &out, org.as_deref(), "standard", &terms.join(" "), true).await
         }
+        Command::Repair { org } => verify::repair_org(&config, &org).await,
         Command::Retention { command: RetentionCommand::Run { as_of } } => {
             retention_run(&config, as_of.as_deref()).await
         }

@@ -73,6 +73,44 @@ pub(crate) async fn verify_org(
     }
 }
 
+/// `trail repair --org`: the derived structures rebuilt from the verified bytes
+/// (refused when the bytes, tree or checkpoints fail), recorded as `system:repair`.
+pub(crate) async fn repair_org(config: &Config, org: &str) -> Result<()> {
+    use trail_server::work::selfcheck::{repair, Repair};
+    let store = crate::store::open_store(config).await?;
+    let log = trail_server::LogKey { name: config.name.clone(), public: signing_key(config, false)?.verifying_key() };
+    let server_config = trail_server::ServerConfig {
+        log: Some(log),
+        retention: config.retention.clone(),
+        ..trail_server::ServerConfig::default()
+    };
+    let services = trail_server::Services::new(store.clone(), server_config, trail_server::system_clock());
+    let outcome = repair(&services, org).await.map_err(|e| anyhow::anyhow!("{}", crate::export::work_message(e)));
+    store.close();
+    match outcome? {
+        Repair::Refused(r) => bail!(
+            "{org}: not repaired: the stored events, their tree or their checkpoints fail, and a repair rebuilds only what is derived from them:\n{}",
+            r.problems()
+        ),
+        Repair::Done { before, rebuilt, after } => {
+            println!(
+                "{org}: {} findings in derived structures; rebuilt {} rows, removed {} rows outside the log, wrote {} search-index documents, {} search words, {} idempotency key records",
+                before.findings.len() as u64 + before.more,
+                rebuilt.rows,
+                rebuilt.strays,
+                rebuilt.index_docs,
+                rebuilt.words,
+                rebuilt.keys
+            );
+            if !after.ok() {
+                bail!("{org}: still wrong after the rebuild:\n{}", after.problems());
+            }
+            println!("ok: {org}: {}", after.summary());
+            Ok(())
+        }
+    }
+}
+
 /// `trail verify --received COPY --checkpoint NOTE --key KEY`.
 pub(crate) fn verify_received(copy: &str, note: &str, key: &str) -> Result<()> {
     let text = std::fs::read_to_string(copy).with_context(|| format!("cannot read {copy}"))?;

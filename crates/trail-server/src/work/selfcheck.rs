@@ -6,6 +6,7 @@
 use std::sync::Mutex;
 
 use serde_json::{json, Value};
+pub use trail_store::repair::Repair;
 use trail_store::verify::{verify, VerifyOptions, DEFAULT_GRACE_US};
 
 use super::{daily::next_run, selfaudit, Services, WorkError};
@@ -94,6 +95,57 @@ pub async fn run(st: &Services) -> Result<Vec<OrgCheck>, WorkError> {
         *l = Some(last);
     }
     Ok(out)
+}
+
+/// `trail repair --org`: rebuilds what is derived from `org`'s stored bytes when only
+/// that is wrong (`trail_store::repair`), and records `system:repair` in the
+/// organization: what was found, what was rebuilt, and whether it verifies after.
+/// Refused (and recorded as FAILED) when the bytes, the tree or the checkpoints fail.
+pub async fn repair(st: &Services, org: &str) -> Result<Repair, WorkError> {
+    let log = st.config.log.clone().ok_or_else(|| WorkError::Unavailable("checkpoints are not signed here".into()))?;
+    if !st.store.orgs().await?.iter().any(|o| o.slug == org) {
+        return Err(WorkError::field("org", format!("no organization '{org}'")));
+    }
+    let vkey = log.verifier_key(org);
+    let opts = VerifyOptions {
+        vkey: &vkey,
+        archive: st.archive.as_deref(),
+        external: None,
+        now: Some((st.clock)().0),
+        grace_us: DEFAULT_GRACE_US,
+    };
+    let outcome = trail_store::repair::repair(&*st.store, org, opts).await?;
+    let findings = |r: &trail_store::verify::Report| -> Vec<String> {
+        r.findings.iter().take(FINDINGS_RECORDED).map(ToString::to_string).collect()
+    };
+    let (ok, details, error) = match &outcome {
+        Repair::Refused(r) => (
+            false,
+            json!({"refused": true, "findings": findings(r)}),
+            Some(format!(
+                "refused: the stored events, tree or checkpoints fail: {}",
+                r.findings.first().map(ToString::to_string).unwrap_or_default()
+            )),
+        ),
+        Repair::Done { before, rebuilt, after } => (
+            after.ok(),
+            json!({"found": findings(before), "rebuilt": rebuilt, "after": findings(after)}),
+            after.findings.first().map(|f| format!("still wrong after the rebuild: {f}")),
+        ),
+    };
+    let rec = selfaudit::Record {
+        org: org.to_string(),
+        action: "system:repair",
+        ok,
+        actor: json!({"id": "trail-cli", "name": "trail command line", "type": "system"}),
+        resource: Some(json!({"type": "log", "id": org, "name": format!("{org} log")})),
+        details: Some(details),
+        error,
+        ip: None,
+        user_agent: None,
+    };
+    selfaudit::record(st, rec).await;
+    Ok(outcome)
 }
 
 /// Records `system:verify` FAILED once for each organization the store's signer

@@ -35,6 +35,7 @@ mod audit;
 mod index;
 mod listen;
 mod query;
+mod repair;
 mod restore;
 mod retention;
 mod rollup;

@@ -184,6 +184,10 @@ impl Proofs for PgStore {
         self.audit_derived(org).await
     }
 
+    async fn rebuild_derived(&self, org: &str) -> Result<crate::repair::Rebuilt, StoreError> {
+        self.rebuild(org).await
+    }
+
     fn refusals(&self) -> Vec<crate::seal::Refusal> {
         self.seal.refusals()
     }

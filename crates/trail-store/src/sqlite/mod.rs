@@ -33,6 +33,7 @@ mod audit;
 mod checkpointer;
 mod index;
 mod query;
+mod repair;
 mod retention;
 mod rollup;
 mod schema;

@@ -153,6 +153,10 @@ impl Proofs for SqliteStore {
         self.read(move |c| audit::derived_findings(c, &org)).await
     }
 
+    async fn rebuild_derived(&self, org: &str) -> Result<crate::repair::Rebuilt, StoreError> {
+        self.rebuild(org).await
+    }
+
     fn refusals(&self) -> Vec<crate::seal::Refusal> {
         self.seal.refusals()
     }

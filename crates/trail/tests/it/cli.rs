@@ -615,3 +615,44 @@ async fn a_forged_store_is_served_but_not_signed() {
     drop(server);
     assert!(run_err(trail(d).args(["verify", "--org", "acme", "--key", &vkey])).contains("checkpoints were removed"));
 }
+
+/// `trail repair` rebuilds what is derived from the verified bytes, records it, and
+/// refuses when the bytes themselves were changed.
+#[test]
+fn repair_rebuilds_derived_structures_and_refuses_a_changed_log() {
+    let (dir, vkey) = signed_log();
+    let d = dir.path();
+    let conn = rusqlite::Connection::open(d.join("trail.db")).unwrap();
+    conn.execute_batch(
+        "UPDATE day_counts SET n = n + 1000 WHERE category = 'service'; DELETE FROM search_words;
+         UPDATE events SET category = 'other' WHERE seq = 3;
+         CREATE TEMP TABLE x AS SELECT * FROM events WHERE seq = 5;
+         UPDATE x SET seq = -1, pos = (SELECT MAX(pos) FROM events) + 1, id = randomblob(16);
+         DROP INDEX events_idem; INSERT INTO events SELECT * FROM x;",
+    )
+    .unwrap();
+    drop(conn);
+    let err = run_err(trail(d).args(["verify", "--org", "acme", "--key", &vkey]));
+    for want in ["stored 1020, the events say 20", "the search words lack", "category: stored 'other'", "at seq -1"] {
+        assert!(err.contains(want), "{want}: {err}");
+    }
+    let out = run_ok(trail(d).args(["repair", "--org", "acme"]));
+    assert!(out.contains("\nok: acme: "), "{out}");
+    run_ok(trail(d).args(["verify", "--org", "acme", "--key", &vkey]));
+    let q =
+        run_ok(trail(d).args(["query", "--org", "acme", "--format", "jsonl", "category:system", "operation:repair"]));
+    assert!(q.contains("\"system:repair\"") && q.contains("\"rebuilt\""), "{q}");
+    // Filters and search find the events again.
+    let q = run_ok(trail(d).args(["query", "--org", "acme", "--format", "jsonl", "category:service", "r3"]));
+    assert!(q.contains("\"r3\""), "{q}");
+    // A changed event: refused, nothing touched.
+    let conn = rusqlite::Connection::open(d.join("trail.db")).unwrap();
+    conn.execute_batch(
+        "UPDATE leaves SET leaf = CAST(replace(CAST(leaf AS TEXT), 'deploy', 'deplOy') AS BLOB) WHERE seq = 7",
+    )
+    .unwrap();
+    drop(conn);
+    let err = run_err(trail(d).args(["repair", "--org", "acme"]));
+    assert!(err.contains("not repaired") && err.contains("entry 7 (id"), "{err}");
+    assert!(run_err(trail(d).args(["repair", "--org", "nobody"])).contains("no organization 'nobody'"));
+}
