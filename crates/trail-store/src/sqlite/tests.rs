@@ -278,6 +278,9 @@ async fn a_store_of_every_earlier_schema_upgrades_and_verifies() {
                 let leaf = p.leaf(seq);
                 conn.execute(INSERT_LEAF_SQL, rusqlite::params![1, seq as i64, &leaf]).unwrap();
                 conn.execute(INSERT_FTS_SQL, rusqlite::params![pos, p.doc(1)]).unwrap();
+                for w in p.words() {
+                    conn.execute("INSERT OR IGNORE INTO search_words (word) VALUES (?1)", [w]).unwrap();
+                }
                 let nodes = tree.push(trail_core::merkle::leaf_hash(&leaf));
                 if version >= 2 {
                     for (level, idx, hash) in nodes {
@@ -288,6 +291,11 @@ async fn a_store_of_every_earlier_schema_upgrades_and_verifies() {
                         .unwrap();
                     }
                 }
+            }
+            if version >= 9 {
+                // Those binaries kept the per-day counts as they appended.
+                let sql = include_str!("../../migrations/sqlite/0009_day_counts.sql");
+                conn.execute_batch(&sql[sql.find("INSERT INTO day_counts").unwrap()..]).unwrap();
             }
             if version < 12 {
                 // What binaries before the fix kept: the company the actor claimed.

@@ -697,6 +697,11 @@ impl Prepared {
         row
     }
 
+    /// The plain words of the event's free text (for `search_words`).
+    pub fn words(&self) -> &[String] {
+        &self.words
+    }
+
     /// The full FTS document for `INSERT_FTS_SQL`.
     pub fn doc(&self, org_id: i64) -> String {
         format!("{} {}", org_token(org_id), self.doc)
