@@ -602,7 +602,11 @@ await step('open the detail and see the diff; keyboard', async () => {
   assert(diff.some(([p, o, n]) => p === 'image' && o.includes('v1.4.2') && n.includes('v1.5.0')), `image change shown: ${JSON.stringify(diff)}`);
   const text = await page.textContent('.detail');
   assert(text.includes(deployId) && text.includes(env('DEPLOY_REQUEST')), 'event id and request id shown');
-  assert(text.includes('Included in the signed checkpoint') || text.includes('Not yet covered'), 'proof status shown');
+  // The inclusion mark appears only after this browser checked the proof and the
+  // checkpoint's signature itself (WebCrypto SHA-256 and Ed25519).
+  await page.waitForSelector('#proof-mark.ok, #proof-mark.bad');
+  const mark = await page.textContent('#proof-mark');
+  assert(mark.includes('Included in the signed checkpoint') && mark.includes('proof and signature checked by this browser'), `proof checked in the browser: ${mark}`);
   assert(page.url().includes(`event=${deployId}`), 'the selection is in the URL');
   if (SHOTS) await page.screenshot({ path: path.join(SHOTS, 'audit-detail.png') });
   await page.keyboard.press('Escape');
@@ -611,6 +615,23 @@ await step('open the detail and see the diff; keyboard', async () => {
   await page.focus(`tbody tr[data-id="${deployId}"]`);
   await page.keyboard.press('Enter');
   await page.waitForSelector('.detail table.diff');
+  await page.keyboard.press('Escape');
+  await page.waitForSelector('.detail', { state: 'hidden' });
+  // A server that hands out bytes other than the proof's gets no mark.
+  await page.route(`**/api/v1/events/${deployId}`, async (route) => {
+    const resp = await route.fetch();
+    const body = await resp.json();
+    const bytes = Buffer.from(body.proof.leaf, 'base64').toString('utf8').replace('v1.5.0', 'v1.5.1');
+    body.event = JSON.parse(bytes);
+    body.proof.leaf = Buffer.from(bytes, 'utf8').toString('base64');
+    await route.fulfill({ response: resp, json: body });
+  });
+  await page.focus(`tbody tr[data-id="${deployId}"]`);
+  await page.keyboard.press('Enter');
+  await page.waitForSelector('#proof-mark.ok, #proof-mark.bad');
+  const forged = await page.textContent('#proof-mark');
+  assert(forged.includes('Not proven') && forged.includes('root'), `a forged event is not marked included: ${forged}`);
+  await page.unroute(`**/api/v1/events/${deployId}`);
   await page.keyboard.press('Escape');
   await page.fill('#search', '');
   await settled(page);

@@ -1,6 +1,6 @@
-//! The web page at `/audit`: plain HTML, CSS and seven JavaScript modules (the entry
-//! `app.js`, and `detail.js`, `exports.js`, `live.js`, `timeline.js`, `alerts.js`,
-//! `streams.js`),
+//! The web page at `/audit`: plain HTML, CSS and eight JavaScript modules (the entry
+//! `app.js`, and `detail.js`, `proof.js` (the detail's proof checked in the browser),
+//! `exports.js`, `live.js`, `timeline.js`, `alerts.js`, `streams.js`),
 //! compiled into the binary
 //! (nothing is fetched at run time).
 
@@ -16,6 +16,7 @@ use crate::AppState;
 const PAGE: &str = include_str!("../ui/audit.html");
 const SCRIPT: &str = include_str!("../ui/app.js");
 const DETAIL: &str = include_str!("../ui/detail.js");
+const PROOF: &str = include_str!("../ui/proof.js");
 const EXPORTS: &str = include_str!("../ui/exports.js");
 const LIVE: &str = include_str!("../ui/live.js");
 const TIMELINE: &str = include_str!("../ui/timeline.js");
@@ -30,6 +31,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/audit", get(|| async { asset("text/html; charset=utf-8", PAGE) }))
         .route("/ui/app.js", get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }))
         .route("/ui/detail.js", get(|| async { asset("text/javascript; charset=utf-8", DETAIL) }))
+        .route("/ui/proof.js", get(|| async { asset("text/javascript; charset=utf-8", PROOF) }))
         .route("/ui/exports.js", get(|| async { asset("text/javascript; charset=utf-8", EXPORTS) }))
         .route("/ui/live.js", get(|| async { asset("text/javascript; charset=utf-8", LIVE) }))
         .route("/ui/timeline.js", get(|| async { asset("text/javascript; charset=utf-8", TIMELINE) }))

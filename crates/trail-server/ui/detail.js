@@ -1,6 +1,7 @@
 // The detail panel of the audit page: one event with its diff, proof and JSON.
 
 import { FILTER_KEYS, api, badge, fmt, h, localTime, markSelected, pushUrl, renderFilters, setParam, state, utcTitle } from './app.js';
+import { checkProof } from './proof.js';
 
 // ---------- detail ----------
 
@@ -63,9 +64,32 @@ function renderDetail(panel, d) {
   const r = e.resource || {};
   const c = e.context || {};
   const ws = c.workspace || {};
+  // The mark is shown only once this browser has checked the proof itself.
   const proof = d.proof
-    ? h('span', { class: 'proof ok' }, `✓ Included in the signed checkpoint of ${fmt(d.proof.size)} entries (entry ${fmt(d.proof.index)})`)
+    ? h('span', { class: 'proof pending', id: 'proof-mark', 'aria-live': 'polite' }, 'Checking the proof in this browser…')
     : h('span', { class: 'proof pending' }, 'Not yet covered by a checkpoint (signed within about a second)');
+  if (d.proof) {
+    checkProof(e, d.proof).then((r) => {
+      const where = `the signed checkpoint of ${fmt(d.proof.size)} entries (entry ${fmt(d.proof.index)})`;
+      if (!r.ok) {
+        proof.className = 'proof bad';
+        proof.textContent = `✗ Not proven: ${r.why}`;
+      } else if (r.signature === 'checked') {
+        proof.className = 'proof ok';
+        proof.textContent = `✓ Included in ${where}; proof and signature checked by this browser`;
+        proof.title = `verifier key ${r.key}`;
+      } else if (r.signature === 'unchecked') {
+        proof.className = 'proof ok';
+        proof.textContent = `✓ Included in ${where}; the signature was not checked by this browser (${r.why})`;
+      } else {
+        proof.className = 'proof bad';
+        proof.textContent = `✗ The checkpoint is not proven: ${r.why}`;
+      }
+    }, (err) => {
+      proof.className = 'proof bad';
+      proof.textContent = `✗ The proof could not be checked: ${err.message}`;
+    });
+  }
   const requestLink = e.request_id
     ? h('button', { class: 'link mono', title: 'Show every event of this request', onclick: () => { for (const k of FILTER_KEYS) if (k !== 'sort') state.params.delete(k); setParam('request_id', e.request_id); renderFilters(); } }, e.request_id)
     : null;

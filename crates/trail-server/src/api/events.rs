@@ -76,6 +76,13 @@ pub(crate) struct DetailProof {
     proof: Vec<String>,
     /// The signed checkpoint (C2SP signed note) the proof leads to.
     checkpoint: String,
+    /// The event's stored bytes (base64): what the leaf hash is taken of, so that a
+    /// client can check the proof itself (the page does, in the browser).
+    leaf: String,
+    /// The verifier key the checkpoint is signed with (`<origin>+<hash>+<key>`), where
+    /// this server signs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verifier_key: Option<String>,
 }
 
 /// One event with what the page shows beside it.
@@ -289,6 +296,8 @@ pub(super) async fn detail(
                 size: cp.size,
                 proof: super::proofs::b64_all(&hashes),
                 checkpoint: cp.note,
+                leaf: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &leaf),
+                verifier_key: st.config.log.as_ref().map(|l| l.verifier_key(&event.org)),
             })
         }
         _ => None,

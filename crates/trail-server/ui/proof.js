@@ -1,0 +1,95 @@
+// The detail's inclusion mark, checked in the browser itself: the SHA-256 of the
+// event's stored bytes hashed up its proof (RFC 9162) must give the checkpoint's root,
+// and the checkpoint's Ed25519 signature must verify under the verifier key (WebCrypto).
+// Nothing here trusts the server's word that the event is included.
+
+const enc = new TextEncoder();
+
+function unb64(s) {
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+function concat(...parts) {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) { out.set(p, at); at += p.length; }
+  return out;
+}
+
+async function sha256(bytes) {
+  return new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+}
+
+const leafHash = (bytes) => sha256(concat(new Uint8Array([0]), bytes));
+const nodeHash = (l, r) => sha256(concat(new Uint8Array([1]), l, r));
+
+function same(a, b) {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+// RFC 9162, 2.1.3.2: the root an inclusion proof leads to, or null when it cannot.
+export async function rootFromProof(index, size, leaf, proof) {
+  let fn = BigInt(index);
+  let sn = BigInt(size) - 1n;
+  if (fn > sn) return null;
+  let r = leaf;
+  for (const p of proof) {
+    if (sn === 0n) return null;
+    if ((fn & 1n) === 1n || fn === sn) {
+      r = await nodeHash(p, r);
+      if ((fn & 1n) === 0n) {
+        while ((fn & 1n) === 0n && fn !== 0n) { fn >>= 1n; sn >>= 1n; }
+      }
+    } else {
+      r = await nodeHash(r, p);
+    }
+    fn >>= 1n;
+    sn >>= 1n;
+  }
+  return sn === 0n ? r : null;
+}
+
+// `{ok, signature, why}`: ok when the bytes are the shown event and prove into the
+// checkpoint's root; signature is 'checked', 'failed' or 'unchecked' (the browser has
+// no Ed25519), with why for anything that failed.
+export async function checkProof(event, p) {
+  if (!globalThis.crypto || !crypto.subtle) return { ok: false, signature: 'unchecked', why: 'this browser cannot hash here (not a secure context)' };
+  const bytes = unb64(p.leaf);
+  let shown;
+  try { shown = JSON.parse(new TextDecoder().decode(bytes)); } catch { return { ok: false, why: 'the stored bytes are not JSON' }; }
+  if (JSON.stringify(shown) !== JSON.stringify(event)) return { ok: false, why: 'the stored bytes are not the event shown' };
+  const split = p.checkpoint.indexOf('\n\n');
+  if (split < 0) return { ok: false, why: 'the checkpoint is malformed' };
+  const body = p.checkpoint.slice(0, split + 1);
+  const [origin, sizeLine, rootLine] = body.split('\n');
+  if (sizeLine !== String(p.size)) return { ok: false, why: 'the checkpoint is of another size' };
+  const root = await rootFromProof(p.index, p.size, await leafHash(bytes), p.proof.map(unb64));
+  if (!root || !same(root, unb64(rootLine))) return { ok: false, why: 'the proof does not lead to the checkpoint\'s root' };
+  return { ok: true, ...(await checkSignature(origin, body, p.checkpoint.slice(split + 2), p.verifier_key)) };
+}
+
+async function checkSignature(origin, body, sigs, vkey) {
+  if (!vkey) return { signature: 'unchecked', why: 'no verifier key was given' };
+  const [name, hash, key] = vkey.split('+');
+  const raw = unb64(key || '');
+  if (name !== origin || raw.length !== 33 || raw[0] !== 1) return { signature: 'failed', why: 'the verifier key is not this log\'s' };
+  let pub;
+  try {
+    pub = await crypto.subtle.importKey('raw', raw.slice(1), { name: 'Ed25519' }, false, ['verify']);
+  } catch {
+    return { signature: 'unchecked', why: 'this browser has no Ed25519' };
+  }
+  for (const line of sigs.split('\n')) {
+    const m = line.match(/^\u2014 (\S+) (\S+)$/);
+    if (!m || m[1] !== name) continue;
+    const sig = unb64(m[2]);
+    const keyHash = [...sig.slice(0, 4)].map((b) => b.toString(16).padStart(2, '0')).join('');
+    if (keyHash !== hash || sig.length !== 68) continue;
+    if (await crypto.subtle.verify({ name: 'Ed25519' }, pub, sig.slice(4), enc.encode(body))) return { signature: 'checked', key: `${name}+${hash}` };
+    return { signature: 'failed', why: 'the checkpoint\'s signature does not verify' };
+  }
+  return { signature: 'failed', why: 'the checkpoint carries no signature by the verifier key' };
+}
