@@ -4,6 +4,7 @@
 
 pub mod conformance;
 mod pg_cluster;
+pub mod tamper_cases;
 
 pub use pg_cluster::Cluster;
 

@@ -9,3 +9,4 @@ mod postgres;
 mod retention;
 mod streams;
 mod support;
+mod tamper;
