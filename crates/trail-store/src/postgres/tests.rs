@@ -195,3 +195,83 @@ async fn the_rollup_migration_fills_from_stored_events() {
     let store = PgStore::open(&url, None).await.unwrap();
     counts_after_backfill(&store, before).await;
 }
+
+/// A database made at every earlier schema version, holding events as that version's
+/// binary stored them (the company the actor claimed before schema 5, per-day counts
+/// from schema 6 on), opens with this binary, is signed and verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_of_every_earlier_schema_upgrades_and_verifies() {
+    let signer =
+        Arc::new(crate::LogSigner { name: "trail.test".into(), key: ed25519_dalek::SigningKey::from_bytes(&[5; 32]) });
+    for version in 1..schema::MIGRATIONS.len() {
+        let url = crate::testing::Cluster::shared().database();
+        {
+            // A pool on the database, nothing migrated yet.
+            let bare = PgStore::connect(url.parse().unwrap(), None).unwrap();
+            let mut client = bare.client().await.unwrap();
+            let tx = client.transaction().await.unwrap();
+            for sql in &schema::MIGRATIONS[..version] {
+                tx.batch_execute(sql).await.unwrap();
+            }
+            tx.batch_execute(&format!(
+                "CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES ({version});
+                 INSERT INTO orgs (id, slug, name, created_at) VALUES (1, 'acme', 'Acme', 0);
+                 INSERT INTO logs (org_id, size) VALUES (1, 3);"
+            ))
+            .await
+            .unwrap();
+            let mut tree = trail_core::merkle::Frontier::default();
+            for seq in 0..3u64 {
+                let new = trail_core::event::parse_event(serde_json::json!({
+                    "action": "auth:login", "timestamp": format!("2024-03-0{}T10:00:00Z", seq + 1),
+                    "actor": {"email": "ann@acme.com", "company": "globex"}
+                }))
+                .unwrap();
+                let received = trail_core::Timestamp(1_710_000_000_000_000);
+                let ev = trail_core::Event::from_new(new, uuid::Uuid::now_v7(), "acme", seq, received);
+                let leaf = ev.to_leaf();
+                let (lo, hi, name) = schema::month_bounds(ev.timestamp.0);
+                tx.batch_execute(&format!(
+                    "CREATE TABLE IF NOT EXISTS {name} PARTITION OF events FOR VALUES FROM ({lo}) TO ({hi})"
+                ))
+                .await
+                .unwrap();
+                let row = writer::PgRow::new(&ev);
+                writer::insert_events(&tx, 1, &[(&row, seq, leaf.as_slice())]).await.unwrap();
+                for (level, idx, hash) in tree.push(trail_core::merkle::leaf_hash(&leaf)) {
+                    tx.execute(
+                        "INSERT INTO tree_nodes (org_id, level, idx, hash) VALUES (1, $1, $2, $3)",
+                        &[&(level as i32), &(idx as i64), &&hash[..]],
+                    )
+                    .await
+                    .unwrap();
+                }
+            }
+            if version < 5 {
+                tx.batch_execute("UPDATE events SET company = 'globex'").await.unwrap();
+            }
+            if version >= 6 {
+                let sql = include_str!("../../migrations/postgres/0006_day_counts.sql");
+                tx.batch_execute(&sql[sql.find("INSERT INTO day_counts").unwrap()..]).await.unwrap();
+            }
+            tx.commit().await.unwrap();
+        }
+        let store = PgStore::open(&url, Some(signer.clone())).await.unwrap();
+        // The first append signs the established tree.
+        let more = trail_core::event::parse_event(serde_json::json!({"action": "auth:logout"})).unwrap();
+        let batch = AppendBatch {
+            org: "acme".into(),
+            received_at: trail_core::Timestamp(1_710_000_000_000_000),
+            events: vec![(uuid::Uuid::now_v7(), more)],
+        };
+        assert_eq!(store.append(batch).await.unwrap()[0].seq, 3, "schema {version}");
+        let vkey = checkpoint::verifier_key("trail.test/acme", &signer.key.verifying_key());
+        let report =
+            crate::verify::verify(&store, "acme", crate::verify::VerifyOptions { vkey: &vkey, ..Default::default() })
+                .await
+                .unwrap();
+        assert!(report.ok(), "schema {version}: {}", report.problems());
+        assert_eq!((report.entries, report.newest_checkpoint), (4, 4), "schema {version}");
+        store.close();
+    }
+}

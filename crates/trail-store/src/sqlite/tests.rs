@@ -360,3 +360,53 @@ async fn an_event_removed_from_the_search_index_is_found() {
     assert!(report.leaves_ok(), "only a derived structure differs");
     store.close();
 }
+
+/// Two retention runs at once on one store (the nightly job and `trail retention run`,
+/// two processes' stores on one file): one runs, the other is refused; every expired
+/// event is archived once, and the log verifies with its archive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_retention_runs_at_once_archive_everything_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trail.db");
+    let config = SqliteConfig { signer: Some(signer()), ..Default::default() };
+    let a = SqliteStore::open(&path, config.clone()).unwrap();
+    let b = SqliteStore::open(&path, config).unwrap();
+    crate::testing::conformance::seed_org(&a, "acme").await;
+    let now = crate::testing::conformance::NOW;
+    let evs = (0..3000)
+        .map(|i| {
+            let ts = Timestamp(now.0 - (i % 30) * 86_400_000_000 - i).to_rfc3339_micros();
+            let v = serde_json::json!({"action": "service:deploy", "timestamp": ts, "request_id": format!("r{i}")});
+            (Uuid::now_v7(), trail_core::event::parse_event(v).unwrap())
+        })
+        .collect();
+    a.append(AppendBatch { org: "acme".into(), received_at: now, events: evs }).await.unwrap();
+    checkpoint_of(&a, "acme", 3000).await;
+    let arch = crate::archive::Archive::new(dir.path().join("archive"));
+    let rules = crate::archive::Retention { default_days: 5, categories: Default::default(), key_days: None };
+    // While one run holds the lock, the other is refused.
+    let held = a.exclusive("trail-retention").await.unwrap().unwrap();
+    let refused = crate::archive::run(&b, &arch, &rules, now).await;
+    assert!(matches!(refused, Err(StoreError::Unavailable(ref m)) if m.contains("running retention")), "{refused:?}");
+    drop(held);
+    // Both at once: each either runs or is refused; together they archive each once.
+    let (ra, rb) =
+        tokio::join!(crate::archive::run(&a, &arch, &rules, now), crate::archive::run(&b, &arch, &rules, now));
+    let archived: u64 = [ra, rb]
+        .into_iter()
+        .filter_map(|r| match r {
+            Ok(reports) => Some(reports.iter().map(|r| r.archived).sum::<u64>()),
+            Err(StoreError::Unavailable(_)) => None,
+            Err(e) => panic!("{e}"),
+        })
+        .sum();
+    // Ages 5 to 29 days (less a few µs) have expired: 25 of every 30.
+    assert_eq!(archived, 2500);
+    let vkey = trail_core::checkpoint::verifier_key("trail.test/acme", &signer().key.verifying_key());
+    let opts = crate::verify::VerifyOptions { vkey: &vkey, archive: Some(&arch), ..Default::default() };
+    let report = crate::verify::verify(&a, "acme", opts).await.unwrap();
+    assert!(report.ok(), "{}", report.problems());
+    assert_eq!(report.entries, 3000);
+    a.close();
+    b.close();
+}
