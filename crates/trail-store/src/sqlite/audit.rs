@@ -167,7 +167,9 @@ pub(super) fn stray_rows(c: &Connection, org: &str, end: u64) -> Result<Vec<Stri
             "more than one stored event",
         ),
         (
-            "SELECT MIN(seq), id FROM events WHERE org_id = ?1 AND ?2 >= 0 GROUP BY id HAVING COUNT(*) > 1 LIMIT 20",
+            // Over every organization: the unique index on `id` answers it alone.
+            "SELECT (SELECT MIN(e.seq) FROM events e WHERE e.id = d.id), d.id FROM (SELECT id FROM events \
+             WHERE ?1 IS NOT NULL AND ?2 >= 0 GROUP BY id HAVING COUNT(*) > 1 LIMIT 20) d",
             "more than one indexed row with one id",
         ),
     ];
@@ -250,7 +252,7 @@ pub(super) fn derived_findings(c: &Connection, org: &str) -> Result<Vec<String>,
     c.execute_batch("CREATE VIRTUAL TABLE IF NOT EXISTS temp.trail_vocab USING fts5vocab(main, events_fts, row)")?;
     let mut missing = c.prepare(
         "SELECT v.term FROM temp.trail_vocab v LEFT JOIN search_words w ON w.word = v.term \
-         WHERE w.word IS NULL AND length(v.term) BETWEEN 2 AND 32",
+         WHERE length(v.term) BETWEEN 2 AND 32 AND v.term NOT GLOB '*[^a-z]*' AND w.word IS NULL",
     )?;
     let mut holder = c.prepare_cached(
         "SELECT l.leaf FROM events_fts f JOIN events e ON e.pos = f.rowid \
