@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, path::Path, sync::Arc};
 use trail_store::{
     sqlite::{SqliteConfig, SqliteStore},
     testing::tamper_cases::{signed_log, CASES},
-    LogSigner, Store,
+    LogSigner,
 };
 
 use crate::support::trail;
