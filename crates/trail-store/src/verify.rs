@@ -19,7 +19,7 @@
 //! Each finding names the entry (seq, id) and what differs. The per-entry work (hash,
 //! parse, comparison) runs on every core; the tree is folded in order.
 
-use std::{borrow::Cow, collections::BTreeMap};
+use std::collections::BTreeMap;
 
 use trail_core::{
     checkpoint,
@@ -36,98 +36,7 @@ const CHUNK: u64 = 8192;
 const MAX_FINDINGS: usize = 1000;
 
 pub use crate::indexed::IndexedCopy;
-pub(crate) use crate::indexed::{ip_bytes, outcome_code};
-
-/// The fields of a stored event that its indexed copy holds, borrowed from its bytes
-/// (free JSON and the rest are skipped, not built): the fast path of the check. The
-/// same serde types as `Event` read the same fields, so both agree on what they mean.
-#[derive(serde::Deserialize)]
-struct LeafView<'a> {
-    id: Uuid,
-    #[serde(borrow)]
-    org: Cow<'a, str>,
-    seq: u64,
-    timestamp: trail_core::Timestamp,
-    received_at: trail_core::Timestamp,
-    #[serde(borrow)]
-    action: Cow<'a, str>,
-    result: trail_core::Outcome,
-    #[serde(default)]
-    status_code: Option<u16>,
-    #[serde(borrow, default)]
-    actor: Option<ActorView<'a>>,
-    #[serde(borrow, default)]
-    resource: Option<ActorView<'a>>,
-    #[serde(borrow, default)]
-    context: Option<ContextView<'a>>,
-    #[serde(borrow, default)]
-    source_ip: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    request_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    idempotency_key: Option<Cow<'a, str>>,
-}
-
-/// An actor's or a resource's indexed fields (`type` is the resource's kind).
-#[derive(serde::Deserialize, Default)]
-struct ActorView<'a> {
-    #[serde(borrow, default)]
-    id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    email: Option<Cow<'a, str>>,
-    #[serde(rename = "type", borrow, default)]
-    kind: Option<Cow<'a, str>>,
-}
-
-#[derive(serde::Deserialize, Default)]
-struct ContextView<'a> {
-    #[serde(borrow, default)]
-    workspace: Option<ActorView<'a>>,
-    #[serde(borrow, default)]
-    project: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    cluster: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    namespace: Option<Cow<'a, str>>,
-}
-
-impl LeafView<'_> {
-    /// Whether `row` holds exactly this event's indexed copy.
-    fn matches(&self, row: &IndexedCopy) -> bool {
-        fn same(a: &Option<Cow<'_, str>>, b: &Option<String>) -> bool {
-            a.as_deref() == b.as_deref()
-        }
-        let (category, operation) = trail_core::event::split_action(&self.action);
-        let actor = self.actor.as_ref();
-        let res = self.resource.as_ref();
-        let ctx = self.context.as_ref();
-        let ws = ctx.and_then(|c| c.workspace.as_ref());
-        self.id == row.id
-            && self.timestamp.0 == row.ts
-            && self.received_at.0 == row.received
-            && category == row.category
-            && operation == row.operation
-            && outcome_code(self.result) == row.result
-            && self.status_code.map(i64::from) == row.status_code
-            && same(actor.map_or(&None, |a| &a.id), &row.actor_id)
-            && same(actor.map_or(&None, |a| &a.name), &row.actor_name)
-            && same(actor.map_or(&None, |a| &a.email), &row.actor_email)
-            && row.company.as_deref() == Some(&*self.org)
-            && same(&self.request_id, &row.request_id)
-            && same(res.map_or(&None, |r| &r.kind), &row.resource_type)
-            && same(res.map_or(&None, |r| &r.id), &row.resource_id)
-            && same(res.map_or(&None, |r| &r.name), &row.resource_name)
-            && same(ws.map_or(&None, |w| &w.id), &row.workspace_id)
-            && same(ws.map_or(&None, |w| &w.name), &row.workspace_name)
-            && same(ctx.map_or(&None, |c| &c.project), &row.project)
-            && same(ctx.map_or(&None, |c| &c.cluster), &row.cluster)
-            && same(ctx.map_or(&None, |c| &c.namespace), &row.namespace)
-            && self.source_ip.as_deref().and_then(|s| s.parse().ok()).map(ip_bytes) == row.ip
-            && same(&self.idempotency_key, &row.idem)
-    }
-}
+pub(crate) use crate::indexed::{ip_bytes, outcome_code, LeafView};
 
 /// What a backend keeps of one entry (one seq): its stored bytes and its indexed copy,
 /// either of which may be missing.

@@ -40,6 +40,7 @@ mod restore;
 mod retention;
 mod rollup;
 mod schema;
+mod seal;
 mod streams;
 #[cfg(test)]
 mod tests;

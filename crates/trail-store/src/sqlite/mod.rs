@@ -37,6 +37,7 @@ mod repair;
 mod retention;
 mod rollup;
 mod schema;
+mod seal;
 mod streams;
 #[cfg(test)]
 mod tests;
