@@ -164,23 +164,10 @@ async fn a_forged_sqlite_store_is_not_signed() {
     };
     let edit = || async {
         let conn = rusqlite::Connection::open(&path).unwrap();
-        let leaves: Vec<Vec<u8>> = conn
-            .prepare("SELECT leaf FROM leaves ORDER BY seq")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        let (leaf, nodes) = forge(leaves);
-        conn.execute("UPDATE leaves SET leaf = ?1 WHERE seq = 8", [&leaf]).unwrap();
-        conn.execute("DELETE FROM tree_nodes", []).unwrap();
-        for (level, idx, hash) in nodes {
-            conn.execute(
-                "INSERT INTO tree_nodes (org_id, level, idx, hash) SELECT id, ?1, ?2, ?3 FROM orgs WHERE slug = 'acme'",
-                rusqlite::params![level, idx as i64, &hash[..]],
-            )
-            .unwrap();
-        }
+        let leaf: Vec<u8> = conn.query_row("SELECT leaf FROM leaves WHERE seq = 8", [], |r| r.get(0)).unwrap();
+        let leaf = String::from_utf8(leaf).unwrap().replace("deploy", "deplOy");
+        conn.execute("UPDATE leaves SET leaf = ?1 WHERE seq = 8", [leaf.as_bytes()]).unwrap();
+        crate::testing::tamper_cases::rehash_sqlite_tree(&conn, "acme");
         conn.execute("DELETE FROM checkpoints WHERE size > 7", []).unwrap();
     };
     forged_store_is_not_signed("sqlite", open, edit).await;

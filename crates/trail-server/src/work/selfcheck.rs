@@ -38,6 +38,18 @@ pub struct OrgCheck {
     pub problems: String,
 }
 
+/// What the self-check and repair verify against: the installation's key, the
+/// archive, and now with the default grace period.
+fn options<'a>(st: &'a Services, vkey: &'a str) -> VerifyOptions<'a> {
+    VerifyOptions {
+        vkey,
+        archive: st.archive.as_deref(),
+        external: None,
+        now: Some((st.clock)().0),
+        grace_us: DEFAULT_GRACE_US,
+    }
+}
+
 /// Verifies every organization's log now, records `system:verify` in each and keeps
 /// the outcome for `/healthz`.
 pub async fn run(st: &Services) -> Result<Vec<OrgCheck>, WorkError> {
@@ -46,13 +58,7 @@ pub async fn run(st: &Services) -> Result<Vec<OrgCheck>, WorkError> {
     let mut out = Vec::new();
     for org in st.store.orgs().await? {
         let vkey = log.verifier_key(&org.slug);
-        let opts = VerifyOptions {
-            vkey: &vkey,
-            archive: st.archive.as_deref(),
-            external: None,
-            now: Some((st.clock)().0),
-            grace_us: DEFAULT_GRACE_US,
-        };
+        let opts = options(st, &vkey);
         let report = verify(&*st.store, &org.slug, opts).await?;
         let findings: Vec<String> = report.findings.iter().take(FINDINGS_RECORDED).map(ToString::to_string).collect();
         let details = json!({
@@ -107,13 +113,7 @@ pub async fn repair(st: &Services, org: &str) -> Result<Repair, WorkError> {
         return Err(WorkError::field("org", format!("no organization '{org}'")));
     }
     let vkey = log.verifier_key(org);
-    let opts = VerifyOptions {
-        vkey: &vkey,
-        archive: st.archive.as_deref(),
-        external: None,
-        now: Some((st.clock)().0),
-        grace_us: DEFAULT_GRACE_US,
-    };
+    let opts = options(st, &vkey);
     let outcome = trail_store::repair::repair(&*st.store, org, opts).await?;
     let findings = |r: &trail_store::verify::Report| -> Vec<String> {
         r.findings.iter().take(FINDINGS_RECORDED).map(ToString::to_string).collect()

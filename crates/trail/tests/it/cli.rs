@@ -1,7 +1,7 @@
 //! The `trail` binary as a user runs it: real processes, a real store on disk, real
 //! HTTP; including a crash test that kills the server with SIGKILL mid-ingest.
 
-use crate::support::{run_ok, spawn_served, trail, Served};
+use crate::support::{run_ok, snapshot, spawn_served, trail, Served};
 
 use std::{
     io::{BufRead, BufReader},
@@ -503,16 +503,6 @@ fn alert_rules_from_the_command_line() {
     assert!(run_ok(trail(d).args(["alerts", "deliveries", "--org", "acme"])).trim().is_empty());
 }
 
-/// Every file of a data directory and its bytes.
-fn snapshot(d: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
-    std::fs::read_dir(d)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
-        .map(|p| (p.file_name().unwrap().to_string_lossy().to_string(), std::fs::read(&p).unwrap()))
-        .collect()
-}
-
 /// `trail verify` reads only: without a key it fails and creates none; on a tampered
 /// store it fails and leaves every file byte-identical, creating none.
 #[test]
@@ -556,56 +546,26 @@ async fn a_forged_store_is_served_but_not_signed() {
         [],
     )
     .unwrap();
-    let leaves: Vec<Vec<u8>> = conn
-        .prepare("SELECT leaf FROM leaves ORDER BY seq")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let mut tree = trail_core::merkle::Frontier::default();
-    conn.execute("DELETE FROM tree_nodes", []).unwrap();
-    for leaf in &leaves {
-        for (level, idx, hash) in tree.push(trail_core::merkle::leaf_hash(leaf)) {
-            conn.execute(
-                "INSERT INTO tree_nodes (org_id, level, idx, hash) SELECT id, ?1, ?2, ?3 FROM orgs WHERE slug = 'acme'",
-                rusqlite::params![level, idx as i64, &hash[..]],
-            )
-            .unwrap();
-        }
-    }
+    trail_store::testing::tamper_cases::rehash_sqlite_tree(&conn, "acme");
     conn.execute("DELETE FROM checkpoints", []).unwrap();
     drop(conn);
     let server = spawn_served(trail(d).args(["serve", "--listen", "127.0.0.1:0"]));
     let http = reqwest::Client::new();
-    let health: serde_json::Value =
-        http.get(format!("{}/healthz", server.base)).send().await.unwrap().json().await.unwrap();
+    let get = |path: &str| {
+        let req = http.get(format!("{}{path}", server.base)).bearer_auth(&admin);
+        async move { req.send().await.unwrap().json::<serde_json::Value>().await.unwrap() }
+    };
+    let health = get("/healthz").await;
     assert_eq!(health["status"], "degraded", "{health}");
     let reason = health["not_signed"][0]["reason"].as_str().unwrap_or_default().to_string();
     assert!(reason.contains("checkpoints were removed"), "{health}");
-    let me: serde_json::Value = http
-        .get(format!("{}/api/v1/auth/me", server.base))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = get("/api/v1/auth/me").await;
     assert_eq!(me["integrity"][0]["org"], "acme", "{me}");
     // The refusal is recorded as a FAILED system:verify event (waited for: the watch
     // records it after the start).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let list: serde_json::Value = http
-            .get(format!("{}/api/v1/events?category=system&operation=verify&result=FAILED", server.base))
-            .bearer_auth(&admin)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list = get("/api/v1/events?category=system&operation=verify&result=FAILED").await;
         if list["events"].as_array().is_some_and(|e| !e.is_empty()) {
             break;
         }

@@ -45,3 +45,13 @@ pub fn spawn_served(cmd: &mut Command) -> Served {
     std::thread::spawn(move || for _ in lines.by_ref() {});
     Served { child, base }
 }
+
+/// Every file of a directory and its bytes (to show a command wrote nothing).
+pub fn snapshot(d: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .map(|p| (p.file_name().unwrap().to_string_lossy().to_string(), std::fs::read(&p).unwrap()))
+        .collect()
+}

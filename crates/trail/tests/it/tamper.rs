@@ -2,7 +2,7 @@
 //! would: it exits non-zero naming the finding, and leaves every file of the data
 //! directory byte-identical, creating none.
 
-use std::{collections::BTreeMap, path::Path, sync::Arc};
+use std::sync::Arc;
 
 use trail_store::{
     sqlite::{SqliteConfig, SqliteStore},
@@ -10,17 +10,7 @@ use trail_store::{
     LogSigner,
 };
 
-use crate::support::trail;
-
-/// Every file of a directory and its bytes.
-fn snapshot(d: &Path) -> BTreeMap<String, Vec<u8>> {
-    std::fs::read_dir(d)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
-        .map(|p| (p.file_name().unwrap().to_string_lossy().to_string(), std::fs::read(&p).unwrap()))
-        .collect()
-}
+use crate::support::{snapshot, trail};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_tamper_case_fails_verify_and_changes_nothing() {
