@@ -440,8 +440,11 @@ pub async fn verify(store: &dyn Store, org: &str, opts: VerifyOptions<'_>) -> Re
         let mut stored = entries.drain(..).peekable();
         for seq in from..to {
             let here = stored.next_if(|e| e.seq == seq);
-            // A second row claiming the same seq is reported by `stray_rows`.
-            while stored.next_if(|e| e.seq == seq).is_some() {}
+            // A second row claiming the same seq (its unique index dropped).
+            while let Some(dup) = stored.next_if(|e| e.seq == seq) {
+                let id = dup.row.as_ref().map(|r| r.id);
+                report.find_derived(Some(seq), id, "a second stored row claims its seq");
+            }
             let arch = archived.remove(&seq);
             archived_here.push(arch.is_some() && here.as_ref().is_none_or(|e| e.leaf.is_none()));
             match (here, arch) {

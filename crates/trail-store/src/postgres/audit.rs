@@ -136,7 +136,7 @@ impl PgStore {
         let c = self.client().await?;
         let id = org_id(&c, org).await?;
         let end = end.min(i64::MAX as u64) as i64;
-        let checks: [(&str, &str, bool); 6] = [
+        let checks: [(&str, &str, bool); 5] = [
             ("SELECT seq, id FROM events WHERE org_id = $1 AND (seq < 0 OR seq >= $2) LIMIT 20", "an indexed row", true),
             (
                 "SELECT seq, id FROM idempotency WHERE org_id = $1 AND (seq < 0 OR seq >= $2) LIMIT 20",
@@ -147,11 +147,6 @@ impl PgStore {
                 "SELECT idx, NULL::uuid FROM tree_nodes WHERE org_id = $1 AND (idx < 0 OR level < 0 OR level > 63) AND $2::INT8 >= 0 LIMIT 20",
                 "a tree node",
                 true,
-            ),
-            (
-                "SELECT seq, NULL::uuid FROM events WHERE org_id = $1 AND $2::INT8 >= 0 GROUP BY seq HAVING COUNT(*) > 1 LIMIT 20",
-                "more than one stored event",
-                false,
             ),
             (
                 "SELECT MIN(seq), id FROM events WHERE org_id = $1 AND $2::INT8 >= 0 GROUP BY id HAVING COUNT(*) > 1 LIMIT 20",

@@ -2,7 +2,7 @@
 //! indexed row (`events`), and the stored tree nodes. The FTS5 index is contentless, so
 //! its entries cannot be read back per event and are not compared here.
 
-use rusqlite::{params, Connection};
+use rusqlite::{params, Connection, OptionalExtension};
 use trail_core::merkle::Hash;
 use trail_core::Event;
 
@@ -145,46 +145,54 @@ pub(super) fn log_end(c: &Connection, org: &str) -> Result<u64, StoreError> {
     Ok(max.map_or(0, |m| m as u64 + 1))
 }
 
-/// Rows of `org` outside its log of `end` entries, or sharing a seq or an id with
-/// another row (a row can claim any seq: the unique indexes can be dropped).
+/// Rows of `org` outside its log of `end` entries, or sharing an id with another row
+/// (a second row of one seq is found by the verifier as it reads the entries). Each
+/// check is an index range, not a scan.
 pub(super) fn stray_rows(c: &Connection, org: &str, end: u64) -> Result<Vec<String>, StoreError> {
     let org_id = known_org(c, org)?;
     let end = bound(end);
     let mut out = Vec::new();
-    let checks: [(&str, &str); 6] = [
-        ("SELECT seq, id FROM events WHERE org_id = ?1 AND (seq < 0 OR seq >= ?2) LIMIT 20", "an indexed row"),
-        ("SELECT seq, NULL FROM leaves WHERE org_id = ?1 AND (seq < 0 OR seq >= ?2) LIMIT 20", "a stored event"),
-        (
-            "SELECT idx, NULL FROM tree_nodes WHERE org_id = ?1 AND (idx < 0 OR level < 0 OR level > 63) AND ?2 >= 0 LIMIT 20",
-            "a tree node",
-        ),
-        (
-            "SELECT seq, NULL FROM events WHERE org_id = ?1 AND ?2 >= 0 GROUP BY seq HAVING COUNT(*) > 1 LIMIT 20",
-            "more than one indexed row",
-        ),
-        (
-            "SELECT seq, NULL FROM leaves WHERE org_id = ?1 AND ?2 >= 0 GROUP BY seq HAVING COUNT(*) > 1 LIMIT 20",
-            "more than one stored event",
-        ),
-        (
-            // Over every organization: the unique index on `id` answers it alone.
-            "SELECT (SELECT MIN(e.seq) FROM events e WHERE e.id = d.id), d.id FROM (SELECT id FROM events \
-             WHERE ?1 IS NOT NULL AND ?2 >= 0 GROUP BY id HAVING COUNT(*) > 1 LIMIT 20) d",
-            "more than one indexed row with one id",
-        ),
+    let outside: [(&str, &str); 4] = [
+        ("SELECT seq, id FROM events WHERE org_id = ?1 AND seq < 0 AND ?2 >= 0 LIMIT 20", "an indexed row"),
+        ("SELECT seq, id FROM events WHERE org_id = ?1 AND seq >= ?2 LIMIT 20", "an indexed row"),
+        ("SELECT seq, NULL FROM leaves WHERE org_id = ?1 AND seq < 0 AND ?2 >= 0 LIMIT 20", "a stored event"),
+        ("SELECT seq, NULL FROM leaves WHERE org_id = ?1 AND seq >= ?2 LIMIT 20", "a stored event"),
     ];
-    for (i, (sql, what)) in checks.iter().enumerate() {
+    for (sql, what) in outside {
         let mut stmt = c.prepare_cached(sql)?;
         let mut q = stmt.query(params![org_id, end])?;
         while let Some(r) = q.next()? {
             let seq: i64 = r.get(0)?;
             let id = r.get::<_, Option<Vec<u8>>>(1)?.and_then(|b| uuid::Uuid::from_slice(&b).ok());
             let id = id.map(|id| format!(" (id {id})")).unwrap_or_default();
-            out.push(match i {
-                0..=2 => format!("{what} at seq {seq}{id} lies outside the log's entries 0 to {}", end - 1),
-                _ => format!("{what} at seq {seq}{id}: a seq or id is claimed twice"),
-            });
+            out.push(format!("{what} at seq {seq}{id} lies outside the log's entries 0 to {}", end - 1));
         }
+    }
+    // Tree nodes: a level outside 0..=63, or an index below 0 on any level.
+    let mut odd =
+        c.prepare_cached("SELECT level, idx FROM tree_nodes WHERE org_id = ?1 AND (level < 0 OR level > 63) LIMIT 20")?;
+    let mut nodes: Vec<(i64, i64)> =
+        odd.query_map([org_id], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+    let mut below =
+        c.prepare_cached("SELECT idx FROM tree_nodes WHERE org_id = ?1 AND level = ?2 AND idx < 0 LIMIT 1")?;
+    for level in 0..64i64 {
+        if let Some(idx) = below.query_row(params![org_id, level], |r| r.get::<_, i64>(0)).optional()? {
+            nodes.push((level, idx));
+        }
+    }
+    for (level, idx) in nodes {
+        out.push(format!("a tree node at level {level} index {idx} lies outside the log's tree"));
+    }
+    // Over every organization: the unique index on `id` answers it alone.
+    let mut ids = c.prepare_cached(
+        "SELECT (SELECT MIN(e.seq) FROM events e WHERE e.id = d.id), d.id FROM (SELECT id FROM events \
+         GROUP BY id HAVING COUNT(*) > 1 LIMIT 20) d",
+    )?;
+    let mut q = ids.query([])?;
+    while let Some(r) = q.next()? {
+        let (seq, id): (i64, Vec<u8>) = (r.get(0)?, r.get(1)?);
+        let id = uuid::Uuid::from_slice(&id).unwrap_or_default();
+        out.push(format!("more than one indexed row has the id {id} (one at seq {seq}): an id is claimed twice"));
     }
     Ok(out)
 }
@@ -250,21 +258,38 @@ pub(super) fn derived_findings(c: &Connection, org: &str) -> Result<Vec<String>,
     // the index also folds diacritics ("José" is "jose" there), which are no words of
     // `search_words`; up to 50 candidates are looked at.
     c.execute_batch("CREATE VIRTUAL TABLE IF NOT EXISTS temp.trail_vocab USING fts5vocab(main, events_fts, row)")?;
-    let mut missing = c.prepare(
+    // Read by two-letter prefix ranges of the vocabulary (an index seek each), leaving
+    // out the ranges a field token can start with (a field letter and a hex digit), so
+    // that the millions of field tokens are not scanned.
+    let mut missing = c.prepare_cached(
         "SELECT v.term FROM temp.trail_vocab v LEFT JOIN search_words w ON w.word = v.term \
-         WHERE length(v.term) BETWEEN 2 AND 32 AND v.term NOT GLOB '*[^a-z]*' AND w.word IS NULL",
+         WHERE v.term >= ?1 AND v.term < ?2 AND v.term NOT GLOB '*[^a-z]*' AND w.word IS NULL",
     )?;
+    let mut candidates = Vec::new();
+    for a in b'a'..=b'z' {
+        for b in b'a'..=b'z' {
+            if (b'g'..=b'y').contains(&a) && (b'a'..=b'f').contains(&b) {
+                continue;
+            }
+            let (from, to) = (format!("{}{}", a as char, b as char), format!("{}{}", a as char, (b + 1) as char));
+            let mut q = missing.query([&from, &to])?;
+            while let Some(r) = q.next()? {
+                let term: String = r.get(0)?;
+                if (2..=32).contains(&term.len()) {
+                    candidates.push(term);
+                }
+            }
+            if candidates.len() >= 50 {
+                break;
+            }
+        }
+    }
     let mut holder = c.prepare_cached(
         "SELECT l.leaf FROM events_fts f JOIN events e ON e.pos = f.rowid \
          JOIN leaves l ON l.org_id = e.org_id AND l.seq = e.seq WHERE events_fts MATCH ?1 LIMIT 3",
     )?;
-    let mut q = missing.query([])?;
     let (mut unknown, mut looked) = (Vec::new(), 0);
-    while let Some(r) = q.next()? {
-        let term: String = r.get(0)?;
-        if !term.bytes().all(|b| b.is_ascii_lowercase()) || is_field_token(&term) {
-            continue;
-        }
+    for term in candidates {
         looked += 1;
         let mut leaves = holder.query([format!("{} AND \"{term}\"", super::index::org_token(org_id))])?;
         while let Some(l) = leaves.next()? {
@@ -306,10 +331,4 @@ pub(super) fn derived_findings(c: &Connection, org: &str) -> Result<Vec<String>,
 
 fn row_pos(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, i64)> {
     Ok((r.get(0)?, r.get(1)?))
-}
-
-/// Whether an index term is a field token (a field letter and 16 hex digits) rather
-/// than a word.
-fn is_field_token(term: &str) -> bool {
-    term.len() == 17 && term.bytes().skip(1).all(|b| b.is_ascii_hexdigit())
 }
