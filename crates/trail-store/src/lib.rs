@@ -275,6 +275,20 @@ pub trait Proofs: Send + Sync + 'static {
     /// order (for `verify`).
     async fn tree_nodes(&self, org: &str, level: u32, from: u64, to: u64) -> Result<Vec<(u64, Hash)>, StoreError>;
 
+    /// `tree_nodes` for several `(level, from, to)` ranges at once, in their order (a
+    /// backend may read them in one go).
+    async fn tree_nodes_many(
+        &self,
+        org: &str,
+        ranges: Vec<(u32, u64, u64)>,
+    ) -> Result<Vec<Vec<(u64, Hash)>>, StoreError> {
+        let mut out = Vec::with_capacity(ranges.len());
+        for (level, from, to) in ranges {
+            out.push(self.tree_nodes(org, level, from, to).await?);
+        }
+        Ok(out)
+    }
+
     /// One past the largest seq of `org` that has stored bytes, an indexed row or a
     /// leaf hash (0 for an empty log).
     async fn log_end(&self, org: &str) -> Result<u64, StoreError>;

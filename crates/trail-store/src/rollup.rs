@@ -113,19 +113,6 @@ impl Tally {
             }
         }
     }
-
-    /// Counts an indexed row (what the rollups count it by).
-    pub fn add_row(&mut self, row: &crate::verify::IndexedCopy) {
-        let facts = Facts {
-            ts: row.ts,
-            category: &row.category,
-            operation: &row.operation,
-            result: row.result,
-            email: row.actor_email.as_deref(),
-            name: row.actor_name.as_deref(),
-        };
-        self.add(0, facts, 1);
-    }
 }
 
 /// A time range cut into whole days (answered by the rollups) and the partial days
@@ -385,6 +372,41 @@ mod tests {
         assert_eq!(plan.split.as_ref().unwrap().days.unwrap().0, 94);
         let q = Filter { q: vec!["deploy".into()], ..f };
         assert!(plan_timeline(&q, now).split.is_none());
+    }
+}
+
+/// Rows counted as the rollups count them, with keys borrowed from the rows (for
+/// `verify`, one chunk at a time), then made a `Tally`.
+#[derive(Default)]
+pub struct Counter<'a> {
+    days: foldhash::HashMap<(i64, &'a str, i64, bool), i64>,
+    actors: foldhash::HashMap<(i64, &'a str, &'a str), (i64, Option<&'a str>)>,
+}
+
+impl<'a> Counter<'a> {
+    pub fn add(&mut self, row: &'a crate::verify::IndexedCopy) {
+        let day = day_of(row.ts);
+        let view = is_view(&row.category, &row.operation);
+        *self.days.entry((day, &row.category, row.result, view)).or_default() += 1;
+        if let Some(email) = &row.actor_email {
+            let e = self.actors.entry((day, &row.category, email)).or_default();
+            e.0 += 1;
+            if row.actor_name.is_some() {
+                e.1 = row.actor_name.as_deref();
+            }
+        }
+    }
+
+    pub fn into_tally(self) -> Tally {
+        let mut t = Tally::default();
+        for ((day, category, result, view), n) in self.days {
+            t.days.insert(DayKey { org: 0, day, category: category.to_string(), result, view }, n);
+        }
+        for ((day, category, email), (n, name)) in self.actors {
+            let key = ActorKey { org: 0, day, category: category.to_string(), email: email.to_string() };
+            t.actors.insert(key, (n, name.map(String::from)));
+        }
+        t
     }
 }
 

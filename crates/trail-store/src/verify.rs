@@ -315,22 +315,19 @@ fn check_in_full(org: &str, e: &StoredEntry) -> Checked {
 /// the per-day counts must (`Tally`).
 fn check_all(org: &str, entries: Vec<StoredEntry>) -> (Vec<Checked>, Tally) {
     let part = |part: &[StoredEntry]| {
-        let mut tally = Tally::default();
-        let checked = part
-            .iter()
-            .map(|e| {
-                let checked = check_entry(org, e);
-                // An online event counts as its bytes say (a changed row is its own
-                // finding, not the counts').
-                if let Some(row) = &e.row {
-                    match (&checked.expected, checked.problems.is_empty()) {
-                        (Some(want), false) => tally.add_row(want),
-                        _ => tally.add_row(row),
-                    }
+        let checked = part.iter().map(|e| check_entry(org, e)).collect::<Vec<_>>();
+        // An online event counts as its bytes say (a changed row is its own finding,
+        // not the counts'); counted with borrowed keys, owned once per chunk.
+        let mut counts = crate::rollup::Counter::default();
+        for (e, c) in part.iter().zip(&checked) {
+            if let Some(row) = &e.row {
+                match (&c.expected, c.problems.is_empty()) {
+                    (Some(want), false) => counts.add(want),
+                    _ => counts.add(row),
                 }
-                checked
-            })
-            .collect::<Vec<_>>();
+            }
+        }
+        let tally = counts.into_tally();
         (checked, tally)
     };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8);
@@ -474,14 +471,15 @@ pub async fn verify(store: &dyn Store, org: &str, opts: VerifyOptions<'_>) -> Re
         let org_owned = org.to_string();
         let checking = tokio::task::spawn_blocking(move || check_all(&org_owned, filled));
         let reading_nodes = async {
-            let mut got = Vec::new();
-            for l in levels.iter() {
-                let want_to = to >> l.level;
-                if want_to > l.read_to {
-                    got.push((l.level, want_to, store.tree_nodes(org, l.level, l.read_to, want_to).await?));
-                }
-            }
-            Ok::<_, StoreError>(got)
+            let ranges: Vec<(u32, u64, u64)> = levels
+                .iter()
+                .filter(|l| (to >> l.level) > l.read_to)
+                .map(|l| (l.level, l.read_to, to >> l.level))
+                .collect();
+            let got = store.tree_nodes_many(org, ranges.clone()).await?;
+            Ok::<_, StoreError>(
+                ranges.into_iter().zip(got).map(|((level, _, want_to), g)| (level, want_to, g)).collect::<Vec<_>>(),
+            )
         };
         let reading_next = async {
             match from < end {

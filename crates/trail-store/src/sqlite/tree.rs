@@ -133,6 +133,18 @@ impl Proofs for SqliteStore {
         self.read(move |c| audit::tree_nodes(c, &org, level, from, to)).await
     }
 
+    async fn tree_nodes_many(
+        &self,
+        org: &str,
+        ranges: Vec<(u32, u64, u64)>,
+    ) -> Result<Vec<Vec<(u64, Hash)>>, StoreError> {
+        let org = org.to_string();
+        self.read(move |c| {
+            ranges.into_iter().map(|(level, from, to)| audit::tree_nodes(c, &org, level, from, to)).collect()
+        })
+        .await
+    }
+
     async fn log_end(&self, org: &str) -> Result<u64, StoreError> {
         let org = org.to_string();
         self.read(move |c| audit::log_end(c, &org)).await
