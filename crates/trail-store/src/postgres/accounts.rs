@@ -401,15 +401,41 @@ impl Jobs for PgStore {
     }
 
     async fn exclusive(&self, name: &str) -> Result<Option<Exclusive>, StoreError> {
-        let c = self.client().await?;
         let key = i64::from_le_bytes(sha2::Sha256::digest(name.as_bytes())[..8].try_into().unwrap_or_default());
-        let got: bool = c.query_one("SELECT pg_try_advisory_lock($1)", &[&key]).await.map_err(pg)?.get(0);
-        if !got {
-            return Ok(None);
+        // A holder that just let go may not have reached the server yet (its unlock is
+        // sent as the guard drops): look again for a moment before answering "held".
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            let c = self.client().await?;
+            let got: bool = c.query_one("SELECT pg_try_advisory_lock($1)", &[&key]).await.map_err(pg)?.get(0);
+            if got {
+                // The lock belongs to this session: the connection leaves the pool; the
+                // guard unlocks it when dropped, and the connection then closes.
+                let client = deadpool_postgres::Object::take(c);
+                return Ok(Some(Exclusive(Box::new(AdvisoryLock { client: Some(client), key }))));
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        // The lock belongs to this session: the connection leaves the pool and closes
-        // (releasing the lock) when the guard is dropped.
-        let client = deadpool_postgres::Object::take(c);
-        Ok(Some(Exclusive(Box::new(client))))
+    }
+}
+
+/// A session advisory lock held on a connection of its own: unlocked (and the
+/// connection closed) when dropped.
+struct AdvisoryLock {
+    client: Option<deadpool_postgres::ClientWrapper>,
+    key: i64,
+}
+
+impl Drop for AdvisoryLock {
+    fn drop(&mut self) {
+        let (Some(client), key) = (self.client.take(), self.key) else { return };
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&key]).await;
+            });
+        }
     }
 }
