@@ -73,7 +73,11 @@ export async function checkProof(event, p) {
 
 async function checkSignature(origin, body, sigs, vkey) {
   if (!vkey) return { signature: 'unchecked', why: 'no verifier key was given' };
-  const [name, hash, key] = vkey.split('+');
+  // `<name>+<key hash>+<base64 key>`: the key's base64 may itself hold a '+'.
+  const first = vkey.indexOf('+');
+  const second = vkey.indexOf('+', first + 1);
+  if (first < 0 || second < 0) return { signature: 'failed', why: 'the verifier key is malformed' };
+  const [name, hash, key] = [vkey.slice(0, first), vkey.slice(first + 1, second), vkey.slice(second + 1)];
   const raw = unb64(key || '');
   if (name !== origin || raw.length !== 33 || raw[0] !== 1) return { signature: 'failed', why: 'the verifier key is not this log\'s' };
   let pub;
