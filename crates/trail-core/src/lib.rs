@@ -8,6 +8,7 @@
 pub mod checkpoint;
 pub mod cursor;
 pub mod diff;
+pub mod duration;
 pub mod error;
 pub mod event;
 pub mod evidence;

@@ -148,7 +148,8 @@ impl Caller {
         }
     }
 
-    fn ready(&self) -> Result<(), ApiError> {
+    /// A 403 until a one-time password has been changed.
+    pub(crate) fn ready(&self) -> Result<(), ApiError> {
         if self.must_change {
             return Err(ApiError::Forbidden("change your one-time password first (POST /api/v1/auth/password)".into()));
         }

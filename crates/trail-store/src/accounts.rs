@@ -190,9 +190,38 @@ pub struct Schedule {
 /// The built-in roles.
 pub const BUILTIN_ROLES: [&str; 4] = ["platform_admin", "org_admin", "auditor", "viewer"];
 
+impl User {
+    /// Whether the user's role manages (an administrator's): only the built-in
+    /// `platform_admin` and `org_admin` do; a custom role only views and exports,
+    /// whatever its name.
+    pub fn manages(&self) -> bool {
+        matches!(self.role.as_str(), "platform_admin" | "org_admin")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Who manages is decided by the role's permissions, not by its name.
+    #[test]
+    fn only_the_built_in_administrator_roles_manage() {
+        let user = |role: &str| User {
+            id: 1,
+            org: "acme".into(),
+            email: "a@acme.com".into(),
+            name: "A".into(),
+            role: role.into(),
+            password_hash: String::new(),
+            must_change: false,
+            disabled: false,
+            created_at: 0,
+        };
+        assert!(user("org_admin").manages() && user("platform_admin").manages());
+        for role in ["viewer", "auditor", "admin-readers", "sysadmin_view", "not_an_admin"] {
+            assert!(!user(role).manages(), "{role}");
+        }
+    }
 
     #[test]
     fn category_rules_round_trip() {

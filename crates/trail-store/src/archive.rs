@@ -286,12 +286,18 @@ pub struct OrgReport {
 
 /// A test hook: `TRAIL_FAILPOINT=after-archive` aborts the process once a step's files
 /// are durable and before their events are deleted (the crash the design must survive).
+/// Compiled only with the `testing` feature (the `trail` binary's tests turn it on);
+/// a release build has no way to abort here.
+#[cfg(any(test, feature = "testing"))]
 fn failpoint(name: &str) {
     if std::env::var("TRAIL_FAILPOINT").is_ok_and(|v| v == name) {
         eprintln!("failpoint {name}: aborting");
         std::process::abort();
     }
 }
+
+#[cfg(not(any(test, feature = "testing")))]
+fn failpoint(_name: &str) {}
 
 /// Runs retention for every organization as of `as_of`.
 pub async fn run(

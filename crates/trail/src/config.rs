@@ -198,16 +198,10 @@ pub struct Config {
 /// A duration such as `30s`, `10m` or `2h`.
 fn seconds(name: &str, text: Option<&str>) -> Result<Option<std::time::Duration>> {
     let Some(t) = text.map(str::trim) else { return Ok(None) };
-    let (n, unit) = t.split_at(t.len().saturating_sub(1));
-    let mult = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        _ => 0,
-    };
-    match n.parse::<u64>() {
-        Ok(n) if mult > 0 && n > 0 => Ok(Some(std::time::Duration::from_secs(n * mult))),
-        _ => bail!("{name} must be a duration such as 30s, 10m or 2h, not '{t}'"),
+    match trail_core::duration::parse_seconds(t, "smh", 366 * 86_400) {
+        Ok(n) if n > 0 => Ok(Some(std::time::Duration::from_secs(n))),
+        Ok(_) => bail!("{name} must be longer than 0s, not '{t}'"),
+        Err(e) => bail!("{name} {e}"),
     }
 }
 
@@ -527,6 +521,10 @@ mod tests {
         assert!(msg(check("", &[("TRAIL_DATABASE", "mysql://x")], Flags::default())).contains("unsupported"));
         assert!(check("colour = 1", &[], Flags::default()).is_err());
         assert!(msg(check("[retention]\nrun_at = \"2am\"", &[], Flags::default())).contains("HH:MM"));
+        // Durations: a character of two bytes, and a number that overflows, are errors.
+        assert!(msg(check("[streams]\nlease = \"1é\"", &[], Flags::default())).contains("[streams] lease"));
+        let huge = format!("[streams]\nalert_after = \"{}h\"", u64::MAX / 2);
+        assert!(msg(check(&huge, &[], Flags::default())).contains("at most"));
         assert!(msg(check("[verify]\nrun_at = \"25:00\"", &[], Flags::default())).contains("TRAIL_VERIFY_AT"));
         assert_eq!(check("", &[], Flags::default()).unwrap().verify_at_minute, Some(180));
         assert_eq!(check("[verify]\nrun_at = \"04:30\"", &[], Flags::default()).unwrap().verify_at_minute, Some(270));

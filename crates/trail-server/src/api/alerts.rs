@@ -91,17 +91,8 @@ pub(crate) struct RuleBody {
 }
 
 fn duration(field: &str, s: &str) -> Result<u32, ApiError> {
-    let bad = || ApiError::field(field, "must be a duration such as 30s, 10m, 2h or 30d");
-    let (n, unit) = s.trim().split_at(s.trim().len().saturating_sub(1));
-    let n: u32 = n.parse().map_err(|_| bad())?;
-    let mult = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(bad()),
-    };
-    n.checked_mul(mult).filter(|v| *v <= 366 * 86_400).ok_or_else(bad)
+    let secs = trail_core::duration::parse_seconds(s, "smhd", 366 * 86_400).map_err(|e| ApiError::field(field, e))?;
+    Ok(secs as u32)
 }
 
 fn apply(rule: &mut AlertRule, b: &RuleBody) -> Result<(), ApiError> {

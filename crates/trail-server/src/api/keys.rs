@@ -102,6 +102,8 @@ pub(crate) struct KeyBody {
     responses((status = 201, description = "The key, shown only now", body = NewKeyAnswer), crate::api::doc::Errors)
 )]
 pub(super) async fn create_key(State(st): State<AppState>, caller: Caller, bytes: Bytes) -> Result<Response, ApiError> {
+    // A one-time password is for changing it, not for minting a lasting credential.
+    caller.ready()?;
     let b: KeyBody = body(&bytes)?;
     let scope = KeyScope::parse(&b.scope)
         .ok_or_else(|| ApiError::field("scope", "must be ingest, read, admin, platform or personal"))?;

@@ -29,7 +29,7 @@ mod timeline;
 
 /// Every route of the application.
 pub(crate) fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/healthz", get(events::health))
         .route("/api/v1/events", post(events::ingest).get(events::list))
         .route("/api/v1/import/{format}", post(import::import))
@@ -77,8 +77,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/openapi.json", get(doc::openapi_json))
         .merge(crate::ui::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
-        .layer(axum::middleware::from_fn(crate::finish::finish))
-        .with_state(state)
+        .with_state(state);
+    // `finish` wraps the whole router, not each route: a 405's `Allow` header is set as
+    // the route answers, and the error body names the methods from it.
+    Router::new().fallback_service(routes).layer(axum::middleware::from_fn(crate::finish::finish))
 }
 
 pub(crate) type Pairs = Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>;

@@ -152,9 +152,12 @@ impl Server {
         assert_eq!(st, StatusCode::OK, "{body}");
         assert_eq!(body["user"]["must_change_password"], true);
         let s = session.unwrap();
-        // Nothing but the password change works until the password is changed.
+        // Nothing but the password change works until the password is changed: not even
+        // a personal token (which would outlive the one-time password).
         let (st, _) = self.get(Auth::Session(&s), "/api/v1/events").await;
         assert_eq!(st, StatusCode::FORBIDDEN);
+        let (st, v) = self.post(Auth::Session(&s), "/api/v1/keys", json!({"scope": "personal", "label": "mine"})).await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
         let change = json!({"current_password": otp, "new_password": "correct horse battery"});
         let (st, v) = self.post(Auth::Session(&s), "/api/v1/auth/password", change).await;
         assert_eq!(st, StatusCode::NO_CONTENT, "{v}");

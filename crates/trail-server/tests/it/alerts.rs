@@ -166,6 +166,12 @@ async fn firings_reach_webhooks_chat_and_mail_signed_retried_and_linked() {
     let (code, e) =
         c.call(reqwest::Method::PUT, "/api/v1/alerts/rules/failed_logins", Some(json!({"window": "ten"}))).await;
     assert_eq!((code, e["error"]["field"].as_str()), (400, Some("window")), "{e}");
+    // A unit of two bytes used to panic the parser (and drop the connection).
+    for bad in ["1é", "é", "9999999999999999999d"] {
+        let (code, e) =
+            c.call(reqwest::Method::PUT, "/api/v1/alerts/rules/failed_logins", Some(json!({"quiet": bad}))).await;
+        assert_eq!((code, e["error"]["field"].as_str()), (400, Some("quiet")), "{bad}: {e}");
+    }
     // The evaluator starts at the end of the log: wait until it has (history does not alert).
     until("the evaluator to start", async || store.evaluation("acme").await.unwrap()).await;
     // Five failed logins of one actor within ten minutes: one firing, everywhere.

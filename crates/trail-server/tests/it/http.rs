@@ -428,6 +428,9 @@ async fn every_error_is_json_and_event_data_is_never_cached_or_sniffed() {
     assert!(put.headers()["allow"].to_str().unwrap().contains("GET"));
     let v: Value = put.json().await.unwrap();
     assert_eq!(v["error"]["code"], "method_not_allowed", "{v}");
+    // The message names the methods the endpoint takes.
+    let message = v["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("GET") && message.contains("POST"), "{v}");
     let big = vec![b'x'; 3 * 1024 * 1024];
     let r = s.client.post(format!("{}/api/v1/roles", s.base)).bearer_auth(&s.platform).body(big.clone()).send();
     let r = r.await.unwrap();

@@ -120,7 +120,7 @@ async fn load(
         .await
         .map_err(|e| e.to_string())?
         .into_iter()
-        .filter(|u| u.role.contains("admin"))
+        .filter(|u| u.manages() && !u.disabled)
         .map(|u| u.email.to_ascii_lowercase())
         .collect();
     let destinations = st.store.destinations(org).await.map_err(|e| e.to_string())?;
