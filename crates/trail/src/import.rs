@@ -9,22 +9,39 @@ use trail_server::work::import::{self, Format};
 
 use crate::{accounts::cli_state, config::Config, store::open_store};
 
-/// A file's text, decompressed when it is gzip (by its first bytes).
-fn read(file: &str) -> Result<String> {
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read {file}"))?;
-    let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
+/// A file's text, decompressed when it is gzip (by its first bytes), as it streams
+/// from the file: at most `max_expanded` bytes are ever held; a file that expands
+/// further is refused, naming it and the limit.
+fn read(file: &str, max_expanded: u64) -> Result<String> {
+    let mut f = std::fs::File::open(file).with_context(|| format!("cannot read {file}"))?;
+    let mut magic = [0u8; 2];
+    let n = f.read(&mut magic).with_context(|| format!("cannot read {file}"))?;
+    let head = std::io::Cursor::new(magic[..n].to_vec());
+    let bytes = if magic[..n] == [0x1f, 0x8b] {
         let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(&bytes[..])
+        flate2::read::MultiGzDecoder::new(std::io::BufReader::new(head.chain(f)))
+            .take(max_expanded.saturating_add(1))
             .read_to_end(&mut out)
             .with_context(|| format!("{file}: not gzip"))?;
+        if out.len() as u64 > max_expanded {
+            bail!("{file}: expands to more than {} MiB; split it, or raise --max-expanded-mib", max_expanded >> 20);
+        }
         out
     } else {
-        bytes
+        let mut out = head.into_inner();
+        f.read_to_end(&mut out).with_context(|| format!("cannot read {file}"))?;
+        out
     };
     String::from_utf8(bytes).with_context(|| format!("{file}: not UTF-8"))
 }
 
-pub(crate) async fn import_cmd(config: &Config, format: &str, org: &str, files: &[String]) -> Result<()> {
+pub(crate) async fn import_cmd(
+    config: &Config,
+    format: &str,
+    org: &str,
+    files: &[String],
+    max_expanded: u64,
+) -> Result<()> {
     let Some(format) = Format::parse(format) else {
         bail!("--format must be one of {}, not '{format}'", Format::NAMES.join(", "));
     };
@@ -48,7 +65,7 @@ pub(crate) async fn import_cmd(config: &Config, format: &str, org: &str, files: 
     });
     let outcome: Result<()> = async {
         for file in files {
-            let text = read(file)?;
+            let text = read(file, max_expanded)?;
             let converted = import::convert(format, &text);
             for s in &converted.skipped {
                 eprintln!("{file}:{}: skipped: {}", s.line, s.reason);

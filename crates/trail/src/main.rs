@@ -100,6 +100,10 @@ enum Command {
         /// Organization whose log receives the events.
         #[arg(long)]
         org: String,
+        /// Most MiB a `.gz` file may expand to (a file that expands further is refused,
+        /// before its memory is taken).
+        #[arg(long, default_value_t = 256)]
+        max_expanded_mib: u64,
         #[arg(required = true)]
         files: Vec<String>,
     },
@@ -464,7 +468,9 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::MigrateStore { from, to } => migrate_store(&config, &from, &to).await,
         Command::Ingest { file, org } => ingest(&config, &file, &org).await,
-        Command::Import { format, org, files } => import::import_cmd(&config, &format, &org, &files).await,
+        Command::Import { format, org, files, max_expanded_mib } => {
+            import::import_cmd(&config, &format, &org, &files, max_expanded_mib.saturating_mul(1 << 20)).await
+        }
         Command::Keys { command: KeysCommand::Verifier { org } } => {
             check_slug(&org)?;
             let key = signing_key(&config, false)?;

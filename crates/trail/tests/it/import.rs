@@ -64,3 +64,27 @@ fn cloudtrail_and_kubernetes_files_from_the_command_line() {
     assert!(run_err(trail(d).args(["import", "--format", "k8s", "--org", "acme", "/no/such/file"]))
         .contains("/no/such/file"));
 }
+
+/// A small `.gz` that expands past the limit is refused, naming the file and the limit,
+/// before the expansion is held in memory; under the limit the same content imports.
+#[test]
+fn a_decompression_bomb_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    run_ok(trail(d).args(["keys", "create", "--org", "acme", "--scope", "ingest"]));
+    let bomb = d.join("bomb.json.gz");
+    let mut enc = flate2::write::GzEncoder::new(std::fs::File::create(&bomb).unwrap(), flate2::Compression::best());
+    enc.write_all(b"{\"Records\": [").unwrap();
+    // 3 MiB of spaces: a few KB compressed.
+    enc.write_all(&vec![b' '; 3 << 20]).unwrap();
+    enc.write_all(b"]}").unwrap();
+    enc.finish().unwrap();
+    assert!(std::fs::metadata(&bomb).unwrap().len() < 64 * 1024);
+    let path = bomb.to_str().unwrap();
+    let err =
+        run_err(trail(d).args(["import", "--format", "cloudtrail", "--org", "acme", "--max-expanded-mib", "2", path]));
+    assert!(err.contains("bomb.json.gz: expands to more than 2 MiB"), "{err}");
+    let ok =
+        run_ok(trail(d).args(["import", "--format", "cloudtrail", "--org", "acme", "--max-expanded-mib", "4", path]));
+    assert!(ok.contains("imported 0"), "{ok}");
+}
