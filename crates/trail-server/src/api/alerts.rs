@@ -275,7 +275,7 @@ impl From<&Destination> for DestinationView {
             id: d.id,
             name: d.name.clone(),
             kind: d.kind.clone(),
-            url: d.url.clone(),
+            url: d.url.as_deref().map(crate::work::outbound::masked),
             recipients: d.recipients.clone(),
             enabled: d.enabled,
             secrets: d.secrets.len(),

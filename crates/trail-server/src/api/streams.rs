@@ -82,7 +82,8 @@ pub(crate) struct ReplayBody {
 }
 
 fn summary(s: &Stream) -> serde_json::Value {
-    json!({"kind": s.kind, "format": s.format, "url": s.url, "address": s.address, "tls": s.tls, "query": s.query,
+    let url = s.url.as_deref().map(crate::work::outbound::masked);
+    json!({"kind": s.kind, "format": s.format, "url": url, "address": s.address, "tls": s.tls, "query": s.query,
            "headers": s.headers.keys().collect::<Vec<_>>(), "cursor": s.cursor})
 }
 

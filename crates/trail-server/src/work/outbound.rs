@@ -54,6 +54,23 @@ fn embedded_v4(a: std::net::Ipv6Addr) -> Option<std::net::Ipv4Addr> {
     }
 }
 
+/// A destination URL as shown after it was given: its scheme, host and port, and the
+/// last four characters as a hint. Webhook URLs carry their secret in the path (Slack,
+/// Discord) or in `user:password@`; none of it is shown, logged or recorded again.
+pub fn masked(url: &str) -> String {
+    let hint: String = {
+        let tail: Vec<char> = url.chars().rev().take(4).collect();
+        tail.into_iter().rev().collect()
+    };
+    match reqwest::Url::parse(url) {
+        Ok(u) => {
+            let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+            format!("{}://{}{port}/…{hint}", u.scheme(), u.host_str().unwrap_or(""))
+        }
+        Err(_) => format!("…{hint}"),
+    }
+}
+
 /// Why a destination URL cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unusable {
@@ -136,6 +153,17 @@ pub fn client(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_are_shown_masked() {
+        let slack = "https://hooks.slack.com/services/T000/B000/XXXXXXXXXXXXXXXXSECRET1234";
+        assert_eq!(masked(slack), "https://hooks.slack.com/…1234");
+        let basic = "https://ann:hunter2@siem.example.com:8443/ingest?token=abcd";
+        let m = masked(basic);
+        assert!(!m.contains("hunter2") && !m.contains("ann") && !m.contains("token"), "{m}");
+        assert_eq!(m, "https://siem.example.com:8443/…abcd");
+        assert_eq!(masked("not a url"), "…_url".replace('_', " "));
+    }
 
     #[test]
     fn internal_addresses_are_known() {

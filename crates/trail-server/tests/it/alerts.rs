@@ -152,8 +152,24 @@ async fn firings_reach_webhooks_chat_and_mail_signed_retried_and_linked() {
     }
     let mail = json!({"name": "oncall", "kind": "email", "recipients": ["oncall@acme.test"]});
     assert_eq!(c.call(reqwest::Method::POST, "/api/v1/alerts/destinations", Some(mail)).await.0, 201);
+    // A webhook URL's token (its path) is never shown or recorded again.
+    let tokened =
+        json!({"name": "tokened", "kind": "slack", "url": format!("http://{addr}/services/T0/B0/S3CR3TT0K3N")});
+    let (code, made) = c.call(reqwest::Method::POST, "/api/v1/alerts/destinations", Some(tokened)).await;
+    assert_eq!(code, 201, "{made}");
     let (_, listed) = c.call(reqwest::Method::GET, "/api/v1/alerts/destinations", None).await;
     assert!(listed.to_string().find("whsec_").is_none(), "secrets are not shown again: {listed}");
+    assert!(!listed.to_string().contains("S3CR3TT0K3N"), "a URL's token is not shown: {listed}");
+    assert!(listed.to_string().contains(&format!("http://{addr}/…0K3N")), "{listed}");
+    let recorded = until("the destination's creation recorded", async || {
+        let (_, v) =
+            c.call(reqwest::Method::GET, "/api/v1/events?category=alert&operation=destination_create", None).await;
+        v["events"].as_array().filter(|e| !e.is_empty()).map(|_| v.clone())
+    })
+    .await;
+    assert!(!recorded.to_string().contains("S3CR3TT0K3N"), "a URL's token is not recorded: {recorded}");
+    let path = format!("/api/v1/alerts/destinations/{}", made["id"]);
+    assert_eq!(c.call(reqwest::Method::DELETE, &path, None).await.0, 204);
     // Bad input is refused, naming the field.
     for (body, field) in [
         (json!({"name": "x", "kind": "pager"}), "kind"),
@@ -219,7 +235,7 @@ async fn firings_reach_webhooks_chat_and_mail_signed_retried_and_linked() {
     assert_eq!(log[0]["details"]["rule"], "failed_logins");
     assert_eq!(log[0]["details"]["count"], 5);
     let (_, made) = c.call(reqwest::Method::GET, "/api/v1/events?q=action:alert:destination_create", None).await;
-    assert_eq!(made["events"].as_array().unwrap().len(), 4);
+    assert_eq!(made["events"].as_array().unwrap().len(), 5, "four kept and the tokened one");
     // The receiver goes down: the delivery is retried until it comes back.
     *inbox.status.lock().unwrap() = 503;
     c.ingest(json!({"action": "api_key:create", "actor": {"email": "dev@acme.com"}})).await;

@@ -464,7 +464,7 @@ async fn the_api_checks_its_input_and_its_callers() {
         .call(
             Method::POST,
             "/api/v1/streams",
-            Some(json!({"name": "siem", "kind": "http", "url": url, "format": "ocsf"})),
+            Some(json!({"name": "siem", "kind": "http", "url": "http://ann:hunter2@127.0.0.1:9/in", "format": "ocsf"})),
         )
         .await;
     assert_eq!(code, 201, "{v}");
@@ -474,6 +474,12 @@ async fn the_api_checks_its_input_and_its_callers() {
     let read = Api::new(&server.base, &reader);
     let (code, v) = read.call(Method::GET, "/api/v1/streams", None).await;
     assert_eq!((code, v["streams"][0]["name"].as_str()), (200, Some("siem")), "{v}");
+    // The URL's credentials are not shown to anyone, nor recorded in the log.
+    assert_eq!(v["streams"][0]["url"], "http://127.0.0.1:9/…9/in", "{v}");
+    assert!(!v.to_string().contains("hunter2"), "{v}");
+    let (_, made) = api.call(Method::GET, "/api/v1/events?category=stream&operation=create", None).await;
+    assert!(made["events"].as_array().is_some_and(|e| !e.is_empty()), "{made}");
+    assert!(!made.to_string().contains("hunter2"), "{made}");
     assert_eq!(v["streams"][0]["format"], "ocsf");
     for (m, p) in
         [(Method::POST, format!("/api/v1/streams/{id}/pause")), (Method::DELETE, format!("/api/v1/streams/{id}"))]

@@ -85,7 +85,8 @@ pub async fn attempt(st: &Services, dest: &Destination, d: &Delivery) -> Outcome
                 _ => Outcome::Failed { code: Some(code), error: format!("HTTP {code}: {text}") },
             }
         }
-        Err(e) => Outcome::Failed { code: None, error: e.to_string() },
+        // Without the URL: a Slack or Discord URL holds its secret in the path.
+        Err(e) => Outcome::Failed { code: None, error: e.without_url().to_string() },
     }
 }
 

@@ -142,7 +142,8 @@ async fn http(
                 _ => Outcome::Failed(format!("HTTP {code}: {text}")),
             }
         }
-        Err(e) => Outcome::Failed(error_chain(&e)),
+        // Without the URL: its path or credentials may be the receiver's secret.
+        Err(e) => Outcome::Failed(error_chain(&e.without_url())),
     }
 }
 

@@ -278,7 +278,7 @@ pub async fn view(st: &Services, s: &Stream) -> Result<StreamView, WorkError> {
         id: s.id,
         name: s.name.clone(),
         kind: s.kind.clone(),
-        url: s.url.clone(),
+        url: s.url.as_deref().map(super::super::outbound::masked),
         address: s.address.clone(),
         tls: s.tls,
         format: s.format.clone(),
