@@ -122,3 +122,16 @@ fn the_audit_page_in_chromium() {
         stdout.lines().find_map(|l| l.strip_prefix("RESULTS ")).map(|j| serde_json::from_str(j).unwrap()).unwrap();
     assert!(results["rows_visible_ms"].is_number());
 }
+
+/// The page's own proof check (`ui/proof.js`, run by Node as the browser runs it) takes
+/// exactly the valid inclusion proofs of the shared RFC 6962 / RFC 9162 vectors.
+#[test]
+fn the_pages_proof_check_passes_the_shared_vectors() {
+    let root = root();
+    let vectors = root.join("../shared/vectors/merkle");
+    assert!(vectors.is_dir(), "the shared proof vectors are missing: {}", vectors.display());
+    let out = Command::new("node").arg(root.join("e2e/proof-vectors.mjs")).arg(&vectors).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains(" passed, 0 failed"), "{text}");
+}
