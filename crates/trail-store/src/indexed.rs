@@ -136,63 +136,63 @@ impl IndexedCopy {
 /// The fields of a stored event that its indexed copy holds, borrowed from its bytes
 /// (free JSON and the rest are skipped, not built): the fast path of the check. The
 /// same serde types as `Event` read the same fields, so both agree on what they mean.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, Debug, PartialEq)]
 pub(crate) struct LeafView<'a> {
     pub(crate) id: Uuid,
     #[serde(borrow)]
     pub(crate) org: Cow<'a, str>,
     pub(crate) seq: u64,
-    timestamp: trail_core::Timestamp,
+    pub(crate) timestamp: trail_core::Timestamp,
     pub(crate) received_at: trail_core::Timestamp,
     #[serde(borrow)]
-    action: Cow<'a, str>,
-    result: trail_core::Outcome,
+    pub(crate) action: Cow<'a, str>,
+    pub(crate) result: trail_core::Outcome,
     #[serde(default)]
-    status_code: Option<u16>,
+    pub(crate) status_code: Option<u16>,
     #[serde(borrow, default)]
-    actor: Option<ActorView<'a>>,
+    pub(crate) actor: Option<ActorView<'a>>,
     #[serde(borrow, default)]
-    resource: Option<ActorView<'a>>,
+    pub(crate) resource: Option<ActorView<'a>>,
     #[serde(borrow, default)]
-    context: Option<ContextView<'a>>,
+    pub(crate) context: Option<ContextView<'a>>,
     #[serde(borrow, default)]
-    source_ip: Option<Cow<'a, str>>,
+    pub(crate) source_ip: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    request_id: Option<Cow<'a, str>>,
+    pub(crate) request_id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    idempotency_key: Option<Cow<'a, str>>,
+    pub(crate) idempotency_key: Option<Cow<'a, str>>,
 }
 
 /// An actor's or a resource's indexed fields (`type` is the resource's kind).
-#[derive(serde::Deserialize, Default)]
-struct ActorView<'a> {
+#[derive(serde::Deserialize, Default, Debug, PartialEq)]
+pub(crate) struct ActorView<'a> {
     #[serde(borrow, default)]
-    id: Option<Cow<'a, str>>,
+    pub(crate) id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    name: Option<Cow<'a, str>>,
+    pub(crate) name: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    email: Option<Cow<'a, str>>,
+    pub(crate) email: Option<Cow<'a, str>>,
     #[serde(rename = "type", borrow, default)]
-    kind: Option<Cow<'a, str>>,
+    pub(crate) kind: Option<Cow<'a, str>>,
 }
 
-#[derive(serde::Deserialize, Default)]
-struct ContextView<'a> {
+#[derive(serde::Deserialize, Default, Debug, PartialEq)]
+pub(crate) struct ContextView<'a> {
     #[serde(borrow, default)]
-    workspace: Option<ActorView<'a>>,
+    pub(crate) workspace: Option<ActorView<'a>>,
     #[serde(borrow, default)]
-    project: Option<Cow<'a, str>>,
+    pub(crate) project: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    cluster: Option<Cow<'a, str>>,
+    pub(crate) cluster: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
-    namespace: Option<Cow<'a, str>>,
+    pub(crate) namespace: Option<Cow<'a, str>>,
 }
 
 impl LeafView<'_> {
     /// Whether `row` holds exactly this event's indexed copy.
-    pub(crate) fn matches(&self, row: &IndexedCopy) -> bool {
-        fn same(a: &Option<Cow<'_, str>>, b: &Option<String>) -> bool {
-            a.as_deref() == b.as_deref()
+    pub(crate) fn matches(&self, row: &RowRef<'_>) -> bool {
+        fn same(a: &Option<Cow<'_, str>>, b: Option<&str>) -> bool {
+            a.as_deref() == b
         }
         let (category, operation) = trail_core::event::split_action(&self.action);
         let actor = self.actor.as_ref();
@@ -206,20 +206,78 @@ impl LeafView<'_> {
             && operation == row.operation
             && outcome_code(self.result) == row.result
             && self.status_code.map(i64::from) == row.status_code
-            && same(actor.map_or(&None, |a| &a.id), &row.actor_id)
-            && same(actor.map_or(&None, |a| &a.name), &row.actor_name)
-            && same(actor.map_or(&None, |a| &a.email), &row.actor_email)
-            && row.company.as_deref() == Some(&*self.org)
-            && same(&self.request_id, &row.request_id)
-            && same(res.map_or(&None, |r| &r.kind), &row.resource_type)
-            && same(res.map_or(&None, |r| &r.id), &row.resource_id)
-            && same(res.map_or(&None, |r| &r.name), &row.resource_name)
-            && same(ws.map_or(&None, |w| &w.id), &row.workspace_id)
-            && same(ws.map_or(&None, |w| &w.name), &row.workspace_name)
-            && same(ctx.map_or(&None, |c| &c.project), &row.project)
-            && same(ctx.map_or(&None, |c| &c.cluster), &row.cluster)
-            && same(ctx.map_or(&None, |c| &c.namespace), &row.namespace)
+            && same(actor.map_or(&None, |a| &a.id), row.actor_id)
+            && same(actor.map_or(&None, |a| &a.name), row.actor_name)
+            && same(actor.map_or(&None, |a| &a.email), row.actor_email)
+            && row.company == Some(&*self.org)
+            && same(&self.request_id, row.request_id)
+            && same(res.map_or(&None, |r| &r.kind), row.resource_type)
+            && same(res.map_or(&None, |r| &r.id), row.resource_id)
+            && same(res.map_or(&None, |r| &r.name), row.resource_name)
+            && same(ws.map_or(&None, |w| &w.id), row.workspace_id)
+            && same(ws.map_or(&None, |w| &w.name), row.workspace_name)
+            && same(ctx.map_or(&None, |c| &c.project), row.project)
+            && same(ctx.map_or(&None, |c| &c.cluster), row.cluster)
+            && same(ctx.map_or(&None, |c| &c.namespace), row.namespace)
             && self.source_ip.as_deref().and_then(|s| s.parse().ok()).map(ip_bytes) == row.ip
-            && same(&self.idempotency_key, &row.idem)
+            && same(&self.idempotency_key, row.idem)
+    }
+}
+
+/// An indexed copy borrowed from where it is read (a row a backend is positioned on,
+/// or an `IndexedCopy`), so that the fast path compares and counts without copying.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RowRef<'a> {
+    pub id: Uuid,
+    pub ts: i64,
+    pub received: i64,
+    pub category: &'a str,
+    pub operation: &'a str,
+    pub result: i64,
+    pub status_code: Option<i64>,
+    pub actor_id: Option<&'a str>,
+    pub actor_name: Option<&'a str>,
+    pub actor_email: Option<&'a str>,
+    pub company: Option<&'a str>,
+    pub request_id: Option<&'a str>,
+    pub resource_type: Option<&'a str>,
+    pub resource_id: Option<&'a str>,
+    pub resource_name: Option<&'a str>,
+    pub workspace_id: Option<&'a str>,
+    pub workspace_name: Option<&'a str>,
+    pub project: Option<&'a str>,
+    pub cluster: Option<&'a str>,
+    pub namespace: Option<&'a str>,
+    pub ip: Option<[u8; 16]>,
+    pub idem: Option<&'a str>,
+}
+
+impl IndexedCopy {
+    /// This copy, borrowed.
+    pub fn as_ref(&self) -> RowRef<'_> {
+        RowRef {
+            id: self.id,
+            ts: self.ts,
+            received: self.received,
+            category: &self.category,
+            operation: &self.operation,
+            result: self.result,
+            status_code: self.status_code,
+            actor_id: self.actor_id.as_deref(),
+            actor_name: self.actor_name.as_deref(),
+            actor_email: self.actor_email.as_deref(),
+            company: self.company.as_deref(),
+            request_id: self.request_id.as_deref(),
+            resource_type: self.resource_type.as_deref(),
+            resource_id: self.resource_id.as_deref(),
+            resource_name: self.resource_name.as_deref(),
+            workspace_id: self.workspace_id.as_deref(),
+            workspace_name: self.workspace_name.as_deref(),
+            project: self.project.as_deref(),
+            cluster: self.cluster.as_deref(),
+            namespace: self.namespace.as_deref(),
+            ip: self.ip,
+            idem: self.idem.as_deref(),
+        }
     }
 }

@@ -16,6 +16,7 @@ pub mod archive;
 pub mod copy;
 mod error;
 mod indexed;
+mod leaf_scan;
 pub mod postgres;
 mod prepare;
 mod query_plan;
@@ -270,6 +271,15 @@ pub trait Proofs: Send + Sync + 'static {
     /// What is kept of the entries of `org` with seq in `[from, to)`, in seq order: each
     /// seq that has stored bytes or an indexed row (for `verify`).
     async fn stored_entries(&self, org: &str, from: u64, to: u64) -> Result<Vec<verify::StoredEntry>, StoreError>;
+
+    /// The fast path of `verify` over the entries `[from, to)`, for a backend that can
+    /// compare each entry's bytes with its row where it reads them
+    /// (`verify::quick_check`): `Some` only when every entry in the range is kept once,
+    /// with its row, and found right; `None` makes `verify` read the range with
+    /// `stored_entries` and name what differs.
+    async fn quick_entries(&self, _org: &str, _from: u64, _to: u64) -> Result<Option<verify::QuickChunk>, StoreError> {
+        Ok(None)
+    }
 
     /// The stored tree nodes of `org` at `level` with index in `[from, to)`, in index
     /// order (for `verify`).

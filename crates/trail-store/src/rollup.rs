@@ -318,6 +318,58 @@ pub fn outcome_name(code: i64) -> &'static str {
     Outcome::ALL[code.clamp(0, 3) as usize].as_str()
 }
 
+/// Rows counted as the rollups count them (for `verify`, one chunk at a time), then
+/// made a `Tally`. Strings are kept once each, so counting a row copies nothing.
+#[derive(Default)]
+pub struct Counter {
+    index: foldhash::HashMap<String, u32>,
+    strings: Vec<String>,
+    days: foldhash::HashMap<(i64, u32, i64, bool), i64>,
+    actors: foldhash::HashMap<(i64, u32, u32), (i64, Option<u32>)>,
+}
+
+impl Counter {
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&i) = self.index.get(s) {
+            return i;
+        }
+        let i = self.strings.len() as u32;
+        self.strings.push(s.to_string());
+        self.index.insert(s.to_string(), i);
+        i
+    }
+
+    pub fn add(&mut self, row: &crate::indexed::RowRef<'_>) {
+        let day = day_of(row.ts);
+        let view = is_view(row.category, row.operation);
+        let category = self.intern(row.category);
+        *self.days.entry((day, category, row.result, view)).or_default() += 1;
+        if let Some(email) = row.actor_email {
+            let email = self.intern(email);
+            let name = row.actor_name.map(|n| self.intern(n));
+            let e = self.actors.entry((day, category, email)).or_default();
+            e.0 += 1;
+            if name.is_some() {
+                e.1 = name;
+            }
+        }
+    }
+
+    pub fn into_tally(self) -> Tally {
+        let mut t = Tally::default();
+        let s = |i: u32| self.strings[i as usize].clone();
+        for ((day, category, result, view), n) in &self.days {
+            let key = DayKey { org: 0, day: *day, category: s(*category), result: *result, view: *view };
+            t.days.insert(key, *n);
+        }
+        for ((day, category, email), (n, name)) in &self.actors {
+            let key = ActorKey { org: 0, day: *day, category: s(*category), email: s(*email) };
+            t.actors.insert(key, (*n, name.map(s)));
+        }
+        t
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,41 +424,6 @@ mod tests {
         assert_eq!(plan.split.as_ref().unwrap().days.unwrap().0, 94);
         let q = Filter { q: vec!["deploy".into()], ..f };
         assert!(plan_timeline(&q, now).split.is_none());
-    }
-}
-
-/// Rows counted as the rollups count them, with keys borrowed from the rows (for
-/// `verify`, one chunk at a time), then made a `Tally`.
-#[derive(Default)]
-pub struct Counter<'a> {
-    days: foldhash::HashMap<(i64, &'a str, i64, bool), i64>,
-    actors: foldhash::HashMap<(i64, &'a str, &'a str), (i64, Option<&'a str>)>,
-}
-
-impl<'a> Counter<'a> {
-    pub fn add(&mut self, row: &'a crate::verify::IndexedCopy) {
-        let day = day_of(row.ts);
-        let view = is_view(&row.category, &row.operation);
-        *self.days.entry((day, &row.category, row.result, view)).or_default() += 1;
-        if let Some(email) = &row.actor_email {
-            let e = self.actors.entry((day, &row.category, email)).or_default();
-            e.0 += 1;
-            if row.actor_name.is_some() {
-                e.1 = row.actor_name.as_deref();
-            }
-        }
-    }
-
-    pub fn into_tally(self) -> Tally {
-        let mut t = Tally::default();
-        for ((day, category, result, view), n) in self.days {
-            t.days.insert(DayKey { org: 0, day, category: category.to_string(), result, view }, n);
-        }
-        for ((day, category, email), (n, name)) in self.actors {
-            let key = ActorKey { org: 0, day, category: category.to_string(), email: email.to_string() };
-            t.actors.insert(key, (n, name.map(String::from)));
-        }
-        t
     }
 }
 

@@ -8,7 +8,8 @@ use trail_core::Event;
 
 use super::{blob, known_org, to_hash, SLOTS};
 use crate::{
-    verify::{IndexedCopy, StoredEntry},
+    rollup::Counter,
+    verify::{quick_check, IndexedCopy, QuickChunk, RowRef, StoredEntry},
     StoreError,
 };
 
@@ -331,4 +332,83 @@ pub(super) fn derived_findings(c: &Connection, org: &str) -> Result<Vec<String>,
 
 fn row_pos(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, i64)> {
     Ok((r.get(0)?, r.get(1)?))
+}
+
+/// `verify`'s fast path over `[from, to)` (`Store::quick_entries`): each entry's bytes
+/// and its row read together and compared in place, nothing copied. `None` as soon as
+/// anything is not exactly right (a seq without bytes or row, a second row, a row out
+/// of place or differing); `verify` then reads the range in full to name it.
+pub(super) fn quick_in(c: &Connection, org: &str, from: u64, to: u64) -> Result<Option<QuickChunk>, StoreError> {
+    let org_id = known_org(c, org)?;
+    let rows: i64 = c
+        .prepare_cached("SELECT count(*) FROM events WHERE org_id = ?1 AND seq >= ?2 AND seq < ?3")?
+        .query_row(params![org_id, bound(from), bound(to)], |r| r.get(0))?;
+    if rows as u64 != to - from {
+        return Ok(None);
+    }
+    let mut stmt = c.prepare_cached(
+        "SELECT l.seq, l.leaf, e.pos, e.id, e.ts, e.received, e.category, e.operation, e.result, e.status_code, \
+         e.actor_id, e.actor_name, e.actor_email, e.company, e.request_id, e.resource_type, e.resource_id, \
+         e.resource_name, e.workspace_id, e.workspace_name, e.project, e.cluster, e.namespace, e.ip, e.idem \
+         FROM leaves l LEFT JOIN events e ON e.org_id = l.org_id AND e.seq = l.seq \
+         WHERE l.org_id = ?1 AND l.seq >= ?2 AND l.seq < ?3 ORDER BY l.seq",
+    )?;
+    let mut q = stmt.query(params![org_id, bound(from), bound(to)])?;
+    let mut counts = Counter::default();
+    let mut entries = Vec::with_capacity((to - from) as usize);
+    let mut want = from;
+    while let Some(r) = q.next()? {
+        let Some(seq) = r.get_ref(0)?.as_i64().ok().filter(|s| *s as u64 == want) else {
+            return Ok(None);
+        };
+        let (Ok(leaf), Some((pos, row))) = (r.get_ref(1)?.as_blob(), quick_row(r)) else {
+            return Ok(None);
+        };
+        if !(0..SPILL_LIMIT).contains(&(pos.div_euclid(SLOTS) - row.ts)) {
+            return Ok(None);
+        }
+        match quick_check(org, seq as u64, leaf, &row, &mut counts) {
+            Some(e) => entries.push(e),
+            None => return Ok(None),
+        }
+        want += 1;
+    }
+    Ok((want == to).then(|| QuickChunk { entries, tally: counts.into_tally() }))
+}
+
+/// The row columns of `quick_in`'s query, borrowed (`None` if any is not as stored).
+fn quick_row<'r>(r: &'r rusqlite::Row<'_>) -> Option<(i64, RowRef<'r>)> {
+    let int = |i: usize| r.get_ref(i).ok()?.as_i64().ok();
+    let opt_int = |i: usize| r.get_ref(i).ok()?.as_i64_or_null().ok();
+    let text = |i: usize| r.get_ref(i).ok()?.as_str().ok();
+    let opt = |i: usize| r.get_ref(i).ok()?.as_str_or_null().ok();
+    let ip = match r.get_ref(23).ok()?.as_blob_or_null().ok()? {
+        None => None,
+        Some(b) => Some(<[u8; 16]>::try_from(b).ok()?),
+    };
+    let row = RowRef {
+        id: uuid::Uuid::from_slice(r.get_ref(3).ok()?.as_blob().ok()?).ok()?,
+        ts: int(4)?,
+        received: int(5)?,
+        category: text(6)?,
+        operation: text(7)?,
+        result: int(8)?,
+        status_code: opt_int(9)?,
+        actor_id: opt(10)?,
+        actor_name: opt(11)?,
+        actor_email: opt(12)?,
+        company: opt(13)?,
+        request_id: opt(14)?,
+        resource_type: opt(15)?,
+        resource_id: opt(16)?,
+        resource_name: opt(17)?,
+        workspace_id: opt(18)?,
+        workspace_name: opt(19)?,
+        project: opt(20)?,
+        cluster: opt(21)?,
+        namespace: opt(22)?,
+        ip,
+        idem: opt(24)?,
+    };
+    Some((int(2)?, row))
 }

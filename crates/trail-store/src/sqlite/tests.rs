@@ -410,3 +410,26 @@ async fn two_retention_runs_at_once_archive_everything_once() {
     a.close();
     b.close();
 }
+
+/// The fast path answers for a range only when every entry in it is right, and then
+/// with the same leaf hashes the tree holds; one changed row makes it give way.
+#[tokio::test]
+async fn the_fast_path_of_verify_gives_way_to_any_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trail.db");
+    let store = SqliteStore::open(&path, SqliteConfig { signer: Some(signer()), ..Default::default() }).unwrap();
+    crate::testing::tamper_cases::signed_log(&store).await;
+    let quick = store.quick_entries("acme", 0, 21).await.unwrap().expect("a clean log is read by the fast path");
+    assert_eq!(quick.entries.iter().map(|e| e.seq).collect::<Vec<_>>(), (0..21).collect::<Vec<_>>());
+    let leaves = store.tree_nodes("acme", 0, 0, 21).await.unwrap();
+    assert!(quick.entries.iter().zip(&leaves).all(|(q, (i, h))| q.seq == *i && q.hash == *h));
+    let conn = Connection::open(&path).unwrap();
+    conn.execute("UPDATE events SET actor_name = 'someone' WHERE seq = 12", []).unwrap();
+    assert!(store.quick_entries("acme", 0, 21).await.unwrap().is_none());
+    assert!(store.quick_entries("acme", 0, 12).await.unwrap().is_some(), "ranges without it still pass");
+    conn.execute("UPDATE events SET actor_name = 'Someone' WHERE seq = 12", []).unwrap();
+    conn.execute("UPDATE events SET pos = pos + 5000000000 WHERE seq = 3", []).unwrap();
+    assert!(store.quick_entries("acme", 0, 12).await.unwrap().is_none(), "a row out of place");
+    conn.execute("DELETE FROM events WHERE seq = 3", []).unwrap();
+    assert!(store.quick_entries("acme", 0, 12).await.unwrap().is_none(), "a missing row");
+}
