@@ -22,6 +22,7 @@ mod exports;
 mod facets;
 mod import;
 mod postgres;
+mod search;
 mod streams;
 mod verify;
 
@@ -59,6 +60,7 @@ struct Args {
     streams: usize,
     /// The import benchmark, with this many CloudTrail records (0: skip).
     import: usize,
+    search_memory: bool,
     /// Runs of each ingest configuration (Trail and the bare loop alternate) and of
     /// each export format (the formats alternate); the tables give the medians.
     runs: usize,
@@ -81,6 +83,7 @@ pub(crate) fn args() -> Result<Args> {
         alerts: 0,
         streams: 0,
         import: 0,
+        search_memory: false,
         runs: 3,
         batches: Vec::new(),
     };
@@ -100,6 +103,7 @@ pub(crate) fn args() -> Result<Args> {
             "--alerts" => a.alerts = it.next().context("--alerts N")?.parse()?,
             "--streams" => a.streams = it.next().context("--streams N")?.parse()?,
             "--import" => a.import = it.next().context("--import N")?.parse()?,
+            "--search-memory" => a.search_memory = true,
             "--runs" => a.runs = it.next().context("--runs N")?.parse::<usize>()?.max(1),
             "--batches" => {
                 let list = it.next().context("--batches N,N")?;
@@ -506,6 +510,10 @@ fn main() -> Result<()> {
         if a.exports {
             let dir = a.keep.clone().context("--exports needs --keep DIR holding the store of a query run")?;
             bench_exports(&dir, a.runs).await?;
+        }
+        if a.search_memory {
+            let dir = a.keep.clone().context("--search-memory needs --keep DIR holding the store of a query run")?;
+            search::bench_search_memory(&dir).await?;
         }
         if a.alerts > 0 {
             alerts::bench_alerts(a.alerts, a.runs).await?;

@@ -222,6 +222,15 @@ pub struct Filter {
     pub sort: Sort,
 }
 
+/// Most search words one filter may hold, over all its `q` terms: each word is a term
+/// the search index walks (a short one stands for every word it begins), so a query of
+/// thousands of words would hold thousands of index cursors at once.
+pub const MAX_SEARCH_WORDS: usize = 16;
+/// Longest text of one `q` term (characters).
+pub const MAX_SEARCH_CHARS: usize = 256;
+/// Most values one filter field may list.
+pub const MAX_FIELD_VALUES: usize = 100;
+
 /// The action of Trail's own record of someone viewing a filter or an event.
 pub const VIEW_ACTION: &str = "audit:view";
 
@@ -406,6 +415,36 @@ impl Filter {
         Ok(())
     }
 
+    /// Refuses a filter over the bounds of what one request may ask: at most
+    /// `MAX_SEARCH_WORDS` search words of at most `MAX_SEARCH_CHARS` characters a term,
+    /// at most `MAX_FIELD_VALUES` values a field.
+    pub fn check_bounds(&self) -> Result<(), FieldError> {
+        let mut words = 0;
+        for t in &self.q {
+            if t.chars().count() > MAX_SEARCH_CHARS {
+                return Err(FieldError::new(
+                    "q",
+                    format!("a search term may have at most {MAX_SEARCH_CHARS} characters"),
+                ));
+            }
+            words += t.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).count();
+        }
+        if words > MAX_SEARCH_WORDS {
+            return Err(FieldError::new(
+                "q",
+                format!("at most {MAX_SEARCH_WORDS} search words (this has {words}); use filters such as actor: or category: to narrow further"),
+            ));
+        }
+        let mut counts: Vec<(&str, usize)> = self.text_fields().iter().map(|(k, v)| (*k, v.len())).collect();
+        counts.extend([("result", self.result.len()), ("ip", self.ip.len())]);
+        match counts.into_iter().find(|(_, n)| *n > MAX_FIELD_VALUES) {
+            Some((field, n)) => {
+                Err(FieldError::new(field, format!("at most {MAX_FIELD_VALUES} values (this has {n})")))
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Adds every condition of `other` to this filter (used when `q` carries filters).
     pub fn merge(&mut self, other: Filter) {
         let Filter {
@@ -574,5 +613,32 @@ mod tests {
         assert_eq!(Period::Last7d.start(now).to_rfc3339(), "2024-03-08T10:00:00Z");
         let f = Filter { period: Some(Period::Last24h), from: Some(Timestamp(0)), ..Filter::default() };
         assert_eq!(f.time_range(now).0.unwrap().to_rfc3339(), "2024-03-14T10:00:00Z");
+    }
+}
+
+#[cfg(test)]
+mod bounds {
+    use super::*;
+
+    /// A query of thousands of words held thousands of index cursors at once (issue 31):
+    /// over the bounds, the filter is refused naming `q` (or the field).
+    #[test]
+    fn a_filter_over_the_bounds_is_refused_naming_the_field() {
+        let many = vec!["a"; 2000].join(" ");
+        let e = crate::query::parse(&many).unwrap_err();
+        assert_eq!(e.field, "q");
+        assert!(e.message.contains("at most 16 search words"), "{}", e.message);
+        let e = Filter::from_pairs([("q", many.as_str())]).unwrap_err();
+        assert_eq!(e.field, "q");
+        let quoted = format!("\"{}\"", vec!["deploy"; 17].join(" "));
+        assert_eq!(Filter::from_pairs([("q", quoted.as_str())]).unwrap_err().field, "q");
+        let long = "x".repeat(MAX_SEARCH_CHARS + 1);
+        assert_eq!(Filter::from_pairs([("q", long.as_str())]).unwrap_err().field, "q");
+        let words = vec!["deploy"; MAX_SEARCH_WORDS].join(" ");
+        assert!(Filter::from_pairs([("q", words.as_str())]).is_ok(), "the bound itself is allowed");
+        let actors: Vec<(&str, &str)> = (0..=MAX_FIELD_VALUES).map(|_| ("actor", "a@b.c")).collect();
+        assert_eq!(Filter::from_pairs(actors).unwrap_err().field, "actor");
+        let e = crate::query::parse(&vec!["actor:x"; MAX_FIELD_VALUES + 1].join(" ")).unwrap_err();
+        assert_eq!(e.field, "q", "{}", e.message);
     }
 }

@@ -33,6 +33,7 @@ impl Filter {
             let parsed = parse(q).map_err(|e| FieldError::new("q", e.message))?;
             f.merge(parsed);
         }
+        f.check_bounds()?;
         if let (Some(from), Some(to)) = (f.from, f.to) {
             if from > to {
                 return Err(FieldError::new("to", "is before from: choose an end after the start"));
@@ -102,6 +103,10 @@ pub fn parse(input: &str) -> Result<Filter, FieldError> {
             f.apply(&key, &value, was_quoted).map_err(|e| err(format!("{}: {}", e.field, e.message)))?;
         }
     }
+    f.check_bounds().map_err(|e| match e.field.as_str() {
+        "q" => e,
+        field => err(format!("{field}: {}", e.message)),
+    })?;
     Ok(f)
 }
 
@@ -305,6 +310,7 @@ mod tests {
                 sort: c.2,
                 hide_views: c.3,
             })
+            .prop_filter("within the bounds of one request", |f| f.check_bounds().is_ok())
     }
 
     proptest! {

@@ -108,6 +108,18 @@ pub(crate) struct Term<'a> {
     pub phrase: bool,
 }
 
+/// Shortest last word searched as a prefix: a one-character prefix stands for a large
+/// share of the vocabulary (every word beginning with `a`), which the index would walk
+/// at once; such a word matches only itself.
+pub(crate) const MIN_PREFIX_CHARS: usize = 2;
+
+impl Term<'_> {
+    /// Whether word `i` is searched as a prefix (the last word, long enough).
+    pub(crate) fn prefix_at(&self, i: usize) -> bool {
+        i + 1 == self.words.len() && self.words[i].chars().count() >= MIN_PREFIX_CHARS
+    }
+}
+
 /// The filter's search terms; terms without any letter or digit are left out.
 pub(crate) fn terms(f: &Filter) -> Vec<Term<'_>> {
     f.q.iter()

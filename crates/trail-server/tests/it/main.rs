@@ -4,6 +4,7 @@
 
 mod access;
 mod alerts;
+mod attacks;
 mod exports;
 mod failures;
 mod http;

@@ -8,7 +8,10 @@ use uuid::Uuid;
 
 use super::{index::MAX_LEXEME, org_id, pg, writer::PgPrepared, PgBatch, PgStore};
 use crate::{
-    query_plan::{actor_matches, cursor, cursor_mismatch, equalities, page_limit, terms, ActorMatch, Col, PageBuilder},
+    query_plan::{
+        actor_matches, cursor, cursor_mismatch, equalities, page_limit, terms, ActorMatch, Col, PageBuilder,
+        MIN_PREFIX_CHARS,
+    },
     verify::outcome_code,
     AppendBatch, Appended, Categories, Count, EventLog, Facets, ListQuery, Page, Scope, StoreError, StreamRx,
 };
@@ -200,6 +203,7 @@ pub(super) async fn where_clause(
         }
         sql.clauses.push(format!("({})", ors.join(" OR ")));
     }
+    check_prefixes(f)?;
     for term in terms(f) {
         let words: Vec<String> = term.words.iter().map(|w| w.to_lowercase()).collect();
         if words.iter().any(|w| w.len() > MAX_LEXEME) {
@@ -217,7 +221,14 @@ pub(super) async fn where_clause(
         let q = words
             .iter()
             .enumerate()
-            .map(|(i, w)| if phrase && i < last { format!("'{w}'") } else { format!("'{w}':*") })
+            .map(|(i, w)| {
+                // A one-character word stands for itself only (`MIN_PREFIX_CHARS`).
+                if (phrase && i < last) || w.chars().count() < MIN_PREFIX_CHARS {
+                    format!("'{w}'")
+                } else {
+                    format!("'{w}':*")
+                }
+            })
             .collect::<Vec<_>>()
             .join(" & ");
         let p = sql.param(q);
@@ -232,6 +243,30 @@ pub(super) async fn where_clause(
     }
     Ok(sql)
 }
+
+/// Refuses a search of more than `MAX_SHORT_PREFIXES` two-letter prefixes: each stands
+/// for a large share of the vocabulary, which the index merges while the search runs
+/// (as SQLite's `MAX_OPEN_PREFIXES`).
+pub(super) fn check_prefixes(f: &trail_core::Filter) -> Result<(), StoreError> {
+    let terms = terms(f);
+    let short: Vec<&str> = terms
+        .iter()
+        .filter_map(|t| t.words.last().filter(|w| t.prefix_at(t.words.len() - 1) && w.chars().count() < 3).copied())
+        .collect();
+    if short.len() > MAX_SHORT_PREFIXES {
+        return Err(StoreError::Invalid {
+            field: "q".into(),
+            message: format!(
+                "at most {MAX_SHORT_PREFIXES} search words of two characters ({}); type more of them",
+                short.join(", ")
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Most two-letter prefixes one search may hold (SQLite's `MAX_OPEN_PREFIXES`).
+const MAX_SHORT_PREFIXES: usize = 2;
 
 pub(super) fn sort_expr(field: SortField) -> (&'static str, bool) {
     match field {
@@ -363,6 +398,7 @@ impl EventLog for PgStore {
     async fn stream(&self, q: ListQuery, chunk: usize) -> Result<StreamRx, StoreError> {
         let (tx, rx) = tokio::sync::mpsc::channel(2);
         let c = self.client().await?;
+        check_prefixes(&q.filter)?;
         tokio::spawn(async move {
             let run = async {
                 let sql = where_clause(&c, &q.scope, &q.filter, q.now, false).await?;

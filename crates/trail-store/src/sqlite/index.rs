@@ -160,16 +160,22 @@ pub(super) fn terms(ev: &Event, out: &mut String) {
 /// (slower, but complete) prefix query.
 pub(super) const MAX_EXPANSION: usize = 64;
 
+/// Most prefixes of one search that stand for more than `MAX_EXPANSION` words: FTS5
+/// reads each of those as one merged list of every event holding any of its words,
+/// held in memory while the search runs.
+pub(super) const MAX_OPEN_PREFIXES: usize = 2;
+
 /// Turns search terms into an FTS5 expression: every word of every term must match,
-/// the last word of each term as a prefix. A plain-word prefix becomes an OR of the
+/// the last word of each term as a prefix (of two characters or more). A plain-word prefix becomes an OR of the
 /// stored words it begins (`deploy` → `deploy OR deployment OR deployments`), which
 /// FTS5 walks lazily, newest first. Terms without any letter or digit are ignored.
 pub(super) fn fts_query(conn: &Connection, terms: &[Term<'_>]) -> Result<Option<String>, StoreError> {
     let mut parts = Vec::new();
+    let mut open = Vec::new();
     for t in terms {
         let words = &t.words;
         for (i, w) in words.iter().enumerate() {
-            if i + 1 < words.len() {
+            if !t.prefix_at(i) {
                 parts.push(format!("\"{w}\""));
                 continue;
             }
@@ -193,9 +199,22 @@ pub(super) fn fts_query(conn: &Connection, terms: &[Term<'_>]) -> Result<Option<
                     let ors: Vec<String> = found.iter().map(|x| format!("\"{x}\"")).collect();
                     parts.push(format!("({})", ors.join(" OR ")));
                 }
-                None => parts.push(format!("\"{w}\"*")),
+                None => {
+                    open.push(*w);
+                    parts.push(format!("\"{w}\"*"))
+                }
             }
         }
+    }
+    if open.len() > MAX_OPEN_PREFIXES {
+        return Err(StoreError::Invalid {
+            field: "q".into(),
+            message: format!(
+                "at most {MAX_OPEN_PREFIXES} search words may each begin more than {MAX_EXPANSION} indexed words \
+                 ({}); type more of them",
+                open.join(", ")
+            ),
+        });
     }
     Ok((!parts.is_empty()).then(|| parts.join(" AND ")))
 }

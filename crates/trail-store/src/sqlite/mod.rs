@@ -73,6 +73,9 @@ impl Default for SqliteConfig {
 /// take the next free slot (beyond 512 they spill into the following microseconds,
 /// keeping arrival order).
 pub const SLOTS: i64 = 512;
+
+/// Read connections kept open between reads (more are opened while reads overlap).
+const MAX_IDLE_READERS: usize = 4;
 /// How far spilled positions may run past their microsecond; time-range bounds on
 /// `pos` are widened by this much and then checked exactly on `ts`.
 const SPILL: i64 = SLOTS * 1_000_000;
@@ -188,7 +191,9 @@ impl SqliteStore {
         &self.path
     }
 
-    /// Runs `f` on a pooled read-only connection on a blocking thread.
+    /// Runs `f` on a pooled read-only connection on a blocking thread. At most
+    /// `MAX_IDLE_READERS` are kept between reads: each holds its own page cache, so a
+    /// burst of parallel reads would otherwise keep the memory of its widest moment.
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -205,7 +210,7 @@ impl SqliteStore {
             };
             let out = f(&conn);
             if let Ok(mut p) = pool.lock() {
-                if p.len() < 16 {
+                if p.len() < MAX_IDLE_READERS {
                     p.push(conn);
                 }
             }

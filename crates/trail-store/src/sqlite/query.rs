@@ -597,6 +597,8 @@ impl EventLog for SqliteStore {
         // A long scan through a memory map would pull the whole file into the
         // process's resident set; plain reads through a small cache keep it flat.
         let conn = open_unmapped(&self.path, true, 8)?;
+        // A search the index refuses is refused before the stream starts.
+        super::index::fts_query(&conn, &crate::query_plan::terms(&query.filter))?;
         tokio::task::spawn_blocking(move || {
             if let Err(e) = stream_blocking(&conn, query, chunk.max(1), &tx) {
                 let _ = tx.blocking_send(Err(e));
