@@ -61,12 +61,11 @@ async fn at_most_two_open_prefixes_in_one_search() {
     Api::new(&running.base, &ingest)
         .ingest(json!({"action": "note:write", "details": {"text": words.join(" ")}}))
         .await;
-    let found = support::until("the words indexed", async || {
+    support::until("the words indexed", async || {
         let (code, v) = api.call(Method::GET, "/api/v1/events?q=zaab", None).await;
         (code == 200 && v["events"].as_array().is_some_and(|e| e.len() == 1)).then_some(())
     })
     .await;
-    let _ = found;
     let (code, v) = api.call(Method::GET, "/api/v1/events?q=za+zb", None).await;
     assert_eq!((code, v["events"].as_array().map(Vec::len)), (200, Some(1)), "{v}");
     for path in [
