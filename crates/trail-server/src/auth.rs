@@ -130,6 +130,8 @@ pub struct Caller {
     /// The client's address and user agent, for the audit trail.
     pub ip: Option<IpAddr>,
     pub user_agent: Option<String>,
+    /// The hash of the API key the caller came with (to check it again, `recheck`).
+    pub key_hash: Option<[u8; 32]>,
 }
 
 impl Caller {
@@ -317,6 +319,11 @@ async fn by_key(headers: &HeaderMap, st: &AppState) -> Result<Caller, ApiError> 
             k
         }
     };
+    caller_of_key(st, k, hash).await
+}
+
+/// The caller an API key stands for, if it still may act.
+async fn caller_of_key(st: &AppState, k: ApiKey, hash: [u8; 32]) -> Result<Caller, ApiError> {
     if k.revoked {
         return Err(ApiError::Unauthorized("this API key was revoked".into()));
     }
@@ -328,7 +335,9 @@ async fn by_key(headers: &HeaderMap, st: &AppState) -> Result<Caller, ApiError> 
         let user = user
             .filter(|u| !u.disabled)
             .ok_or_else(|| ApiError::Unauthorized("this token's user is disabled".into()))?;
-        return user_caller(st, user, None).await;
+        let mut caller = user_caller(st, user, None).await?;
+        caller.key_hash = Some(hash);
+        return Ok(caller);
     }
     Ok(Caller {
         org: k.org.clone(),
@@ -338,7 +347,28 @@ async fn by_key(headers: &HeaderMap, st: &AppState) -> Result<Caller, ApiError> 
         must_change: false,
         ip: None,
         user_agent: None,
+        key_hash: Some(hash),
     })
+}
+
+/// The same caller as the store says it is now (no cache): for what stays open after
+/// the request that authenticated it (live streams). An error when its key was
+/// revoked, its user disabled or its session ended.
+pub(crate) async fn recheck(st: &AppState, caller: &Caller) -> Result<Caller, ApiError> {
+    let mut now = if let Some(hash) = caller.key_hash {
+        let k = st.store.find_key(hash).await?.ok_or_else(|| ApiError::Unauthorized("unknown API key".into()))?;
+        caller_of_key(st, k, hash).await?
+    } else if let Some(s) = &caller.session {
+        let expired = || ApiError::Unauthorized("your session has ended; log in again".into());
+        let session = st.store.find_session(s.hash, (st.clock)().0).await?.ok_or_else(expired)?;
+        let user = st.store.user(session.user_id).await?.filter(|u| !u.disabled).ok_or_else(expired)?;
+        user_caller(st, user, Some(session)).await?
+    } else {
+        return Err(ApiError::Unauthorized("no credential to check again".into()));
+    };
+    now.ip = caller.ip;
+    now.user_agent = caller.user_agent.clone();
+    Ok(now)
 }
 
 async fn by_session(cookie: &str, st: &AppState) -> Result<Caller, ApiError> {
@@ -358,6 +388,7 @@ pub(crate) async fn user_caller(st: &AppState, user: User, session: Option<Sessi
         must_change: user.must_change,
         ip: None,
         user_agent: None,
+        key_hash: None,
     })
 }
 

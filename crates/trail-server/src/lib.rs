@@ -84,5 +84,11 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = state.config.connections.clone();
+    // Open live streams end as shutdown begins, so that it does not wait on them.
+    let live = state.live.clone();
+    let shutdown = async move {
+        shutdown.await;
+        live.close();
+    };
     listen::serve(listener, app(state), limits, shutdown).await
 }

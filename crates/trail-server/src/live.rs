@@ -18,15 +18,40 @@ use axum::{
     },
 };
 use futures::Stream;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 use trail_core::Filter;
 
 use crate::{auth::Caller, error::ApiError, AppState};
 
-#[derive(Default)]
+/// How often an open stream checks its credential again at the latest.
+const RECHECK: Duration = Duration::from_secs(5);
+
 pub(crate) struct Live {
     /// Streams open per caller (actor id), so that one caller cannot hold them all.
     open: Mutex<HashMap<String, usize>>,
+    /// Bumped when a credential or a right changes in this process.
+    changed: watch::Sender<u64>,
+    /// Set when the server shuts down.
+    closing: watch::Sender<bool>,
+}
+
+impl Default for Live {
+    fn default() -> Live {
+        Live { open: Mutex::default(), changed: watch::channel(0).0, closing: watch::channel(false).0 }
+    }
+}
+
+impl Live {
+    /// A key was revoked, a user or a role changed, a session ended: open streams check
+    /// their credentials now.
+    pub(crate) fn credentials_changed(&self) {
+        self.changed.send_modify(|n| *n += 1);
+    }
+
+    /// The server is shutting down: every open stream ends.
+    pub(crate) fn close(&self) {
+        self.closing.send_replace(true);
+    }
 }
 
 /// One open stream of a caller, counted until it is dropped.
@@ -78,30 +103,75 @@ pub(crate) async fn stream(
     let opened = open(&st.live, who, max)
         .ok_or_else(|| ApiError::TooMany(format!("you have {max} live streams open already; close one first"), 5))?;
     let rx = st.feed.subscribe();
-    let clock = st.clock.clone();
+    let watch = Watch {
+        st: st.clone(),
+        caller,
+        scope,
+        changed: st.live.changed.subscribe(),
+        closing: st.live.closing.subscribe(),
+        next_check: tokio::time::Instant::now() + RECHECK,
+    };
     // The stream's state holds `opened`, so the count drops when the client goes.
-    let events = futures::stream::unfold((rx, filter, scope, opened), move |(mut rx, filter, scope, opened)| {
-        let clock = clock.clone();
-        async move {
+    let events =
+        futures::stream::unfold((rx, filter, watch, opened), |(mut rx, filter, mut watch, opened)| async move {
             loop {
-                match rx.recv().await {
+                if *watch.closing.borrow_and_update() {
+                    return None;
+                }
+                let got = tokio::select! {
+                    r = rx.recv() => r,
+                    _ = watch.closing.changed() => continue,
+                    _ = watch.changed.changed() => {
+                        watch.next_check = tokio::time::Instant::now();
+                        continue;
+                    }
+                    _ = tokio::time::sleep_until(watch.next_check) => {
+                        if !watch.still_holds().await {
+                            return None;
+                        }
+                        continue;
+                    }
+                };
+                match got {
                     Ok(e) => {
-                        if scope.allows(&e.org, e.category()) && filter.matches(&e, clock()) {
+                        if watch.scope.allows(&e.org, e.category()) && filter.matches(&e, (watch.st.clock)()) {
                             let data = String::from_utf8_lossy(&e.to_leaf()).into_owned();
                             let ev = SseEvent::default().event("event").id(e.id.to_string()).data(data);
-                            return Some((Ok::<_, Infallible>(ev), (rx, filter, scope, opened)));
+                            return Some((Ok::<_, Infallible>(ev), (rx, filter, watch, opened)));
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(n)) => {
                         let ev = SseEvent::default().event("lagged").data(n.to_string());
-                        return Some((Ok(ev), (rx, filter, scope, opened)));
+                        return Some((Ok(ev), (rx, filter, watch, opened)));
                     }
                     Err(broadcast::error::RecvError::Closed) => return None,
                 }
             }
-        }
-    });
+        });
     Ok(sse(events).into_response())
+}
+
+/// What a stream knows of its caller, checked again while it is open.
+struct Watch {
+    st: AppState,
+    caller: Caller,
+    scope: trail_store::Scope,
+    changed: watch::Receiver<u64>,
+    closing: watch::Receiver<bool>,
+    next_check: tokio::time::Instant,
+}
+
+impl Watch {
+    /// Whether the credential still holds with the same view; schedules the next check.
+    async fn still_holds(&mut self) -> bool {
+        self.next_check = tokio::time::Instant::now() + RECHECK;
+        match crate::auth::recheck(&self.st, &self.caller).await {
+            Ok(now) => now.read_scope().is_ok_and(|scope| scope == self.scope),
+            Err(ApiError::Unauthorized(_) | ApiError::Forbidden(_)) => false,
+            // A store that cannot be read now is no reason to end the stream.
+            Err(_) => true,
+        }
+    }
 }
 
 fn sse(s: impl Stream<Item = Result<SseEvent, Infallible>> + Send + 'static) -> impl IntoResponse {

@@ -175,6 +175,7 @@ pub(super) async fn revoke_key(
         return Err(not_found());
     }
     st.keys.clear();
+    st.live.credentials_changed();
     record(&st, caller.record("api_key:revoke").resource("api_key", id, "")).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -293,6 +293,7 @@ pub(super) async fn logout(State(st): State<AppState>, caller: Caller) -> Result
         .clone()
         .ok_or_else(|| ApiError::field("authorization", "logout ends a login session; API keys have none"))?;
     st.store.delete_sessions(session.hash, false).await?;
+    st.live.credentials_changed();
     record(&st, caller.record("auth:logout")).await;
     let mut resp = StatusCode::NO_CONTENT.into_response();
     resp.headers_mut().insert(header::SET_COOKIE, clear_cookie(&st));
@@ -546,6 +547,7 @@ pub(super) async fn update_user(
     let details = json!({
         "role": b.role, "disabled": b.disabled, "password_reset": password.is_some(), "previous_role": user.role,
     });
+    st.live.credentials_changed();
     record(&st, caller.record(action).resource("user", user.id, &user.email).details(details)).await;
     Ok(Json(UserAnswer { user: (&updated).into(), one_time_password: password }).into_response())
 }
@@ -598,6 +600,7 @@ pub(super) async fn put_role(
     st.store.put_role(role.clone()).await?;
     let view = RoleView::from(&role);
     let details = serde_json::to_value(&view).unwrap_or_default();
+    st.live.credentials_changed();
     record(&st, caller.record("role:update").resource("role", &role.name, &role.name).details(details)).await;
     Ok(Json(view).into_response())
 }
@@ -617,6 +620,7 @@ pub(super) async fn delete_role(
     if !st.store.delete_role(&org, &name).await? {
         return Err(ApiError::NotFound(format!("no role '{name}'")));
     }
+    st.live.credentials_changed();
     record(&st, caller.record("role:delete").resource("role", &name, &name)).await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -80,3 +80,186 @@ async fn at_most_two_open_prefixes_in_one_search() {
         assert!(v["error"]["message"].as_str().unwrap().contains("za, zb, zc"), "{v}");
     }
 }
+
+/// A server with one organization, its keys, and users made through the API.
+struct Site {
+    base: String,
+    http: reqwest::Client,
+    store: std::sync::Arc<trail_store::sqlite::SqliteStore>,
+    admin: String,
+    ingest: String,
+    running: Option<support::Running>,
+    _dir: tempfile::TempDir,
+}
+
+/// A logged-in browser.
+struct Login {
+    cookie: String,
+    csrf: String,
+}
+
+impl Site {
+    async fn start() -> Site {
+        let dir = tempfile::tempdir().unwrap();
+        let store = support::store(dir.path(), &["acme", "globex"], true).await;
+        let admin = key(&*store, "acme", KeyScope::Admin).await;
+        let ingest = key(&*store, "acme", KeyScope::Ingest).await;
+        let config = ServerConfig { insecure_cookies: true, ..ServerConfig::default() };
+        let running = support::serve(AppState::new(store.clone(), config, trail_server::system_clock())).await;
+        Site {
+            base: running.base.clone(),
+            http: reqwest::Client::new(),
+            store,
+            admin,
+            ingest,
+            running: Some(running),
+            _dir: dir,
+        }
+    }
+
+    fn api(&self, key: &str) -> Api {
+        Api::new(&self.base, key)
+    }
+
+    /// A user of `role` in acme, logged in with a password of its own.
+    async fn user(&self, email: &str, role: &str) -> (i64, Login) {
+        let body = json!({"email": email, "name": "Someone", "role": role});
+        let (code, v) = self.api(&self.admin).call(Method::POST, "/api/v1/users", Some(body)).await;
+        assert_eq!(code, 201, "{v}");
+        let (id, otp) = (v["user"]["id"].as_i64().unwrap(), v["one_time_password"].as_str().unwrap().to_string());
+        let login = |password: String| {
+            self.http
+                .post(format!("{}/api/v1/auth/login", self.base))
+                .body(json!({"email": email, "password": password}).to_string())
+                .send()
+        };
+        let r = login(otp.clone()).await.unwrap();
+        let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+        let v: serde_json::Value = r.json().await.unwrap();
+        let me = Login { cookie, csrf: v["csrf_token"].as_str().unwrap().to_string() };
+        let change = json!({"current_password": otp, "new_password": "correct horse battery"});
+        let code = self.session(&me, Method::POST, "/api/v1/auth/password", Some(change)).await.0;
+        assert_eq!(code, 204);
+        (id, me)
+    }
+
+    async fn session(
+        &self,
+        s: &Login,
+        m: Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut r = self
+            .http
+            .request(m, format!("{}{path}", self.base))
+            .header("cookie", &s.cookie)
+            .header("x-csrf-token", &s.csrf);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().await.unwrap();
+        (r.status().as_u16(), r.json().await.unwrap_or_default())
+    }
+
+    /// Opens a live stream with a key or a session.
+    async fn stream(&self, key: Option<&str>, s: Option<&Login>) -> reqwest::Response {
+        let mut r = self.http.get(format!("{}/api/v1/events/stream", self.base));
+        if let Some(k) = key {
+            r = r.bearer_auth(k);
+        }
+        if let Some(s) = s {
+            r = r.header("cookie", &s.cookie);
+        }
+        let r = r.send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        r
+    }
+}
+
+/// Reads a stream until `marker` arrives (`true`) or the stream ends (`false`), within a
+/// minute.
+async fn read_until(r: &mut reqwest::Response, marker: &str) -> bool {
+    let mut text = String::new();
+    let read = async {
+        while let Some(c) = r.chunk().await.unwrap_or(None) {
+            text.push_str(&String::from_utf8_lossy(&c));
+            if text.contains(marker) {
+                return true;
+            }
+        }
+        false
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(60), read).await.expect("the stream answers within a minute")
+}
+
+/// An open stream ends with its credential: a revoked key (here, and in the store by
+/// another process), a disabled user, a session logged out, a role changed.
+#[tokio::test]
+async fn a_credential_ends_and_its_open_streams_end_with_it() {
+    let site = Site::start().await;
+    let events = site.api(&site.ingest);
+    let send = |marker: &'static str| events.ingest(json!({"action": "auth:login", "request_id": marker}));
+    // A read key revoked through the API.
+    let (code, made) =
+        site.api(&site.admin).call(Method::POST, "/api/v1/keys", Some(json!({"scope": "read", "label": "siem"}))).await;
+    assert_eq!(code, 201, "{made}");
+    let (read, read_id) = (made["key"].as_str().unwrap().to_string(), made["id"].as_i64().unwrap());
+    let mut by_key = site.stream(Some(&read), None).await;
+    // A read key revoked in the store directly (as another server would).
+    let (other, other_id) = trail_server::create_api_key(&*site.store, "acme", KeyScope::Read, "t").await.unwrap();
+    let mut by_other = site.stream(Some(&other), None).await;
+    // Users: one to disable, one to log out, one whose role changes.
+    let (ann_id, ann) = site.user("ann@acme.com", "auditor").await;
+    let (_, bob) = site.user("bob@acme.com", "auditor").await;
+    let (cid, cat) = site.user("cat@acme.com", "auditor").await;
+    let mut streams = vec![
+        site.stream(None, Some(&ann)).await,
+        site.stream(None, Some(&bob)).await,
+        site.stream(None, Some(&cat)).await,
+    ];
+    send("before").await;
+    assert!(read_until(&mut by_key, "before").await && read_until(&mut by_other, "before").await);
+    for s in &mut streams {
+        assert!(read_until(s, "before").await, "each stream delivers at first");
+    }
+    let admin = site.api(&site.admin);
+    assert_eq!(admin.call(Method::DELETE, &format!("/api/v1/keys/{read_id}"), None).await.0, 204);
+    use trail_store::prelude::*;
+    assert!(site.store.revoke_key(None, other_id).await.unwrap());
+    assert_eq!(
+        admin.call(Method::PATCH, &format!("/api/v1/users/{ann_id}"), Some(json!({"disabled": true}))).await.0,
+        200
+    );
+    assert_eq!(site.session(&bob, Method::POST, "/api/v1/auth/logout", None).await.0, 204);
+    let role = json!({"view": "*,-auth"});
+    assert_eq!(admin.call(Method::PUT, "/api/v1/roles/no-auth", Some(role)).await.0, 200);
+    let (code, v) = admin.call(Method::PATCH, &format!("/api/v1/users/{cid}"), Some(json!({"role": "no-auth"}))).await;
+    assert_eq!(code, 200, "{v}");
+    // Each stream ends (the key revoked elsewhere at the next check, within 5 s) and
+    // delivers nothing sent after.
+    send("after").await;
+    assert!(!read_until(&mut by_key, "after").await, "the revoked key's stream ended");
+    assert!(!read_until(&mut by_other, "after").await, "the key revoked in the store ended its stream");
+    for (s, who) in streams.iter_mut().zip(["disabled", "logged out", "role changed"]) {
+        assert!(!read_until(s, "after").await, "the {who} user's stream ended");
+    }
+    // Nothing in this process tells of a revocation in the store: the next check
+    // (within 5 s) finds it.
+    let (third, third_id) = trail_server::create_api_key(&*site.store, "acme", KeyScope::Read, "t").await.unwrap();
+    let mut quiet = site.stream(Some(&third), None).await;
+    send("third").await;
+    assert!(read_until(&mut quiet, "third").await);
+    assert!(site.store.revoke_key(None, third_id).await.unwrap());
+    assert!(!read_until(&mut quiet, "never").await, "the stream ended at its next check");
+    // Shutting down ends a stream at once, so that shutdown is prompt.
+    let mut open = site.stream(Some(&site.admin), None).await;
+    let running = { site }.running.take();
+    let stopped = async {
+        drop(running);
+        read_until(&mut open, "never").await
+    };
+    assert!(!tokio::time::timeout(std::time::Duration::from_secs(10), stopped)
+        .await
+        .expect("the stream ends at shutdown"));
+}
