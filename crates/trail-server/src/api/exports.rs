@@ -46,7 +46,7 @@ pub(super) async fn download(
     let now = (st.clock)();
     let n = estimate(&st, &req, now).await?;
     if n > st.config.exports.sync_rows {
-        let job = start(&st, &caller, req, n).await?;
+        let job = start(&st, req, n).await?;
         return Ok((StatusCode::ACCEPTED, Json(job.view())).into_response());
     }
     Ok((attachment(req.format, now), stream_body(st, req, now).await?).into_response())
@@ -108,7 +108,7 @@ pub(super) async fn export(
         Format::Xlsx | Format::Pdf => {
             let n = st.store.count(req.scope.clone(), req.filter.clone(), now).await?;
             if n > sync_limit(&st, req.format) {
-                let job = start(&st, &caller, req, n).await?;
+                let job = start(&st, req, n).await?;
                 return Ok((StatusCode::ACCEPTED, Json(job.view())).into_response());
             }
             let dir = st.config.exports.tmp();

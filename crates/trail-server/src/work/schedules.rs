@@ -33,6 +33,7 @@ pub struct ScheduleRun {
 /// Runs one scheduled export now: writes the file, mails it, records it, and sets the
 /// next run.
 pub async fn run_schedule(st: &Services, s: &Schedule, now: Timestamp) -> Result<ScheduleRun, WorkError> {
+    maker_may_still_export(st, s).await?;
     let mut filter = trail_core::query::parse(&s.query)?;
     let (from, to) = filter.time_range(now);
     if from.is_none() && to.is_none() {
@@ -107,6 +108,27 @@ pub async fn run_due(st: &Services) -> usize {
         }
     }
     due.len()
+}
+
+/// A schedule exports its whole organization on behalf of the administrator who made
+/// it: each run checks that they still may (a user still there, enabled, still
+/// administering the organization). Schedules made with a key run while the
+/// organization has them.
+async fn maker_may_still_export(st: &Services, s: &Schedule) -> Result<(), WorkError> {
+    let Some(user) = st.store.user_by_email(&s.created_by).await? else {
+        return Ok(());
+    };
+    let same_org = user.org == s.org || user.role == "platform_admin";
+    if user.disabled || !user.manages() || !same_org {
+        return Err(WorkError::field(
+            "created_by",
+            format!(
+                "its maker {} may no longer export {}: the schedule does not run until an administrator makes it again",
+                s.created_by, s.org
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Runs due scheduled exports every `every` until the process ends.

@@ -263,3 +263,55 @@ async fn a_credential_ends_and_its_open_streams_end_with_it() {
         .await
         .expect("the stream ends at shutdown"));
 }
+
+/// Rights are those of each read: a user whose role lost a category no longer reads the
+/// export file they made with it, and a schedule whose maker no longer administers
+/// does not run.
+#[tokio::test]
+async fn rights_are_checked_when_used_not_only_when_granted() {
+    let site = Site::start().await;
+    site.api(&site.ingest).ingest(json!({"action": "secret:read", "request_id": "vault"})).await;
+    let admin = site.api(&site.admin);
+    assert_eq!(
+        admin.call(Method::PUT, "/api/v1/roles/everything", Some(json!({"view": "*", "export": "*"}))).await.0,
+        200
+    );
+    assert_eq!(
+        admin
+            .call(Method::PUT, "/api/v1/roles/no-secrets", Some(json!({"view": "*,-secret", "export": "*,-secret"})))
+            .await
+            .0,
+        200
+    );
+    let (id, dee) = site.user("dee@acme.com", "everything").await;
+    let (code, job) = site.session(&dee, Method::POST, "/api/v1/exports?format=csv", None).await;
+    assert_eq!(code, 202, "{job}");
+    let status = format!("/api/v1/exports/{}", job["id"].as_str().unwrap());
+    support::until("the export finished", async || {
+        let (code, v) = site.session(&dee, Method::GET, &status, None).await;
+        (code == 200 && v["download_url"].is_string()).then_some(())
+    })
+    .await;
+    let file = format!("{status}/file");
+    let r = site.http.get(format!("{}{file}", site.base)).header("cookie", &dee.cookie).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("vault"), "the file holds the secret row");
+    let (code, v) =
+        admin.call(Method::PATCH, &format!("/api/v1/users/{id}"), Some(json!({"role": "no-secrets"}))).await;
+    assert_eq!(code, 200, "{v}");
+    let r = site.http.get(format!("{}{file}", site.base)).header("cookie", &dee.cookie).send().await.unwrap();
+    assert_eq!(r.status(), 404, "the file made with a category since lost is not read");
+    assert_eq!(site.session(&dee, Method::GET, &status, None).await.0, 404);
+    // A schedule made by an administrator who is one no longer does not run.
+    let (eve_id, eve) = site.user("eve@acme.com", "org_admin").await;
+    let body = json!({"name": "daily", "cadence": "daily", "format": "csv", "directory": "daily", "at": "06:00"});
+    let (code, made) = site.session(&eve, Method::POST, "/api/v1/schedules", Some(body)).await;
+    assert_eq!(code, 201, "{made}");
+    let run = format!("/api/v1/schedules/{}/run", made["id"]);
+    assert_eq!(admin.call(Method::POST, &run, None).await.0, 200, "it runs while its maker administers");
+    let (code, v) =
+        admin.call(Method::PATCH, &format!("/api/v1/users/{eve_id}"), Some(json!({"role": "auditor"}))).await;
+    assert_eq!(code, 200, "{v}");
+    let (code, v) = admin.call(Method::POST, &run, None).await;
+    assert!(code >= 400 && v.to_string().contains("may no longer export"), "{code} {v}");
+}
