@@ -393,13 +393,40 @@ pub(crate) async fn user_caller(st: &AppState, user: User, session: Option<Sessi
 }
 
 /// Records `audit:view` for a caller opening a filter (first pages only; repeats within
-/// a minute are folded), without delaying the answer.
-pub(crate) fn view(st: &AppState, caller: &Caller, what: &str, query: String) {
+/// a minute are folded), without delaying the answer. It is recorded in the log of the
+/// organization viewed: the caller's own, or for a platform caller the one organization
+/// `viewed` names, else the platform's log (`selfaudit::PLATFORM_LOG`); never in a third one.
+pub(crate) fn view(st: &AppState, caller: &Caller, what: &str, query: String, viewed: Option<String>) {
     let who = caller.actor().get("id").and_then(Value::as_str).unwrap_or_default().to_string();
     if !st.views.fresh(&who, &format!("{what} {query}")) {
         return;
     }
-    let r = caller.record("audit:view").details(json!({"view": what, "filter": query}));
+    let mut r = caller.record("audit:view").details(json!({"view": what, "filter": query}));
     let st = st.clone();
-    tokio::spawn(async move { selfaudit::record(&st, r).await });
+    let platform = caller.perms.platform;
+    tokio::spawn(async move {
+        if platform {
+            r.org = match viewed {
+                Some(org) => org,
+                None => match selfaudit::platform_log(&st).await {
+                    Some(org) => org,
+                    None => return,
+                },
+            };
+        }
+        selfaudit::record(&st, r).await
+    });
+}
+
+/// The one organization a platform caller's filter is limited to (by `company`), as
+/// its slug, if it names exactly one that exists.
+pub(crate) async fn viewed_org(st: &AppState, caller: &Caller, filter: &trail_core::Filter) -> Option<String> {
+    if !caller.perms.platform {
+        return Some(caller.org.clone());
+    }
+    let [name] = filter.company.as_slice() else {
+        return None;
+    };
+    let orgs = st.store.orgs().await.ok()?;
+    orgs.into_iter().find(|o| o.slug.eq_ignore_ascii_case(name) || o.name.eq_ignore_ascii_case(name)).map(|o| o.slug)
 }

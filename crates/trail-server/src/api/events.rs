@@ -227,7 +227,8 @@ pub(super) async fn list(State(st): State<AppState>, caller: Caller, q: Pairs) -
     let now = (st.clock)();
     crate::work::retention::online_window(&st, &mut filter, now)?;
     if cursor.is_none() && st.config.audit_reads {
-        crate::auth::view(&st, &caller, "list", trail_core::query::render(&filter));
+        let viewed = crate::auth::viewed_org(&st, &caller, &filter).await;
+        crate::auth::view(&st, &caller, "list", trail_core::query::render(&filter), viewed);
     }
     // `offset`: the rows before are walked by the cursor, a page at a time.
     let mut skip = offset;
@@ -284,7 +285,7 @@ pub(super) async fn detail(
     let event =
         Event::from_leaf(&leaf).map_err(|e| ApiError::Internal(format!("stored event {id} unreadable: {e}")))?;
     if st.config.audit_reads {
-        crate::auth::view(&st, &caller, "event", id.to_string());
+        crate::auth::view(&st, &caller, "event", id.to_string(), Some(event.org.clone()));
     }
     let raw = RawValue::from_string(String::from_utf8_lossy(&leaf).into_owned())
         .map_err(|e| ApiError::Internal(e.to_string()))?;

@@ -77,9 +77,15 @@ pub(crate) fn request(
     Ok(ExportRequest {
         format,
         preset,
-        scope,
+        scope: scope.clone(),
         filter,
-        audit_org: caller.org.clone(),
+        // Recorded in the log of the organization exported (a platform caller's export
+        // of several, in the platform's log), never in a third one.
+        audit_org: match (caller.perms.platform, &scope.org) {
+            (false, _) => caller.org.clone(),
+            (true, Some(org)) => org.clone(),
+            (true, None) => crate::work::selfaudit::PLATFORM_LOG.to_string(),
+        },
         actor: caller.actor(),
         ip: caller.ip,
         user_agent: caller.user_agent.clone(),

@@ -352,6 +352,9 @@ pub async fn record_export(st: &Services, req: &ExportRequest, rows: u64, extra:
     if let (Some(d), Some(x)) = (details.as_object_mut(), extra.as_object()) {
         d.extend(x.clone());
     }
+    if req.audit_org == selfaudit::PLATFORM_LOG && selfaudit::platform_log(st).await.is_none() {
+        return;
+    }
     let r = selfaudit::Record {
         org: req.audit_org.clone(),
         action: "audit:export",

@@ -43,6 +43,23 @@ impl Views {
 }
 
 /// One self-audit event.
+/// The organization whose log holds what platform callers did across several
+/// organizations (views, exports): a log of its own, which only platform callers read,
+/// so that no tenant reads what was looked for in another.
+pub const PLATFORM_LOG: &str = "trail-platform";
+
+/// The platform's log, made on first use (`None` if it cannot be).
+pub(crate) async fn platform_log(st: &Services) -> Option<String> {
+    let org = trail_store::Org { slug: PLATFORM_LOG.into(), name: "Trail platform".into() };
+    match st.store.ensure_org(org).await {
+        Ok(_) => Some(PLATFORM_LOG.into()),
+        Err(e) => {
+            tracing::warn!(error = %e, "the platform's log cannot be made");
+            None
+        }
+    }
+}
+
 pub(crate) struct Record {
     pub org: String,
     pub action: &'static str,

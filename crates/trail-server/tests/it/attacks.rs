@@ -104,7 +104,7 @@ impl Site {
         let store = support::store(dir.path(), &["acme", "globex"], true).await;
         let admin = key(&*store, "acme", KeyScope::Admin).await;
         let ingest = key(&*store, "acme", KeyScope::Ingest).await;
-        let config = ServerConfig { insecure_cookies: true, ..ServerConfig::default() };
+        let config = ServerConfig { insecure_cookies: true, audit_reads: true, ..ServerConfig::default() };
         let running = support::serve(AppState::new(store.clone(), config, trail_server::system_clock())).await;
         Site {
             base: running.base.clone(),
@@ -314,4 +314,41 @@ async fn rights_are_checked_when_used_not_only_when_granted() {
     assert_eq!(code, 200, "{v}");
     let (code, v) = admin.call(Method::POST, &run, None).await;
     assert!(code >= 400 && v.to_string().contains("may no longer export"), "{code} {v}");
+}
+
+/// A platform caller's views and exports of an organization are recorded in that
+/// organization's log; those spanning several, in the platform's own log; never in
+/// the caller's home organization, whose members would read another tenant's searches.
+#[tokio::test]
+async fn views_are_recorded_in_the_organization_viewed() {
+    use trail_store::prelude::*;
+    let site = Site::start().await;
+    let platform = site.api(&key(&*site.store, "acme", KeyScope::Platform).await);
+    let g_ingest = key(&*site.store, "globex", KeyScope::Ingest).await;
+    site.api(&g_ingest).ingest(json!({"action": "auth:login", "request_id": "globex-only"})).await;
+    let (code, v) = platform.call(Method::GET, "/api/v1/events?company=globex&q=initech-merger", None).await;
+    assert_eq!(code, 200, "{v}");
+    let (code, v) = platform.call(Method::GET, "/api/v1/events?q=acquisition-target", None).await;
+    assert_eq!(code, 200, "{v}");
+    let (code, _) = platform.call(Method::GET, "/api/v1/export?format=csv&org=globex&q=secret-deal", None).await;
+    assert_eq!(code, 200);
+    let logged = |org: &'static str| {
+        let store = site.store.clone();
+        async move {
+            let rows = store.scan(org, 0, 1_000_000).await.unwrap_or_default();
+            rows.iter().map(|(_, l)| String::from_utf8_lossy(l).into_owned()).collect::<Vec<_>>().join("\n")
+        }
+    };
+    let (globex, platform_log) = support::until("the views recorded", async || {
+        let (g, p) = (logged("globex").await, logged("trail-platform").await);
+        (g.contains("initech-merger") && g.contains("secret-deal") && p.contains("acquisition-target"))
+            .then_some((g, p))
+    })
+    .await;
+    assert!(!globex.contains("acquisition-target"), "{globex}");
+    assert!(!platform_log.contains("initech-merger"), "{platform_log}");
+    let acme = logged("acme").await;
+    for term in ["initech-merger", "acquisition-target", "secret-deal"] {
+        assert!(!acme.contains(term), "the platform caller's home organization reads nothing of it: {acme}");
+    }
 }
