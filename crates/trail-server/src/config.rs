@@ -190,8 +190,13 @@ pub fn system_clock() -> Clock {
 /// How connections and requests are bounded.
 #[derive(Debug, Clone)]
 pub struct ConnectionConfig {
-    /// Connections served at once; more wait to be accepted.
+    /// Connections served at once. Past it, a new connection from a client address
+    /// holding more than its share makes room by closing that address's newest one;
+    /// from any other, it is closed.
     pub max_connections: usize,
+    /// Connections one client address may hold open; a new one past it is closed at
+    /// once (so one client cannot slow down everyone).
+    pub max_connections_per_client: usize,
     /// A request's head must arrive within this time of the connection opening or of
     /// the previous response (so it is also how long an idle keep-alive connection
     /// stays open).
@@ -208,6 +213,7 @@ impl Default for ConnectionConfig {
     fn default() -> Self {
         ConnectionConfig {
             max_connections: 4096,
+            max_connections_per_client: 256,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             body_min_rate: 64 * 1024,

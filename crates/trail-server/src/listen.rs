@@ -1,5 +1,7 @@
 //! Serving connections so that slow or idle clients cannot take the server down: a cap
-//! on open connections (past it, new ones wait in the kernel's queue), a deadline for
+//! on the connections of each client address (past it, its new ones are closed at
+//! once) and on all of them (past it, the address holding the most gives up its newest
+//! connection, or the new one is closed), a deadline for
 //! each request's head (which also closes a keep-alive connection that stays idle that
 //! long), and a minimum rate for request bodies. A body cut off for being too slow is
 //! answered 408 by `finish`.
@@ -36,14 +38,10 @@ pub(crate) async fn serve(
     limits: ConnectionConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
+    let table = Arc::new(std::sync::Mutex::new(Table::default()));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let slot = tokio::select! {
-            s = slots.clone().acquire_owned() => s.map_err(std::io::Error::other)?,
-            () = &mut shutdown => break,
-        };
         let (stream, addr) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(c) => c,
@@ -56,6 +54,17 @@ pub(crate) async fn serve(
                 }
             },
             () = &mut shutdown => break,
+        };
+        let ip = addr.ip().to_canonical();
+        let (id, cancel) = {
+            let Ok(mut t) = table.lock() else { continue };
+            match t.admit(ip, limits.max_connections.max(1), limits.max_connections_per_client.max(1)) {
+                Some(admitted) => admitted,
+                None => {
+                    drop(stream);
+                    continue;
+                }
+            }
         };
         let _ = stream.set_nodelay(true);
         let (body_timeout, min_rate) = (limits.body_timeout, limits.body_min_rate);
@@ -71,16 +80,82 @@ pub(crate) async fn serve(
             .header_read_timeout(limits.header_timeout)
             .serve_connection(TokioIo::new(stream), hyper_util::service::TowerToHyperService::new(svc));
         let conn = graceful.watch(conn);
+        let table = table.clone();
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended");
+            tokio::select! {
+                r = conn => if let Err(e) = r {
+                    tracing::debug!(error = %e, "connection ended");
+                },
+                _ = cancel => tracing::debug!(%ip, "connection closed to make room for others"),
             }
-            drop(slot);
+            if let Ok(mut t) = table.lock() {
+                t.leave(ip, id);
+            }
         });
     }
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// The open connections by client address, oldest first, each with the means to close
+/// it.
+#[derive(Default)]
+struct Table {
+    by_ip: std::collections::HashMap<std::net::IpAddr, Vec<(u64, tokio::sync::oneshot::Sender<()>)>>,
+    total: usize,
+    next: u64,
+}
+
+impl Table {
+    /// Admits a connection from `ip`: its id and what closes it, or `None` when it is
+    /// refused (its address holds `per_client` already, or all are taken by addresses
+    /// holding no more than their share).
+    fn admit(
+        &mut self,
+        ip: std::net::IpAddr,
+        max: usize,
+        per_client: usize,
+    ) -> Option<(u64, tokio::sync::oneshot::Receiver<()>)> {
+        if self.by_ip.get(&ip).map_or(0, Vec::len) >= per_client {
+            return None;
+        }
+        if self.total >= max {
+            // The address holding the most gives up its newest connection, if it holds
+            // more than a fair share and more than the newcomer's address.
+            let share = max / self.by_ip.len().max(1);
+            let mine = self.by_ip.get(&ip).map_or(0, Vec::len);
+            let (&heavy, held) = self.by_ip.iter().max_by_key(|(_, v)| v.len())?;
+            if held.len() <= share.max(1) || held.len() <= mine + 1 {
+                return None;
+            }
+            let list = self.by_ip.get_mut(&heavy)?;
+            let (_, close) = list.pop()?;
+            let _ = close.send(());
+            self.total -= 1;
+            if list.is_empty() {
+                self.by_ip.remove(&heavy);
+            }
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.next += 1;
+        self.by_ip.entry(ip).or_default().push((self.next, tx));
+        self.total += 1;
+        Some((self.next, rx))
+    }
+
+    /// A connection ended (or was closed).
+    fn leave(&mut self, ip: std::net::IpAddr, id: u64) {
+        if let Some(list) = self.by_ip.get_mut(&ip) {
+            if let Some(i) = list.iter().position(|(x, _)| *x == id) {
+                list.remove(i);
+                self.total -= 1;
+            }
+            if list.is_empty() {
+                self.by_ip.remove(&ip);
+            }
+        }
+    }
 }
 
 /// A request body that fails once it falls behind: it may take `base`, plus the time

@@ -128,8 +128,10 @@ pub struct FileServer {
     pub listen: Option<String>,
     /// Leave `Secure` off the session cookie (plain HTTP on a non-localhost address).
     pub insecure_cookies: Option<bool>,
-    /// Connections served at once (more wait to be accepted).
+    /// Connections served at once.
     pub max_connections: Option<usize>,
+    /// Connections one client address may hold open.
+    pub max_connections_per_client: Option<usize>,
     /// Seconds a request head may take; also how long an idle keep-alive connection
     /// stays open.
     pub header_timeout_secs: Option<usize>,
@@ -289,6 +291,11 @@ pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, flags: &F
     let fs = &file.server;
     let connections = trail_server::ConnectionConfig {
         max_connections: num("TRAIL_MAX_CONNECTIONS", fs.max_connections, c.max_connections)?,
+        max_connections_per_client: num(
+            "TRAIL_MAX_CONNECTIONS_PER_CLIENT",
+            fs.max_connections_per_client,
+            c.max_connections_per_client,
+        )?,
         header_timeout: std::time::Duration::from_secs(num(
             "TRAIL_HEADER_TIMEOUT_SECS",
             fs.header_timeout_secs,

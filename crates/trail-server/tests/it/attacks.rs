@@ -100,11 +100,15 @@ struct Login {
 
 impl Site {
     async fn start() -> Site {
+        Site::start_with(trail_server::ConnectionConfig::default()).await
+    }
+
+    async fn start_with(connections: trail_server::ConnectionConfig) -> Site {
         let dir = tempfile::tempdir().unwrap();
         let store = support::store(dir.path(), &["acme", "globex"], true).await;
         let admin = key(&*store, "acme", KeyScope::Admin).await;
         let ingest = key(&*store, "acme", KeyScope::Ingest).await;
-        let config = ServerConfig { insecure_cookies: true, audit_reads: true, ..ServerConfig::default() };
+        let config = ServerConfig { insecure_cookies: true, audit_reads: true, connections, ..ServerConfig::default() };
         let running = support::serve(AppState::new(store.clone(), config, trail_server::system_clock())).await;
         Site {
             base: running.base.clone(),
@@ -351,4 +355,37 @@ async fn views_are_recorded_in_the_organization_viewed() {
     for term in ["initech-merger", "acquisition-target", "secret-deal"] {
         assert!(!acme.contains(term), "the platform caller's home organization reads nothing of it: {acme}");
     }
+}
+
+/// 5,000 idle connections from one address (more than the server serves at once) do
+/// not keep another address's requests waiting: past its own cap, an address's new
+/// connections are closed at once.
+#[tokio::test]
+async fn one_client_cannot_slow_down_everyone() {
+    // Idle connections are not closed for their missing request head while this runs.
+    let limits = trail_server::ConnectionConfig {
+        header_timeout: std::time::Duration::from_secs(120),
+        ..trail_server::ConnectionConfig::default()
+    };
+    let site = Site::start_with(limits).await;
+    let addr: std::net::SocketAddr = site.base.trim_start_matches("http://").parse().unwrap();
+    let mut held = Vec::new();
+    for _ in 0..5000 {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+        // A connection the kernel's queue has no room for waits for a retry: stop there.
+        match tokio::time::timeout(std::time::Duration::from_secs(2), socket.connect(addr)).await {
+            Ok(Ok(s)) => held.push(s),
+            _ => break,
+        }
+    }
+    // Requests from 127.0.0.1 are answered while those are held (a generous deadline:
+    // before the cap, each waited until the idle ones' header deadline closed them).
+    let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(8)).build().unwrap();
+    for _ in 0..20 {
+        let r =
+            http.get(format!("{}/healthz", site.base)).send().await.expect("answered while one address holds 5,000");
+        assert!(r.status().is_success());
+    }
+    drop(held);
 }
