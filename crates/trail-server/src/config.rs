@@ -190,9 +190,8 @@ pub fn system_clock() -> Clock {
 /// How connections and requests are bounded.
 #[derive(Debug, Clone)]
 pub struct ConnectionConfig {
-    /// Connections served at once. Past it, a new connection from a client address
-    /// holding more than its share makes room by closing that address's newest one;
-    /// from any other, it is closed.
+    /// Connections served at once. Past it, the address holding the most gives up its
+    /// newest connection if it holds more than its share; otherwise new ones wait.
     pub max_connections: usize,
     /// Connections one client address may hold open; a new one past it is closed at
     /// once (so one client cannot slow down everyone).

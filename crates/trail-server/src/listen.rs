@@ -1,7 +1,7 @@
 //! Serving connections so that slow or idle clients cannot take the server down: a cap
 //! on the connections of each client address (past it, its new ones are closed at
-//! once) and on all of them (past it, the address holding the most gives up its newest
-//! connection, or the new one is closed), a deadline for
+//! once) and on all of them (past it, the address holding more than its share gives up
+//! its newest connection, or new ones wait to be accepted), a deadline for
 //! each request's head (which also closes a keep-alive connection that stays idle that
 //! long), and a minimum rate for request bodies. A body cut off for being too slow is
 //! answered 408 by `finish`.
@@ -39,6 +39,7 @@ pub(crate) async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let table = Arc::new(std::sync::Mutex::new(Table::default()));
+    let room = Arc::new(tokio::sync::Notify::new());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -56,15 +57,24 @@ pub(crate) async fn serve(
             () = &mut shutdown => break,
         };
         let ip = addr.ip().to_canonical();
-        let (id, cancel) = {
-            let Ok(mut t) = table.lock() else { continue };
-            match t.admit(ip, limits.max_connections.max(1), limits.max_connections_per_client.max(1)) {
-                Some(admitted) => admitted,
-                None => {
-                    drop(stream);
-                    continue;
-                }
+        let (max, per_client) = (limits.max_connections.max(1), limits.max_connections_per_client.max(1));
+        // Past the global cap with no address over its share, the connection waits
+        // (and so does the accept loop) until one ends.
+        let admitted = loop {
+            let freed = room.notified();
+            let Ok(answer) = table.lock().map(|mut t| t.admit(ip, max, per_client)) else { break None };
+            match answer {
+                Admit::Yes(id, cancel) => break Some((id, cancel)),
+                Admit::No => break None,
+                Admit::Full => tokio::select! {
+                    () = freed => continue,
+                    () = &mut shutdown => break None,
+                },
             }
+        };
+        let Some((id, cancel)) = admitted else {
+            drop(stream);
+            continue;
         };
         let _ = stream.set_nodelay(true);
         let (body_timeout, min_rate) = (limits.body_timeout, limits.body_min_rate);
@@ -80,7 +90,7 @@ pub(crate) async fn serve(
             .header_read_timeout(limits.header_timeout)
             .serve_connection(TokioIo::new(stream), hyper_util::service::TowerToHyperService::new(svc));
         let conn = graceful.watch(conn);
-        let table = table.clone();
+        let (table, room) = (table.clone(), room.clone());
         tokio::spawn(async move {
             tokio::select! {
                 r = conn => if let Err(e) = r {
@@ -91,6 +101,7 @@ pub(crate) async fn serve(
             if let Ok(mut t) = table.lock() {
                 t.leave(ip, id);
             }
+            room.notify_one();
         });
     }
     drop(listener);
@@ -107,33 +118,39 @@ struct Table {
     next: u64,
 }
 
+/// Whether a new connection is served.
+enum Admit {
+    /// Yes: its id and what closes it.
+    Yes(u64, tokio::sync::oneshot::Receiver<()>),
+    /// No: its address holds its cap already.
+    No,
+    /// Not now: every place is taken by addresses holding no more than their share.
+    Full,
+}
+
 impl Table {
-    /// Admits a connection from `ip`: its id and what closes it, or `None` when it is
-    /// refused (its address holds `per_client` already, or all are taken by addresses
-    /// holding no more than their share).
-    fn admit(
-        &mut self,
-        ip: std::net::IpAddr,
-        max: usize,
-        per_client: usize,
-    ) -> Option<(u64, tokio::sync::oneshot::Receiver<()>)> {
+    /// Admits a connection from `ip`.
+    fn admit(&mut self, ip: std::net::IpAddr, max: usize, per_client: usize) -> Admit {
         if self.by_ip.get(&ip).map_or(0, Vec::len) >= per_client {
-            return None;
+            return Admit::No;
         }
         if self.total >= max {
             // The address holding the most gives up its newest connection, if it holds
             // more than a fair share and more than the newcomer's address.
             let share = max / self.by_ip.len().max(1);
             let mine = self.by_ip.get(&ip).map_or(0, Vec::len);
-            let (&heavy, held) = self.by_ip.iter().max_by_key(|(_, v)| v.len())?;
+            let Some((&heavy, held)) = self.by_ip.iter().max_by_key(|(_, v)| v.len()) else {
+                return Admit::Full;
+            };
             if held.len() <= share.max(1) || held.len() <= mine + 1 {
-                return None;
+                return Admit::Full;
             }
-            let list = self.by_ip.get_mut(&heavy)?;
-            let (_, close) = list.pop()?;
+            let Some((_, close)) = self.by_ip.get_mut(&heavy).and_then(Vec::pop) else {
+                return Admit::Full;
+            };
             let _ = close.send(());
             self.total -= 1;
-            if list.is_empty() {
+            if self.by_ip.get(&heavy).is_some_and(Vec::is_empty) {
                 self.by_ip.remove(&heavy);
             }
         }
@@ -141,7 +158,7 @@ impl Table {
         self.next += 1;
         self.by_ip.entry(ip).or_default().push((self.next, tx));
         self.total += 1;
-        Some((self.next, rx))
+        Admit::Yes(self.next, rx)
     }
 
     /// A connection ended (or was closed).
