@@ -154,8 +154,7 @@ impl Default for ExportConfig {
     }
 }
 
-/// The SMTP server scheduled exports are mailed through (plain SMTP, e.g. a local
-/// relay; optional AUTH).
+/// The SMTP server scheduled exports and alert mail go through (optional AUTH).
 #[derive(Debug, Clone)]
 pub struct SmtpConfig {
     pub host: String,
@@ -163,6 +162,36 @@ pub struct SmtpConfig {
     pub from: String,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// How the connection is encrypted; credentials never travel over one that is not.
+    pub tls: SmtpTls,
+    /// A PEM file of the CA that signed the server's certificate (a private CA), trusted
+    /// besides the public roots.
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+/// How the SMTP connection is encrypted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS, which the server must offer (the
+    /// default): nothing, credentials included, is sent before it.
+    #[default]
+    StartTls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No encryption, set explicitly (a local relay); a warning is logged each time
+    /// credentials would be sent this way.
+    None,
+}
+
+impl SmtpTls {
+    pub fn parse(s: &str) -> Option<SmtpTls> {
+        match s.to_ascii_lowercase().as_str() {
+            "starttls" => Some(SmtpTls::StartTls),
+            "tls" => Some(SmtpTls::Tls),
+            "none" => Some(SmtpTls::None),
+            _ => None,
+        }
+    }
 }
 
 /// The public half of the checkpoint signer.

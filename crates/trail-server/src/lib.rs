@@ -25,7 +25,7 @@ use trail_store::DynStore;
 
 pub use config::{
     system_clock, AlertConfig, Clock, ConnectionConfig, ExportConfig, LogKey, RetentionConfig, ServerConfig,
-    SmtpConfig, StreamConfig,
+    SmtpConfig, SmtpTls, StreamConfig,
 };
 pub use error::ApiError;
 pub use work::{

@@ -116,6 +116,10 @@ pub struct FileSmtp {
     pub from: String,
     pub username: Option<String>,
     pub password: Option<String>,
+    /// `starttls` (the default), `tls` or `none`.
+    pub tls: Option<String>,
+    /// A PEM file of a private CA that signed the server's certificate.
+    pub ca_file: Option<PathBuf>,
 }
 
 fn smtp_port() -> u16 {
@@ -314,13 +318,24 @@ pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, flags: &F
         )?,
     };
     let d = trail_server::ExportConfig::default();
-    let mut smtp = file.exports.smtp.map(|s| trail_server::SmtpConfig {
-        host: s.host,
-        port: s.port,
-        from: s.from,
-        username: s.username,
-        password: s.password,
-    });
+    let tls = |v: Option<String>| -> Result<trail_server::SmtpTls> {
+        match v.or_else(|| env("TRAIL_SMTP_TLS")) {
+            None => Ok(trail_server::SmtpTls::default()),
+            Some(t) => trail_server::SmtpTls::parse(&t).context("[exports.smtp] tls must be starttls, tls or none"),
+        }
+    };
+    let mut smtp = match file.exports.smtp {
+        Some(s) => Some(trail_server::SmtpConfig {
+            host: s.host,
+            port: s.port,
+            from: s.from,
+            username: s.username,
+            password: s.password,
+            tls: tls(s.tls)?,
+            ca_file: s.ca_file,
+        }),
+        None => None,
+    };
     if let Some(url) = env("TRAIL_SMTP") {
         // host:port,from
         let (addr, from) = url.split_once(',').context("TRAIL_SMTP must be HOST:PORT,FROM-ADDRESS")?;
@@ -332,6 +347,8 @@ pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, flags: &F
             from: from.into(),
             username: None,
             password: None,
+            tls: tls(None)?,
+            ca_file: None,
         });
     }
     let exports = trail_server::ExportConfig {

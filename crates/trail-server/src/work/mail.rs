@@ -7,6 +7,39 @@ use trail_core::Timestamp;
 use trail_store::Schedule;
 
 use super::{export::ExportRequest, Services};
+use crate::{SmtpConfig, SmtpTls};
+
+/// The SMTP transport `smtp` describes: STARTTLS required by default, TLS from the
+/// start, or, set explicitly, none (a warning when credentials would go in clear);
+/// certificates verified against the public roots and `ca_file`.
+pub(crate) fn transport(smtp: &SmtpConfig, timeout: Duration) -> Result<lettre::SmtpTransport, String> {
+    use lettre::transport::smtp::{
+        authentication::Credentials,
+        client::{Certificate, Tls, TlsParameters},
+    };
+    let params = || -> Result<TlsParameters, String> {
+        let mut b = TlsParameters::builder(smtp.host.clone());
+        if let Some(path) = &smtp.ca_file {
+            let pem = std::fs::read(path).map_err(|e| format!("smtp ca_file {}: {e}", path.display()))?;
+            let cert = Certificate::from_pem(&pem).map_err(|e| format!("smtp ca_file {}: {e}", path.display()))?;
+            b = b.add_root_certificate(cert);
+        }
+        b.build().map_err(|e| format!("smtp tls: {e}"))
+    };
+    let tls = match smtp.tls {
+        SmtpTls::StartTls => Tls::Required(params()?),
+        SmtpTls::Tls => Tls::Wrapper(params()?),
+        SmtpTls::None => Tls::None,
+    };
+    let mut t = lettre::SmtpTransport::builder_dangerous(&smtp.host).port(smtp.port).timeout(Some(timeout)).tls(tls);
+    if let (Some(u), Some(p)) = (smtp.username.clone(), smtp.password.clone()) {
+        if smtp.tls == SmtpTls::None {
+            tracing::warn!(host = %smtp.host, "SMTP credentials are sent unencrypted (tls = \"none\")");
+        }
+        t = t.credentials(Credentials::new(u, p));
+    }
+    Ok(t.build())
+}
 
 /// Mails the file (attached, or as a note to download it when larger than the limit).
 pub(super) async fn mail(
@@ -20,8 +53,7 @@ pub(super) async fn mail(
 ) -> Result<usize, String> {
     use lettre::{
         message::{header::ContentType, Attachment, Mailbox, MultiPart, SinglePart},
-        transport::smtp::authentication::Credentials,
-        Message, SmtpTransport, Transport,
+        Message, Transport,
     };
     let smtp = st.config.exports.smtp.clone().ok_or("no SMTP server is configured ([exports.smtp])")?;
     let from: Mailbox = smtp.from.parse().map_err(|e| format!("smtp from: {e}"))?;
@@ -64,11 +96,7 @@ pub(super) async fn mail(
         messages.push(msg);
     }
     let result = tokio::task::spawn_blocking(move || {
-        let mut t = SmtpTransport::builder_dangerous(&smtp.host).port(smtp.port).timeout(Some(Duration::from_secs(30)));
-        if let (Some(u), Some(p)) = (smtp.username.clone(), smtp.password.clone()) {
-            t = t.credentials(Credentials::new(u, p));
-        }
-        let t = t.build();
+        let t = transport(&smtp, Duration::from_secs(30))?;
         for m in &messages {
             t.send(m).map_err(|e| e.to_string())?;
             sent += 1;

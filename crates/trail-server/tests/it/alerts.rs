@@ -88,6 +88,9 @@ fn config(smtp: Option<u16>) -> ServerConfig {
         from: "trail@example.com".into(),
         username: None,
         password: None,
+        // The test's sink is a plain local relay.
+        tls: trail_server::SmtpTls::None,
+        ca_file: None,
     });
     c
 }

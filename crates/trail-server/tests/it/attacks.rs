@@ -389,3 +389,58 @@ async fn one_client_cannot_slow_down_everyone() {
     }
     drop(held);
 }
+
+/// Mail credentials never travel in clear: STARTTLS is required by default and the
+/// server's certificate verified (here against a private CA given as `ca_file`); a
+/// server that does not offer STARTTLS, or whose certificate is not trusted, gets
+/// nothing; only `tls = "none"`, set explicitly, sends in clear.
+#[tokio::test]
+async fn mail_credentials_never_travel_in_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let (cert_pem, key_pem) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_pem, cert.cert.pem()).unwrap();
+    std::fs::write(&key_pem, cert.signing_key.serialize_pem()).unwrap();
+    let (c, k) = (cert_pem.to_str().unwrap(), key_pem.to_str().unwrap());
+    let secure = crate::exports::Smtp::start_with(&["--starttls", c, k, "--auth", "trail", "s3cret"]);
+    let plain = crate::exports::Smtp::start_with(&[]);
+    // One server per case, each mailing a scheduled export run now.
+    async fn run(port: u16, tls: trail_server::SmtpTls, ca: Option<&std::path::Path>) -> serde_json::Value {
+        let dir = tempfile::tempdir().unwrap();
+        let store = support::store(dir.path(), &["acme"], true).await;
+        let admin = key(&*store, "acme", KeyScope::Admin).await;
+        let mut config = ServerConfig::default();
+        config.exports.dir = dir.path().join("exports");
+        config.exports.smtp = Some(trail_server::SmtpConfig {
+            host: "127.0.0.1".into(),
+            port,
+            from: "trail@example.com".into(),
+            username: Some("trail".into()),
+            password: Some("s3cret".into()),
+            tls,
+            ca_file: ca.map(Into::into),
+        });
+        let running = support::serve(AppState::new(store, config, trail_server::system_clock())).await;
+        let api = Api::new(&running.base, &admin);
+        let body = json!({"name": "daily", "cadence": "daily", "at": "06:00", "format": "csv", "recipients": ["audit@acme.test"]});
+        let (code, made) = api.call(Method::POST, "/api/v1/schedules", Some(body)).await;
+        assert_eq!(code, 201, "{made}");
+        let (code, ran) = api.call(Method::POST, &format!("/api/v1/schedules/{}/run", made["id"]), None).await;
+        assert_eq!(code, 200, "{ran}");
+        ran
+    }
+    use trail_server::SmtpTls;
+    let ran = run(secure.port, SmtpTls::StartTls, Some(&cert_pem)).await;
+    assert_eq!(ran["emailed"], 1, "{ran}");
+    let got = secure.messages();
+    assert_eq!((got.len(), got[0].0["auth"].as_str(), got[0].0["tls"].as_bool()), (1, Some("trail"), Some(true)));
+    // The same server without its CA: the certificate is not trusted, nothing is sent.
+    let ran = run(secure.port, SmtpTls::StartTls, None).await;
+    assert_eq!(ran["emailed"], 0, "{ran}");
+    assert!(ran["mail_error"].as_str().is_some_and(|e| !e.is_empty()), "{ran}");
+    // A server that does not offer STARTTLS gets nothing (credentials included).
+    let ran = run(plain.port, SmtpTls::StartTls, None).await;
+    assert_eq!(ran["emailed"], 0, "{ran}");
+    assert!(plain.messages().is_empty());
+    assert_eq!(secure.messages().len(), 1);
+}

@@ -56,6 +56,9 @@ async fn start(sync_rows: u64, smtp_port: Option<u16>) -> Server {
             from: "trail@example.com".into(),
             username: None,
             password: None,
+            // The test's sink is a plain local relay.
+            tls: trail_server::SmtpTls::None,
+            ca_file: None,
         }),
     };
     // Retention as configured in production, but it only runs when a test calls it; no
@@ -367,6 +370,11 @@ pub(crate) struct Smtp {
 
 impl Smtp {
     pub(crate) fn start() -> Smtp {
+        Smtp::start_with(&[])
+    }
+
+    /// The sink with options (`--starttls CERT KEY`, `--auth USER PASSWORD`).
+    pub(crate) fn start_with(options: &[&str]) -> Smtp {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let dir = tempfile::tempdir().unwrap();
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
@@ -374,6 +382,7 @@ impl Smtp {
             .arg(script)
             .arg(port.to_string())
             .arg(dir.path())
+            .args(options)
             .stdout(Stdio::piped())
             .spawn()
             .expect("python3 is needed for the SMTP test");

@@ -92,7 +92,7 @@ pub async fn attempt(st: &Services, dest: &Destination, d: &Delivery) -> Outcome
 
 /// An alert by mail through `[exports.smtp]`.
 async fn mail(st: &Services, dest: &Destination, payload: &Value) -> Outcome {
-    use lettre::{message::Mailbox, transport::smtp::authentication::Credentials, Message, SmtpTransport, Transport};
+    use lettre::{message::Mailbox, Message, Transport};
     let Some(smtp) = st.config.exports.smtp.clone() else {
         return Outcome::Failed { code: None, error: "no SMTP server is configured ([exports.smtp])".into() };
     };
@@ -111,11 +111,7 @@ async fn mail(st: &Services, dest: &Destination, payload: &Value) -> Outcome {
     }
     let timeout = st.config.alerts.timeout;
     let sent = tokio::task::spawn_blocking(move || {
-        let mut t = SmtpTransport::builder_dangerous(&smtp.host).port(smtp.port).timeout(Some(timeout));
-        if let (Some(u), Some(p)) = (smtp.username.clone(), smtp.password.clone()) {
-            t = t.credentials(Credentials::new(u, p));
-        }
-        let t = t.build();
+        let t = crate::work::mail::transport(&smtp, timeout)?;
         for m in &messages {
             t.send(m).map_err(|e| e.to_string())?;
         }
