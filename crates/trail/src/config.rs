@@ -514,6 +514,20 @@ mod tests {
     }
 
     #[test]
+    fn smtp_encryption_defaults_to_starttls() {
+        let file = "[exports.smtp]\nhost = \"mail\"\nfrom = \"t@x\"\n";
+        let smtp = check(file, &[], Flags::default()).unwrap().exports.smtp.unwrap();
+        assert_eq!((smtp.tls, smtp.ca_file), (trail_server::SmtpTls::StartTls, None));
+        let file = "[exports.smtp]\nhost = \"mail\"\nfrom = \"t@x\"\ntls = \"none\"\nca_file = \"/ca.pem\"\n";
+        let smtp = check(file, &[], Flags::default()).unwrap().exports.smtp.unwrap();
+        assert_eq!((smtp.tls, smtp.ca_file), (trail_server::SmtpTls::None, Some(PathBuf::from("/ca.pem"))));
+        let smtp = check("", &[("TRAIL_SMTP", "m:587,t@x"), ("TRAIL_SMTP_TLS", "tls")], Flags::default()).unwrap();
+        assert_eq!(smtp.exports.smtp.unwrap().tls, trail_server::SmtpTls::Tls);
+        let bad = check("", &[("TRAIL_SMTP", "m:587,t@x"), ("TRAIL_SMTP_TLS", "sometimes")], Flags::default());
+        assert!(bad.unwrap_err().to_string().contains("starttls, tls or none"));
+    }
+
+    #[test]
     fn connection_limits() {
         let c = check("", &[], Flags::default()).unwrap().connections;
         assert_eq!((c.max_connections, c.header_timeout.as_secs(), c.max_streams_per_caller), (4096, 10, 8));
