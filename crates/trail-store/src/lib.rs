@@ -352,8 +352,9 @@ pub trait Accounts: Send + Sync + 'static {
     /// A user by id.
     async fn user(&self, id: i64) -> Result<Option<User>, StoreError>;
 
-    /// A user by email (case-insensitive).
-    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError>;
+    /// The users with this email (case-insensitive), one per organization at most:
+    /// an email is unique within an organization only.
+    async fn users_by_email(&self, email: &str) -> Result<Vec<User>, StoreError>;
 
     /// Users of one organization (or of all), by email.
     async fn list_users(&self, org: Option<&str>) -> Result<Vec<User>, StoreError>;

@@ -90,8 +90,15 @@ pub(crate) async fn users_cmd(config: &Config, command: UsersCommand) -> Result<
                 );
             }
         }
-        UsersCommand::SetRole { email, role } => {
-            let user = store.user_by_email(&email).await?.with_context(|| format!("no user '{email}'"))?;
+        UsersCommand::SetRole { email, role, org } => {
+            let mut found = store.users_by_email(&email).await?;
+            if let Some(o) = &org {
+                found.retain(|u| u.org.eq_ignore_ascii_case(o));
+            }
+            if found.len() > 1 {
+                anyhow::bail!("'{email}' has accounts in several organizations: name one with --org");
+            }
+            let user = found.pop().with_context(|| format!("no user '{email}'"))?;
             check_role(&user.org, &role).await?;
             store.update_user(user.id, UserChange { role: Some(role.clone()), ..UserChange::default() }).await?;
             let resource = serde_json::json!({"type": "user", "id": user.id.to_string(), "name": user.email});

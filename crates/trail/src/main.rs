@@ -366,6 +366,9 @@ enum UsersCommand {
         email: String,
         #[arg(long)]
         role: String,
+        /// The user's organization, when the email has accounts in several.
+        #[arg(long)]
+        org: Option<String>,
     },
 }
 

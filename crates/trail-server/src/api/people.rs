@@ -187,6 +187,9 @@ pub(crate) struct RoleList {
 pub(crate) struct LoginBody {
     email: String,
     password: String,
+    /// The organization, needed only when this email has accounts in several with the
+    /// same password.
+    org: Option<String>,
 }
 
 #[utoipa::path(
@@ -208,16 +211,21 @@ pub(super) async fn login(
     let ua = auth::user_agent(&parts.headers);
     let now = (st.clock)().0;
     let (acct_key, ip_key) = (format!("acct:{email}"), format!("ip:{}", ip.map(|i| i.to_string()).unwrap_or_default()));
-    let user = st.store.user_by_email(&email).await?;
-    let org = match &user {
-        Some(u) => u.org.clone(),
-        None => st.system_org().await?,
+    // An email is unique within an organization: the account is the one whose
+    // password matches (of the organization named, if one is).
+    let mut candidates = st.store.users_by_email(&email).await?;
+    if let Some(o) = &b.org {
+        candidates.retain(|u| u.org.eq_ignore_ascii_case(o));
+    }
+    let orgs: Vec<String> = match candidates.is_empty() {
+        true => vec![st.system_org().await?],
+        false => candidates.iter().map(|u| u.org.clone()).collect(),
     };
-    let attempt = |ok: bool, error: Option<String>| Record {
-        org: org.clone(),
+    let attempt = |org: &str, user: Option<&User>, ok: bool, error: Option<String>| Record {
+        org: org.to_string(),
         action: "auth:login",
         ok,
-        actor: match &user {
+        actor: match user {
             Some(u) => json!({"id": format!("user-{}", u.id), "name": u.name, "email": u.email, "type": "user"}),
             None => json!({"email": email, "type": "user"}),
         },
@@ -227,34 +235,50 @@ pub(super) async fn login(
         ip,
         user_agent: ua.clone(),
     };
+    // A failure is recorded in the log of each account it was tried against.
+    let failed = |why: &str| {
+        let records: Vec<Record> = match candidates.is_empty() {
+            true => vec![attempt(&orgs[0], None, false, Some(why.into()))],
+            false => candidates.iter().map(|u| attempt(&u.org, Some(u), false, Some(why.into()))).collect(),
+        };
+        records
+    };
     let keys = vec![
         ThrottleKey { key: acct_key, limit: throttle::ACCOUNT_ATTEMPTS, forget_on_success: true },
         ThrottleKey { key: ip_key, limit: throttle::IP_ATTEMPTS, forget_on_success: false },
     ];
     // Counted before the password is checked, in one step with the check of the lock.
     if let Some(wait) = st.store.login_attempt(keys.clone(), now).await? {
-        record(&st, attempt(false, Some("too many failed logins: throttled".into()))).await;
+        for r in failed("too many failed logins: throttled") {
+            record(&st, r).await;
+        }
         return Err(ApiError::TooMany(format!("too many failed logins; try again in {wait} s"), wait));
     }
-    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let hashes: Vec<String> = candidates.iter().map(|u| u.password_hash.clone()).collect();
     let password = b.password;
-    let ok = blocking(move || match hash {
-        Some(h) => verify_password(&h, &password),
-        None => {
+    let matched: Vec<usize> = blocking(move || {
+        if hashes.is_empty() {
             // The same work as a real check, so timing does not tell which emails exist.
             let _ = hash_password(&password);
-            false
         }
+        hashes.iter().enumerate().filter(|(_, h)| verify_password(h, &password)).map(|(i, _)| i).collect()
     })
     .await?;
-    let user = match user.clone().filter(|u| ok && !u.disabled) {
-        Some(u) => u,
-        None => {
-            let why = if ok { "account disabled" } else { "wrong email or password" };
-            record(&st, attempt(false, Some(why.into()))).await;
+    if matched.len() > 1 {
+        // The person knows both passwords: only they learn of both accounts.
+        return Err(ApiError::field("org", "this email and password open accounts in several organizations: name one"));
+    }
+    let user = match matched.first().map(|&i| candidates[i].clone()) {
+        Some(u) if !u.disabled => u,
+        found => {
+            let why = if found.is_some() { "account disabled" } else { "wrong email or password" };
+            for r in failed(why) {
+                record(&st, r).await;
+            }
             return Err(ApiError::Unauthorized("wrong email or password".into()));
         }
     };
+    let org = user.org.clone();
     st.store.login_succeeded(keys).await?;
     let token = random_token(43);
     let session = Session {
@@ -265,7 +289,7 @@ pub(super) async fn login(
         expires_at: now + SESSION_TTL,
     };
     st.store.create_session(session.clone()).await?;
-    record(&st, attempt(true, None)).await;
+    record(&st, attempt(&org, Some(&user), true, None)).await;
     let secure = if st.config.insecure_cookies { "" } else { "; Secure" };
     let cookie = format!(
         "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",

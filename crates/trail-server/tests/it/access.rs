@@ -490,7 +490,7 @@ async fn one_organization_sees_nothing_of_another() {
         assert_eq!(st, StatusCode::NOT_FOUND, "{method} {path}: {e}");
     }
     assert!(!s.store.find_key(trail_server::hash_key(&s.globex_read)).await.unwrap().unwrap().revoked);
-    assert_eq!(s.store.user_by_email("gil@globex.com").await.unwrap().unwrap().role, "viewer");
+    assert_eq!(s.store.users_by_email("gil@globex.com").await.unwrap()[0].role, "viewer");
     // The platform key sees both.
     let (_, v) = s.get(Auth::Key(&s.platform), &format!("/api/v1/events/{gid}")).await;
     assert_eq!(v["event"]["org"], "globex");

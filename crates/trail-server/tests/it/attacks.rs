@@ -444,3 +444,50 @@ async fn mail_credentials_never_travel_in_clear() {
     assert!(plain.messages().is_empty());
     assert_eq!(secure.messages().len(), 1);
 }
+
+/// One organization's administrator learns nothing of another's users: adding an
+/// address that has an account elsewhere answers as for any new address (emails are
+/// unique within an organization); login picks the account whose password matches.
+#[tokio::test]
+async fn no_user_enumeration_across_tenants() {
+    let site = Site::start().await;
+    let globex = site.api(&key(&*site.store, "globex", KeyScope::Admin).await);
+    let body = |email: &str| json!({"email": email, "name": "Someone", "role": "auditor"});
+    let (code, gil) = globex.call(Method::POST, "/api/v1/users", Some(body("gil@globex.com"))).await;
+    assert_eq!(code, 201, "{gil}");
+    let acme = site.api(&site.admin);
+    let (fresh, a) = acme.call(Method::POST, "/api/v1/users", Some(body("new@acme.com"))).await;
+    let (taken_elsewhere, b) = acme.call(Method::POST, "/api/v1/users", Some(body("gil@globex.com"))).await;
+    assert_eq!((fresh, taken_elsewhere), (201, 201), "{a} {b}");
+    let shape = |v: &serde_json::Value| {
+        let mut keys: Vec<String> = v["user"].as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        (keys, v["one_time_password"].is_string())
+    };
+    assert_eq!(shape(&a), shape(&b), "the same answer whether or not the address exists elsewhere");
+    assert_eq!(b["user"]["org"], "acme");
+    // Within the organization, a second account with the same address is refused.
+    let (code, v) = acme.call(Method::POST, "/api/v1/users", Some(body("GIL@globex.com"))).await;
+    assert_eq!((code, v["error"]["field"].as_str()), (400, Some("email")), "{v}");
+    // Each account logs in with its own password, into its own organization.
+    let login = |password: &str, org: Option<&str>| {
+        let mut b = json!({"email": "gil@globex.com", "password": password});
+        if let Some(o) = org {
+            b["org"] = json!(o);
+        }
+        site.http.post(format!("{}/api/v1/auth/login", site.base)).body(b.to_string()).send()
+    };
+    let (g_otp, a_otp) = (gil["one_time_password"].as_str().unwrap(), b["one_time_password"].as_str().unwrap());
+    let r = login(g_otp, None).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["user"]["org"], "globex");
+    let r = login(a_otp, None).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["user"]["org"], "acme");
+    assert_eq!(login("not the password", None).await.unwrap().status(), 401);
+    assert_eq!(
+        login(g_otp, Some("acme")).await.unwrap().status(),
+        401,
+        "globex's password does not open acme's account"
+    );
+}

@@ -134,9 +134,18 @@ impl Accounts for PgStore {
     async fn create_user(&self, u: NewUser) -> Result<User, StoreError> {
         let c = self.client().await?;
         let org = org_id(&c, &u.org).await?;
-        let taken = c.query_opt("SELECT 1 FROM users WHERE lower(email) = lower($1)", &[&u.email]).await.map_err(pg)?;
+        // Within the organization only: whether the address has an account in another
+        // one is not the business of this one.
+        let taken = c
+            .query_opt("SELECT 1 FROM users WHERE org_id = $1 AND lower(email) = lower($2)", &[&org, &u.email])
+            .await
+            .map_err(pg)?;
+        let exists = || StoreError::Invalid {
+            field: "email".into(),
+            message: "a user with this email exists in this organization".into(),
+        };
         if taken.is_some() {
-            return Err(StoreError::Invalid { field: "email".into(), message: "a user with this email exists".into() });
+            return Err(exists());
         }
         let r = c
             .query_one(
@@ -147,7 +156,7 @@ impl Accounts for PgStore {
             .await
             .map_err(|e| {
                 if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
-                    StoreError::Invalid { field: "email".into(), message: "a user with this email exists".into() }
+                    exists()
                 } else {
                     pg(e)
                 }
@@ -161,10 +170,10 @@ impl Accounts for PgStore {
         Ok(c.query_opt(&format!("{USER_SELECT} WHERE u.id = $1"), &[&id]).await.map_err(pg)?.as_ref().map(user_row))
     }
 
-    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+    async fn users_by_email(&self, email: &str) -> Result<Vec<User>, StoreError> {
         let c = self.client().await?;
-        let r = c.query_opt(&format!("{USER_SELECT} WHERE lower(u.email) = lower($1)"), &[&email]).await.map_err(pg)?;
-        Ok(r.as_ref().map(user_row))
+        let sql = format!("{USER_SELECT} WHERE lower(u.email) = lower($1) ORDER BY u.id");
+        Ok(c.query(&sql, &[&email]).await.map_err(pg)?.iter().map(user_row).collect())
     }
 
     async fn list_users(&self, org: Option<&str>) -> Result<Vec<User>, StoreError> {

@@ -73,9 +73,18 @@ pub(super) fn revoke_key(c: &Connection, org: Option<&str>, id: i64) -> Result<b
 
 pub(super) fn create_user(c: &Connection, u: &NewUser) -> Result<User, StoreError> {
     let org = org_id(c, &u.org)?;
-    let taken: bool = c.query_row("SELECT EXISTS(SELECT 1 FROM users WHERE email = ?1)", [&u.email], |r| r.get(0))?;
+    // Within the organization only: whether the address has an account in another one
+    // is not the business of this one.
+    let taken: bool = c.query_row(
+        "SELECT EXISTS(SELECT 1 FROM users WHERE org_id = ?1 AND email = ?2)",
+        params![org, &u.email],
+        |r| r.get(0),
+    )?;
     if taken {
-        return Err(StoreError::Invalid { field: "email".into(), message: "a user with this email exists".into() });
+        return Err(StoreError::Invalid {
+            field: "email".into(),
+            message: "a user with this email exists in this organization".into(),
+        });
     }
     c.execute(
         "INSERT INTO users (org_id, email, name, role, password, must_change, created_at) \
@@ -340,9 +349,9 @@ impl Accounts for SqliteStore {
         self.read(move |c| users(c, "u.id = ?1", params![id]).map(|mut u| u.pop())).await
     }
 
-    async fn user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+    async fn users_by_email(&self, email: &str) -> Result<Vec<User>, StoreError> {
         let email = email.to_string();
-        self.read(move |c| users(c, "u.email = ?1", params![email]).map(|mut u| u.pop())).await
+        self.read(move |c| users(c, "u.email = ?1", params![email])).await
     }
 
     async fn list_users(&self, org: Option<&str>) -> Result<Vec<User>, StoreError> {

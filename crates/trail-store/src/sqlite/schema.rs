@@ -22,6 +22,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0011_streams.sql"),
     include_str!("../../migrations/sqlite/0012_company_is_org_again.sql"),
     include_str!("../../migrations/sqlite/0013_idempotency_keys.sql"),
+    include_str!("../../migrations/sqlite/0014_users_per_org.sql"),
 ];
 
 /// The schema version this build writes.
@@ -89,6 +90,7 @@ mod tests {
                 "a7f13aa5bd7fb0a048c2a5333e7ef553d682cc38b8ea969f5f343533c3bed771",
                 "5c6a11e4e5e311954f804af724e8fb581c38545d527c5aab11db04a1a17be90d",
                 "d0fdee5298ffe8c12bd8f7efcb1e0b8d8f2c7d537b3a0d60a0809d2fd46bc12a",
+                "e066896b20291872e0e191912acb69ef4d380be4474161bbedbd95a8939db231",
             ],
             "sqlite",
         );
