@@ -490,4 +490,19 @@ async fn no_user_enumeration_across_tenants() {
         401,
         "globex's password does not open acme's account"
     );
+    // The same password on both accounts: the person (who knows it) is asked to name one.
+    for (otp, org) in [(g_otp, "globex"), (a_otp, "acme")] {
+        let r = login(otp, Some(org)).await.unwrap();
+        let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+        let csrf = r.json::<serde_json::Value>().await.unwrap()["csrf_token"].as_str().unwrap().to_string();
+        let change = json!({"current_password": otp, "new_password": "one password for both"});
+        let s = Login { cookie, csrf };
+        assert_eq!(site.session(&s, Method::POST, "/api/v1/auth/password", Some(change)).await.0, 204);
+    }
+    let r = login("one password for both", None).await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["error"]["field"], "org");
+    let r = login("one password for both", Some("globex")).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["user"]["org"], "globex");
 }
