@@ -96,29 +96,36 @@ pub(crate) async fn export_once(
 /// Export rates on the store of a query run (`--keep DIR`), served by the real `trail`
 /// binary (built beside this one) in its own process, so that its memory is measured
 /// alone: every event of both organizations in each format; PDF at 10,000 rows.
-pub(crate) async fn bench_exports(dir: &std::path::Path, runs: usize) -> Result<()> {
+/// A `trail serve` process (the release binary beside this one) on the store in `dir`,
+/// on a free loopback port, with `env` set: the process and its base URL.
+pub(crate) fn serve_store(dir: &std::path::Path, env: &[(&str, &str)]) -> Result<(std::process::Child, String)> {
     use std::io::BufRead;
-    let db = dir.join("trail.db");
-    anyhow::ensure!(db.exists(), "{} holds no store: run with --keep {} first", dir.display(), dir.display());
-    let store = Arc::new(SqliteStore::open(&db, signed())?);
-    let key = trail_server::create_api_key(&*store, "acme", KeyScope::Platform, "bench").await?.0;
-    let total = store.count(trail_store::Scope::all(), trail_core::Filter::default(), now()).await?;
-    store.close();
     let bin = std::env::current_exe()?.with_file_name("trail");
     anyhow::ensure!(bin.exists(), "build the trail binary first: cargo build --release -p trail");
     let mut child = std::process::Command::new(&bin)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
         .env("TRAIL_LOG", "warn")
-        // Every stored event, not only the online window's (the data spans a year).
-        .env("TRAIL_ONLINE_DAYS", "0")
+        .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .spawn()?;
-    let pid = child.id();
     let mut lines = std::io::BufReader::new(child.stdout.take().context("stdout")?).lines();
     let first = lines.next().context("no output")??;
     let base = first.strip_prefix("Trail is running at ").context("unexpected output")?.to_string();
     std::thread::spawn(move || for _ in lines.by_ref() {});
+    Ok((child, base))
+}
+
+pub(crate) async fn bench_exports(dir: &std::path::Path, runs: usize) -> Result<()> {
+    let db = dir.join("trail.db");
+    anyhow::ensure!(db.exists(), "{} holds no store: run with --keep {} first", dir.display(), dir.display());
+    let store = Arc::new(SqliteStore::open(&db, signed())?);
+    let key = trail_server::create_api_key(&*store, "acme", KeyScope::Platform, "bench").await?.0;
+    let total = store.count(trail_store::Scope::all(), trail_core::Filter::default(), now()).await?;
+    store.close();
+    // Every stored event, not only the online window's (the data spans a year).
+    let (mut child, base) = serve_store(dir, &[("TRAIL_ONLINE_DAYS", "0")])?;
+    let pid = child.id();
     let client = reqwest::Client::new();
     println!("## Exports of {total} events\n");
     println!("Every event of both organizations (platform key), newest first, from a `trail serve` process on");

@@ -6,32 +6,23 @@
 
 use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use trail_store::{sqlite::SqliteStore, KeyScope};
 
-use crate::{exports::proc_status_mb, signed};
+use crate::{
+    exports::{proc_status_mb, serve_store},
+    signed,
+};
 
 pub(crate) async fn bench_search_memory(dir: &std::path::Path) -> Result<()> {
-    use std::io::BufRead;
     let db = dir.join("trail.db");
     anyhow::ensure!(db.exists(), "{} holds no store: run with --keep {} first", dir.display(), dir.display());
     let store = SqliteStore::open(&db, signed())?;
     let key = trail_server::create_api_key(&store, "acme", KeyScope::Read, "bench").await?.0;
     store.close();
     drop(store);
-    let bin = std::env::current_exe()?.with_file_name("trail");
-    anyhow::ensure!(bin.exists(), "build the trail binary first: cargo build --release -p trail");
-    let mut child = std::process::Command::new(&bin)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .env("TRAIL_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .spawn()?;
+    let (mut child, base) = serve_store(dir, &[])?;
     let pid = child.id();
-    let mut lines = std::io::BufReader::new(child.stdout.take().context("stdout")?).lines();
-    let first = lines.next().context("no output")??;
-    let base = first.strip_prefix("Trail is running at ").context("unexpected output")?.to_string();
-    std::thread::spawn(move || for _ in lines.by_ref() {});
     let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(120)).build()?;
     // Warm: one ordinary search on each operation, then the idle baseline.
     let ops = [
@@ -67,7 +58,7 @@ pub(crate) async fn bench_search_memory(dir: &std::path::Path) -> Result<()> {
     for (name, q) in kinds {
         let mut answers = std::collections::BTreeMap::<u16, usize>::new();
         let mut slowest = 0f64;
-        for round in 0..25 {
+        for _ in 0..25 {
             let calls = ops.iter().map(|op| {
                 let url = format!("{base}{op}q={q}");
                 let (client, key) = (client.clone(), key.clone());
@@ -84,7 +75,6 @@ pub(crate) async fn bench_search_memory(dir: &std::path::Path) -> Result<()> {
                 *answers.entry(code).or_default() += 1;
                 slowest = slowest.max(secs);
             }
-            let _ = round;
         }
         let rss = proc_status_mb(pid, "VmRSS:");
         let answers: Vec<String> = answers.iter().map(|(c, n)| format!("{n} × {c}")).collect();

@@ -14,13 +14,9 @@ use crate::support::{self, key, Api};
 /// operation that takes a filter refuses one over the bounds, naming `q`, at once.
 #[tokio::test]
 async fn a_search_over_the_bounds_is_refused_naming_q() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = support::store(dir.path(), &["acme"], true).await;
-    let read = key(&*store, "acme", KeyScope::Read).await;
-    let ingest = key(&*store, "acme", KeyScope::Ingest).await;
-    let running = support::serve(AppState::new(store, ServerConfig::default(), trail_server::system_clock())).await;
-    let api = Api::new(&running.base, &read);
-    Api::new(&running.base, &ingest).ingest(json!({"action": "auth:login", "actor": {"email": "ann@acme.com"}})).await;
+    let site = Site::start().await;
+    let api = site.api(&key(&*site.store, "acme", KeyScope::Read).await);
+    site.api(&site.ingest).ingest(json!({"action": "auth:login", "actor": {"email": "ann@acme.com"}})).await;
     let words = vec!["a"; 2000].join("+");
     for path in [
         format!("/api/v1/events?q={words}"),
@@ -44,12 +40,8 @@ async fn a_search_over_the_bounds_is_refused_naming_q() {
 /// one merged list held in memory: at most two of them in one search.
 #[tokio::test]
 async fn at_most_two_open_prefixes_in_one_search() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = support::store(dir.path(), &["acme"], true).await;
-    let read = key(&*store, "acme", KeyScope::Read).await;
-    let ingest = key(&*store, "acme", KeyScope::Ingest).await;
-    let running = support::serve(AppState::new(store, ServerConfig::default(), trail_server::system_clock())).await;
-    let api = Api::new(&running.base, &read);
+    let site = Site::start().await;
+    let api = site.api(&key(&*site.store, "acme", KeyScope::Read).await);
     let mut words = Vec::new();
     for p in ["za", "zb", "zc"] {
         for a in 'a'..='c' {
@@ -58,9 +50,7 @@ async fn at_most_two_open_prefixes_in_one_search() {
             }
         }
     }
-    Api::new(&running.base, &ingest)
-        .ingest(json!({"action": "note:write", "details": {"text": words.join(" ")}}))
-        .await;
+    site.api(&site.ingest).ingest(json!({"action": "note:write", "details": {"text": words.join(" ")}})).await;
     support::until("the words indexed", async || {
         let (code, v) = api.call(Method::GET, "/api/v1/events?q=zaab", None).await;
         (code == 200 && v["events"].as_array().is_some_and(|e| e.len() == 1)).then_some(())
