@@ -1,38 +1,38 @@
 //! `trail import --format F --org ORG FILE…`: other systems' audit records (plain or
 //! `.gz`) stored as the organization's events, with a progress bar on a terminal, the
-//! records skipped and why, and a closing summary.
+//! records skipped and why, and a closing summary. Each file streams through a reader
+//! thread, so memory stays flat whatever its size.
 
-use std::io::Read;
+use std::{
+    fs::File,
+    io::{BufRead, BufReader, Read},
+};
+
+use flate2::bufread::MultiGzDecoder;
 
 use anyhow::{bail, Context, Result};
-use trail_server::work::import::{self, Format};
+use trail_server::work::import::{self, Converted, Format};
 
 use crate::{accounts::cli_state, config::Config, store::open_store};
 
-/// A file's text, decompressed when it is gzip (by its first bytes), as it streams
-/// from the file: at most `max_expanded` bytes are ever held; a file that expands
-/// further is refused, naming it and the limit.
-fn read(file: &str, max_expanded: u64) -> Result<String> {
-    let mut f = std::fs::File::open(file).with_context(|| format!("cannot read {file}"))?;
-    let mut magic = [0u8; 2];
-    let n = f.read(&mut magic).with_context(|| format!("cannot read {file}"))?;
-    let head = std::io::Cursor::new(magic[..n].to_vec());
-    let bytes = if magic[..n] == [0x1f, 0x8b] {
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(std::io::BufReader::new(head.chain(f)))
-            .take(max_expanded.saturating_add(1))
-            .read_to_end(&mut out)
-            .with_context(|| format!("{file}: not gzip"))?;
-        if out.len() as u64 > max_expanded {
-            bail!("{file}: expands to more than {} MiB; split it, or raise --max-expanded-mib", max_expanded >> 20);
-        }
-        out
-    } else {
-        let mut out = head.into_inner();
-        f.read_to_end(&mut out).with_context(|| format!("cannot read {file}"))?;
-        out
+/// A file as it streams, decompressed when it is gzip (by its first bytes). A gzip
+/// file is first expanded once without keeping anything, to refuse one that expands
+/// past `max_expanded` (naming it and the limit) before any of it is stored.
+fn open(file: &str, max_expanded: u64) -> Result<Box<dyn BufRead + Send>> {
+    let open = || -> Result<BufReader<File>> {
+        Ok(BufReader::with_capacity(1 << 16, File::open(file).with_context(|| format!("cannot read {file}"))?))
     };
-    String::from_utf8(bytes).with_context(|| format!("{file}: not UTF-8"))
+    let mut f = open()?;
+    if !f.fill_buf().with_context(|| format!("cannot read {file}"))?.starts_with(&[0x1f, 0x8b]) {
+        return Ok(Box::new(f));
+    }
+    let expanded =
+        std::io::copy(&mut MultiGzDecoder::new(f).take(max_expanded.saturating_add(1)), &mut std::io::sink())
+            .with_context(|| format!("{file}: not gzip"))?;
+    if expanded > max_expanded {
+        bail!("{file}: expands to more than {} MiB; split it, or raise --max-expanded-mib", max_expanded >> 20);
+    }
+    Ok(Box::new(BufReader::with_capacity(1 << 16, MultiGzDecoder::new(open()?))))
 }
 
 pub(crate) async fn import_cmd(
@@ -65,18 +65,39 @@ pub(crate) async fn import_cmd(
     });
     let outcome: Result<()> = async {
         for file in files {
-            let text = read(file, max_expanded)?;
-            let converted = import::convert(format, &text);
-            for s in &converted.skipped {
-                eprintln!("{file}:{}: skipped: {}", s.line, s.reason);
+            // The file is read on its own thread, a thousand events at a time, while
+            // the last thousand are stored: memory stays flat whatever the file's size.
+            let input = open(file, max_expanded)?;
+            let (parts, mut received) = tokio::sync::mpsc::channel::<Converted>(2);
+            let reader = std::thread::spawn(move || {
+                import::read(format, input, 1000, &mut |part| parts.blocking_send(part).is_ok())
+            });
+            let mut stored = Ok(());
+            while let Some(part) = received.recv().await {
+                for s in &part.skipped {
+                    eprintln!("{file}:{}: skipped: {}", s.line, s.reason);
+                }
+                skipped += part.skipped.len();
+                match import::store(&st, org, part.events).await {
+                    Ok(s) => {
+                        duplicates += s.duplicates;
+                        imported += s.acks.len() - s.duplicates;
+                    }
+                    Err(e) => {
+                        stored = Err(anyhow::anyhow!("{file}: {e}"));
+                        break;
+                    }
+                }
+                if let Some(b) = &bar {
+                    b.set_message(format!("{imported} imported"));
+                }
             }
-            skipped += converted.skipped.len();
-            let stored = import::store(&st, org, converted.events).await.map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
-            duplicates += stored.duplicates;
-            imported += stored.acks.len() - stored.duplicates;
+            drop(received);
+            let read = reader.join().map_err(|_| anyhow::anyhow!("{file}: the reader failed"))?;
+            stored?;
+            read.with_context(|| format!("cannot read {file}"))?;
             if let Some(b) = &bar {
                 b.inc(1);
-                b.set_message(format!("{imported} imported"));
             }
         }
         Ok(())

@@ -100,8 +100,8 @@ enum Command {
         /// Organization whose log receives the events.
         #[arg(long)]
         org: String,
-        /// Most MiB a `.gz` file may expand to (a file that expands further is refused,
-        /// before its memory is taken).
+        /// Most MiB a `.gz` file may expand to (a file that expands further is refused
+        /// before any of it is stored).
         #[arg(long, default_value_t = 256)]
         max_expanded_mib: u64,
         #[arg(required = true)]

@@ -1,8 +1,8 @@
-//! Importers: other systems' audit records turned into Trail events. A source text is
+//! Importers: other systems' audit records turned into Trail events. A source is
 //! one JSON document (an envelope such as CloudTrail's `{"Records": […]}` or
-//! Kubernetes' `EventList`, an array, or one record) or JSON Lines; each record is
-//! mapped by its format's room, checked like any ingested event, and either kept or
-//! skipped with a reason (never fatal). The source's own id is the idempotency key,
+//! Kubernetes' `EventList`, an array, or one record) or JSON Lines, read as it streams
+//! (`source`); each record is mapped by its format's room, checked like any ingested
+//! event, and either kept or skipped with a reason (never fatal). The source's own id is the idempotency key,
 //! so importing a file twice stores nothing twice, and the raw record is kept in
 //! `details.raw`.
 //!
@@ -24,6 +24,7 @@ pub mod github;
 pub mod k8s;
 pub mod okta;
 pub mod seeds;
+pub mod source;
 
 /// A source format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,20 +61,26 @@ impl Format {
         }
     }
 
-    /// The records of one JSON document in this format's envelope.
-    fn records(self, doc: Value) -> Vec<Value> {
-        let envelope = match self {
+    /// The key of this format's envelope of records.
+    fn envelope(self) -> &'static str {
+        match self {
             Format::CloudTrail => "Records",
             Format::K8s => "items",
             Format::Gcp => "entries",
             _ => "events",
-        };
+        }
+    }
+
+    /// The records of a value: an array's items, an envelope's, or the value itself.
+    fn records(self, doc: Value) -> Vec<Value> {
         match doc {
             Value::Array(items) => items,
-            Value::Object(mut m) if m.get(envelope).is_some_and(Value::is_array) => match m.remove(envelope) {
-                Some(Value::Array(items)) => items,
-                _ => vec![],
-            },
+            Value::Object(mut m) if m.get(self.envelope()).is_some_and(Value::is_array) => {
+                match m.remove(self.envelope()) {
+                    Some(Value::Array(items)) => items,
+                    _ => vec![],
+                }
+            }
             other => vec![other],
         }
     }
@@ -98,48 +105,67 @@ impl Format {
 /// A record that was not imported, and why.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Skipped {
-    /// The record's line (JSON Lines) or position (1-based) in the document.
+    /// The line where the record starts (1-based; records sharing a line share it).
     pub line: usize,
     pub reason: String,
 }
 
-/// A source text's events, in order, and what was skipped.
+/// A source's events, in order, and what was skipped.
+#[derive(Default)]
 pub struct Converted {
     pub events: Vec<NewEvent>,
     pub skipped: Vec<Skipped>,
 }
 
-/// Reads `text` in `format`.
+/// Reads a whole source `text` in `format`.
 pub fn convert(format: Format, text: &str) -> Converted {
-    let mut out = Converted { events: Vec::new(), skipped: Vec::new() };
-    let text = text.trim_start_matches('\u{feff}');
-    let records: Vec<(usize, Result<Value, String>)> = match serde_json::from_str::<Value>(text) {
-        Ok(doc) => format.records(doc).into_iter().enumerate().map(|(i, v)| (i + 1, Ok(v))).collect(),
-        Err(_) => text
-            .lines()
-            .enumerate()
-            .filter(|(_, l)| !l.trim().is_empty())
-            .map(|(i, l)| (i + 1, serde_json::from_str::<Value>(l).map_err(|e| format!("not JSON ({e})"))))
-            .collect(),
-    };
-    for (line, record) in records {
-        let mapped = record.and_then(|r| {
-            // A JSON Lines file may hold whole envelopes (one CloudTrail file per line).
-            let inner = format.records(r);
-            let mut events = Vec::new();
-            for r in inner {
-                if let Some(v) = format.map(&r)? {
-                    events.push(parse_event(v).map_err(|e| format!("{}: {}", e.field, e.message))?);
-                }
+    let mut all = Converted::default();
+    let read = read(format, text.as_bytes(), usize::MAX, &mut |part| {
+        all.events.extend(part.events);
+        all.skipped.extend(part.skipped);
+        true
+    });
+    debug_assert!(read.is_ok(), "a slice reads without error");
+    all
+}
+
+/// Reads a source in `format` as it streams (see [`source`]), handing its events and
+/// skipped records to `part` whenever `batch` of either have gathered, and at the end;
+/// stops when `part` answers `false`. Only `input`'s own read errors are errors.
+pub fn read(
+    format: Format,
+    input: impl std::io::BufRead,
+    batch: usize,
+    part: &mut dyn FnMut(Converted) -> bool,
+) -> std::io::Result<()> {
+    let mut gathered = Converted::default();
+    let mut going = true;
+    source::records(input, format.envelope(), &mut |(line, record)| {
+        // A line may hold a whole envelope (one CloudTrail file per line).
+        let records = match record {
+            Ok(value) => format.records(value).into_iter().map(Ok).collect(),
+            Err(reason) => vec![Err(reason)],
+        };
+        for record in records {
+            let event = record.and_then(|r| {
+                let Some(v) = format.map(&r)? else { return Ok(None) };
+                parse_event(v).map(Some).map_err(|e| format!("{}: {}", e.field, e.message))
+            });
+            match event {
+                Ok(Some(event)) => gathered.events.push(event),
+                Ok(None) => {}
+                Err(reason) => gathered.skipped.push(Skipped { line, reason }),
             }
-            Ok(events)
-        });
-        match mapped {
-            Ok(events) => out.events.extend(events),
-            Err(reason) => out.skipped.push(Skipped { line, reason }),
         }
+        if gathered.events.len() >= batch || gathered.skipped.len() >= batch {
+            going = part(std::mem::take(&mut gathered));
+        }
+        going
+    })?;
+    if going && (!gathered.events.is_empty() || !gathered.skipped.is_empty()) {
+        part(gathered);
     }
-    out
+    Ok(())
 }
 
 /// What an import stored.
