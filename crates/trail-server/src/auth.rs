@@ -245,9 +245,13 @@ impl Caller {
     }
 }
 
-/// The client's address: the TCP peer.
+/// The client's address: the TCP peer, or behind a trusted proxy the address it
+/// forwarded for (see `forwarded`).
 pub(crate) fn client_ip(parts: &Parts) -> Option<IpAddr> {
-    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip())
+    match parts.extensions.get::<crate::forwarded::ClientAddr>() {
+        Some(c) => Some(c.0),
+        None => parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip()),
+    }
 }
 
 pub(crate) fn user_agent(headers: &HeaderMap) -> Option<String> {

@@ -225,6 +225,10 @@ pub struct ConnectionConfig {
     /// Connections one client address may hold open; a new one past it is closed at
     /// once (so one client cannot slow down everyone).
     pub max_connections_per_client: usize,
+    /// Proxies whose `X-Forwarded-For` is believed. Their connections are not capped
+    /// per address; each client behind them may have `max_connections_per_client`
+    /// requests in flight, and is the address self-audit records.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// A request's head must arrive within this time of the connection opening or of
     /// the previous response (so it is also how long an idle keep-alive connection
     /// stays open).
@@ -242,6 +246,7 @@ impl Default for ConnectionConfig {
         ConnectionConfig {
             max_connections: 4096,
             max_connections_per_client: 256,
+            trusted_proxies: Vec::new(),
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             body_min_rate: 64 * 1024,

@@ -12,6 +12,7 @@ pub mod auth;
 mod config;
 mod error;
 mod finish;
+mod forwarded;
 mod listen;
 mod live;
 mod ui;

@@ -4,7 +4,8 @@
 //! its newest connection, or new ones wait to be accepted), a deadline for
 //! each request's head (which also closes a keep-alive connection that stays idle that
 //! long), and a minimum rate for request bodies. A body cut off for being too slow is
-//! answered 408 by `finish`.
+//! answered 408 by `finish`. A trusted proxy's connections are not capped per address;
+//! its clients' requests are, by `forwarded`.
 
 use std::{
     pin::Pin,
@@ -16,7 +17,7 @@ use std::{
     time::Duration,
 };
 
-use axum::{body::Body, extract::ConnectInfo, Router};
+use axum::{body::Body, extract::ConnectInfo, response::IntoResponse, Router};
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
@@ -24,7 +25,11 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::{net::TcpListener, time::Sleep};
 use tower::ServiceExt;
 
-use crate::ConnectionConfig;
+use crate::{
+    error::ApiError,
+    forwarded::{self, ClientAddr, Entered, InFlight},
+    ConnectionConfig,
+};
 
 /// Marks a request whose body was cut off for being too slow.
 #[derive(Clone, Default)]
@@ -39,6 +44,8 @@ pub(crate) async fn serve(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let table = Arc::new(std::sync::Mutex::new(Table::default()));
+    let in_flight = InFlight::default();
+    let trusted = Arc::new(limits.trusted_proxies.clone());
     let room = Arc::new(tokio::sync::Notify::new());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
@@ -57,12 +64,14 @@ pub(crate) async fn serve(
             () = &mut shutdown => break,
         };
         let ip = addr.ip().to_canonical();
+        let proxy = forwarded::is_trusted(&trusted, ip);
         let (max, per_client) = (limits.max_connections.max(1), limits.max_connections_per_client.max(1));
+        let per_address = if proxy { max } else { per_client };
         // Past the global cap with no address over its share, the connection waits
         // (and so does the accept loop) until one ends.
         let admitted = loop {
             let freed = room.notified();
-            let Ok(answer) = table.lock().map(|mut t| t.admit(ip, max, per_client)) else { break None };
+            let Ok(answer) = table.lock().map(|mut t| t.admit(ip, max, per_address)) else { break None };
             match answer {
                 Admit::Yes(id, cancel) => break Some((id, cancel)),
                 Admit::No => break None,
@@ -78,12 +87,33 @@ pub(crate) async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let (body_timeout, min_rate) = (limits.body_timeout, limits.body_min_rate);
-        let svc = app.clone().map_request(move |req: hyper::Request<Incoming>| {
-            let slow = BodyTooSlow::default();
-            let mut req = req.map(|b| Body::new(RateBody::new(b, body_timeout, min_rate, slow.clone())));
-            req.extensions_mut().insert(ConnectInfo(addr));
-            req.extensions_mut().insert(slow);
-            req
+        let (app, trusted, in_flight) = (app.clone(), trusted.clone(), in_flight.clone());
+        let svc = tower::service_fn(move |req: hyper::Request<Incoming>| {
+            let client = if proxy { forwarded::client(ip, req.headers(), &trusted) } else { ip };
+            // Behind a proxy, a client's requests are capped while in flight (until
+            // their response's body ends); past the cap its newest is turned away.
+            let entered = proxy.then(|| in_flight.enter(client, per_client));
+            let app = app.clone();
+            async move {
+                let entered = match entered {
+                    Some(None) => {
+                        let m = "too many requests in flight from this address; retry shortly".to_string();
+                        return Ok(ApiError::TooMany(m, 1).into_response());
+                    }
+                    Some(Some(entered)) => Some(entered),
+                    None => None,
+                };
+                let slow = BodyTooSlow::default();
+                let mut req = req.map(|b| Body::new(RateBody::new(b, body_timeout, min_rate, slow.clone())));
+                req.extensions_mut().insert(ConnectInfo(addr));
+                req.extensions_mut().insert(ClientAddr(client));
+                req.extensions_mut().insert(slow);
+                let response = app.oneshot(req).await?;
+                Ok::<_, std::convert::Infallible>(match entered {
+                    Some(entered) => response.map(|body| Body::new(Holding { body, _entered: entered })),
+                    None => response,
+                })
+            }
         });
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
@@ -239,5 +269,28 @@ impl http_body::Body for RateBody {
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// A response body that keeps its request counted as in flight until it ends.
+struct Holding {
+    body: Body,
+    _entered: Entered,
+}
+
+impl http_body::Body for Holding {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
     }
 }

@@ -126,6 +126,24 @@ fn smtp_port() -> u16 {
     25
 }
 
+/// `TRAIL_TRUSTED_PROXIES` (comma-separated) or `[server] trusted_proxies`: each an
+/// address or a CIDR block.
+fn trusted_proxies(fs: &FileServer, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<ipnet::IpNet>> {
+    let (from, list): (&str, Vec<String>) = match env("TRAIL_TRUSTED_PROXIES") {
+        Some(v) => {
+            ("TRAIL_TRUSTED_PROXIES", v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+        }
+        None => ("[server] trusted_proxies", fs.trusted_proxies.clone().unwrap_or_default()),
+    };
+    list.iter()
+        .map(|p| {
+            p.parse::<ipnet::IpNet>()
+                .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                .map_err(|_| anyhow::anyhow!("{from}: '{p}' is not an address or a CIDR block"))
+        })
+        .collect()
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileServer {
@@ -134,8 +152,11 @@ pub struct FileServer {
     pub insecure_cookies: Option<bool>,
     /// Connections served at once.
     pub max_connections: Option<usize>,
-    /// Connections one client address may hold open.
+    /// Connections one client address may hold open (behind a trusted proxy:
+    /// requests in flight).
     pub max_connections_per_client: Option<usize>,
+    /// Proxies (addresses or CIDR blocks) whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Option<Vec<String>>,
     /// Seconds a request head may take; also how long an idle keep-alive connection
     /// stays open.
     pub header_timeout_secs: Option<usize>,
@@ -316,6 +337,7 @@ pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, flags: &F
             fs.max_streams_per_caller,
             c.max_streams_per_caller,
         )?,
+        trusted_proxies: trusted_proxies(fs, env)?,
     };
     let d = trail_server::ExportConfig::default();
     let tls = |v: Option<String>| -> Result<trail_server::SmtpTls> {
@@ -537,6 +559,13 @@ mod tests {
         assert_eq!((c.max_connections, c.header_timeout.as_secs(), c.body_timeout.as_secs()), (200, 3, 7));
         assert_eq!(c.body_min_rate, 1000);
         assert!(check("", &[("TRAIL_MAX_CONNECTIONS", "0")], Flags::default()).is_err());
+        let file = "[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"::1\"]\n";
+        let c = check(file, &[], Flags::default()).unwrap().connections;
+        assert_eq!(c.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>(), ["10.0.0.0/8", "::1/128"]);
+        let c = check(file, &[("TRAIL_TRUSTED_PROXIES", "127.0.0.1, 192.168.0.0/16")], Flags::default()).unwrap();
+        assert_eq!(c.connections.trusted_proxies.len(), 2);
+        let bad = check("", &[("TRAIL_TRUSTED_PROXIES", "10.0.0.0/33")], Flags::default()).unwrap_err();
+        assert!(bad.to_string().contains("TRAIL_TRUSTED_PROXIES: '10.0.0.0/33'"), "{bad}");
     }
 
     #[test]

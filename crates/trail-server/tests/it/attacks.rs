@@ -380,6 +380,95 @@ async fn one_client_cannot_slow_down_everyone() {
     drop(held);
 }
 
+/// Behind a trusted proxy, one client cannot take everyone's turn either: the proxy's
+/// connections are not capped per address, its clients' requests in flight are, by the
+/// address the proxy forwards, and that address is what self-audit records. From any
+/// other peer, `X-Forwarded-For` is ignored.
+#[tokio::test]
+async fn behind_a_proxy_each_forwarded_client_is_capped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use trail_store::prelude::*;
+    let limits = trail_server::ConnectionConfig {
+        max_connections_per_client: 4,
+        trusted_proxies: vec!["127.0.0.1/32".parse().unwrap()],
+        body_timeout: std::time::Duration::from_secs(120),
+        ..trail_server::ConnectionConfig::default()
+    };
+    let site = Site::start_with(limits).await;
+    let addr: std::net::SocketAddr = site.base.trim_start_matches("http://").parse().unwrap();
+    // Ten requests from one client through the proxy, each holding its body back.
+    let head = format!(
+        "POST /api/v1/events HTTP/1.1\r\nhost: trail\r\nx-forwarded-for: 192.0.2.1, 203.0.113.9\r\n\
+         authorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{",
+        site.ingest
+    );
+    let mut answers = tokio::task::JoinSet::new();
+    let mut writers = Vec::new();
+    for _ in 0..10 {
+        let (mut read, mut write) = tokio::net::TcpStream::connect(addr).await.unwrap().into_split();
+        write.write_all(head.as_bytes()).await.unwrap();
+        writers.push(write);
+        answers.spawn(async move {
+            let mut buf = [0u8; 12];
+            read.read_exact(&mut buf).await.map(|_| String::from_utf8_lossy(&buf).into_owned())
+        });
+    }
+    // Six of them are turned away at once; four stay in flight.
+    let mut refused = 0;
+    while refused < 6 {
+        let answer = tokio::time::timeout(std::time::Duration::from_secs(30), answers.join_next())
+            .await
+            .expect("the requests past the cap are answered at once");
+        assert_eq!(answer.unwrap().unwrap().unwrap(), "HTTP/1.1 429");
+        refused += 1;
+    }
+    let through = |client: &str| {
+        let (http, base, key, client) = (site.http.clone(), site.base.clone(), site.admin.clone(), client.to_string());
+        async move {
+            http.get(format!("{base}/api/v1/events?q=seen-{}", client.replace('.', "-")))
+                .bearer_auth(key)
+                .header("x-forwarded-for", client)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = through("203.0.113.9").await;
+    assert_eq!(r.status(), 429);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert!(v["error"]["message"].as_str().unwrap().contains("in flight from this address"), "{v}");
+    // Another client through the same proxy is served, and recorded by its address.
+    assert_eq!(through("198.51.100.7").await.status(), 200);
+    // A peer that is not a trusted proxy is recorded as itself, whatever it forwards.
+    let direct = reqwest::Client::builder().local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap()).build();
+    let r = direct
+        .unwrap()
+        .get(format!("{}/api/v1/events?q=seen-spoofed", site.base))
+        .bearer_auth(&site.admin)
+        .header("x-forwarded-for", "198.51.100.8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let store = site.store.clone();
+    let log = support::until("the views recorded", async || {
+        let rows = store.scan("acme", 0, 1_000_000).await.unwrap_or_default();
+        let log: Vec<String> = rows.iter().map(|(_, l)| String::from_utf8_lossy(l).into_owned()).collect();
+        (log.iter().any(|l| l.contains("seen-198-51-100-7")) && log.iter().any(|l| l.contains("seen-spoofed")))
+            .then_some(log)
+    })
+    .await;
+    let line = |term: &str| log.iter().find(|l| l.contains(term)).unwrap().clone();
+    assert!(line("seen-198-51-100-7").contains("\"198.51.100.7\""), "{}", line("seen-198-51-100-7"));
+    let spoofed = line("seen-spoofed");
+    assert!(spoofed.contains("\"127.0.0.2\"") && !spoofed.contains("198.51.100.8"), "{spoofed}");
+    // Once the held requests end, the client is served again.
+    drop(writers);
+    answers.abort_all();
+    support::until("the client served again", async || (through("203.0.113.9").await.status() == 200).then_some(()))
+        .await;
+}
+
 /// Mail credentials never travel in clear: STARTTLS is required by default and the
 /// server's certificate verified (here against a private CA given as `ca_file`); a
 /// server that does not offer STARTTLS, or whose certificate is not trusted, gets
