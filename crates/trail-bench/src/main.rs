@@ -9,6 +9,10 @@
 //! Usage: `cargo run --release -p trail-bench -- [--events N] [--ingest-events N]
 //! [--skip-ingest] [--skip-query] [--runs N] [--batches 1000,100,1] [--keep DIR]
 //! [--exports] [--verify]`. Not a test: it measures, it does not assert.
+//!
+//! `cargo run -p trail-bench -- --screenshots` is not a benchmark: it runs the browser
+//! test with its screenshots written to `docs/`, refreshing the README's pictures on
+//! purpose (the test suite writes them under `target/screenshots/`).
 
 use std::{
     path::Path,
@@ -114,6 +118,19 @@ pub(crate) fn args() -> Result<Args> {
         }
     }
     Ok(a)
+}
+
+/// Runs the browser test with its screenshots going to the workspace's `docs/`.
+fn screenshots() -> Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize()?;
+    let status = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .current_dir(&root)
+        .args(["test", "-p", "trail", "--test", "it", "e2e::the_audit_page_in_chromium", "--", "--exact"])
+        .env("TRAIL_SCREENSHOTS", root.join("docs"))
+        .status()?;
+    anyhow::ensure!(status.success(), "the browser test failed; docs/ may be partly refreshed");
+    println!("docs/*.png refreshed: review them with `git diff --stat docs/`");
+    Ok(())
 }
 
 /// The benchmark's checkpoint signer: a fixed key, so the tree and checkpoints are on
@@ -492,6 +509,9 @@ pub(crate) async fn bench_big_tree(n: u64) -> Result<()> {
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("--screenshots") {
+        return screenshots();
+    }
     let a = args()?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {

@@ -1,7 +1,9 @@
 //! The `/audit` page end to end: a real `trail serve` with demo data, users made with
 //! the command line, and `e2e/audit.test.mjs` driving Debian's Chromium through
 //! playwright-core (login, filters, search, sort, detail and diff, deep links, live
-//! view, export, a restricted viewer). Screenshots go to `docs/`.
+//! view, export, a restricted viewer). Screenshots go to `target/screenshots/`, or to
+//! `TRAIL_SCREENSHOTS` when set: `cargo run -p trail-bench -- --screenshots` sets it
+//! to `docs/` to refresh the README's pictures on purpose.
 //!
 //! Needs `/usr/bin/chromium` and `e2e/node_modules` (`bash .ci/run` installs both).
 
@@ -97,7 +99,9 @@ fn the_audit_page_in_chromium() {
             .env("TRAIL_INSECURE_COOKIES", "true"),
     );
     let base = server.base.clone();
-    let shots = root.join("docs");
+    let shots = std::env::var_os("TRAIL_SCREENSHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target/screenshots"));
     std::fs::create_dir_all(&shots).unwrap();
     let out = Command::new("node")
         .arg(root.join("e2e/audit.test.mjs"))
