@@ -5,7 +5,22 @@ use anyhow::{bail, Context, Result};
 use trail_server::{ServerConfig, Services};
 use trail_store::{DynStore, KeyScope, NewUser, Store, UserChange, BUILTIN_ROLES};
 
-use crate::{config::Config, log::cut, store::open_store, UsersCommand};
+use crate::{
+    config::Config,
+    log::cut,
+    store::{known_org, open_store},
+    UsersCommand,
+};
+
+/// Revokes a key, recorded in its organization's log.
+pub(crate) async fn revoke_key(store: &DynStore, key: &trail_store::ApiKey) -> Result<()> {
+    store.revoke_key(None, key.id).await?;
+    let resource = serde_json::json!({"type": "api_key", "id": key.id.to_string(), "name": key.prefix});
+    let state = cli_state(store.clone());
+    trail_server::work::selfaudit::record_system(&state, &key.org, "api_key:revoke", resource, serde_json::json!({}))
+        .await;
+    Ok(())
+}
 
 /// The work layer's services for commands that record self-audit events.
 pub(crate) fn cli_state(store: DynStore) -> Services {
@@ -38,9 +53,7 @@ pub(crate) async fn users_cmd(config: &Config, command: UsersCommand) -> Result<
     match command {
         UsersCommand::Create { org, email, name, role } => {
             check_slug(&org)?;
-            if !store.orgs().await?.iter().any(|o| o.slug == org) {
-                bail!("unknown organization '{org}'");
-            }
+            known_org(&*store, &org).await?;
             if !email.contains('@') || email.trim().len() != email.len() {
                 bail!("--email must be an email address, not '{email}'");
             }
@@ -71,6 +84,9 @@ pub(crate) async fn users_cmd(config: &Config, command: UsersCommand) -> Result<
             println!("one-time password (change it at first login): {password}");
         }
         UsersCommand::List { org } => {
+            if let Some(o) = &org {
+                known_org(&*store, o).await?;
+            }
             println!("{:<6} {:<12} {:<32} {:<24} {:<16} State", "Id", "Org", "Email", "Name", "Role");
             for u in store.list_users(org.as_deref()).await? {
                 let state = if u.disabled {

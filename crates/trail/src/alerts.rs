@@ -5,10 +5,14 @@ use anyhow::{bail, Result};
 use serde_json::json;
 use trail_server::work::{alerts::rules, selfaudit};
 
-use crate::{accounts::cli_state, config::Config, store::open_store, AlertsCommand};
+use crate::{accounts::cli_state, config::Config, store::{known_org, open_store}, AlertsCommand};
 
 pub(crate) async fn alerts_cmd(config: &Config, command: AlertsCommand) -> Result<()> {
     let store = open_store(config).await?;
+    if let Err(e) = known_org(&*store, command.org()).await {
+        store.close();
+        return Err(e);
+    }
     let out = match command {
         AlertsCommand::Rules { org } => {
             println!("{:<24} {:<8} {:>10} {:>8} {:<10} query", "rule", "enabled", "threshold", "window", "group by");

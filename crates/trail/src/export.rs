@@ -36,9 +36,7 @@ pub(crate) async fn export(
     }
     let store = open_store(config).await?;
     if let Some(o) = org {
-        if !store.orgs().await?.iter().any(|x| x.slug == o) {
-            bail!("unknown organization '{o}'");
-        }
+        crate::store::known_org(&*store, o).await?;
     }
     let verifier_key = org.map(|o| {
         signing_key(config, false)

@@ -7,9 +7,17 @@ use anyhow::{bail, Context, Result};
 use trail_core::{event::parse_batch, Event, Limits, Timestamp};
 use trail_store::{AppendBatch, ListQuery, Scope};
 
-use crate::{config::Config, store::open_store};
+use crate::{
+    config::Config,
+    store::{known_org, open_store},
+};
 
 pub(crate) async fn ingest(config: &Config, file: &str, org: &str) -> Result<()> {
+    let store = open_store(config).await?;
+    if !store.orgs().await?.iter().any(|o| o.slug == org) {
+        store.close();
+        bail!("unknown organization '{org}' (create it with `trail keys create --org {org} --scope ingest`)");
+    }
     let mut body = Vec::new();
     if file == "-" {
         std::io::stdin().read_to_end(&mut body).context("cannot read standard input")?;
@@ -19,10 +27,6 @@ pub(crate) async fn ingest(config: &Config, file: &str, org: &str) -> Result<()>
     // A file may hold far more than one HTTP request; only the per-event limit applies.
     let limits = Limits { max_request_bytes: usize::MAX, max_batch_events: usize::MAX, ..config.limits };
     let events = parse_batch(&body, &limits).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
-    let store = open_store(config).await?;
-    if !store.orgs().await?.iter().any(|o| o.slug == org) {
-        bail!("unknown organization '{org}' (create it with `trail keys create --org {org} --scope ingest`)");
-    }
     let total = events.len();
     let received_at = now();
     let mut first = None;
@@ -54,6 +58,12 @@ pub(crate) async fn query_cmd(
     }
     let filter = trail_core::query::parse(text).map_err(|e| anyhow::anyhow!("query: {}", e.message))?;
     let store = open_store(config).await?;
+    if let Some(o) = &org {
+        if let Err(e) = known_org(&*store, o).await {
+            store.close();
+            return Err(e);
+        }
+    }
     let scope = match org {
         Some(o) => Scope::org(o),
         None => Scope::all(),

@@ -89,10 +89,11 @@ enum Command {
         #[command(subcommand)]
         command: StreamsCommand,
     },
-    /// Import other systems' audit records (plain or .gz): CloudTrail log files or
-    /// records, Kubernetes audit events (lines or an EventList), or a product's shape
-    /// (kiops). Prints the records skipped and why, then `imported N, duplicates D,
-    /// skipped S`.
+    /// Import other systems' audit records (plain or .gz, JSON Lines or documents, read
+    /// as they stream) in one of the formats of --format: AWS CloudTrail, Kubernetes
+    /// audit events, GCP Cloud Audit Logs, Okta System Log, GitHub audit log, or the
+    /// shapes of KIOPS, KubeVision, ops0, Dify and GPU cloud. Prints the records
+    /// skipped and why, then `imported N, duplicates D, skipped S`.
     Import {
         /// cloudtrail, k8s, gcp, okta, github, kiops, kubevision, ops0, dify or gpucloud.
         #[arg(long)]
@@ -276,6 +277,30 @@ enum AlertsCommand {
     },
 }
 
+impl AlertsCommand {
+    fn org(&self) -> &str {
+        match self {
+            AlertsCommand::Rules { org }
+            | AlertsCommand::SetRule { org, .. }
+            | AlertsCommand::Destinations { org }
+            | AlertsCommand::Deliveries { org } => org,
+        }
+    }
+}
+
+impl StreamsCommand {
+    fn org(&self) -> &str {
+        match self {
+            StreamsCommand::List { org }
+            | StreamsCommand::Create { org, .. }
+            | StreamsCommand::Pause { org, .. }
+            | StreamsCommand::Resume { org, .. }
+            | StreamsCommand::Replay { org, .. }
+            | StreamsCommand::Delete { org, .. } => org,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 pub(crate) enum StreamsCommand {
     /// The streams with their health.
@@ -381,7 +406,9 @@ fn main() {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("TRAIL_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    // Colours only on a terminal: a log written to a file or a pipe stays plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -423,6 +450,9 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Keys { command: KeysCommand::List { org } } => {
             let store = open_store(&config).await?;
+            if let Some(o) = &org {
+                store::known_org(&*store, o).await?;
+            }
             println!(
                 "{:<6} {:<12} {:<9} {:<14} {:<8} {:<26} Label",
                 "Id", "Org", "Scope", "Prefix", "Revoked", "Created"
@@ -445,17 +475,7 @@ async fn run(cli: Cli) -> Result<()> {
             let store = open_store(&config).await?;
             let key = store.list_keys(None).await?.into_iter().find(|k| k.id == id);
             let Some(key) = key else { bail!("no key with id {id} (see `trail keys list`)") };
-            store.revoke_key(None, id).await?;
-            let state = cli_state(store.clone());
-            let resource = serde_json::json!({"type": "api_key", "id": id.to_string(), "name": key.prefix});
-            trail_server::work::selfaudit::record_system(
-                &state,
-                &key.org,
-                "api_key:revoke",
-                resource,
-                serde_json::json!({}),
-            )
-            .await;
+            accounts::revoke_key(&store, &key).await?;
             store.close();
             println!("revoked key {id} ({})", key.prefix);
             Ok(())

@@ -27,11 +27,21 @@ pub(crate) async fn serve(config: Config, demo: bool) -> Result<()> {
             let n = demo::fill(&*store, now(), 30_000).await?;
             eprintln!("stored {n} demo events for {} organizations", demo::ORGS.len());
         }
+        // The keys of an earlier demo start are revoked: each start prints fresh ones.
+        let earlier = store.list_keys(Some("acme")).await?;
+        let earlier: Vec<_> =
+            earlier.into_iter().filter(|k| k.label == "demo" && !k.revoked && k.user_id.is_none()).collect();
+        for k in &earlier {
+            crate::accounts::revoke_key(&store, k).await?;
+        }
         let read = new_key(&*store, "acme", KeyScope::Read, "demo").await?.0;
         let platform = new_key(&*store, "acme", KeyScope::Platform, "demo").await?.0;
         println!("Trail is running at http://{addr}");
         println!("read key (organization acme): {read}");
         println!("platform key (every organization): {platform}");
+        if !earlier.is_empty() {
+            println!("(the {} keys printed by the previous demo start are revoked)", earlier.len());
+        }
         println!("try: curl -H 'Authorization: Bearer {read}' 'http://{addr}/api/v1/events?category=auth&result=FAILED&limit=5'");
     } else {
         println!("Trail is running at http://{addr}");

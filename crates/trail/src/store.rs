@@ -8,6 +8,14 @@ use trail_store::{sqlite::SqliteStore, DynStore};
 
 use crate::config::{Config, Database};
 
+/// Refuses an organization the store does not have, naming it, as every command does.
+pub(crate) async fn known_org(store: &dyn trail_store::Store, org: &str) -> Result<()> {
+    if !store.orgs().await?.iter().any(|o| o.slug == org) {
+        bail!("unknown organization '{org}'");
+    }
+    Ok(())
+}
+
 /// The archive retention writes to (and downloads and verification read).
 pub(crate) fn archive(config: &Config) -> Option<Arc<trail_store::archive::Archive>> {
     config.retention.archive_dir.as_ref().map(|d| Arc::new(trail_store::archive::Archive::new(d)))

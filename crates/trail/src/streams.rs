@@ -13,7 +13,11 @@ use trail_server::{
 };
 use trail_store::streams::StreamState;
 
-use crate::{config::Config, store::open_store, StreamsCommand};
+use crate::{
+    config::Config,
+    store::{known_org, open_store},
+    StreamsCommand,
+};
 
 /// `now`, `beginning`, a seq or an RFC 3339 time.
 fn start_at(text: &str) -> StartAt {
@@ -37,7 +41,10 @@ pub(crate) async fn streams_cmd(config: &Config, command: StreamsCommand) -> Res
     let store = open_store(config).await?;
     let server = ServerConfig { streams: config.streams.clone(), ..ServerConfig::default() };
     let st = Services::new(store.clone(), server, trail_server::system_clock());
-    let out = run(&st, command).await;
+    let out = match known_org(&*store, command.org()).await {
+        Ok(()) => run(&st, command).await,
+        Err(e) => Err(e),
+    };
     store.close();
     out
 }

@@ -39,7 +39,8 @@ pub(crate) async fn verify_org(
                 "checking {org} against this installation's own key ({}): this trusts the installation; an outside check gives --key and --checkpoint",
                 path.display()
             );
-            (vkey, "this installation's own key".to_string())
+            let named = format!("this installation's own key {vkey}");
+            (vkey, named)
         }
     };
     let external = match &checkpoint {

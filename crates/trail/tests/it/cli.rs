@@ -59,8 +59,49 @@ fn keys_ingest_and_query_from_the_command_line() {
     assert!(run_err(trail(d).args(["ingest", "/nonexistent.json", "--org", "acme"])).contains("cannot read"));
     std::fs::write(&file, "{\"action\":\"nope\"}").unwrap();
     assert!(run_err(trail(d).args(["ingest", file.to_str().unwrap(), "--org", "acme"])).contains("action"));
-    assert!(run_err(trail(d).args(["ingest", "-", "--org", "nobody"]).stdin(Stdio::null())).contains("body"));
+    assert!(run_err(trail(d).args(["ingest", "-", "--org", "acme"]).stdin(Stdio::null())).contains("body"));
     assert!(run_err(trail(d).args(["--database", "mysql://x", "query"])).contains("unsupported"));
+}
+
+/// Commands say what they did: an unknown organization is named and fails every
+/// command that takes one; a log written to a pipe has no colour codes; `import
+/// --help` names every format.
+#[test]
+fn commands_name_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    new_key(d, "acme", "read");
+    let out = tempfile::NamedTempFile::new().unwrap();
+    let out = out.path().to_str().unwrap();
+    for cmd in [
+        &["query", "--org", "nope"][..],
+        &["query", "--org", "nope", "--format", "jsonl", "category:auth"],
+        &["alerts", "rules", "--org", "nope"],
+        &["alerts", "destinations", "--org", "nope"],
+        &["alerts", "deliveries", "--org", "nope"],
+        &["streams", "list", "--org", "nope"],
+        &["users", "list", "--org", "nope"],
+        &["keys", "list", "--org", "nope"],
+        &["export", "--org", "nope", "--format", "csv", "--out", out],
+        &["verify", "--org", "nope"],
+        &["repair", "--org", "nope"],
+        &["download", "--org", "nope", "--out", out],
+        &["import", "--format", "k8s", "--org", "nope", out],
+        &["ingest", "-", "--org", "nope"],
+    ] {
+        let err = run_err(trail(d).args(cmd).stdin(Stdio::null()));
+        assert!(err.contains("'nope'"), "{cmd:?}: {err}");
+    }
+    // A log to a pipe is plain text.
+    let fresh = tempfile::tempdir().unwrap();
+    let logged = trail(fresh.path()).args(["keys", "list"]).env("TRAIL_LOG", "info").output().unwrap();
+    let log = String::from_utf8(logged.stderr).unwrap();
+    assert!(log.contains("applied sqlite migration"), "{log}");
+    assert!(!log.contains('\u{1b}'), "no ANSI codes in a piped log: {log:?}");
+    let help = run_ok(trail(d).args(["import", "--help"]));
+    for format in trail_server::work::import::Format::NAMES {
+        assert!(help.contains(format), "import --help names {format}: {help}");
+    }
 }
 
 #[test]
@@ -90,6 +131,23 @@ fn serve_demo_prints_a_working_read_key() {
     assert_eq!(failed["events"].as_array().unwrap().len(), 5);
     let _ = child.kill();
     let _ = child.wait();
+    // A second start prints fresh keys and revokes the first ones.
+    let mut child = trail(dir.path())
+        .args(["serve", "--listen", "127.0.0.1:0", "--demo"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines().map(Result::unwrap);
+    let base = lines.next().unwrap().replace("Trail is running at ", "");
+    let again = lines.next().unwrap().rsplit(' ').next().unwrap().to_string();
+    lines.next();
+    assert_eq!(lines.next().as_deref(), Some("(the 2 keys printed by the previous demo start are revoked)"));
+    assert!(reqwest::blocking_get(&base, &again, "/api/v1/facets")["total"].as_u64().unwrap() > 10_000);
+    assert_eq!(reqwest::blocking_status(&base, &read, "/api/v1/facets"), 401);
+    assert_eq!(reqwest::blocking_status(&base, &platform, "/api/v1/facets"), 401);
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// Tiny blocking helpers over reqwest's async client, for tests that drive processes.
@@ -102,6 +160,13 @@ mod reqwest {
             let r = Client::new().get(format!("{base}{path}")).bearer_auth(key).send().await.unwrap();
             assert!(r.status().is_success(), "{path}: {}", r.status());
             r.json().await.unwrap()
+        })
+    }
+
+    pub fn blocking_status(base: &str, key: &str, path: &str) -> u16 {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            Client::new().get(format!("{base}{path}")).bearer_auth(key).send().await.unwrap().status().as_u16()
         })
     }
 }
@@ -268,7 +333,10 @@ fn a_saved_checkpoint_catches_a_cut_log() {
     std::fs::write(&saved, &note).unwrap();
     let ok = run_ok(trail(d).args(["verify", "--org", "acme", "--checkpoint", saved.to_str().unwrap()]));
     assert!(ok.contains("\nok: acme: 21 entries"), "{ok}");
-    assert!(ok.contains("and the saved checkpoint"), "the ok line names the checkpoint: {ok}");
+    let named = format!("own key trail.local/acme+");
+    assert!(ok.contains(&named), "the ok line names the key: {ok}");
+    let named = format!("and the saved checkpoint {} (size 21)", saved.display());
+    assert!(ok.contains(&named), "the ok line names the checkpoint: {ok}");
     conn.execute_batch(
         "DELETE FROM events WHERE seq >= 15; DELETE FROM leaves WHERE seq >= 15;
          DELETE FROM tree_nodes WHERE ((idx + 1) << level) > 15; DELETE FROM checkpoints WHERE size > 15;",
