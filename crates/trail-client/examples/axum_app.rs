@@ -6,7 +6,7 @@
 //! curl -X POST -H 'x-user: ann@example.com' http://127.0.0.1:3000/invoices/42/void
 //! ```
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use axum::{extract::Request, middleware::Next, routing::post, Router};
 use trail_client::{Actor, AuditLayer, Client, Config};
@@ -21,10 +21,10 @@ async fn authenticate(mut req: Request, next: Next) -> axum::response::Response 
 }
 
 #[tokio::main]
-async fn main() -> std::io::Result<()> {
-    let url = std::env::var("TRAIL_URL").unwrap_or_else(|_| "http://127.0.0.1:8080".into());
-    let key = std::env::var("TRAIL_KEY").unwrap_or_default();
-    let client = Client::new(Config::new(url, key));
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt().init();
+    // TRAIL_URL and TRAIL_KEY; a missing one is named.
+    let client = Client::new(Config::from_env()?);
     let app = Router::new()
         .route("/invoices/{id}/void", post(|| async { "voided" }))
         .route("/invoices", post(|| async { "created" }).get(|| async { "[]" }))
@@ -37,7 +37,14 @@ async fn main() -> std::io::Result<()> {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
-    // What is still buffered is delivered before the process ends.
-    client.shutdown().await;
+    // What is still buffered is delivered before the process ends, if Trail answers
+    // within 5 s; Ctrl-C never hangs on a Trail that is down.
+    let watch = client.clone();
+    if !client.shutdown(Duration::from_secs(5)).await {
+        eprintln!("Trail did not take every audit event in time: {:?}", watch.stats());
+    }
+    if let Some(why) = watch.refusal() {
+        eprintln!("Trail refused the key: {why}");
+    }
     Ok(())
 }

@@ -20,28 +20,43 @@ use crate::Client;
 /// authentication middleware inside the layer, or before it), or in the response's.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Actor {
+    /// The app's id of the user.
     pub id: Option<String>,
+    /// A display name.
     pub name: Option<String>,
+    /// An email address.
     pub email: Option<String>,
 }
 
 /// Records every mutating request (POST, PUT, PATCH, DELETE; reads too with
 /// [`AuditLayer::with_reads`]) through a [`Client`]: action `<category>:<METHOD>
-/// <matched route>`, result DONE for 1xx–3xx and FAILED otherwise with the status
-/// code, the [`Actor`] extension, the `x-request-id` header, and the client address
-/// from the connection (`ConnectInfo`) or, when the peer is a trusted proxy, the last
-/// untrusted `X-Forwarded-For` entry.
+/// <matched route>`, the actual path (`/orders/42`) in `details.path` unless
+/// [`AuditLayer::record_paths`] turns it off, result DONE for 1xx–3xx and FAILED
+/// otherwise with the status code, the [`Actor`] extension, the `x-request-id` header,
+/// and the client address from the connection (`ConnectInfo`) or, when the peer is a
+/// trusted proxy, the last untrusted `X-Forwarded-For` entry.
 #[derive(Clone)]
 pub struct AuditLayer {
     client: Client,
     category: String,
     reads: bool,
+    paths: bool,
     trusted_proxies: Vec<IpAddr>,
 }
 
 impl AuditLayer {
+    /// A layer recording through `client`, category `api`, mutating requests only,
+    /// with their paths.
     pub fn new(client: Client) -> AuditLayer {
-        AuditLayer { client, category: "api".into(), reads: false, trusted_proxies: Vec::new() }
+        AuditLayer { client, category: "api".into(), reads: false, paths: true, trusted_proxies: Vec::new() }
+    }
+
+    /// Record each request's actual path beside its route (default); turn it off for
+    /// paths that carry personal data (`/users/ann@example.com`): the route template
+    /// alone is recorded then.
+    pub fn record_paths(mut self, paths: bool) -> AuditLayer {
+        self.paths = paths;
+        self
     }
 
     /// The category of the actions recorded (default `api`).
@@ -82,6 +97,7 @@ pub struct AuditService<S> {
 struct Seen {
     method: Method,
     route: String,
+    path: String,
     actor: Option<Actor>,
     request_id: Option<String>,
     ip: Option<IpAddr>,
@@ -125,6 +141,9 @@ impl AuditLayer {
             e.insert("user_agent".into(), ua.into());
         }
         e.insert("resource".into(), json!({"type": "route", "name": route}));
+        if self.paths {
+            e.insert("details".into(), json!({"path": seen.path}));
+        }
         Value::Object(e)
     }
 }
@@ -155,6 +174,7 @@ where
                 .extensions()
                 .get::<MatchedPath>()
                 .map_or_else(|| req.uri().path().to_string(), |m| m.as_str().to_string()),
+            path: req.uri().path().to_string(),
             actor: req.extensions().get::<Actor>().cloned(),
             request_id: header("x-request-id"),
             ip: self.layer.client_ip(&req),

@@ -1,30 +1,44 @@
-//! Send audit events to [Trail](https://github.com/) from a Rust service.
+//! Send audit events to Trail, the self-hostable tamper-evident audit log, from a Rust
+//! service.
 //!
 //! [`Client`] buffers events (a bounded queue: a full queue drops the event and counts
 //! it, never blocks the caller), sends them in batches by size and age to
 //! `POST /api/v1/events`, retries with exponential backoff while Trail is unreachable or
 //! answers 5xx/429 (every event carries an idempotency key, so a retried batch is
 //! stored once), and on [`Client::flush`] or [`Client::shutdown`] delivers what is
-//! buffered. [`Client::stats`] counts what was sent, retried and dropped.
+//! buffered, within a deadline. A key Trail refuses (401, 403) is not retried: the
+//! client stops sending, logs one `tracing` error, counts the events as
+//! [`Stats::rejected`] and says why in [`Client::refusal`]. [`Client::stats`] counts
+//! what was sent, retried and dropped.
 //!
 //! [`AuditLayer`] is a tower layer for axum that records every mutating request
-//! (method and matched route as the action, status as the result, the [`Actor`] the
-//! app puts in the request's extensions, the request id header, the client address
-//! from the connection or trusted proxies); reads are recorded only when asked.
+//! (method and matched route as the action, the actual path in `details.path` unless
+//! turned off, status as the result, the [`Actor`] the app puts in the request's
+//! extensions, the request id header, the client address from the connection or
+//! trusted proxies); reads are recorded only when asked.
 //!
 //! ```no_run
-//! # async fn demo() {
+//! # async fn demo() -> Result<(), trail_client::ConfigError> {
+//! use std::time::Duration;
 //! use trail_client::{Client, Config};
-//! let client = Client::new(Config::new("https://trail.example.com", "trail_ingest_…"));
+//! // TRAIL_URL (e.g. https://trail.example.com) and TRAIL_KEY (an ingest key)
+//! let client = Client::new(Config::from_env()?);
 //! client.record(serde_json::json!({"action": "invoice:void", "actor": {"email": "ann@example.com"}}));
-//! client.shutdown().await; // delivers what is buffered
+//! let watch = client.clone();
+//! if !client.shutdown(Duration::from_secs(5)).await {
+//!     eprintln!("audit events left undelivered; so far: {:?}", watch.stats());
+//! }
+//! # Ok(())
 //! # }
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![warn(missing_docs)]
+
 use std::{
     sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc, Mutex,
     },
     time::Duration,
 };
@@ -33,6 +47,11 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 mod layer;
+
+/// The README's example compiles.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeExample;
 
 pub use layer::{Actor, AuditLayer, AuditService};
 
@@ -51,12 +70,26 @@ pub struct Config {
     pub batch_age: Duration,
     /// The first retry's delay; doubled per attempt up to `retry_max`.
     pub retry_base: Duration,
+    /// The longest delay between two attempts.
     pub retry_max: Duration,
     /// How long one request may take.
     pub timeout: Duration,
 }
 
+/// What is missing from the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
 impl Config {
+    /// Trail's base URL and an ingest key, with the defaults for everything else.
     pub fn new(url: impl Into<String>, key: impl Into<String>) -> Config {
         Config {
             url: url.into().trim_end_matches('/').to_string(),
@@ -68,6 +101,20 @@ impl Config {
             retry_max: Duration::from_secs(30),
             timeout: Duration::from_secs(10),
         }
+    }
+
+    /// [`Config::new`] from `TRAIL_URL` and `TRAIL_KEY`; an error names the one that
+    /// is missing or empty.
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let var = |name: &str| match get(name) {
+            Some(v) if !v.trim().is_empty() => Ok(v.trim().to_string()),
+            _ => Err(ConfigError(format!("{name} is not set (Trail's URL in TRAIL_URL, an ingest key in TRAIL_KEY)"))),
+        };
+        Ok(Config::new(var("TRAIL_URL")?, var("TRAIL_KEY")?))
     }
 }
 
@@ -82,6 +129,9 @@ pub struct Stats {
     pub dropped_full: u64,
     /// Events Trail refused as invalid (422), dropped with a warning.
     pub dropped_invalid: u64,
+    /// Events not delivered because Trail refused the key (401 or 403): after the
+    /// first refusal nothing more is sent (see [`Client::refusal`]).
+    pub rejected: u64,
 }
 
 #[derive(Default)]
@@ -90,6 +140,10 @@ struct Counters {
     retries: AtomicU64,
     dropped_full: AtomicU64,
     dropped_invalid: AtomicU64,
+    rejected: AtomicU64,
+    /// Why Trail refused the key, once it did.
+    refusal: Mutex<Option<String>>,
+    refused: AtomicBool,
 }
 
 enum Msg {
@@ -130,20 +184,25 @@ impl Client {
         }
     }
 
-    /// Waits until every event recorded before this call is delivered (retrying as
-    /// long as it takes).
-    pub async fn flush(&self) {
+    /// Waits, at most `within`, until every event recorded before this call is
+    /// delivered (retried as often as the time allows) or settled otherwise (dropped
+    /// as invalid, or rejected with the key). `true` when they all were; `false` when
+    /// the time ran out first (Trail away), the events still buffered and retried.
+    pub async fn flush(&self, within: Duration) -> bool {
         let (tx, rx) = oneshot::channel();
-        if self.tx.send(Msg::Flush(tx)).await.is_ok() {
-            let _ = rx.await;
-        }
+        tokio::time::timeout(within, async { self.tx.send(Msg::Flush(tx)).await.is_ok() && rx.await.is_ok() })
+            .await
+            .unwrap_or(false)
     }
 
-    /// Delivers what is buffered, then stops this clone's use of the sender.
-    pub async fn shutdown(self) {
-        self.flush().await;
+    /// Delivers what is buffered within `within` (see [`Client::flush`]), then stops
+    /// this clone's use of the sender. `false` when some events were not delivered in
+    /// time: [`Client::stats`] of another clone, taken before, says how many were sent.
+    pub async fn shutdown(self, within: Duration) -> bool {
+        self.flush(within).await
     }
 
+    /// What the client did so far.
     pub fn stats(&self) -> Stats {
         let c = &self.counters;
         Stats {
@@ -151,7 +210,14 @@ impl Client {
             retries: c.retries.load(Ordering::Relaxed),
             dropped_full: c.dropped_full.load(Ordering::Relaxed),
             dropped_invalid: c.dropped_invalid.load(Ordering::Relaxed),
+            rejected: c.rejected.load(Ordering::Relaxed),
         }
+    }
+
+    /// Why Trail refused the key (its status and message), once it did; from then on
+    /// nothing is sent and every event counts as [`Stats::rejected`].
+    pub fn refusal(&self) -> Option<String> {
+        self.counters.refusal.lock().ok().and_then(|r| r.clone())
     }
 }
 
@@ -202,17 +268,37 @@ async fn run(config: Config, mut rx: mpsc::Receiver<Msg>, counters: Arc<Counters
     }
 }
 
-/// Sends one batch until Trail takes it: network errors, 5xx, 429 and 401/403 are
-/// retried with backoff; an invalid event (422 naming `events[N]`) is dropped and the
-/// rest sent again.
+/// Sends one batch until Trail takes it: network errors, 5xx and 429 are retried with
+/// backoff; an invalid event (422 naming `events[N]`) is dropped and the rest sent
+/// again; a refused key (401, 403) is permanent: the batch, and every later one, is
+/// rejected without being sent, and one error logged.
 async fn send(http: &reqwest::Client, config: &Config, counters: &Counters, mut batch: Vec<Value>) {
     let mut attempt = 0u32;
     while !batch.is_empty() {
+        if counters.refused.load(Ordering::Relaxed) {
+            counters.rejected.fetch_add(batch.len() as u64, Ordering::Relaxed);
+            return;
+        }
         let r = http.post(format!("{}/api/v1/events", config.url)).bearer_auth(&config.key).json(&batch).send().await;
         let retry = match r {
             Ok(r) if r.status().is_success() => {
                 counters.sent.fetch_add(batch.len() as u64, Ordering::Relaxed);
                 return;
+            }
+            Ok(r) if r.status().as_u16() == 401 || r.status().as_u16() == 403 => {
+                let status = r.status();
+                let body: Value = r.json().await.unwrap_or(Value::Null);
+                let why =
+                    format!("HTTP {status}: {}", body["error"]["message"].as_str().unwrap_or("the key is refused"));
+                tracing::error!(
+                    error = %why,
+                    "Trail refused the audit client's key; no audit events will be sent (check TRAIL_KEY: an ingest key of the organization)"
+                );
+                if let Ok(mut r) = counters.refusal.lock() {
+                    *r = Some(why);
+                }
+                counters.refused.store(true, Ordering::Relaxed);
+                continue;
             }
             Ok(r) if r.status().as_u16() == 422 || r.status().as_u16() == 400 => {
                 let body: Value = r.json().await.unwrap_or(Value::Null);
@@ -245,5 +331,24 @@ async fn send(http: &reqwest::Client, config: &Config, counters: &Counters, mut 
         let delay = config.retry_base.saturating_mul(1 << attempt.min(16)).min(config.retry_max);
         tracing::warn!(error = retry, ?delay, "Trail did not take a batch of audit events; sending it again");
         tokio::time::sleep(delay).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_configuration_comes_from_trail_url_and_trail_key() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
+        };
+        let c = Config::from_lookup(env(&[("TRAIL_URL", "http://127.0.0.1:8080/"), ("TRAIL_KEY", "trail_in_x")]));
+        let c = c.unwrap();
+        assert_eq!((c.url.as_str(), c.key.as_str()), ("http://127.0.0.1:8080", "trail_in_x"));
+        let missing = Config::from_lookup(env(&[("TRAIL_KEY", "trail_in_x")])).unwrap_err();
+        assert!(missing.to_string().starts_with("TRAIL_URL is not set"), "{missing}");
+        let empty = Config::from_lookup(env(&[("TRAIL_URL", "http://t"), ("TRAIL_KEY", " ")])).unwrap_err();
+        assert!(empty.to_string().starts_with("TRAIL_KEY is not set"), "{empty}");
     }
 }

@@ -5,7 +5,12 @@ use anyhow::{bail, Result};
 use serde_json::json;
 use trail_server::work::{alerts::rules, selfaudit};
 
-use crate::{accounts::cli_state, config::Config, store::{known_org, open_store}, AlertsCommand};
+use crate::{
+    accounts::cli_state,
+    config::Config,
+    store::{known_org, open_store},
+    AlertsCommand,
+};
 
 pub(crate) async fn alerts_cmd(config: &Config, command: AlertsCommand) -> Result<()> {
     let store = open_store(config).await?;

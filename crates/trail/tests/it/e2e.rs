@@ -99,9 +99,8 @@ fn the_audit_page_in_chromium() {
             .env("TRAIL_INSECURE_COOKIES", "true"),
     );
     let base = server.base.clone();
-    let shots = std::env::var_os("TRAIL_SCREENSHOTS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target/screenshots"));
+    let shots =
+        std::env::var_os("TRAIL_SCREENSHOTS").map(PathBuf::from).unwrap_or_else(|| root.join("target/screenshots"));
     std::fs::create_dir_all(&shots).unwrap();
     let out = Command::new("node")
         .arg(root.join("e2e/audit.test.mjs"))

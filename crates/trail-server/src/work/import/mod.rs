@@ -71,6 +71,11 @@ impl Format {
         }
     }
 
+    /// Whether a value holds records (an array or an envelope) rather than being one.
+    fn records_in(self, value: &Value) -> bool {
+        value.is_array() || value.get(self.envelope()).is_some_and(Value::is_array)
+    }
+
     /// The records of a value: an array's items, an envelope's, or the value itself.
     fn records(self, doc: Value) -> Vec<Value> {
         match doc {
@@ -105,8 +110,13 @@ impl Format {
 /// A record that was not imported, and why.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Skipped {
-    /// The line where the record starts (1-based; records sharing a line share it).
+    /// The line where the record starts (1-based).
     pub line: usize,
+    /// Its position (1-based) in its array or envelope, when it is in one (records
+    /// on one line, such as a compact CloudTrail file, share the line).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<usize>,
+    /// Why it was not imported.
     pub reason: String,
 }
 
@@ -140,13 +150,16 @@ pub fn read(
 ) -> std::io::Result<()> {
     let mut gathered = Converted::default();
     let mut going = true;
-    source::records(input, format.envelope(), &mut |(line, record)| {
+    source::records(input, format.envelope(), &mut |(at, record)| {
         // A line may hold a whole envelope (one CloudTrail file per line).
-        let records = match record {
-            Ok(value) => format.records(value).into_iter().map(Ok).collect(),
-            Err(reason) => vec![Err(reason)],
+        let records: Vec<_> = match record {
+            Ok(value @ (Value::Array(_) | Value::Object(_))) => {
+                let several = at.item.is_none() && format.records_in(&value);
+                format.records(value).into_iter().enumerate().map(|(i, r)| (several.then_some(i + 1), Ok(r))).collect()
+            }
+            other => vec![(None, other)],
         };
-        for record in records {
+        for (item, record) in records {
             let event = record.and_then(|r| {
                 let Some(v) = format.map(&r)? else { return Ok(None) };
                 parse_event(v).map(Some).map_err(|e| format!("{}: {}", e.field, e.message))
@@ -154,7 +167,7 @@ pub fn read(
             match event {
                 Ok(Some(event)) => gathered.events.push(event),
                 Ok(None) => {}
-                Err(reason) => gathered.skipped.push(Skipped { line, reason }),
+                Err(reason) => gathered.skipped.push(Skipped { line: at.line, record: item.or(at.item), reason }),
             }
         }
         if gathered.events.len() >= batch || gathered.skipped.len() >= batch {

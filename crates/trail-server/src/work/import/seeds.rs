@@ -274,7 +274,8 @@ mod tests {
         assert_eq!(e.details.as_ref().unwrap()["replicas"], 3);
         assert_eq!(e.details.as_ref().unwrap()["raw"]["action_type"], "service");
         let bad = convert(Format::Kiops, r#"[{"action_code": "x:y", "result": "maybe"}, {"user": "a"}]"#);
-        assert_eq!(bad.skipped.iter().map(|s| s.line).collect::<Vec<_>>(), [1, 1], "both on line 1");
+        let at: Vec<_> = bad.skipped.iter().map(|s| (s.line, s.record)).collect();
+        assert_eq!(at, [(1, Some(1)), (1, Some(2))], "both on line 1, the first and second record");
     }
 
     #[test]

@@ -21,8 +21,22 @@ use serde_json::{Map, Value};
 /// The longest record (and line) held in memory.
 pub const MAX_RECORD_BYTES: usize = 16 << 20;
 
-/// A record and the line where it starts (1-based), or why that line holds none.
-pub type Record = (usize, Result<Value, String>);
+/// Where a record starts: its line (1-based) and, for an item of an array or an
+/// envelope read as a document, its position there (1-based).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct At {
+    pub line: usize,
+    pub item: Option<usize>,
+}
+
+impl At {
+    fn line(line: usize) -> At {
+        At { line, item: None }
+    }
+}
+
+/// A record and where it starts, or why that place holds none.
+pub type Record = (At, Result<Value, String>);
 
 /// Hands each record of `input` to `each`, in order, until `each` answers `false`.
 /// Records that are not JSON are handed over as errors; only the input's own read
@@ -46,7 +60,7 @@ pub fn records<R: BufRead>(input: R, envelope: &str, each: &mut dyn FnMut(Record
                 read => Some(read.map_err(|e| format!("not JSON ({e})"))),
             };
             if let Some(record) = record {
-                if !each((start, record)) {
+                if !each((At::line(start), record)) {
                     return Ok(());
                 }
                 continue;
@@ -72,12 +86,12 @@ fn document<R: BufRead>(
     let doc =
         Doc { envelope, each: &mut *each, place }.deserialize(&mut serde_json::Deserializer::from_reader(&mut *src));
     match doc {
-        Ok(Some(record)) => Ok(each((start, Ok(record)))),
+        Ok(Some(record)) => Ok(each((At::line(start), Ok(record)))),
         Ok(None) => Ok(true),
         Err(_) if place.stopped.get() => Ok(false),
         Err(_) if place.too_long.get() => {
             let reason = format!("a record longer than {} MiB; the rest is not read", MAX_RECORD_BYTES >> 20);
-            each((place.line.get(), Err(reason)));
+            each((At::line(place.line.get()), Err(reason)));
             Ok(false)
         }
         Err(e) if e.is_io() => Err(e.into()),
@@ -85,7 +99,8 @@ fn document<R: BufRead>(
             let line = start + e.line().saturating_sub(1);
             let text = e.to_string();
             let what = text.rsplit_once(" at line ").map_or(text.as_str(), |(what, _)| what);
-            each((line, Err(format!("not JSON ({what} at column {}); the rest is not read", e.column()))));
+            let reason = format!("not JSON ({what} at column {}); the rest is not read", e.column());
+            each((At::line(line), Err(reason)));
             Ok(false)
         }
     }
@@ -308,9 +323,11 @@ fn stream<'de, A: SeqAccess<'de>>(
     each: &mut dyn FnMut(Record) -> bool,
     place: &Place,
 ) -> Result<(), A::Error> {
+    let mut n = 0;
     while let Some((line, item)) = seq.next_element_seed(Item(place))? {
         place.window.set(0);
-        if !each((line, Ok(item))) {
+        n += 1;
+        if !each((At { line, item: Some(n) }, Ok(item))) {
             place.stopped.set(true);
             return Err(de::Error::custom("stopped"));
         }
@@ -341,8 +358,8 @@ mod tests {
     /// Every record of `text` with its line; stops after `stop_after` records.
     fn read(text: &[u8], stop_after: usize) -> Vec<(usize, Result<Value, String>)> {
         let mut out = Vec::new();
-        records(text, "Records", &mut |r| {
-            out.push(r);
+        records(text, "Records", &mut |(at, value)| {
+            out.push((at.line, value));
             out.len() < stop_after
         })
         .unwrap();
@@ -375,6 +392,14 @@ mod tests {
         assert_eq!(read(one.as_bytes(), usize::MAX), [ok(1, json!({"Records": "none", "y": [1, 2]}))]);
         let array = "[\n{\"a\":1},\n\n{\"a\":2}]";
         assert_eq!(read(array.as_bytes(), usize::MAX), [ok(2, json!({"a": 1})), ok(4, json!({"a": 2}))]);
+        // Items read as a document know their position.
+        let mut at = Vec::new();
+        records(array.as_bytes(), "Records", &mut |(a, _)| {
+            at.push(a);
+            true
+        })
+        .unwrap();
+        assert_eq!(at, [At { line: 2, item: Some(1) }, At { line: 4, item: Some(2) }]);
     }
 
     #[test]
