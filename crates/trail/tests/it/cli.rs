@@ -333,8 +333,7 @@ fn a_saved_checkpoint_catches_a_cut_log() {
     std::fs::write(&saved, &note).unwrap();
     let ok = run_ok(trail(d).args(["verify", "--org", "acme", "--checkpoint", saved.to_str().unwrap()]));
     assert!(ok.contains("\nok: acme: 21 entries"), "{ok}");
-    let named = format!("own key trail.local/acme+");
-    assert!(ok.contains(&named), "the ok line names the key: {ok}");
+    assert!(ok.contains("own key trail.local/acme+"), "the ok line names the key: {ok}");
     let named = format!("and the saved checkpoint {} (size 21)", saved.display());
     assert!(ok.contains(&named), "the ok line names the checkpoint: {ok}");
     conn.execute_batch(
