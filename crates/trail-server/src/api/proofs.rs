@@ -112,7 +112,17 @@ pub(super) async fn inclusion(State(st): State<AppState>, caller: Caller, q: Pai
     };
     let size = match number(&pairs, "size")? {
         Some(s) => s,
-        None => latest(&st, &org).await?.size,
+        None => {
+            let size = latest(&st, &org).await?.size;
+            if index >= size {
+                let m = format!(
+                    "entry {index} is not covered by a signed checkpoint yet (the latest covers {size} entries); \
+                     one follows an append within about a second: ask again"
+                );
+                return Err(ApiError::field("index", m));
+            }
+            size
+        }
     };
     if index < size {
         // An entry the caller may not see has no proof for it either. Archived entries

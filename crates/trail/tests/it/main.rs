@@ -6,6 +6,7 @@ mod cli;
 mod e2e;
 mod import;
 mod postgres;
+mod readme;
 mod retention;
 mod streams;
 mod support;
