@@ -414,6 +414,23 @@ await step('the detail leaves Type, Operation and Result on screen at 1280 and 1
   await apage.setViewportSize({ width: 1440, height: 900 });
 });
 
+await step('the search stays usable with the detail open at 1280 and 1400 px', async () => {
+  for (const width of [1280, 1400]) {
+    await apage.setViewportSize({ width, height: 850 });
+    await apage.goto(`${BASE}/audit`);
+    await settled(apage);
+    await apage.click('tbody tr[data-id]');
+    await apage.waitForSelector('.detail dl.kv');
+    const box = await apage.$eval('#search', (el) => el.getBoundingClientRect().width);
+    const hint = await apage.$eval('#search-hint', (el) => el.getBoundingClientRect().height);
+    assert(box >= 480, `search box ${box} px wide at ${width} px with the detail open`);
+    assert(hint <= 40, `search help ${hint} px tall at ${width} px with the detail open`);
+    if (SHOTS && width === 1280) await apage.screenshot({ path: path.join(SHOTS, 'audit-detail-1280.png') });
+    await apage.keyboard.press('Escape');
+  }
+  await apage.setViewportSize({ width: 1440, height: 900 });
+});
+
 await step('a phone (390 × 844): essential columns, a filter drawer, a full-screen detail with its close', async () => {
   const pctx = await browser.newContext({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
   const p = await pctx.newPage();

@@ -211,3 +211,15 @@ fn placeholders_and_outside_hosts_are_filled() {
         "KEY=trail_rd_k\nOTP=pw\ncurl http://127.0.0.1:9/x -d '{\"url\":\"http://127.0.0.1:7/t\",\"address\":\"127.0.0.1:7\"}'"
     );
 }
+
+/// The shipped binary keeps line tables, not full debug info (213 MB before); the
+/// `profiling` profile keeps what `perf` needs.
+#[test]
+fn the_release_profile_ships_line_tables_only() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let manifest: toml::Value = toml::from_str(&std::fs::read_to_string(root.join("Cargo.toml")).unwrap()).unwrap();
+    let profile = &manifest["profile"];
+    assert_eq!(profile["release"]["debug"].as_str(), Some("line-tables-only"));
+    assert_eq!(profile["profiling"]["inherits"].as_str(), Some("release"));
+    assert_eq!(profile["profiling"]["debug"].as_integer(), Some(1));
+}
