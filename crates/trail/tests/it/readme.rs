@@ -220,6 +220,7 @@ fn the_release_profile_ships_line_tables_only() {
     let manifest: toml::Value = toml::from_str(&std::fs::read_to_string(root.join("Cargo.toml")).unwrap()).unwrap();
     let profile = &manifest["profile"];
     assert_eq!(profile["release"]["debug"].as_str(), Some("line-tables-only"));
+    assert_eq!(profile["release"]["split-debuginfo"].as_str(), Some("packed"));
     assert_eq!(profile["profiling"]["inherits"].as_str(), Some("release"));
     assert_eq!(profile["profiling"]["debug"].as_integer(), Some(1));
 }
