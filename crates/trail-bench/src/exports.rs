@@ -102,10 +102,17 @@ pub(crate) fn serve_store(dir: &std::path::Path, env: &[(&str, &str)]) -> Result
     use std::io::BufRead;
     let bin = std::env::current_exe()?.with_file_name("trail");
     anyhow::ensure!(bin.exists(), "build the trail binary first: cargo build --release -p trail");
+    // The server signs with the benchmark's key, so that the kept store stays one
+    // that `--verify` finds whole after the server appended its own records.
+    let key = dir.join("bench-signing.key");
+    let hex: String = crate::signer().key.to_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(&key, hex)?;
     let mut child = std::process::Command::new(&bin)
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
         .env("TRAIL_LOG", "warn")
+        .env("TRAIL_NAME", &crate::signer().name)
+        .env("TRAIL_SIGNING_KEY", &key)
         .envs(env.iter().copied())
         .stdout(std::process::Stdio::piped())
         .spawn()?;
