@@ -1,7 +1,9 @@
 //! The live stream (`GET /api/v1/events/stream`, server-sent events): each subscriber
 //! receives the events of the feed (`work::feed`) that match its filter and scope, as
-//! the stored JSON; streams are counted per caller. Only events appended through this process are seen
-//! (several servers on one database each stream their own appends).
+//! the stored JSON; streams are counted per caller. The feed holds this process's
+//! appends and, with PostgreSQL, those of the other servers on the same database
+//! (`feed::relay` reads them back when they are announced), so every server's live
+//! view shows every append.
 
 use std::{
     collections::HashMap,

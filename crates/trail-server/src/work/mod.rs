@@ -118,7 +118,9 @@ impl WorkError {
 
 #[cfg(test)]
 mod invariants {
-    /// Nothing in the work layer knows HTTP.
+    /// Nothing in the work layer knows the HTTP the server answers with, and its own
+    /// outbound requests (webhooks, chat, SIEM streams) are made only in
+    /// `outbound.rs`: clients built, requests sent and answers read there.
     #[test]
     fn the_work_layer_has_no_http_types() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/work");
@@ -142,6 +144,15 @@ mod invariants {
             for line in text.lines().filter(|l| !l.trim_start().starts_with("//")) {
                 for needle in ["axum", "ApiError", "StatusCode", "http::", "crate::api", "crate::auth", "AppState"] {
                     assert!(!line.contains(needle), "{}: {line}", path.display());
+                }
+                if !path.ends_with("work/outbound.rs") {
+                    for needle in ["Client::builder", ".send().await", ".status()", "reqwest::Client::new"] {
+                        assert!(
+                            !line.contains(needle),
+                            "outbound HTTP outside outbound.rs: {}: {line}",
+                            path.display()
+                        );
+                    }
                 }
             }
         }

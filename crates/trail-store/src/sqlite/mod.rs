@@ -5,9 +5,10 @@
 //! events. Not useful for: several Trail processes sharing one log (use PostgreSQL).
 //!
 //! One writer thread owns the write connection and performs group commit: it takes
-//! every batch that is waiting, writes them in one transaction (each batch inside a
-//! savepoint, so a bad batch fails alone), commits with a full fsync, and only then
-//! acknowledges them. Reads use a small pool of read-only connections on Tokio's
+//! every batch that is waiting and writes them in one transaction, first without
+//! savepoints (opening one makes FTS5 flush); only when that fails is the group written
+//! again with a savepoint around each batch, so that a bad batch fails alone. It
+//! commits with a full fsync, and only then acknowledges them. Reads use a small pool of read-only connections on Tokio's
 //! blocking threads.
 //!
 //! Rooms: `schema` (migrations), `writer` (group commit), `checkpointer` (WAL

@@ -2,6 +2,7 @@
 //! over HTTP, the page in Chromium, PostgreSQL clusters started by the tests, retention
 //! with its failpoint. `support` holds what they share.
 
+mod architecture;
 mod cli;
 mod e2e;
 mod import;

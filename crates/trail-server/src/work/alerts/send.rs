@@ -9,7 +9,7 @@ use trail_store::alerts::{Delivery, Destination};
 
 use super::message;
 use crate::work::{
-    outbound::{self, resolve, Unusable},
+    outbound::{self, resolve, Posted, Unusable},
     Services,
 };
 
@@ -29,12 +29,7 @@ pub enum Outcome {
     },
 }
 
-/// A new signing secret: `whsec_` and 24 random bytes in base64.
-pub fn new_secret() -> String {
-    use base64::Engine;
-    let bytes: [u8; 24] = rand::random();
-    format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(bytes))
-}
+pub use crate::work::outbound::new_secret;
 
 /// One attempt.
 pub async fn attempt(st: &Services, dest: &Destination, d: &Delivery) -> Outcome {
@@ -57,36 +52,21 @@ pub async fn attempt(st: &Services, dest: &Destination, d: &Delivery) -> Outcome
         Ok(c) => c,
         Err(error) => return Outcome::Failed { code: None, error },
     };
-    let mut req = client.post(url).header("content-type", "application/json");
-    if dest.kind == "webhook" {
-        let id = format!("msg_{}", d.id);
-        let ts = (st.clock)().0.div_euclid(1_000_000);
-        let mut sigs = Vec::new();
-        for secret in &dest.secrets {
-            match standardwebhooks::Webhook::new(secret).and_then(|w| w.sign(&id, ts, body.as_bytes())) {
-                Ok(s) => sigs.push(s),
-                Err(e) => return Outcome::Gone { code: None, error: format!("signing secret unusable: {e}") },
-            }
+    let headers = [("content-type".to_string(), "application/json".to_string())];
+    let signing = (dest.kind == "webhook").then(|| outbound::Signing {
+        id: format!("msg_{}", d.id),
+        ts: (st.clock)().0.div_euclid(1_000_000),
+        secrets: &dest.secrets,
+    });
+    match outbound::post(&client, url, &headers, signing, body.into_bytes()).await {
+        Posted::Answered { code, .. } if (200..300).contains(&code) => Outcome::Delivered(code),
+        Posted::Answered { code: 410, text } => {
+            Outcome::Gone { code: Some(410), error: format!("410 Gone: the destination is disabled. {text}") }
         }
-        req = req
-            .header("webhook-id", id)
-            .header("webhook-timestamp", ts.to_string())
-            .header("webhook-signature", sigs.join(" "));
-    }
-    match req.body(body).send().await {
-        Ok(r) => {
-            let code = r.status().as_u16();
-            let text: String = r.text().await.unwrap_or_default().chars().take(300).collect();
-            match code {
-                200..=299 => Outcome::Delivered(code),
-                410 => {
-                    Outcome::Gone { code: Some(code), error: format!("410 Gone: the destination is disabled. {text}") }
-                }
-                _ => Outcome::Failed { code: Some(code), error: format!("HTTP {code}: {text}") },
-            }
-        }
+        Posted::Answered { code, text } => Outcome::Failed { code: Some(code), error: format!("HTTP {code}: {text}") },
+        Posted::Unsigned(error) => Outcome::Gone { code: None, error },
         // Without the URL: a Slack or Discord URL holds its secret in the path.
-        Err(e) => Outcome::Failed { code: None, error: e.without_url().to_string() },
+        Posted::Unreachable(error) => Outcome::Failed { code: None, error },
     }
 }
 
@@ -139,7 +119,5 @@ mod tests {
         );
         let nowhere = resolve("http://no-such-host.invalid/x", true, "[alerts]").await;
         assert!(matches!(nowhere, Err(Unusable::Unresolved(_))), "{nowhere:?}");
-        assert!(new_secret().starts_with("whsec_"));
-        assert!(standardwebhooks::Webhook::new(&new_secret()).is_ok());
     }
 }

@@ -15,7 +15,7 @@ use trail_store::streams::Stream;
 
 use super::format::{self, Format, Item, Origin};
 use crate::work::{
-    outbound::{self, resolve, resolve_host, Unusable},
+    outbound::{self, resolve, resolve_host, Posted, Unusable},
     Services,
 };
 
@@ -107,71 +107,26 @@ async fn http(
             None => return Outcome::Failed("the batch could not be rendered".into()),
         }
     };
-    let mut req = client
-        .post(url)
-        .header("content-type", content_type)
-        .header("trail-first-seq", first.to_string())
-        .header("trail-last-seq", last.to_string())
-        .header("trail-checkpoint", checkpoint);
-    for (k, v) in &s.headers {
-        req = req.header(k.as_str(), v.as_str());
-    }
+    let mut headers = vec![
+        ("content-type".to_string(), content_type.to_string()),
+        ("trail-first-seq".to_string(), first.to_string()),
+        ("trail-last-seq".to_string(), last.to_string()),
+        ("trail-checkpoint".to_string(), checkpoint),
+    ];
+    headers.extend(s.headers.iter().map(|(k, v)| (k.clone(), v.clone())));
     // The same batch keeps its id across retries, so that a receiver can drop repeats.
-    let id = format!("stream_{}_{first}_{last}", s.id);
-    let ts = (st.clock)().0.div_euclid(1_000_000);
-    let mut sigs = Vec::new();
-    for secret in &s.secrets {
-        match signature(secret, &id, ts, &body) {
-            Ok(sig) => sigs.push(sig),
-            Err(e) => return Outcome::Gone(format!("signing secret unusable: {e}")),
-        }
+    let signing = outbound::Signing {
+        id: format!("stream_{}_{first}_{last}", s.id),
+        ts: (st.clock)().0.div_euclid(1_000_000),
+        secrets: &s.secrets,
+    };
+    match outbound::post(&client, url, &headers, Some(signing), body).await {
+        Posted::Answered { code, .. } if (200..300).contains(&code) => Outcome::Delivered,
+        Posted::Answered { code: 410, text } => Outcome::Gone(format!("410 Gone: the receiver asked to stop. {text}")),
+        Posted::Answered { code, text } => Outcome::Failed(format!("HTTP {code}: {text}")),
+        Posted::Unsigned(error) => Outcome::Gone(error),
+        Posted::Unreachable(error) => Outcome::Failed(error),
     }
-    if !sigs.is_empty() {
-        req = req
-            .header("webhook-id", id)
-            .header("webhook-timestamp", ts.to_string())
-            .header("webhook-signature", sigs.join(" "));
-    }
-    match req.body(body).send().await {
-        Ok(r) => {
-            let code = r.status().as_u16();
-            let text: String = r.text().await.unwrap_or_default().chars().take(300).collect();
-            match code {
-                200..=299 => Outcome::Delivered,
-                410 => Outcome::Gone(format!("410 Gone: the receiver asked to stop. {text}")),
-                _ => Outcome::Failed(format!("HTTP {code}: {text}")),
-            }
-        }
-        // Without the URL: its path or credentials may be the receiver's secret.
-        Err(e) => Outcome::Failed(error_chain(&e.without_url())),
-    }
-}
-
-/// A Standard Webhooks signature: `v1,` and the base64 HMAC-SHA256, keyed with the
-/// secret after `whsec_` (base64), of `id.timestamp.body`.
-pub fn signature(secret: &str, id: &str, ts: i64, body: &[u8]) -> Result<String, String> {
-    use hmac::{Hmac, Mac};
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let key = b64.decode(secret.strip_prefix("whsec_").unwrap_or(secret)).map_err(|e| e.to_string())?;
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).map_err(|e| e.to_string())?;
-    mac.update(id.as_bytes());
-    mac.update(b".");
-    mac.update(ts.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    Ok(format!("v1,{}", b64.encode(mac.finalize().into_bytes())))
-}
-
-/// An error and its causes on one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }
 
 trait Conn: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -283,14 +238,4 @@ async fn syslog(st: &Services, s: &Stream, format: Format, batch: Batch, origin:
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn signatures_are_standard_webhooks_ones() {
-        let secret = crate::work::alerts::send::new_secret();
-        let body = b"{\"seq\":0}\n{\"seq\":1}\n";
-        let reference =
-            standardwebhooks::Webhook::new(&secret).unwrap().sign("stream_1_0_1", 1_700_000_000, body).unwrap();
-        assert_eq!(signature(&secret, "stream_1_0_1", 1_700_000_000, body).unwrap(), reference);
-        assert!(signature("whsec_%%%", "x", 1, b"").is_err());
-    }
 }
