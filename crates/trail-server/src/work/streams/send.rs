@@ -234,8 +234,3 @@ async fn syslog(st: &Services, s: &Stream, format: Format, batch: Batch, origin:
         _ => Outcome::Delivered,
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-}
