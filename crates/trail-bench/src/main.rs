@@ -6,9 +6,8 @@
 //! - with `--exports --keep DIR`, export rates, server CPU and peak RSS per format;
 //! - with `--verify --keep DIR`, the full verification against SHA-256 of the same bytes.
 //!
-//! Usage: `cargo run --release -p trail-bench -- [--events N] [--ingest-events N]
-//! [--skip-ingest] [--skip-query] [--runs N] [--batches 1000,100,1] [--keep DIR]
-//! [--exports] [--verify]`. Not a test: it measures, it does not assert.
+//! Usage: `cargo run --release -p trail-bench -- --help` lists every option (clap).
+//! Not a test: it measures, it does not assert.
 //!
 //! `cargo run -p trail-bench -- --screenshots` is not a benchmark: it runs the browser
 //! test with its screenshots written to `docs/`, refreshing the README's pictures on
@@ -44,80 +43,66 @@ use trail_store::{
 };
 use verify::verify_table;
 
+/// Trail's benchmarks, printed as Markdown for BENCHMARKS.md. Each figure beside a
+/// reference measured in the same run.
+#[derive(Debug, clap::Parser)]
+#[command(name = "trail-bench", version)]
 struct Args {
     /// Leaves of the synthetic tree for proof latency (0: skip).
+    #[arg(long, default_value_t = 10_000_000)]
     tree_size: u64,
     /// Keep (or reuse) the query benchmark's store in this directory.
+    #[arg(long, value_name = "DIR")]
     keep: Option<std::path::PathBuf>,
+    /// Events of the query benchmark's store.
+    #[arg(long, default_value_t = 1_000_000)]
     events: usize,
+    /// Events per ingest run.
+    #[arg(long, default_value_t = 200_000)]
     ingest_events: usize,
+    /// Skip the ingest benchmark.
+    #[arg(long)]
     skip_ingest: bool,
+    /// Skip the query benchmark (and the building of its store).
+    #[arg(long)]
     skip_query: bool,
+    /// Export rates, CPU and peak RSS per format on the kept store (build `trail` first).
+    #[arg(long)]
     exports: bool,
     /// Time `verify` against its reference on the kept store.
+    #[arg(long)]
     verify: bool,
+    /// PostgreSQL ingest against a bare `COPY`.
+    #[arg(long)]
     postgres: bool,
+    /// PostgreSQL queries and facets on a store of this many events (0: skip).
+    #[arg(long, default_value_t = 0, value_name = "N")]
     postgres_query: usize,
     /// The alerts benchmark, with this many events per ingest run (0: skip).
+    #[arg(long, default_value_t = 0, value_name = "N")]
     alerts: usize,
     /// The streams benchmark, with this many events per ingest run (0: skip).
+    #[arg(long, default_value_t = 0, value_name = "N")]
     streams: usize,
     /// The import benchmark, with this many CloudTrail records (0: skip).
+    #[arg(long, default_value_t = 0, value_name = "N")]
     import: usize,
+    /// A server's memory and answer times under searches at and past the bounds.
+    #[arg(long)]
     search_memory: bool,
     /// Runs of each ingest configuration (Trail and the bare loop alternate) and of
     /// each export format (the formats alternate); the tables give the medians.
-    runs: usize,
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    runs: u64,
     /// Only the ingest configurations with these batch sizes (all when empty).
+    #[arg(long, value_delimiter = ',', value_name = "N,N")]
     batches: Vec<usize>,
-}
-
-pub(crate) fn args() -> Result<Args> {
-    let mut a = Args {
-        tree_size: 10_000_000,
-        keep: None,
-        events: 1_000_000,
-        ingest_events: 200_000,
-        skip_ingest: false,
-        skip_query: false,
-        exports: false,
-        verify: false,
-        postgres: false,
-        postgres_query: 0,
-        alerts: 0,
-        streams: 0,
-        import: 0,
-        search_memory: false,
-        runs: 3,
-        batches: Vec::new(),
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(x) = it.next() {
-        match x.as_str() {
-            "--events" => a.events = it.next().context("--events N")?.parse()?,
-            "--ingest-events" => a.ingest_events = it.next().context("--ingest-events N")?.parse()?,
-            "--skip-ingest" => a.skip_ingest = true,
-            "--tree-size" => a.tree_size = it.next().context("--tree-size N")?.parse()?,
-            "--keep" => a.keep = Some(it.next().context("--keep DIR")?.into()),
-            "--skip-query" => a.skip_query = true,
-            "--exports" => a.exports = true,
-            "--verify" => a.verify = true,
-            "--postgres" => a.postgres = true,
-            "--postgres-query" => a.postgres_query = it.next().context("--postgres-query N")?.parse()?,
-            "--alerts" => a.alerts = it.next().context("--alerts N")?.parse()?,
-            "--streams" => a.streams = it.next().context("--streams N")?.parse()?,
-            "--import" => a.import = it.next().context("--import N")?.parse()?,
-            "--search-memory" => a.search_memory = true,
-            "--runs" => a.runs = it.next().context("--runs N")?.parse::<usize>()?.max(1),
-            "--batches" => {
-                let list = it.next().context("--batches N,N")?;
-                a.batches = list.split(',').map(str::parse).collect::<Result<_, _>>()?;
-            }
-            "--bench" => {}
-            other => anyhow::bail!("unknown argument {other}"),
-        }
-    }
-    Ok(a)
+    /// Not a benchmark: run the browser test with its screenshots going to `docs/`.
+    #[arg(long, exclusive = true)]
+    screenshots: bool,
+    /// Passed by `cargo bench`; ignored.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
 /// Runs the browser test with its screenshots going to the workspace's `docs/`.
@@ -509,14 +494,15 @@ pub(crate) async fn bench_big_tree(n: u64) -> Result<()> {
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> Result<()> {
-    if std::env::args().nth(1).as_deref() == Some("--screenshots") {
+    let a = <Args as clap::Parser>::parse();
+    if a.screenshots {
         return screenshots();
     }
-    let a = args()?;
+    let runs = a.runs as usize;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
         if !a.skip_ingest {
-            bench_ingest(a.ingest_events, a.runs, &a.batches).await?;
+            bench_ingest(a.ingest_events, runs, &a.batches).await?;
         }
         if !a.skip_query {
             bench_query(a.events, a.keep.clone()).await?;
@@ -529,20 +515,20 @@ fn main() -> Result<()> {
         }
         if a.exports {
             let dir = a.keep.clone().context("--exports needs --keep DIR holding the store of a query run")?;
-            bench_exports(&dir, a.runs).await?;
+            bench_exports(&dir, runs).await?;
         }
         if a.search_memory {
             let dir = a.keep.clone().context("--search-memory needs --keep DIR holding the store of a query run")?;
             search::bench_search_memory(&dir).await?;
         }
         if a.alerts > 0 {
-            alerts::bench_alerts(a.alerts, a.runs).await?;
+            alerts::bench_alerts(a.alerts, runs).await?;
         }
         if a.streams > 0 {
-            streams::bench_streams(a.streams, a.runs).await?;
+            streams::bench_streams(a.streams, runs).await?;
         }
         if a.import > 0 {
-            import::bench_import(a.import, a.runs).await?;
+            import::bench_import(a.import, runs).await?;
         }
         if a.tree_size > 0 {
             bench_big_tree(a.tree_size).await?;
@@ -554,4 +540,19 @@ fn main() -> Result<()> {
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{CommandFactory, Parser};
+
+    #[test]
+    fn the_arguments_and_help_are_clap_ones() {
+        super::Args::command().debug_assert();
+        let a = super::Args::try_parse_from(["trail-bench", "--batches", "1000,1", "--runs", "2"]).unwrap();
+        assert_eq!((a.batches, a.runs), (vec![1000, 1], 2));
+        let help = super::Args::try_parse_from(["trail-bench", "--help"]).unwrap_err();
+        assert_eq!(help.kind(), clap::error::ErrorKind::DisplayHelp);
+        assert!(super::Args::try_parse_from(["trail-bench", "--runs", "0"]).is_err());
+    }
 }
