@@ -1,9 +1,9 @@
-//! `trail keys` and `trail users`: API keys and people from the command line, each
-//! change recorded in the organization's log.
+//! `trail users`: people from the command line, each change recorded in the
+//! organization's log; and the work layer's services the commands that record share.
 
 use anyhow::{bail, Context, Result};
 use trail_server::{ServerConfig, Services};
-use trail_store::{DynStore, KeyScope, NewUser, Store, UserChange, BUILTIN_ROLES};
+use trail_store::{DynStore, NewUser, UserChange, BUILTIN_ROLES};
 
 use crate::{
     config::Config,
@@ -12,28 +12,9 @@ use crate::{
     UsersCommand,
 };
 
-/// Revokes a key, recorded in its organization's log.
-pub(crate) async fn revoke_key(store: &DynStore, key: &trail_store::ApiKey) -> Result<()> {
-    store.revoke_key(None, key.id).await?;
-    let resource = serde_json::json!({"type": "api_key", "id": key.id.to_string(), "name": key.prefix});
-    let state = cli_state(store.clone());
-    trail_server::work::selfaudit::record_system(&state, &key.org, "api_key:revoke", resource, serde_json::json!({}))
-        .await;
-    Ok(())
-}
-
 /// The work layer's services for commands that record self-audit events.
 pub(crate) fn cli_state(store: DynStore) -> Services {
     Services::new(store, ServerConfig::default(), trail_server::system_clock())
-}
-
-pub(crate) fn key_prefix(key: &str) -> String {
-    trail_server::work::credentials::key_prefix(key)
-}
-
-/// Creates a key; returns it and its id.
-pub(crate) async fn new_key(store: &dyn Store, org: &str, scope: KeyScope, label: &str) -> Result<(String, i64)> {
-    Ok(trail_server::create_api_key(store, org, scope, label).await?)
 }
 
 pub(crate) async fn users_cmd(config: &Config, command: UsersCommand) -> Result<()> {

@@ -6,6 +6,7 @@ mod alerts;
 mod config;
 mod export;
 mod import;
+mod keys;
 mod log;
 mod retention;
 mod serve;
@@ -22,11 +23,10 @@ use store::*;
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 use config::Flags;
 use trail_core::Timestamp;
-use trail_store::{KeyScope, Org};
 
 /// Trail: a self-hostable, tamper-evident audit log.
 #[derive(Parser)]
@@ -432,54 +432,7 @@ async fn run(cli: Cli) -> Result<()> {
     let config = config::resolve(file, &|k| std::env::var(k).ok(), &flags)?;
     match cli.command {
         Command::Serve { demo, .. } => serve(config, demo).await,
-        Command::Keys { command: KeysCommand::Create { org, scope, label } } => {
-            let scope = KeyScope::parse(&scope)
-                .filter(|s| *s != KeyScope::Personal)
-                .with_context(|| format!("--scope must be ingest, read, admin or platform, not '{scope}'"))?;
-            check_slug(&org)?;
-            let store = open_store(&config).await?;
-            store.ensure_org(Org { slug: org.clone(), name: org.clone() }).await?;
-            let key = new_key(&*store, &org, scope, &label).await?;
-            let state = cli_state(store.clone());
-            let resource = serde_json::json!({"type": "api_key", "id": key.1.to_string(), "name": key_prefix(&key.0)});
-            let details = serde_json::json!({"scope": scope.as_str(), "label": label});
-            trail_server::work::selfaudit::record_system(&state, &org, "api_key:create", resource, details).await;
-            store.close();
-            println!("{}", key.0);
-            Ok(())
-        }
-        Command::Keys { command: KeysCommand::List { org } } => {
-            let store = open_store(&config).await?;
-            if let Some(o) = &org {
-                store::known_org(&*store, o).await?;
-            }
-            println!(
-                "{:<6} {:<12} {:<9} {:<14} {:<8} {:<26} Label",
-                "Id", "Org", "Scope", "Prefix", "Revoked", "Created"
-            );
-            for k in store.list_keys(org.as_deref()).await? {
-                println!(
-                    "{:<6} {:<12} {:<9} {:<14} {:<8} {:<26} {}",
-                    k.id,
-                    cut(&k.org, 12),
-                    k.scope.as_str(),
-                    k.prefix,
-                    if k.revoked { "yes" } else { "no" },
-                    Timestamp(k.created_at).to_rfc3339(),
-                    k.label
-                );
-            }
-            Ok(())
-        }
-        Command::Keys { command: KeysCommand::Revoke { id } } => {
-            let store = open_store(&config).await?;
-            let key = store.list_keys(None).await?.into_iter().find(|k| k.id == id);
-            let Some(key) = key else { bail!("no key with id {id} (see `trail keys list`)") };
-            accounts::revoke_key(&store, &key).await?;
-            store.close();
-            println!("revoked key {id} ({})", key.prefix);
-            Ok(())
-        }
+        Command::Keys { command } => keys::keys_cmd(&config, command).await,
         Command::Users { command } => users_cmd(&config, command).await,
         Command::Alerts { command } => alerts::alerts_cmd(&config, command).await,
         Command::Streams { command } => streams::streams_cmd(&config, command).await,
@@ -493,15 +446,6 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Ingest { file, org } => ingest(&config, &file, &org).await,
         Command::Import { format, org, files, max_expanded_mib } => {
             import::import_cmd(&config, &format, &org, &files, max_expanded_mib.saturating_mul(1 << 20)).await
-        }
-        Command::Keys { command: KeysCommand::Verifier { org } } => {
-            check_slug(&org)?;
-            let key = signing_key(&config, false)?;
-            println!(
-                "{}",
-                trail_core::checkpoint::verifier_key(&format!("{}/{org}", config.name), &key.verifying_key())
-            );
-            Ok(())
         }
         Command::Verify { received: Some(copy), key: Some(key), checkpoint: Some(note), .. } => {
             verify::verify_received(&copy, &note, &key)

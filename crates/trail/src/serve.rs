@@ -6,8 +6,8 @@ use trail_server::{work::demo, AppState, ServerConfig};
 use trail_store::{DynStore, KeyScope};
 
 use crate::{
-    accounts::new_key,
     config::Config,
+    keys::new_key,
     log::now,
     store::{open_store, signing_key},
 };
@@ -32,7 +32,7 @@ pub(crate) async fn serve(config: Config, demo: bool) -> Result<()> {
         let earlier: Vec<_> =
             earlier.into_iter().filter(|k| k.label == "demo" && !k.revoked && k.user_id.is_none()).collect();
         for k in &earlier {
-            crate::accounts::revoke_key(&store, k).await?;
+            crate::keys::revoke_key(&store, k).await?;
         }
         let read = new_key(&*store, "acme", KeyScope::Read, "demo").await?.0;
         let platform = new_key(&*store, "acme", KeyScope::Platform, "demo").await?.0;
