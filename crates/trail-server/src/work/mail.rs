@@ -1,5 +1,7 @@
-//! Mailing a scheduled export over SMTP: attached, or a note where the file is kept
-//! when it is larger than the attachment limit.
+//! Mail over SMTP, in one place: the transport `[exports.smtp]` describes, the one
+//! sender (`send`) that scheduled exports and alerts both use, and a scheduled
+//! export's message (the file attached, or a note where it is kept when it is larger
+//! than the attachment limit).
 
 use std::{path::Path, time::Duration};
 
@@ -41,8 +43,74 @@ pub(crate) fn transport(smtp: &SmtpConfig, timeout: Duration) -> Result<lettre::
     Ok(t.build())
 }
 
-/// Mails the file (attached, or as a note to download it when larger than the limit).
-pub(super) async fn mail(
+/// One message to each of `recipients`: a subject, a text and perhaps one attachment
+/// (file name, content type, bytes).
+pub(crate) struct Mail {
+    pub recipients: Vec<String>,
+    pub subject: String,
+    pub text: String,
+    pub attachment: Option<(String, String, Vec<u8>)>,
+}
+
+/// Why a mail was not sent.
+#[derive(Debug)]
+pub(crate) enum MailError {
+    /// It cannot be made (an address that is not one): sending again will not help.
+    Unusable(String),
+    /// No SMTP server is configured, or the server did not take it.
+    Failed(String),
+}
+
+/// Sends `mail` through `[exports.smtp]` (one connection, on a blocking thread, giving
+/// up after `timeout`): the one SMTP sender, for scheduled exports and alerts alike.
+/// Answers how many recipients were sent to.
+pub(crate) async fn send(st: &Services, mail: Mail, timeout: Duration) -> Result<usize, MailError> {
+    use lettre::{
+        message::{header::ContentType, Attachment, Mailbox, MultiPart, SinglePart},
+        Message, Transport,
+    };
+    let smtp = st.config.exports.smtp.clone();
+    let smtp = smtp.ok_or_else(|| MailError::Failed("no SMTP server is configured ([exports.smtp])".into()))?;
+    let unusable = MailError::Unusable;
+    let from: Mailbox = smtp.from.parse().map_err(|e| unusable(format!("smtp from: {e}")))?;
+    let mut messages = Vec::new();
+    for r in &mail.recipients {
+        let to: Mailbox = r.parse().map_err(|e| unusable(format!("recipient {r}: {e}")))?;
+        let builder = Message::builder().from(from.clone()).to(to).subject(mail.subject.clone());
+        let msg = match &mail.attachment {
+            Some((name, content_type, bytes)) => {
+                let ct = ContentType::parse(content_type).map_err(|e| unusable(e.to_string()))?;
+                builder.multipart(
+                    MultiPart::mixed()
+                        .singlepart(SinglePart::plain(mail.text.clone()))
+                        .singlepart(Attachment::new(name.clone()).body(bytes.clone(), ct)),
+                )
+            }
+            None => builder.body(mail.text.clone()),
+        }
+        .map_err(|e| unusable(e.to_string()))?;
+        messages.push(msg);
+    }
+    let sent = tokio::task::spawn_blocking(move || {
+        let t = transport(&smtp, timeout)?;
+        let mut sent = 0;
+        for m in &messages {
+            t.send(m).map_err(|e| e.to_string())?;
+            sent += 1;
+        }
+        Ok::<usize, String>(sent)
+    })
+    .await;
+    match sent {
+        Ok(Ok(n)) => Ok(n),
+        Ok(Err(e)) => Err(MailError::Failed(e)),
+        Err(e) => Err(MailError::Failed(e.to_string())),
+    }
+}
+
+/// Mails a scheduled export's file (attached, or as a note where it is kept when it is
+/// larger than the attachment limit).
+pub(super) async fn mail_export(
     st: &Services,
     s: &Schedule,
     req: &ExportRequest,
@@ -51,13 +119,6 @@ pub(super) async fn mail(
     size: u64,
     now: Timestamp,
 ) -> Result<usize, String> {
-    use lettre::{
-        message::{header::ContentType, Attachment, Mailbox, MultiPart, SinglePart},
-        Message, Transport,
-    };
-    let smtp = st.config.exports.smtp.clone().ok_or("no SMTP server is configured ([exports.smtp])")?;
-    let from: Mailbox = smtp.from.parse().map_err(|e| format!("smtp from: {e}"))?;
-    let file_name = req.format.file_name(now);
     let meta = req.meta(now);
     let mut text = format!(
         "Trail scheduled export \"{}\" of organization {}.\n\nFilter: {}\nPeriod: {}\nEvents: {rows}\nGenerated at: {}\n",
@@ -74,36 +135,20 @@ pub(super) async fn mail(
             path.display()
         ));
     }
-    let bytes = if attach { Some(std::fs::read(path).map_err(|e| e.to_string())?) } else { None };
-    let mut sent = 0;
-    let subject = format!("Trail audit log export: {} ({})", s.name, now.to_datetime().format("%Y-%m-%d"));
-    let mut messages = Vec::new();
-    for r in &s.recipients {
-        let to: Mailbox = r.parse().map_err(|e| format!("recipient {r}: {e}"))?;
-        let builder = Message::builder().from(from.clone()).to(to).subject(subject.clone());
-        let msg = match &bytes {
-            Some(b) => {
-                let ct = ContentType::parse(req.format.content_type()).map_err(|e| e.to_string())?;
-                builder.multipart(
-                    MultiPart::mixed()
-                        .singlepart(SinglePart::plain(text.clone()))
-                        .singlepart(Attachment::new(file_name.clone()).body(b.clone(), ct)),
-                )
-            }
-            None => builder.body(text.clone()),
+    let attachment = match attach {
+        true => {
+            let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+            Some((req.format.file_name(now), req.format.content_type().to_string(), bytes))
         }
-        .map_err(|e| e.to_string())?;
-        messages.push(msg);
-    }
-    let result = tokio::task::spawn_blocking(move || {
-        let t = transport(&smtp, Duration::from_secs(30))?;
-        for m in &messages {
-            t.send(m).map_err(|e| e.to_string())?;
-            sent += 1;
-        }
-        Ok::<usize, String>(sent)
+        false => None,
+    };
+    let mail = Mail {
+        recipients: s.recipients.clone(),
+        subject: format!("Trail audit log export: {} ({})", s.name, now.to_datetime().format("%Y-%m-%d")),
+        text,
+        attachment,
+    };
+    send(st, mail, Duration::from_secs(30)).await.map_err(|e| match e {
+        MailError::Unusable(e) | MailError::Failed(e) => e,
     })
-    .await
-    .map_err(|e| e.to_string())?;
-    result
 }

@@ -11,7 +11,7 @@ use trail_store::{Schedule, Scope};
 use super::{
     daily::next_run,
     export::{record_export, to_file, ExportRequest},
-    mail::mail,
+    mail::mail_export,
     Services, WorkError,
 };
 
@@ -65,7 +65,7 @@ pub async fn run_schedule(st: &Services, s: &Schedule, now: Timestamp) -> Result
     let mut emailed = 0usize;
     let mut mail_error = None;
     if !s.recipients.is_empty() {
-        match mail(st, s, &req, &path, rows, size, now).await {
+        match mail_export(st, s, &req, &path, rows, size, now).await {
             Ok(n) => emailed = n,
             Err(e) => {
                 tracing::warn!(schedule = s.id, error = %e, "scheduled export not mailed");

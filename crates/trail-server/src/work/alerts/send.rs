@@ -72,36 +72,13 @@ pub async fn attempt(st: &Services, dest: &Destination, d: &Delivery) -> Outcome
 
 /// An alert by mail through `[exports.smtp]`.
 async fn mail(st: &Services, dest: &Destination, payload: &Value) -> Outcome {
-    use lettre::{message::Mailbox, Message, Transport};
-    let Some(smtp) = st.config.exports.smtp.clone() else {
-        return Outcome::Failed { code: None, error: "no SMTP server is configured ([exports.smtp])".into() };
-    };
+    use crate::work::mail::{self, Mail, MailError};
     let (subject, text) = message::mail(payload);
-    let mut messages = Vec::new();
-    for r in &dest.recipients {
-        let built = (|| -> Result<Message, String> {
-            let from: Mailbox = smtp.from.parse().map_err(|e| format!("smtp from: {e}"))?;
-            let to: Mailbox = r.parse().map_err(|e| format!("recipient {r}: {e}"))?;
-            Message::builder().from(from).to(to).subject(subject.clone()).body(text.clone()).map_err(|e| e.to_string())
-        })();
-        match built {
-            Ok(m) => messages.push(m),
-            Err(e) => return Outcome::Gone { code: None, error: e },
-        }
-    }
-    let timeout = st.config.alerts.timeout;
-    let sent = tokio::task::spawn_blocking(move || {
-        let t = crate::work::mail::transport(&smtp, timeout)?;
-        for m in &messages {
-            t.send(m).map_err(|e| e.to_string())?;
-        }
-        Ok::<(), String>(())
-    })
-    .await;
-    match sent {
-        Ok(Ok(())) => Outcome::Delivered(250),
-        Ok(Err(e)) => Outcome::Failed { code: None, error: e },
-        Err(e) => Outcome::Failed { code: None, error: e.to_string() },
+    let out = Mail { recipients: dest.recipients.clone(), subject, text, attachment: None };
+    match mail::send(st, out, st.config.alerts.timeout).await {
+        Ok(_) => Outcome::Delivered(250),
+        Err(MailError::Unusable(error)) => Outcome::Gone { code: None, error },
+        Err(MailError::Failed(error)) => Outcome::Failed { code: None, error },
     }
 }
 
