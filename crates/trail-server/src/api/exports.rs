@@ -11,7 +11,7 @@ use std::sync::{
 
 use axum::{
     body::{Body, Bytes},
-    extract::{Query, State},
+    extract::State,
     http::{header, StatusCode},
     response::{IntoResponse, Response},
     Json,
@@ -40,7 +40,7 @@ use crate::{
 pub(super) async fn download(
     State(st): State<AppState>,
     caller: Caller,
-    q: Query<Vec<(String, String)>>,
+    q: super::params::Params,
 ) -> Result<Response, ApiError> {
     let req = request(&st, &caller, q.0, true)?;
     let now = (st.clock)();
@@ -82,7 +82,7 @@ fn sync_limit(st: &AppState, format: Format) -> u64 {
 pub(super) async fn export(
     State(st): State<AppState>,
     caller: Caller,
-    q: Query<Vec<(String, String)>>,
+    q: super::params::Params,
 ) -> Result<Response, ApiError> {
     let req = request(&st, &caller, q.0, false)?;
     let now = (st.clock)();

@@ -12,7 +12,7 @@ use std::{
 
 use axum::{
     body::Body,
-    extract::{Path as UrlPath, Query, State},
+    extract::{Path as UrlPath, State},
     http::{header, StatusCode},
     response::{IntoResponse, Response},
     Json,
@@ -201,7 +201,7 @@ pub(super) async fn start(st: &AppState, req: ExportRequest, total: u64) -> Resu
 pub(super) async fn start_job(
     State(st): State<AppState>,
     caller: Caller,
-    q: Query<Vec<(String, String)>>,
+    q: super::params::Params,
 ) -> Result<Response, ApiError> {
     let download = q.0.iter().any(|(k, v)| k == "download" && v != "0" && v != "false");
     let req = request(&st, &caller, q.0, download)?;

@@ -11,7 +11,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::people::{body, param, Params};
+use super::{
+    params::{self, Params},
+    people::body,
+};
 use trail_store::{KeyScope, NewKey};
 
 use crate::{
@@ -75,7 +78,7 @@ pub(crate) struct NewKeyAnswer {
 )]
 pub(super) async fn list_keys(State(st): State<AppState>, caller: Caller, q: Params) -> Result<Response, ApiError> {
     let keys = if caller.perms.manage {
-        let org = match param(&q, "org") {
+        let org = match params::org(&q.0) {
             None if caller.perms.platform => None,
             named => Some(caller.managed_org(named)?),
         };

@@ -6,7 +6,6 @@
 //! what is not HTTP lives there.
 
 use axum::{
-    extract::Query,
     routing::{delete, get, patch, post, put},
     Router,
 };
@@ -21,6 +20,7 @@ pub(crate) mod exports;
 mod import;
 pub(crate) mod jobs;
 mod keys;
+pub(crate) mod params;
 pub(crate) mod people;
 mod proofs;
 mod schedules;
@@ -83,8 +83,4 @@ pub(crate) fn router(state: AppState) -> Router {
     Router::new().fallback_service(routes).layer(axum::middleware::from_fn(crate::finish::finish))
 }
 
-pub(crate) type Pairs = Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>;
-
-pub(crate) fn pairs(q: Pairs) -> Result<Vec<(String, String)>, ApiError> {
-    q.map(|Query(p)| p).map_err(|e| ApiError::field("query", format!("malformed query string ({e})")))
-}
+pub(crate) use params::{pairs, Pairs};

@@ -3,7 +3,7 @@
 
 use axum::{
     body::Bytes,
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Json,
@@ -16,6 +16,7 @@ use trail_store::{
 };
 use utoipa::ToSchema;
 
+use super::params::{self, Params};
 use crate::{
     auth::{self, Caller, SESSION_COOKIE},
     error::ApiError,
@@ -422,19 +423,13 @@ pub(super) async fn change_password(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-pub(super) type Params = Query<Vec<(String, String)>>;
-
-pub(super) fn param<'a>(q: &'a Params, key: &str) -> Option<&'a str> {
-    q.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
-}
-
 #[utoipa::path(
     get, path = "/api/v1/users", tag = "people",
     params(crate::api::doc::OrgParam),
     responses((status = 200, description = "Users of the organization (platform: of all)", body = UserList), crate::api::doc::Errors)
 )]
 pub(super) async fn list_users(State(st): State<AppState>, caller: Caller, q: Params) -> Result<Response, ApiError> {
-    let org = match param(&q, "org") {
+    let org = match params::org(&q.0) {
         None if caller.perms.platform => None,
         named => Some(caller.managed_org(named)?),
     };
@@ -582,7 +577,7 @@ pub(super) async fn update_user(
     responses((status = 200, description = "The built-in roles and the organization's custom ones", body = RoleList), crate::api::doc::Errors)
 )]
 pub(super) async fn list_roles(State(st): State<AppState>, caller: Caller, q: Params) -> Result<Response, ApiError> {
-    let org = caller.managed_org(param(&q, "org"))?;
+    let org = caller.managed_org(params::org(&q.0))?;
     let custom = st.store.roles(&org).await?;
     let builtin = BUILTIN_ROLES.iter().map(|r| r.to_string()).collect();
     Ok(Json(RoleList { builtin, custom: custom.iter().map(RoleView::from).collect() }).into_response())
@@ -640,7 +635,7 @@ pub(super) async fn delete_role(
     Path(name): Path<String>,
     q: Params,
 ) -> Result<Response, ApiError> {
-    let org = caller.managed_org(param(&q, "org"))?;
+    let org = caller.managed_org(params::org(&q.0))?;
     if !st.store.delete_role(&org, &name).await? {
         return Err(ApiError::NotFound(format!("no role '{name}'")));
     }

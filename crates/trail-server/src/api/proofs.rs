@@ -8,11 +8,11 @@ use axum::{
     Json,
 };
 use serde::Serialize;
-use trail_core::{Event, FieldError};
+use trail_core::Event;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{pairs, Pairs};
+use super::params::{self, number, only, pairs, Pairs};
 use crate::{auth::Caller, error::ApiError, AppState};
 
 /// An entry's inclusion proof (RFC 9162): the hashes from its leaf up to the root of
@@ -41,27 +41,7 @@ pub(super) fn b64_all(hashes: &[trail_core::merkle::Hash]) -> Vec<String> {
 
 /// The organization whose log a proof request is about (see `Caller::log_org`).
 fn log_org(caller: &Caller, pairs: &[(String, String)]) -> Result<String, ApiError> {
-    caller.log_org(pairs.iter().find(|(k, _)| k == "org").map(|(_, v)| v.as_str()))
-}
-
-/// Reads a non-negative integer parameter.
-fn number(pairs: &[(String, String)], key: &str) -> Result<Option<u64>, ApiError> {
-    pairs
-        .iter()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.parse::<u64>().map_err(|_| ApiError::field(key, "must be a non-negative integer")))
-        .transpose()
-}
-
-/// Refuses parameters an endpoint does not know.
-fn only(pairs: &[(String, String)], known: &[&str]) -> Result<(), ApiError> {
-    match pairs.iter().find(|(k, _)| !known.contains(&k.as_str())) {
-        Some((k, _)) => Err(ApiError::Field(
-            FieldError::new(k.as_str(), format!("unknown parameter; known: {}", known.join(", ")))
-                .with_code("unknown_filter"),
-        )),
-        None => Ok(()),
-    }
+    caller.log_org(params::org(pairs))
 }
 
 async fn latest(st: &AppState, org: &str) -> Result<trail_store::SignedCheckpoint, ApiError> {
@@ -100,9 +80,9 @@ pub(super) async fn inclusion(State(st): State<AppState>, caller: Caller, q: Pai
     only(&pairs, &["org", "index", "id", "size"])?;
     let org = log_org(&caller, &pairs)?;
     let scope = caller.read_scope()?;
-    let index = match (number(&pairs, "index")?, pairs.iter().find(|(k, _)| k == "id")) {
+    let index = match (number(&pairs, "index")?, params::get(&pairs, "id")) {
         (Some(i), None) => i,
-        (None, Some((_, id))) => {
+        (None, Some(id)) => {
             let id = Uuid::parse_str(id).map_err(|_| ApiError::field("id", "must be an event id (a UUID)"))?;
             let scope = trail_store::Scope { org: Some(org.clone()), ..scope.clone() };
             let leaf = st.store.get(scope, id).await?.ok_or_else(|| ApiError::NotFound(format!("no event {id}")))?;

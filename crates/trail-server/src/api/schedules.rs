@@ -3,7 +3,7 @@
 
 use axum::{
     body::Bytes,
-    extract::{Path as UrlPath, Query, State},
+    extract::{Path as UrlPath, State},
     http::StatusCode,
     response::{IntoResponse, Response},
     Json,
@@ -176,9 +176,9 @@ pub(super) async fn create_schedule(
 pub(super) async fn list_schedules(
     State(st): State<AppState>,
     caller: Caller,
-    q: Query<Vec<(String, String)>>,
+    q: super::params::Params,
 ) -> Result<Response, ApiError> {
-    let named = q.0.iter().find(|(k, _)| k == "org").map(|(_, v)| v.as_str());
+    let named = super::params::org(&q.0);
     let org = match named {
         None if caller.perms.platform => None,
         n => Some(caller.managed_org(n)?),

@@ -5,7 +5,7 @@
 
 use axum::{
     body::Bytes,
-    extract::{Path, Query, State},
+    extract::{Path, State},
     http::StatusCode,
     response::{IntoResponse, Response},
     Json,
@@ -28,10 +28,10 @@ use crate::{
     AppState,
 };
 
-type Named = Query<Vec<(String, String)>>;
+type Named = super::params::Params;
 
 fn named(q: &Named) -> Option<&str> {
-    q.0.iter().find(|(k, _)| k == "org").map(|(_, v)| v.as_str())
+    super::params::org(&q.0)
 }
 
 /// A stream carries every category: its caller must see them all.
