@@ -15,34 +15,6 @@ use crate::{
     time::Timestamp,
 };
 
-impl Filter {
-    /// Builds a filter from URL query parameters. Repeated keys add values; the
-    /// enumerated fields also take comma-separated lists. `q` is read with the query
-    /// language, so `q=category:auth failed` works like the search box.
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Filter, FieldError> {
-        let mut f = Filter::default();
-        let mut typed_q = Vec::new();
-        for (key, value) in pairs {
-            if key == "q" {
-                typed_q.push(value);
-            } else {
-                f.apply(key, value, false)?;
-            }
-        }
-        for q in typed_q {
-            let parsed = parse(q).map_err(|e| FieldError::new("q", e.message))?;
-            f.merge(parsed);
-        }
-        f.check_bounds()?;
-        if let (Some(from), Some(to)) = (f.from, f.to) {
-            if from > to {
-                return Err(FieldError::new("to", "is before from: choose an end after the start"));
-            }
-        }
-        Ok(f)
-    }
-}
-
 /// Keys the language knows: the URL filters plus `created`. Anything else shaped like
 /// `word:` is an error rather than silently searched for, so typos are noticed.
 fn known_key(key: &str) -> bool {
