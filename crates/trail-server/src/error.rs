@@ -84,28 +84,41 @@ impl From<FieldError> for ApiError {
 /// (507), a failed write or something missing (503), a bug (500).
 impl From<crate::WorkError> for ApiError {
     fn from(e: crate::WorkError) -> Self {
+        ApiError::from(&e)
+    }
+}
+
+/// By reference, for errors kept (a background job's failure shown at each poll).
+impl From<&crate::WorkError> for ApiError {
+    fn from(e: &crate::WorkError) -> Self {
         use crate::WorkError as W;
         match e {
-            W::Field(f) => ApiError::Field(f),
+            W::Field(f) => ApiError::Field(f.clone()),
             W::Store(s) => s.into(),
-            W::NotFound(m) => ApiError::NotFound(m),
-            W::StorageFull(m) => ApiError::Storage(m),
-            W::WriteFailed(m) => ApiError::WriteFailed(m),
-            W::Unavailable(m) => ApiError::Unavailable(m),
-            W::Internal(m) => ApiError::Internal(m),
+            W::NotFound(m) => ApiError::NotFound(m.clone()),
+            W::StorageFull(m) => ApiError::Storage(m.clone()),
+            W::WriteFailed(m) => ApiError::WriteFailed(m.clone()),
+            W::Unavailable(m) => ApiError::Unavailable(m.clone()),
+            W::Internal(m) => ApiError::Internal(m.clone()),
         }
     }
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
+        ApiError::from(&e)
+    }
+}
+
+impl From<&StoreError> for ApiError {
+    fn from(e: &StoreError) -> Self {
         match e {
             StoreError::Invalid { field, message } => {
-                ApiError::Field(FieldError::new(field, message).with_code("invalid_field"))
+                ApiError::Field(FieldError::new(field.clone(), message.clone()).with_code("invalid_field"))
             }
             StoreError::UnknownOrg(org) => ApiError::NotFound(format!("no organization '{org}'")),
             e @ StoreError::Damaged { .. } => ApiError::Damaged(e.to_string()),
-            StoreError::CommitUnknown(m) => ApiError::CommitUnknown(m),
+            StoreError::CommitUnknown(m) => ApiError::CommitUnknown(m.clone()),
             StoreError::Closed | StoreError::Unavailable(_) | StoreError::Busy(_) => {
                 ApiError::Unavailable(e.to_string())
             }

@@ -42,8 +42,6 @@ pub struct AppState {
     pub services: Services,
     /// Recently seen API keys, so that authentication costs no query per request.
     keys: Arc<auth::KeyCache>,
-    /// Background export jobs, served to whom may read them.
-    jobs: Arc<api::jobs::Jobs>,
     live: Arc<live::Live>,
 }
 
@@ -61,7 +59,7 @@ impl AppState {
 
     /// The HTTP state around existing services.
     pub fn with(services: Services) -> AppState {
-        let st = AppState { services, keys: Arc::default(), jobs: Arc::default(), live: Arc::default() };
+        let st = AppState { services, keys: Arc::default(), live: Arc::default() };
         // Events other processes append to a shared database reach this one's live view.
         if let (Some(rx), Ok(rt)) = (st.store.appended_elsewhere(), tokio::runtime::Handle::try_current()) {
             rt.spawn(work::feed::relay(st.store.clone(), st.feed.clone(), rx));

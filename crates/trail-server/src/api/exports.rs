@@ -22,7 +22,8 @@ use trail_core::Timestamp;
 use trail_export::{CsvWriter, Format, JsonWriter};
 use uuid::Uuid;
 
-use super::{export_request::request, jobs::start};
+use super::{export_request::request, jobs::view};
+use crate::work::jobs::start;
 use crate::{
     auth::Caller,
     error::ApiError,
@@ -47,7 +48,7 @@ pub(super) async fn download(
     let n = estimate(&st, &req, now).await?;
     if n > st.config.exports.sync_rows {
         let job = start(&st, req, n).await?;
-        return Ok((StatusCode::ACCEPTED, Json(job.view())).into_response());
+        return Ok((StatusCode::ACCEPTED, Json(view(&job))).into_response());
     }
     Ok((attachment(req.format, now), stream_body(st, req, now).await?).into_response())
 }
@@ -109,7 +110,7 @@ pub(super) async fn export(
             let n = st.store.count(req.scope.clone(), req.filter.clone(), now).await?;
             if n > sync_limit(&st, req.format) {
                 let job = start(&st, req, n).await?;
-                return Ok((StatusCode::ACCEPTED, Json(job.view())).into_response());
+                return Ok((StatusCode::ACCEPTED, Json(view(&job))).into_response());
             }
             let dir = st.config.exports.tmp();
             let path = dir.join(format!("{}.{}", Uuid::now_v7(), req.format.ext()));

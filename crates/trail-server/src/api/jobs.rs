@@ -1,14 +1,8 @@
-//! Background exports (`/api/v1/exports`): started by a request, written to a file,
-//! polled for progress, and served only to whom may export every row they could hold.
+//! Background exports over HTTP (`/api/v1/exports`): started by a request, polled for
+//! progress, and served only to whom may export every row they could hold. The jobs
+//! themselves run in the work layer (`work/jobs.rs`).
 
-use std::{
-    collections::HashMap,
-    path::PathBuf,
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc, Mutex,
-    },
-};
+use std::sync::Arc;
 
 use axum::{
     body::Body,
@@ -18,9 +12,7 @@ use axum::{
     Json,
 };
 use serde::Serialize;
-use serde_json::json;
 use trail_export::Format;
-use trail_store::Categories;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -28,36 +20,12 @@ use super::export_request::request;
 use crate::{
     auth::Caller,
     error::{ApiError, ErrorDetail},
-    work::export::{estimate, record_export, to_file, ExportRequest, MAX_PDF_ROWS},
+    work::{
+        export::{estimate, MAX_PDF_ROWS},
+        jobs::{Job, JobState},
+    },
     AppState,
 };
-
-/// A background export.
-pub(crate) struct Job {
-    id: Uuid,
-    /// The organization its rows come from (`None`: every organization).
-    org: Option<String>,
-    /// Every category its rows could hold: another caller must be allowed to export
-    /// all of them to fetch it.
-    reach: Categories,
-    format: Format,
-    total: u64,
-    done: Arc<AtomicU64>,
-    state: Mutex<JobState>,
-    path: PathBuf,
-    file_name: String,
-}
-
-#[derive(Clone)]
-enum JobState {
-    Running,
-    Done {
-        rows: u64,
-        bytes: u64,
-    },
-    /// The `error` object of the API's error bodies.
-    Failed(ErrorDetail),
-}
 
 /// Where a background export stands.
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
@@ -95,102 +63,38 @@ pub(crate) struct JobView {
     error: Option<ErrorDetail>,
 }
 
-impl Job {
-    pub(super) fn view(&self) -> JobView {
-        let state = self
-            .state
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or_else(|_| JobState::Failed(ErrorDetail::new("internal", "lock", None)));
-        let done = self.done.load(Ordering::Relaxed);
-        let mut v = JobView {
-            id: self.id,
-            format: self.format.as_str().into(),
-            file_name: self.file_name.clone(),
-            rows_total: self.total,
-            rows_done: done,
-            progress: if self.total == 0 { 1.0 } else { (done as f64 / self.total as f64).min(1.0) },
-            status_url: format!("/api/v1/exports/{}", self.id),
-            status: JobStatus::Running,
-            rows: None,
-            bytes: None,
-            download_url: None,
-            error: None,
-        };
-        match state {
-            JobState::Running => {}
-            JobState::Done { rows, bytes } => {
-                v.status = JobStatus::Done;
-                v.rows = Some(rows);
-                v.bytes = Some(bytes);
-                v.progress = 1.0;
-                v.download_url = Some(format!("/api/v1/exports/{}/file", self.id));
-            }
-            JobState::Failed(e) => {
-                v.status = JobStatus::Failed;
-                v.error = Some(e);
-            }
-        }
-        v
-    }
-}
-
-#[derive(Default)]
-pub(crate) struct Jobs {
-    map: Mutex<HashMap<Uuid, Arc<Job>>>,
-}
-
-/// Starts a background export and returns it.
-pub(super) async fn start(st: &AppState, req: ExportRequest, total: u64) -> Result<Arc<Job>, ApiError> {
-    if req.format == Format::Xlsx && total > u64::from(trail_export::XLSX_MAX_ROWS) {
-        return Err(ApiError::field(
-            "format",
-            format!(
-                "a worksheet holds at most {} events and {total} match: export them as CSV or JSON Lines",
-                trail_export::XLSX_MAX_ROWS
-            ),
-        ));
-    }
-    let now = (st.clock)();
-    let id = Uuid::now_v7();
-    let path = st.config.exports.dir.join("jobs").join(format!("{id}.{}", req.format.ext()));
-    let reach = match req.filter.category.as_slice() {
-        [] => req.scope.categories.clone(),
-        named => {
-            req.scope.categories.intersect(&Categories::Only(named.iter().map(|c| c.to_ascii_lowercase()).collect()))
-        }
+/// A job as the API shows it.
+pub(super) fn view(job: &Job) -> JobView {
+    let done = job.done();
+    let mut v = JobView {
+        id: job.id,
+        format: job.format.as_str().into(),
+        file_name: job.file_name.clone(),
+        rows_total: job.total,
+        rows_done: done,
+        progress: if job.total == 0 { 1.0 } else { (done as f64 / job.total as f64).min(1.0) },
+        status_url: format!("/api/v1/exports/{}", job.id),
+        status: JobStatus::Running,
+        rows: None,
+        bytes: None,
+        download_url: None,
+        error: None,
     };
-    let job = Arc::new(Job {
-        id,
-        org: req.scope.org.clone(),
-        reach,
-        format: req.format,
-        total,
-        done: Arc::default(),
-        state: Mutex::new(JobState::Running),
-        path: path.clone(),
-        file_name: req.format.file_name(now),
-    });
-    if let Ok(mut m) = st.jobs.map.lock() {
-        m.insert(id, job.clone());
-    }
-    let (st2, job2) = (st.clone(), job.clone());
-    tokio::spawn(async move {
-        let tmp = st2.config.exports.tmp();
-        let result = to_file(&st2.store, &req, &job2.path, &tmp, now, job2.done.clone()).await;
-        let state = match result {
-            Ok(rows) => {
-                record_export(&st2, &req, rows, json!({"job": job2.id})).await;
-                let bytes = std::fs::metadata(&job2.path).map(|m| m.len()).unwrap_or(0);
-                JobState::Done { rows, bytes }
-            }
-            Err(e) => JobState::Failed(ApiError::from(e).parts().1),
-        };
-        if let Ok(mut s) = job2.state.lock() {
-            *s = state;
+    match job.state() {
+        JobState::Running => {}
+        JobState::Done { rows, bytes } => {
+            v.status = JobStatus::Done;
+            v.rows = Some(rows);
+            v.bytes = Some(bytes);
+            v.progress = 1.0;
+            v.download_url = Some(format!("/api/v1/exports/{}/file", job.id));
         }
-    });
-    Ok(job)
+        JobState::Failed(e) => {
+            v.status = JobStatus::Failed;
+            v.error = Some(ApiError::from(&*e).parts().1);
+        }
+    }
+    v
 }
 
 #[utoipa::path(
@@ -212,8 +116,8 @@ pub(super) async fn start_job(
             format!("a PDF report holds at most {MAX_PDF_ROWS} events and {n} match"),
         ));
     }
-    let job = start(&st, req, n).await?;
-    Ok((StatusCode::ACCEPTED, Json(job.view())).into_response())
+    let job = crate::work::jobs::start(&st, req, n).await?;
+    Ok((StatusCode::ACCEPTED, Json(view(&job))).into_response())
 }
 
 /// A job whose every possible row the caller may export now (its organization, every
@@ -222,7 +126,7 @@ pub(super) async fn start_job(
 fn find_job(st: &AppState, caller: &Caller, id: &str) -> Result<Arc<Job>, ApiError> {
     let scope = caller.export_scope()?;
     let id = Uuid::parse_str(id).map_err(|_| ApiError::field("id", "must be an export job id"))?;
-    let job = st.jobs.map.lock().ok().and_then(|m| m.get(&id).cloned());
+    let job = st.jobs.get(id);
     let org_ok = |j: &Job| scope.org.is_none() || (j.org.is_some() && j.org == scope.org);
     // Rights are those of now, also for the job's creator: one who lost a category
     // since no longer reads the file made with it.
@@ -240,7 +144,8 @@ pub(super) async fn job_status(
     caller: Caller,
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(find_job(&st, &caller, &id)?.view()).into_response())
+    let job = find_job(&st, &caller, &id)?;
+    Ok(Json(view(&job)).into_response())
 }
 
 #[utoipa::path(
@@ -255,7 +160,7 @@ pub(super) async fn job_file(
     UrlPath(id): UrlPath<String>,
 ) -> Result<Response, ApiError> {
     let job = find_job(&st, &caller, &id)?;
-    if !matches!(job.state.lock().map(|s| s.clone()), Ok(JobState::Done { .. })) {
+    if !matches!(job.state(), JobState::Done { .. }) {
         return Err(ApiError::Conflict("the export is not finished; poll its status".into()));
     }
     let file =

@@ -22,6 +22,7 @@ pub mod evidence;
 pub mod export;
 pub(crate) mod feed;
 pub mod import;
+pub mod jobs;
 mod mail;
 pub mod outbound;
 pub mod retention;
@@ -49,6 +50,8 @@ pub struct Services {
     pub(crate) alerts: Arc<alerts::Signals>,
     /// Wake-ups of the stream drivers, and this server's name as a lease holder.
     pub(crate) streams: Arc<streams::Signals>,
+    /// Background export jobs.
+    pub jobs: Arc<jobs::Jobs>,
 }
 
 impl Services {
@@ -63,6 +66,7 @@ impl Services {
             feed: Arc::default(),
             alerts: Arc::default(),
             streams: Arc::default(),
+            jobs: Arc::default(),
         }
     }
 
