@@ -1,0 +1,30 @@
+//! Retention and the archive. Events past their retention period are first written to
+//! archive files — one zstd-compressed JSON Lines file per organization, UTC day and
+//! run, holding the events' exact leaf bytes in log order, with a JSON manifest beside
+//! it (counts, seqs, times, SHA-256) — and only once those files are durable are the
+//! events' rows deleted, in the transaction that records the files in the store. Leaf
+//! hashes, tree nodes and checkpoints stay, so proofs keep verifying. A run killed
+//! between the two steps leaves files the store does not know: the next run removes
+//! them and archives those events again.
+//!
+//! `merged` reads any period back in time order from the archive and the store
+//! together (downloads and evidence of archived periods).
+//!
+//! Rooms: `rules` (retention periods and cutoffs), `file` (archive files and
+//! manifests), `run` (a retention run), `merge` (archived and online events merged).
+
+mod file;
+mod merge;
+mod rules;
+mod run;
+
+pub use file::*;
+pub use merge::*;
+pub use rules::*;
+pub use run::*;
+
+/// The `format` of archive manifests.
+pub const FORMAT: &str = "trail-archive/1";
+
+/// Events archived per step of a run (one set of files and one delete transaction).
+const STEP: usize = 20_000;

@@ -1,0 +1,115 @@
+//! A retention run: per organization, expired events archived in steps, each step's
+//! files made durable before its events' rows are deleted (a failpoint between the two
+//! in test builds).
+
+use std::collections::{BTreeMap, HashSet};
+
+use serde::Serialize;
+use trail_core::Timestamp;
+
+use super::*;
+use crate::{Store, StoreError};
+
+/// What one organization's part of a run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct OrgReport {
+    pub org: String,
+    pub archived: u64,
+    pub deleted: u64,
+    pub files: u64,
+    /// Files of an interrupted earlier run, removed (their events were still online).
+    pub leftovers_removed: u64,
+    /// Idempotency keys forgotten (their events were received before `key_cutoff`).
+    pub keys_forgotten: u64,
+    pub categories: BTreeMap<String, u64>,
+    pub oldest: Option<String>,
+    pub newest: Option<String>,
+}
+
+/// A test hook: `TRAIL_FAILPOINT=after-archive` aborts the process once a step's files
+/// are durable and before their events are deleted (the crash the design must survive).
+/// Compiled only with the `testing` feature (the `trail` binary's tests turn it on);
+/// a release build has no way to abort here.
+#[cfg(any(test, feature = "testing"))]
+fn failpoint(name: &str) {
+    if std::env::var("TRAIL_FAILPOINT").is_ok_and(|v| v == name) {
+        eprintln!("failpoint {name}: aborting");
+        std::process::abort();
+    }
+}
+
+#[cfg(not(any(test, feature = "testing")))]
+fn failpoint(_name: &str) {}
+
+/// Runs retention for every organization as of `as_of`.
+pub async fn run(
+    store: &dyn Store,
+    archive: &Archive,
+    rules: &Retention,
+    as_of: Timestamp,
+) -> Result<Vec<OrgReport>, StoreError> {
+    let mut reports = Vec::new();
+    if !rules.enabled() {
+        return Ok(reports);
+    }
+    // One run at a time across the processes sharing the store (servers on one
+    // PostgreSQL database each start the nightly job).
+    let Some(_lock) = store.exclusive("trail-retention").await? else {
+        return Err(StoreError::Unavailable("another Trail process is running retention now".into()));
+    };
+    for org in store.orgs().await? {
+        reports.push(run_org(store, archive, rules, as_of, &org.slug).await?);
+    }
+    Ok(reports)
+}
+
+async fn run_org(
+    store: &dyn Store,
+    archive: &Archive,
+    rules: &Retention,
+    as_of: Timestamp,
+    org: &str,
+) -> Result<OrgReport, StoreError> {
+    let mut report = OrgReport { org: org.into(), ..OrgReport::default() };
+    let known: HashSet<String> = store.archives(Some(org)).await?.into_iter().map(|f| f.path).collect();
+    for path in archive.on_disk(org)? {
+        if !known.contains(&path) {
+            archive.remove(&path)?;
+            report.leftovers_removed += 1;
+        }
+    }
+    let (mut oldest, mut newest) = (i64::MAX, i64::MIN);
+    let mut after = None;
+    loop {
+        let expired = store.expired(org, rules, as_of, after, STEP).await?;
+        let Some(last) = expired.last() else { break };
+        after = Some(last.seq);
+        let mut days: BTreeMap<String, Vec<Expired>> = BTreeMap::new();
+        let mut seqs = Vec::with_capacity(expired.len());
+        for e in expired {
+            seqs.push(e.seq);
+            *report.categories.entry(e.category.to_ascii_lowercase()).or_default() += 1;
+            oldest = oldest.min(e.ts);
+            newest = newest.max(e.ts);
+            days.entry(Timestamp(e.ts).to_datetime().format("%Y-%m-%d").to_string()).or_default().push(e);
+        }
+        let (dir, org2) = (archive.clone(), org.to_string());
+        let files = tokio::task::spawn_blocking(move || {
+            days.iter().map(|(day, evs)| dir.write(&org2, day, evs, as_of)).collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(|_| StoreError::Closed)??;
+        failpoint("after-archive");
+        report.archived += seqs.len() as u64;
+        report.files += files.len() as u64;
+        report.deleted += store.archived(org, files, seqs).await?;
+    }
+    if let Some(cutoff) = rules.key_cutoff(as_of) {
+        report.keys_forgotten = store.forget_keys(org, cutoff).await?;
+    }
+    if oldest <= newest {
+        report.oldest = Some(Timestamp(oldest).to_rfc3339());
+        report.newest = Some(Timestamp(newest).to_rfc3339());
+    }
+    Ok(report)
+}
