@@ -27,7 +27,10 @@ impl Cursor {
 
     /// Decodes a cursor and checks it belongs to `sort`.
     pub fn decode(s: &str, sort: Sort) -> Result<Cursor, FieldError> {
-        let bad = || FieldError::new("cursor", "is not a cursor returned by this API").with_code("invalid_cursor");
+        let bad = || {
+            FieldError::new("cursor", "is not a cursor returned by this API")
+                .with_code(crate::error::FieldCode::InvalidCursor)
+        };
         let bytes = URL_SAFE_NO_PAD.decode(s).map_err(|_| bad())?;
         let v: Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
         let a = v.as_array().filter(|a| a.len() == 5 && a[0] == json!(1)).ok_or_else(bad)?;
@@ -41,7 +44,8 @@ impl Cursor {
             return Err(bad());
         }
         if cursor.sort != sort.render() {
-            return Err(FieldError::new("cursor", "was made for another sort order").with_code("invalid_cursor"));
+            return Err(FieldError::new("cursor", "was made for another sort order")
+                .with_code(crate::error::FieldCode::InvalidCursor));
         }
         Ok(cursor)
     }

@@ -9,16 +9,56 @@ pub struct FieldError {
     pub field: String,
     /// Lowercase, human-readable reason without a final period.
     pub message: String,
-    /// Stable machine-readable code, e.g. `invalid_field`, `too_large`, `unknown_filter`.
-    pub code: &'static str,
+    /// Stable machine-readable code (`code` of the API's error body).
+    pub code: FieldCode,
+}
+
+/// What kind of problem a field has, as the API's error body names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FieldCode {
+    /// A value that is not acceptable (the default).
+    InvalidField,
+    MissingField,
+    /// A field an event does not have.
+    UnknownField,
+    /// A query parameter or filter key that is not one.
+    UnknownFilter,
+    InvalidCursor,
+    /// A key given twice in one JSON object.
+    DuplicateKey,
+    /// An event, batch or body over its size limit (HTTP 413).
+    TooLarge,
+    /// A period older than the online query window reaches.
+    BeyondOnlineWindow,
+}
+
+impl FieldCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FieldCode::InvalidField => "invalid_field",
+            FieldCode::MissingField => "missing_field",
+            FieldCode::UnknownField => "unknown_field",
+            FieldCode::UnknownFilter => "unknown_filter",
+            FieldCode::InvalidCursor => "invalid_cursor",
+            FieldCode::DuplicateKey => "duplicate_key",
+            FieldCode::TooLarge => "too_large",
+            FieldCode::BeyondOnlineWindow => "beyond_online_window",
+        }
+    }
+}
+
+impl std::fmt::Display for FieldCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl FieldError {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        FieldError { field: field.into(), message: message.into(), code: "invalid_field" }
+        FieldError { field: field.into(), message: message.into(), code: FieldCode::InvalidField }
     }
 
-    pub fn with_code(self, code: &'static str) -> Self {
+    pub fn with_code(self, code: FieldCode) -> Self {
         FieldError { code, ..self }
     }
 

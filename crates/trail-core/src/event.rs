@@ -350,7 +350,7 @@ pub fn parse_action(raw: &str) -> Result<(String, String), String> {
 pub fn parse_batch(body: &[u8], limits: &Limits) -> Result<Vec<NewEvent>, FieldError> {
     if body.len() > limits.max_request_bytes {
         return Err(FieldError::new("body", format!("request is larger than {} bytes", limits.max_request_bytes))
-            .with_code("too_large"));
+            .with_code(crate::error::FieldCode::TooLarge));
     }
     let text = std::str::from_utf8(body).map_err(|e| FieldError::new("body", format!("is not UTF-8 ({e})")))?;
     let text = text.trim_start_matches('\u{feff}');
@@ -377,7 +377,7 @@ pub fn parse_batch(body: &[u8], limits: &Limits) -> Result<Vec<NewEvent>, FieldE
     }
     if raws.len() > limits.max_batch_events {
         return Err(FieldError::new("body", format!("holds more than {} events", limits.max_batch_events))
-            .with_code("too_large"));
+            .with_code(crate::error::FieldCode::TooLarge));
     }
     let many = raws.len() > 1 || trimmed.starts_with('[');
     raws.iter()
@@ -387,14 +387,15 @@ pub fn parse_batch(body: &[u8], limits: &Limits) -> Result<Vec<NewEvent>, FieldE
             if raw.get().len() > limits.max_event_bytes {
                 return Err(prefix(
                     FieldError::new("", format!("event is larger than {} bytes", limits.max_event_bytes))
-                        .with_code("too_large"),
+                        .with_code(crate::error::FieldCode::TooLarge),
                 ));
             }
             let value: Value = serde_json::from_str(raw.get())
                 .map_err(|e| prefix(FieldError::new("", format!("invalid JSON ({e})"))))?;
             if let Some(key) = crate::json::duplicate_key(raw.get()) {
                 return Err(prefix(
-                    FieldError::new(key.as_str(), "is given twice; send each key once").with_code("duplicate_key"),
+                    FieldError::new(key.as_str(), "is given twice; send each key once")
+                        .with_code(crate::error::FieldCode::DuplicateKey),
                 ));
             }
             parse_event(value).map_err(prefix)
@@ -413,11 +414,11 @@ pub fn parse_event(value: Value) -> Result<NewEvent, FieldError> {
         }
         if !TOP_FIELDS.contains(&key.as_str()) {
             return Err(FieldError::new(key.as_str(), "unknown field (put free-form data in details)")
-                .with_code("unknown_field"));
+                .with_code(crate::error::FieldCode::UnknownField));
         }
     }
     let action = string(&mut m, "action", "action")?
-        .ok_or_else(|| FieldError::new("action", "is required").with_code("missing_field"))?;
+        .ok_or_else(|| FieldError::new("action", "is required").with_code(crate::error::FieldCode::MissingField))?;
     let (category, operation) = parse_action(&action).map_err(|e| FieldError::new("action", e))?;
     let timestamp = string(&mut m, "timestamp", "timestamp")?
         .map(|s| Timestamp::parse_rfc3339(&s).map_err(|e| FieldError::new("timestamp", e)))
@@ -535,14 +536,18 @@ fn resource_ref(m: &mut Map<String, Value>, path: &str) -> Result<ResourceRef, F
 
 fn no_more(m: &Map<String, Value>, path: &str) -> Result<(), FieldError> {
     match m.keys().next() {
-        Some(k) => Err(FieldError::new(format!("{path}.{k}"), "unknown field").with_code("unknown_field")),
+        Some(k) => {
+            Err(FieldError::new(format!("{path}.{k}"), "unknown field")
+                .with_code(crate::error::FieldCode::UnknownField))
+        }
         None => Ok(()),
     }
 }
 
 fn nonempty(s: String, path: &str) -> Result<Option<String>, FieldError> {
     if s.len() > MAX_STRING {
-        return Err(FieldError::new(path, format!("is longer than {MAX_STRING} bytes")).with_code("too_large"));
+        return Err(FieldError::new(path, format!("is longer than {MAX_STRING} bytes"))
+            .with_code(crate::error::FieldCode::TooLarge));
     }
     Ok(if s.trim().is_empty() { None } else { Some(s) })
 }
@@ -644,9 +649,9 @@ mod tests {
         assert_eq!(parse_batch(b"{\"action\":", &l).unwrap_err().field, "body");
         let small = Limits { max_event_bytes: 30, max_batch_events: 2, ..l };
         let e = parse_batch(br#"[{"action":"a:b","error":"a long message here"}]"#, &small).unwrap_err();
-        assert_eq!((e.field.as_str(), e.code), ("[0]", "too_large"));
+        assert_eq!((e.field.as_str(), e.code.as_str()), ("[0]", "too_large"));
         let e = parse_batch(br#"[{"action":"a:b"},{"action":"a:b"},{"action":"a:b"}]"#, &small).unwrap_err();
-        assert_eq!((e.field.as_str(), e.code), ("body", "too_large"));
+        assert_eq!((e.field.as_str(), e.code.as_str()), ("body", "too_large"));
     }
 
     /// The leaf bytes are a wire format: this golden test pins them.

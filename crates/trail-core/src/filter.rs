@@ -409,7 +409,7 @@ impl Filter {
             }
             _ => {
                 return Err(FieldError::new(key, format!("unknown filter; known filters: {}", FILTER_KEYS.join(", ")))
-                    .with_code("unknown_filter"))
+                    .with_code(crate::error::FieldCode::UnknownFilter))
             }
         }
         Ok(())

@@ -20,7 +20,7 @@ pub mod received;
 pub mod time;
 
 pub use cursor::Cursor;
-pub use error::FieldError;
+pub use error::{FieldCode, FieldError};
 pub use event::{Event, Limits, NewEvent, Outcome};
 pub use filter::{Filter, Period, Sort, SortField, StatusClass};
 pub use time::Timestamp;

@@ -60,7 +60,7 @@ pub fn parse(input: &str) -> Result<Filter, FieldError> {
         if !known_key(&key) {
             let known = crate::filter::FILTER_KEYS.join(", ");
             return Err(err(format!("unknown filter '{key}:' at position {start}; known: created, {known}"))
-                .with_code("unknown_filter"));
+                .with_code(crate::error::FieldCode::UnknownFilter));
         }
         let (value, was_quoted) = match chars.peek() {
             Some(&(_, '"')) if word.is_empty() => quoted(&mut chars).map_err(err)?,

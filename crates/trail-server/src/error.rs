@@ -113,9 +113,9 @@ impl From<StoreError> for ApiError {
 impl From<&StoreError> for ApiError {
     fn from(e: &StoreError) -> Self {
         match e {
-            StoreError::Invalid { field, message } => {
-                ApiError::Field(FieldError::new(field.clone(), message.clone()).with_code("invalid_field"))
-            }
+            StoreError::Invalid { field, message } => ApiError::Field(
+                FieldError::new(field.clone(), message.clone()).with_code(trail_core::FieldCode::InvalidField),
+            ),
             StoreError::UnknownOrg(org) => ApiError::NotFound(format!("no organization '{org}'")),
             e @ StoreError::Damaged { .. } => ApiError::Damaged(e.to_string()),
             StoreError::CommitUnknown(m) => ApiError::CommitUnknown(m.clone()),
@@ -133,17 +133,20 @@ impl ApiError {
     pub(crate) fn parts(&self) -> (StatusCode, ErrorDetail) {
         let (status, code, message, field) = match self {
             ApiError::Field(e) => {
-                let status =
-                    if e.code == "too_large" { StatusCode::PAYLOAD_TOO_LARGE } else { StatusCode::BAD_REQUEST };
-                (status, e.code, e.message.clone(), Some(e.field.clone()))
+                let status = if e.code == trail_core::FieldCode::TooLarge {
+                    StatusCode::PAYLOAD_TOO_LARGE
+                } else {
+                    StatusCode::BAD_REQUEST
+                };
+                (status, e.code.as_str(), e.message.clone(), Some(e.field.clone()))
             }
             ApiError::Unprocessable(e) => {
-                let status = if e.code == "too_large" {
+                let status = if e.code == trail_core::FieldCode::TooLarge {
                     StatusCode::PAYLOAD_TOO_LARGE
                 } else {
                     StatusCode::UNPROCESSABLE_ENTITY
                 };
-                (status, e.code, e.message.clone(), Some(e.field.clone()))
+                (status, e.code.as_str(), e.message.clone(), Some(e.field.clone()))
             }
             ApiError::Unauthorized(m) => {
                 (StatusCode::UNAUTHORIZED, "unauthorized", m.clone(), Some("authorization".into()))

@@ -148,7 +148,7 @@ pub(super) async fn ingest(State(st): State<AppState>, caller: Caller, req: Requ
     let limits = st.config.limits;
     let body = axum::body::to_bytes(req.into_body(), limits.max_request_bytes).await.map_err(|_| {
         FieldError::new("body", format!("request is larger than {} bytes", limits.max_request_bytes))
-            .with_code("too_large")
+            .with_code(trail_core::FieldCode::TooLarge)
     })?;
     let parsed = if body.len() <= INLINE_PARSE_BYTES {
         parse_batch(&body, &limits)

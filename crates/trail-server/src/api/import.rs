@@ -51,9 +51,10 @@ pub(super) async fn import(
         return Err(ApiError::field("format", format!("'{format}' is not a format ({})", Format::NAMES.join(", "))));
     };
     let limit = st.config.limits.max_request_bytes;
-    let body = axum::body::to_bytes(req.into_body(), limit)
-        .await
-        .map_err(|_| FieldError::new("body", format!("request is larger than {limit} bytes")).with_code("too_large"))?;
+    let body = axum::body::to_bytes(req.into_body(), limit).await.map_err(|_| {
+        FieldError::new("body", format!("request is larger than {limit} bytes"))
+            .with_code(trail_core::FieldCode::TooLarge)
+    })?;
     let text = String::from_utf8(body.to_vec()).map_err(|e| ApiError::field("body", format!("is not UTF-8 ({e})")))?;
     let converted = tokio::task::spawn_blocking(move || import::convert(format, &text))
         .await

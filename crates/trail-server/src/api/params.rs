@@ -40,7 +40,7 @@ pub(crate) fn only(pairs: &[(String, String)], known: &[&str]) -> Result<(), Api
     match pairs.iter().find(|(k, _)| !known.contains(&k.as_str())) {
         Some((k, _)) => Err(ApiError::Field(
             FieldError::new(k.as_str(), format!("unknown parameter; known: {}", known.join(", ")))
-                .with_code("unknown_filter"),
+                .with_code(trail_core::FieldCode::UnknownFilter),
         )),
         None => Ok(()),
     }

@@ -96,7 +96,7 @@ pub(crate) fn online_window(st: &Services, filter: &mut Filter, now: Timestamp) 
                     start.to_rfc3339()
                 ),
             )
-            .with_code("beyond_online_window"),
+            .with_code(trail_core::FieldCode::BeyondOnlineWindow),
         )
     };
     match (from, to) {
