@@ -19,9 +19,68 @@ pub(super) struct Checked {
     pub(super) id: Option<Uuid>,
     /// When the entry was received, as its bytes say.
     pub(super) received: Option<i64>,
-    pub(super) problems: Vec<String>,
+    pub(super) problems: Vec<Problem>,
     /// The indexed copy its bytes call for, when it was worked out (the slow path).
     pub(super) expected: Option<IndexedCopy>,
+}
+
+/// What can be wrong with one entry. Each says whether it lies in what is derived from
+/// the entry's bytes (which `repair` rebuilds) or in the bytes, their hash or their
+/// place in the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Problem {
+    /// Its indexed row is where it should not be (the backend says how).
+    Misplaced(String),
+    /// Its stored event is missing; `row_left`: its indexed row is still there.
+    Missing {
+        row_left: bool,
+    },
+    /// Its bytes name another entry.
+    NamesOther {
+        seq: u64,
+        org: String,
+    },
+    NotAnEvent(String),
+    RowMissing,
+    RowDiffers(Vec<String>),
+    SearchDiffers {
+        missing: Vec<String>,
+        extra: Vec<String>,
+    },
+    HashDiffers,
+    NoLeafHash,
+}
+
+impl Problem {
+    /// Whether it lies in a structure derived from the bytes.
+    pub(super) fn derived(&self) -> bool {
+        matches!(
+            self,
+            Problem::Misplaced(_) | Problem::RowMissing | Problem::RowDiffers(_) | Problem::SearchDiffers { .. }
+        )
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Problem::Misplaced(m) => f.write_str(m),
+            Problem::Missing { row_left: true } => {
+                f.write_str("its stored event is missing (its indexed row is still there)")
+            }
+            Problem::Missing { row_left: false } => f.write_str("it is missing"),
+            Problem::NamesOther { seq, org } => write!(f, "its stored JSON names entry {seq} of {org}"),
+            Problem::NotAnEvent(e) => write!(f, "its stored bytes are not an event ({e})"),
+            Problem::RowMissing => f.write_str("its indexed row is missing, so lists and filters hide it"),
+            Problem::RowDiffers(diff) => write!(f, "its indexed copy differs: {}", diff.join("; ")),
+            Problem::SearchDiffers { missing, extra } => write!(
+                f,
+                "its search entries differ (missing {missing:?}, extra {extra:?}), so searches miss or invent it"
+            ),
+            Problem::HashDiffers => f.write_str("its bytes differ from its recorded leaf hash"),
+            Problem::NoLeafHash => f.write_str("no leaf hash is recorded for it"),
+        }
+    }
 }
 
 /// The per-entry checks, which need nothing but the entry itself: the fast path reads
@@ -51,15 +110,11 @@ fn check_in_full(org: &str, e: &StoredEntry) -> Checked {
     let mut received = None;
     let mut expected = None;
     if let Some(m) = &e.misplaced {
-        problems.push(m.clone());
+        problems.push(Problem::Misplaced(m.clone()));
     }
     let hash = match &e.leaf {
         None => {
-            problems.push(if e.row.is_some() {
-                "its stored event is missing (its indexed row is still there)".into()
-            } else {
-                "it is missing".into()
-            });
+            problems.push(Problem::Missing { row_left: e.row.is_some() });
             None
         }
         Some(leaf) => {
@@ -68,15 +123,15 @@ fn check_in_full(org: &str, e: &StoredEntry) -> Checked {
                     id = Some(ev.id);
                     received = Some(ev.received_at.0);
                     if ev.seq != e.seq || ev.org != org {
-                        problems.push(format!("its stored JSON names entry {} of {}", ev.seq, ev.org));
+                        problems.push(Problem::NamesOther { seq: ev.seq, org: ev.org.clone() });
                     }
                     let want = IndexedCopy::of(&ev);
                     match &e.row {
-                        None => problems.push("its indexed row is missing, so lists and filters hide it".into()),
+                        None => problems.push(Problem::RowMissing),
                         Some(row) => {
                             let diff = want.differences(row);
                             if !diff.is_empty() {
-                                problems.push(format!("its indexed copy differs: {}", diff.join("; ")));
+                                problems.push(Problem::RowDiffers(diff));
                             }
                         }
                     }
@@ -84,15 +139,13 @@ fn check_in_full(org: &str, e: &StoredEntry) -> Checked {
                     if let Some(s) = &e.search {
                         let want = (s.of)(&ev);
                         if want != s.words {
-                            let missing: Vec<&String> = want.iter().filter(|w| !s.words.contains(w)).take(5).collect();
-                            let extra: Vec<&String> = s.words.iter().filter(|w| !want.contains(w)).take(5).collect();
-                            problems.push(format!(
-                                "its search entries differ (missing {missing:?}, extra {extra:?}), so searches miss or invent it"
-                            ));
+                            let missing = want.iter().filter(|w| !s.words.contains(w)).take(5).cloned().collect();
+                            let extra = s.words.iter().filter(|w| !want.contains(w)).take(5).cloned().collect();
+                            problems.push(Problem::SearchDiffers { missing, extra });
                         }
                     }
                 }
-                Err(err) => problems.push(format!("its stored bytes are not an event ({err})")),
+                Err(err) => problems.push(Problem::NotAnEvent(err.to_string())),
             }
             Some(leaf_hash(leaf))
         }

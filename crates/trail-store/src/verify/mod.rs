@@ -465,16 +465,3 @@ fn fill(
     }
     (filled, archived_here)
 }
-
-/// Whether a per-entry problem lies in what is derived from the entry's bytes.
-fn is_derived(problem: &str) -> bool {
-    [
-        "its indexed copy differs",
-        "its indexed row is missing",
-        "its search entries differ",
-        "its row sits at position",
-        "its indexed row outlived",
-    ]
-    .iter()
-    .any(|p| problem.starts_with(p))
-}

@@ -6,7 +6,10 @@ use std::collections::{BTreeMap, VecDeque};
 
 use trail_core::merkle::{Frontier, Hash};
 
-use super::{entries::Checked, is_derived, Report};
+use super::{
+    entries::{Checked, Problem},
+    Report,
+};
 use crate::rollup::Tally;
 
 /// A run of entries that no checkpoint between them covers: the first seq and the
@@ -104,26 +107,26 @@ impl Walk {
         for (c, was_archived) in checked.into_iter().zip(archived_here) {
             let mut problems = c.problems;
             if was_archived {
-                problems.retain(|p| !p.starts_with("its indexed row is missing"));
+                problems.retain(|p| *p != Problem::RowMissing);
             }
             let recorded = take_node(&mut self.levels[0], c.seq);
             let hash = match (c.hash, recorded) {
                 (Some(h), Some(r)) if h == r => Some(h),
                 (Some(h), Some(_)) => {
-                    problems.push("its bytes differ from its recorded leaf hash".into());
+                    problems.push(Problem::HashDiffers);
                     Some(h)
                 }
                 (Some(h), None) => {
-                    problems.push("no leaf hash is recorded for it".into());
+                    problems.push(Problem::NoLeafHash);
                     Some(h)
                 }
                 (None, r) => r,
             };
             for p in problems {
-                if is_derived(&p) {
-                    report.find_derived(Some(c.seq), c.id, p);
+                if p.derived() {
+                    report.find_derived(Some(c.seq), c.id, p.to_string());
                 } else {
-                    report.find(Some(c.seq), c.id, p);
+                    report.find(Some(c.seq), c.id, p.to_string());
                 }
             }
             self.run.add(c.seq, c.received);
