@@ -1,7 +1,9 @@
-//! Copying a whole store into another, through the traits alone (`trail migrate`):
-//! organizations, users, roles, keys, scheduled exports, and every log entry's exact
-//! bytes with its seq, so that ids, seqs, leaf hashes and signed checkpoints are the
-//! same in the copy. Sessions are not copied (users log in again).
+//! Copying a whole store into another, through the traits alone (`trail
+//! migrate-store`): organizations, users, roles, keys, scheduled exports, alert rules
+//! and destinations, streams (with their cursors, so a SIEM gets neither a repeat nor
+//! a gap), and every log entry's exact bytes with its seq, so that ids, seqs, leaf
+//! hashes and signed checkpoints are the same in the copy. Sessions, deliveries and
+//! streams' counters are not copied (users log in again; the counters start at zero).
 
 use std::collections::BTreeMap;
 
@@ -19,6 +21,9 @@ pub struct Copied {
     pub logs: Vec<(String, u64, u64)>,
     pub users: usize,
     pub keys: usize,
+    pub alert_rules: usize,
+    pub destinations: usize,
+    pub streams: usize,
 }
 
 /// Entries read from the source per step (and restored per transaction).
@@ -65,6 +70,22 @@ pub async fn copy(src: &dyn Store, dst: &dyn Restore, archive: Option<&Archive>)
         for s in src.schedules(Some(&org.slug)).await? {
             dst.create_schedule(s).await?;
         }
+        // Destinations get new ids; the rules that name them are given those.
+        let mut destination_ids = std::collections::HashMap::new();
+        for d in src.destinations(&org.slug).await? {
+            let old = d.id;
+            destination_ids.insert(old, dst.create_destination(d).await?.id);
+            out.destinations += 1;
+        }
+        for mut r in src.alert_rules(&org.slug).await? {
+            r.destinations = r.destinations.iter().filter_map(|id| destination_ids.get(id).copied()).collect();
+            dst.put_alert_rule(r).await?;
+            out.alert_rules += 1;
+        }
+    }
+    for s in src.streams(None).await? {
+        dst.create_stream(s).await?;
+        out.streams += 1;
     }
     for k in src.list_keys(None).await? {
         let user_id = k.user_id.and_then(|u| user_ids.get(&u).copied());

@@ -127,7 +127,10 @@ pub(crate) async fn migrate_store(config: &Config, from: &str, to: &str) -> Resu
         }
         println!("{org}: {entries} entries, {checkpoints} checkpoints copied; {}", report.summary());
     }
-    println!("copied {} users and {} API keys", report.users, report.keys);
+    println!(
+        "copied {} users and {} API keys, {} alert rules, {} alert destinations and {} streams",
+        report.users, report.keys, report.alert_rules, report.destinations, report.streams
+    );
     Ok(())
 }
 

@@ -217,6 +217,15 @@ fn an_embedded_store_moves_to_postgres() {
     std::fs::write(&file, lines.join("\n")).unwrap();
     local(&["ingest", file.to_str().unwrap(), "--org", "acme"]);
     local(&["users", "create", "--org", "acme", "--email", "ann@acme.com", "--name", "Ann", "--role", "auditor"]);
+    // Alerting and streaming settings, which the copy carries too.
+    local(&["alerts", "set-rule", "--org", "acme", "--name", "failed_logins", "--threshold", "7"]);
+    // A stream to a loopback port (allowed by this config), paused so that no server
+    // drives it.
+    let config = d.join("streams.toml");
+    std::fs::write(&config, "[streams]\nallow_private_destinations = true\n").unwrap();
+    let stream = ["--name", "siem", "--kind", "syslog", "--address", "127.0.0.1:9"];
+    local(&[&["streams", "create", "--org", "acme", "--config", config.to_str().unwrap()][..], &stream].concat());
+    local(&["streams", "pause", "--org", "acme", "1"]);
     // Retention as of 2024-09-01 (90 days): January to May go to the archive.
     let out = local(&["retention", "run", "--as-of", "2024-09-01"]);
     assert!(out.contains("acme: archived 125 events"), "{out}");
@@ -231,8 +240,8 @@ fn an_embedded_store_moves_to_postgres() {
 
     let url = Cluster::shared().database();
     let out = run_ok(trail(d, &sqlite).args(["migrate-store", "--from", &sqlite, "--to", &url]));
-    assert!(out.contains("acme: 304 entries"), "{out}");
-    assert!(out.contains("copied 1 users and 1 API keys"), "{out}");
+    assert!(out.contains("acme: 307 entries"), "{out}");
+    assert!(out.contains("copied 1 users and 1 API keys, 1 alert rules, 0 alert destinations and 1 streams"), "{out}");
     let pg = |args: &[&str]| run_ok(trail(d, &url).args(args));
     assert_eq!(pg(&["query", "--format", "jsonl", "--limit", "1000"]), before, "the same entries, byte for byte");
     assert!(pg(&["verify", "--org", "acme"]).contains("\nok: acme:"));
@@ -248,6 +257,10 @@ fn an_embedded_store_moves_to_postgres() {
     assert!(pg(&["verify", "--org", "acme"]).contains("\nok: acme:"));
     assert_eq!(deploys(&download(&url)), deploys(&everything), "archive and store still hold every event once");
     assert!(pg(&["users", "list"]).contains("ann@acme.com"));
+    let rules = pg(&["alerts", "rules", "--org", "acme"]);
+    assert!(rules.lines().any(|l| l.starts_with("failed_logins") && l.contains(" 7 ")), "{rules}");
+    let streams = pg(&["streams", "list", "--org", "acme"]);
+    assert!(streams.contains("siem") && streams.contains("127.0.0.1:9") && streams.contains("paused"), "{streams}");
     // The copied key works against a server on PostgreSQL.
     let server = serve(d, &url);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
