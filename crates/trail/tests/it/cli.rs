@@ -107,16 +107,22 @@ fn commands_name_what_is_wrong() {
 #[test]
 fn serve_demo_prints_a_working_read_key() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = trail(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0", "--demo"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = lines.next().unwrap().unwrap().replace("Trail is running at ", "");
-    let read = lines.next().unwrap().unwrap().rsplit(' ').next().unwrap().to_string();
-    let platform = lines.next().unwrap().unwrap().rsplit(' ').next().unwrap().to_string();
+    // A demo server, its URL, and the last word of each line it prints after that.
+    let demo = || {
+        let mut child = trail(dir.path())
+            .args(["serve", "--listen", "127.0.0.1:0", "--demo"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines().map(Result::unwrap);
+        let base = lines.next().unwrap().replace("Trail is running at ", "");
+        (child, base, lines)
+    };
+    let last_word = |line: Option<String>| line.unwrap().rsplit(' ').next().unwrap().to_string();
+    let (mut child, base, mut lines) = demo();
+    let read = last_word(lines.next());
+    let platform = last_word(lines.next());
     let client = reqwest::blocking_get(&base, &read, "/api/v1/facets");
     assert!(client["total"].as_u64().unwrap() > 10_000, "{client}");
     let all = reqwest::blocking_get(&base, &platform, "/api/v1/facets");
@@ -132,15 +138,8 @@ fn serve_demo_prints_a_working_read_key() {
     let _ = child.kill();
     let _ = child.wait();
     // A second start prints fresh keys and revokes the first ones.
-    let mut child = trail(dir.path())
-        .args(["serve", "--listen", "127.0.0.1:0", "--demo"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines().map(Result::unwrap);
-    let base = lines.next().unwrap().replace("Trail is running at ", "");
-    let again = lines.next().unwrap().rsplit(' ').next().unwrap().to_string();
+    let (mut child, base, mut lines) = demo();
+    let again = last_word(lines.next());
     lines.next();
     assert_eq!(lines.next().as_deref(), Some("(the 2 keys printed by the previous demo start are revoked)"));
     assert!(reqwest::blocking_get(&base, &again, "/api/v1/facets")["total"].as_u64().unwrap() > 10_000);

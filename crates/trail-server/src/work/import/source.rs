@@ -13,7 +13,7 @@
 use std::{cell::Cell, fmt, io, io::BufRead};
 
 use serde::{
-    de::{self, value::MapAccessDeserializer, DeserializeSeed, MapAccess, SeqAccess, Visitor},
+    de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor},
     Deserialize,
 };
 use serde_json::{Map, Value};
@@ -83,8 +83,8 @@ fn document<R: BufRead>(
 ) -> io::Result<bool> {
     let place = src.place;
     place.window.set(0);
-    let doc =
-        Doc { envelope, each: &mut *each, place }.deserialize(&mut serde_json::Deserializer::from_reader(&mut *src));
+    let doc = Doc { envelope: Some(envelope), each: &mut *each, place }
+        .deserialize(&mut serde_json::Deserializer::from_reader(&mut *src));
     match doc {
         Ok(Some(record)) => Ok(each((At::line(start), Ok(record)))),
         Ok(None) => Ok(true),
@@ -218,10 +218,11 @@ impl<R: BufRead> io::Read for Source<'_, R> {
     }
 }
 
-/// A document: an array of records, an object that is an envelope of records (its
-/// items handed over, `None` answered) or is one record (answered).
+/// A document: an array of records handed over item by item (`None` answered), an
+/// object that is an envelope of records (the same), or anything else, which is one
+/// record (answered). An envelope's own value is read as a document with no envelope.
 struct Doc<'a, 'f> {
-    envelope: &'a str,
+    envelope: Option<&'a str>,
     each: &'a mut (dyn FnMut(Record) -> bool + 'f),
     place: &'a Place,
 }
@@ -238,7 +239,7 @@ impl<'de> Visitor<'de> for Doc<'_, '_> {
     type Value = Option<Value>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array or an object")
+        f.write_str("any JSON value")
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Option<Value>, A::Error> {
@@ -249,8 +250,8 @@ impl<'de> Visitor<'de> for Doc<'_, '_> {
         let mut kept = Map::new();
         let mut streamed = false;
         while let Some(key) = map.next_key::<String>()? {
-            if key == self.envelope && !streamed {
-                match map.next_value_seed(Items { each: &mut *self.each, place: self.place })? {
+            if self.envelope == Some(key.as_str()) && !streamed {
+                match map.next_value_seed(Doc { envelope: None, each: &mut *self.each, place: self.place })? {
                     None => streamed = true,
                     Some(v) => drop(kept.insert(key, v)),
                 }
@@ -260,36 +261,6 @@ impl<'de> Visitor<'de> for Doc<'_, '_> {
             }
         }
         Ok((!streamed).then_some(Value::Object(kept)))
-    }
-}
-
-/// An envelope's value: an array handed over item by item (`None`), anything else kept.
-struct Items<'a, 'f> {
-    each: &'a mut (dyn FnMut(Record) -> bool + 'f),
-    place: &'a Place,
-}
-
-impl<'de> DeserializeSeed<'de> for Items<'_, '_> {
-    type Value = Option<Value>;
-
-    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Option<Value>, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Items<'_, '_> {
-    type Value = Option<Value>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Option<Value>, A::Error> {
-        stream(seq, self.each, self.place).map(|()| None)
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Option<Value>, A::Error> {
-        Value::deserialize(MapAccessDeserializer::new(map)).map(Some)
     }
 
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<Option<Value>, E> {
