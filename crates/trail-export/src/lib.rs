@@ -3,14 +3,12 @@
 //! worksheets) and PDF reports. No I/O of its own beyond the writer or path it is given;
 //! no HTTP, no SQL.
 
-mod leaf;
 mod pdf;
 mod xlsx;
 
 use std::{borrow::Cow, collections::BTreeMap, io::Write};
 
-use leaf::LeafRow;
-use trail_core::{event::split_action, Event, Timestamp};
+use trail_core::{event::split_action, Event, LeafView, Timestamp};
 
 pub use pdf::{pdf, Preset};
 pub use xlsx::{XlsxChunk, XlsxWriter, XLSX_MAX_ROWS};
@@ -31,8 +29,6 @@ pub enum ExportError {
     Event(#[from] serde_json::Error),
     #[error("stored event unreadable: {0}")]
     Stored(String),
-    #[error("stored event is not UTF-8: {0}")]
-    Utf8(#[from] std::str::Utf8Error),
 }
 
 impl ExportError {
@@ -194,7 +190,7 @@ fn get<'s>(v: Option<&'s Cow<'_, str>>) -> &'s str {
 
 /// The text cells of a stored event in `COLUMNS` order (the time as ISO 8601 UTC with
 /// six fractional digits); `time` and `code` hold the first and the status code's cell.
-fn leaf_cells<'r>(r: &'r LeafRow<'_>, time: &'r mut String, code: &'r mut String) -> [&'r str; 16] {
+fn leaf_cells<'r>(r: &'r LeafView<'_>, time: &'r mut String, code: &'r mut String) -> [&'r str; 16] {
     micros(&r.timestamp, time);
     code.clear();
     if let Some(c) = r.status_code {
@@ -226,10 +222,9 @@ fn leaf_cells<'r>(r: &'r LeafRow<'_>, time: &'r mut String, code: &'r mut String
     ]
 }
 
-/// Reads a stored event's columns (one UTF-8 check of the whole event, rather than one
-/// per string).
-fn read_leaf(leaf: &[u8]) -> Result<LeafRow<'_>, ExportError> {
-    Ok(LeafRow::read(std::str::from_utf8(leaf)?)?)
+/// Reads a stored event's columns.
+fn read_leaf(leaf: &[u8]) -> Result<LeafView<'_>, ExportError> {
+    Ok(LeafView::read(leaf)?)
 }
 
 /// Appends the CSV rows of stored events (no header) to a csv writer.

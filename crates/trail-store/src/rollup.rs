@@ -339,7 +339,7 @@ impl Counter {
         i
     }
 
-    pub fn add(&mut self, row: &crate::indexed::RowRef<'_>) {
+    pub fn add(&mut self, row: &crate::row::RowRef<'_>) {
         let day = day_of(row.ts);
         let view = is_view(row.category, row.operation);
         let category = self.intern(row.category);

@@ -6,7 +6,8 @@ use trail_core::merkle::Hash;
 
 use super::{doc_words, org_id, pg, PgStore};
 use crate::{
-    verify::{ip_bytes, IndexedCopy, SearchCopy, StoredEntry},
+    row::{ip_bytes, IndexedCopy},
+    verify::{SearchCopy, StoredEntry},
     StoreError,
 };
 

@@ -12,7 +12,7 @@ use crate::{
         actor_matches, cursor, cursor_mismatch, equalities, page_limit, terms, ActorMatch, Col, PageBuilder,
         MIN_PREFIX_CHARS,
     },
-    verify::outcome_code,
+    row::outcome_code,
     AppendBatch, Appended, Categories, Count, EventLog, Facets, ListQuery, Page, Scope, StoreError, StreamRx,
 };
 

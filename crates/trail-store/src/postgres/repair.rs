@@ -7,7 +7,7 @@
 use trail_core::Event;
 
 use super::{org_id, pg, writer::insert_events, writer::PgRow, PgStore};
-use crate::{repair::Rebuilt, verify::IndexedCopy, StoreError};
+use crate::{repair::Rebuilt, row::IndexedCopy, StoreError};
 
 /// Entries compared per step.
 const STEP: u64 = 8192;

@@ -15,7 +15,7 @@ use super::{index::doc_words, index::TsVector, now_us, org_id, pg, tree::nodes, 
 use crate::{
     prepare::LeafTemplate,
     rollup::{Facts, Tally},
-    verify::IndexedCopy,
+    row::IndexedCopy,
     Appended, StoreError,
 };
 

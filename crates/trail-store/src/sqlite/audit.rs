@@ -9,7 +9,8 @@ use trail_core::Event;
 use super::{blob, known_org, to_hash, SLOTS};
 use crate::{
     rollup::Counter,
-    verify::{quick_check, IndexedCopy, QuickChunk, RowRef, StoredEntry},
+    row::{IndexedCopy, RowRef},
+    verify::{quick_check, QuickChunk, StoredEntry},
     StoreError,
 };
 

@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     query_plan::{actor_matches, cursor, cursor_mismatch, equalities, page_limit, terms, ActorMatch, Col, PageBuilder},
-    verify::{ip_bytes as ip_key, outcome_code},
+    row::{ip_bytes as ip_key, outcome_code},
     AppendBatch, Appended, AppendedRange, Categories, Count, EventLog, Facets, ListQuery, Page, Scope, StoreError,
     StreamRx,
 };

@@ -13,7 +13,7 @@ use super::{
     writer::{columns, free_pos, INSERT_FTS_SQL, INSERT_SQL},
     SqliteStore, SLOTS,
 };
-use crate::{repair::Rebuilt, verify::IndexedCopy, StoreError};
+use crate::{repair::Rebuilt, row::IndexedCopy, StoreError};
 
 impl SqliteStore {
     pub(super) async fn rebuild(&self, org: &str) -> Result<Rebuilt, StoreError> {

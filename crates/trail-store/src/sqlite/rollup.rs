@@ -10,7 +10,7 @@ use crate::{
     rollup::{
         self, assemble, merge_facets, plan_timeline, with_range, ExactBars, Tally, Timeline, DAY_US, TIMELINE_BOUND,
     },
-    verify::outcome_code,
+    row::outcome_code,
     Count, Facets, Scope, StoreError,
 };
 

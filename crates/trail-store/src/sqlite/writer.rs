@@ -26,10 +26,10 @@ use super::{seal::established, SqliteStore};
 use crate::{
     prepare::LeafTemplate,
     rollup::{Facts, Tally},
+    row::IndexedCopy,
     seal::Seal,
     search_doc::search_text,
     signer::LogSigner,
-    verify::IndexedCopy,
     AppendBatch, Appended, StoreError,
 };
 

@@ -7,9 +7,12 @@
 use trail_core::{merkle::leaf_hash, merkle::Hash, Event};
 use uuid::Uuid;
 
-use super::{IndexedCopy, LeafView, StoredEntry};
-use crate::indexed::RowRef;
+use super::StoredEntry;
+use trail_core::LeafView;
+
 use crate::rollup::{Counter, Tally};
+use crate::row::IndexedCopy;
+use crate::row::RowRef;
 
 /// An entry after its own checks: the leaf hash the tree takes for it (if any) and what
 /// was wrong.
@@ -88,12 +91,12 @@ impl std::fmt::Display for Problem {
 fn check_entry(org: &str, e: &StoredEntry) -> Checked {
     if let (Some(leaf), Some(row), None, None) = (&e.leaf, &e.row, &e.misplaced, &e.search) {
         if let Some(view) = read_view(leaf) {
-            if view.seq == e.seq && view.org == org && view.matches(&row.as_ref()) {
+            if view.seq == e.seq && view.org == org && row.as_ref().matches(&view) {
                 return Checked {
                     seq: e.seq,
                     hash: Some(leaf_hash(leaf)),
-                    id: Some(view.id),
-                    received: Some(view.received_at.0),
+                    id: Some(row.id),
+                    received: Some(row.received),
                     problems: Vec::new(),
                     expected: None,
                 };
@@ -155,7 +158,7 @@ fn check_in_full(org: &str, e: &StoredEntry) -> Checked {
 
 /// The indexed fields of an entry's bytes: by the scanner, or by serde where it gives way.
 fn read_view(leaf: &[u8]) -> Option<LeafView<'_>> {
-    crate::leaf_scan::scan(leaf).or_else(|| serde_json::from_slice(leaf).ok())
+    LeafView::read(leaf).ok()
 }
 
 /// An entry the fast path found right: what the tree and the runs need of it.
@@ -189,11 +192,11 @@ impl QuickChunk {
 /// then counted). Where the row sits is the backend's own check.
 pub fn quick_check(org: &str, seq: u64, leaf: &[u8], row: &RowRef<'_>, counts: &mut Counter) -> Option<Quick> {
     let view = read_view(leaf)?;
-    if view.seq != seq || view.org != org || !view.matches(row) {
+    if view.seq != seq || view.org != org || !row.matches(&view) {
         return None;
     }
     counts.add(row);
-    Some(Quick { seq, hash: leaf_hash(leaf), id: view.id, received: view.received_at.0 })
+    Some(Quick { seq, hash: leaf_hash(leaf), id: row.id, received: row.received })
 }
 
 impl From<Quick> for Checked {
@@ -274,7 +277,7 @@ mod tests {
             let leaf = ev.to_leaf();
             let view: LeafView<'_> = serde_json::from_slice(&leaf).unwrap();
             let row = IndexedCopy::of(&Event::from_leaf(&leaf).unwrap());
-            assert!(view.matches(&row.as_ref()), "{}", String::from_utf8_lossy(&leaf));
+            assert!(row.as_ref().matches(&view), "{}", String::from_utf8_lossy(&leaf));
             let edits: Vec<Edit> = vec![
                 Box::new(|r| r.id = Uuid::nil()),
                 Box::new(|r| r.ts -= 1),
@@ -305,7 +308,7 @@ mod tests {
                 if changed == row {
                     continue;
                 }
-                assert!(!view.matches(&changed.as_ref()), "edit {i} of {}", String::from_utf8_lossy(&leaf));
+                assert!(!changed.as_ref().matches(&view), "edit {i} of {}", String::from_utf8_lossy(&leaf));
                 assert!(!row.differences(&changed).is_empty(), "edit {i}");
             }
         }

@@ -31,9 +31,7 @@ const CHUNK: u64 = 8192;
 /// Findings kept in a report; the rest are counted.
 const MAX_FINDINGS: usize = 1000;
 
-pub use crate::indexed::IndexedCopy;
-pub use crate::indexed::RowRef;
-pub(crate) use crate::indexed::{ip_bytes, outcome_code, LeafView};
+use crate::row::IndexedCopy;
 pub use entries::{quick_check, Quick, QuickChunk};
 
 mod entries;

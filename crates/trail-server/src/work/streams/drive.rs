@@ -18,7 +18,6 @@ use trail_store::streams::{Progress, Stream, StreamState};
 use super::{
     format::{Item, Origin},
     send::{self, Batch, Outcome},
-    view::View,
 };
 use crate::work::{selfaudit, Services};
 
@@ -161,8 +160,8 @@ async fn drive(st: Services, org: String, id: i64) {
                 let size = st.config.streams.batch_size.max(1);
                 // A batch that is not full waits a little for more.
                 if items.len() < size && attempts == 0 {
-                    let young = items.first().and_then(|i| View::read(&i.leaf).ok()).is_some_and(|v| {
-                        (st.clock)().0 - v.received() < st.config.streams.batch_wait.as_micros() as i64
+                    let young = items.first().and_then(|i| trail_core::LeafView::read(&i.leaf).ok()).is_some_and(|v| {
+                        (st.clock)().0 - v.received().unwrap_or(0) < st.config.streams.batch_wait.as_micros() as i64
                     });
                     if young {
                         tokio::time::sleep(st.config.streams.batch_wait.min(IDLE)).await;

@@ -9,7 +9,8 @@ use serde::Serialize;
 #[cfg(test)]
 use serde_json::{json, Value};
 
-use super::{ocsf, view::View};
+use super::ocsf;
+use trail_core::LeafView;
 
 /// A stream's output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,7 +63,7 @@ pub fn http_body(format: Format, items: &[Item], origin: &Origin) -> (Vec<u8>, &
     for it in items {
         let view = match format {
             Format::Jsonl | Format::Cef => None,
-            Format::Ocsf | Format::SplunkHec => View::read(&it.leaf).ok(),
+            Format::Ocsf | Format::SplunkHec => LeafView::read(&it.leaf).ok(),
         };
         match (format, view) {
             (Format::Ocsf, Some(v)) => {
@@ -87,8 +88,8 @@ struct HecFields<'a> {
 
 /// A Splunk HTTP Event Collector event (the `/services/collector/event` shape), the
 /// stored event as its `event`.
-fn splunk(out: &mut Vec<u8>, it: &Item, v: &View<'_>, origin: &Origin) {
-    let t = v.time();
+fn splunk(out: &mut Vec<u8>, it: &Item, v: &LeafView<'_>, origin: &Origin) {
+    let t = v.time().unwrap_or(0);
     let time = format!("{}.{:06}", t.div_euclid(1_000_000), t.rem_euclid(1_000_000));
     let source = format!("trail:{}", v.org);
     let fields = HecFields { org: &v.org, seq: it.seq, category: v.category(), result: &v.result };
@@ -112,7 +113,7 @@ fn cef_value(s: &str) -> String {
 }
 
 /// One event as an ArcSight Common Event Format line.
-pub fn cef(it: &Item, e: &View<'_>, origin: &Origin) -> String {
+pub fn cef(it: &Item, e: &LeafView<'_>, origin: &Origin) -> String {
     let severity = if e.failed() { 7 } else { 3 };
     let mut line = format!(
         "CEF:0|Trail|Trail|{}|{}|{}|{severity}|",
@@ -121,7 +122,7 @@ pub fn cef(it: &Item, e: &View<'_>, origin: &Origin) -> String {
         cef_header(&e.action)
     );
     let mut ext: Vec<(&str, String)> = vec![
-        ("rt", (e.time() / 1000).to_string()),
+        ("rt", (e.time().unwrap_or(0) / 1000).to_string()),
         ("act", e.action.to_string()),
         ("cat", e.category().to_string()),
         ("outcome", if e.failed() { "failure".into() } else { "success".into() }),
@@ -195,7 +196,7 @@ fn frame(severity: u8, timestamp: &str, host: &str, msgid: &str, sd: &str, msg: 
 
 /// An event as one framed syslog message (`None`: its stored bytes are not an event).
 pub fn syslog_event(format: Format, it: &Item, origin: &Origin) -> Option<Vec<u8>> {
-    let e = View::read(&it.leaf).ok()?;
+    let e = LeafView::read(&it.leaf).ok()?;
     let leaf = std::str::from_utf8(&it.leaf).ok()?;
     let msg = match format {
         Format::Cef => cef(it, &e, origin),
@@ -204,7 +205,7 @@ pub fn syslog_event(format: Format, it: &Item, origin: &Origin) -> Option<Vec<u8
     };
     let sd = format!("[trail@{PEN} org=\"{}\" seq=\"{}\" id=\"{}\"]", sd_value(&e.org), it.seq, e.id);
     let severity = if e.failed() { 4 } else { 6 };
-    let time = trail_core::Timestamp(e.time()).to_rfc3339_micros();
+    let time = trail_core::Timestamp(e.time().unwrap_or(0)).to_rfc3339_micros();
     Some(frame(severity, &time, &origin.host, &e.action, &sd, &msg))
 }
 
@@ -249,7 +250,7 @@ mod tests {
     #[test]
     fn cef_escapes_its_separators() {
         let it = item();
-        let line = cef(&it, &View::read(&it.leaf).unwrap(), &origin());
+        let line = cef(&it, &LeafView::read(&it.leaf).unwrap(), &origin());
         assert!(line.starts_with("CEF:0|Trail|Trail|0.1.0|auth:login|auth:login|7|rt=1709287200000 "), "{line}");
         assert!(line.contains("suser=a\\=b@x.io") && line.contains("msg=bad | password"), "{line}");
         assert!(line.contains("src=203.0.113.9") && line.contains("cn1=7"), "{line}");

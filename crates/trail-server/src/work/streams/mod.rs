@@ -21,7 +21,6 @@ pub mod ocsf;
 mod render;
 pub mod send;
 pub mod setup;
-pub mod view;
 
 /// Wake-ups for the drivers, and this server's name as a lease holder.
 pub struct Signals {

@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use super::view::View;
+use trail_core::LeafView;
 
 /// The OCSF schema version the records follow (the tests validate them against it).
 pub const OCSF_VERSION: &str = "1.3.0";
@@ -16,7 +16,7 @@ const ACCOUNT_CATEGORIES: &[&str] =
     &["user", "users", "role", "roles", "key", "keys", "api_key", "apikey", "account", "member"];
 
 /// The OCSF class an event maps to: (class_uid, category_uid, class name).
-pub fn class_of(e: &View<'_>) -> (u32, u32, &'static str) {
+pub fn class_of(e: &LeafView<'_>) -> (u32, u32, &'static str) {
     let category = e.category().to_ascii_lowercase();
     if category == "auth" {
         (3002, 3, "Authentication")
@@ -168,7 +168,7 @@ pub struct Record<'a> {
 }
 
 /// The event's actor as an OCSF User.
-fn actor_user<'a>(e: &'a View<'_>) -> User<'a> {
+fn actor_user<'a>(e: &'a LeafView<'_>) -> User<'a> {
     let a = e.actor.as_ref();
     let uid = a.and_then(|a| a.id.as_deref());
     let email = a.and_then(|a| a.email.as_deref());
@@ -185,7 +185,7 @@ fn actor_user<'a>(e: &'a View<'_>) -> User<'a> {
 }
 
 /// The resource acted on as an OCSF User (account changes), else the actor.
-fn target_user<'a>(e: &'a View<'_>) -> User<'a> {
+fn target_user<'a>(e: &'a LeafView<'_>) -> User<'a> {
     match &e.resource {
         Some(r) if r.id.is_some() || r.name.is_some() => {
             User { uid: r.id.as_deref(), name: r.name.as_deref(), email_addr: None, type_id: None }
@@ -195,7 +195,7 @@ fn target_user<'a>(e: &'a View<'_>) -> User<'a> {
 }
 
 /// One event as an OCSF record (`leaf` is its stored bytes, kept as `raw_data`).
-pub fn record<'a>(e: &'a View<'_>, leaf: &'a str, product_version: &'a str) -> Record<'a> {
+pub fn record<'a>(e: &'a LeafView<'_>, leaf: &'a str, product_version: &'a str) -> Record<'a> {
     let (class_uid, category_uid, class_name) = class_of(e);
     let (activity_id, activity_name) = activity(class_uid, e.operation());
     let failed = e.failed();
@@ -220,7 +220,7 @@ pub fn record<'a>(e: &'a View<'_>, leaf: &'a str, product_version: &'a str) -> R
         severity: if failed { "Medium" } else { "Informational" },
         status_id,
         status,
-        time: e.time() / 1000,
+        time: e.time().unwrap_or(0) / 1000,
         message: &e.action,
         status_code: e.status_code.map(|c| c.to_string()),
         status_detail: e.error.as_deref(),
@@ -228,7 +228,7 @@ pub fn record<'a>(e: &'a View<'_>, leaf: &'a str, product_version: &'a str) -> R
             version: OCSF_VERSION,
             uid: &e.id,
             log_name: format!("trail/{}", e.org),
-            logged_time: e.received() / 1000,
+            logged_time: e.received().unwrap_or(0) / 1000,
             original_time: &e.timestamp,
             correlation_uid: e.request_id.as_deref(),
             product: Product { name: "Trail", vendor_name: "Trail", version: product_version },
@@ -286,14 +286,14 @@ mod tests {
 
     fn ocsf(action: &str) -> Value {
         let l = leaf(action);
-        let v = View::read(&l).unwrap();
+        let v = LeafView::read(&l).unwrap();
         serde_json::to_value(record(&v, std::str::from_utf8(&l).unwrap(), "0.1.0")).unwrap()
     }
 
     #[test]
     fn classes_and_activities_follow_the_action() {
         for (action, class) in [("auth:login", 3002), ("user:create", 3001), ("cluster:delete", 6003)] {
-            assert_eq!(class_of(&View::read(&leaf(action)).unwrap()).0, class, "{action}");
+            assert_eq!(class_of(&LeafView::read(&leaf(action)).unwrap()).0, class, "{action}");
         }
         let r = ocsf("auth:login");
         assert_eq!((r["activity_id"].as_u64(), r["type_uid"].as_u64()), (Some(1), Some(300201)));

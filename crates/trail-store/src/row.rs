@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use trail_core::Event;
+use trail_core::{Event, LeafView};
 use uuid::Uuid;
 
 /// The copies of an event's fields a backend keeps beside its bytes for filters and
@@ -133,94 +133,39 @@ impl IndexedCopy {
     }
 }
 
-/// The fields of a stored event that its indexed copy holds, borrowed from its bytes
-/// (free JSON and the rest are skipped, not built): the fast path of the check. The
-/// same serde types as `Event` read the same fields, so both agree on what they mean.
-#[derive(serde::Deserialize, Debug, PartialEq)]
-pub(crate) struct LeafView<'a> {
-    pub(crate) id: Uuid,
-    #[serde(borrow)]
-    pub(crate) org: Cow<'a, str>,
-    pub(crate) seq: u64,
-    pub(crate) timestamp: trail_core::Timestamp,
-    pub(crate) received_at: trail_core::Timestamp,
-    #[serde(borrow)]
-    pub(crate) action: Cow<'a, str>,
-    pub(crate) result: trail_core::Outcome,
-    #[serde(default)]
-    pub(crate) status_code: Option<u16>,
-    #[serde(borrow, default)]
-    pub(crate) actor: Option<ActorView<'a>>,
-    #[serde(borrow, default)]
-    pub(crate) resource: Option<ActorView<'a>>,
-    #[serde(borrow, default)]
-    pub(crate) context: Option<ContextView<'a>>,
-    #[serde(borrow, default)]
-    pub(crate) source_ip: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    pub(crate) request_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    pub(crate) idempotency_key: Option<Cow<'a, str>>,
-}
-
-/// An actor's or a resource's indexed fields (`type` is the resource's kind).
-#[derive(serde::Deserialize, Default, Debug, PartialEq)]
-pub(crate) struct ActorView<'a> {
-    #[serde(borrow, default)]
-    pub(crate) id: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    pub(crate) name: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    pub(crate) email: Option<Cow<'a, str>>,
-    #[serde(rename = "type", borrow, default)]
-    pub(crate) kind: Option<Cow<'a, str>>,
-}
-
-#[derive(serde::Deserialize, Default, Debug, PartialEq)]
-pub(crate) struct ContextView<'a> {
-    #[serde(borrow, default)]
-    pub(crate) workspace: Option<ActorView<'a>>,
-    #[serde(borrow, default)]
-    pub(crate) project: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    pub(crate) cluster: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    pub(crate) namespace: Option<Cow<'a, str>>,
-}
-
-impl LeafView<'_> {
-    /// Whether `row` holds exactly this event's indexed copy.
-    pub(crate) fn matches(&self, row: &RowRef<'_>) -> bool {
+impl RowRef<'_> {
+    /// Whether this row holds exactly the indexed copy of the event `view` reads.
+    pub(crate) fn matches(&self, view: &LeafView<'_>) -> bool {
         fn same(a: &Option<Cow<'_, str>>, b: Option<&str>) -> bool {
             a.as_deref() == b
         }
-        let (category, operation) = trail_core::event::split_action(&self.action);
-        let actor = self.actor.as_ref();
-        let res = self.resource.as_ref();
-        let ctx = self.context.as_ref();
+        let (category, operation) = trail_core::event::split_action(&view.action);
+        let actor = view.actor.as_ref();
+        let res = view.resource.as_ref();
+        let ctx = view.context.as_ref();
         let ws = ctx.and_then(|c| c.workspace.as_ref());
-        self.id == row.id
-            && self.timestamp.0 == row.ts
-            && self.received_at.0 == row.received
-            && category == row.category
-            && operation == row.operation
-            && outcome_code(self.result) == row.result
-            && self.status_code.map(i64::from) == row.status_code
-            && same(actor.map_or(&None, |a| &a.id), row.actor_id)
-            && same(actor.map_or(&None, |a| &a.name), row.actor_name)
-            && same(actor.map_or(&None, |a| &a.email), row.actor_email)
-            && row.company == Some(&*self.org)
-            && same(&self.request_id, row.request_id)
-            && same(res.map_or(&None, |r| &r.kind), row.resource_type)
-            && same(res.map_or(&None, |r| &r.id), row.resource_id)
-            && same(res.map_or(&None, |r| &r.name), row.resource_name)
-            && same(ws.map_or(&None, |w| &w.id), row.workspace_id)
-            && same(ws.map_or(&None, |w| &w.name), row.workspace_name)
-            && same(ctx.map_or(&None, |c| &c.project), row.project)
-            && same(ctx.map_or(&None, |c| &c.cluster), row.cluster)
-            && same(ctx.map_or(&None, |c| &c.namespace), row.namespace)
-            && self.source_ip.as_deref().and_then(|s| s.parse().ok()).map(ip_bytes) == row.ip
-            && same(&self.idempotency_key, row.idem)
+        Uuid::parse_str(&view.id).is_ok_and(|id| id == self.id)
+            && view.time() == Some(self.ts)
+            && view.received() == Some(self.received)
+            && category == self.category
+            && operation == self.operation
+            && view.outcome().map(outcome_code) == Some(self.result)
+            && view.status_code.map(i64::from) == self.status_code
+            && same(actor.map_or(&None, |a| &a.id), self.actor_id)
+            && same(actor.map_or(&None, |a| &a.name), self.actor_name)
+            && same(actor.map_or(&None, |a| &a.email), self.actor_email)
+            && self.company == Some(&*view.org)
+            && same(&view.request_id, self.request_id)
+            && same(res.map_or(&None, |r| &r.kind), self.resource_type)
+            && same(res.map_or(&None, |r| &r.id), self.resource_id)
+            && same(res.map_or(&None, |r| &r.name), self.resource_name)
+            && same(ws.map_or(&None, |w| &w.id), self.workspace_id)
+            && same(ws.map_or(&None, |w| &w.name), self.workspace_name)
+            && same(ctx.map_or(&None, |c| &c.project), self.project)
+            && same(ctx.map_or(&None, |c| &c.cluster), self.cluster)
+            && same(ctx.map_or(&None, |c| &c.namespace), self.namespace)
+            && view.source_ip.as_deref().and_then(|s| s.parse().ok()).map(ip_bytes) == self.ip
+            && same(&view.idempotency_key, self.idem)
     }
 }
 

@@ -1,19 +1,17 @@
-//! A lazy reader of the fields `verify`'s fast path needs from a stored event: one pass
-//! over the bytes that borrows the indexed fields and steps over the rest, several
-//! times cheaper than serde for the same `LeafView`.
+//! A lazy reader of a stored event's `LeafView`: one pass over the bytes that borrows
+//! the fields the view holds and steps over the rest, several times cheaper than serde
+//! for the same view.
 //!
-//! It gives way rather than guess: anything it does not read exactly as serde would
-//! (an escape inside a field it keeps, a repeated field, a value of another type,
-//! nesting past its limit, bytes that are not UTF-8 or not JSON) makes it answer
-//! `None`, and the caller reads the bytes with serde. So when it answers, it answers
-//! what serde answers (`tests` hold it to that).
+//! It gives way rather than guess: anything it does not read exactly as serde would (a
+//! repeated field, a value of another type, an escape it cannot judge in a skipped
+//! value, nesting past its limit, bytes that are not UTF-8 or not JSON) makes it answer
+//! `None`, and `LeafView::read` reads the bytes with serde. So when it answers, it
+//! answers what serde answers (`tests` hold it to that). A kept string with escapes is
+//! unescaped by serde itself.
 
 use std::borrow::Cow;
 
-use trail_core::{Outcome, Timestamp};
-use uuid::Uuid;
-
-use crate::indexed::{ActorView, ContextView, LeafView};
+use crate::leaf::{LeafContext, LeafParty, LeafView};
 
 /// The bytes that end a run of plain string content: a quote, a backslash, a control.
 static STOP: [bool; 256] = {
@@ -85,7 +83,31 @@ impl<'a> Scanner<'a> {
         self.peek().map(|_| false)
     }
 
-    /// A string without escapes, borrowed (`None` on an escape: serde would unescape).
+    /// A string, borrowed when it holds no escape; escapes are unescaped by serde
+    /// (which judges them, lone surrogates included).
+    fn string(&mut self) -> Option<Cow<'a, str>> {
+        self.eat(b'"')?;
+        let start = self.i;
+        let end = self.to_stop();
+        if self.b.get(end) == Some(&b'"') {
+            self.i = end + 1;
+            return self.text.get(start..end).map(Cow::Borrowed);
+        }
+        let mut j = end;
+        loop {
+            match *self.b.get(j)? {
+                b'"' => break,
+                b'\\' => j += 2,
+                c if c < 0x20 => return None,
+                _ => j += 1,
+            }
+        }
+        self.i = j + 1;
+        serde_json::from_str::<String>(self.text.get(start - 1..j + 1)?).ok().map(Cow::Owned)
+    }
+
+    /// A string without escapes, borrowed (`None` on an escape): for keys, which serde
+    /// would match after unescaping.
     fn plain(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.i;
@@ -109,11 +131,11 @@ impl<'a> Scanner<'a> {
         i
     }
 
-    fn opt_plain(&mut self) -> Option<Option<Cow<'a, str>>> {
+    fn opt_string(&mut self) -> Option<Option<Cow<'a, str>>> {
         if self.null()? {
             return Some(None);
         }
-        Some(Some(Cow::Borrowed(self.plain()?)))
+        Some(Some(self.string()?))
     }
 
     /// An unsigned integer as JSON writes it (no sign, fraction or exponent).
@@ -161,25 +183,34 @@ impl<'a> Scanner<'a> {
         let (mut id, mut org, mut seq, mut timestamp, mut received_at, mut action, mut result) =
             (None, None, None, None, None, None, None);
         let (mut status_code, mut actor, mut resource, mut context) = (None, None, None, None);
-        let (mut source_ip, mut request_id, mut idempotency_key) = (None, None, None);
+        let (mut source_ip, mut user_agent, mut request_id, mut idempotency_key) = (None, None, None, None);
+        let (mut error, mut details) = (None, None);
         self.object(|s, key| match key {
-            "id" => once(&mut id, Uuid::parse_str(s.plain()?).ok()?),
-            "org" => once(&mut org, Cow::Borrowed(s.plain()?)),
+            "id" => once(&mut id, s.string()?),
+            "org" => once(&mut org, s.string()?),
             "seq" => once(&mut seq, s.unsigned()?),
-            "timestamp" => once(&mut timestamp, Timestamp::parse_rfc3339(s.plain()?).ok()?),
-            "received_at" => once(&mut received_at, Timestamp::parse_rfc3339(s.plain()?).ok()?),
-            "action" => once(&mut action, Cow::Borrowed(s.plain()?)),
-            "result" => once(&mut result, outcome(s.plain()?)?),
+            "timestamp" => once(&mut timestamp, s.string()?),
+            "received_at" => once(&mut received_at, s.string()?),
+            "action" => once(&mut action, s.string()?),
+            "result" => once(&mut result, s.string()?),
             "status_code" => {
                 let v = if s.null()? { None } else { Some(u16::try_from(s.unsigned()?).ok()?) };
                 once(&mut status_code, v)
             }
-            "actor" => once(&mut actor, s.opt_actor()?),
-            "resource" => once(&mut resource, s.opt_actor()?),
+            "actor" => once(&mut actor, s.opt_party()?),
+            "resource" => once(&mut resource, s.opt_party()?),
             "context" => once(&mut context, s.opt_context()?),
-            "source_ip" => once(&mut source_ip, s.opt_plain()?),
-            "request_id" => once(&mut request_id, s.opt_plain()?),
-            "idempotency_key" => once(&mut idempotency_key, s.opt_plain()?),
+            "source_ip" => once(&mut source_ip, s.opt_string()?),
+            "user_agent" => once(&mut user_agent, s.opt_string()?),
+            "request_id" => once(&mut request_id, s.opt_string()?),
+            "idempotency_key" => once(&mut idempotency_key, s.opt_string()?),
+            "error" => once(&mut error, s.opt_string()?),
+            "details" => {
+                s.ws();
+                let start = s.i;
+                s.skip(1)?;
+                once(&mut details, Some(&s.text[start..s.i]).filter(|v| *v != "null"))
+            }
             _ => s.skip(0),
         })?;
         Some(LeafView {
@@ -195,39 +226,42 @@ impl<'a> Scanner<'a> {
             resource: resource.flatten(),
             context: context.flatten(),
             source_ip: source_ip.flatten(),
+            user_agent: user_agent.flatten(),
             request_id: request_id.flatten(),
             idempotency_key: idempotency_key.flatten(),
+            error: error.flatten(),
+            details: details.flatten(),
         })
     }
 
-    fn opt_actor(&mut self) -> Option<Option<ActorView<'a>>> {
+    fn opt_party(&mut self) -> Option<Option<LeafParty<'a>>> {
         if self.null()? {
             return Some(None);
         }
         let (mut id, mut name, mut email, mut kind) = (None, None, None, None);
         self.object(|s, key| match key {
-            "id" => once(&mut id, s.opt_plain()?),
-            "name" => once(&mut name, s.opt_plain()?),
-            "email" => once(&mut email, s.opt_plain()?),
-            "type" => once(&mut kind, s.opt_plain()?),
+            "id" => once(&mut id, s.opt_string()?),
+            "name" => once(&mut name, s.opt_string()?),
+            "email" => once(&mut email, s.opt_string()?),
+            "type" => once(&mut kind, s.opt_string()?),
             _ => s.skip(1),
         })?;
-        Some(Some(ActorView { id: id.flatten(), name: name.flatten(), email: email.flatten(), kind: kind.flatten() }))
+        Some(Some(LeafParty { id: id.flatten(), name: name.flatten(), email: email.flatten(), kind: kind.flatten() }))
     }
 
-    fn opt_context(&mut self) -> Option<Option<ContextView<'a>>> {
+    fn opt_context(&mut self) -> Option<Option<LeafContext<'a>>> {
         if self.null()? {
             return Some(None);
         }
         let (mut workspace, mut project, mut cluster, mut namespace) = (None, None, None, None);
         self.object(|s, key| match key {
-            "workspace" => once(&mut workspace, s.opt_actor()?),
-            "project" => once(&mut project, s.opt_plain()?),
-            "cluster" => once(&mut cluster, s.opt_plain()?),
-            "namespace" => once(&mut namespace, s.opt_plain()?),
+            "workspace" => once(&mut workspace, s.opt_party()?),
+            "project" => once(&mut project, s.opt_string()?),
+            "cluster" => once(&mut cluster, s.opt_string()?),
+            "namespace" => once(&mut namespace, s.opt_string()?),
             _ => s.skip(1),
         })?;
-        Some(Some(ContextView {
+        Some(Some(LeafContext {
             workspace: workspace.flatten(),
             project: project.flatten(),
             cluster: cluster.flatten(),
@@ -329,17 +363,6 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// An outcome as serde reads it.
-fn outcome(s: &str) -> Option<Outcome> {
-    Some(match s {
-        "DONE" => Outcome::Done,
-        "FAILED" => Outcome::Failed,
-        "PROCESSING" => Outcome::Processing,
-        "PENDING" => Outcome::Pending,
-        _ => return None,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
@@ -371,6 +394,39 @@ mod tests {
             "details": {"method": "POST", "n": [1, -2.5e3, true, false, null, {"a": "b\\n\"c"}], "t": "x"},
             "idempotency_key": "k"
         })
+    }
+
+    #[test]
+    fn escapes_and_details_are_read_as_serde_reads_them() {
+        let mut v = base();
+        v["actor"]["name"] = json!("Zo\u{eb} \"Z\"\n");
+        v["error"] = json!("bad\\\"");
+        v["details"] = json!({"a": [1, {"b": "}"}], "c": null});
+        let leaf = serde_json::to_vec(&v).unwrap();
+        assert!(agrees(&leaf).unwrap());
+        let view = scan(&leaf).unwrap();
+        assert_eq!(view.actor.unwrap().name.unwrap(), "Zo\u{eb} \"Z\"\n");
+        assert_eq!(view.details, Some(r#"{"a":[1,{"b":"}"}],"c":null}"#));
+        v["details"] = Value::Null;
+        assert_eq!(scan(&serde_json::to_vec(&v).unwrap()).unwrap().details, None);
+    }
+
+    #[test]
+    fn it_gives_way_on_what_it_does_not_expect() {
+        let leaf = serde_json::to_string(&base()).unwrap();
+        for text in [
+            String::new(),
+            "{".into(),
+            "[]".into(),
+            r#"{"id":"e1"}"#.into(),
+            leaf[..leaf.len() - 1].to_string(),
+            format!("{leaf} x"),
+            leaf.replace(r#""status_code":200"#, r#""status_code":"x""#),
+            leaf.replace(r#""org":"acme""#, r#""org":1"#),
+            leaf.replace(r#""org":"acme""#, r#""org":"a\q""#),
+        ] {
+            assert_eq!(scan(text.as_bytes()), None, "{text}");
+        }
     }
 
     #[test]
