@@ -37,6 +37,10 @@ pub struct ServerConfig {
     pub alerts: AlertConfig,
     /// Streams of events to SIEMs.
     pub streams: StreamConfig,
+    /// Run scheduled exports, retention, the daily self-check and the signer's refusal
+    /// watch in the background (`trail serve` turns it on; embedded servers in tests
+    /// run them when they ask).
+    pub housekeeping: bool,
 }
 
 impl ServerConfig {

@@ -43,6 +43,8 @@ pub struct AppState {
     /// Recently seen API keys, so that authentication costs no query per request.
     keys: Arc<auth::KeyCache>,
     live: Arc<live::Live>,
+    /// Ends the background loops `work::start` started for this state.
+    shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl std::ops::Deref for AppState {
@@ -59,14 +61,9 @@ impl AppState {
 
     /// The HTTP state around existing services.
     pub fn with(services: Services) -> AppState {
-        let st = AppState { services, keys: Arc::default(), live: Arc::default() };
-        // Events other processes append to a shared database reach this one's live view.
-        if let (Some(rx), Ok(rt)) = (st.store.appended_elsewhere(), tokio::runtime::Handle::try_current()) {
-            rt.spawn(work::feed::relay(st.store.clone(), st.feed.clone(), rx));
-        }
-        work::alerts::start(&st.services);
-        work::streams::start(&st.services);
-        st
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        work::start(&services, shutdown.clone());
+        AppState { services, keys: Arc::default(), live: Arc::default(), shutdown }
     }
 }
 
@@ -84,10 +81,11 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let limits = state.config.connections.clone();
     // Open live streams end as shutdown begins, so that it does not wait on them.
-    let live = state.live.clone();
+    let (live, background) = (state.live.clone(), state.shutdown.clone());
     let shutdown = async move {
         shutdown.await;
         live.close();
+        background.cancel();
     };
     listen::serve(listener, app(state), limits, shutdown).await
 }

@@ -60,12 +60,9 @@ pub(crate) async fn serve(config: Config, demo: bool) -> Result<()> {
         public_url: config.public_url.clone(),
         alerts: config.alerts.clone(),
         streams: config.streams.clone(),
+        housekeeping: true,
     };
     let state = AppState::new(store, server_config, trail_server::system_clock());
-    trail_server::work::schedules::spawn_scheduler(state.services.clone(), std::time::Duration::from_secs(30));
-    trail_server::work::retention::spawn_job(state.services.clone());
-    trail_server::work::selfcheck::spawn_job(state.services.clone());
-    trail_server::work::selfcheck::spawn_refusal_watch(state.services.clone());
     if let Some(b) = trail_server::bootstrap(&state, "main").await.map_err(|e| anyhow::anyhow!("{e:?}"))? {
         println!("First start: platform administrator {} (organization {})", b.email, b.org);
         println!("one-time password (shown only now; change it at first login): {}", b.one_time_password);

@@ -12,8 +12,10 @@ use trail_core::FieldError;
 use trail_store::{archive::Archive, DynStore, StoreError};
 
 use crate::config::{Clock, ServerConfig};
+pub use background::{start, Spawner};
 
 pub mod alerts;
+mod background;
 pub mod bootstrap;
 pub mod credentials;
 pub mod daily;

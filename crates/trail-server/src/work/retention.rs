@@ -54,26 +54,25 @@ pub async fn run(st: &Services, as_of: Timestamp) -> Result<Vec<OrgReport>, Work
     Ok(reports)
 }
 
-/// Runs retention every day at the configured UTC minute, until the process ends.
-pub fn spawn_job(st: Services) -> Option<tokio::task::JoinHandle<()>> {
+/// Runs retention every day at the configured UTC minute (when there is an archive
+/// and rules), until the shutdown signal.
+pub(crate) async fn daily(st: Services) {
     if st.archive.is_none() || !st.config.retention.rules.enabled() {
-        return None;
+        return;
     }
-    Some(tokio::spawn(async move {
-        loop {
-            let now = (st.clock)();
-            let next = next_run(None, st.config.retention.run_at_minute, now);
-            let wait = std::time::Duration::from_micros((next - now.0).max(0) as u64);
-            tokio::time::sleep(wait).await;
-            match run(&st, (st.clock)()).await {
-                Ok(reports) => {
-                    let archived: u64 = reports.iter().map(|r| r.archived).sum();
-                    tracing::info!(archived, "retention ran");
-                }
-                Err(e) => tracing::warn!(error = ?e, "retention failed"),
+    loop {
+        let now = (st.clock)();
+        let next = next_run(None, st.config.retention.run_at_minute, now);
+        let wait = std::time::Duration::from_micros((next - now.0).max(0) as u64);
+        tokio::time::sleep(wait).await;
+        match run(&st, (st.clock)()).await {
+            Ok(reports) => {
+                let archived: u64 = reports.iter().map(|r| r.archived).sum();
+                tracing::info!(archived, "retention ran");
             }
+            Err(e) => tracing::warn!(error = ?e, "retention failed"),
         }
-    }))
+    }
 }
 
 /// Applies the online window to a list, facet or export filter: without a start it

@@ -138,11 +138,9 @@ async fn maker_may_still_export(st: &Services, s: &Schedule) -> Result<(), WorkE
 }
 
 /// Runs due scheduled exports every `every` until the process ends.
-pub fn spawn_scheduler(st: Services, every: Duration) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(every).await;
-            run_due(&st).await;
-        }
-    })
+pub async fn every(st: Services, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        run_due(&st).await;
+    }
 }

@@ -151,48 +151,43 @@ pub async fn repair(st: &Services, org: &str) -> Result<Repair, WorkError> {
 /// Records `system:verify` FAILED once for each organization the store's signer
 /// refuses to sign (at start, and whenever the writer refuses one later), naming what
 /// differs; `/healthz` and the page read the refusals from the store.
-pub fn spawn_refusal_watch(st: Services) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut recorded = std::collections::HashSet::new();
-        loop {
-            for r in st.store.refusals() {
-                if !recorded.insert(r.org.clone()) {
-                    continue;
-                }
-                let rec = selfaudit::Record {
-                    org: r.org.clone(),
-                    action: "system:verify",
-                    ok: false,
-                    actor: json!({"id": "trail-signer", "name": "checkpoint signer", "type": "system"}),
-                    resource: Some(json!({"type": "log", "id": r.org, "name": format!("{} log", r.org)})),
-                    details: Some(json!({"signing": "stopped", "findings": [r.reason]})),
-                    error: Some(format!("nothing is signed for this log: {}", r.reason)),
-                    ip: None,
-                    user_agent: None,
-                };
-                selfaudit::record(&st, rec).await;
+pub(crate) async fn watch_refusals(st: Services) {
+    let mut recorded = std::collections::HashSet::new();
+    loop {
+        for r in st.store.refusals() {
+            if !recorded.insert(r.org.clone()) {
+                continue;
             }
-            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            let rec = selfaudit::Record {
+                org: r.org.clone(),
+                action: "system:verify",
+                ok: false,
+                actor: json!({"id": "trail-signer", "name": "checkpoint signer", "type": "system"}),
+                resource: Some(json!({"type": "log", "id": r.org, "name": format!("{} log", r.org)})),
+                details: Some(json!({"signing": "stopped", "findings": [r.reason]})),
+                error: Some(format!("nothing is signed for this log: {}", r.reason)),
+                ip: None,
+                user_agent: None,
+            };
+            selfaudit::record(&st, rec).await;
         }
-    })
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    }
 }
 
-/// Runs the self-check every day at `run_at_minute` (UTC), until the process ends.
-pub fn spawn_job(st: Services) -> Option<tokio::task::JoinHandle<()>> {
-    let minute = st.config.verify_at_minute?;
-    st.config.log.as_ref()?;
-    Some(tokio::spawn(async move {
-        loop {
-            let now = (st.clock)();
-            let next = next_run(None, minute, now);
-            tokio::time::sleep(std::time::Duration::from_micros((next - now.0).max(0) as u64)).await;
-            match run(&st).await {
-                Ok(checks) => {
-                    let failed = checks.iter().filter(|c| !c.ok).count();
-                    tracing::info!(organizations = checks.len(), failed, "self-check ran");
-                }
-                Err(e) => tracing::warn!(error = ?e, "self-check failed to run"),
+/// Runs the self-check every day at `run_at_minute` (UTC), until the shutdown signal.
+pub(crate) async fn daily(st: Services) {
+    let (Some(minute), Some(_)) = (st.config.verify_at_minute, st.config.log.as_ref()) else { return };
+    loop {
+        let now = (st.clock)();
+        let next = next_run(None, minute, now);
+        tokio::time::sleep(std::time::Duration::from_micros((next - now.0).max(0) as u64)).await;
+        match run(&st).await {
+            Ok(checks) => {
+                let failed = checks.iter().filter(|c| !c.ok).count();
+                tracing::info!(organizations = checks.len(), failed, "self-check ran");
             }
+            Err(e) => tracing::warn!(error = ?e, "self-check failed to run"),
         }
-    }))
+    }
 }

@@ -23,7 +23,7 @@ const CHUNK: usize = 5000;
 /// another process on the embedded store, or a missed notice).
 const SWEEP: Duration = Duration::from_secs(30);
 
-pub async fn run(st: Services) {
+pub async fn run(st: Services, spawner: crate::work::Spawner) {
     let mut all = true;
     loop {
         let orgs = if all {
@@ -35,7 +35,7 @@ pub async fn run(st: Services) {
             if let Err(e) = evaluate_org(&st, &org).await {
                 tracing::warn!(org, error = %e, "alert evaluation failed; it is retried in a second");
                 let (st, org) = (st.clone(), org.clone());
-                tokio::spawn(async move {
+                spawner.spawn(async move {
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     st.alerts.appended(&org);
                 });

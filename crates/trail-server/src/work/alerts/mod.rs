@@ -44,18 +44,17 @@ impl Signals {
 }
 
 /// Starts the evaluator and the delivery worker (when alerts are enabled).
-pub fn start(st: &Services) {
+pub(crate) fn start(st: &Services, spawner: &super::Spawner) {
     if !st.config.alerts.enabled {
         return;
     }
-    let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
-    rt.spawn(evaluate::run(st.clone()));
-    rt.spawn(deliver::run(st.clone()));
+    spawner.spawn(evaluate::run(st.clone(), spawner.clone()));
+    spawner.spawn(deliver::run(st.clone()));
     // Other servers' commits to a shared database wake this evaluator too (the one
     // whose evaluation commits first wins; the others find nothing left).
     if let Some(mut rx) = st.store.appended_elsewhere() {
         let st = st.clone();
-        rt.spawn(async move {
+        spawner.spawn(async move {
             loop {
                 match rx.recv().await {
                     Ok(r) => st.alerts.appended(&r.org),

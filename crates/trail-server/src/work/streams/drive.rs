@@ -27,7 +27,7 @@ const IDLE: Duration = Duration::from_millis(250);
 /// Batches sent per step at most.
 const STEP_BATCHES: usize = 8;
 
-pub async fn supervise(st: Services) {
+pub async fn supervise(st: Services, spawner: crate::work::Spawner) {
     let lease = st.config.streams.lease;
     let mut changes = st.streams.changes();
     loop {
@@ -40,7 +40,7 @@ pub async fn supervise(st: Services) {
                 for s in held {
                     if !running.contains_key(&s.id) {
                         let st2 = st.clone();
-                        running.insert(s.id, tokio::spawn(async move { drive(st2, s.org, s.id).await }));
+                        running.insert(s.id, spawner.spawn(async move { drive(st2, s.org, s.id).await }));
                     }
                 }
             }

@@ -68,15 +68,14 @@ impl Signals {
 
 /// Starts the supervisor that leases streams and runs their drivers (when streams
 /// are enabled).
-pub fn start(st: &Services) {
+pub(crate) fn start(st: &Services, spawner: &super::Spawner) {
     if !st.config.streams.enabled {
         return;
     }
-    let Ok(rt) = tokio::runtime::Handle::try_current() else { return };
-    rt.spawn(drive::supervise(st.clone()));
+    spawner.spawn(drive::supervise(st.clone(), spawner.clone()));
     if let Some(mut rx) = st.store.appended_elsewhere() {
         let st = st.clone();
-        rt.spawn(async move {
+        spawner.spawn(async move {
             loop {
                 match rx.recv().await {
                     Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => st.streams.appended(),
