@@ -104,7 +104,7 @@ async fn start(dir: &std::path::Path, alerts: bool, hook: &str) -> Result<Runnin
             id: 0,
             org: "acme".into(),
             name: "bench".into(),
-            kind: "webhook".into(),
+            kind: trail_store::alerts::DestinationKind::Webhook,
             url: Some(hook.into()),
             recipients: vec![],
             secrets: vec![trail_server::work::alerts::send::new_secret()],

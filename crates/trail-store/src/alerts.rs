@@ -25,14 +25,24 @@ pub struct AlertRule {
     pub destinations: Vec<i64>,
 }
 
+crate::named::named! {
+    /// How a destination is reached.
+    pub enum DestinationKind {
+        /// A signed JSON POST (Standard Webhooks).
+        Webhook = "webhook",
+        Slack = "slack",
+        Discord = "discord",
+        Email = "email",
+    }
+}
+
 /// Where firings are sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Destination {
     pub id: i64,
     pub org: String,
     pub name: String,
-    /// `webhook`, `slack`, `discord` or `email`.
-    pub kind: String,
+    pub kind: DestinationKind,
     pub url: Option<String>,
     pub recipients: Vec<String>,
     /// Webhook signing secrets (`whsec_…`), newest first; during a rotation every one

@@ -15,6 +15,7 @@ pub mod alerts;
 pub mod archive;
 pub mod copy;
 mod error;
+mod named;
 pub mod postgres;
 mod prepare;
 mod query_plan;

@@ -38,22 +38,56 @@ impl StreamState {
     }
 }
 
+crate::named::named! {
+    /// How a stream reaches its receiver.
+    pub enum StreamKind {
+        /// Batches posted to a URL.
+        Http = "http",
+        /// RFC 5424 frames over TCP (or TLS).
+        Syslog = "syslog",
+    }
+}
+
+crate::named::named! {
+    /// What a stream sends each event as.
+    pub enum StreamFormat {
+        Jsonl = "jsonl",
+        Ocsf = "ocsf",
+        SplunkHec = "splunk_hec",
+        Cef = "cef",
+    }
+}
+
+impl StreamFormat {
+    /// Whether `kind` carries this format (CEF only over syslog, Splunk HEC only over
+    /// HTTP); the error says which formats it carries.
+    pub fn carried_by(self, kind: StreamKind) -> Result<StreamFormat, String> {
+        match (kind, self) {
+            (StreamKind::Http, StreamFormat::Cef) => {
+                Err("cef is sent over syslog; HTTP streams send jsonl, ocsf or splunk_hec".into())
+            }
+            (StreamKind::Syslog, StreamFormat::SplunkHec) => {
+                Err("splunk_hec is sent over HTTP; syslog streams send jsonl, ocsf or cef".into())
+            }
+            _ => Ok(self),
+        }
+    }
+}
+
 /// One stream of an organization's events to a receiver.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stream {
     pub id: i64,
     pub org: String,
     pub name: String,
-    /// `http` or `syslog`.
-    pub kind: String,
+    pub kind: StreamKind,
     /// HTTP streams: where batches are posted.
     pub url: Option<String>,
     /// Syslog streams: `host:port`.
     pub address: Option<String>,
     /// Syslog streams: over TLS.
     pub tls: bool,
-    /// `jsonl`, `ocsf`, `splunk_hec` or `cef`.
-    pub format: String,
+    pub format: StreamFormat,
     /// Only events matching this query (Trail's query language) are sent.
     pub query: Option<String>,
     /// HTTP streams: headers sent with every batch (e.g. `Authorization`).

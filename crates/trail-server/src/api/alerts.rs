@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use trail_core::Timestamp;
 use trail_store::{
-    alerts::{AlertRule, Delivery, DeliveryStatus, Destination, NewDelivery},
+    alerts::{AlertRule, Delivery, DeliveryStatus, Destination, DestinationKind, NewDelivery},
     Categories,
 };
 use utoipa::ToSchema;
@@ -274,7 +274,7 @@ impl From<&Destination> for DestinationView {
         DestinationView {
             id: d.id,
             name: d.name.clone(),
-            kind: d.kind.clone(),
+            kind: d.kind.as_str().into(),
             url: d.url.as_deref().map(crate::work::outbound::masked),
             recipients: d.recipients.clone(),
             enabled: d.enabled,
@@ -336,9 +336,10 @@ pub(super) async fn create_destination(
     if b.name.trim().is_empty() || b.name.len() > 200 {
         return Err(ApiError::field("name", "must be 1 to 200 characters"));
     }
-    let kind = b.kind.to_ascii_lowercase();
-    match kind.as_str() {
-        "webhook" | "slack" | "discord" => {
+    let kind = DestinationKind::parse(&b.kind.to_ascii_lowercase())
+        .ok_or_else(|| ApiError::field("kind", "must be webhook, slack, discord or email"))?;
+    match kind {
+        DestinationKind::Webhook | DestinationKind::Slack | DestinationKind::Discord => {
             let url = b
                 .url
                 .as_deref()
@@ -347,7 +348,7 @@ pub(super) async fn create_destination(
                 .await
                 .map_err(|e| ApiError::field("url", e.to_string()))?;
         }
-        "email" => {
+        DestinationKind::Email => {
             if b.recipients.is_empty() {
                 return Err(ApiError::field("recipients", "a mail destination needs recipients"));
             }
@@ -356,16 +357,15 @@ pub(super) async fn create_destination(
                     .map_err(|_| ApiError::field("recipients", format!("'{r}' is not an email address")))?;
             }
         }
-        _ => return Err(ApiError::field("kind", "must be webhook, slack, discord or email")),
     }
-    let secret = (kind == "webhook").then(send::new_secret);
+    let secret = (kind == DestinationKind::Webhook).then(send::new_secret);
     let d = Destination {
         id: 0,
         org: org.clone(),
         name: b.name.trim().to_string(),
-        kind: kind.clone(),
-        url: if kind == "email" { None } else { b.url.clone() },
-        recipients: if kind == "email" { b.recipients.clone() } else { vec![] },
+        kind,
+        url: if kind == DestinationKind::Email { None } else { b.url.clone() },
+        recipients: if kind == DestinationKind::Email { b.recipients.clone() } else { vec![] },
         secrets: secret.clone().into_iter().collect(),
         enabled: true,
         created_at: (st.clock)().0,
@@ -402,7 +402,7 @@ pub(super) async fn rotate_secret(
 ) -> Result<Response, ApiError> {
     let org = caller.managed_org(named(&q))?;
     let mut d = own_destination(&st, &org, id).await?;
-    if d.kind != "webhook" {
+    if d.kind != DestinationKind::Webhook {
         return Err(ApiError::field("id", "only webhook destinations have a signing secret"));
     }
     let secret = send::new_secret();

@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 use tokio_postgres::Row;
 
-use super::{org_id, pg, PgStore};
+use super::{named, org_id, pg, PgStore};
 use crate::{
     alerts::{json_list, to_json, AlertRule, Delivery, DeliveryStatus, Destination, Evaluation, NewDelivery},
     Alerting, StoreError,
@@ -32,18 +32,18 @@ fn delivery(r: &Row) -> Delivery {
     }
 }
 
-fn destination(r: &Row) -> Destination {
-    Destination {
+fn destination(r: &Row) -> Result<Destination, StoreError> {
+    Ok(Destination {
         id: r.get(0),
         org: r.get(1),
         name: r.get(2),
-        kind: r.get(3),
+        kind: named(r, 3)?,
         url: r.get(4),
         recipients: json_list(r.get(5)),
         secrets: json_list(r.get(6)),
         enabled: r.get(7),
         created_at: r.get(8),
-    }
+    })
 }
 
 const DESTINATION_SELECT: &str = "SELECT d.id, o.slug, d.name, d.kind, d.url, d.recipients, d.secrets, d.enabled, \
@@ -135,7 +135,7 @@ impl Alerting for PgStore {
         let c = self.client().await?;
         let rows =
             c.query(&format!("{DESTINATION_SELECT} WHERE o.slug = $1 ORDER BY d.id"), &[&org]).await.map_err(pg)?;
-        Ok(rows.iter().map(destination).collect())
+        rows.iter().map(destination).collect()
     }
 
     async fn create_destination(&self, d: Destination) -> Result<Destination, StoreError> {
@@ -148,7 +148,7 @@ impl Alerting for PgStore {
                 &[
                     &org,
                     &d.name,
-                    &d.kind,
+                    &d.kind.as_str(),
                     &d.url,
                     &to_json(&d.recipients),
                     &to_json(&d.secrets),
@@ -160,7 +160,7 @@ impl Alerting for PgStore {
             .map_err(pg)?
             .get(0);
         let row = c.query_one(&format!("{DESTINATION_SELECT} WHERE d.id = $1"), &[&id]).await.map_err(pg)?;
-        Ok(destination(&row))
+        destination(&row)
     }
 
     async fn update_destination(&self, d: Destination) -> Result<bool, StoreError> {

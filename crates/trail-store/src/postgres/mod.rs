@@ -101,6 +101,11 @@ async fn org_id(c: &impl deadpool_postgres::GenericClient, slug: &str) -> Result
         .ok_or_else(|| StoreError::UnknownOrg(slug.to_string()))
 }
 
+/// A named enum read back from a text column.
+fn named<T: crate::named::Named>(r: &tokio_postgres::Row, i: usize) -> Result<T, StoreError> {
+    crate::named::read(r.try_get::<_, &str>(i).map_err(pg)?)
+}
+
 fn to_hash(b: &[u8]) -> Result<Hash, StoreError> {
     b.try_into().map_err(|_| StoreError::Corrupt("a stored hash is not 32 bytes".into()))
 }

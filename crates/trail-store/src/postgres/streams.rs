@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use tokio_postgres::{types::ToSql, Row};
 
-use super::{org_id, pg, PgStore};
+use super::{named, org_id, pg, PgStore};
 use crate::{
     alerts::{json_list, to_json},
     streams::{headers_from, headers_json, Progress, Stream, StreamState},
@@ -16,16 +16,16 @@ const SELECT: &str = "SELECT s.id, o.slug, s.name, s.kind, s.url, s.address, s.t
     s.secrets, s.state, s.cursor, s.last_seq, s.sent, s.failed, s.last_error, s.failing_since, s.alerted, \
     s.last_sent_at, s.owner, s.lease_until, s.created_at FROM streams s JOIN orgs o ON o.id = s.org_id";
 
-fn stream(r: &Row) -> Stream {
-    Stream {
+fn stream(r: &Row) -> Result<Stream, StoreError> {
+    Ok(Stream {
         id: r.get(0),
         org: r.get(1),
         name: r.get(2),
-        kind: r.get(3),
+        kind: named(r, 3)?,
         url: r.get(4),
         address: r.get(5),
         tls: r.get(6),
-        format: r.get(7),
+        format: named(r, 7)?,
         query: r.get(8),
         headers: headers_from(r.get(9)),
         secrets: json_list(r.get(10)),
@@ -41,14 +41,14 @@ fn stream(r: &Row) -> Stream {
         owner: r.get(20),
         lease_until: r.get(21),
         created_at: r.get(22),
-    }
+    })
 }
 
 impl PgStore {
     async fn select_streams(&self, cond: &str, p: &[&(dyn ToSql + Sync)]) -> Result<Vec<Stream>, StoreError> {
         let c = self.client().await?;
         let rows = c.query(&format!("{SELECT} WHERE {cond} ORDER BY s.id"), p).await.map_err(pg)?;
-        Ok(rows.iter().map(stream).collect())
+        rows.iter().map(stream).collect()
     }
 }
 
@@ -65,11 +65,11 @@ impl Streaming for PgStore {
                 &[
                     &org,
                     &s.name,
-                    &s.kind,
+                    &s.kind.as_str(),
                     &s.url,
                     &s.address,
                     &s.tls,
-                    &s.format,
+                    &s.format.as_str(),
                     &s.query,
                     &headers_json(&s.headers),
                     &to_json(&s.secrets),
@@ -113,7 +113,7 @@ impl Streaming for PgStore {
                     &s.url,
                     &s.address,
                     &s.tls,
-                    &s.format,
+                    &s.format.as_str(),
                     &s.query,
                     &headers_json(&s.headers),
                     &to_json(&s.secrets),

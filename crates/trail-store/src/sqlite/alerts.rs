@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-use super::{known_org, SqliteStore};
+use super::{known_org, named, SqliteStore};
 use crate::{
     alerts::{json_list, to_json, AlertRule, Delivery, DeliveryStatus, Destination, Evaluation, NewDelivery},
     Alerting, StoreError,
@@ -40,7 +40,7 @@ fn destinations(c: &Connection, cond: &str, p: impl rusqlite::Params) -> Result<
             id: r.get(0)?,
             org: r.get(1)?,
             name: r.get(2)?,
-            kind: r.get(3)?,
+            kind: named(r, 3)?,
             url: r.get(4)?,
             recipients: json_list(r.get(5)?),
             secrets: json_list(r.get(6)?),
@@ -139,7 +139,7 @@ impl Alerting for SqliteStore {
                 params![
                     org,
                     d.name,
-                    d.kind,
+                    d.kind.as_str(),
                     d.url,
                     to_json(&d.recipients),
                     to_json(&d.secrets),

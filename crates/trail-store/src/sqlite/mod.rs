@@ -305,6 +305,13 @@ fn to_hash(bytes: &[u8]) -> Result<Hash, StoreError> {
 }
 
 /// A BLOB column borrowed from a row.
+/// A named enum read back from a text column (any other text is a conversion error).
+fn named<T: crate::named::Named>(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<T> {
+    let s: String = row.get(i)?;
+    crate::named::read(&s)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e)))
+}
+
 fn blob<'r>(row: &'r rusqlite::Row<'_>, i: usize) -> Result<&'r [u8], StoreError> {
     row.get_ref(i)?.as_blob().map_err(|e| StoreError::Corrupt(e.to_string()))
 }

@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 use rusqlite::{params, Connection, Row};
 
-use super::{known_org, SqliteStore};
+use super::{known_org, named, SqliteStore};
 use crate::{
     alerts::{json_list, to_json},
     streams::{headers_from, headers_json, Progress, Stream, StreamState},
@@ -20,11 +20,11 @@ fn stream(r: &Row<'_>) -> rusqlite::Result<Stream> {
         id: r.get(0)?,
         org: r.get(1)?,
         name: r.get(2)?,
-        kind: r.get(3)?,
+        kind: named(r, 3)?,
         url: r.get(4)?,
         address: r.get(5)?,
         tls: r.get(6)?,
-        format: r.get(7)?,
+        format: named(r, 7)?,
         query: r.get(8)?,
         headers: headers_from(r.get(9)?),
         secrets: json_list(r.get(10)?),
@@ -61,11 +61,11 @@ impl Streaming for SqliteStore {
                 params![
                     org,
                     s.name,
-                    s.kind,
+                    s.kind.as_str(),
                     s.url,
                     s.address,
                     s.tls,
-                    s.format,
+                    s.format.as_str(),
                     s.query,
                     headers_json(&s.headers),
                     to_json(&s.secrets),
@@ -108,7 +108,7 @@ impl Streaming for SqliteStore {
                     s.url,
                     s.address,
                     s.tls,
-                    s.format,
+                    s.format.as_str(),
                     s.query,
                     headers_json(&s.headers),
                     to_json(&s.secrets),

@@ -4,6 +4,7 @@
 
 use serde_json::{json, Value};
 use trail_core::Timestamp;
+use trail_store::alerts::DestinationKind;
 
 use super::rules::Firing;
 
@@ -96,7 +97,7 @@ pub fn headline(p: &Value) -> String {
 
 /// The body for a destination kind: the payload itself for webhooks, Slack's and
 /// Discord's incoming-webhook shapes otherwise.
-pub fn body(kind: &str, p: &Value) -> Value {
+pub fn body(kind: DestinationKind, p: &Value) -> Value {
     let head = headline(p);
     let link = p["link"].as_str().unwrap_or_default();
     let span = match (p["first_event"]["timestamp"].as_str(), p["last_event"]["timestamp"].as_str()) {
@@ -104,14 +105,14 @@ pub fn body(kind: &str, p: &Value) -> Value {
         _ => String::new(),
     };
     match kind {
-        "slack" => json!({
+        DestinationKind::Slack => json!({
             "text": format!("{head} <{link}|Open in Trail>"),
             "blocks": [
                 {"type": "section", "text": {"type": "mrkdwn", "text": format!("*{head}*\n{span}")}},
                 {"type": "actions", "elements": [{"type": "button", "text": {"type": "plain_text", "text": "Open in Trail"}, "url": link}]},
             ],
         }),
-        "discord" => json!({
+        DestinationKind::Discord => json!({
             "content": head,
             "embeds": [{
                 "title": format!("{} in {}", p["rule"].as_str().unwrap_or_default(), p["org"].as_str().unwrap_or_default()),
@@ -123,7 +124,7 @@ pub fn body(kind: &str, p: &Value) -> Value {
                 ],
             }],
         }),
-        _ => p.clone(),
+        DestinationKind::Webhook | DestinationKind::Email => p.clone(),
     }
 }
 

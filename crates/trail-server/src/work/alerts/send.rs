@@ -5,7 +5,7 @@
 //! configuration allows them; the address checked is the one connected to.
 
 use serde_json::Value;
-use trail_store::alerts::{Delivery, Destination};
+use trail_store::alerts::{Delivery, Destination, DestinationKind};
 
 use super::message;
 use crate::work::{
@@ -34,7 +34,7 @@ pub use crate::work::outbound::new_secret;
 /// One attempt.
 pub async fn attempt(st: &Services, dest: &Destination, d: &Delivery) -> Outcome {
     let payload: Value = serde_json::from_str(&d.payload).unwrap_or(Value::Null);
-    if dest.kind == "email" {
+    if dest.kind == DestinationKind::Email {
         return mail(st, dest, &payload).await;
     }
     let Some(url) = dest.url.as_deref() else {
@@ -45,7 +45,7 @@ pub async fn attempt(st: &Services, dest: &Destination, d: &Delivery) -> Outcome
         Err(Unusable::Refused(error)) => return Outcome::Gone { code: None, error },
         Err(Unusable::Unresolved(error)) => return Outcome::Failed { code: None, error },
     };
-    let body = message::body(&dest.kind, &payload).to_string();
+    let body = message::body(dest.kind, &payload).to_string();
     let timeout = st.config.alerts.timeout;
     let host = url.host_str().unwrap_or_default().to_string();
     let client = match outbound::client(&host, addr, timeout, "Trail-Alerts/1") {
@@ -53,7 +53,7 @@ pub async fn attempt(st: &Services, dest: &Destination, d: &Delivery) -> Outcome
         Err(error) => return Outcome::Failed { code: None, error },
     };
     let headers = [("content-type".to_string(), "application/json".to_string())];
-    let signing = (dest.kind == "webhook").then(|| outbound::Signing {
+    let signing = (dest.kind == DestinationKind::Webhook).then(|| outbound::Signing {
         id: format!("msg_{}", d.id),
         ts: (st.clock)().0.div_euclid(1_000_000),
         secrets: &dest.secrets,

@@ -12,34 +12,7 @@ use serde_json::{json, Value};
 use super::ocsf;
 use trail_core::LeafView;
 
-/// A stream's output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Jsonl,
-    Ocsf,
-    SplunkHec,
-    Cef,
-}
-
-impl Format {
-    /// A format by its API name, if the transport (`http`, `syslog`) carries it.
-    pub fn parse(name: &str, kind: &str) -> Result<Format, String> {
-        let f = match name {
-            "jsonl" => Format::Jsonl,
-            "ocsf" => Format::Ocsf,
-            "splunk_hec" => Format::SplunkHec,
-            "cef" => Format::Cef,
-            _ => return Err(format!("'{name}' is not a format (jsonl, ocsf, splunk_hec, cef)")),
-        };
-        match (kind, f) {
-            ("http", Format::Cef) => Err("cef is sent over syslog; HTTP streams send jsonl, ocsf or splunk_hec".into()),
-            ("syslog", Format::SplunkHec) => {
-                Err("splunk_hec is sent over HTTP; syslog streams send jsonl, ocsf or cef".into())
-            }
-            _ => Ok(f),
-        }
-    }
-}
+pub use trail_store::streams::StreamFormat as Format;
 
 /// One event of a batch: its seq and stored bytes.
 #[derive(Clone)]
@@ -241,10 +214,11 @@ mod tests {
 
     #[test]
     fn formats_belong_to_their_transport() {
-        assert!(Format::parse("cef", "http").is_err());
-        assert!(Format::parse("splunk_hec", "syslog").is_err());
-        assert!(Format::parse("xml", "http").unwrap_err().contains("not a format"));
-        assert_eq!(Format::parse("ocsf", "syslog"), Ok(Format::Ocsf));
+        use trail_store::streams::StreamKind;
+        assert!(Format::Cef.carried_by(StreamKind::Http).is_err());
+        assert!(Format::SplunkHec.carried_by(StreamKind::Syslog).is_err());
+        assert_eq!(Format::parse("xml"), None);
+        assert_eq!(Format::Ocsf.carried_by(StreamKind::Syslog), Ok(Format::Ocsf));
     }
 
     #[test]

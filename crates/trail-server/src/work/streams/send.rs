@@ -11,7 +11,7 @@ use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
     net::TcpStream,
 };
-use trail_store::streams::Stream;
+use trail_store::streams::{Stream, StreamKind};
 
 use super::format::{self, Format, Item, Origin};
 use crate::work::{
@@ -66,13 +66,12 @@ impl Client {
 }
 
 pub async fn attempt(st: &Services, s: &Stream, batch: Batch, origin: &Origin, client: &mut Client) -> Outcome {
-    let Ok(format) = Format::parse(&s.format, &s.kind) else {
+    let Ok(format) = s.format.carried_by(s.kind) else {
         return Outcome::Gone(format!("'{}' is not a format of {} streams", s.format, s.kind));
     };
-    match s.kind.as_str() {
-        "http" => http(st, s, format, batch, origin, client).await,
-        "syslog" => syslog(st, s, format, batch, origin).await,
-        k => Outcome::Gone(format!("'{k}' is not a stream kind")),
+    match s.kind {
+        StreamKind::Http => http(st, s, format, batch, origin, client).await,
+        StreamKind::Syslog => syslog(st, s, format, batch, origin).await,
     }
 }
 

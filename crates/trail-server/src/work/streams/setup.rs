@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use trail_core::{FieldError, Timestamp};
-use trail_store::streams::{Stream, StreamState};
+use trail_store::streams::{Stream, StreamKind, StreamState};
 use utoipa::ToSchema;
 
 use super::format::Format;
@@ -70,10 +70,9 @@ pub async fn apply(st: &Services, s: &mut Stream, spec: &StreamSpec) -> Result<(
         return Err(field("name", "must be 1 to 200 characters"));
     }
     if let Some(k) = &spec.kind {
-        s.kind = k.to_ascii_lowercase();
-    }
-    if let Some(f) = &spec.format {
-        s.format = f.to_ascii_lowercase();
+        let k = k.to_ascii_lowercase();
+        s.kind = StreamKind::parse(&k)
+            .ok_or_else(|| field("kind", format!("'{k}' is not a stream kind ({})", StreamKind::names())))?;
     }
     if let Some(t) = spec.tls {
         s.tls = t;
@@ -92,8 +91,8 @@ pub async fn apply(st: &Services, s: &mut Stream, spec: &StreamSpec) -> Result<(
     }
     let allow = st.config.streams.allow_private_destinations;
     let refused = |name: &str, e: Unusable| field(name, e.to_string());
-    match s.kind.as_str() {
-        "http" => {
+    match s.kind {
+        StreamKind::Http => {
             let url = s.url.as_deref().ok_or_else(|| field("url", "an http stream needs a url"))?;
             outbound::resolve(url, allow, "[streams]").await.map_err(|e| refused("url", e))?;
             s.address = None;
@@ -102,7 +101,7 @@ pub async fn apply(st: &Services, s: &mut Stream, spec: &StreamSpec) -> Result<(
                 s.secrets = vec![new_secret()];
             }
         }
-        "syslog" => {
+        StreamKind::Syslog => {
             let a =
                 s.address.as_deref().ok_or_else(|| field("address", "a syslog stream needs an address (host:port)"))?;
             let (host, port) = split_address(a).map_err(|m| field("address", m))?;
@@ -112,9 +111,13 @@ pub async fn apply(st: &Services, s: &mut Stream, spec: &StreamSpec) -> Result<(
                 return Err(field("headers", "headers are sent by http streams only"));
             }
         }
-        other => return Err(field("kind", format!("'{other}' is not a stream kind (http, syslog)"))),
     }
-    Format::parse(&s.format, &s.kind).map_err(|m| field("format", m))?;
+    if let Some(f) = &spec.format {
+        let f = f.to_ascii_lowercase();
+        s.format =
+            Format::parse(&f).ok_or_else(|| field("format", format!("'{f}' is not a format ({})", Format::names())))?;
+    }
+    s.format.carried_by(s.kind).map_err(|m| field("format", m))?;
     if let Some(q) = &s.query {
         trail_core::query::parse(q).map_err(|e| field("query", e.message))?;
     }
@@ -185,11 +188,12 @@ pub async fn new_stream(st: &Services, org: &str, spec: &StreamSpec) -> Result<S
         id: 0,
         org: org.to_string(),
         name: String::new(),
-        kind: String::new(),
+        // Both are required of `spec` (below), which `apply` then reads.
+        kind: StreamKind::Http,
         url: None,
         address: None,
         tls: false,
-        format: String::new(),
+        format: Format::Jsonl,
         query: None,
         headers: BTreeMap::new(),
         secrets: vec![],
@@ -277,11 +281,11 @@ pub async fn view(st: &Services, s: &Stream) -> Result<StreamView, WorkError> {
     Ok(StreamView {
         id: s.id,
         name: s.name.clone(),
-        kind: s.kind.clone(),
+        kind: s.kind.as_str().into(),
         url: s.url.as_deref().map(super::super::outbound::masked),
         address: s.address.clone(),
         tls: s.tls,
-        format: s.format.clone(),
+        format: s.format.as_str().into(),
         query: s.query.clone(),
         headers: s.headers.keys().cloned().collect(),
         status: status(s).into(),

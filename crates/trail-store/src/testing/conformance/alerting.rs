@@ -41,7 +41,7 @@ pub async fn alerting_state_is_kept_per_org_and_moved_once(store: &dyn Store) {
         id: 0,
         org: "acme".into(),
         name: "hook".into(),
-        kind: "webhook".into(),
+        kind: crate::alerts::DestinationKind::Webhook,
         url: Some("http://127.0.0.1:9/x".into()),
         recipients: vec![],
         secrets: vec!["whsec_AAAA".into()],
