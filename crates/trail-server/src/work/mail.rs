@@ -14,19 +14,22 @@ use crate::{SmtpConfig, SmtpTls};
 /// The SMTP transport `smtp` describes: STARTTLS required by default, TLS from the
 /// start, or, set explicitly, none (a warning when credentials would go in clear);
 /// certificates verified against the public roots and `ca_file`.
-pub(crate) fn transport(smtp: &SmtpConfig, timeout: Duration) -> Result<lettre::SmtpTransport, String> {
+pub(crate) fn transport(smtp: &SmtpConfig, timeout: Duration) -> Result<lettre::SmtpTransport, MailError> {
     use lettre::transport::smtp::{
         authentication::Credentials,
         client::{Certificate, Tls, TlsParameters},
     };
-    let params = || -> Result<TlsParameters, String> {
+    // The server cannot be reached as configured: the next attempt may find it fixed.
+    let failed = MailError::Failed;
+    let params = || -> Result<TlsParameters, MailError> {
         let mut b = TlsParameters::builder(smtp.host.clone());
         if let Some(path) = &smtp.ca_file {
-            let pem = std::fs::read(path).map_err(|e| format!("smtp ca_file {}: {e}", path.display()))?;
-            let cert = Certificate::from_pem(&pem).map_err(|e| format!("smtp ca_file {}: {e}", path.display()))?;
+            let pem = std::fs::read(path).map_err(|e| failed(format!("smtp ca_file {}: {e}", path.display())))?;
+            let cert =
+                Certificate::from_pem(&pem).map_err(|e| failed(format!("smtp ca_file {}: {e}", path.display())))?;
             b = b.add_root_certificate(cert);
         }
-        b.build().map_err(|e| format!("smtp tls: {e}"))
+        b.build().map_err(|e| failed(format!("smtp tls: {e}")))
     };
     let tls = match smtp.tls {
         SmtpTls::StartTls => Tls::Required(params()?),
@@ -53,11 +56,13 @@ pub(crate) struct Mail {
 }
 
 /// Why a mail was not sent.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub(crate) enum MailError {
     /// It cannot be made (an address that is not one): sending again will not help.
+    #[error("{0}")]
     Unusable(String),
     /// No SMTP server is configured, or the server did not take it.
+    #[error("{0}")]
     Failed(String),
 }
 
@@ -95,17 +100,13 @@ pub(crate) async fn send(st: &Services, mail: Mail, timeout: Duration) -> Result
         let t = transport(&smtp, timeout)?;
         let mut sent = 0;
         for m in &messages {
-            t.send(m).map_err(|e| e.to_string())?;
+            t.send(m).map_err(|e| MailError::Failed(e.to_string()))?;
             sent += 1;
         }
-        Ok::<usize, String>(sent)
+        Ok::<usize, MailError>(sent)
     })
     .await;
-    match sent {
-        Ok(Ok(n)) => Ok(n),
-        Ok(Err(e)) => Err(MailError::Failed(e)),
-        Err(e) => Err(MailError::Failed(e.to_string())),
-    }
+    sent.unwrap_or_else(|e| Err(MailError::Failed(e.to_string())))
 }
 
 /// Mails a scheduled export's file (attached, or as a note where it is kept when it is
@@ -118,7 +119,7 @@ pub(super) async fn mail_export(
     rows: u64,
     size: u64,
     now: Timestamp,
-) -> Result<usize, String> {
+) -> Result<usize, MailError> {
     let meta = req.meta(now);
     let mut text = format!(
         "Trail scheduled export \"{}\" of organization {}.\n\nFilter: {}\nPeriod: {}\nEvents: {rows}\nGenerated at: {}\n",
@@ -137,7 +138,7 @@ pub(super) async fn mail_export(
     }
     let attachment = match attach {
         true => {
-            let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+            let bytes = std::fs::read(path).map_err(|e| MailError::Failed(e.to_string()))?;
             Some((req.format.file_name(now), req.format.content_type().to_string(), bytes))
         }
         false => None,
@@ -148,7 +149,5 @@ pub(super) async fn mail_export(
         text,
         attachment,
     };
-    send(st, mail, Duration::from_secs(30)).await.map_err(|e| match e {
-        MailError::Unusable(e) | MailError::Failed(e) => e,
-    })
+    send(st, mail, Duration::from_secs(30)).await
 }

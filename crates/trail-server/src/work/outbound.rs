@@ -5,6 +5,8 @@
 use base64::Engine;
 use std::{net::IpAddr, time::Duration};
 
+use super::WorkError;
+
 /// Whether an address is internal: loopback, private, link-local, shared (CGNAT),
 /// unique-local, unspecified, multicast or documentation.
 pub fn internal(ip: IpAddr) -> bool {
@@ -140,7 +142,7 @@ pub fn client(
     addr: std::net::SocketAddr,
     timeout: Duration,
     agent: &str,
-) -> Result<reqwest::Client, String> {
+) -> Result<reqwest::Client, WorkError> {
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(5)))
@@ -148,7 +150,7 @@ pub fn client(
         .resolve(host, addr)
         .user_agent(agent)
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(|e| WorkError::Unavailable(e.to_string()))
 }
 
 /// A new signing secret: `whsec_` and 24 random bytes in base64.
@@ -161,11 +163,12 @@ pub fn new_secret() -> String {
 /// secret after `whsec_` (base64), of `id.timestamp.body`. RustCrypto's HMAC, which
 /// uses the CPU's SHA extensions (the `standardwebhooks` crate's portable SHA-256 was
 /// 4× slower on a 1 MB batch; the tests check each signature against that crate).
-pub fn signature(secret: &str, id: &str, ts: i64, body: &[u8]) -> Result<String, String> {
+pub fn signature(secret: &str, id: &str, ts: i64, body: &[u8]) -> Result<String, WorkError> {
     use hmac::{Hmac, Mac};
     let b64 = base64::engine::general_purpose::STANDARD;
-    let key = b64.decode(secret.strip_prefix("whsec_").unwrap_or(secret)).map_err(|e| e.to_string())?;
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).map_err(|e| e.to_string())?;
+    let unusable = WorkError::Unavailable;
+    let key = b64.decode(secret.strip_prefix("whsec_").unwrap_or(secret)).map_err(|e| unusable(e.to_string()))?;
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).map_err(|e| unusable(e.to_string()))?;
     mac.update(id.as_bytes());
     mac.update(b".");
     mac.update(ts.to_string().as_bytes());

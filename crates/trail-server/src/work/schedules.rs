@@ -69,7 +69,7 @@ pub async fn run_schedule(st: &Services, s: &Schedule, now: Timestamp) -> Result
             Ok(n) => emailed = n,
             Err(e) => {
                 tracing::warn!(schedule = s.id, error = %e, "scheduled export not mailed");
-                mail_error = Some(e);
+                mail_error = Some(e.to_string());
             }
         }
     }

@@ -15,7 +15,7 @@ use super::{
     message,
     rules::{self, Compiled, Context, Firing, State},
 };
-use crate::work::{selfaudit, Services};
+use crate::work::{selfaudit, Services, WorkError};
 
 /// Events read per step.
 const CHUNK: usize = 5000;
@@ -46,20 +46,20 @@ pub async fn run(st: Services, spawner: crate::work::Spawner) {
 }
 
 /// Evaluates what is new in one organization's log. Returns the firings stored.
-pub async fn evaluate_org(st: &Services, org: &str) -> Result<Vec<Firing>, String> {
+pub async fn evaluate_org(st: &Services, org: &str) -> Result<Vec<Firing>, WorkError> {
     let mut fired = Vec::new();
     // Rules, administrators and destinations as they are when this pass starts (a
     // change is seen by the next pass).
     let mut setup: Option<(Vec<Compiled>, HashSet<String>, Vec<trail_store::alerts::Destination>)> = None;
     loop {
-        let Some(at) = st.store.evaluation(org).await.map_err(|e| e.to_string())? else {
+        let Some(at) = st.store.evaluation(org).await? else {
             // First run: start at the end of the log (history does not alert).
-            let end = st.store.log_end(org).await.map_err(|e| e.to_string())?;
+            let end = st.store.log_end(org).await?;
             let start = Evaluation { cursor: end, state: State::default().to_json() };
-            st.store.commit_evaluation(org, None, start, vec![], (st.clock)().0).await.map_err(|e| e.to_string())?;
+            st.store.commit_evaluation(org, None, start, vec![], (st.clock)().0).await?;
             continue;
         };
-        let rows = st.store.scan(org, at.cursor, CHUNK).await.map_err(|e| e.to_string())?;
+        let rows = st.store.scan(org, at.cursor, CHUNK).await?;
         let Some(last) = rows.last().map(|(seq, _)| *seq) else { return Ok(fired) };
         if setup.is_none() {
             setup = Some(load(st, org).await?);
@@ -88,11 +88,7 @@ pub async fn evaluate_org(st: &Services, org: &str) -> Result<Vec<Firing>, Strin
         }
         let next = Evaluation { cursor: last + 1, state: state.to_json() };
         let queued = !deliveries.is_empty();
-        let won = st
-            .store
-            .commit_evaluation(org, Some(at.cursor), next, deliveries, now.0)
-            .await
-            .map_err(|e| e.to_string())?;
+        let won = st.store.commit_evaluation(org, Some(at.cursor), next, deliveries, now.0).await?;
         if !won {
             // Another server evaluated these events first: read on from its position.
             continue;
@@ -111,19 +107,18 @@ pub async fn evaluate_org(st: &Services, org: &str) -> Result<Vec<Firing>, Strin
 async fn load(
     st: &Services,
     org: &str,
-) -> Result<(Vec<Compiled>, HashSet<String>, Vec<trail_store::alerts::Destination>), String> {
-    let stored = st.store.alert_rules(org).await.map_err(|e| e.to_string())?;
+) -> Result<(Vec<Compiled>, HashSet<String>, Vec<trail_store::alerts::Destination>), WorkError> {
+    let stored = st.store.alert_rules(org).await?;
     let compiled = rules::effective(org, stored).into_iter().filter_map(|r| Compiled::new(r).ok()).collect();
     let admins = st
         .store
         .list_users(Some(org))
-        .await
-        .map_err(|e| e.to_string())?
+        .await?
         .into_iter()
         .filter(|u| u.manages() && !u.disabled)
         .map(|u| u.email.to_ascii_lowercase())
         .collect();
-    let destinations = st.store.destinations(org).await.map_err(|e| e.to_string())?;
+    let destinations = st.store.destinations(org).await?;
     Ok((compiled, admins, destinations))
 }
 

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use trail_core::{Event, Filter, Outcome, Timestamp};
+use trail_core::{Event, FieldError, Filter, Outcome, Timestamp};
 use trail_store::alerts::AlertRule;
 
 /// The built-in rules, on by default.
@@ -71,9 +71,12 @@ pub struct Compiled {
 }
 
 impl Compiled {
-    pub fn new(rule: AlertRule) -> Result<Compiled, String> {
+    pub fn new(rule: AlertRule) -> Result<Compiled, FieldError> {
         let filter = match &rule.query {
-            Some(q) => Some(trail_core::query::parse(q).map_err(|e| format!("rule {}: {e}", rule.name))?),
+            Some(q) => Some(
+                trail_core::query::parse(q)
+                    .map_err(|e| FieldError::new("query", format!("rule {}: {e}", rule.name)))?,
+            ),
             None => None,
         };
         Ok(Compiled { rule, filter })

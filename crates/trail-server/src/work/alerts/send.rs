@@ -50,7 +50,7 @@ pub async fn attempt(st: &Services, dest: &Destination, d: &Delivery) -> Outcome
     let host = url.host_str().unwrap_or_default().to_string();
     let client = match outbound::client(&host, addr, timeout, "Trail-Alerts/1") {
         Ok(c) => c,
-        Err(error) => return Outcome::Failed { code: None, error },
+        Err(error) => return Outcome::Failed { code: None, error: error.to_string() },
     };
     let headers = [("content-type".to_string(), "application/json".to_string())];
     let signing = (dest.kind == DestinationKind::Webhook).then(|| outbound::Signing {

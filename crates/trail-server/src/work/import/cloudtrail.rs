@@ -8,13 +8,14 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{action, address, text};
+use super::{action, address, missing, text};
+use crate::work::WorkError;
 
-pub fn map(r: &Value) -> Result<Value, String> {
-    let name = text(r, &["eventName"]).ok_or("eventName is missing")?;
-    let source = text(r, &["eventSource"]).ok_or("eventSource is missing")?;
+pub fn map(r: &Value) -> Result<Value, WorkError> {
+    let name = text(r, &["eventName"]).ok_or_else(|| missing("eventName"))?;
+    let source = text(r, &["eventSource"]).ok_or_else(|| missing("eventSource"))?;
     let service = source.split('.').next().unwrap_or(source);
-    let id = text(r, &["eventID"]).ok_or("eventID is missing")?;
+    let id = text(r, &["eventID"]).ok_or_else(|| missing("eventID"))?;
     let mut e = Map::new();
     e.insert("action".into(), action(service, name).into());
     e.insert("idempotency_key".into(), format!("cloudtrail:{id}").into());

@@ -7,13 +7,16 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{action, address, text};
+use super::{action, address, missing, text};
+use crate::work::WorkError;
 
-pub fn map(r: &Value) -> Result<Value, String> {
-    let p = r.get("protoPayload").ok_or("protoPayload is missing (not a Cloud Audit Log entry)")?;
-    let service = text(p, &["serviceName"]).ok_or("protoPayload.serviceName is missing")?;
-    let method = text(p, &["methodName"]).ok_or("protoPayload.methodName is missing")?;
-    let id = text(r, &["insertId"]).ok_or("insertId is missing")?;
+pub fn map(r: &Value) -> Result<Value, WorkError> {
+    let p = r
+        .get("protoPayload")
+        .ok_or_else(|| WorkError::field("protoPayload", "is missing (not a Cloud Audit Log entry)"))?;
+    let service = text(p, &["serviceName"]).ok_or_else(|| missing("protoPayload.serviceName"))?;
+    let method = text(p, &["methodName"]).ok_or_else(|| missing("protoPayload.methodName"))?;
+    let id = text(r, &["insertId"]).ok_or_else(|| missing("insertId"))?;
     let mut e = Map::new();
     e.insert("action".into(), action(service.split('.').next().unwrap_or(service), method).into());
     e.insert("idempotency_key".into(), format!("gcp:{id}").into());

@@ -6,7 +6,8 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{action, address, text};
+use super::{action, address, missing, text};
+use crate::work::WorkError;
 
 /// Milliseconds since the epoch as RFC 3339.
 fn millis(v: Option<&Value>) -> Option<String> {
@@ -14,8 +15,8 @@ fn millis(v: Option<&Value>) -> Option<String> {
     Some(trail_core::Timestamp(ms.checked_mul(1000)?).to_rfc3339_micros())
 }
 
-pub fn map(r: &Value) -> Result<Value, String> {
-    let act = text(r, &["action"]).ok_or("action is missing")?;
+pub fn map(r: &Value) -> Result<Value, WorkError> {
+    let act = text(r, &["action"]).ok_or_else(|| missing("action"))?;
     let (category, operation) = act.split_once('.').unwrap_or((act, "event"));
     let mut e = Map::new();
     e.insert("action".into(), action(category, operation).into());

@@ -11,19 +11,23 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{action, address, text};
+use super::{action, address, missing, text};
+use crate::work::WorkError;
 
-pub fn map(r: &Value) -> Result<Option<Value>, String> {
+pub fn map(r: &Value) -> Result<Option<Value>, WorkError> {
     let api = text(r, &["apiVersion"]).unwrap_or("audit.k8s.io/v1");
     if !api.starts_with("audit.k8s.io/") || text(r, &["kind"]).is_some_and(|k| k != "Event") {
-        return Err(format!("not a Kubernetes audit event ({api} {})", text(r, &["kind"]).unwrap_or("?")));
+        return Err(WorkError::field(
+            "apiVersion",
+            format!("not a Kubernetes audit event ({api} {})", text(r, &["kind"]).unwrap_or("?")),
+        ));
     }
-    let stage = text(r, &["stage"]).ok_or("stage is missing")?;
+    let stage = text(r, &["stage"]).ok_or_else(|| missing("stage"))?;
     if stage != "ResponseComplete" && stage != "Panic" {
-        return Err(format!("stage {stage}: only ResponseComplete and Panic are stored"));
+        return Err(WorkError::field("stage", format!("{stage}: only ResponseComplete and Panic are stored")));
     }
-    let verb = text(r, &["verb"]).ok_or("verb is missing")?;
-    let audit_id = text(r, &["auditID"]).ok_or("auditID is missing")?;
+    let verb = text(r, &["verb"]).ok_or_else(|| missing("verb"))?;
+    let audit_id = text(r, &["auditID"]).ok_or_else(|| missing("auditID"))?;
     let object = r.get("objectRef");
     let mut e = Map::new();
     let (category, operation) = match object.and_then(|o| text(o, &["resource"])) {

@@ -91,7 +91,7 @@ impl Format {
     }
 
     /// One record as a Trail event (JSON), `Ok(None)` when it is not one to store.
-    fn map(self, record: &Value) -> Result<Option<Value>, String> {
+    fn map(self, record: &Value) -> Result<Option<Value>, WorkError> {
         match self {
             Format::CloudTrail => cloudtrail::map(record).map(Some),
             Format::K8s => k8s::map(record),
@@ -161,8 +161,9 @@ pub fn read(
         };
         for (item, record) in records {
             let event = record.and_then(|r| {
-                let Some(v) = format.map(&r)? else { return Ok(None) };
-                parse_event(v).map(Some).map_err(|e| format!("{}: {}", e.field, e.message))
+                // The reason says which field: the source's, or the event's.
+                let Some(v) = format.map(&r).map_err(|e| e.to_string())? else { return Ok(None) };
+                parse_event(v).map(Some).map_err(|e| e.to_string())
             });
             match event {
                 Ok(Some(event)) => gathered.events.push(event),
@@ -200,6 +201,11 @@ pub async fn store(st: &Services, org: &str, events: Vec<NewEvent>) -> Result<Im
         out.acks.extend(acks);
     }
     Ok(out)
+}
+
+/// A record without a field its format requires.
+pub(crate) fn missing(path: &str) -> WorkError {
+    WorkError::field(path, "is missing")
 }
 
 /// A string field of a JSON object, non-empty.

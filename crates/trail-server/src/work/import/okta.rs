@@ -7,11 +7,12 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{action, address, text};
+use super::{action, address, missing, text};
+use crate::work::WorkError;
 
-pub fn map(r: &Value) -> Result<Value, String> {
-    let kind = text(r, &["eventType"]).ok_or("eventType is missing")?;
-    let id = text(r, &["uuid"]).ok_or("uuid is missing")?;
+pub fn map(r: &Value) -> Result<Value, WorkError> {
+    let kind = text(r, &["eventType"]).ok_or_else(|| missing("eventType"))?;
+    let id = text(r, &["uuid"]).ok_or_else(|| missing("uuid"))?;
     let (category, operation) = kind.split_once('.').unwrap_or((kind, "event"));
     let mut e = Map::new();
     e.insert("action".into(), action(category, operation).into());

@@ -20,9 +20,10 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{action, address, text};
+use super::{action, address, missing, text};
+use crate::work::WorkError;
 
-pub fn kiops(r: &Value) -> Result<Value, String> {
+pub fn kiops(r: &Value) -> Result<Value, WorkError> {
     let code = text(r, &["action_code"]);
     let kind = text(r, &["action_type"]);
     let act = match (code, kind) {
@@ -30,7 +31,7 @@ pub fn kiops(r: &Value) -> Result<Value, String> {
         (Some(c), Some(k)) => action(k, c),
         (None, Some(k)) => action(k, "unknown"),
         (Some(c), None) => action("unknown", c),
-        (None, None) => return Err("action_code is missing".into()),
+        (None, None) => return Err(missing("action_code")),
     };
     let mut e = Map::new();
     e.insert("action".into(), act.into());
@@ -53,13 +54,13 @@ pub fn kiops(r: &Value) -> Result<Value, String> {
 }
 
 /// A result word as Trail's result (absent: done).
-fn result(word: Option<&str>) -> Result<&'static str, String> {
+fn result(word: Option<&str>) -> Result<&'static str, WorkError> {
     Ok(match word.map(str::to_ascii_lowercase).as_deref() {
         Some("success" | "succeeded" | "ok" | "done" | "allowed") | None => "DONE",
         Some("failed" | "failure" | "fail" | "error" | "denied") => "FAILED",
         Some("pending") => "PENDING",
         Some("processing" | "running") => "PROCESSING",
-        Some(other) => return Err(format!("result '{other}' is not success or failed")),
+        Some(other) => return Err(WorkError::field("result", format!("'{other}' is not success or failed"))),
     })
 }
 
@@ -93,8 +94,8 @@ fn user(name: &str) -> Value {
     json!({ key: name, "type": "user" })
 }
 
-pub fn kubevision(r: &Value) -> Result<Value, String> {
-    let verb = text(r, &["action"]).ok_or("action is missing")?;
+pub fn kubevision(r: &Value) -> Result<Value, WorkError> {
+    let verb = text(r, &["action"]).ok_or_else(|| missing("action"))?;
     let kind = text(r, &["resource"]).unwrap_or("system");
     let mut e = Map::new();
     e.insert("action".into(), action(kind, verb).into());
@@ -132,8 +133,8 @@ pub fn kubevision(r: &Value) -> Result<Value, String> {
     Ok(Value::Object(e))
 }
 
-pub fn ops0(r: &Value) -> Result<Value, String> {
-    let act = text(r, &["action"]).ok_or("action is missing")?;
+pub fn ops0(r: &Value) -> Result<Value, WorkError> {
+    let act = text(r, &["action"]).ok_or_else(|| missing("action"))?;
     let (category, operation) = act.split_once(['.', ':']).unwrap_or((act, "event"));
     let mut e = Map::new();
     e.insert("action".into(), action(category, operation).into());
@@ -161,7 +162,8 @@ pub fn ops0(r: &Value) -> Result<Value, String> {
         }
         _ => {}
     }
-    let failed = operation.contains("fail") || text(r, &["status"]).is_some_and(|s| result(Some(s)) == Ok("FAILED"));
+    let failed = operation.contains("fail")
+        || text(r, &["status"]).is_some_and(|s| result(Some(s)).is_ok_and(|r| r == "FAILED"));
     e.insert("result".into(), if failed { "FAILED" } else { "DONE" }.into());
     if let Some(ip) = address(text(r, &["ip_address"])) {
         e.insert("source_ip".into(), ip.into());
@@ -181,8 +183,8 @@ pub fn ops0(r: &Value) -> Result<Value, String> {
     Ok(Value::Object(e))
 }
 
-pub fn dify(r: &Value) -> Result<Value, String> {
-    let op = text(r, &["operation_type"]).ok_or("operation_type is missing")?;
+pub fn dify(r: &Value) -> Result<Value, WorkError> {
+    let op = text(r, &["operation_type"]).ok_or_else(|| missing("operation_type"))?;
     let kind = text(r, &["resource_type"]).unwrap_or("system");
     let mut e = Map::new();
     e.insert("action".into(), action(kind, &op.to_ascii_lowercase().replace(' ', "_")).into());
@@ -231,8 +233,8 @@ pub fn dify(r: &Value) -> Result<Value, String> {
     Ok(Value::Object(e))
 }
 
-pub fn gpucloud(r: &Value) -> Result<Value, String> {
-    let act = text(r, &["action"]).ok_or("action is missing")?;
+pub fn gpucloud(r: &Value) -> Result<Value, WorkError> {
+    let act = text(r, &["action"]).ok_or_else(|| missing("action"))?;
     let kind = text(r, &["resource_type"]).unwrap_or("account");
     let mut e = Map::new();
     e.insert("action".into(), action(kind, &act.to_ascii_lowercase().replace([' ', '/'], "_")).into());

@@ -19,7 +19,7 @@ use super::{
     format::{Item, Origin},
     send::{self, Batch, Outcome},
 };
-use crate::work::{selfaudit, Services};
+use crate::work::{selfaudit, Services, WorkError};
 
 /// The longest a driver sleeps without looking (a covering checkpoint may lag an
 /// append by about a second).
@@ -73,8 +73,8 @@ enum Step {
     Missing(String),
 }
 
-async fn read(st: &Services, s: &Stream, filter: Option<&Filter>) -> Result<Step, String> {
-    let Some(cp) = st.store.checkpoint(&s.org, None).await.map_err(|e| e.to_string())? else { return Ok(Step::Idle) };
+async fn read(st: &Services, s: &Stream, filter: Option<&Filter>) -> Result<Step, WorkError> {
+    let Some(cp) = st.store.checkpoint(&s.org, None).await? else { return Ok(Step::Idle) };
     if s.cursor >= cp.size {
         return Ok(Step::Idle);
     }
@@ -82,9 +82,7 @@ async fn read(st: &Services, s: &Stream, filter: Option<&Filter>) -> Result<Step
     // with one read and one stored position per step.
     let size = st.config.streams.batch_size.max(1) * STEP_BATCHES;
     let want = size.min((cp.size - s.cursor) as usize);
-    let rows = trail_store::archive::scan_merged(&*st.store, st.archive.as_deref(), &s.org, s.cursor, want)
-        .await
-        .map_err(|e| e.to_string())?;
+    let rows = trail_store::archive::scan_merged(&*st.store, st.archive.as_deref(), &s.org, s.cursor, want).await?;
     let mut expect = s.cursor;
     let mut items = Vec::new();
     let now = (st.clock)();
@@ -99,7 +97,10 @@ async fn read(st: &Services, s: &Stream, filter: Option<&Filter>) -> Result<Step
         // Only a query needs the whole event; the formats read what they need.
         let wanted = match filter {
             None => true,
-            Some(f) => f.matches(&Event::from_leaf(&leaf).map_err(|e| format!("seq {seq} is unreadable: {e}"))?, now),
+            Some(f) => f.matches(
+                &Event::from_leaf(&leaf).map_err(|e| WorkError::Internal(format!("seq {seq} is unreadable: {e}")))?,
+                now,
+            ),
         };
         if wanted {
             items.push(Item { seq, leaf });
@@ -140,7 +141,7 @@ async fn drive(st: Services, org: String, id: i64) {
         };
         let step = match read(&st, &s, filter.as_ref()).await {
             Ok(x) => x,
-            Err(e) => Step::Missing(e),
+            Err(e) => Step::Missing(e.to_string()),
         };
         match step {
             Step::Idle => {

@@ -16,7 +16,7 @@ use trail_store::streams::{Stream, StreamKind};
 use super::format::{self, Format, Item, Origin};
 use crate::work::{
     outbound::{self, resolve, resolve_host, Posted, Unusable},
-    Services,
+    Services, WorkError,
 };
 
 /// How an attempt ended.
@@ -53,7 +53,7 @@ pub struct Client {
 }
 
 impl Client {
-    fn get(&mut self, host: &str, addr: std::net::SocketAddr, timeout: Duration) -> Result<reqwest::Client, String> {
+    fn get(&mut self, host: &str, addr: std::net::SocketAddr, timeout: Duration) -> Result<reqwest::Client, WorkError> {
         if let Some((h, a, c)) = &self.held {
             if h == host && *a == addr {
                 return Ok(c.clone());
@@ -93,7 +93,7 @@ async fn http(
     let host = url.host_str().unwrap_or_default().to_string();
     let client = match client.get(&host, addr, timeout) {
         Ok(c) => c,
-        Err(e) => return Outcome::Failed(e),
+        Err(e) => return Outcome::Failed(e.to_string()),
     };
     let (first, last) = (batch.first(), batch.last());
     let checkpoint = base64::engine::general_purpose::STANDARD.encode(batch.checkpoint.as_bytes());
@@ -132,20 +132,21 @@ trait Conn: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
 
 /// The TLS settings: the public roots and the extra ones of `[streams] ca_file`.
-fn tls_config(st: &Services) -> Result<Arc<tokio_rustls::rustls::ClientConfig>, String> {
+fn tls_config(st: &Services) -> Result<Arc<tokio_rustls::rustls::ClientConfig>, WorkError> {
     use rustls_pki_types::{pem::PemObject, CertificateDer};
     use tokio_rustls::rustls;
     let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
     if let Some(pem) = &st.config.streams.ca_pem {
         for c in CertificateDer::pem_slice_iter(pem.as_bytes()) {
-            let c = c.map_err(|e| format!("[streams] ca_file: {e}"))?;
-            roots.add(c).map_err(|e| format!("[streams] ca_file: {e}"))?;
+            let unusable = |e: String| WorkError::Unavailable(format!("[streams] ca_file: {e}"));
+            let c = c.map_err(|e| unusable(e.to_string()))?;
+            roots.add(c).map_err(|e| unusable(e.to_string()))?;
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())?
+        .map_err(|e| WorkError::Unavailable(e.to_string()))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Arc::new(config))
@@ -168,7 +169,7 @@ async fn connect(st: &Services, s: &Stream) -> Result<Box<dyn Conn>, Outcome> {
     if !s.tls {
         return Ok(Box::new(tcp));
     }
-    let config = tls_config(st).map_err(Outcome::Failed)?;
+    let config = tls_config(st).map_err(|e| Outcome::Failed(e.to_string()))?;
     let name =
         rustls_pki_types::ServerName::try_from(host.clone()).map_err(|e| Outcome::Gone(format!("{host}: {e}")))?;
     match tokio::time::timeout(timeout, tokio_rustls::TlsConnector::from(config).connect(name, tcp)).await {
