@@ -5,7 +5,6 @@
 //! deliveries, which name events and actors, need a view of every category.
 
 use axum::{
-    body::Bytes,
     extract::{Path, State},
     http::StatusCode,
     response::{IntoResponse, Response},
@@ -20,6 +19,7 @@ use trail_store::{
 };
 use utoipa::ToSchema;
 
+use super::extract::{JsonBody, OrgParam};
 use crate::{
     auth::Caller,
     error::ApiError,
@@ -29,12 +29,6 @@ use crate::{
     },
     AppState,
 };
-
-type Named = super::params::Params;
-
-fn named(q: &Named) -> Option<&str> {
-    super::params::org(&q.0)
-}
 
 /// A rule as listed: its settings, and whether it is built in.
 #[derive(Debug, Serialize, ToSchema)]
@@ -135,8 +129,12 @@ async fn check_destinations(st: &AppState, org: &str, ids: &[i64]) -> Result<(),
     get, path = "/api/v1/alerts/rules", tag = "alerts", params(crate::api::doc::OrgParam),
     responses((status = 200, description = "Every rule: the built-in ones (stored settings or defaults), then custom ones", body = RuleList), crate::api::doc::Errors)
 )]
-pub(super) async fn list_rules(State(st): State<AppState>, caller: Caller, q: Named) -> Result<Response, ApiError> {
-    let org = caller.log_org(named(&q))?;
+pub(super) async fn list_rules(
+    State(st): State<AppState>,
+    caller: Caller,
+    org: OrgParam,
+) -> Result<Response, ApiError> {
+    let org = caller.log_org(org.as_deref())?;
     let list = rules::effective(&org, st.store.alert_rules(&org).await?);
     Ok(Json(RuleList { rules: list.iter().map(RuleView::from).collect() }).into_response())
 }
@@ -148,9 +146,8 @@ pub(super) async fn list_rules(State(st): State<AppState>, caller: Caller, q: Na
 pub(super) async fn create_rule(
     State(st): State<AppState>,
     caller: Caller,
-    bytes: Bytes,
+    JsonBody(b): JsonBody<RuleBody>,
 ) -> Result<Response, ApiError> {
-    let b: RuleBody = crate::api::people::body(&bytes)?;
     let org = caller.managed_org(b.org.as_deref())?;
     let name = b.name.clone().unwrap_or_default().trim().to_string();
     let ok = !name.is_empty()
@@ -205,9 +202,8 @@ pub(super) async fn put_rule(
     State(st): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-    bytes: Bytes,
+    JsonBody(b): JsonBody<RuleBody>,
 ) -> Result<Response, ApiError> {
-    let b: RuleBody = crate::api::people::body(&bytes)?;
     let org = caller.managed_org(b.org.as_deref())?;
     let mut rule = rules::effective(&org, st.store.alert_rules(&org).await?)
         .into_iter()
@@ -245,9 +241,9 @@ pub(super) async fn delete_rule(
     State(st): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-    q: Named,
+    org: OrgParam,
 ) -> Result<Response, ApiError> {
-    let org = caller.managed_org(named(&q))?;
+    let org = caller.managed_org(org.as_deref())?;
     let gone = st.store.delete_alert_rule(&org, &name).await?;
     if !gone && !rules::BUILTIN.contains(&name.as_str()) {
         return Err(ApiError::NotFound(format!("no rule {name}")));
@@ -315,9 +311,9 @@ pub(crate) struct DestinationCreated {
 pub(super) async fn list_destinations(
     State(st): State<AppState>,
     caller: Caller,
-    q: Named,
+    org: OrgParam,
 ) -> Result<Response, ApiError> {
-    let org = caller.log_org(named(&q))?;
+    let org = caller.log_org(org.as_deref())?;
     let list = st.store.destinations(&org).await?;
     Ok(Json(DestinationList { destinations: list.iter().map(DestinationView::from).collect() }).into_response())
 }
@@ -329,9 +325,8 @@ pub(super) async fn list_destinations(
 pub(super) async fn create_destination(
     State(st): State<AppState>,
     caller: Caller,
-    bytes: Bytes,
+    JsonBody(b): JsonBody<DestinationBody>,
 ) -> Result<Response, ApiError> {
-    let b: DestinationBody = crate::api::people::body(&bytes)?;
     let org = caller.managed_org(b.org.as_deref())?;
     if b.name.trim().is_empty() || b.name.len() > 200 {
         return Err(ApiError::field("name", "must be 1 to 200 characters"));
@@ -398,9 +393,9 @@ pub(super) async fn rotate_secret(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
-    q: Named,
+    org: OrgParam,
 ) -> Result<Response, ApiError> {
-    let org = caller.managed_org(named(&q))?;
+    let org = caller.managed_org(org.as_deref())?;
     let mut d = own_destination(&st, &org, id).await?;
     if d.kind != DestinationKind::Webhook {
         return Err(ApiError::field("id", "only webhook destinations have a signing secret"));
@@ -423,9 +418,9 @@ pub(super) async fn delete_destination(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
-    q: Named,
+    org: OrgParam,
 ) -> Result<Response, ApiError> {
-    let org = caller.managed_org(named(&q))?;
+    let org = caller.managed_org(org.as_deref())?;
     let d = own_destination(&st, &org, id).await?;
     st.store.delete_destination(&org, id).await?;
     selfaudit::record(&st, caller.record("alert:destination_delete").resource("alert_destination", d.id, &d.name))
@@ -442,9 +437,9 @@ pub(super) async fn test_destination(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
-    q: Named,
+    org: OrgParam,
 ) -> Result<Response, ApiError> {
-    let org = caller.managed_org(named(&q))?;
+    let org = caller.managed_org(org.as_deref())?;
     let d = own_destination(&st, &org, id).await?;
     let base = st.config.public_base();
     let now = (st.clock)();
@@ -506,8 +501,8 @@ pub(crate) struct DeliveryList {
 
 /// Deliveries name events and their actors: reading them needs a view of every
 /// category of the organization.
-fn delivery_org(caller: &Caller, q: &Named) -> Result<String, ApiError> {
-    let org = caller.log_org(named(q))?;
+fn delivery_org(caller: &Caller, org: &OrgParam) -> Result<String, ApiError> {
+    let org = caller.log_org(org.as_deref())?;
     if caller.read_scope()?.categories != Categories::All {
         return Err(ApiError::Forbidden(
             "alert deliveries name events of every category; your role may not view them all".into(),
@@ -523,9 +518,9 @@ fn delivery_org(caller: &Caller, q: &Named) -> Result<String, ApiError> {
 pub(super) async fn list_deliveries(
     State(st): State<AppState>,
     caller: Caller,
-    q: Named,
+    org: OrgParam,
 ) -> Result<Response, ApiError> {
-    let org = delivery_org(&caller, &q)?;
+    let org = delivery_org(&caller, &org)?;
     let list = st.store.deliveries(&org, 200).await?;
     Ok(Json(DeliveryList { deliveries: list.iter().map(DeliveryView::from).collect() }).into_response())
 }
@@ -539,9 +534,9 @@ pub(super) async fn retry_delivery(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
-    q: Named,
+    org: OrgParam,
 ) -> Result<Response, ApiError> {
-    let org = caller.managed_org(named(&q))?;
+    let org = caller.managed_org(org.as_deref())?;
     let mut d = st.store.delivery(&org, id).await?.ok_or_else(|| ApiError::NotFound(format!("no delivery {id}")))?;
     if d.status == DeliveryStatus::Delivered {
         return Err(ApiError::Conflict(format!("delivery {id} was already delivered")));

@@ -14,7 +14,7 @@ use trail_store::{AppendBatch, Count, ListQuery};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::{pairs, Pairs};
+use super::extract::QueryPairs;
 use crate::{auth::Caller, error::ApiError, AppState};
 
 /// Default and largest page sizes of the list.
@@ -220,9 +220,13 @@ pub(super) fn list_params(pairs: &[(String, String)]) -> Result<(Filter, Paging)
     params(crate::api::doc::FilterParams, crate::api::doc::PageParams),
     responses((status = 200, description = "One page, newest first unless sorted otherwise", body = EventPage), crate::api::doc::Errors)
 )]
-pub(super) async fn list(State(st): State<AppState>, caller: Caller, q: Pairs) -> Result<Response, ApiError> {
+pub(super) async fn list(
+    State(st): State<AppState>,
+    caller: Caller,
+    QueryPairs(q): QueryPairs,
+) -> Result<Response, ApiError> {
     let scope = caller.read_scope()?;
-    let (mut filter, paging) = list_params(&pairs(q)?)?;
+    let (mut filter, paging) = list_params(&q)?;
     let Paging { mut cursor, limit, offset } = paging;
     let now = (st.clock)();
     crate::work::retention::online_window(&st, &mut filter, now)?;
@@ -317,9 +321,13 @@ pub(super) async fn detail(
     params(crate::api::doc::FilterParams),
     responses((status = 200, description = "Counts per category, result, user and organization within the filter's time range", body = FacetCounts), crate::api::doc::Errors)
 )]
-pub(super) async fn facets(State(st): State<AppState>, caller: Caller, q: Pairs) -> Result<Response, ApiError> {
+pub(super) async fn facets(
+    State(st): State<AppState>,
+    caller: Caller,
+    QueryPairs(q): QueryPairs,
+) -> Result<Response, ApiError> {
     let scope = caller.read_scope()?;
-    let (mut filter, _) = list_params(&pairs(q)?)?;
+    let (mut filter, _) = list_params(&q)?;
     let now = (st.clock)();
     crate::work::retention::online_window(&st, &mut filter, now)?;
     let f = st.store.facets(scope, filter, now).await?;

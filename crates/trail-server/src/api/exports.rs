@@ -22,6 +22,7 @@ use trail_core::Timestamp;
 use trail_export::{CsvWriter, Format, JsonWriter};
 use uuid::Uuid;
 
+use super::extract::QueryPairs;
 use super::{export_request::request, jobs::view};
 use crate::work::jobs::start;
 use crate::{
@@ -41,9 +42,9 @@ use crate::{
 pub(super) async fn download(
     State(st): State<AppState>,
     caller: Caller,
-    q: super::params::Params,
+    QueryPairs(q): QueryPairs,
 ) -> Result<Response, ApiError> {
-    let req = request(&st, &caller, q.0, true)?;
+    let req = request(&st, &caller, q, true)?;
     let now = (st.clock)();
     let n = estimate(&st, &req, now).await?;
     if n > st.config.exports.sync_rows {
@@ -83,9 +84,9 @@ fn sync_limit(st: &AppState, format: Format) -> u64 {
 pub(super) async fn export(
     State(st): State<AppState>,
     caller: Caller,
-    q: super::params::Params,
+    QueryPairs(q): QueryPairs,
 ) -> Result<Response, ApiError> {
-    let req = request(&st, &caller, q.0, false)?;
+    let req = request(&st, &caller, q, false)?;
     let now = (st.clock)();
     match req.format {
         Format::Csv | Format::Json | Format::Jsonl => {

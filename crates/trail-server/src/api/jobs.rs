@@ -17,6 +17,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::export_request::request;
+use super::extract::QueryPairs;
 use crate::{
     auth::Caller,
     error::{ApiError, ErrorDetail},
@@ -105,10 +106,10 @@ pub(super) fn view(job: &Job) -> JobView {
 pub(super) async fn start_job(
     State(st): State<AppState>,
     caller: Caller,
-    q: super::params::Params,
+    QueryPairs(q): QueryPairs,
 ) -> Result<Response, ApiError> {
-    let download = q.0.iter().any(|(k, v)| k == "download" && v != "0" && v != "false");
-    let req = request(&st, &caller, q.0, download)?;
+    let download = q.iter().any(|(k, v)| k == "download" && v != "0" && v != "false");
+    let req = request(&st, &caller, q, download)?;
     let n = estimate(&st, &req, (st.clock)()).await?;
     if req.format == Format::Pdf && n > MAX_PDF_ROWS {
         return Err(ApiError::field(

@@ -1,7 +1,6 @@
 //! API keys over HTTP: list, create (shown once), revoke.
 
 use axum::{
-    body::Bytes,
     extract::{Path, State},
     http::StatusCode,
     response::{IntoResponse, Response},
@@ -11,12 +10,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
-use super::{
-    params::{self, Params},
-    people::body,
-};
 use trail_store::{KeyScope, NewKey};
 
+use super::extract::{JsonBody, OrgParam};
 use crate::{
     auth::Caller,
     error::ApiError,
@@ -76,9 +72,9 @@ pub(crate) struct NewKeyAnswer {
     params(crate::api::doc::OrgParam),
     responses((status = 200, description = "Keys (administrators: the organization's; users: their personal tokens)", body = KeyList), crate::api::doc::Errors)
 )]
-pub(super) async fn list_keys(State(st): State<AppState>, caller: Caller, q: Params) -> Result<Response, ApiError> {
+pub(super) async fn list_keys(State(st): State<AppState>, caller: Caller, org: OrgParam) -> Result<Response, ApiError> {
     let keys = if caller.perms.manage {
-        let org = match params::org(&q.0) {
+        let org = match org.as_deref() {
             None if caller.perms.platform => None,
             named => Some(caller.managed_org(named)?),
         };
@@ -104,10 +100,13 @@ pub(crate) struct KeyBody {
     request_body = KeyBody,
     responses((status = 201, description = "The key, shown only now", body = NewKeyAnswer), crate::api::doc::Errors)
 )]
-pub(super) async fn create_key(State(st): State<AppState>, caller: Caller, bytes: Bytes) -> Result<Response, ApiError> {
+pub(super) async fn create_key(
+    State(st): State<AppState>,
+    caller: Caller,
+    JsonBody(b): JsonBody<KeyBody>,
+) -> Result<Response, ApiError> {
     // A one-time password is for changing it, not for minting a lasting credential.
     caller.ready()?;
-    let b: KeyBody = body(&bytes)?;
     let scope = KeyScope::parse(&b.scope)
         .ok_or_else(|| ApiError::field("scope", "must be ingest, read, admin, platform or personal"))?;
     let label = b.label.unwrap_or_default();

@@ -17,6 +17,7 @@ pub mod doc;
 mod events;
 mod export_request;
 pub(crate) mod exports;
+pub(crate) mod extract;
 mod import;
 pub(crate) mod jobs;
 mod keys;
@@ -82,5 +83,3 @@ pub(crate) fn router(state: AppState) -> Router {
     // the route answers, and the error body names the methods from it.
     Router::new().fallback_service(routes).layer(axum::middleware::from_fn(crate::finish::finish))
 }
-
-pub(crate) use params::{pairs, Pairs};

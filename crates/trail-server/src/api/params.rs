@@ -10,10 +10,8 @@ use crate::error::ApiError;
 /// The query string's pairs, as an extractor that does not reject by itself.
 pub(crate) type Pairs = Result<Query<Vec<(String, String)>>, QueryRejection>;
 
-/// The query string's pairs, for handlers whose parameters cannot be malformed.
-pub(crate) type Params = Query<Vec<(String, String)>>;
-
-/// The pairs, or a 400 naming `query` when the query string is malformed.
+/// The pairs, or a 400 naming `query` when the query string is malformed (what
+/// `extract::QueryPairs` and `extract::OrgParam` answer).
 pub(crate) fn pairs(q: Pairs) -> Result<Vec<(String, String)>, ApiError> {
     q.map(|Query(p)| p).map_err(|e| ApiError::field("query", format!("malformed query string ({e})")))
 }

@@ -2,13 +2,12 @@
 //! personal tokens. Every change is recorded in the log (see `selfaudit`).
 
 use axum::{
-    body::Bytes,
     extract::{Path, State},
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
     Json,
 };
-use serde::{de::DeserializeOwned, Deserialize, Serialize};
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use trail_store::{
     throttle::{self, ThrottleKey},
@@ -16,7 +15,7 @@ use trail_store::{
 };
 use utoipa::ToSchema;
 
-use super::params::{self, Params};
+use super::extract::{JsonBody, OrgParam};
 use crate::{
     auth::{self, Caller, SESSION_COOKIE},
     error::ApiError,
@@ -31,24 +30,6 @@ use crate::{
 const SESSION_TTL: i64 = 12 * 3600 * 1_000_000;
 /// The shortest password accepted.
 const MIN_PASSWORD: usize = 10;
-
-/// Parses a JSON body into `T`, naming the field at fault.
-pub(crate) fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
-    let v: Value = serde_json::from_slice(bytes).map_err(|e| ApiError::field("body", format!("invalid JSON: {e}")))?;
-    if !v.is_object() {
-        return Err(ApiError::field("body", "must be a JSON object"));
-    }
-    serde_json::from_value(v).map_err(|e| {
-        let msg = e.to_string();
-        let field = msg
-            .split('`')
-            .nth(1)
-            .filter(|_| msg.starts_with("missing field") || msg.starts_with("unknown field"))
-            .unwrap_or("body")
-            .to_string();
-        ApiError::field(&field, msg)
-    })
-}
 
 fn check_password(field: &str, p: &str) -> Result<(), ApiError> {
     if p.chars().count() < MIN_PASSWORD || p.len() > 1024 {
@@ -201,9 +182,8 @@ pub(crate) struct LoginBody {
 pub(super) async fn login(
     State(st): State<AppState>,
     parts: axum::http::request::Parts,
-    bytes: Bytes,
+    JsonBody(b): JsonBody<LoginBody>,
 ) -> Result<Response, ApiError> {
-    let b: LoginBody = body(&bytes)?;
     let email = b.email.trim().to_ascii_lowercase();
     if email.is_empty() {
         return Err(ApiError::field("email", "is required"));
@@ -382,9 +362,8 @@ pub(crate) struct PasswordBody {
 pub(super) async fn change_password(
     State(st): State<AppState>,
     caller: Caller,
-    bytes: Bytes,
+    JsonBody(b): JsonBody<PasswordBody>,
 ) -> Result<Response, ApiError> {
-    let b: PasswordBody = body(&bytes)?;
     let id = caller.user_id().ok_or_else(|| ApiError::field("authorization", "only users have passwords"))?;
     let user = st.store.user(id).await?.ok_or_else(|| ApiError::Unauthorized("no such user".into()))?;
     check_password("new_password", &b.new_password)?;
@@ -428,8 +407,12 @@ pub(super) async fn change_password(
     params(crate::api::doc::OrgParam),
     responses((status = 200, description = "Users of the organization (platform: of all)", body = UserList), crate::api::doc::Errors)
 )]
-pub(super) async fn list_users(State(st): State<AppState>, caller: Caller, q: Params) -> Result<Response, ApiError> {
-    let org = match params::org(&q.0) {
+pub(super) async fn list_users(
+    State(st): State<AppState>,
+    caller: Caller,
+    org: OrgParam,
+) -> Result<Response, ApiError> {
+    let org = match org.as_deref() {
         None if caller.perms.platform => None,
         named => Some(caller.managed_org(named)?),
     };
@@ -474,9 +457,8 @@ pub(crate) struct NewUserBody {
 pub(super) async fn create_user(
     State(st): State<AppState>,
     caller: Caller,
-    bytes: Bytes,
+    JsonBody(b): JsonBody<NewUserBody>,
 ) -> Result<Response, ApiError> {
-    let b: NewUserBody = body(&bytes)?;
     let org = caller.managed_org(b.org.as_deref())?;
     let email = check_email(&b.email)?;
     if b.name.trim().is_empty() || b.name.len() > 200 {
@@ -535,10 +517,9 @@ pub(super) async fn update_user(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    bytes: Bytes,
+    JsonBody(b): JsonBody<UserPatch>,
 ) -> Result<Response, ApiError> {
     let user = managed_user(&st, &caller, &id).await?;
-    let b: UserPatch = body(&bytes)?;
     if user.role == "platform_admin" && !caller.perms.platform {
         return Err(ApiError::Forbidden("only platform administrators may change a platform administrator".into()));
     }
@@ -576,8 +557,12 @@ pub(super) async fn update_user(
     params(crate::api::doc::OrgParam),
     responses((status = 200, description = "The built-in roles and the organization's custom ones", body = RoleList), crate::api::doc::Errors)
 )]
-pub(super) async fn list_roles(State(st): State<AppState>, caller: Caller, q: Params) -> Result<Response, ApiError> {
-    let org = caller.managed_org(params::org(&q.0))?;
+pub(super) async fn list_roles(
+    State(st): State<AppState>,
+    caller: Caller,
+    org: OrgParam,
+) -> Result<Response, ApiError> {
+    let org = caller.managed_org(org.as_deref())?;
     let custom = st.store.roles(&org).await?;
     let builtin = BUILTIN_ROLES.iter().map(|r| r.to_string()).collect();
     Ok(Json(RoleList { builtin, custom: custom.iter().map(RoleView::from).collect() }).into_response())
@@ -600,9 +585,8 @@ pub(super) async fn put_role(
     State(st): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-    bytes: Bytes,
+    JsonBody(b): JsonBody<RoleBody>,
 ) -> Result<Response, ApiError> {
-    let b: RoleBody = body(&bytes)?;
     let org = caller.managed_org(b.org.as_deref())?;
     let valid =
         !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
@@ -633,9 +617,9 @@ pub(super) async fn delete_role(
     State(st): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-    q: Params,
+    org: OrgParam,
 ) -> Result<Response, ApiError> {
-    let org = caller.managed_org(params::org(&q.0))?;
+    let org = caller.managed_org(org.as_deref())?;
     if !st.store.delete_role(&org, &name).await? {
         return Err(ApiError::NotFound(format!("no role '{name}'")));
     }

@@ -12,7 +12,8 @@ use trail_core::Event;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::params::{self, number, only, pairs, Pairs};
+use super::extract::QueryPairs;
+use super::params::{self, number, only};
 use crate::{auth::Caller, error::ApiError, AppState};
 
 /// An entry's inclusion proof (RFC 9162): the hashes from its leaf up to the root of
@@ -55,8 +56,11 @@ async fn latest(st: &AppState, org: &str) -> Result<trail_store::SignedCheckpoin
     params(crate::api::doc::CheckpointParams),
     responses((status = 200, description = "The signed checkpoint (a C2SP signed note)", body = String, content_type = "text/plain"), crate::api::doc::Errors)
 )]
-pub(super) async fn checkpoint(State(st): State<AppState>, caller: Caller, q: Pairs) -> Result<Response, ApiError> {
-    let pairs = pairs(q)?;
+pub(super) async fn checkpoint(
+    State(st): State<AppState>,
+    caller: Caller,
+    QueryPairs(pairs): QueryPairs,
+) -> Result<Response, ApiError> {
     only(&pairs, &["org", "size"])?;
     let org = log_org(&caller, &pairs)?;
     let cp = match number(&pairs, "size")? {
@@ -75,8 +79,11 @@ pub(super) async fn checkpoint(State(st): State<AppState>, caller: Caller, q: Pa
     params(crate::api::doc::InclusionParams),
     responses((status = 200, description = "The inclusion proof", body = InclusionProof), crate::api::doc::Errors)
 )]
-pub(super) async fn inclusion(State(st): State<AppState>, caller: Caller, q: Pairs) -> Result<Response, ApiError> {
-    let pairs = pairs(q)?;
+pub(super) async fn inclusion(
+    State(st): State<AppState>,
+    caller: Caller,
+    QueryPairs(pairs): QueryPairs,
+) -> Result<Response, ApiError> {
     only(&pairs, &["org", "index", "id", "size"])?;
     let org = log_org(&caller, &pairs)?;
     let scope = caller.read_scope()?;
@@ -123,8 +130,11 @@ pub(super) async fn inclusion(State(st): State<AppState>, caller: Caller, q: Pai
     params(crate::api::doc::ConsistencyParams),
     responses((status = 200, description = "The consistency proof", body = ConsistencyProof), crate::api::doc::Errors)
 )]
-pub(super) async fn consistency(State(st): State<AppState>, caller: Caller, q: Pairs) -> Result<Response, ApiError> {
-    let pairs = pairs(q)?;
+pub(super) async fn consistency(
+    State(st): State<AppState>,
+    caller: Caller,
+    QueryPairs(pairs): QueryPairs,
+) -> Result<Response, ApiError> {
     only(&pairs, &["org", "from", "to"])?;
     let org = log_org(&caller, &pairs)?;
     let from = number(&pairs, "from")?.ok_or_else(|| ApiError::field("from", "is required"))?;

@@ -2,7 +2,6 @@
 //! events matching a filter, mailed over SMTP and/or written to a directory.
 
 use axum::{
-    body::Bytes,
     extract::{Path as UrlPath, State},
     http::StatusCode,
     response::{IntoResponse, Response},
@@ -15,6 +14,7 @@ use trail_export::Format;
 use trail_store::Schedule;
 use utoipa::ToSchema;
 
+use super::extract::{JsonBody, OrgParam};
 use crate::{
     auth::Caller,
     error::ApiError,
@@ -98,9 +98,8 @@ pub(crate) struct ScheduleBody {
 pub(super) async fn create_schedule(
     State(st): State<AppState>,
     caller: Caller,
-    bytes: Bytes,
+    JsonBody(b): JsonBody<ScheduleBody>,
 ) -> Result<Response, ApiError> {
-    let b: ScheduleBody = crate::api::people::body(&bytes)?;
     let org = caller.managed_org(b.org.as_deref())?;
     caller.export_scope()?;
     if b.name.trim().is_empty() || b.name.len() > 200 {
@@ -176,9 +175,9 @@ pub(super) async fn create_schedule(
 pub(super) async fn list_schedules(
     State(st): State<AppState>,
     caller: Caller,
-    q: super::params::Params,
+    org: OrgParam,
 ) -> Result<Response, ApiError> {
-    let named = super::params::org(&q.0);
+    let named = org.as_deref();
     let org = match named {
         None if caller.perms.platform => None,
         n => Some(caller.managed_org(n)?),

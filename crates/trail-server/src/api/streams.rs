@@ -4,7 +4,6 @@
 //! organization administrator. Each change is recorded (`stream:*`).
 
 use axum::{
-    body::Bytes,
     extract::{Path, State},
     http::StatusCode,
     response::{IntoResponse, Response},
@@ -18,6 +17,7 @@ use trail_store::{
 };
 use utoipa::ToSchema;
 
+use super::extract::{JsonBody, OrgParam};
 use crate::{
     auth::Caller,
     error::ApiError,
@@ -27,12 +27,6 @@ use crate::{
     },
     AppState,
 };
-
-type Named = super::params::Params;
-
-fn named(q: &Named) -> Option<&str> {
-    super::params::org(&q.0)
-}
 
 /// A stream carries every category: its caller must see them all.
 fn every_category(caller: &Caller) -> Result<(), ApiError> {
@@ -94,11 +88,10 @@ fn summary(s: &Stream) -> serde_json::Value {
 pub(super) async fn create_stream(
     State(st): State<AppState>,
     caller: Caller,
-    q: Named,
-    bytes: Bytes,
+    org: OrgParam,
+    JsonBody(spec): JsonBody<StreamSpec>,
 ) -> Result<Response, ApiError> {
-    let spec: StreamSpec = crate::api::people::body(&bytes)?;
-    let org = manager(&caller, named(&q))?;
+    let org = manager(&caller, org.as_deref())?;
     let s = setup::new_stream(&st, &org, &spec).await?;
     let s = st.store.create_stream(s).await?;
     st.streams.changed();
@@ -111,8 +104,12 @@ pub(super) async fn create_stream(
     get, path = "/api/v1/streams", tag = "streams", params(crate::api::doc::OrgParam),
     responses((status = 200, description = "The organization's streams with their health", body = StreamList), crate::api::doc::Errors)
 )]
-pub(super) async fn list_streams(State(st): State<AppState>, caller: Caller, q: Named) -> Result<Response, ApiError> {
-    let org = reader(&caller, named(&q))?;
+pub(super) async fn list_streams(
+    State(st): State<AppState>,
+    caller: Caller,
+    org: OrgParam,
+) -> Result<Response, ApiError> {
+    let org = reader(&caller, org.as_deref())?;
     let mut streams = Vec::new();
     for s in st.store.streams(Some(&org)).await? {
         streams.push(setup::view(&st, &s).await?);
@@ -129,9 +126,9 @@ pub(super) async fn get_stream(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
-    q: Named,
+    org: OrgParam,
 ) -> Result<Response, ApiError> {
-    let org = reader(&caller, named(&q))?;
+    let org = reader(&caller, org.as_deref())?;
     let s = own(&st, &org, id).await?;
     Ok(Json(setup::view(&st, &s).await?).into_response())
 }
@@ -145,11 +142,10 @@ pub(super) async fn change_stream(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
-    q: Named,
-    bytes: Bytes,
+    org: OrgParam,
+    JsonBody(spec): JsonBody<StreamSpec>,
 ) -> Result<Response, ApiError> {
-    let spec: StreamSpec = crate::api::people::body(&bytes)?;
-    let org = manager(&caller, named(&q))?;
+    let org = manager(&caller, org.as_deref())?;
     if spec.start.is_some() {
         return Err(ApiError::field("start", "a stream's position is moved with POST /api/v1/streams/{id}/replay"));
     }
@@ -201,9 +197,9 @@ pub(super) async fn pause_stream(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
-    q: Named,
+    org: OrgParam,
 ) -> Result<Response, ApiError> {
-    let org = manager(&caller, named(&q))?;
+    let org = manager(&caller, org.as_deref())?;
     let s = control(&st, &caller, &org, id, StreamState::Paused, None).await?;
     Ok(Json(setup::view(&st, &s).await?).into_response())
 }
@@ -217,9 +213,9 @@ pub(super) async fn resume_stream(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
-    q: Named,
+    org: OrgParam,
 ) -> Result<Response, ApiError> {
-    let org = manager(&caller, named(&q))?;
+    let org = manager(&caller, org.as_deref())?;
     let s = control(&st, &caller, &org, id, StreamState::Active, None).await?;
     Ok(Json(setup::view(&st, &s).await?).into_response())
 }
@@ -233,11 +229,10 @@ pub(super) async fn replay_stream(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
-    q: Named,
-    bytes: Bytes,
+    org: OrgParam,
+    JsonBody(b): JsonBody<ReplayBody>,
 ) -> Result<Response, ApiError> {
-    let b: ReplayBody = crate::api::people::body(&bytes)?;
-    let org = manager(&caller, named(&q))?;
+    let org = manager(&caller, org.as_deref())?;
     let current = own(&st, &org, id).await?;
     let at = setup::position(&st, &org, &b.from, "from").await?;
     let s = control(&st, &caller, &org, id, current.state, Some(at)).await?;
@@ -253,9 +248,9 @@ pub(super) async fn delete_stream(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<i64>,
-    q: Named,
+    org: OrgParam,
 ) -> Result<Response, ApiError> {
-    let org = manager(&caller, named(&q))?;
+    let org = manager(&caller, org.as_deref())?;
     let s = own(&st, &org, id).await?;
     st.store.delete_stream(&org, id).await?;
     st.streams.changed();

@@ -10,7 +10,8 @@ use serde::Serialize;
 use trail_store::rollup::{Bucket, TIMELINE_BOUND};
 use utoipa::ToSchema;
 
-use super::{events::list_params, pairs, Pairs};
+use super::events::list_params;
+use super::extract::QueryPairs;
 use crate::{auth::Caller, error::ApiError, AppState};
 
 /// Matching events per bar of the period.
@@ -50,9 +51,13 @@ pub(crate) struct BarView {
     params(crate::api::doc::FilterParams),
     responses((status = 200, description = "Matching events per hour or day of the filter's period, by result, and their total", body = TimelineView), crate::api::doc::Errors)
 )]
-pub(super) async fn timeline(State(st): State<AppState>, caller: Caller, q: Pairs) -> Result<Response, ApiError> {
+pub(super) async fn timeline(
+    State(st): State<AppState>,
+    caller: Caller,
+    QueryPairs(q): QueryPairs,
+) -> Result<Response, ApiError> {
     let scope = caller.read_scope()?;
-    let (mut filter, _) = list_params(&pairs(q)?)?;
+    let (mut filter, _) = list_params(&q)?;
     let now = (st.clock)();
     crate::work::retention::online_window(&st, &mut filter, now)?;
     let t = st.store.timeline(scope, filter, now).await?;

@@ -1,0 +1,134 @@
+//! The extractors every handler takes its input through, so that each one is read and
+//! refused the same way: `JsonBody<T>` (a JSON object body; a 400 naming the field at
+//! fault, found by `serde_path_to_error` rather than read out of serde's message;
+//! 413 over the body limit) and `OrgParam` (the organization a request names with
+//! `?org=`) and `QueryPairs` (every parameter as sent); a malformed query string is a
+//! 400 naming `query`.
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, FromRequestParts, Query, Request},
+    http::{request::Parts, StatusCode},
+};
+use serde::de::DeserializeOwned;
+use trail_core::{FieldCode, FieldError};
+
+use super::params;
+use crate::error::ApiError;
+
+/// A JSON object body read into `T`.
+pub(crate) struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            let code =
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE { FieldCode::TooLarge } else { FieldCode::InvalidField };
+            ApiError::Field(FieldError::new("body", e.body_text()).with_code(code))
+        })?;
+        parse(&bytes).map(JsonBody)
+    }
+}
+
+/// Reads `bytes` as a JSON object into `T`: a syntax error, or a body that is not an
+/// object, names `body`; anything else names the path of the value at fault (`name`,
+/// `recipients[1]`), or `body` for what concerns the object itself (a missing field,
+/// which serde's message names).
+pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let starts = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if starts.is_some_and(|b| *b != b'{') {
+        let shape = serde_json::from_slice::<serde::de::IgnoredAny>(bytes);
+        return Err(match shape {
+            Ok(_) => ApiError::field("body", "must be a JSON object"),
+            Err(e) => ApiError::field("body", format!("invalid JSON: {e}")),
+        });
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let inner = e.inner();
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::field("body", format!("invalid JSON: {inner}"));
+        }
+        let path = e.path().to_string();
+        let field = if path == "." { "body" } else { path.as_str() };
+        ApiError::field(field, inner.to_string())
+    })?;
+    de.end().map_err(|e| ApiError::field("body", format!("invalid JSON: {e}")))?;
+    Ok(value)
+}
+
+/// The query string's pairs, in order, as sent.
+pub(crate) struct QueryPairs(pub Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let q = Query::<Vec<(String, String)>>::from_request_parts(parts, state).await;
+        params::pairs(q).map(QueryPairs)
+    }
+}
+
+/// The organization a request names (`?org=`), if it names one.
+pub(crate) struct OrgParam(pub Option<String>);
+
+impl OrgParam {
+    pub(crate) fn as_deref(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for OrgParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let QueryPairs(pairs) = QueryPairs::from_request_parts(parts, state).await?;
+        Ok(OrgParam(params::org(&pairs).map(str::to_string)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        #[serde(default)]
+        recipients: Vec<String>,
+        inner: Option<Inner>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Inner {
+        n: u32,
+    }
+
+    fn field(text: &str) -> String {
+        match parse::<Body>(text.as_bytes()) {
+            Err(ApiError::Field(e)) => e.field,
+            other => panic!("{text}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_field_at_fault_is_named() {
+        assert!(parse::<Body>(br#"{"name":"x","recipients":["a"]}"#).is_ok());
+        assert_eq!(field(r#"{"name":1}"#), "name");
+        assert_eq!(field(r#"{"name":"x","recipients":["a",2]}"#), "recipients[1]");
+        assert_eq!(field(r#"{"name":"x","inner":{"n":-1}}"#), "inner.n");
+        assert_eq!(field(r#"{"name":"x","nope":1}"#), "nope");
+        assert_eq!(field(r#"{"recipients":[]}"#), "body");
+        assert_eq!(field(r#"[1]"#), "body");
+        assert_eq!(field(r#"{"name":"x""#), "body");
+        assert_eq!(field(r#"{"name":"x"} 1"#), "body");
+        assert_eq!(field(""), "body");
+    }
+}
