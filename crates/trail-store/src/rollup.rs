@@ -277,6 +277,59 @@ pub fn plan_timeline(f: &Filter, now: Timestamp) -> TimelinePlan {
     TimelinePlan { bucket, from, to, split }
 }
 
+/// One part of a timeline a backend counts with its own SQL.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TimelinePart {
+    /// Whole days `(first, last)` from the rollups, narrowed as the filter says
+    /// (category, result, views).
+    Days((i64, i64)),
+    /// The events matching `filter` counted per bar of `width` microseconds; with a
+    /// bound, only the newest `bound` of them.
+    Exact { filter: Box<Filter>, width: i64, bound: Option<u64> },
+}
+
+/// The timeline's control flow, shared by both backends: the plan, the parts each
+/// backend counts with `count` (its SQL; SQLite's answers at once), and the bars
+/// assembled from what they found.
+pub async fn timeline<E, Fut: std::future::Future<Output = Result<ExactBars, E>>>(
+    f: &Filter,
+    now: Timestamp,
+    mut count: impl FnMut(TimelinePart) -> Fut,
+) -> Result<Timeline, E> {
+    let plan = plan_timeline(f, now);
+    let mut rows = Vec::new();
+    let mut exact = true;
+    for part in timeline_parts(&plan, f) {
+        let (found, whole) = count(part).await?;
+        rows.extend(found);
+        exact &= whole;
+    }
+    let mut t = assemble(&plan, rows, exact, now);
+    if !exact {
+        t.total = TIMELINE_BOUND;
+    }
+    Ok(t)
+}
+
+/// What `plan` counts: the rollups' whole days and the exact edges, or the whole range
+/// on the events up to `TIMELINE_BOUND`.
+pub fn timeline_parts(plan: &TimelinePlan, f: &Filter) -> Vec<TimelinePart> {
+    let width = plan.bucket.micros();
+    match &plan.split {
+        Some(split) => split
+            .days
+            .map(TimelinePart::Days)
+            .into_iter()
+            .chain(split.exact.iter().map(|(lo, hi)| TimelinePart::Exact {
+                filter: Box::new(with_range(f, *lo, *hi)),
+                width,
+                bound: None,
+            }))
+            .collect(),
+        None => vec![TimelinePart::Exact { filter: Box::new(f.clone()), width, bound: Some(TIMELINE_BOUND) }],
+    }
+}
+
 /// Rows `(bucket start, result code, count)` from any part, made into dense bars from
 /// the range's first bucket (or the first with events) to its last.
 pub fn assemble(

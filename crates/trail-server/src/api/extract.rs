@@ -34,8 +34,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
 
 /// Reads `bytes` as a JSON object into `T`: a syntax error, or a body that is not an
 /// object, names `body`; anything else names the path of the value at fault (`name`,
-/// `recipients[1]`), or `body` for what concerns the object itself (a missing field,
-/// which serde's message names).
+/// `recipients[1]`), and a missing field of the body its name (`password`).
 pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let starts = bytes.iter().find(|b| !b.is_ascii_whitespace());
     if starts.is_some_and(|b| *b != b'{') {
@@ -52,11 +51,54 @@ pub(crate) fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             return ApiError::field("body", format!("invalid JSON: {inner}"));
         }
         let path = e.path().to_string();
-        let field = if path == "." { "body" } else { path.as_str() };
+        let field = match path.as_str() {
+            "." => missing::<T>(inner).unwrap_or("body"),
+            p => p,
+        };
         ApiError::field(field, inner.to_string())
     })?;
     de.end().map_err(|e| ApiError::field("body", format!("invalid JSON: {e}")))?;
     Ok(value)
+}
+
+/// The field of `T` whose absence `error` reports: the one whose error, as serde makes
+/// it for a missing field at that position, is `error` (the path of a missing field
+/// is its object's, so serde_path_to_error cannot name it).
+fn missing<T: DeserializeOwned>(error: &serde_json::Error) -> Option<&'static str> {
+    let said = error.to_string();
+    fields_of::<T>().iter().copied().find(|f| {
+        let made = <serde_json::Error as serde::de::Error>::missing_field(f);
+        said == format!("{made} at line {} column {}", error.line(), error.column())
+    })
+}
+
+/// The fields `T` is deserialized with, as its `Deserialize` names them (none for a
+/// type that is not a struct).
+fn fields_of<T: DeserializeOwned>() -> &'static [&'static str] {
+    use serde::de::{Error, Visitor};
+    struct Probe<'a>(&'a mut &'static [&'static str]);
+    impl<'de> serde::Deserializer<'de> for Probe<'_> {
+        type Error = serde::de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(Error::custom("not a struct"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            *self.0 = fields;
+            Err(Error::custom("fields read"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option
+            unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier ignored_any
+        }
+    }
+    let mut fields: &'static [&'static str] = &[];
+    let _ = T::deserialize(Probe(&mut fields));
+    fields
 }
 
 /// The query string's pairs, in order, as sent.
@@ -125,7 +167,8 @@ mod tests {
         assert_eq!(field(r#"{"name":"x","recipients":["a",2]}"#), "recipients[1]");
         assert_eq!(field(r#"{"name":"x","inner":{"n":-1}}"#), "inner.n");
         assert_eq!(field(r#"{"name":"x","nope":1}"#), "nope");
-        assert_eq!(field(r#"{"recipients":[]}"#), "body");
+        assert_eq!(field(r#"{"recipients":[]}"#), "name");
+        assert_eq!(fields_of::<Body>(), ["name", "recipients", "inner"]);
         assert_eq!(field(r#"[1]"#), "body");
         assert_eq!(field(r#"{"name":"x""#), "body");
         assert_eq!(field(r#"{"name":"x"} 1"#), "body");

@@ -10,9 +10,7 @@ use super::{
     query::{exact_facets, where_clause, Sql},
 };
 use crate::{
-    rollup::{
-        self, assemble, merge_facets, plan_timeline, with_range, ExactBars, Tally, Timeline, DAY_US, TIMELINE_BOUND,
-    },
+    rollup::{self, merge_facets, with_range, ExactBars, Tally, Timeline, TimelinePart, DAY_US},
     row::outcome_code,
     Count, Facets, Scope, StoreError,
 };
@@ -165,49 +163,40 @@ pub(super) async fn timeline(
     f: Filter,
     now: Timestamp,
 ) -> Result<Timeline, StoreError> {
-    let plan = plan_timeline(&f, now);
-    let width = plan.bucket.micros();
-    let mut rows = Vec::new();
-    let mut exact = true;
-    match &plan.split {
-        Some(split) => {
-            if let Some(days) = split.days {
-                let mut sql = day_where(c, &scope, &f, days).await?;
-                if !f.category.is_empty() {
-                    let p = sql.param(f.category.iter().map(|c| c.to_lowercase()).collect::<Vec<_>>());
-                    sql.clauses.push(format!("lower(e.category) = ANY({p})"));
-                }
-                if !f.result.is_empty() {
-                    let p = sql.param(f.result.iter().map(|r| outcome_code(*r) as i16).collect::<Vec<_>>());
-                    sql.clauses.push(format!("e.result = ANY({p})"));
-                }
-                if f.hide_views {
-                    sql.clauses.push("NOT e.is_view".into());
-                }
-                let text = format!(
-                    "SELECT e.day * {DAY_US}, e.result::INT8, SUM(e.n)::INT8 FROM day_counts e WHERE {} \
-                     GROUP BY e.day, e.result",
-                    sql.where_sql()
-                );
-                for r in c.query(&text, &sql.refs()).await.map_err(pg)? {
-                    rows.push((r.get::<_, i64>(0), r.get::<_, i64>(1), r.get::<_, i64>(2) as u64));
-                }
-            }
-            for (lo, hi) in &split.exact {
-                rows.extend(exact_bars(c, &scope, &with_range(&f, *lo, *hi), now, width, None).await?.0);
-            }
-        }
-        None => {
-            let (found, whole) = exact_bars(c, &scope, &f, now, width, Some(TIMELINE_BOUND)).await?;
-            rows = found;
-            exact = whole;
-        }
+    rollup::timeline(&f, now, |part| count_part(c, &scope, &f, now, part)).await
+}
+
+/// One part of a timeline, counted with this backend's SQL.
+async fn count_part(
+    c: &impl GenericClient,
+    scope: &Scope,
+    f: &Filter,
+    now: Timestamp,
+    part: TimelinePart,
+) -> Result<ExactBars, StoreError> {
+    let days = match part {
+        TimelinePart::Exact { filter, width, bound } => return exact_bars(c, scope, &filter, now, width, bound).await,
+        TimelinePart::Days(days) => days,
+    };
+    let mut sql = day_where(c, scope, f, days).await?;
+    if !f.category.is_empty() {
+        let p = sql.param(f.category.iter().map(|c| c.to_lowercase()).collect::<Vec<_>>());
+        sql.clauses.push(format!("lower(e.category) = ANY({p})"));
     }
-    let mut t = assemble(&plan, rows, exact, now);
-    if !exact {
-        t.total = TIMELINE_BOUND;
+    if !f.result.is_empty() {
+        let p = sql.param(f.result.iter().map(|r| outcome_code(*r) as i16).collect::<Vec<_>>());
+        sql.clauses.push(format!("e.result = ANY({p})"));
     }
-    Ok(t)
+    if f.hide_views {
+        sql.clauses.push("NOT e.is_view".into());
+    }
+    let text = format!(
+        "SELECT e.day * {DAY_US}, e.result::INT8, SUM(e.n)::INT8 FROM day_counts e WHERE {} \
+         GROUP BY e.day, e.result",
+        sql.where_sql()
+    );
+    let rows = c.query(&text, &sql.refs()).await.map_err(pg)?;
+    Ok((rows.iter().map(|r| (r.get::<_, i64>(0), r.get::<_, i64>(1), r.get::<_, i64>(2) as u64)).collect(), true))
 }
 
 /// Matching events per bar and result counted on the events; with a bound, only the

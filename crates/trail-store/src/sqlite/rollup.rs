@@ -7,9 +7,7 @@ use trail_core::{Filter, Timestamp};
 
 use super::query::{exact_facets, where_clause, Sql, LEAF_JOIN};
 use crate::{
-    rollup::{
-        self, assemble, merge_facets, plan_timeline, with_range, ExactBars, Tally, Timeline, DAY_US, TIMELINE_BOUND,
-    },
+    rollup::{self, merge_facets, with_range, ExactBars, Tally, Timeline, TimelinePart, DAY_US},
     row::outcome_code,
     Count, Facets, Scope, StoreError,
 };
@@ -118,52 +116,48 @@ pub(super) fn timeline_blocking(
     f: Filter,
     now: Timestamp,
 ) -> Result<Timeline, StoreError> {
-    let plan = plan_timeline(&f, now);
-    let width = plan.bucket.micros();
-    let mut rows = Vec::new();
-    let mut exact = true;
-    match &plan.split {
-        Some(split) => {
-            if let Some(days) = split.days {
-                let mut sql = day_where(conn, &scope, &f, days)?;
-                if !f.category.is_empty() {
-                    let ps: Vec<String> = f.category.iter().map(|c| sql.param(c.clone())).collect();
-                    sql.clauses.push(format!("e.category IN ({})", ps.join(",")));
-                }
-                if !f.result.is_empty() {
-                    let ps: Vec<String> = f.result.iter().map(|r| sql.param(outcome_code(*r))).collect();
-                    sql.clauses.push(format!("e.result IN ({})", ps.join(",")));
-                }
-                if f.hide_views {
-                    sql.clauses.push("e.is_view = 0".into());
-                }
-                let text = format!(
-                    "SELECT e.day * {DAY_US}, e.result, SUM(e.n) FROM day_counts e WHERE {} GROUP BY e.day, e.result",
-                    sql.where_sql()
-                );
-                let mut stmt = conn.prepare_cached(&text)?;
-                let found = stmt.query_map(rusqlite::params_from_iter(sql.params.iter()), |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)? as u64))
-                })?;
-                for row in found {
-                    rows.push(row?);
-                }
-            }
-            for (lo, hi) in &split.exact {
-                rows.extend(exact_bars(conn, &scope, &with_range(&f, *lo, *hi), now, width, None)?.0);
-            }
-        }
-        None => {
-            let (found, whole) = exact_bars(conn, &scope, &f, now, width, Some(TIMELINE_BOUND))?;
-            rows = found;
-            exact = whole;
-        }
+    // Every part is counted as it is asked for: the future is ready at once.
+    let count = |part| std::future::ready(count_part(conn, &scope, &f, now, part));
+    use futures::FutureExt;
+    rollup::timeline(&f, now, count)
+        .now_or_never()
+        .unwrap_or_else(|| Err(StoreError::Unavailable("a timeline part did not answer at once".into())))
+}
+
+/// One part of a timeline, counted with this backend's SQL.
+fn count_part(
+    conn: &Connection,
+    scope: &Scope,
+    f: &Filter,
+    now: Timestamp,
+    part: TimelinePart,
+) -> Result<ExactBars, StoreError> {
+    let days = match part {
+        TimelinePart::Exact { filter, width, bound } => return exact_bars(conn, scope, &filter, now, width, bound),
+        TimelinePart::Days(days) => days,
+    };
+    let mut sql = day_where(conn, scope, f, days)?;
+    if !f.category.is_empty() {
+        let ps: Vec<String> = f.category.iter().map(|c| sql.param(c.clone())).collect();
+        sql.clauses.push(format!("e.category IN ({})", ps.join(",")));
     }
-    let mut t = assemble(&plan, rows, exact, now);
-    if !exact {
-        t.total = TIMELINE_BOUND;
+    if !f.result.is_empty() {
+        let ps: Vec<String> = f.result.iter().map(|r| sql.param(outcome_code(*r))).collect();
+        sql.clauses.push(format!("e.result IN ({})", ps.join(",")));
     }
-    Ok(t)
+    if f.hide_views {
+        sql.clauses.push("e.is_view = 0".into());
+    }
+    let text = format!(
+        "SELECT e.day * {DAY_US}, e.result, SUM(e.n) FROM day_counts e WHERE {} GROUP BY e.day, e.result",
+        sql.where_sql()
+    );
+    let mut stmt = conn.prepare_cached(&text)?;
+    let found = stmt.query_map(rusqlite::params_from_iter(sql.params.iter()), |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)? as u64))
+    })?;
+    let rows = found.collect::<Result<Vec<_>, _>>()?;
+    Ok((rows, true))
 }
 
 /// Matching events per bar and result counted on the events; with a bound, only the
