@@ -368,9 +368,13 @@ fn deliveries_survive_a_restart() {
             inbox.on("/hook").into_iter().find(|v| v["rule"] == "api_token_created")
         })
         .await;
-        let all = store.deliveries("acme", 10).await.unwrap();
+        // The outcome is stored once the receiver has answered.
+        let all = until("the delivery stored as delivered", async || {
+            let all = store.deliveries("acme", 10).await.unwrap();
+            all.iter().any(|d| d.status == trail_store::alerts::DeliveryStatus::Delivered).then_some(all)
+        })
+        .await;
         assert_eq!(all.len(), 1);
-        assert_eq!(all[0].status, trail_store::alerts::DeliveryStatus::Delivered);
     });
     drop(receiver_rt);
 }

@@ -9,6 +9,7 @@ mod exports;
 mod failures;
 mod http;
 mod import;
+mod isolation;
 mod openapi;
 mod slow_clients;
 mod streams;

@@ -219,6 +219,34 @@ pub(super) fn fts_query(conn: &Connection, terms: &[Term<'_>]) -> Result<Option<
     Ok((!parts.is_empty()).then(|| parts.join(" AND ")))
 }
 
+/// One bounded step of merging the search index's segments; returns true when there
+/// is nothing left to merge. Runs only while no append is waiting.
+pub(super) fn merge_step(conn: &Connection) -> bool {
+    let before = conn.total_changes();
+    match conn.execute("INSERT INTO events_fts(events_fts, rank) VALUES('merge', 256)", []) {
+        Ok(_) => conn.total_changes() - before < 2,
+        Err(e) => {
+            tracing::warn!(error = %e, "search index merge failed");
+            true
+        }
+    }
+}
+
+/// The writer's copy of `search_words`.
+pub(super) type Words = foldhash::HashSet<String>;
+
+pub(super) fn load_words(conn: &Connection) -> Words {
+    let load = || -> Result<Words, rusqlite::Error> {
+        let mut stmt = conn.prepare("SELECT word FROM search_words")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        rows.collect()
+    };
+    load().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot read search words");
+        Words::default()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 use trail_core::merkle::Frontier;
 
-use super::writer::load_frontier;
+use super::tree::load_frontier;
 use crate::{
     seal::{self, Seal, Tail},
     signer::LogSigner,

@@ -1,12 +1,18 @@
 //! Each organization's Merkle tree in SQLite: its size, its subtree hashes for proofs,
-//! and the signed checkpoints.
+//! its right edge, and the signed checkpoints (read, and written by the writer).
+
+use std::collections::HashSet;
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
-use trail_core::merkle::{self, Hash};
+use trail_core::{
+    checkpoint::{self, Checkpoint},
+    merkle::{self, Frontier, Hash},
+};
 
 use super::{audit, known_org, to_hash, SqliteStore};
 use crate::{
+    signer::LogSigner,
     verify::{QuickChunk, StoredEntry},
     Proofs, SignedCheckpoint, StoreError,
 };
@@ -186,4 +192,45 @@ impl Proofs for SqliteStore {
     fn refusals(&self) -> Vec<crate::seal::Refusal> {
         self.seal.refusals()
     }
+}
+
+/// Organizations whose tree is larger than their newest checkpoint.
+pub(super) fn unsigned_orgs(conn: &Connection) -> Result<HashSet<i64>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT o.id FROM orgs o WHERE IFNULL((SELECT MAX(t.idx) + 1 FROM tree_nodes t WHERE t.org_id = o.id \
+         AND t.level = 0), 0) > IFNULL((SELECT MAX(size) FROM checkpoints c WHERE c.org_id = o.id), 0)",
+    )?;
+    let ids = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    Ok(ids)
+}
+
+/// The right edge of an organization's tree of `size` leaves, read from `tree_nodes`.
+pub(super) fn load_frontier(conn: &Connection, org: i64, size: u64) -> Result<Frontier, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT hash FROM tree_nodes WHERE org_id = ?1 AND level = ?2 AND idx = ?3")?;
+    let mut nodes = Vec::new();
+    for (level, idx) in Frontier::shape(size) {
+        let hash: Vec<u8> = stmt
+            .query_row(params![org, level, idx as i64], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| StoreError::Corrupt(format!("tree node {level}/{idx} of organization {org} is missing")))?;
+        nodes.push((level, to_hash(&hash)?));
+    }
+    Ok(Frontier { size, nodes })
+}
+
+/// Signs and stores the checkpoint of `tree` (the writer's, in its transaction).
+pub(super) fn write_checkpoint(
+    conn: &Connection,
+    signer: &LogSigner,
+    org: i64,
+    slug: &str,
+    tree: &Frontier,
+) -> Result<(), StoreError> {
+    let cp = Checkpoint { origin: signer.origin(slug), size: tree.size, root: tree.root() };
+    let note = checkpoint::sign(&cp, &signer.key);
+    conn.prepare_cached(
+        "INSERT OR IGNORE INTO checkpoints (org_id, size, root, note, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![org, cp.size as i64, &cp.root[..], note, chrono::Utc::now().timestamp_micros()])?;
+    Ok(())
 }

@@ -10,19 +10,17 @@ use std::{
 use rusqlite::{params, types::Value as SqlValue, Connection, OptionalExtension};
 use tokio::sync::oneshot;
 use trail_core::{
-    checkpoint::{self, Checkpoint},
     merkle::{leaf_hash, Frontier},
     Event, NewEvent, Timestamp,
 };
 use uuid::Uuid;
 
 use super::{
-    index::{org_token, plain_words, terms},
-    to_hash,
-    tree::tree_size,
-    SLOTS,
+    index::{load_words, merge_step, org_token, plain_words, terms, Words},
+    seal::established,
+    tree::{load_frontier, tree_size, unsigned_orgs, write_checkpoint},
+    SqliteStore, SLOTS,
 };
-use super::{seal::established, SqliteStore};
 use crate::{
     prepare::LeafTemplate,
     rollup::{Facts, Tally},
@@ -213,60 +211,8 @@ pub(super) fn writer_loop(
     w.sign_pending(false);
 }
 
-/// Organizations whose tree is larger than their newest checkpoint.
-pub(super) fn unsigned_orgs(conn: &Connection) -> Result<HashSet<i64>, StoreError> {
-    let mut stmt = conn.prepare(
-        "SELECT o.id FROM orgs o WHERE IFNULL((SELECT MAX(t.idx) + 1 FROM tree_nodes t WHERE t.org_id = o.id \
-         AND t.level = 0), 0) > IFNULL((SELECT MAX(size) FROM checkpoints c WHERE c.org_id = o.id), 0)",
-    )?;
-    let ids = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
-    Ok(ids)
-}
-
 /// How long the writer waits for work before using the time to merge the search index.
 pub(super) const IDLE: Duration = Duration::from_millis(100);
-
-/// One bounded step of merging the search index's segments; returns true when there
-/// is nothing left to merge. Runs only while no append is waiting.
-pub(super) fn merge_step(conn: &Connection) -> bool {
-    let before = conn.total_changes();
-    match conn.execute("INSERT INTO events_fts(events_fts, rank) VALUES('merge', 256)", []) {
-        Ok(_) => conn.total_changes() - before < 2,
-        Err(e) => {
-            tracing::warn!(error = %e, "search index merge failed");
-            true
-        }
-    }
-}
-
-/// The writer's copy of `search_words`.
-pub(super) type Words = foldhash::HashSet<String>;
-
-pub(super) fn load_words(conn: &Connection) -> Words {
-    let load = || -> Result<Words, rusqlite::Error> {
-        let mut stmt = conn.prepare("SELECT word FROM search_words")?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        rows.collect()
-    };
-    load().unwrap_or_else(|e| {
-        tracing::error!(error = %e, "cannot read search words");
-        Words::default()
-    })
-}
-
-/// The right edge of an organization's tree of `size` leaves, read from `tree_nodes`.
-pub(super) fn load_frontier(conn: &Connection, org: i64, size: u64) -> Result<Frontier, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT hash FROM tree_nodes WHERE org_id = ?1 AND level = ?2 AND idx = ?3")?;
-    let mut nodes = Vec::new();
-    for (level, idx) in Frontier::shape(size) {
-        let hash: Vec<u8> = stmt
-            .query_row(params![org, level, idx as i64], |r| r.get(0))
-            .optional()?
-            .ok_or_else(|| StoreError::Corrupt(format!("tree node {level}/{idx} of organization {org} is missing")))?;
-        nodes.push((level, to_hash(&hash)?));
-    }
-    Ok(Frontier { size, nodes })
-}
 
 impl Writer {
     /// Writes every batch in one transaction; returns each batch's own outcome. The
@@ -416,22 +362,6 @@ impl Writer {
             tracing::error!(error = %e, "cannot establish the logs' trees; nothing is signed until it can");
         }
     }
-}
-
-pub(super) fn write_checkpoint(
-    conn: &Connection,
-    signer: &LogSigner,
-    org: i64,
-    slug: &str,
-    tree: &Frontier,
-) -> Result<(), StoreError> {
-    let cp = Checkpoint { origin: signer.origin(slug), size: tree.size, root: tree.root() };
-    let note = checkpoint::sign(&cp, &signer.key);
-    conn.prepare_cached(
-        "INSERT OR IGNORE INTO checkpoints (org_id, size, root, note, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?
-    .execute(params![org, cp.size as i64, &cp.root[..], note, chrono::Utc::now().timestamp_micros()])?;
-    Ok(())
 }
 
 pub(super) fn org_id(

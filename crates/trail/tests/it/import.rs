@@ -47,7 +47,7 @@ fn cloudtrail_and_kubernetes_files_from_the_command_line() {
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("audit.log:2: skipped: not JSON") && err.contains("audit.log:3: skipped: stage RequestReceived"),
+        err.contains("audit.log:2: skipped: not JSON") && err.contains("audit.log:3: skipped: stage: RequestReceived"),
         "{err}"
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().last(), Some("imported 1, duplicates 0, skipped 2"));
