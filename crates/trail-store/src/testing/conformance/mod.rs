@@ -46,7 +46,8 @@ macro_rules! conformance_tests {
             bad_cursors_are_invalid,
             rollups_count_like_the_events,
             alerting_state_is_kept_per_org_and_moved_once,
-            streams_are_leased_once_and_moved_by_their_holder
+            streams_are_leased_once_and_moved_by_their_holder,
+            the_store_behaves_like_its_model
         );
     };
     (@each $fresh:path; $($name:ident),*) => {
@@ -62,11 +63,13 @@ macro_rules! conformance_tests {
 
 mod accounts;
 mod alerting;
+mod model;
 mod rollups;
 mod streaming;
 
 pub use accounts::*;
 pub use alerting::*;
+pub use model::*;
 pub use rollups::*;
 pub use streaming::*;
 
