@@ -364,7 +364,7 @@ pub(crate) async fn recheck(st: &AppState, caller: &Caller) -> Result<Caller, Ap
         caller_of_key(st, k, hash).await?
     } else if let Some(s) = &caller.session {
         let expired = || ApiError::Unauthorized("your session has ended; log in again".into());
-        let session = st.store.find_session(s.hash, (st.clock)().0).await?.ok_or_else(expired)?;
+        let session = st.store.find_session(s.hash, (st.clock)()).await?.ok_or_else(expired)?;
         let user = st.store.user(session.user_id).await?.filter(|u| !u.disabled).ok_or_else(expired)?;
         user_caller(st, user, Some(session)).await?
     } else {
@@ -377,7 +377,7 @@ pub(crate) async fn recheck(st: &AppState, caller: &Caller) -> Result<Caller, Ap
 
 async fn by_session(cookie: &str, st: &AppState) -> Result<Caller, ApiError> {
     let expired = || ApiError::Unauthorized("your session has ended; log in again".into());
-    let session = st.store.find_session(hash_key(cookie), (st.clock)().0).await?.ok_or_else(expired)?;
+    let session = st.store.find_session(hash_key(cookie), (st.clock)()).await?.ok_or_else(expired)?;
     let user = st.store.user(session.user_id).await?.filter(|u| !u.disabled).ok_or_else(expired)?;
     user_caller(st, user, Some(session)).await
 }

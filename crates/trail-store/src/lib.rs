@@ -365,7 +365,7 @@ pub trait Accounts: Send + Sync + 'static {
     async fn create_session(&self, session: Session) -> Result<(), StoreError>;
 
     /// A session that has not expired at `now` (µs).
-    async fn find_session(&self, hash: [u8; 32], now: i64) -> Result<Option<Session>, StoreError>;
+    async fn find_session(&self, hash: [u8; 32], now: Timestamp) -> Result<Option<Session>, StoreError>;
 
     /// Ends one session, or with `all_of_user` every session of that session's user.
     async fn delete_sessions(&self, hash: [u8; 32], all_of_user: bool) -> Result<(), StoreError>;
@@ -373,7 +373,7 @@ pub trait Accounts: Send + Sync + 'static {
     /// Counts a login attempt against each key before its password is checked, in one
     /// atomic step shared by every process on the store: `Some(seconds to wait)` if any
     /// key is locked at `now` (µs), and then nothing is counted (see `throttle`).
-    async fn login_attempt(&self, keys: Vec<throttle::ThrottleKey>, now: i64) -> Result<Option<u64>, StoreError>;
+    async fn login_attempt(&self, keys: Vec<throttle::ThrottleKey>, now: Timestamp) -> Result<Option<u64>, StoreError>;
 
     /// After a successful login: forgets the counts of keys marked so, and takes the
     /// attempt back from the others.
@@ -402,7 +402,7 @@ pub trait Jobs: Send + Sync + 'static {
     async fn delete_schedule(&self, org: Option<&str>, id: i64) -> Result<bool, StoreError>;
 
     /// Records a run and when the next one is due.
-    async fn schedule_ran(&self, id: i64, ran_at: i64, next_run: i64) -> Result<(), StoreError>;
+    async fn schedule_ran(&self, id: i64, ran_at: Timestamp, next_run: Timestamp) -> Result<(), StoreError>;
 
     /// Held while one process runs a job that must not run twice at once across the
     /// processes sharing the store (retention); `None` when another holds it.
@@ -443,7 +443,7 @@ pub trait Alerting: Send + Sync + 'static {
         from: Option<u64>,
         to: alerts::Evaluation,
         deliveries: Vec<alerts::NewDelivery>,
-        now: i64,
+        now: Timestamp,
     ) -> Result<bool, StoreError>;
 
     /// The organization's newest deliveries first.
@@ -453,13 +453,18 @@ pub trait Alerting: Send + Sync + 'static {
 
     /// Pending deliveries due at `now`, leased until `until`: no other worker takes them
     /// before then.
-    async fn claim_deliveries(&self, now: i64, until: i64, limit: usize) -> Result<Vec<alerts::Delivery>, StoreError>;
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<alerts::Delivery>, StoreError>;
 
     /// Stores an attempt's outcome (status, attempts, next time, last error and code).
     async fn update_delivery(&self, d: &alerts::Delivery) -> Result<(), StoreError>;
 
     /// A delivery outside an evaluation (a test message); returns its id.
-    async fn add_delivery(&self, org: &str, d: alerts::NewDelivery, now: i64) -> Result<i64, StoreError>;
+    async fn add_delivery(&self, org: &str, d: alerts::NewDelivery, now: Timestamp) -> Result<i64, StoreError>;
 }
 
 /// Streaming's side of the store (see `streams`): streams, their cursors and health,
@@ -484,7 +489,12 @@ pub trait Streaming: Send + Sync + 'static {
 
     /// Leases to `owner` until `until` every active stream that is free, already its,
     /// or whose lease ran out by `now`; returns the active streams it holds.
-    async fn lease_streams(&self, owner: &str, now: i64, until: i64) -> Result<Vec<streams::Stream>, StoreError>;
+    async fn lease_streams(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<Vec<streams::Stream>, StoreError>;
 
     /// Stores one step of a stream's driver if the stream is still leased to `owner`
     /// and its cursor still at `from`. False otherwise (nothing stored).
@@ -514,7 +524,7 @@ pub trait Archives: Send + Sync + 'static {
     /// Forgets the idempotency keys of `org` whose events were received before
     /// `received_before` (µs); returns how many. Keys outlive their events' rows
     /// until then, so a resend of an archived event is still recognised.
-    async fn forget_keys(&self, org: &str, received_before: i64) -> Result<u64, StoreError>;
+    async fn forget_keys(&self, org: &str, received_before: Timestamp) -> Result<u64, StoreError>;
 
     /// The archive files recorded for an organization (every organization's if `None`),
     /// by day.

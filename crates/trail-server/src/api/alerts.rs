@@ -449,7 +449,7 @@ pub(super) async fn test_destination(
         "fired_at": now.to_rfc3339(),
     });
     let new = NewDelivery { rule: "test".into(), destination: d.id, payload: payload.to_string() };
-    let delivery = st.store.add_delivery(&org, new, now.0).await?;
+    let delivery = st.store.add_delivery(&org, new, now).await?;
     st.alerts.queued.notify_one();
     let row = st.store.delivery(&org, delivery).await?.ok_or_else(|| ApiError::Internal("delivery vanished".into()))?;
     Ok((StatusCode::ACCEPTED, Json(DeliveryView::from(&row))).into_response())

@@ -9,6 +9,7 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use trail_core::Timestamp;
 use trail_store::{
     throttle::{self, ThrottleKey},
     Categories, NewUser, Role, Session, User, UserChange, BUILTIN_ROLES,
@@ -229,7 +230,7 @@ pub(super) async fn login(
         ThrottleKey { key: ip_key, limit: throttle::IP_ATTEMPTS, forget_on_success: false },
     ];
     // Counted before the password is checked, in one step with the check of the lock.
-    if let Some(wait) = st.store.login_attempt(keys.clone(), now).await? {
+    if let Some(wait) = st.store.login_attempt(keys.clone(), Timestamp(now)).await? {
         for r in failed("too many failed logins: throttled") {
             record(&st, r).await;
         }
@@ -376,7 +377,7 @@ pub(super) async fn change_password(
         limit: throttle::ACCOUNT_ATTEMPTS,
         forget_on_success: true,
     }];
-    if let Some(wait) = st.store.login_attempt(keys.clone(), (st.clock)().0).await? {
+    if let Some(wait) = st.store.login_attempt(keys.clone(), (st.clock)()).await? {
         return Err(ApiError::TooMany(format!("too many wrong passwords; try again in {wait} s"), wait));
     }
     let (hash, current) = (user.password_hash.clone(), b.current_password);

@@ -81,7 +81,7 @@ pub async fn run_schedule(st: &Services, s: &Schedule, now: Timestamp) -> Result
         extra["file"] = json!(path.display().to_string());
     }
     record_export(st, &req, rows, extra).await;
-    st.store.schedule_ran(s.id, now.0, next_run(s.weekday, s.at_minute, now)).await?;
+    st.store.schedule_ran(s.id, now, Timestamp(next_run(s.weekday, s.at_minute, now))).await?;
     Ok(ScheduleRun {
         rows,
         bytes: size,
@@ -104,7 +104,7 @@ pub async fn run_due(st: &Services) -> usize {
     for s in &due {
         if let Err(e) = run_schedule(st, s, now).await {
             tracing::warn!(schedule = s.id, error = ?e, "scheduled export failed");
-            let _ = st.store.schedule_ran(s.id, now.0, next_run(s.weekday, s.at_minute, now)).await;
+            let _ = st.store.schedule_ran(s.id, now, Timestamp(next_run(s.weekday, s.at_minute, now))).await;
         }
     }
     due.len()

@@ -105,7 +105,7 @@ async fn run_org(
         report.deleted += store.archived(org, files, seqs).await?;
     }
     if let Some(cutoff) = rules.key_cutoff(as_of) {
-        report.keys_forgotten = store.forget_keys(org, cutoff).await?;
+        report.keys_forgotten = store.forget_keys(org, Timestamp(cutoff)).await?;
     }
     if oldest <= newest {
         report.oldest = Some(Timestamp(oldest).to_rfc3339());

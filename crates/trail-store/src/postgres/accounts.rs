@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use sha2::Digest;
 use tokio_postgres::Row;
+use trail_core::Timestamp;
 
 use super::{now_us, org_id, pg, PgStore};
 use crate::{
@@ -226,7 +227,8 @@ impl Accounts for PgStore {
         Ok(())
     }
 
-    async fn find_session(&self, hash: [u8; 32], now: i64) -> Result<Option<Session>, StoreError> {
+    async fn find_session(&self, hash: [u8; 32], now: Timestamp) -> Result<Option<Session>, StoreError> {
+        let now = now.0;
         let c = self.client().await?;
         let r = c
             .query_opt(
@@ -249,7 +251,8 @@ impl Accounts for PgStore {
         Ok(())
     }
 
-    async fn login_attempt(&self, keys: Vec<ThrottleKey>, now: i64) -> Result<Option<u64>, StoreError> {
+    async fn login_attempt(&self, keys: Vec<ThrottleKey>, now: Timestamp) -> Result<Option<u64>, StoreError> {
+        let now = now.0;
         let mut c = self.client().await?;
         let tx = c.transaction().await.map_err(pg)?;
         // Rows exist and are locked in key order, so that two servers counting the
@@ -401,7 +404,9 @@ impl Jobs for PgStore {
         Ok(n > 0)
     }
 
-    async fn schedule_ran(&self, id: i64, ran_at: i64, next_run: i64) -> Result<(), StoreError> {
+    async fn schedule_ran(&self, id: i64, ran_at: Timestamp, next_run: Timestamp) -> Result<(), StoreError> {
+        let ran_at = ran_at.0;
+        let next_run = next_run.0;
         let c = self.client().await?;
         c.execute("UPDATE schedules SET last_run = $2, next_run = $3 WHERE id = $1", &[&id, &ran_at, &next_run])
             .await

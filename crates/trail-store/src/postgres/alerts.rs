@@ -5,6 +5,7 @@
 
 use async_trait::async_trait;
 use tokio_postgres::Row;
+use trail_core::Timestamp;
 
 use super::{named, org_id, pg, PgStore};
 use crate::{
@@ -206,8 +207,9 @@ impl Alerting for PgStore {
         from: Option<u64>,
         to: Evaluation,
         deliveries: Vec<NewDelivery>,
-        now: i64,
+        now: Timestamp,
     ) -> Result<bool, StoreError> {
+        let now = now.0;
         let mut c = self.client().await?;
         let org_id = org_id(&c, org).await?;
         let tx = c.transaction().await.map_err(pg)?;
@@ -267,7 +269,14 @@ impl Alerting for PgStore {
         Ok(row.as_ref().map(delivery))
     }
 
-    async fn claim_deliveries(&self, now: i64, until: i64, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let now = now.0;
+        let until = until.0;
         let c = self.client().await?;
         let rows = c
             .query(
@@ -297,7 +306,8 @@ impl Alerting for PgStore {
         Ok(())
     }
 
-    async fn add_delivery(&self, org: &str, d: NewDelivery, now: i64) -> Result<i64, StoreError> {
+    async fn add_delivery(&self, org: &str, d: NewDelivery, now: Timestamp) -> Result<i64, StoreError> {
+        let now = now.0;
         let c = self.client().await?;
         let org_id = org_id(&c, org).await?;
         insert_delivery(&c, org_id, &d, now).await

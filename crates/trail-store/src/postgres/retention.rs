@@ -96,7 +96,8 @@ impl Archives for PgStore {
         Ok(deleted)
     }
 
-    async fn forget_keys(&self, org: &str, received_before: i64) -> Result<u64, StoreError> {
+    async fn forget_keys(&self, org: &str, received_before: Timestamp) -> Result<u64, StoreError> {
+        let received_before = received_before.0;
         let c = self.client().await?;
         let id = org_id(&c, org).await?;
         c.execute("DELETE FROM idempotency WHERE org_id = $1 AND received < $2", &[&id, &received_before])

@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 use tokio_postgres::{types::ToSql, Row};
+use trail_core::Timestamp;
 
 use super::{named, org_id, pg, PgStore};
 use crate::{
@@ -141,7 +142,9 @@ impl Streaming for PgStore {
         Ok(n > 0)
     }
 
-    async fn lease_streams(&self, owner: &str, now: i64, until: i64) -> Result<Vec<Stream>, StoreError> {
+    async fn lease_streams(&self, owner: &str, now: Timestamp, until: Timestamp) -> Result<Vec<Stream>, StoreError> {
+        let now = now.0;
+        let until = until.0;
         let c = self.client().await?;
         c.execute(
             "UPDATE streams SET owner = $1, lease_until = $3 WHERE state = 'active' \

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Params, TransactionBehavior};
+use trail_core::Timestamp;
 
 use super::SqliteStore;
 use crate::{
@@ -367,7 +368,8 @@ impl Accounts for SqliteStore {
         self.admin(move |c| create_session(c, &session)).await
     }
 
-    async fn find_session(&self, hash: [u8; 32], now: i64) -> Result<Option<Session>, StoreError> {
+    async fn find_session(&self, hash: [u8; 32], now: Timestamp) -> Result<Option<Session>, StoreError> {
+        let now = now.0;
         self.read(move |c| find_session(c, hash, now)).await
     }
 
@@ -375,7 +377,8 @@ impl Accounts for SqliteStore {
         self.admin(move |c| delete_sessions(c, hash, all_of_user)).await
     }
 
-    async fn login_attempt(&self, keys: Vec<ThrottleKey>, now: i64) -> Result<Option<u64>, StoreError> {
+    async fn login_attempt(&self, keys: Vec<ThrottleKey>, now: Timestamp) -> Result<Option<u64>, StoreError> {
+        let now = now.0;
         self.admin(move |c| login_attempt(c, &keys, now)).await
     }
 
@@ -421,7 +424,9 @@ impl Jobs for SqliteStore {
         .await
     }
 
-    async fn schedule_ran(&self, id: i64, ran_at: i64, next_run: i64) -> Result<(), StoreError> {
+    async fn schedule_ran(&self, id: i64, ran_at: Timestamp, next_run: Timestamp) -> Result<(), StoreError> {
+        let ran_at = ran_at.0;
+        let next_run = next_run.0;
         self.admin(move |c| {
             c.execute(
                 "UPDATE schedules SET last_run = ?2, next_run = ?3 WHERE id = ?1",

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
+use trail_core::Timestamp;
 
 use super::{known_org, named, SqliteStore};
 use crate::{
@@ -195,8 +196,9 @@ impl Alerting for SqliteStore {
         from: Option<u64>,
         to: Evaluation,
         deliveries: Vec<NewDelivery>,
-        now: i64,
+        now: Timestamp,
     ) -> Result<bool, StoreError> {
+        let now = now.0;
         let org = org.to_string();
         self.write(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -249,7 +251,14 @@ impl Alerting for SqliteStore {
         .await
     }
 
-    async fn claim_deliveries(&self, now: i64, until: i64, limit: usize) -> Result<Vec<Delivery>, StoreError> {
+    async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        let now = now.0;
+        let until = until.0;
         self.write(move |c| {
             let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
             let due: Vec<Delivery> = {
@@ -282,7 +291,8 @@ impl Alerting for SqliteStore {
         .await
     }
 
-    async fn add_delivery(&self, org: &str, d: NewDelivery, now: i64) -> Result<i64, StoreError> {
+    async fn add_delivery(&self, org: &str, d: NewDelivery, now: Timestamp) -> Result<i64, StoreError> {
+        let now = now.0;
         let org = org.to_string();
         self.write(move |c| {
             let org_id = known_org(c, &org)?;

@@ -144,7 +144,8 @@ impl Archives for SqliteStore {
         self.admin(move |c| archived_blocking(c, &org, &files, &seqs)).await
     }
 
-    async fn forget_keys(&self, org: &str, received_before: i64) -> Result<u64, StoreError> {
+    async fn forget_keys(&self, org: &str, received_before: Timestamp) -> Result<u64, StoreError> {
+        let received_before = received_before.0;
         let org = org.to_string();
         self.write(move |c| {
             let org_id = known_org(c, &org)?;

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, Row};
+use trail_core::Timestamp;
 
 use super::{known_org, named, SqliteStore};
 use crate::{
@@ -136,7 +137,9 @@ impl Streaming for SqliteStore {
         .await
     }
 
-    async fn lease_streams(&self, owner: &str, now: i64, until: i64) -> Result<Vec<Stream>, StoreError> {
+    async fn lease_streams(&self, owner: &str, now: Timestamp, until: Timestamp) -> Result<Vec<Stream>, StoreError> {
+        let now = now.0;
+        let until = until.0;
         let owner = owner.to_string();
         self.write(move |c| {
             c.execute(

@@ -4,6 +4,7 @@
 //! gone (410 disables it), refused, or the time is up.
 
 use std::time::Duration;
+use trail_core::Timestamp;
 
 use trail_store::alerts::{Delivery, DeliveryStatus};
 
@@ -23,7 +24,7 @@ pub async fn run(st: Services) {
         // A claimed delivery is kept from other workers for longer than an attempt may
         // take; one whose worker stopped mid-attempt is taken up again after that.
         let lease = (st.config.alerts.timeout * 2 + Duration::from_secs(5)).as_micros() as i64;
-        match st.store.claim_deliveries(now, now + lease, 32).await {
+        match st.store.claim_deliveries(Timestamp(now), Timestamp(now + lease), 32).await {
             Ok(due) if !due.is_empty() => {
                 let tasks = due.into_iter().map(|d| {
                     let st = st.clone();

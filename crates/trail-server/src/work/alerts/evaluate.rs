@@ -56,7 +56,7 @@ pub async fn evaluate_org(st: &Services, org: &str) -> Result<Vec<Firing>, WorkE
             // First run: start at the end of the log (history does not alert).
             let end = st.store.log_end(org).await?;
             let start = Evaluation { cursor: end, state: State::default().to_json() };
-            st.store.commit_evaluation(org, None, start, vec![], (st.clock)().0).await?;
+            st.store.commit_evaluation(org, None, start, vec![], (st.clock)()).await?;
             continue;
         };
         let rows = st.store.scan(org, at.cursor, CHUNK).await?;
@@ -88,7 +88,7 @@ pub async fn evaluate_org(st: &Services, org: &str) -> Result<Vec<Firing>, WorkE
         }
         let next = Evaluation { cursor: last + 1, state: state.to_json() };
         let queued = !deliveries.is_empty();
-        let won = st.store.commit_evaluation(org, Some(at.cursor), next, deliveries, now.0).await?;
+        let won = st.store.commit_evaluation(org, Some(at.cursor), next, deliveries, now).await?;
         if !won {
             // Another server evaluated these events first: read on from its position.
             continue;

@@ -12,7 +12,7 @@
 use std::time::Duration;
 
 use serde_json::json;
-use trail_core::{Event, Filter};
+use trail_core::{Event, Filter, Timestamp};
 use trail_store::streams::{Progress, Stream, StreamState};
 
 use super::{
@@ -33,7 +33,8 @@ pub async fn supervise(st: Services, spawner: crate::work::Spawner) {
     loop {
         changes.borrow_and_update();
         let now = (st.clock)().0;
-        match st.store.lease_streams(&st.streams.owner, now, now + lease.as_micros() as i64).await {
+        match st.store.lease_streams(&st.streams.owner, Timestamp(now), Timestamp(now + lease.as_micros() as i64)).await
+        {
             Ok(held) => {
                 let mut running = st.streams.running.lock().unwrap_or_else(|e| e.into_inner());
                 running.retain(|_, h| !h.is_finished());

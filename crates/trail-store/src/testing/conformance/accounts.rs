@@ -3,6 +3,7 @@
 
 use super::{seed_org, NOW};
 use crate::{Categories, KeyScope, NewKey, NewUser, Role, Session, Store, StoreError, UserChange};
+use trail_core::Timestamp;
 
 pub async fn schedules_are_kept_per_org(store: &dyn Store) {
     seed_org(store, "acme").await;
@@ -26,7 +27,7 @@ pub async fn schedules_are_kept_per_org(store: &dyn Store) {
     store.create_schedule(crate::Schedule { org: "globex".into(), ..s.clone() }).await.unwrap();
     assert_eq!(store.schedules(Some("acme")).await.unwrap(), vec![made.clone()]);
     assert_eq!(store.schedules(None).await.unwrap().len(), 2);
-    store.schedule_ran(made.id, 1_500, 9_000).await.unwrap();
+    store.schedule_ran(made.id, Timestamp(1_500), Timestamp(9_000)).await.unwrap();
     let after = &store.schedules(Some("acme")).await.unwrap()[0];
     assert_eq!((after.last_run, after.next_run), (Some(1_500), 9_000));
     assert!(!store.delete_schedule(Some("globex"), made.id).await.unwrap());
@@ -119,15 +120,15 @@ pub async fn users_sessions_and_roles(store: &dyn Store) {
     };
     store.create_session(s(1, 1_000)).await.unwrap();
     store.create_session(s(2, 1_000)).await.unwrap();
-    assert_eq!(store.find_session([1; 32], 500).await.unwrap(), Some(s(1, 1_000)));
-    assert!(store.find_session([1; 32], 1_000).await.unwrap().is_none(), "expired");
-    assert!(store.find_session([3; 32], 500).await.unwrap().is_none());
+    assert_eq!(store.find_session([1; 32], Timestamp(500)).await.unwrap(), Some(s(1, 1_000)));
+    assert!(store.find_session([1; 32], Timestamp(1_000)).await.unwrap().is_none(), "expired");
+    assert!(store.find_session([3; 32], Timestamp(500)).await.unwrap().is_none());
     store.delete_sessions([1; 32], false).await.unwrap();
-    assert!(store.find_session([1; 32], 500).await.unwrap().is_none());
-    assert!(store.find_session([2; 32], 500).await.unwrap().is_some());
+    assert!(store.find_session([1; 32], Timestamp(500)).await.unwrap().is_none());
+    assert!(store.find_session([2; 32], Timestamp(500)).await.unwrap().is_some());
     store.create_session(s(4, 1_000)).await.unwrap();
     store.delete_sessions([4; 32], true).await.unwrap();
-    assert!(store.find_session([2; 32], 500).await.unwrap().is_none());
+    assert!(store.find_session([2; 32], Timestamp(500)).await.unwrap().is_none());
     // Disabling a user ends the user's sessions.
     store.create_session(s(5, 1_000)).await.unwrap();
     // A new password ends every session of the user but the one that set it.
@@ -137,16 +138,17 @@ pub async fn users_sessions_and_roles(store: &dyn Store) {
     let change =
         UserChange { password: Some(("$argon2id$z".into(), false)), keep_session: Some([7; 32]), ..Default::default() };
     store.update_user(ann.id, change).await.unwrap();
-    let alive = [6u8, 7, 8].map(|h| async move { store.find_session([h; 32], 500).await.unwrap().is_some() });
+    let alive =
+        [6u8, 7, 8].map(|h| async move { store.find_session([h; 32], Timestamp(500)).await.unwrap().is_some() });
     assert_eq!(futures::future::join_all(alive).await, [false, true, false]);
     store
         .update_user(ann.id, UserChange { password: Some(("$argon2id$w".into(), true)), ..Default::default() })
         .await
         .unwrap();
-    assert!(store.find_session([7; 32], 500).await.unwrap().is_none(), "an admin reset ends them all");
+    assert!(store.find_session([7; 32], Timestamp(500)).await.unwrap().is_none(), "an admin reset ends them all");
     store.create_session(s(5, 1_000)).await.unwrap();
     store.update_user(ann.id, UserChange { disabled: Some(true), ..Default::default() }).await.unwrap();
-    assert!(store.find_session([5; 32], 500).await.unwrap().is_none());
+    assert!(store.find_session([5; 32], Timestamp(500)).await.unwrap().is_none());
 
     let role = Role {
         org: "acme".into(),
@@ -174,18 +176,18 @@ pub async fn login_attempts_are_counted_atomically(store: &dyn Store) {
     };
     let now = NOW.0;
     // 50 attempts at once: only as many as the limit get to check a password.
-    let tries = (0..50).map(|_| store.login_attempt(keys("ann"), now));
+    let tries = (0..50).map(|_| store.login_attempt(keys("ann"), Timestamp(now)));
     let answers: Vec<Option<u64>> = futures::future::try_join_all(tries).await.unwrap();
     assert_eq!(answers.iter().filter(|a| a.is_none()).count(), ACCOUNT_ATTEMPTS as usize, "{answers:?}");
     assert!(answers.iter().flatten().all(|w| *w == 60), "{answers:?}");
-    assert_eq!(store.login_attempt(keys("ann"), now + 59_000_000).await.unwrap(), Some(1));
+    assert_eq!(store.login_attempt(keys("ann"), Timestamp(now + 59_000_000)).await.unwrap(), Some(1));
     // After the lock: one more attempt, which doubles it.
-    assert_eq!(store.login_attempt(keys("ann"), now + 61_000_000).await.unwrap(), None);
-    assert_eq!(store.login_attempt(keys("ann"), now + 62_000_000).await.unwrap(), Some(119));
+    assert_eq!(store.login_attempt(keys("ann"), Timestamp(now + 61_000_000)).await.unwrap(), None);
+    assert_eq!(store.login_attempt(keys("ann"), Timestamp(now + 62_000_000)).await.unwrap(), Some(119));
     // Another account from the same address is still let in, until the address's limit.
     let mut let_in = 0;
     for i in 0..30 {
-        if store.login_attempt(keys(&format!("user{i}")), now + 63_000_000).await.unwrap().is_none() {
+        if store.login_attempt(keys(&format!("user{i}")), Timestamp(now + 63_000_000)).await.unwrap().is_none() {
             let_in += 1;
         }
     }
@@ -193,10 +195,10 @@ pub async fn login_attempts_are_counted_atomically(store: &dyn Store) {
     // A success forgets the account's count and takes its attempt back from the
     // address: after it, the address still has all its attempts.
     let later = now + 3 * 3_600_000_000;
-    assert_eq!(store.login_attempt(keys("bob"), later).await.unwrap(), None);
+    assert_eq!(store.login_attempt(keys("bob"), Timestamp(later)).await.unwrap(), None);
     store.login_succeeded(keys("bob")).await.unwrap();
     for i in 0..IP_ATTEMPTS {
-        assert_eq!(store.login_attempt(keys(&format!("other{i}")), later).await.unwrap(), None, "{i}");
+        assert_eq!(store.login_attempt(keys(&format!("other{i}")), Timestamp(later)).await.unwrap(), None, "{i}");
     }
-    assert!(store.login_attempt(keys("bob"), later).await.unwrap().is_some(), "the address is locked now");
+    assert!(store.login_attempt(keys("bob"), Timestamp(later)).await.unwrap().is_some(), "the address is locked now");
 }

@@ -3,6 +3,7 @@
 //! worker at a time.
 
 use futures::future::join_all;
+use trail_core::Timestamp;
 
 use super::seed_org;
 use crate::{
@@ -62,11 +63,17 @@ pub async fn alerting_state_is_kept_per_org_and_moved_once(store: &dyn Store) {
     // its deliveries are stored.
     assert_eq!(store.evaluation("acme").await.unwrap(), None);
     let start = Evaluation { cursor: 10, state: "{}".into() };
-    assert!(store.commit_evaluation("acme", None, start.clone(), vec![], 1).await.unwrap());
-    assert!(!store.commit_evaluation("acme", None, start.clone(), vec![], 1).await.unwrap());
+    assert!(store.commit_evaluation("acme", None, start.clone(), vec![], Timestamp(1)).await.unwrap());
+    assert!(!store.commit_evaluation("acme", None, start.clone(), vec![], Timestamp(1)).await.unwrap());
     let moves = (0..4).map(|i| {
         let fired = NewDelivery { rule: "r".into(), destination: d.id, payload: format!("{{\"n\":{i}}}") };
-        store.commit_evaluation("acme", Some(10), Evaluation { cursor: 20, state: format!("{i}") }, vec![fired], 2)
+        store.commit_evaluation(
+            "acme",
+            Some(10),
+            Evaluation { cursor: 20, state: format!("{i}") },
+            vec![fired],
+            Timestamp(2),
+        )
     });
     let won: Vec<bool> = join_all(moves).await.into_iter().map(Result::unwrap).collect();
     assert_eq!(won.iter().filter(|w| **w).count(), 1, "{won:?}");
@@ -79,15 +86,18 @@ pub async fn alerting_state_is_kept_per_org_and_moved_once(store: &dyn Store) {
     // Deliveries due are leased to one claimer at a time.
     for i in 0..5 {
         let extra = NewDelivery { rule: "r".into(), destination: d.id, payload: format!("{i}") };
-        store.add_delivery("acme", extra, 3).await.unwrap();
+        store.add_delivery("acme", extra, Timestamp(3)).await.unwrap();
     }
-    let claims = join_all((0..3).map(|_| store.claim_deliveries(100, 1_000, 4))).await;
+    let claims = join_all((0..3).map(|_| store.claim_deliveries(Timestamp(100), Timestamp(1_000), 4))).await;
     let mut ids: Vec<i64> = claims.into_iter().flat_map(|c| c.unwrap()).map(|d| d.id).collect();
     ids.sort_unstable();
     let n = ids.len();
     ids.dedup();
     assert_eq!((n, ids.len()), (6, 6), "every due delivery claimed once");
-    assert!(store.claim_deliveries(500, 1_000, 10).await.unwrap().is_empty(), "leased until 1000");
+    assert!(
+        store.claim_deliveries(Timestamp(500), Timestamp(1_000), 10).await.unwrap().is_empty(),
+        "leased until 1000"
+    );
     let mut first = store.delivery("acme", ids[0]).await.unwrap().unwrap();
     assert!(store.delivery("globex", ids[0]).await.unwrap().is_none());
     first.status = DeliveryStatus::Delivered;
@@ -95,7 +105,7 @@ pub async fn alerting_state_is_kept_per_org_and_moved_once(store: &dyn Store) {
     first.last_code = Some(204);
     first.done_at = Some(1_100);
     store.update_delivery(&first).await.unwrap();
-    let again = store.claim_deliveries(2_000, 3_000, 10).await.unwrap();
+    let again = store.claim_deliveries(Timestamp(2_000), Timestamp(3_000), 10).await.unwrap();
     assert_eq!(again.len(), 5, "a delivered one is not claimed again");
     assert_eq!(store.delivery("acme", ids[0]).await.unwrap().unwrap(), first);
 }

@@ -3,6 +3,7 @@
 //! holder from where its step started, replays and pauses.
 
 use futures::future::join_all;
+use trail_core::Timestamp;
 
 use super::seed_org;
 use crate::{
@@ -54,7 +55,7 @@ pub async fn streams_are_leased_once_and_moved_by_their_holder(store: &dyn Store
     // Four servers lease at once: each stream goes to exactly one of them.
     let leased = join_all((0..4).map(|i| async move {
         let owner = format!("server-{i}");
-        store.lease_streams(&owner, 100, 200).await.unwrap()
+        store.lease_streams(&owner, Timestamp(100), Timestamp(200)).await.unwrap()
     }))
     .await;
     let held: Vec<i64> = leased.iter().flatten().map(|s| s.id).collect();
@@ -63,8 +64,8 @@ pub async fn streams_are_leased_once_and_moved_by_their_holder(store: &dyn Store
     let owner = holder(a.id).unwrap();
     let other = if owner == "server-0" { "server-1" } else { "server-0" };
     // A lease that has not run out stays; the holder renews it.
-    assert!(store.lease_streams(other, 150, 250).await.unwrap().iter().all(|s| s.id != a.id));
-    assert!(store.lease_streams(&owner, 150, 300).await.unwrap().iter().any(|s| s.id == a.id));
+    assert!(store.lease_streams(other, Timestamp(150), Timestamp(250)).await.unwrap().iter().all(|s| s.id != a.id));
+    assert!(store.lease_streams(&owner, Timestamp(150), Timestamp(300)).await.unwrap().iter().any(|s| s.id == a.id));
 
     // Only the holder moves the cursor, and only from where it is.
     let step = Progress { cursor: 9, last_seq: Some(8), sent: 3, at: 160, ..Progress::default() };
@@ -97,15 +98,15 @@ pub async fn streams_are_leased_once_and_moved_by_their_holder(store: &dyn Store
 
     // Paused streams are not leased; the lease of a stopped server is taken over.
     assert!(store.change_stream(&Stream { state: StreamState::Paused, ..s.clone() }, None).await.unwrap());
-    assert!(store.lease_streams(&owner, 160, 300).await.unwrap().iter().all(|x| x.id != a.id));
+    assert!(store.lease_streams(&owner, Timestamp(160), Timestamp(300)).await.unwrap().iter().all(|x| x.id != a.id));
     assert!(store.change_stream(&Stream { state: StreamState::Active, ..s.clone() }, None).await.unwrap());
-    assert!(store.lease_streams(other, 310, 400).await.unwrap().iter().any(|x| x.id == a.id));
+    assert!(store.lease_streams(other, Timestamp(310), Timestamp(400)).await.unwrap().iter().any(|x| x.id == a.id));
     assert!(!store.stream_progress(a.id, &owner, 0, &step).await.unwrap(), "the old holder lost it");
     // A disabling step stops the stream.
     let gone = Progress { cursor: 0, disable: true, last_error: Some("410".into()), at: 320, ..Progress::default() };
     assert!(store.stream_progress(a.id, other, 0, &gone).await.unwrap());
     assert_eq!(store.get_stream("acme", a.id).await.unwrap().unwrap().state, StreamState::Disabled);
-    assert!(store.lease_streams(other, 330, 400).await.unwrap().iter().all(|x| x.id != a.id));
+    assert!(store.lease_streams(other, Timestamp(330), Timestamp(400)).await.unwrap().iter().all(|x| x.id != a.id));
 
     assert!(store.delete_stream("acme", a.id).await.unwrap());
     assert!(store.streams(Some("acme")).await.unwrap().is_empty());
