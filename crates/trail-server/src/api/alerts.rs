@@ -19,7 +19,7 @@ use trail_store::{
 };
 use utoipa::ToSchema;
 
-use super::extract::{JsonBody, OrgParam};
+use super::extract::{JsonBody, Managed, Reading};
 use crate::{
     auth::Caller,
     error::ApiError,
@@ -129,12 +129,7 @@ async fn check_destinations(st: &AppState, org: &str, ids: &[i64]) -> Result<(),
     get, path = "/api/v1/alerts/rules", tag = "alerts", params(crate::api::doc::OrgParam),
     responses((status = 200, description = "Every rule: the built-in ones (stored settings or defaults), then custom ones", body = RuleList), crate::api::doc::Errors)
 )]
-pub(super) async fn list_rules(
-    State(st): State<AppState>,
-    caller: Caller,
-    org: OrgParam,
-) -> Result<Response, ApiError> {
-    let org = caller.log_org(org.as_deref())?;
+pub(super) async fn list_rules(State(st): State<AppState>, Reading { org, .. }: Reading) -> Result<Response, ApiError> {
     let list = rules::effective(&org, st.store.alert_rules(&org).await?);
     Ok(Json(RuleList { rules: list.iter().map(RuleView::from).collect() }).into_response())
 }
@@ -239,11 +234,9 @@ pub(super) async fn put_rule(
 )]
 pub(super) async fn delete_rule(
     State(st): State<AppState>,
-    caller: Caller,
+    Managed { caller, org }: Managed,
     Path(name): Path<String>,
-    org: OrgParam,
 ) -> Result<Response, ApiError> {
-    let org = caller.managed_org(org.as_deref())?;
     let gone = st.store.delete_alert_rule(&org, &name).await?;
     if !gone && !rules::BUILTIN.contains(&name.as_str()) {
         return Err(ApiError::NotFound(format!("no rule {name}")));
@@ -310,10 +303,8 @@ pub(crate) struct DestinationCreated {
 )]
 pub(super) async fn list_destinations(
     State(st): State<AppState>,
-    caller: Caller,
-    org: OrgParam,
+    Reading { org, .. }: Reading,
 ) -> Result<Response, ApiError> {
-    let org = caller.log_org(org.as_deref())?;
     let list = st.store.destinations(&org).await?;
     Ok(Json(DestinationList { destinations: list.iter().map(DestinationView::from).collect() }).into_response())
 }
@@ -391,11 +382,9 @@ async fn own_destination(st: &AppState, org: &str, id: i64) -> Result<Destinatio
 )]
 pub(super) async fn rotate_secret(
     State(st): State<AppState>,
-    caller: Caller,
+    Managed { caller, org }: Managed,
     Path(id): Path<i64>,
-    org: OrgParam,
 ) -> Result<Response, ApiError> {
-    let org = caller.managed_org(org.as_deref())?;
     let mut d = own_destination(&st, &org, id).await?;
     if d.kind != DestinationKind::Webhook {
         return Err(ApiError::field("id", "only webhook destinations have a signing secret"));
@@ -416,11 +405,9 @@ pub(super) async fn rotate_secret(
 )]
 pub(super) async fn delete_destination(
     State(st): State<AppState>,
-    caller: Caller,
+    Managed { caller, org }: Managed,
     Path(id): Path<i64>,
-    org: OrgParam,
 ) -> Result<Response, ApiError> {
-    let org = caller.managed_org(org.as_deref())?;
     let d = own_destination(&st, &org, id).await?;
     st.store.delete_destination(&org, id).await?;
     selfaudit::record(&st, caller.record("alert:destination_delete").resource("alert_destination", d.id, &d.name))
@@ -435,11 +422,9 @@ pub(super) async fn delete_destination(
 )]
 pub(super) async fn test_destination(
     State(st): State<AppState>,
-    caller: Caller,
+    Managed { org, .. }: Managed,
     Path(id): Path<i64>,
-    org: OrgParam,
 ) -> Result<Response, ApiError> {
-    let org = caller.managed_org(org.as_deref())?;
     let d = own_destination(&st, &org, id).await?;
     let base = st.config.public_base();
     let now = (st.clock)();
@@ -501,14 +486,13 @@ pub(crate) struct DeliveryList {
 
 /// Deliveries name events and their actors: reading them needs a view of every
 /// category of the organization.
-fn delivery_org(caller: &Caller, org: &OrgParam) -> Result<String, ApiError> {
-    let org = caller.log_org(org.as_deref())?;
+fn every_category(caller: &Caller) -> Result<(), ApiError> {
     if caller.read_scope()?.categories != Categories::All {
         return Err(ApiError::Forbidden(
             "alert deliveries name events of every category; your role may not view them all".into(),
         ));
     }
-    Ok(org)
+    Ok(())
 }
 
 #[utoipa::path(
@@ -517,10 +501,9 @@ fn delivery_org(caller: &Caller, org: &OrgParam) -> Result<String, ApiError> {
 )]
 pub(super) async fn list_deliveries(
     State(st): State<AppState>,
-    caller: Caller,
-    org: OrgParam,
+    Reading { caller, org }: Reading,
 ) -> Result<Response, ApiError> {
-    let org = delivery_org(&caller, &org)?;
+    every_category(&caller)?;
     let list = st.store.deliveries(&org, 200).await?;
     Ok(Json(DeliveryList { deliveries: list.iter().map(DeliveryView::from).collect() }).into_response())
 }
@@ -532,11 +515,9 @@ pub(super) async fn list_deliveries(
 )]
 pub(super) async fn retry_delivery(
     State(st): State<AppState>,
-    caller: Caller,
+    Managed { caller, org }: Managed,
     Path(id): Path<i64>,
-    org: OrgParam,
 ) -> Result<Response, ApiError> {
-    let org = caller.managed_org(org.as_deref())?;
     let mut d = st.store.delivery(&org, id).await?.ok_or_else(|| ApiError::NotFound(format!("no delivery {id}")))?;
     if d.status == DeliveryStatus::Delivered {
         return Err(ApiError::Conflict(format!("delivery {id} was already delivered")));

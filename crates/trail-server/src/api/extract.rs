@@ -1,7 +1,8 @@
 //! The extractors every handler takes its input through, so that each one is read and
 //! refused the same way: `JsonBody<T>` (a JSON object body; a 400 naming the field at
 //! fault, found by `serde_path_to_error` rather than read out of serde's message;
-//! 413 over the body limit) and `OrgParam` (the organization a request names with
+//! 413 over the body limit), `Managed` and `Reading` (the caller and the organization
+//! it manages or reads, as the request names it), `OrgParam` (the organization a request names with
 //! `?org=`) and `QueryPairs` (every parameter as sent); a malformed query string is a
 //! 400 naming `query`.
 
@@ -14,7 +15,7 @@ use serde::de::DeserializeOwned;
 use trail_core::{FieldCode, FieldError};
 
 use super::params;
-use crate::error::ApiError;
+use crate::{auth::Caller, error::ApiError, AppState};
 
 /// A JSON object body read into `T`.
 pub(crate) struct JsonBody<T>(pub T);
@@ -110,6 +111,42 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let q = Query::<Vec<(String, String)>>::from_request_parts(parts, state).await;
         params::pairs(q).map(QueryPairs)
+    }
+}
+
+/// The caller and the organization it may manage that the request names (`?org=`, or
+/// the caller's own): the rejection of `Caller`, then of the query string, then 403 or
+/// 404 when it may not manage it.
+pub(crate) struct Managed {
+    pub caller: Caller,
+    pub org: String,
+}
+
+impl FromRequestParts<AppState> for Managed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, st).await?;
+        let OrgParam(named) = OrgParam::from_request_parts(parts, st).await?;
+        let org = caller.managed_org(named.as_deref())?;
+        Ok(Managed { caller, org })
+    }
+}
+
+/// The caller and the organization whose log it may read that the request names.
+pub(crate) struct Reading {
+    pub caller: Caller,
+    pub org: String,
+}
+
+impl FromRequestParts<AppState> for Reading {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState) -> Result<Self, ApiError> {
+        let caller = Caller::from_request_parts(parts, st).await?;
+        let OrgParam(named) = OrgParam::from_request_parts(parts, st).await?;
+        let org = caller.log_org(named.as_deref())?;
+        Ok(Reading { caller, org })
     }
 }
 

@@ -16,7 +16,7 @@ use trail_store::{
 };
 use utoipa::ToSchema;
 
-use super::extract::{JsonBody, OrgParam};
+use super::extract::{JsonBody, Managed, OrgParam};
 use crate::{
     auth::{self, Caller, SESSION_COOKIE},
     error::ApiError,
@@ -558,12 +558,7 @@ pub(super) async fn update_user(
     params(crate::api::doc::OrgParam),
     responses((status = 200, description = "The built-in roles and the organization's custom ones", body = RoleList), crate::api::doc::Errors)
 )]
-pub(super) async fn list_roles(
-    State(st): State<AppState>,
-    caller: Caller,
-    org: OrgParam,
-) -> Result<Response, ApiError> {
-    let org = caller.managed_org(org.as_deref())?;
+pub(super) async fn list_roles(State(st): State<AppState>, Managed { org, .. }: Managed) -> Result<Response, ApiError> {
     let custom = st.store.roles(&org).await?;
     let builtin = BUILTIN_ROLES.iter().map(|r| r.to_string()).collect();
     Ok(Json(RoleList { builtin, custom: custom.iter().map(RoleView::from).collect() }).into_response())
@@ -616,11 +611,9 @@ pub(super) async fn put_role(
 )]
 pub(super) async fn delete_role(
     State(st): State<AppState>,
-    caller: Caller,
+    Managed { caller, org }: Managed,
     Path(name): Path<String>,
-    org: OrgParam,
 ) -> Result<Response, ApiError> {
-    let org = caller.managed_org(org.as_deref())?;
     if !st.store.delete_role(&org, &name).await? {
         return Err(ApiError::NotFound(format!("no role '{name}'")));
     }

@@ -17,7 +17,7 @@ use trail_store::{
 };
 use utoipa::ToSchema;
 
-use super::extract::{JsonBody, OrgParam};
+use super::extract::{JsonBody, Managed, Reading};
 use crate::{
     auth::Caller,
     error::ApiError,
@@ -36,18 +36,6 @@ fn every_category(caller: &Caller) -> Result<(), ApiError> {
         ));
     }
     Ok(())
-}
-
-fn reader(caller: &Caller, q: Option<&str>) -> Result<String, ApiError> {
-    let org = caller.log_org(q)?;
-    every_category(caller)?;
-    Ok(org)
-}
-
-fn manager(caller: &Caller, q: Option<&str>) -> Result<String, ApiError> {
-    let org = caller.managed_org(q)?;
-    every_category(caller)?;
-    Ok(org)
 }
 
 async fn own(st: &AppState, org: &str, id: i64) -> Result<Stream, ApiError> {
@@ -87,11 +75,10 @@ fn summary(s: &Stream) -> serde_json::Value {
 )]
 pub(super) async fn create_stream(
     State(st): State<AppState>,
-    caller: Caller,
-    org: OrgParam,
+    Managed { caller, org }: Managed,
     JsonBody(spec): JsonBody<StreamSpec>,
 ) -> Result<Response, ApiError> {
-    let org = manager(&caller, org.as_deref())?;
+    every_category(&caller)?;
     let s = setup::new_stream(&st, &org, &spec).await?;
     let s = st.store.create_stream(s).await?;
     st.streams.changed();
@@ -106,10 +93,9 @@ pub(super) async fn create_stream(
 )]
 pub(super) async fn list_streams(
     State(st): State<AppState>,
-    caller: Caller,
-    org: OrgParam,
+    Reading { caller, org }: Reading,
 ) -> Result<Response, ApiError> {
-    let org = reader(&caller, org.as_deref())?;
+    every_category(&caller)?;
     let mut streams = Vec::new();
     for s in st.store.streams(Some(&org)).await? {
         streams.push(setup::view(&st, &s).await?);
@@ -124,11 +110,10 @@ pub(super) async fn list_streams(
 )]
 pub(super) async fn get_stream(
     State(st): State<AppState>,
-    caller: Caller,
+    Reading { caller, org }: Reading,
     Path(id): Path<i64>,
-    org: OrgParam,
 ) -> Result<Response, ApiError> {
-    let org = reader(&caller, org.as_deref())?;
+    every_category(&caller)?;
     let s = own(&st, &org, id).await?;
     Ok(Json(setup::view(&st, &s).await?).into_response())
 }
@@ -140,12 +125,11 @@ pub(super) async fn get_stream(
 )]
 pub(super) async fn change_stream(
     State(st): State<AppState>,
-    caller: Caller,
+    Managed { caller, org }: Managed,
     Path(id): Path<i64>,
-    org: OrgParam,
     JsonBody(spec): JsonBody<StreamSpec>,
 ) -> Result<Response, ApiError> {
-    let org = manager(&caller, org.as_deref())?;
+    every_category(&caller)?;
     if spec.start.is_some() {
         return Err(ApiError::field("start", "a stream's position is moved with POST /api/v1/streams/{id}/replay"));
     }
@@ -195,11 +179,10 @@ async fn control(
 )]
 pub(super) async fn pause_stream(
     State(st): State<AppState>,
-    caller: Caller,
+    Managed { caller, org }: Managed,
     Path(id): Path<i64>,
-    org: OrgParam,
 ) -> Result<Response, ApiError> {
-    let org = manager(&caller, org.as_deref())?;
+    every_category(&caller)?;
     let s = control(&st, &caller, &org, id, StreamState::Paused, None).await?;
     Ok(Json(setup::view(&st, &s).await?).into_response())
 }
@@ -211,11 +194,10 @@ pub(super) async fn pause_stream(
 )]
 pub(super) async fn resume_stream(
     State(st): State<AppState>,
-    caller: Caller,
+    Managed { caller, org }: Managed,
     Path(id): Path<i64>,
-    org: OrgParam,
 ) -> Result<Response, ApiError> {
-    let org = manager(&caller, org.as_deref())?;
+    every_category(&caller)?;
     let s = control(&st, &caller, &org, id, StreamState::Active, None).await?;
     Ok(Json(setup::view(&st, &s).await?).into_response())
 }
@@ -227,12 +209,11 @@ pub(super) async fn resume_stream(
 )]
 pub(super) async fn replay_stream(
     State(st): State<AppState>,
-    caller: Caller,
+    Managed { caller, org }: Managed,
     Path(id): Path<i64>,
-    org: OrgParam,
     JsonBody(b): JsonBody<ReplayBody>,
 ) -> Result<Response, ApiError> {
-    let org = manager(&caller, org.as_deref())?;
+    every_category(&caller)?;
     let current = own(&st, &org, id).await?;
     let at = setup::position(&st, &org, &b.from, "from").await?;
     let s = control(&st, &caller, &org, id, current.state, Some(at)).await?;
@@ -246,11 +227,10 @@ pub(super) async fn replay_stream(
 )]
 pub(super) async fn delete_stream(
     State(st): State<AppState>,
-    caller: Caller,
+    Managed { caller, org }: Managed,
     Path(id): Path<i64>,
-    org: OrgParam,
 ) -> Result<Response, ApiError> {
-    let org = manager(&caller, org.as_deref())?;
+    every_category(&caller)?;
     let s = own(&st, &org, id).await?;
     st.store.delete_stream(&org, id).await?;
     st.streams.changed();
