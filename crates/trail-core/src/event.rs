@@ -26,7 +26,9 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_event_bytes: 64 * 1024, max_request_bytes: 10 * 1024 * 1024, max_batch_events: 10_000 }
+        // 60 KiB: with the fields Trail adds, a stored event stays within the 65,535
+        // bytes of a C2SP entry bundle's entry (see `tiles`).
+        Limits { max_event_bytes: 60 * 1024, max_request_bytes: 10 * 1024 * 1024, max_batch_events: 10_000 }
     }
 }
 

@@ -19,6 +19,7 @@ mod leaf_scan;
 pub mod merkle;
 pub mod query;
 pub mod received;
+pub mod tiles;
 pub mod time;
 
 pub use cursor::Cursor;

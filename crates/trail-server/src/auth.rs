@@ -74,6 +74,9 @@ pub struct Perms {
     pub view: Option<Categories>,
     /// Categories it may export, if any.
     pub export: Option<Categories>,
+    /// May read checkpoints and hash tiles (no event content) of its organization: an
+    /// `audit` key, for outside auditors and mirrors.
+    pub transparency: bool,
 }
 
 impl Perms {
@@ -82,8 +85,11 @@ impl Perms {
         match scope {
             KeyScope::Ingest => Perms { write: true, ..Perms::default() },
             KeyScope::Read => Perms { view: all.clone(), export: all, ..Perms::default() },
-            KeyScope::Admin => Perms { manage: true, write: true, view: all.clone(), export: all, platform: false },
-            KeyScope::Platform => Perms { platform: true, manage: true, write: true, view: all.clone(), export: all },
+            KeyScope::Admin => Perms { manage: true, write: true, view: all.clone(), export: all, ..Perms::default() },
+            KeyScope::Platform => {
+                Perms { platform: true, manage: true, write: true, view: all.clone(), export: all, ..Perms::default() }
+            }
+            KeyScope::Audit => Perms { transparency: true, ..Perms::default() },
             KeyScope::Personal => Perms::default(),
         }
     }
@@ -92,7 +98,9 @@ impl Perms {
     async fn of_user(store: &dyn Store, user: &User) -> Result<Perms, ApiError> {
         let all = Some(Categories::All);
         Ok(match user.role.as_str() {
-            "platform_admin" => Perms { platform: true, manage: true, write: false, view: all.clone(), export: all },
+            "platform_admin" => {
+                Perms { platform: true, manage: true, view: all.clone(), export: all, ..Perms::default() }
+            }
             "org_admin" => Perms { manage: true, view: all.clone(), export: all, ..Perms::default() },
             "auditor" => Perms { view: all.clone(), export: all, ..Perms::default() },
             "viewer" => Perms { view: all, ..Perms::default() },
@@ -222,6 +230,20 @@ impl Caller {
             Some(o) if o != self.org => Err(ApiError::NotFound(format!("no organization '{o}'"))),
             _ => Ok(self.org.clone()),
         }
+    }
+
+    /// Whether this caller may read `org`'s checkpoint and hash tiles, which carry no
+    /// event content: an `audit` key or anyone who may view the log, of its own
+    /// organization (any, for the platform). Another organization is a 404.
+    pub fn tree_org(&self, org: &str) -> Result<(), ApiError> {
+        self.ready()?;
+        if !self.perms.transparency && self.perms.view.is_none() {
+            return Err(ApiError::Forbidden("reading the log's tiles needs an audit or read key".into()));
+        }
+        if org != self.org && !self.perms.platform {
+            return Err(ApiError::NotFound(format!("no organization '{org}'")));
+        }
+        Ok(())
     }
 
     /// The user behind this caller (a session or a personal token).

@@ -41,6 +41,9 @@ pub struct ServerConfig {
     /// watch in the background (`trail serve` turns it on; embedded servers in tests
     /// run them when they ask).
     pub housekeeping: bool,
+    /// `[transparency] public`: anyone may read every organization's checkpoints and
+    /// hash tiles (never entry bundles, which hold events).
+    pub transparency_public: bool,
 }
 
 impl ServerConfig {

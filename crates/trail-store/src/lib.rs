@@ -150,6 +150,9 @@ pub enum KeyScope {
     Platform,
     /// A user's personal token: acts as that user, with the user's role.
     Personal,
+    /// Reads checkpoints and hash tiles only (no event content): for outside auditors
+    /// and mirrors.
+    Audit,
 }
 
 impl KeyScope {
@@ -160,6 +163,7 @@ impl KeyScope {
             KeyScope::Admin => "admin",
             KeyScope::Platform => "platform",
             KeyScope::Personal => "personal",
+            KeyScope::Audit => "audit",
         }
     }
 
@@ -170,6 +174,7 @@ impl KeyScope {
             "admin" => Some(KeyScope::Admin),
             "platform" => Some(KeyScope::Platform),
             "personal" => Some(KeyScope::Personal),
+            "audit" => Some(KeyScope::Audit),
             _ => None,
         }
     }

@@ -34,6 +34,17 @@ pub struct FileConfig {
     pub alerts: FileAlerts,
     #[serde(default)]
     pub streams: FileStreams,
+    #[serde(default)]
+    pub transparency: FileTransparency,
+}
+
+/// `[transparency]`: the logs as C2SP tiles at `/log/{org}/…`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTransparency {
+    /// Anyone may read checkpoints and hash tiles, which hold no event content
+    /// (default false: an `audit` key or a read key).
+    pub public: Option<bool>,
 }
 
 /// `[streams]`: streams of events to SIEMs.
@@ -220,7 +231,14 @@ pub struct Config {
     pub public_url: Option<String>,
     pub alerts: trail_server::AlertConfig,
     pub streams: trail_server::StreamConfig,
+    /// `[transparency] public`, `TRAIL_TRANSPARENCY_PUBLIC`.
+    pub transparency_public: bool,
 }
+
+/// The largest event accepted: 60 KiB, so that with the fields Trail adds (its id,
+/// organization, seq, time received) every stored event fits a C2SP entry bundle's
+/// uint16-prefixed entry (65,535 bytes).
+const MAX_EVENT_BYTES: usize = 61_440;
 
 /// A duration such as `30s`, `10m` or `2h`.
 fn seconds(name: &str, text: Option<&str>) -> Result<Option<std::time::Duration>> {
@@ -303,14 +321,14 @@ pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, flags: &F
         .map(PathBuf::from)
         .or(file.signing_key)
         .unwrap_or_else(|| data_dir.join("signing.key"));
-    let insecure_cookies = match env("TRAIL_INSECURE_COOKIES") {
-        Some(v) => match v.as_str() {
-            "1" | "true" => true,
-            "0" | "false" => false,
-            _ => bail!("TRAIL_INSECURE_COOKIES must be true or false, not '{v}'"),
-        },
-        None => file.server.insecure_cookies.unwrap_or(false),
-    };
+    let insecure_cookies = boolean(env, "TRAIL_INSECURE_COOKIES", file.server.insecure_cookies)?;
+    let transparency_public = boolean(env, "TRAIL_TRANSPARENCY_PUBLIC", file.transparency.public)?;
+    if limits.max_event_bytes > MAX_EVENT_BYTES {
+        bail!(
+            "max_event_bytes is at most {MAX_EVENT_BYTES}: a stored event (the event and the fields Trail adds) \
+             must fit the 65,535 bytes of a C2SP entry bundle's entry"
+        );
+    }
     let c = trail_server::ConnectionConfig::default();
     let secs = |d: std::time::Duration| d.as_secs() as usize;
     let fs = &file.server;
@@ -470,7 +488,20 @@ pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, flags: &F
         retention,
         connections,
         verify_at_minute,
+        transparency_public,
     })
+}
+
+/// A true/false setting: the environment variable, else the file, else false.
+fn boolean(env: &dyn Fn(&str) -> Option<String>, var: &str, file: Option<bool>) -> Result<bool> {
+    match env(var) {
+        Some(v) => match v.as_str() {
+            "1" | "true" => Ok(true),
+            "0" | "false" => Ok(false),
+            _ => bail!("{var} must be true or false, not '{v}'"),
+        },
+        None => Ok(file.unwrap_or(false)),
+    }
 }
 
 /// `http://` or `https://` and a host.

@@ -19,7 +19,7 @@ pub(crate) async fn keys_cmd(config: &Config, command: KeysCommand) -> Result<()
         KeysCommand::Create { org, scope, label } => {
             let scope = KeyScope::parse(&scope)
                 .filter(|s| *s != KeyScope::Personal)
-                .with_context(|| format!("--scope must be ingest, read, admin or platform, not '{scope}'"))?;
+                .with_context(|| format!("--scope must be ingest, read, admin, platform or audit, not '{scope}'"))?;
             check_slug(&org)?;
             let store = open_store(config).await?;
             store.ensure_org(Org { slug: org.clone(), name: org.clone() }).await?;

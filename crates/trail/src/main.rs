@@ -230,7 +230,7 @@ enum KeysCommand {
     Create {
         #[arg(long)]
         org: String,
-        /// ingest, read, admin or platform.
+        /// ingest, read, admin, platform or audit (checkpoints and hash tiles only, for outside auditors).
         #[arg(long)]
         scope: String,
         /// What the key is for.

@@ -61,6 +61,7 @@ pub(crate) async fn serve(config: Config, demo: bool) -> Result<()> {
         alerts: config.alerts.clone(),
         streams: config.streams.clone(),
         housekeeping: true,
+        transparency_public: config.transparency_public,
     };
     let state = AppState::new(store, server_config, trail_server::system_clock());
     if let Some(b) = trail_server::bootstrap(&state, "main").await.map_err(|e| anyhow::anyhow!("{e:?}"))? {

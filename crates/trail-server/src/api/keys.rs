@@ -25,7 +25,7 @@ use crate::{
 pub(crate) struct KeyView {
     id: i64,
     org: String,
-    /// ingest, read, admin, platform or personal.
+    /// ingest, read, admin, platform, personal or audit (checkpoints and hash tiles of `/log/{org}/…` only).
     scope: String,
     /// The key's first characters, to recognise it.
     prefix: String,
@@ -108,7 +108,7 @@ pub(super) async fn create_key(
     // A one-time password is for changing it, not for minting a lasting credential.
     caller.ready()?;
     let scope = KeyScope::parse(&b.scope)
-        .ok_or_else(|| ApiError::field("scope", "must be ingest, read, admin, platform or personal"))?;
+        .ok_or_else(|| ApiError::field("scope", "must be ingest, read, admin, platform, personal or audit"))?;
     let label = b.label.unwrap_or_default();
     if label.len() > 200 {
         return Err(ApiError::field("label", "must be at most 200 characters"));

@@ -26,6 +26,7 @@ pub(crate) mod people;
 mod proofs;
 mod schedules;
 mod streams;
+mod tiles;
 mod timeline;
 
 /// Every route of the application.
@@ -55,6 +56,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/streams/{id}/resume", post(streams::resume_stream))
         .route("/api/v1/streams/{id}/replay", post(streams::replay_stream))
         .route("/api/v1/checkpoint", get(proofs::checkpoint))
+        .route("/log/{org}/checkpoint", get(tiles::checkpoint))
+        .route("/log/{org}/tile/{*path}", get(tiles::tile))
         .route("/api/v1/proof/inclusion", get(proofs::inclusion))
         .route("/api/v1/proof/consistency", get(proofs::consistency))
         .route("/api/v1/auth/login", post(people::login))

@@ -19,6 +19,7 @@ pub fn generate_key(scope: KeyScope) -> String {
         KeyScope::Admin => "ad",
         KeyScope::Platform => "pl",
         KeyScope::Personal => "pt",
+        KeyScope::Audit => "au",
     };
     format!("trail_{tag}_{}", random_token(32))
 }

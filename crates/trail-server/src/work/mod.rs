@@ -32,6 +32,7 @@ pub mod schedules;
 pub mod selfaudit;
 pub mod selfcheck;
 pub mod streams;
+pub mod tiles;
 
 /// What the work needs: the store, the configuration, the clock, the archive, and the
 /// state of self-audit and the self-check. Cheap to clone.

@@ -15,3 +15,4 @@ mod slow_clients;
 mod streams;
 mod support;
 mod syslog;
+mod tiles;

@@ -1,0 +1,263 @@
+//! Each organization's log as C2SP tiles over real HTTP, read and checked by code no one
+//! here wrote: Cloudflare's `signed_note` verifies every checkpoint, `tlog_tiles`
+//! authenticates the tiles against it, proves 1,000 random entries of the entry
+//! bundles included, and each checkpoint consistent with the one before. On SQLite and
+//! on PostgreSQL, with a retention run between two reads (archived entries are still
+//! served, byte for byte). And who may read what.
+
+use std::{collections::HashMap, sync::Arc};
+
+use rand::{rngs::StdRng, Rng, SeedableRng};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use signed_note::{Note, StandardVerifier, VerifierList};
+use tlog_tiles::{
+    check_record, check_tree, prove_record, prove_tree, record_hash, Checkpoint, Hash, Tile, TileHashReader, TileReader,
+};
+use trail_core::Timestamp;
+use trail_server::{AppState, RetentionConfig, ServerConfig};
+use trail_store::{archive::Retention, KeyScope, Org, Store};
+
+use crate::support;
+
+/// Reads tiles from Trail over HTTP (the reader `tlog_tiles` asks, synchronously).
+struct Http {
+    base: String,
+    key: String,
+    client: reqwest::Client,
+    fetched: std::sync::Mutex<HashMap<String, Vec<u8>>>,
+}
+
+impl Http {
+    async fn get(&self, path: &str) -> (StatusCode, Vec<u8>) {
+        let r = self.client.get(format!("{}{path}", self.base)).bearer_auth(&self.key).send().await.unwrap();
+        (r.status(), r.bytes().await.unwrap().to_vec())
+    }
+}
+
+impl TileReader for Http {
+    fn height(&self) -> u8 {
+        8
+    }
+
+    fn read_tiles(&self, tiles: &[Tile]) -> Result<Vec<Vec<u8>>, tlog_tiles::Error> {
+        tiles
+            .iter()
+            .map(|t| {
+                // `tile/8/L/N…` in the Go layout is `L/N…` under C2SP's `tile/`.
+                let path = t.path().strip_prefix("tile/8/").unwrap().to_string();
+                let (code, body) = tokio::task::block_in_place(|| {
+                    tokio::runtime::Handle::current().block_on(self.get(&format!("/log/acme/tile/{path}")))
+                });
+                assert_eq!(code, 200, "tile {path}: {}", String::from_utf8_lossy(&body));
+                self.fetched.lock().unwrap().insert(path, body.clone());
+                Ok(body)
+            })
+            .collect()
+    }
+
+    fn save_tiles(&self, _: &[Tile], _: &[Vec<u8>]) {}
+}
+
+/// The log's verifier key, as `trail keys` publishes it.
+fn vkey() -> String {
+    trail_core::checkpoint::verifier_key(
+        &format!("{}/acme", support::LOG_NAME),
+        &support::signing_key().verifying_key(),
+    )
+}
+
+/// A checkpoint read over HTTP, its signature verified by `signed_note`.
+async fn checkpoint(http: &Http) -> Checkpoint {
+    let (code, body) = http.get("/log/acme/checkpoint").await;
+    assert_eq!(code, 200, "{}", String::from_utf8_lossy(&body));
+    let note = Note::from_bytes(&body).unwrap();
+    let known = VerifierList::new(vec![Box::new(StandardVerifier::new(&vkey()).unwrap())]);
+    note.verify(&known).expect("the checkpoint is signed by the log's key");
+    Checkpoint::from_bytes(note.text()).unwrap()
+}
+
+/// Waits until the log's checkpoint covers `size` entries.
+async fn covering(http: &Http, size: u64) -> Checkpoint {
+    support::until("a checkpoint covering every entry", async || {
+        let cp = checkpoint(http).await;
+        (cp.size() == size).then_some(cp)
+    })
+    .await
+}
+
+/// Every entry of the log of `size`, from its entry bundles.
+async fn entries(http: &Http, size: u64) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for n in 0..size.div_ceil(256) {
+        let w = (size - n * 256).min(256);
+        let path = trail_core::tiles::Tile {
+            kind: trail_core::tiles::TileKind::Entries,
+            index: n,
+            partial: (w < 256).then_some(w as u16),
+        }
+        .path();
+        let (code, body) = http.get(&format!("/log/acme/tile/{path}")).await;
+        assert_eq!(code, 200, "bundle {path}: {}", String::from_utf8_lossy(&body));
+        let bundle = trail_core::tiles::unbundle(&body).expect("a well-formed bundle");
+        assert_eq!(bundle.len() as u64, w);
+        out.extend(bundle.into_iter().map(<[u8]>::to_vec));
+    }
+    out
+}
+
+fn events(n: usize, old: bool) -> Value {
+    let now = Timestamp::from_datetime(chrono::Utc::now());
+    let evs: Vec<Value> = (0..n)
+        .map(|i| {
+            let ts = if old { Timestamp(now.0 - 400 * 86_400_000_000 - i as i64) } else { now };
+            json!({"action": "service:deploy", "timestamp": ts.to_rfc3339_micros(), "details": {"i": i}})
+        })
+        .collect();
+    json!(evs)
+}
+
+async fn ingest(http: &Http, key: &str, events: Value) {
+    let r = http.client.post(format!("{}/api/v1/events", http.base)).bearer_auth(key).json(&events).send().await;
+    assert!(r.unwrap().status().is_success());
+}
+
+/// The whole check on one store.
+async fn tiles_are_read_and_checked_by_independent_code(store: Arc<dyn Store>, archive: &std::path::Path) {
+    store.ensure_org(Org { slug: "acme".into(), name: "Acme".into() }).await.unwrap();
+    store.ensure_org(Org { slug: "globex".into(), name: "Globex".into() }).await.unwrap();
+    let read = support::key(&*store, "acme", KeyScope::Read).await;
+    let audit = support::key(&*store, "acme", KeyScope::Audit).await;
+    let ingest_key = support::key(&*store, "acme", KeyScope::Ingest).await;
+    let other = support::key(&*store, "globex", KeyScope::Read).await;
+    let retention = RetentionConfig {
+        rules: Retention { default_days: 365, ..Retention::default() },
+        archive_dir: Some(archive.to_path_buf()),
+        ..RetentionConfig::default()
+    };
+    let config = ServerConfig { log: Some(support::log_key()), retention, ..ServerConfig::default() };
+    let state = AppState::new(store.clone(), config, trail_server::system_clock());
+    let server = support::serve(state.clone()).await;
+    let http =
+        Http { base: server.base.clone(), key: read, client: reqwest::Client::new(), fetched: Default::default() };
+
+    // Old events first (retention archives them below), then checkpoints as the log grows.
+    let mut checkpoints = Vec::new();
+    let mut size = 0;
+    for (n, old) in [(300, true), (1, false), (255, false), (300, false)] {
+        ingest(&http, &ingest_key, events(n, old)).await;
+        size += n as u64;
+        checkpoints.push(covering(&http, size).await);
+    }
+    let last = checkpoints.last().unwrap();
+    let (n, th) = (last.size(), *last.hash());
+
+    // Tiles authenticated against the checkpoint; entries proved into it.
+    let leaves = entries(&http, n).await;
+    let reader = TileHashReader::new(n, th, &http);
+    let mut rng = StdRng::seed_from_u64(34);
+    for _ in 0..1000 {
+        let i = rng.random_range(0..n);
+        let proof = prove_record(n, i, &reader).unwrap();
+        check_record(&proof, n, th, i, record_hash(&leaves[i as usize])).expect("the entry is in the log");
+    }
+    // Each checkpoint consistent with the one before.
+    for w in checkpoints.windows(2) {
+        let (old, new) = (&w[0], &w[1]);
+        let reader = TileHashReader::new(new.size(), *new.hash(), &http);
+        let proof = prove_tree(new.size(), old.size(), &reader).unwrap();
+        check_tree(&proof, new.size(), *new.hash(), old.size(), *old.hash()).expect("consistent checkpoints");
+    }
+    // A changed entry is not in the log.
+    let proof = prove_record(n, 3, &reader).unwrap();
+    assert!(check_record(&proof, n, th, 3, record_hash(b"{}")).is_err());
+    assert!(check_record(&proof, n, Hash([0; 32]), 3, record_hash(&leaves[3])).is_err());
+
+    // Full tiles are immutable and say so; the bytes are Trail's stored events.
+    let r = http.client.get(format!("{}/log/acme/tile/0/000", http.base)).bearer_auth(&http.key).send().await.unwrap();
+    assert_eq!(r.headers()["cache-control"], "public, max-age=31536000, immutable");
+    assert_eq!(r.headers()["content-type"], "application/octet-stream");
+    assert!(r.headers().contains_key("etag"));
+    assert_eq!(r.bytes().await.unwrap().len(), 8192);
+    let first = trail_core::Event::from_leaf(&leaves[0]).unwrap();
+    assert_eq!((first.org.as_str(), first.seq), ("acme", 0));
+
+    // Retention archives the 300 old events; their bundles are served from the archive.
+    let reports =
+        trail_server::work::retention::run(&state, Timestamp::from_datetime(chrono::Utc::now())).await.unwrap();
+    assert_eq!(reports.iter().map(|r| r.archived).sum::<u64>(), 300, "{reports:?}");
+    assert_eq!(store.scan("acme", 0, 1).await.unwrap()[0].0, 300, "the old events left the store");
+    let after = entries(&http, n).await;
+    assert!(after == leaves, "archived entries are served as they were");
+    // Reading the bundles (twice, a tile at a time) was recorded once, as one view.
+    let views = async || {
+        let all = store.scan("acme", 0, 10_000).await.unwrap();
+        let tiles = |l: &Vec<u8>| {
+            let e = trail_core::Event::from_leaf(l).unwrap();
+            e.action == "audit:view" && e.details.as_ref().is_some_and(|d| d["view"] == "tiles")
+        };
+        all.iter().filter(|(_, l)| tiles(l)).count()
+    };
+    support::until("the bundles' view recorded", async || (views().await > 0).then_some(())).await;
+    assert_eq!(views().await, 1);
+
+    // Who may read what.
+    let as_key = |key: &str| Http {
+        key: key.into(),
+        base: http.base.clone(),
+        client: http.client.clone(),
+        fetched: Default::default(),
+    };
+    let auditor = as_key(&audit);
+    assert_eq!(auditor.get("/log/acme/checkpoint").await.0, 200);
+    assert_eq!(auditor.get("/log/acme/tile/0/000").await.0, 200);
+    assert_eq!(auditor.get("/log/acme/tile/entries/000").await.0, 403, "bundles hold events");
+    assert_eq!(auditor.get("/api/v1/events").await.0, 403, "an audit key reads no events");
+    assert_eq!(as_key(&ingest_key).get("/log/acme/checkpoint").await.0, 403);
+    assert_eq!(as_key(&other).get("/log/acme/checkpoint").await.0, 404, "another organization's log");
+    assert_eq!(as_key("nope").get("/log/acme/tile/0/000").await.0, 401);
+    let (code, body) = http.get("/log/acme/tile/0/0").await;
+    let v: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!((code, v["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("tile")), "{v}");
+    assert_eq!(http.get("/log/acme/tile/0/009").await.0, 404, "beyond the checkpoint");
+    assert_eq!(http.get("/log/acme/tile/0/004.p/5").await.0, 404, "a partial tile beyond the checkpoint");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_tiles_are_read_and_checked_by_independent_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = support::store(dir.path(), &[], true).await;
+    tiles_are_read_and_checked_by_independent_code(store, &dir.path().join("archive")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_tiles_are_read_and_checked_by_independent_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = trail_store::testing::Cluster::shared().database();
+    let signer = Some(Arc::new(trail_store::LogSigner { name: support::LOG_NAME.into(), key: support::signing_key() }));
+    let store = Arc::new(trail_store::postgres::PgStore::open(&url, signer).await.unwrap());
+    tiles_are_read_and_checked_by_independent_code(store, &dir.path().join("archive")).await;
+}
+
+#[tokio::test]
+async fn tiles_are_public_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = support::store(dir.path(), &["acme"], true).await;
+    let ingest_key = support::key(&*store, "acme", KeyScope::Ingest).await;
+    let config = ServerConfig { transparency_public: true, ..ServerConfig::default() };
+    let server = support::serve(AppState::new(store.clone(), config, trail_server::system_clock())).await;
+    let http = Http {
+        base: server.base.clone(),
+        key: String::new(),
+        client: reqwest::Client::new(),
+        fetched: Default::default(),
+    };
+    ingest(&http, &ingest_key, events(3, false)).await;
+    let anyone = |path: &str| {
+        let url = format!("{}{path}", server.base);
+        async move { reqwest::get(url).await.unwrap().status() }
+    };
+    support::until("the first checkpoint", async || (anyone("/log/acme/checkpoint").await == 200).then_some(())).await;
+    assert_eq!(anyone("/log/acme/tile/0/000.p/3").await, 200);
+    assert_eq!(anyone("/log/acme/tile/entries/000.p/3").await, 401, "bundles are never public");
+}
