@@ -27,6 +27,7 @@ mod import;
 mod postgres;
 mod search;
 mod streams;
+mod tiles;
 mod verify;
 
 use exports::*;
@@ -300,6 +301,7 @@ pub(crate) async fn bench_query(n: usize, keep: Option<std::path::PathBuf>) -> R
     println!("First page (limit 50, newest first) over HTTP with a read key of the 900k-event organization, 200 runs each after 20 warm-up runs (sorts: 20 after 2).\n");
     query_table(&base, &key, &platform, &people, &request_ids).await?;
     facets::facets_table(&base, &key, facets::Reference::Sqlite(&db)).await?;
+    tiles::tiles_table(&base, &key).await?;
     let vkey = trail_core::checkpoint::verifier_key("trail.bench/acme", &signer().key.verifying_key());
     let entries = verify_table(&db, &vkey).await?;
     let store = SqliteStore::open(&db, signed())?;

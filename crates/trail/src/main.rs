@@ -115,6 +115,27 @@ enum Command {
         #[arg(long)]
         org: String,
     },
+    /// Copy one organization's log from a Trail server as C2SP tiles into a directory,
+    /// checking every tile against the checkpoint signed by --verifier-key before
+    /// writing it; run it again to bring the copy up to date (full tiles already there
+    /// are checked, not fetched). `trail verify --mirror DIR` checks the copy offline.
+    Mirror {
+        /// The server, e.g. https://trail.example.com.
+        #[arg(long)]
+        url: String,
+        #[arg(long)]
+        org: String,
+        /// The log's published verifier key (`trail keys verifier --org ORG`).
+        #[arg(long)]
+        verifier_key: String,
+        /// Where the tiles go (`checkpoint`, `tile/…`, as the server serves them).
+        #[arg(long)]
+        out: PathBuf,
+        /// An API key: `read` (the entries too, recorded as viewed) or, for the tree
+        /// only, `audit`. Better given in the environment than on the command line.
+        #[arg(long, env = "TRAIL_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+    },
     /// Check an evidence file offline, or (with --org) recompute an organization's whole
     /// stored log against its signed checkpoints.
     Verify {
@@ -138,6 +159,10 @@ enum Command {
         /// reordering up to --checkpoint, signed by --key.
         #[arg(long, conflicts_with_all = ["file", "org"], requires_all = ["checkpoint", "key"])]
         received: Option<String>,
+        /// A directory `trail mirror` wrote: checks the whole log in it offline against
+        /// --key (the checkpoint's signature, every tile, every entry).
+        #[arg(long, conflicts_with_all = ["file", "org", "received"], requires = "key")]
+        mirror: Option<PathBuf>,
         /// With --org: seconds an entry may go without a signed checkpoint before it
         /// counts as unproven (a checkpoint normally follows within a second).
         #[arg(long, default_value_t = 60)]
@@ -447,6 +472,10 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Import { format, org, files, max_expanded_mib } => {
             import::import_cmd(&config, &format, &org, &files, max_expanded_mib.saturating_mul(1 << 20)).await
         }
+        Command::Mirror { url, org, verifier_key, out, api_key } => {
+            verify::mirror(&url, &org, &verifier_key, &out, api_key).await
+        }
+        Command::Verify { mirror: Some(dir), key: Some(key), .. } => verify::verify_mirror(&dir, &key),
         Command::Verify { received: Some(copy), key: Some(key), checkpoint: Some(note), .. } => {
             verify::verify_received(&copy, &note, &key)
         }

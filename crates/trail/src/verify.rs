@@ -128,3 +128,31 @@ pub(crate) fn verify_received(copy: &str, note: &str, key: &str) -> Result<()> {
     );
     Ok(())
 }
+
+/// `trail mirror`: copies the log's tiles into `out`, checked before they are written.
+pub(crate) async fn mirror(url: &str, org: &str, vkey: &str, out: &std::path::Path, key: Option<String>) -> Result<()> {
+    use trail_server::work::mirror;
+    let src = mirror::Source { url: url.to_string(), org: org.to_string(), key };
+    let done = mirror::mirror(&src, vkey, out).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "mirrored {} entries of {org} into {} ({} tiles and bundles fetched, {} already there and checked)",
+        done.size,
+        out.display(),
+        done.fetched,
+        done.kept
+    );
+    Ok(())
+}
+
+/// `trail verify --mirror DIR`: the whole mirrored log checked offline.
+pub(crate) fn verify_mirror(dir: &std::path::Path, vkey: &str) -> Result<()> {
+    let report = trail_server::work::mirror::verify_mirror(dir, vkey).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if !report.findings.is_empty() {
+        bail!("the mirror of {} does not verify:\n{}", report.origin, report.findings.join("\n"));
+    }
+    println!(
+        "ok: {} entries of {} and {} hash tiles verified against its checkpoint of size {}",
+        report.entries, report.origin, report.tiles, report.size
+    );
+    Ok(())
+}

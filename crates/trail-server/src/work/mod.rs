@@ -26,6 +26,7 @@ pub(crate) mod feed;
 pub mod import;
 pub mod jobs;
 mod mail;
+pub mod mirror;
 pub mod outbound;
 pub mod retention;
 pub mod schedules;

@@ -153,6 +153,37 @@ pub fn client(
         .map_err(|e| WorkError::Unavailable(e.to_string()))
 }
 
+/// A client for `fetch`: no redirects, and it gives up after `timeout`.
+pub fn fetcher(timeout: Duration) -> Result<reqwest::Client, WorkError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("Trail-Mirror/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| WorkError::Unavailable(e.to_string()))
+}
+
+/// One GET of a Trail server's resource (a mirror's tiles), with an API key: the body,
+/// or why not (404 as `NotFound`, any other refusal with the server's words).
+pub async fn fetch(client: &reqwest::Client, url: &str, key: Option<&str>) -> Result<Vec<u8>, WorkError> {
+    let mut req = client.get(url);
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    let r = req.send().await.map_err(|e| WorkError::Unavailable(format!("{url}: {e}")))?;
+    let status = r.status();
+    let body = r.bytes().await.map_err(|e| WorkError::Unavailable(format!("{url}: {e}")))?;
+    match status.as_u16() {
+        200 => Ok(body.to_vec()),
+        code => {
+            let said = String::from_utf8_lossy(&body[..body.len().min(500)]).into_owned();
+            let m = format!("{url}: HTTP {code}: {said}");
+            Err(if code == 404 { WorkError::NotFound(m) } else { WorkError::Unavailable(m) })
+        }
+    }
+}
+
 /// A new signing secret: `whsec_` and 24 random bytes in base64.
 pub fn new_secret() -> String {
     let bytes: [u8; 24] = rand::random();

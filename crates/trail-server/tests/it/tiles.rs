@@ -15,7 +15,7 @@ use tlog_tiles::{
     check_record, check_tree, prove_record, prove_tree, record_hash, Checkpoint, Hash, Tile, TileHashReader, TileReader,
 };
 use trail_core::Timestamp;
-use trail_server::{AppState, RetentionConfig, ServerConfig};
+use trail_server::{work::mirror, AppState, RetentionConfig, ServerConfig};
 use trail_store::{archive::Retention, KeyScope, Org, Store};
 
 use crate::support;
@@ -182,6 +182,15 @@ async fn tiles_are_read_and_checked_by_independent_code(store: Arc<dyn Store>, a
     let first = trail_core::Event::from_leaf(&leaves[0]).unwrap();
     assert_eq!((first.org.as_str(), first.seq), ("acme", 0));
 
+    // An auditor's mirror, checked offline.
+    let mirror_dir = archive.with_file_name("mirror");
+    let src = mirror::Source { url: http.base.clone(), org: "acme".into(), key: Some(http.key.clone()) };
+    let first_mirror = mirror::mirror(&src, &vkey(), &mirror_dir).await.unwrap();
+    assert!(first_mirror.size >= n && first_mirror.kept == 0, "{first_mirror:?}");
+    let report = mirror::verify_mirror(&mirror_dir, &vkey()).unwrap();
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
+    assert_eq!(report.entries, first_mirror.size);
+
     // Retention archives the 300 old events; their bundles are served from the archive.
     let reports =
         trail_server::work::retention::run(&state, Timestamp::from_datetime(chrono::Utc::now())).await.unwrap();
@@ -200,6 +209,27 @@ async fn tiles_are_read_and_checked_by_independent_code(store: Arc<dyn Store>, a
     };
     support::until("the bundles' view recorded", async || (views().await > 0).then_some(())).await;
     assert_eq!(views().await, 1);
+
+    // The mirror brought up to date after retention: what it had is checked, not fetched.
+    ingest(&http, &ingest_key, events(10, false)).await;
+    let grown = checkpoint(&http).await.size();
+    let second = mirror::mirror(&src, &vkey(), &mirror_dir).await.unwrap();
+    assert!(second.size >= grown && second.kept >= 6, "{second:?}");
+    let report = mirror::verify_mirror(&mirror_dir, &vkey()).unwrap();
+    assert!(report.findings.is_empty(), "{:?}", report.findings);
+    assert_eq!(report.entries, second.size);
+    // A changed byte in the copy is found; a wrong key is refused.
+    let bundle0 = mirror_dir.join("tile/entries/000");
+    let mut bytes = std::fs::read(&bundle0).unwrap();
+    bytes[40] ^= 1;
+    std::fs::write(&bundle0, bytes).unwrap();
+    let report = mirror::verify_mirror(&mirror_dir, &vkey()).unwrap();
+    assert!(report.findings.iter().any(|f| f.contains("entries/000")), "{:?}", report.findings);
+    let other_key = trail_core::checkpoint::verifier_key(
+        "trail.test/acme",
+        &ed25519_dalek::SigningKey::from_bytes(&[1; 32]).verifying_key(),
+    );
+    assert!(mirror::verify_mirror(&mirror_dir, &other_key).is_err());
 
     // Who may read what.
     let as_key = |key: &str| Http {

@@ -6,6 +6,7 @@ mod architecture;
 mod cli;
 mod e2e;
 mod import;
+mod mirror;
 mod postgres;
 mod readme;
 mod retention;
