@@ -27,6 +27,10 @@ await step('open the detail and see the diff; keyboard', async () => {
   const mark = await page.textContent('#proof-mark');
   assert(mark.includes('Included in the signed checkpoint') && mark.includes('proof and signature checked by this browser'), `proof checked in the browser: ${mark}`);
   assert(page.url().includes(`event=${deployId}`), 'the selection is in the URL');
+  // The offline proof downloads as a C2SP tlog-proof file carrying the event.
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click('.detail a[download$=".tlog-proof"]')]);
+  const proofFile = fs.readFileSync(await dl.path(), 'utf8');
+  assert(proofFile.startsWith('c2sp.org/tlog-proof@v1\nextra ') && proofFile.includes('\n\n'), `a tlog-proof file: ${proofFile.slice(0, 80)}`);
   if (SHOTS) await page.screenshot({ path: path.join(SHOTS, 'audit-detail.png') });
   await page.keyboard.press('Escape');
   await page.waitForSelector('.detail', { state: 'hidden' });

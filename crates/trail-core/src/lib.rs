@@ -21,6 +21,7 @@ pub mod query;
 pub mod received;
 pub mod tiles;
 pub mod time;
+pub mod tlog_proof;
 
 pub use cursor::Cursor;
 pub use error::{FieldCode, FieldError};

@@ -111,6 +111,11 @@ function renderDetail(panel, d) {
       ['Organization', e.org],
       ['Sequence', `#${e.seq}`],
       ['Proof', proof],
+      ['Offline proof', d.proof ? h('a', {
+        href: `/api/v1/proof/inclusion?org=${encodeURIComponent(e.org)}&index=${d.proof.index}&size=${d.proof.size}&format=tlog-proof`,
+        download: `${e.org}-${d.proof.index}.tlog-proof`,
+        title: 'A C2SP tlog-proof file: this event, its proof and the signed checkpoint; check it with trail verify FILE --key VKEY',
+      }, 'Download (C2SP tlog-proof)') : null],
     ]),
     ...section('Actor', [['Name', a.name], ['Email', a.email], ['ID', a.id], ['Type', a.type], ['Company (as sent)', a.company]]),
     ...section('Request', [['Source IP', e.source_ip], ['User agent', e.user_agent], ['Request ID', requestLink]]),

@@ -127,6 +127,9 @@ pub(crate) fn verify_file(file: &str, key: Option<&str>) -> Result<()> {
     } else {
         std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))?
     };
+    if text.starts_with(trail_core::tlog_proof::HEADER) {
+        return verify_tlog_proof(file, &text, key);
+    }
     let report = trail_core::evidence::verify(text.lines(), key).map_err(|p| anyhow::anyhow!("{file}: {p}"))?;
     let trust =
         if key.is_some() { "" } else { " (signed by the key the file names; pass --key to check who signed it)" };
@@ -134,5 +137,20 @@ pub(crate) fn verify_file(file: &str, key: Option<&str>) -> Result<()> {
         "ok: {} entries prove into checkpoint {} of size {}{trust}",
         report.entries, report.checkpoint.origin, report.checkpoint.size
     );
+    Ok(())
+}
+
+/// A C2SP tlog-proof file (`GET /api/v1/proof/inclusion?format=tlog-proof`): the
+/// entry it carries proved into the checkpoint signed by `key`.
+fn verify_tlog_proof(file: &str, text: &str, key: Option<&str>) -> Result<()> {
+    let key = key.context("a tlog-proof names no key: pass --key with the log's verifier key")?;
+    let proof = trail_core::tlog_proof::TlogProof::parse(text).map_err(|p| anyhow::anyhow!("{file}: {p}"))?;
+    let cp = proof.verify(None, key).map_err(|p| anyhow::anyhow!("{file}: {p}"))?;
+    let what = proof
+        .extra
+        .as_deref()
+        .and_then(|e| trail_core::Event::from_leaf(e).ok())
+        .map_or(String::new(), |e| format!(" (event {}, {})", e.id, e.action));
+    println!("ok: entry {}{what} proves into checkpoint {} of size {}", proof.index, cp.origin, cp.size);
     Ok(())
 }

@@ -158,6 +158,10 @@ pub(crate) struct InclusionParams {
     id: Option<String>,
     /// The tree size (default: the newest checkpoint's).
     size: Option<u64>,
+    /// `json` (default), or `tlog-proof`: a C2SP `tlog-proof@v1` file carrying the
+    /// entry's stored bytes (as `extra`), its proof and the signed checkpoint of `size`,
+    /// which `trail verify FILE --key VKEY` checks offline.
+    format: Option<String>,
 }
 
 /// Which two trees.

@@ -77,14 +77,19 @@ pub(super) async fn checkpoint(
 #[utoipa::path(
     get, path = "/api/v1/proof/inclusion", tag = "proofs",
     params(crate::api::doc::InclusionParams),
-    responses((status = 200, description = "The inclusion proof", body = InclusionProof), crate::api::doc::Errors)
+    responses((status = 200, description = "The inclusion proof (with `format=tlog-proof`, a C2SP tlog-proof file, text/plain)", body = InclusionProof), crate::api::doc::Errors)
 )]
 pub(super) async fn inclusion(
     State(st): State<AppState>,
     caller: Caller,
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Response, ApiError> {
-    only(&pairs, &["org", "index", "id", "size"])?;
+    only(&pairs, &["org", "index", "id", "size", "format"])?;
+    let tlog_proof = match params::get(&pairs, "format") {
+        None | Some("json") => false,
+        Some("tlog-proof") => true,
+        Some(_) => return Err(ApiError::field("format", "must be json or tlog-proof")),
+    };
     let org = log_org(&caller, &pairs)?;
     let scope = caller.read_scope()?;
     let index = match (number(&pairs, "index")?, params::get(&pairs, "id")) {
@@ -111,17 +116,30 @@ pub(super) async fn inclusion(
             size
         }
     };
+    let mut entry = None;
     if index < size {
         // An entry the caller may not see has no proof for it either. Archived entries
         // keep their proofs: their bytes are read from the archive.
         let rows = trail_store::archive::scan_merged(&*st.store, st.archive.as_deref(), &org, index, 1).await?;
-        let leaf = rows.into_iter().find(|(s, _)| *s == index).map(|(_, l)| l);
-        let event = leaf.and_then(|l| Event::from_leaf(&l).ok());
+        entry = rows.into_iter().find(|(s, _)| *s == index).map(|(_, l)| l);
+        let event = entry.as_ref().and_then(|l| Event::from_leaf(l).ok());
         if !event.is_some_and(|e| scope.allows(&e.org, e.category())) {
             return Err(ApiError::NotFound(format!("no entry {index}")));
         }
     }
     let proof = st.store.inclusion_proof(&org, index, size).await?;
+    if tlog_proof {
+        let cp = st.store.checkpoint(&org, Some(size)).await?.ok_or_else(|| {
+            ApiError::NotFound(format!("no signed checkpoint of size {size}: omit size for the newest"))
+        })?;
+        let text = trail_core::tlog_proof::TlogProof { extra: entry, index, proof, checkpoint: cp.note }.to_text();
+        let name = format!("attachment; filename={org}-{index}.tlog-proof");
+        return Ok((
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, name)],
+            text,
+        )
+            .into_response());
+    }
     Ok(Json(InclusionProof { index, size, proof: b64_all(&proof) }).into_response())
 }
 

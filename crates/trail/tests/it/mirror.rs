@@ -49,6 +49,17 @@ async fn an_auditor_mirrors_a_log_and_verifies_it_offline() {
     // Again: what is there is checked, not fetched.
     let again = run_ok(&mut mirror(&read));
     assert!(!again.contains(" 0 already there"), "{again}");
+    // One event's proof as a C2SP tlog-proof file, checked offline.
+    let url = format!("{}/api/v1/proof/inclusion?index=5&format=tlog-proof", server.base);
+    let proof = client.get(url).bearer_auth(&read).send().await.unwrap().text().await.unwrap();
+    assert!(proof.starts_with("c2sp.org/tlog-proof@v1\nextra "), "{proof}");
+    let file = d.join("entry5.tlog-proof");
+    std::fs::write(&file, &proof).unwrap();
+    let ok = run_ok(trail(d).arg("verify").arg(&file).args(["--key", &vkey]));
+    assert!(ok.starts_with("ok: entry 5 (event ") && ok.contains("trail.local/acme"), "{ok}");
+    std::fs::write(&file, proof.replacen("index 5", "index 6", 1)).unwrap();
+    assert!(run_err(trail(d).arg("verify").arg(&file).args(["--key", &vkey])).contains("not proved"));
+    assert!(run_err(trail(d).arg("verify").arg(&file)).contains("--key"));
     // An audit key reads the tree but not the entries.
     let refused = run_err(&mut mirror(&audit));
     assert!(refused.contains("403"), "{refused}");

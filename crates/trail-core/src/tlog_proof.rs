@@ -1,0 +1,133 @@
+//! C2SP `tlog-proof@v1`: a self-contained, offline-verifiable proof that an entry is in
+//! a log, in the text form other transparency tools read: the header line, `extra`
+//! (here the entry's exact stored bytes, so that the proof carries what it proves),
+//! `index`, the RFC 6962 inclusion proof one base64 hash a line, an empty line, and the
+//! signed checkpoint verbatim.
+
+use base64::{engine::general_purpose::STANDARD as B64, Engine};
+
+use crate::{
+    checkpoint::{self, Checkpoint},
+    merkle::{self, Hash},
+};
+
+/// The first line of every proof.
+pub const HEADER: &str = "c2sp.org/tlog-proof@v1";
+
+/// One proof.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlogProof {
+    /// Opaque extra data: Trail puts the entry's stored bytes here.
+    pub extra: Option<Vec<u8>>,
+    pub index: u64,
+    pub proof: Vec<Hash>,
+    /// The signed checkpoint (a signed note), verbatim.
+    pub checkpoint: String,
+}
+
+impl TlogProof {
+    /// The proof's text.
+    pub fn to_text(&self) -> String {
+        let mut out = format!("{HEADER}\n");
+        if let Some(extra) = &self.extra {
+            out.push_str(&format!("extra {}\n", B64.encode(extra)));
+        }
+        out.push_str(&format!("index {}\n", self.index));
+        for h in &self.proof {
+            out.push_str(&B64.encode(h));
+            out.push('\n');
+        }
+        out.push('\n');
+        out.push_str(&self.checkpoint);
+        out
+    }
+
+    /// Reads a proof's text; the error says what is wrong.
+    pub fn parse(text: &str) -> Result<TlogProof, String> {
+        let (head, checkpoint) = text.split_once("\n\n").ok_or("no empty line before the checkpoint")?;
+        let mut lines = head.split('\n');
+        if lines.next() != Some(HEADER) {
+            return Err(format!("the first line is not {HEADER}"));
+        }
+        let mut line = lines.next().ok_or("no index line")?;
+        let mut extra = None;
+        if let Some(e) = line.strip_prefix("extra ") {
+            extra = Some(B64.decode(e).map_err(|e| format!("extra is not base64: {e}"))?);
+            line = lines.next().ok_or("no index line")?;
+        }
+        let index = line.strip_prefix("index ").ok_or("no index line")?;
+        let canonical = index == "0" || (!index.starts_with('0') && index.bytes().all(|b| b.is_ascii_digit()));
+        let index: u64 = index.parse().ok().filter(|_| canonical).ok_or("the index is not a decimal number")?;
+        let proof = lines
+            .map(|l| {
+                let bytes = B64.decode(l).map_err(|e| format!("a proof line is not base64: {e}"))?;
+                Hash::try_from(bytes.as_slice()).map_err(|_| "a proof line is not a SHA-256 hash".to_string())
+            })
+            .collect::<Result<Vec<Hash>, String>>()?;
+        Ok(TlogProof { extra, index, proof, checkpoint: checkpoint.to_string() })
+    }
+
+    /// Checks the proof: the checkpoint signed by `vkey`, and `entry` (else the extra
+    /// data) at `index` proved into its root. Answers the checkpoint.
+    pub fn verify(&self, entry: Option<&[u8]>, vkey: &str) -> Result<Checkpoint, String> {
+        let cp = checkpoint::verify(&self.checkpoint, vkey).map_err(|e| e.to_string())?;
+        let entry = entry.or(self.extra.as_deref()).ok_or("no entry to check: the proof carries none")?;
+        let leaf = merkle::leaf_hash(entry);
+        if !merkle::verify_inclusion(self.index, cp.size, &leaf, &self.proof, &cp.root) {
+            return Err(format!("entry {} is not proved into the checkpoint of size {}", self.index, cp.size));
+        }
+        Ok(cp)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use ed25519_dalek::SigningKey;
+
+    use super::*;
+
+    fn log(n: u64) -> (Vec<Vec<u8>>, Vec<Hash>, String, String) {
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let entries: Vec<Vec<u8>> = (0..n).map(|i| format!("{{\"seq\":{i}}}").into_bytes()).collect();
+        let leaves: Vec<Hash> = entries.iter().map(|e| merkle::leaf_hash(e)).collect();
+        let cp = Checkpoint { origin: "trail.test/acme".into(), size: n, root: merkle::root(&leaves) };
+        let note = checkpoint::sign(&cp, &key);
+        (entries, leaves, note, checkpoint::verifier_key("trail.test/acme", &key.verifying_key()))
+    }
+
+    #[test]
+    fn a_proof_round_trips_and_verifies() {
+        let (entries, leaves, note, vkey) = log(13);
+        let proof = merkle::inclusion_proof(&mut leaves.as_slice(), 6, 13).unwrap();
+        let p = TlogProof { extra: Some(entries[6].clone()), index: 6, proof, checkpoint: note };
+        let text = p.to_text();
+        assert!(text.starts_with("c2sp.org/tlog-proof@v1\nextra "));
+        let back = TlogProof::parse(&text).unwrap();
+        assert_eq!(back, p);
+        assert_eq!(back.verify(None, &vkey).unwrap().size, 13);
+        assert!(back.verify(Some(&entries[5]), &vkey).is_err(), "another entry");
+        let other = checkpoint::verifier_key("trail.test/acme", &SigningKey::from_bytes(&[4; 32]).verifying_key());
+        assert!(back.verify(None, &other).is_err(), "another key");
+        let mut moved = back.clone();
+        moved.index = 7;
+        assert!(moved.verify(None, &vkey).is_err());
+    }
+
+    #[test]
+    fn malformed_proofs_are_refused() {
+        let (_, leaves, note, _) = log(3);
+        let proof = merkle::inclusion_proof(&mut leaves.as_slice(), 0, 3).unwrap();
+        let good = TlogProof { extra: None, index: 0, proof, checkpoint: note }.to_text();
+        assert!(TlogProof::parse(&good).is_ok());
+        for bad in [
+            good.replacen("tlog-proof@v1", "tlog-proof@v2", 1),
+            good.replacen("index 0", "index 00", 1),
+            good.replacen("index 0", "index x", 1),
+            good.replacen("\n\n", "\n", 1),
+            good.replacen("index 0\n", "index 0\nnot base64!\n", 1),
+            good.replacen("index 0\n", "index 0\nAAAA\n", 1),
+        ] {
+            assert!(TlogProof::parse(&bad).is_err(), "{bad}");
+        }
+    }
+}
