@@ -302,6 +302,7 @@ pub(crate) async fn bench_query(n: usize, keep: Option<std::path::PathBuf>) -> R
     query_table(&base, &key, &platform, &people, &request_ids).await?;
     facets::facets_table(&base, &key, facets::Reference::Sqlite(&db)).await?;
     tiles::tiles_table(&base, &key).await?;
+    tiles::mirror_table(&base, &key, &db).await?;
     let vkey = trail_core::checkpoint::verifier_key("trail.bench/acme", &signer().key.verifying_key());
     let entries = verify_table(&db, &vkey).await?;
     let store = SqliteStore::open(&db, signed())?;

@@ -57,3 +57,38 @@ pub(crate) async fn tiles_table(base: &str, key: &str) -> Result<()> {
     println!();
     Ok(())
 }
+
+/// `trail mirror` of the 900k-entry log over HTTP (every tile and bundle fetched and
+/// checked, then written) against reading the same stored bytes from the store in the
+/// same run (`Store::scan` in seq order), alternating, two runs each.
+pub(crate) async fn mirror_table(base: &str, key: &str, db: &std::path::Path) -> Result<()> {
+    use trail_store::{prelude::*, sqlite::SqliteStore};
+    let vkey = trail_core::checkpoint::verifier_key("trail.bench/acme", &crate::signer().key.verifying_key());
+    let store = SqliteStore::open(db, crate::signed())?;
+    println!(
+        "`trail mirror` over HTTP (read key) against reading the same stored bytes with `Store::scan`, alternating.\n"
+    );
+    println!("| run | reference: scan entries/s | mirror entries/s (tiles and bundles checked and written) | mirror / reference |");
+    println!("|---:|---:|---:|---:|");
+    for run in 1..=2 {
+        let t = Instant::now();
+        let (mut from, mut bytes) = (0u64, 0usize);
+        loop {
+            let rows = store.scan("acme", from, 10_000).await?;
+            let Some(last) = rows.last() else { break };
+            from = last.0 + 1;
+            bytes += rows.iter().map(|(_, l)| l.len()).sum::<usize>();
+        }
+        let reference = from as f64 / t.elapsed().as_secs_f64();
+        let dir = tempfile::tempdir_in(".")?;
+        let src = trail_server::work::mirror::Source { url: base.into(), org: "acme".into(), key: Some(key.into()) };
+        let t = Instant::now();
+        let done =
+            trail_server::work::mirror::mirror(&src, &vkey, dir.path()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let mirrored = done.size as f64 / t.elapsed().as_secs_f64();
+        ensure!(bytes > 0 && done.size >= from.min(done.size), "nothing read");
+        println!("| {run} | {reference:.0} | {mirrored:.0} ({} entries) | {:.2} |", done.size, mirrored / reference);
+    }
+    println!();
+    Ok(())
+}
