@@ -15,6 +15,7 @@ pub mod alerts;
 pub mod archive;
 pub mod copy;
 mod error;
+pub mod installation;
 mod named;
 pub mod postgres;
 mod prepare;
@@ -538,9 +539,35 @@ pub trait Archives: Send + Sync + 'static {
 
 /// A whole store: every concern above. Implementations must pass the conformance
 /// suite (`testing::conformance`, behind the `testing` feature).
-pub trait Store: EventLog + Proofs + Accounts + Jobs + Archives + Alerting + Streaming {}
+pub trait Store: EventLog + Proofs + Accounts + Jobs + Archives + Alerting + Streaming + Installation {}
 
-impl<T: EventLog + Proofs + Accounts + Jobs + Archives + Alerting + Streaming> Store for T {}
+impl<T: EventLog + Proofs + Accounts + Jobs + Archives + Alerting + Streaming + Installation> Store for T {}
+
+/// The installation log (see `installation`): every organization checkpoint, appended
+/// after it is signed, under the installation's own signed checkpoints.
+#[async_trait]
+pub trait Installation: Send + Sync {
+    /// Appends the organization checkpoints not yet in the installation log (at most
+    /// `limit`, oldest first) and signs its new checkpoint, in one transaction (one
+    /// server at a time); answers how many. Without a signer nothing is appended.
+    async fn extend_installation(&self, limit: usize) -> Result<u64, StoreError>;
+
+    /// The installation log's newest signed checkpoint, or the one of exactly `size`.
+    async fn installation_checkpoint(&self, size: Option<u64>) -> Result<Option<SignedCheckpoint>, StoreError>;
+
+    /// Its stored tree nodes at `level` with index in `[from, to)`, in index order.
+    async fn installation_nodes(&self, level: u32, from: u64, to: u64) -> Result<Vec<(u64, Hash)>, StoreError>;
+
+    /// Its entries with index in `[from, to)`, in index order.
+    async fn installation_entries(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<installation::InstallationEntry>, StoreError>;
+
+    /// Where `org`'s checkpoint of `size` is in the installation log, once appended.
+    async fn installation_index(&self, org: &str, size: u64) -> Result<Option<u64>, StoreError>;
+}
 
 /// One entry copied into a store with its seq (see `copy`).
 #[derive(Debug, Clone)]
@@ -568,7 +595,7 @@ pub trait Restore: Store {
 
 /// The store's traits, for callers that use a `DynStore`'s methods.
 pub mod prelude {
-    pub use crate::{Accounts, Alerting, Archives, EventLog, Jobs, Proofs, Store, Streaming};
+    pub use crate::{Accounts, Alerting, Archives, EventLog, Installation, Jobs, Proofs, Store, Streaming};
 }
 
 /// A signed tree head as stored.

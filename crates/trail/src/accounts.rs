@@ -116,5 +116,8 @@ pub(crate) fn check_slug(org: &str) -> Result<()> {
     if !ok {
         bail!("--org must be 1-64 characters of a-z, 0-9, - or _, not '{org}'");
     }
+    if trail_store::installation::RESERVED_SLUGS.contains(&org) {
+        bail!("--org '{org}' is the name of the installation's own log; choose another");
+    }
     Ok(())
 }

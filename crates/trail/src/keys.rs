@@ -64,8 +64,15 @@ pub(crate) async fn keys_cmd(config: &Config, command: KeysCommand) -> Result<()
             println!("revoked key {id} ({})", key.prefix);
             Ok(())
         }
-        KeysCommand::Verifier { org } => {
-            check_slug(&org)?;
+        KeysCommand::Verifier { org, installation } => {
+            let org = match org {
+                Some(org) => {
+                    check_slug(&org)?;
+                    org
+                }
+                None if installation => trail_store::installation::LOG_NAME.to_string(),
+                None => bail!("give --org ORG or --installation"),
+            };
             let key = signing_key(config, false)?;
             println!(
                 "{}",

@@ -248,8 +248,12 @@ enum RetentionCommand {
 enum KeysCommand {
     /// Print the checkpoint verifier key of an organization's log.
     Verifier {
-        #[arg(long)]
-        org: String,
+        #[arg(long, required_unless_present = "installation")]
+        org: Option<String>,
+        /// The installation log's key instead (`<name>/checkpoints`: every
+        /// organization's checkpoints, served at `/log/_installation/`).
+        #[arg(long, conflicts_with = "org")]
+        installation: bool,
     },
     /// Create an API key and print it (only its hash is stored).
     Create {

@@ -24,6 +24,35 @@ pub(crate) struct InclusionProof {
     pub(crate) size: u64,
     /// Base64 SHA-256 hashes, leaf side first.
     pub(crate) proof: Vec<String>,
+    /// Where the checkpoint of `size` is in the installation log (`/log/_installation/`),
+    /// once it has been appended there (within about a second of its signing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) installation: Option<InstallationProofView>,
+}
+
+/// An organization checkpoint's place in the installation log: its index, its inclusion
+/// proof, and the installation log's signed checkpoint the proof is for. The entry is
+/// the SHA-256 of the organization checkpoint's note body.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct InstallationProofView {
+    pub(crate) index: u64,
+    pub(crate) size: u64,
+    /// Base64 SHA-256 hashes, leaf side first.
+    pub(crate) proof: Vec<String>,
+    /// The installation log's signed checkpoint (origin `<installation>/checkpoints`).
+    pub(crate) checkpoint: String,
+}
+
+impl InstallationProofView {
+    pub(crate) async fn of(st: &AppState, org: &str, size: u64) -> Result<Option<InstallationProofView>, ApiError> {
+        let p = crate::work::tiles::installation_proof(st, org, size).await?;
+        Ok(p.map(|p| InstallationProofView {
+            index: p.index,
+            size: p.checkpoint.size,
+            proof: b64_all(&p.proof),
+            checkpoint: p.checkpoint.note,
+        }))
+    }
 }
 
 /// The consistency proof between the trees of `from` and `to` entries (RFC 9162).
@@ -140,7 +169,8 @@ pub(super) async fn inclusion(
         )
             .into_response());
     }
-    Ok(Json(InclusionProof { index, size, proof: b64_all(&proof) }).into_response())
+    let installation = InstallationProofView::of(&st, &org, size).await?;
+    Ok(Json(InclusionProof { index, size, proof: b64_all(&proof), installation }).into_response())
 }
 
 #[utoipa::path(

@@ -14,7 +14,12 @@ use sha2::{Digest, Sha256};
 use trail_core::tiles::{Tile, TileKind};
 use trail_store::Categories;
 
-use crate::{auth::Caller, error::ApiError, work::tiles, AppState};
+use crate::{
+    auth::Caller,
+    error::ApiError,
+    work::tiles::{self, Log},
+    AppState,
+};
 
 /// What a tile is immutable for: a year, as the spec suggests.
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
@@ -22,12 +27,18 @@ const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 /// shared cache that would hand them to whoever asks.
 const IMMUTABLE_PRIVATE: &str = "private, max-age=31536000, immutable";
 
-/// Who may read `org`'s checkpoint and hash tiles.
-fn may_read_tree(st: &AppState, caller: Result<Caller, ApiError>, org: &str) -> Result<(), ApiError> {
+/// Who may read a log's checkpoint and hash tiles: an organization's, or the
+/// installation log (whose entries are hashes too), which anyone who may read some
+/// organization's tree may read.
+fn may_read_tree(st: &AppState, caller: Result<Caller, ApiError>, log: Log<'_>) -> Result<(), ApiError> {
     if st.config.transparency_public {
         return Ok(());
     }
-    caller?.tree_org(org)
+    let caller = caller?;
+    match log {
+        Log::Org(org) => caller.tree_org(org),
+        Log::Installation => caller.tree_org(&caller.org),
+    }
 }
 
 pub(super) async fn checkpoint(
@@ -35,8 +46,9 @@ pub(super) async fn checkpoint(
     caller: Result<Caller, ApiError>,
     Path(org): Path<String>,
 ) -> Result<Response, ApiError> {
-    may_read_tree(&st, caller, &org)?;
-    let cp = tiles::checkpoint(&st, &org).await?;
+    let log = Log::named(&org);
+    may_read_tree(&st, caller, log)?;
+    let cp = tiles::checkpoint(&st, log).await?;
     let headers = [
         (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
         // It changes every second or so.
@@ -51,9 +63,10 @@ pub(super) async fn tile(
     Path((org, path)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let tile = Tile::parse(&path).map_err(|m| ApiError::field("tile", m))?;
-    match tile.kind {
-        TileKind::Hashes { .. } => may_read_tree(&st, caller, &org)?,
-        TileKind::Entries => {
+    let log = Log::named(&org);
+    match (tile.kind, log) {
+        (TileKind::Hashes { .. }, _) | (TileKind::Entries, Log::Installation) => may_read_tree(&st, caller, log)?,
+        (TileKind::Entries, Log::Org(_)) => {
             let caller = caller?;
             let named = caller.log_org(Some(&org))?;
             if caller.read_scope()?.categories != Categories::All {
@@ -64,12 +77,13 @@ pub(super) async fn tile(
             crate::auth::view(&st, &caller, "tiles", String::new(), Some(named));
         }
     }
-    let body = tiles::tile(&st, &org, tile).await?;
+    let body = tiles::tile(&st, log, tile).await?;
     let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&body)[..16]));
     let mut resp = (StatusCode::OK, body).into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-    let cache = if tile.kind == TileKind::Entries { IMMUTABLE_PRIVATE } else { IMMUTABLE };
+    let events = tile.kind == TileKind::Entries && log != Log::Installation;
+    let cache = if events { IMMUTABLE_PRIVATE } else { IMMUTABLE };
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     if let Ok(v) = HeaderValue::from_str(&etag) {
         h.insert(header::ETAG, v);

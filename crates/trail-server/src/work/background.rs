@@ -1,6 +1,7 @@
 //! Every background loop, started in one place (`start`) and stopped by one shutdown
 //! signal, as in mini-redis: the relay of other processes' appends, the alert evaluator
-//! and delivery worker, the stream supervisor and its drivers, and (when
+//! and delivery worker, the stream supervisor and its drivers, the installation log's
+//! extension (every second), and (when
 //! `ServerConfig::housekeeping` is on, as in `trail serve`) scheduled exports,
 //! retention, the daily self-check and the signer's refusal watch. Each loop runs
 //! through a `Spawner`, which ends it when the signal comes, at whatever await it is
@@ -12,6 +13,9 @@ use tokio::{runtime::Handle, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
 use super::{alerts, feed, retention, schedules, selfcheck, streams, Services};
+
+/// How often the organizations' new checkpoints are appended to the installation log.
+const INSTALLATION_EVERY: Duration = Duration::from_secs(1);
 
 /// How often due scheduled exports are looked for.
 const SCHEDULES_EVERY: Duration = Duration::from_secs(30);
@@ -45,6 +49,7 @@ pub fn start(st: &Services, shutdown: CancellationToken) {
     if let Some(rx) = st.store.appended_elsewhere() {
         spawner.spawn(feed::relay(st.store.clone(), st.feed.clone(), rx));
     }
+    spawner.spawn(installation(st.clone()));
     alerts::start(st, &spawner);
     streams::start(st, &spawner);
     if st.config.housekeeping {
@@ -52,6 +57,24 @@ pub fn start(st: &Services, shutdown: CancellationToken) {
         spawner.spawn(retention::daily(st.clone()));
         spawner.spawn(selfcheck::daily(st.clone()));
         spawner.spawn(selfcheck::watch_refusals(st.clone()));
+    }
+}
+
+/// Appends the organizations' new checkpoints to the installation log and signs it,
+/// once a second (a store without a signer appends nothing).
+async fn installation(st: Services) {
+    loop {
+        loop {
+            match st.store.extend_installation(10_000).await {
+                Ok(10_000) => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot extend the installation log");
+                    break;
+                }
+            }
+        }
+        tokio::time::sleep(INSTALLATION_EVERY).await;
     }
 }
 

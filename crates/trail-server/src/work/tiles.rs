@@ -1,25 +1,58 @@
-//! Each organization's log as C2SP tiles (`tlog-tiles`): its newest signed checkpoint,
-//! hash tiles read from the stored tree nodes, and entry bundles of the stored leaf
-//! bytes (archived ones read back from the archive). A tile exists only within the
-//! newest checkpoint, so that everything served is covered by a signature; what
-//! retention deleted without an archive lies below the log's minimum index and is not
-//! served. No HTTP here: the API serves what this returns.
+//! Each organization's log, and the installation log of their checkpoints, as C2SP
+//! tiles (`tlog-tiles`): the newest signed checkpoint, hash tiles read from the stored
+//! tree nodes, and entry bundles (an organization's stored leaf bytes, archived ones read
+//! back from the archive; the installation log's 32-byte checkpoint hashes). A tile
+//! exists only within the newest checkpoint, so that everything served is covered by a
+//! signature; what retention deleted without an archive lies below the log's minimum
+//! index and is not served. Also the proof that an organization checkpoint is in the
+//! installation log. No HTTP here: the API serves what this returns.
 
-use trail_core::tiles::{bundle, Tile, TileKind};
+use std::collections::HashMap;
+
+use trail_core::{
+    merkle::{self, Hash},
+    tiles::{bundle, Tile, TileKind},
+};
 use trail_store::{archive, SignedCheckpoint};
 
 use super::{Services, WorkError};
 
-/// The newest signed checkpoint of `org`'s log.
-pub async fn checkpoint(st: &Services, org: &str) -> Result<SignedCheckpoint, WorkError> {
-    st.store.checkpoint(org, None).await?.ok_or_else(|| {
+/// The name the installation log is served under (`/log/_installation/…`).
+pub const INSTALLATION: &str = "_installation";
+
+/// Which log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Log<'a> {
+    Org(&'a str),
+    /// Every organization checkpoint, as hashes.
+    Installation,
+}
+
+impl<'a> Log<'a> {
+    /// The log a `/log/{name}/…` path names.
+    pub fn named(name: &'a str) -> Log<'a> {
+        if name == INSTALLATION {
+            Log::Installation
+        } else {
+            Log::Org(name)
+        }
+    }
+}
+
+/// The newest signed checkpoint of a log.
+pub async fn checkpoint(st: &Services, log: Log<'_>) -> Result<SignedCheckpoint, WorkError> {
+    let cp = match log {
+        Log::Org(org) => st.store.checkpoint(org, None).await?,
+        Log::Installation => st.store.installation_checkpoint(None).await?,
+    };
+    cp.ok_or_else(|| {
         WorkError::NotFound("no checkpoint yet: the log is empty or was just written; retry in a second".into())
     })
 }
 
-/// The bytes of `tile` of `org`'s log: 32-byte hashes, or an entry bundle.
-pub async fn tile(st: &Services, org: &str, tile: Tile) -> Result<Vec<u8>, WorkError> {
-    let cp = checkpoint(st, org).await?;
+/// The bytes of `tile` of a log: 32-byte hashes, or an entry bundle.
+pub async fn tile(st: &Services, log: Log<'_>, tile: Tile) -> Result<Vec<u8>, WorkError> {
+    let cp = checkpoint(st, log).await?;
     if !tile.in_tree(cp.size) {
         return Err(WorkError::NotFound(format!(
             "no tile {} in this log: its newest checkpoint covers {} entries",
@@ -27,19 +60,31 @@ pub async fn tile(st: &Services, org: &str, tile: Tile) -> Result<Vec<u8>, WorkE
             cp.size
         )));
     }
-    match tile.kind {
-        TileKind::Hashes { .. } => hashes(st, org, tile).await,
-        TileKind::Entries => entries(st, org, tile).await,
+    match (tile.kind, log) {
+        (TileKind::Hashes { .. }, _) => hashes(st, log, tile).await,
+        (TileKind::Entries, Log::Org(org)) => entries(st, org, tile).await,
+        (TileKind::Entries, Log::Installation) => {
+            let start = tile.start().ok_or_else(|| WorkError::Internal("an entry bundle without a start".into()))?;
+            let found = st.store.installation_entries(start, start + tile.width()).await?;
+            if found.len() as u64 != tile.width() {
+                return Err(WorkError::Internal(format!("the installation log lacks entries of {}", tile.path())));
+            }
+            let entries: Vec<[u8; 32]> = found.iter().map(|e| e.bytes()).collect();
+            bundle(entries.iter().map(|e| e.as_slice())).map_err(WorkError::Internal)
+        }
     }
 }
 
-async fn hashes(st: &Services, org: &str, tile: Tile) -> Result<Vec<u8>, WorkError> {
+async fn hashes(st: &Services, log: Log<'_>, tile: Tile) -> Result<Vec<u8>, WorkError> {
     let (level, from, to) = tile.nodes().ok_or_else(|| WorkError::Internal("a hash tile without nodes".into()))?;
-    let nodes = st.store.tree_nodes(org, level, from, to).await?;
+    let nodes = match log {
+        Log::Org(org) => st.store.tree_nodes(org, level, from, to).await?,
+        Log::Installation => st.store.installation_nodes(level, from, to).await?,
+    };
     let whole = nodes.len() as u64 == to - from && nodes.iter().zip(from..).all(|((i, _), want)| *i == want);
     if !whole {
         return Err(WorkError::Internal(format!(
-            "the stored tree lacks nodes of tile {} (run `trail verify --org {org}`)",
+            "the stored tree lacks nodes of tile {} of {log:?} (run `trail verify`)",
             tile.path()
         )));
     }
@@ -67,4 +112,58 @@ async fn entries(st: &Services, org: &str, tile: Tile) -> Result<Vec<u8>, WorkEr
 pub async fn min_index(st: &Services, org: &str) -> Result<u64, WorkError> {
     let first = archive::scan_merged(&*st.store, st.archive.as_deref(), org, 0, 1).await?;
     Ok(first.first().map_or(0, |(s, _)| *s))
+}
+
+/// Where an organization checkpoint is in the installation log: its index, and its
+/// inclusion proof in the installation log's newest checkpoint.
+#[derive(Debug, Clone)]
+pub struct InstallationProof {
+    pub index: u64,
+    pub proof: Vec<Hash>,
+    pub checkpoint: SignedCheckpoint,
+}
+
+/// The proof that `org`'s checkpoint of `size` is in the installation log (`None` until
+/// it is appended, within about a second of its signing).
+pub async fn installation_proof(st: &Services, org: &str, size: u64) -> Result<Option<InstallationProof>, WorkError> {
+    let Some(index) = st.store.installation_index(org, size).await? else { return Ok(None) };
+    let Some(cp) = st.store.installation_checkpoint(None).await? else { return Ok(None) };
+    if index >= cp.size {
+        return Ok(None);
+    }
+    // The nodes the proof needs, found by a first pass that only records them.
+    let mut rec = Recorded::default();
+    let _ = merkle::inclusion_proof(&mut rec, index, cp.size);
+    for (level, idx) in std::mem::take(&mut rec.wanted) {
+        for (i, h) in st.store.installation_nodes(level, idx, idx + 1).await? {
+            rec.known.insert((level, i), h);
+        }
+    }
+    let proof = merkle::inclusion_proof(&mut rec, index, cp.size).unwrap_or_default();
+    if !rec.wanted.is_empty() {
+        return Err(WorkError::Internal("the installation log lacks nodes of a proof".into()));
+    }
+    Ok(Some(InstallationProof { index, proof, checkpoint: cp }))
+}
+
+/// Subtree hashes as far as they are known; the others are recorded as wanted.
+#[derive(Default)]
+struct Recorded {
+    known: HashMap<(u32, u64), Hash>,
+    wanted: Vec<(u32, u64)>,
+}
+
+impl merkle::Subtrees for Recorded {
+    type Error = std::convert::Infallible;
+    fn subtree(&mut self, start: u64, size: u64) -> Result<Hash, Self::Error> {
+        merkle::range_hash(start, size, &mut |level, idx| {
+            Ok(match self.known.get(&(level, idx)) {
+                Some(h) => *h,
+                None => {
+                    self.wanted.push((level, idx));
+                    [0; 32]
+                }
+            })
+        })
+    }
 }

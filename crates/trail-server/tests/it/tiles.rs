@@ -182,6 +182,9 @@ async fn tiles_are_read_and_checked_by_independent_code(store: Arc<dyn Store>, a
     let first = trail_core::Event::from_leaf(&leaves[0]).unwrap();
     assert_eq!((first.org.as_str(), first.seq), ("acme", 0));
 
+    // The installation log holds every checkpoint of acme's above, as hashes.
+    installation_log_binds_the_checkpoints(&http, &checkpoints).await;
+
     // An auditor's mirror, checked offline.
     let mirror_dir = archive.with_file_name("mirror");
     let src = mirror::Source { url: http.base.clone(), org: "acme".into(), key: Some(http.key.clone()) };
@@ -251,6 +254,107 @@ async fn tiles_are_read_and_checked_by_independent_code(store: Arc<dyn Store>, a
     assert_eq!((code, v["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("tile")), "{v}");
     assert_eq!(http.get("/log/acme/tile/0/009").await.0, 404, "beyond the checkpoint");
     assert_eq!(http.get("/log/acme/tile/0/004.p/5").await.0, 404, "a partial tile beyond the checkpoint");
+}
+
+/// The installation log read as tiles by `tlog_tiles` and `signed_note`: its checkpoint
+/// signed by the installation's key under `<name>/checkpoints`, each of `seen` (acme's
+/// checkpoints) in it as the SHA-256 of its note body, proved by Trail's own proof and
+/// by one computed from the tiles.
+async fn installation_log_binds_the_checkpoints(http: &Http, seen: &[Checkpoint]) {
+    let vkey = trail_core::checkpoint::verifier_key(
+        &format!("{}/checkpoints", support::LOG_NAME),
+        &support::signing_key().verifying_key(),
+    );
+    let known = VerifierList::new(vec![Box::new(StandardVerifier::new(&vkey).unwrap())]);
+    let last = seen.last().unwrap().size();
+    // Appended within about a second of each signing.
+    let (cp, installed) = support::until("the installation log covering acme's checkpoints", async || {
+        let (code, proof) = http.get(&format!("/api/v1/proof/inclusion?index=0&size={last}")).await;
+        let v: Value = serde_json::from_slice(&proof).ok()?;
+        let inst = v.get("installation")?.clone();
+        let (code2, body) = http.get("/log/_installation/checkpoint").await;
+        (code == 200 && code2 == 200).then_some((body, inst))
+    })
+    .await;
+    let note = Note::from_bytes(&cp).unwrap();
+    note.verify(&known).expect("the installation checkpoint is signed by the installation's key");
+    let icp = Checkpoint::from_bytes(note.text()).unwrap();
+    assert_eq!(icp.origin(), format!("{}/checkpoints", support::LOG_NAME));
+    let (n, th) = (icp.size(), *icp.hash());
+    // Its entries: 32-byte hashes of organization checkpoints' note bodies.
+    let mut entries = Vec::new();
+    for b in 0..n.div_ceil(256) {
+        let w = (n - b * 256).min(256);
+        let t = trail_core::tiles::Tile {
+            kind: trail_core::tiles::TileKind::Entries,
+            index: b,
+            partial: (w < 256).then_some(w as u16),
+        };
+        let (code, body) = http.get(&format!("/log/_installation/tile/{}", t.path())).await;
+        assert_eq!(code, 200);
+        entries.extend(trail_core::tiles::unbundle(&body).unwrap().into_iter().map(<[u8]>::to_vec));
+    }
+    let tiles = Http {
+        base: http.base.clone(),
+        key: http.key.clone(),
+        client: http.client.clone(),
+        fetched: Default::default(),
+    };
+    let reader = InstallationTiles(tiles);
+    let hashes = TileHashReader::new(n, th, &reader);
+    for cp in seen {
+        let (code, body) = http.get(&format!("/api/v1/checkpoint?size={}", cp.size())).await;
+        assert_eq!(code, 200);
+        let entry = trail_store::installation::entry_of(std::str::from_utf8(&body).unwrap());
+        let i = entries.iter().position(|e| e[..] == entry[..]).expect("every checkpoint is in the installation log")
+            as u64;
+        let proof = prove_record(n, i, &hashes).unwrap();
+        check_record(&proof, n, th, i, record_hash(&entry)).expect("proved from the tiles");
+    }
+    // Trail's own proof of acme's last checkpoint verifies the same way.
+    let index = installed["index"].as_u64().unwrap();
+    let isize = installed["size"].as_u64().unwrap();
+    let iproof: Vec<trail_core::merkle::Hash> = installed["proof"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            base64::Engine::decode(&base64::engine::general_purpose::STANDARD, h.as_str().unwrap())
+                .unwrap()
+                .try_into()
+                .unwrap()
+        })
+        .collect();
+    let icheck = trail_core::checkpoint::verify(installed["checkpoint"].as_str().unwrap(), &vkey).unwrap();
+    assert_eq!(icheck.size, isize);
+    let (_, body) = http.get(&format!("/api/v1/checkpoint?size={last}")).await;
+    let leaf = trail_core::merkle::leaf_hash(&trail_store::installation::entry_of(std::str::from_utf8(&body).unwrap()));
+    assert!(trail_core::merkle::verify_inclusion(index, isize, &leaf, &iproof, &icheck.root));
+}
+
+/// The installation log's tiles for `tlog_tiles`.
+struct InstallationTiles(Http);
+
+impl TileReader for InstallationTiles {
+    fn height(&self) -> u8 {
+        8
+    }
+
+    fn read_tiles(&self, tiles: &[Tile]) -> Result<Vec<Vec<u8>>, tlog_tiles::Error> {
+        tiles
+            .iter()
+            .map(|t| {
+                let path = t.path().strip_prefix("tile/8/").unwrap().to_string();
+                let (code, body) = tokio::task::block_in_place(|| {
+                    tokio::runtime::Handle::current().block_on(self.0.get(&format!("/log/_installation/tile/{path}")))
+                });
+                assert_eq!(code, 200, "installation tile {path}");
+                Ok(body)
+            })
+            .collect()
+    }
+
+    fn save_tiles(&self, _: &[Tile], _: &[Vec<u8>]) {}
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

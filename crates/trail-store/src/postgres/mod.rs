@@ -33,6 +33,7 @@ mod accounts;
 mod alerts;
 mod audit;
 mod index;
+mod installation;
 mod listen;
 mod query;
 mod repair;

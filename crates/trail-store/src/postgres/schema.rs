@@ -19,6 +19,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0009_streams.sql"),
     include_str!("../../migrations/postgres/0010_idempotency_received.sql"),
     include_str!("../../migrations/postgres/0011_users_per_org.sql"),
+    include_str!("../../migrations/postgres/0012_installation_log.sql"),
 ];
 
 impl PgStore {
@@ -125,6 +126,7 @@ mod tests {
             "caf5c187bcecb012b240295498ccc1d02063363e6b3b8a0540b3ee788f13b10a",
             "6f9147aba3a940f7d70b5f7fd26dd8a500ff7b3f12ad212fc43fd984d7b43535",
             "ad64c2429d699848728fefd828e07923592a20f4f37b555f3e6da6214e76e1ea",
+            "620f61a435901194b9631a8dd6723106b1c2f64a959f3a748376fe94dc89ff74",
         ];
         crate::testing::pinned_migrations(super::MIGRATIONS, &want, "postgres");
     }

@@ -33,6 +33,7 @@ mod alerts;
 mod audit;
 mod checkpointer;
 mod index;
+mod installation;
 mod query;
 mod repair;
 mod retention;

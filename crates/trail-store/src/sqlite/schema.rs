@@ -23,6 +23,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0012_company_is_org_again.sql"),
     include_str!("../../migrations/sqlite/0013_idempotency_keys.sql"),
     include_str!("../../migrations/sqlite/0014_users_per_org.sql"),
+    include_str!("../../migrations/sqlite/0015_installation_log.sql"),
 ];
 
 /// The schema version this build writes.
@@ -91,6 +92,7 @@ mod tests {
                 "5c6a11e4e5e311954f804af724e8fb581c38545d527c5aab11db04a1a17be90d",
                 "d0fdee5298ffe8c12bd8f7efcb1e0b8d8f2c7d537b3a0d60a0809d2fd46bc12a",
                 "e066896b20291872e0e191912acb69ef4d380be4474161bbedbd95a8939db231",
+                "0f989da3d1bf1d8230ebc0e266006746f1473d316e18bdd81cceaf7500a7277e",
             ],
             "sqlite",
         );

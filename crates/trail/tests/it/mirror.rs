@@ -20,6 +20,10 @@ async fn an_auditor_mirrors_a_log_and_verifies_it_offline() {
     let (read, audit) = (key("read"), key("audit"));
     run_ok(trail(d).args(["ingest", file.to_str().unwrap(), "--org", "acme"]));
     let vkey = run_ok(trail(d).args(["keys", "verifier", "--org", "acme"])).trim().to_string();
+    let installation = run_ok(trail(d).args(["keys", "verifier", "--installation"]));
+    assert!(installation.starts_with("trail.local/checkpoints+"), "{installation}");
+    let taken = run_err(trail(d).args(["keys", "create", "--org", "checkpoints", "--scope", "read"]));
+    assert!(taken.contains("installation's own log"), "{taken}");
     let server = spawn_served(trail(d).args(["serve", "--listen", "127.0.0.1:0"]));
     // The log grew by the keys' creation: wait for a checkpoint over all of it.
     let client = reqwest::Client::new();
