@@ -16,7 +16,12 @@ use trail_core::{
     Event,
 };
 
+use futures::StreamExt;
+
 use super::{outbound, WorkError};
+
+/// Tiles and bundles fetched at once (each checked and written in order).
+const IN_FLIGHT: usize = 8;
 
 /// Where a mirror reads from.
 pub struct Source {
@@ -128,22 +133,32 @@ pub async fn mirror(src: &Source, vkey: &str, dir: &Path) -> Result<Mirrored, Wo
         .map_err(|_| WorkError::Unavailable("the checkpoint is not text".into()))?;
     let cp = checkpoint::verify(&note, vkey).map_err(|e| WorkError::field("key", e.to_string()))?;
     let mut done = Mirrored { size: cp.size, ..Mirrored::default() };
+    let get_all = |tiles: Vec<Tile>| {
+        let (client, base, key) = (&client, &base, src.key.as_deref());
+        futures::stream::iter(tiles)
+            .map(move |tile| async move {
+                match kept(dir, &tile) {
+                    Some(b) => Ok((tile, b, false)),
+                    None => {
+                        let url = format!("{base}/tile/{}", tile.path());
+                        outbound::fetch(client, &url, key).await.map(|b| (tile, b, true))
+                    }
+                }
+            })
+            .buffered(IN_FLIGHT)
+    };
     // Level 0 first: all of it, since only the whole gives the checkpoint's root.
     let mut leaves = Vec::with_capacity(cp.size as usize);
     let mut fresh = Vec::new();
-    for tile in tiles_of(cp.size, TileKind::Hashes { level: 0 }) {
-        let bytes = match kept(dir, &tile) {
-            Some(b) => {
-                done.kept += 1;
-                b
-            }
-            None => {
-                done.fetched += 1;
-                let b = get(&format!("tile/{}", tile.path())).await?;
-                fresh.push((tile, b.clone()));
-                b
-            }
-        };
+    let mut level0 = std::pin::pin!(get_all(tiles_of(cp.size, TileKind::Hashes { level: 0 })));
+    while let Some(got) = level0.next().await {
+        let (tile, bytes, fetched) = got?;
+        if fetched {
+            done.fetched += 1;
+            fresh.push((tile, bytes.clone()));
+        } else {
+            done.kept += 1;
+        }
         if bytes.len() as u64 != tile.width() * 32 {
             return Err(differs(&tile, "is not as wide as it says"));
         }
@@ -173,17 +188,14 @@ pub async fn mirror(src: &Source, vkey: &str, dir: &Path) -> Result<Mirrored, Wo
             write(&file(dir, &tile), &want)?;
         }
     }
-    for tile in tiles_of(cp.size, TileKind::Entries) {
-        let bytes = match kept(dir, &tile) {
-            Some(b) => {
-                done.kept += 1;
-                b
-            }
-            None => {
-                done.fetched += 1;
-                get(&format!("tile/{}", tile.path())).await?
-            }
-        };
+    let mut bundles = std::pin::pin!(get_all(tiles_of(cp.size, TileKind::Entries)));
+    while let Some(got) = bundles.next().await {
+        let (tile, bytes, fetched) = got?;
+        if fetched {
+            done.fetched += 1;
+        } else {
+            done.kept += 1;
+        }
         check_bundle(&tile, &bytes, &levels_of[0], &src.org).map_err(|m| differs(&tile, &m))?;
         write(&file(dir, &tile), &bytes)?;
     }
