@@ -42,6 +42,31 @@ pub trait Subtrees {
     fn subtree(&mut self, start: u64, size: u64) -> Result<Hash, Self::Error>;
 }
 
+/// Subtree hashes as far as they are known, for a store that reads them asynchronously:
+/// the proof algorithms are synchronous, so a first run records which complete subtrees
+/// (`wanted`, as `(level, index)`) they ask for (answering zeros), the caller fetches
+/// those into `known`, and a second run answers the proof.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    pub wanted: Vec<(u32, u64)>,
+    pub known: std::collections::HashMap<(u32, u64), Hash>,
+}
+
+impl Subtrees for Recorded {
+    type Error = std::convert::Infallible;
+    fn subtree(&mut self, start: u64, size: u64) -> Result<Hash, Self::Error> {
+        range_hash(start, size, &mut |level, idx| {
+            Ok(match self.known.get(&(level, idx)) {
+                Some(h) => *h,
+                None => {
+                    self.wanted.push((level, idx));
+                    [0; 32]
+                }
+            })
+        })
+    }
+}
+
 /// Computes the hash of any range from the hashes of the aligned complete subtrees
 /// within it (at most 2 log n of them). `complete(level, index)` answers the hash of
 /// leaves `[index << level, (index + 1) << level)`.

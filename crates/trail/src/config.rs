@@ -630,5 +630,13 @@ mod tests {
         assert!(msg(check("", &[("TRAIL_RETENTION_DAYS", "-1")], Flags::default())).contains("TRAIL_RETENTION_DAYS"));
         let c = check("", &[("TRAIL_DATABASE", "sqlite:/tmp/x.db")], Flags::default()).unwrap();
         assert_eq!(c.database, Database::Sqlite("/tmp/x.db".into()));
+        // Stored events must fit a C2SP entry bundle's entry; tiles are public only when asked.
+        assert_eq!(c.limits.max_event_bytes, 61_440);
+        assert!(!c.transparency_public);
+        let big = msg(check("[limits]\nmax_event_bytes = 65536", &[], Flags::default()));
+        assert!(big.contains("at most 61440"), "{big}");
+        assert!(check("[transparency]\npublic = true", &[], Flags::default()).unwrap().transparency_public);
+        let bad = msg(check("", &[("TRAIL_TRANSPARENCY_PUBLIC", "yes")], Flags::default()));
+        assert!(bad.contains("TRAIL_TRANSPARENCY_PUBLIC"), "{bad}");
     }
 }

@@ -197,7 +197,9 @@ pub async fn mirror(src: &Source, vkey: &str, dir: &Path) -> Result<Mirrored, Wo
             done.kept += 1;
         }
         check_bundle(&tile, &bytes, &levels_of[0], &src.org).map_err(|m| differs(&tile, &m))?;
-        write(&file(dir, &tile), &bytes)?;
+        if fetched {
+            write(&file(dir, &tile), &bytes)?;
+        }
     }
     write(&dir.join("checkpoint"), note.as_bytes())?;
     Ok(done)

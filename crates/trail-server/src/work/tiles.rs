@@ -7,8 +7,6 @@
 //! index and is not served. Also the proof that an organization checkpoint is in the
 //! installation log. No HTTP here: the API serves what this returns.
 
-use std::collections::HashMap;
-
 use trail_core::{
     merkle::{self, Hash},
     tiles::{bundle, Tile, TileKind},
@@ -132,38 +130,16 @@ pub async fn installation_proof(st: &Services, org: &str, size: u64) -> Result<O
         return Ok(None);
     }
     // The nodes the proof needs, found by a first pass that only records them.
-    let mut rec = Recorded::default();
-    let _ = merkle::inclusion_proof(&mut rec, index, cp.size);
+    let mut rec = merkle::Recorded::default();
+    let Ok(_) = merkle::inclusion_proof(&mut rec, index, cp.size);
     for (level, idx) in std::mem::take(&mut rec.wanted) {
         for (i, h) in st.store.installation_nodes(level, idx, idx + 1).await? {
             rec.known.insert((level, i), h);
         }
     }
-    let proof = merkle::inclusion_proof(&mut rec, index, cp.size).unwrap_or_default();
+    let Ok(proof) = merkle::inclusion_proof(&mut rec, index, cp.size);
     if !rec.wanted.is_empty() {
         return Err(WorkError::Internal("the installation log lacks nodes of a proof".into()));
     }
     Ok(Some(InstallationProof { index, proof, checkpoint: cp }))
-}
-
-/// Subtree hashes as far as they are known; the others are recorded as wanted.
-#[derive(Default)]
-struct Recorded {
-    known: HashMap<(u32, u64), Hash>,
-    wanted: Vec<(u32, u64)>,
-}
-
-impl merkle::Subtrees for Recorded {
-    type Error = std::convert::Infallible;
-    fn subtree(&mut self, start: u64, size: u64) -> Result<Hash, Self::Error> {
-        merkle::range_hash(start, size, &mut |level, idx| {
-            Ok(match self.known.get(&(level, idx)) {
-                Some(h) => *h,
-                None => {
-                    self.wanted.push((level, idx));
-                    [0; 32]
-                }
-            })
-        })
-    }
 }

@@ -385,13 +385,11 @@ async fn finished_job(s: &Server, auth: Auth<'_>, query: &str) -> String {
     let (st, v) = s.post(auth, &format!("/api/v1/exports?format=csv{query}"), json!(null)).await;
     assert_eq!(st, StatusCode::ACCEPTED, "{v}");
     let path = v["status_url"].as_str().unwrap().to_string();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
+    crate::support::until("the export job's file", async || {
         let (_, v) = s.get(auth, &path).await;
-        if v["status"] == "done" {
-            return path;
-        }
-        assert!(v["status"] == "running" && std::time::Instant::now() < deadline, "{v}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+        assert!(v["status"] == "running" || v["status"] == "done", "{v}");
+        (v["status"] == "done").then_some(())
+    })
+    .await;
+    path
 }

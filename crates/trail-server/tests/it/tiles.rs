@@ -5,7 +5,7 @@
 //! on PostgreSQL, with a retention run between two reads (archived entries are still
 //! served, byte for byte). And who may read what.
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use reqwest::StatusCode;
@@ -20,12 +20,13 @@ use trail_store::{archive::Retention, KeyScope, Org, Store};
 
 use crate::support;
 
-/// Reads tiles from Trail over HTTP (the reader `tlog_tiles` asks, synchronously).
+/// Reads tiles from Trail over HTTP (the reader `tlog_tiles` asks, synchronously) of
+/// the log `log` (`acme`, or `_installation`).
 struct Http {
+    log: &'static str,
     base: String,
     key: String,
     client: reqwest::Client,
-    fetched: std::sync::Mutex<HashMap<String, Vec<u8>>>,
 }
 
 impl Http {
@@ -47,10 +48,9 @@ impl TileReader for Http {
                 // `tile/8/L/N…` in the Go layout is `L/N…` under C2SP's `tile/`.
                 let path = t.path().strip_prefix("tile/8/").unwrap().to_string();
                 let (code, body) = tokio::task::block_in_place(|| {
-                    tokio::runtime::Handle::current().block_on(self.get(&format!("/log/acme/tile/{path}")))
+                    tokio::runtime::Handle::current().block_on(self.get(&format!("/log/{}/tile/{path}", self.log)))
                 });
                 assert_eq!(code, 200, "tile {path}: {}", String::from_utf8_lossy(&body));
-                self.fetched.lock().unwrap().insert(path, body.clone());
                 Ok(body)
             })
             .collect()
@@ -138,8 +138,7 @@ async fn tiles_are_read_and_checked_by_independent_code(store: Arc<dyn Store>, a
     let config = ServerConfig { log: Some(support::log_key()), retention, ..ServerConfig::default() };
     let state = AppState::new(store.clone(), config, trail_server::system_clock());
     let server = support::serve(state.clone()).await;
-    let http =
-        Http { base: server.base.clone(), key: read, client: reqwest::Client::new(), fetched: Default::default() };
+    let http = Http { base: server.base.clone(), key: read, client: reqwest::Client::new(), log: "acme" };
 
     // Old events first (retention archives them below), then checkpoints as the log grows.
     let mut checkpoints = Vec::new();
@@ -235,12 +234,8 @@ async fn tiles_are_read_and_checked_by_independent_code(store: Arc<dyn Store>, a
     assert!(mirror::verify_mirror(&mirror_dir, &other_key).is_err());
 
     // Who may read what.
-    let as_key = |key: &str| Http {
-        key: key.into(),
-        base: http.base.clone(),
-        client: http.client.clone(),
-        fetched: Default::default(),
-    };
+    let as_key =
+        |key: &str| Http { key: key.into(), base: http.base.clone(), client: http.client.clone(), log: "acme" };
     let auditor = as_key(&audit);
     assert_eq!(auditor.get("/log/acme/checkpoint").await.0, 200);
     assert_eq!(auditor.get("/log/acme/tile/0/000").await.0, 200);
@@ -294,13 +289,8 @@ async fn installation_log_binds_the_checkpoints(http: &Http, seen: &[Checkpoint]
         assert_eq!(code, 200);
         entries.extend(trail_core::tiles::unbundle(&body).unwrap().into_iter().map(<[u8]>::to_vec));
     }
-    let tiles = Http {
-        base: http.base.clone(),
-        key: http.key.clone(),
-        client: http.client.clone(),
-        fetched: Default::default(),
-    };
-    let reader = InstallationTiles(tiles);
+    let reader =
+        Http { log: "_installation", base: http.base.clone(), key: http.key.clone(), client: http.client.clone() };
     let hashes = TileHashReader::new(n, th, &reader);
     for cp in seen {
         let (code, body) = http.get(&format!("/api/v1/checkpoint?size={}", cp.size())).await;
@@ -332,31 +322,6 @@ async fn installation_log_binds_the_checkpoints(http: &Http, seen: &[Checkpoint]
     assert!(trail_core::merkle::verify_inclusion(index, isize, &leaf, &iproof, &icheck.root));
 }
 
-/// The installation log's tiles for `tlog_tiles`.
-struct InstallationTiles(Http);
-
-impl TileReader for InstallationTiles {
-    fn height(&self) -> u8 {
-        8
-    }
-
-    fn read_tiles(&self, tiles: &[Tile]) -> Result<Vec<Vec<u8>>, tlog_tiles::Error> {
-        tiles
-            .iter()
-            .map(|t| {
-                let path = t.path().strip_prefix("tile/8/").unwrap().to_string();
-                let (code, body) = tokio::task::block_in_place(|| {
-                    tokio::runtime::Handle::current().block_on(self.0.get(&format!("/log/_installation/tile/{path}")))
-                });
-                assert_eq!(code, 200, "installation tile {path}");
-                Ok(body)
-            })
-            .collect()
-    }
-
-    fn save_tiles(&self, _: &[Tile], _: &[Vec<u8>]) {}
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_tiles_are_read_and_checked_by_independent_code() {
     let dir = tempfile::tempdir().unwrap();
@@ -380,12 +345,7 @@ async fn tiles_are_public_only_when_asked() {
     let ingest_key = support::key(&*store, "acme", KeyScope::Ingest).await;
     let config = ServerConfig { transparency_public: true, ..ServerConfig::default() };
     let server = support::serve(AppState::new(store.clone(), config, trail_server::system_clock())).await;
-    let http = Http {
-        base: server.base.clone(),
-        key: String::new(),
-        client: reqwest::Client::new(),
-        fetched: Default::default(),
-    };
+    let http = Http { base: server.base.clone(), key: String::new(), client: reqwest::Client::new(), log: "acme" };
     ingest(&http, &ingest_key, events(3, false)).await;
     let anyone = |path: &str| {
         let url = format!("{}{path}", server.base);

@@ -2,7 +2,7 @@
 //! size and the signed checkpoints.
 
 use async_trait::async_trait;
-use trail_core::merkle::{self, Hash};
+use trail_core::merkle::{self, Hash, Recorded};
 
 use super::{org_id, pg, to_hash, PgStore};
 use crate::{verify::StoredEntry, Proofs, SignedCheckpoint, StoreError};
@@ -56,43 +56,24 @@ pub(super) async fn nodes(
         .collect()
 }
 
-/// Subtree hashes fetched ahead: the proof algorithms are synchronous, so the store
-/// first records which complete subtrees they ask for, fetches those, then runs again.
-pub(super) struct Recorded {
-    wanted: Vec<(u32, u64)>,
-    known: std::collections::HashMap<(u32, u64), Hash>,
-}
-
-impl merkle::Subtrees for Recorded {
-    type Error = StoreError;
-    fn subtree(&mut self, start: u64, size: u64) -> Result<Hash, StoreError> {
-        merkle::range_hash(start, size, &mut |level, idx| {
-            Ok(match self.known.get(&(level, idx)) {
-                Some(h) => *h,
-                None => {
-                    self.wanted.push((level, idx));
-                    [0; 32]
-                }
-            })
-        })
-    }
-}
-
 impl PgStore {
+    /// A proof computed by `run` over the subtrees it asks for, fetched ahead (see
+    /// `merkle::Recorded`).
     async fn proof(
         &self,
         org: &str,
-        run: impl Fn(&mut Recorded) -> Result<Vec<Hash>, StoreError>,
+        run: impl Fn(&mut Recorded) -> Result<Vec<Hash>, std::convert::Infallible>,
     ) -> Result<Vec<Hash>, StoreError> {
         let c = self.client().await?;
         let org = org_id(&c, org).await?;
-        let mut rec = Recorded { wanted: Vec::new(), known: Default::default() };
-        run(&mut rec)?;
+        let mut rec = Recorded::default();
+        let Ok(_) = run(&mut rec);
         for (level, idx) in std::mem::take(&mut rec.wanted) {
             let h = node(&c, org, level, idx).await?;
             rec.known.insert((level, idx), h);
         }
-        run(&mut rec)
+        let Ok(proof) = run(&mut rec);
+        Ok(proof)
     }
 
     async fn log_size(&self, org: &str) -> Result<u64, StoreError> {

@@ -55,3 +55,16 @@ pub fn snapshot(d: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
         .map(|p| (p.file_name().unwrap().to_string_lossy().to_string(), std::fs::read(&p).unwrap()))
         .collect()
 }
+
+/// Asks `f` again until it gives a value (every 20 ms); fails after a minute, naming
+/// `what` it waited for.
+pub async fn until<T>(what: &str, mut f: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
