@@ -24,6 +24,7 @@ mod alerts;
 mod exports;
 mod facets;
 mod import;
+mod installation;
 mod postgres;
 mod search;
 mod streams;
@@ -88,6 +89,10 @@ struct Args {
     /// The import benchmark, with this many CloudTrail records (0: skip).
     #[arg(long, default_value_t = 0, value_name = "N")]
     import: usize,
+    /// Ingest with the installation log extended against without, with this many
+    /// events per run (0: skip).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    installation: usize,
     /// A server's memory and answer times under searches at and past the bounds.
     #[arg(long)]
     search_memory: bool,
@@ -161,6 +166,14 @@ pub(crate) fn events_part(n: usize, first: usize, count: usize, seed: u64) -> Ve
 pub(crate) async fn start_server(
     dir: &Path,
 ) -> Result<(String, String, Arc<SqliteStore>, tokio::sync::oneshot::Sender<()>)> {
+    start_server_with(dir, ServerConfig::default()).await
+}
+
+/// `start_server` with a configuration of its own.
+pub(crate) async fn start_server_with(
+    dir: &Path,
+    config: ServerConfig,
+) -> Result<(String, String, Arc<SqliteStore>, tokio::sync::oneshot::Sender<()>)> {
     let store = Arc::new(SqliteStore::open(&dir.join("trail.db"), signed())?);
     store.ensure_org(Org { slug: "acme".into(), name: "Acme".into() }).await?;
     store.ensure_org(Org { slug: "globex".into(), name: "Globex".into() }).await?;
@@ -168,7 +181,7 @@ pub(crate) async fn start_server(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let state = AppState::new(store.clone(), ServerConfig::default(), trail_server::system_clock());
+    let state = AppState::new(store.clone(), config, trail_server::system_clock());
     tokio::spawn(trail_server::serve(listener, state, async move {
         let _ = rx.await;
     }));
@@ -177,8 +190,18 @@ pub(crate) async fn start_server(
 
 /// Ingest into a fresh embedded store over HTTP; returns events/s.
 pub(crate) async fn ingest_http(bodies: Vec<String>, per_body: usize, clients: usize) -> Result<f64> {
+    ingest_http_with(bodies, per_body, clients, ServerConfig::default()).await
+}
+
+/// `ingest_http` into a server with a configuration of its own.
+pub(crate) async fn ingest_http_with(
+    bodies: Vec<String>,
+    per_body: usize,
+    clients: usize,
+    config: ServerConfig,
+) -> Result<f64> {
     let dir = tempfile::tempdir_in(".")?;
-    let (base, key, store, _stop) = start_server(dir.path()).await?;
+    let (base, key, store, _stop) = start_server_with(dir.path(), config).await?;
     let rate = post_all(&base, &key, bodies, per_body, clients).await?;
     store.close();
     Ok(rate)
@@ -529,6 +552,9 @@ fn main() -> Result<()> {
         }
         if a.streams > 0 {
             streams::bench_streams(a.streams, runs).await?;
+        }
+        if a.installation > 0 {
+            installation::bench_installation(a.installation, runs).await?;
         }
         if a.import > 0 {
             import::bench_import(a.import, runs).await?;

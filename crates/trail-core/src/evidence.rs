@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     checkpoint::{self, Checkpoint},
     merkle::{self, Hash},
+    tlog_proof::TlogProof,
 };
 
 pub const FORMAT: &str = "trail-evidence/1";
@@ -19,6 +20,10 @@ pub struct Header {
     pub format: String,
     pub checkpoint: String,
     pub verifier_key: String,
+    /// The checkpoint's place in the installation log, as a C2SP tlog-proof whose extra
+    /// data is the checkpoint (absent until it is appended there, and in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installation: Option<String>,
 }
 
 /// Every other line.
@@ -45,6 +50,11 @@ impl Entry {
 pub struct Report {
     pub checkpoint: Checkpoint,
     pub entries: u64,
+    /// The installation checkpoint the file's checkpoint was proved into (only when an
+    /// installation key was given).
+    pub installation: Option<Checkpoint>,
+    /// Whether the file carries a proof into the installation log.
+    pub carries_installation: bool,
 }
 
 /// The first problem found, with its 1-based line number.
@@ -58,7 +68,17 @@ pub struct Problem {
 /// Checks an evidence file given as lines. With `key`, the checkpoint must be signed
 /// by that verifier key (and the file's own key must be the same); without, the file's
 /// key is used, which proves the file is consistent but not who signed it.
-pub fn verify<'a>(mut lines: impl Iterator<Item = &'a str>, key: Option<&str>) -> Result<Report, Problem> {
+pub fn verify<'a>(lines: impl Iterator<Item = &'a str>, key: Option<&str>) -> Result<Report, Problem> {
+    verify_with(lines, key, None)
+}
+
+/// `verify`, and with `installation_key`, the file's proof that its checkpoint is in
+/// the installation log signed by that key (a file without one is refused).
+pub fn verify_with<'a>(
+    mut lines: impl Iterator<Item = &'a str>,
+    key: Option<&str>,
+    installation_key: Option<&str>,
+) -> Result<Report, Problem> {
     let bad = |line: usize, message: String| Problem { line, message };
     let first = lines.next().ok_or_else(|| bad(1, "the file is empty".into()))?;
     let header: Header = serde_json::from_str(first).map_err(|e| bad(1, format!("not an evidence header ({e})")))?;
@@ -71,6 +91,19 @@ pub fn verify<'a>(mut lines: impl Iterator<Item = &'a str>, key: Option<&str>) -
         }
     }
     let cp = checkpoint::verify(&header.checkpoint, &header.verifier_key).map_err(|e| bad(1, e.to_string()))?;
+    let installation = match (installation_key, &header.installation) {
+        (None, _) => None,
+        (Some(_), None) => return Err(bad(1, "the file carries no proof into the installation log".into())),
+        (Some(k), Some(text)) => {
+            let p = TlogProof::parse(text).map_err(|e| bad(1, format!("the installation proof: {e}")))?;
+            let got = p.verify_checkpoint(k, None).map_err(|e| bad(1, format!("the installation proof: {e}")))?;
+            if got.org != cp {
+                return Err(bad(1, "the installation proof is for another checkpoint".into()));
+            }
+            Some(got.installation)
+        }
+    };
+    let carries_installation = header.installation.is_some();
     let mut entries = 0;
     for (i, line) in lines.enumerate() {
         let n = i + 2;
@@ -94,7 +127,7 @@ pub fn verify<'a>(mut lines: impl Iterator<Item = &'a str>, key: Option<&str>) -
         }
         entries += 1;
     }
-    Ok(Report { checkpoint: cp, entries })
+    Ok(Report { checkpoint: cp, entries, installation, carries_installation })
 }
 
 #[cfg(test)]
@@ -108,8 +141,12 @@ mod tests {
         let hashes: Vec<Hash> = leaves.iter().map(|l| merkle::leaf_hash(l.as_bytes())).collect();
         let cp = Checkpoint { origin: "t/acme".into(), size: n, root: merkle::root(&hashes) };
         let vkey = checkpoint::verifier_key("t/acme", &key.verifying_key());
-        let header =
-            Header { format: FORMAT.into(), checkpoint: checkpoint::sign(&cp, &key), verifier_key: vkey.clone() };
+        let header = Header {
+            format: FORMAT.into(),
+            checkpoint: checkpoint::sign(&cp, &key),
+            verifier_key: vkey.clone(),
+            installation: None,
+        };
         let mut lines = vec![serde_json::to_string(&header).unwrap()];
         let mut src: &[Hash] = &hashes;
         for i in [0, 3, n - 1] {

@@ -5,6 +5,7 @@
 //! signed checkpoint verbatim.
 
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
+use sha2::{Digest, Sha256};
 
 use crate::{
     checkpoint::{self, Checkpoint},
@@ -80,6 +81,54 @@ impl TlogProof {
     }
 }
 
+/// The installation log's entry for an organization checkpoint: the SHA-256 of its note
+/// body (everything before the blank line that starts the signatures).
+pub fn checkpoint_entry(note: &str) -> [u8; 32] {
+    let body = note.split_once("\n\n").map_or(note, |(b, _)| b);
+    let mut h = Sha256::new();
+    h.update(body.as_bytes());
+    h.update(b"\n");
+    h.finalize().into()
+}
+
+/// What a proof of an organization checkpoint in the installation log proved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointInLog {
+    /// The organization checkpoint the proof carries.
+    pub org: Checkpoint,
+    /// Its signed note, as carried.
+    pub org_note: String,
+    /// The installation checkpoint it proves into.
+    pub installation: Checkpoint,
+}
+
+impl TlogProof {
+    /// Whether this proof is of an organization checkpoint in the installation log (its
+    /// extra data is a signed note) rather than of an event (a JSON object).
+    pub fn is_checkpoint_proof(&self) -> bool {
+        self.extra.as_deref().is_some_and(|e| !e.starts_with(b"{") && e.windows(2).any(|w| w == b"\n\n"))
+    }
+
+    /// Checks a proof of an organization checkpoint in the installation log: the extra
+    /// data is the organization's signed note (its signature checked with `org_key` when
+    /// given), its entry (`checkpoint_entry`) proved into the installation checkpoint
+    /// signed by `installation_key`.
+    pub fn verify_checkpoint(&self, installation_key: &str, org_key: Option<&str>) -> Result<CheckpointInLog, String> {
+        let extra = self.extra.as_deref().ok_or("the proof carries no organization checkpoint")?;
+        let note = std::str::from_utf8(extra).map_err(|_| "the carried checkpoint is not text")?.to_string();
+        let org = match org_key {
+            Some(k) => checkpoint::verify(&note, k).map_err(|e| format!("the organization checkpoint: {e}"))?,
+            None => {
+                let body = note.split_once("\n\n").map_or(note.as_str(), |(b, _)| b);
+                Checkpoint::parse_body(&format!("{body}\n")).map_err(|e| format!("the organization checkpoint: {e}"))?
+            }
+        };
+        let entry = checkpoint_entry(&note);
+        let installation = self.verify(Some(&entry), installation_key)?;
+        Ok(CheckpointInLog { org, org_note: note, installation })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use ed25519_dalek::SigningKey;
@@ -111,6 +160,31 @@ mod tests {
         let mut moved = back.clone();
         moved.index = 7;
         assert!(moved.verify(None, &vkey).is_err());
+    }
+
+    #[test]
+    fn a_checkpoint_proves_into_the_installation_log() {
+        let (_, _, org_note, org_key) = log(13);
+        let inst = SigningKey::from_bytes(&[9; 32]);
+        let entries: Vec<Vec<u8>> =
+            vec![vec![1; 32], checkpoint_entry(&org_note).to_vec(), checkpoint_entry("x\n1\nAA==\n").to_vec()];
+        let leaves: Vec<Hash> = entries.iter().map(|e| merkle::leaf_hash(e)).collect();
+        let cp = Checkpoint { origin: "trail.test/checkpoints".into(), size: 3, root: merkle::root(&leaves) };
+        let inst_note = checkpoint::sign(&cp, &inst);
+        let inst_key = checkpoint::verifier_key("trail.test/checkpoints", &inst.verifying_key());
+        let proof = merkle::inclusion_proof(&mut leaves.as_slice(), 1, 3).unwrap();
+        let p = TlogProof { extra: Some(org_note.clone().into_bytes()), index: 1, proof, checkpoint: inst_note };
+        assert!(p.is_checkpoint_proof());
+        let got = p.verify_checkpoint(&inst_key, Some(&org_key)).unwrap();
+        assert_eq!((got.org.size, got.installation.size), (13, 3));
+        assert!(p.verify_checkpoint(&inst_key, None).is_ok());
+        assert!(p.verify_checkpoint(&org_key, None).is_err(), "the organization's key is not the installation's");
+        let mut other = p.clone();
+        other.index = 0;
+        assert!(other.verify_checkpoint(&inst_key, None).is_err());
+        let mut forged = p.clone();
+        forged.extra = Some(org_note.replace("\n13\n", "\n12\n").into_bytes());
+        assert!(forged.verify_checkpoint(&inst_key, None).is_err());
     }
 
     #[test]

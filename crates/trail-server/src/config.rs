@@ -44,6 +44,9 @@ pub struct ServerConfig {
     /// `[transparency] public`: anyone may read every organization's checkpoints and
     /// hash tiles (never entry bundles, which hold events).
     pub transparency_public: bool,
+    /// Leave the installation log unextended (only for benchmarks measuring what it
+    /// costs; every real server extends it).
+    pub without_installation_log: bool,
 }
 
 impl ServerConfig {

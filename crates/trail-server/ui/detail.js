@@ -116,6 +116,7 @@ function renderDetail(panel, d) {
         download: `${e.org}-${d.proof.index}.tlog-proof`,
         title: 'A C2SP tlog-proof file: this event, its proof and the signed checkpoint; check it with trail verify FILE --key VKEY',
       }, 'Download (C2SP tlog-proof)') : null],
+      ['Installation log', installationRow(e.org, d.proof)],
     ]),
     ...section('Actor', [['Name', a.name], ['Email', a.email], ['ID', a.id], ['Type', a.type], ['Company (as sent)', a.company]]),
     ...section('Request', [['Source IP', e.source_ip], ['User agent', e.user_agent], ['Request ID', requestLink]]),
@@ -130,4 +131,17 @@ function renderDetail(panel, d) {
     jsonBlock('Before', e.before),
     jsonBlock('After', e.after),
   ].filter(Boolean));
+}
+
+// Where the event's checkpoint is in the installation log (every organization's
+// checkpoints), with the proof of that as a second tlog-proof file.
+function installationRow(org, proof) {
+  if (!proof) return null;
+  const inst = proof.installation;
+  if (!inst) return h('span', { class: 'muted' }, 'Not yet in the installation log (appended within about a second)');
+  return h('span', {}, `Checkpoint is entry ${fmt(inst.index)} of ${fmt(inst.size)} · `, h('a', {
+    href: `/api/v1/checkpoint?org=${encodeURIComponent(org)}&size=${proof.size}&format=tlog-proof`,
+    download: `${org}-checkpoint-${proof.size}.tlog-proof`,
+    title: 'A C2SP tlog-proof file: the checkpoint, proved into the installation log; check it with trail verify FILE --key VKEY --installation-key IKEY',
+  }, 'Download (C2SP tlog-proof)'));
 }

@@ -6,8 +6,6 @@
 //! append to it with `Installation::extend_installation`, oldest checkpoints first, in
 //! one transaction with the installation checkpoint they sign.
 
-use sha2::{Digest, Sha256};
-
 /// The installation log's name after the installation's (`<name>/checkpoints`); no
 /// organization may take it.
 pub const LOG_NAME: &str = "checkpoints";
@@ -33,16 +31,12 @@ impl InstallationEntry {
 
 /// The installation log's entry for an organization checkpoint: the SHA-256 of its note
 /// body (everything before the blank line that starts the signatures).
-pub fn entry_of(note: &str) -> [u8; 32] {
-    let body = note.split_once("\n\n").map_or(note, |(b, _)| b);
-    let mut h = Sha256::new();
-    h.update(body.as_bytes());
-    h.update(b"\n");
-    h.finalize().into()
-}
+pub use trail_core::tlog_proof::checkpoint_entry as entry_of;
 
 #[cfg(test)]
 mod tests {
+    use sha2::{Digest, Sha256};
+
     use super::*;
 
     #[test]

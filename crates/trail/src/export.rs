@@ -119,32 +119,72 @@ pub(crate) fn work_message(e: trail_server::WorkError) -> String {
     }
 }
 
-pub(crate) fn verify_file(file: &str, key: Option<&str>) -> Result<()> {
-    let text = if file == "-" {
-        let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).context("cannot read standard input")?;
-        s
-    } else {
-        std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))?
-    };
-    if text.starts_with(trail_core::tlog_proof::HEADER) {
-        return verify_tlog_proof(file, &text, key);
+/// Checks evidence and tlog-proof files (`-` for standard input); an event's proof
+/// and a checkpoint's proof into the installation log given together must be of the
+/// same checkpoint.
+pub(crate) fn verify_files(files: &[String], key: Option<&str>, installation_key: Option<&str>) -> Result<()> {
+    let mut event_checkpoints = Vec::new();
+    let mut proved_checkpoints = Vec::new();
+    for file in files {
+        let text = if file == "-" {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s).context("cannot read standard input")?;
+            s
+        } else {
+            std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))?
+        };
+        if text.starts_with(trail_core::tlog_proof::HEADER) {
+            let proof = trail_core::tlog_proof::TlogProof::parse(&text).map_err(|p| anyhow::anyhow!("{file}: {p}"))?;
+            if proof.is_checkpoint_proof() {
+                proved_checkpoints.push(verify_checkpoint_proof(file, &proof, key, installation_key)?);
+            } else {
+                event_checkpoints.push((file, verify_tlog_proof(file, &proof, key)?));
+            }
+            continue;
+        }
+        verify_evidence(file, &text, key, installation_key)?;
     }
-    let report = trail_core::evidence::verify(text.lines(), key).map_err(|p| anyhow::anyhow!("{file}: {p}"))?;
+    if !proved_checkpoints.is_empty() {
+        for (file, cp) in event_checkpoints {
+            if !proved_checkpoints.contains(&cp) {
+                bail!(
+                    "{file}: its checkpoint ({} of size {}) is not the one proved into the installation log",
+                    cp.origin,
+                    cp.size
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn verify_evidence(file: &str, text: &str, key: Option<&str>, installation_key: Option<&str>) -> Result<()> {
+    let report = trail_core::evidence::verify_with(text.lines(), key, installation_key)
+        .map_err(|p| anyhow::anyhow!("{file}: {p}"))?;
     let trust =
         if key.is_some() { "" } else { " (signed by the key the file names; pass --key to check who signed it)" };
     println!(
         "ok: {} entries prove into checkpoint {} of size {}{trust}",
         report.entries, report.checkpoint.origin, report.checkpoint.size
     );
+    match report.installation {
+        Some(inst) => println!("ok: that checkpoint is in the installation log {} of size {}", inst.origin, inst.size),
+        None if report.carries_installation => {
+            println!("   the file also proves it into the installation log: pass --installation-key to check that")
+        }
+        None => {}
+    }
     Ok(())
 }
 
-/// A C2SP tlog-proof file (`GET /api/v1/proof/inclusion?format=tlog-proof`): the
-/// entry it carries proved into the checkpoint signed by `key`.
-fn verify_tlog_proof(file: &str, text: &str, key: Option<&str>) -> Result<()> {
+/// A C2SP tlog-proof file of an event (`GET /api/v1/proof/inclusion?format=tlog-proof`):
+/// the entry it carries proved into the checkpoint signed by `key`.
+fn verify_tlog_proof(
+    file: &str,
+    proof: &trail_core::tlog_proof::TlogProof,
+    key: Option<&str>,
+) -> Result<trail_core::checkpoint::Checkpoint> {
     let key = key.context("a tlog-proof names no key: pass --key with the log's verifier key")?;
-    let proof = trail_core::tlog_proof::TlogProof::parse(text).map_err(|p| anyhow::anyhow!("{file}: {p}"))?;
     let cp = proof.verify(None, key).map_err(|p| anyhow::anyhow!("{file}: {p}"))?;
     let what = proof
         .extra
@@ -152,5 +192,26 @@ fn verify_tlog_proof(file: &str, text: &str, key: Option<&str>) -> Result<()> {
         .and_then(|e| trail_core::Event::from_leaf(e).ok())
         .map_or(String::new(), |e| format!(" (event {}, {})", e.id, e.action));
     println!("ok: entry {}{what} proves into checkpoint {} of size {}", proof.index, cp.origin, cp.size);
-    Ok(())
+    Ok(cp)
+}
+
+/// A C2SP tlog-proof file of an organization checkpoint in the installation log (`GET
+/// /api/v1/checkpoint?format=tlog-proof`).
+fn verify_checkpoint_proof(
+    file: &str,
+    proof: &trail_core::tlog_proof::TlogProof,
+    key: Option<&str>,
+    installation_key: Option<&str>,
+) -> Result<trail_core::checkpoint::Checkpoint> {
+    let ikey = installation_key.context(
+        "this tlog-proof proves a checkpoint into the installation log: pass --installation-key \
+         (trail keys verifier --org _installation)",
+    )?;
+    let got = proof.verify_checkpoint(ikey, key).map_err(|p| anyhow::anyhow!("{file}: {p}"))?;
+    let signed = if key.is_some() { "" } else { " (its own signature unchecked: pass --key)" };
+    println!(
+        "ok: checkpoint {} of size {}{signed} is entry {} of the installation log {} of size {}",
+        got.org.origin, got.org.size, proof.index, got.installation.origin, got.installation.size
+    );
+    Ok(got.org)
 }

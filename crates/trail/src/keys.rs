@@ -66,6 +66,9 @@ pub(crate) async fn keys_cmd(config: &Config, command: KeysCommand) -> Result<()
         }
         KeysCommand::Verifier { org, installation } => {
             let org = match org {
+                Some(org) if org == trail_store::installation::RESERVED_SLUGS[1] => {
+                    trail_store::installation::LOG_NAME.to_string()
+                }
                 Some(org) => {
                     check_slug(&org)?;
                     org

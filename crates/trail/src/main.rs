@@ -139,15 +139,23 @@ enum Command {
     /// Check an evidence file offline, or (with --org) recompute an organization's whole
     /// stored log against its signed checkpoints.
     Verify {
-        /// Evidence file (JSON Lines, `-` for stdin).
-        file: Option<String>,
+        /// Evidence files (JSON Lines) or C2SP tlog-proof files (`-` for stdin). An
+        /// event's proof and its checkpoint's proof into the installation log (`GET
+        /// /api/v1/checkpoint?format=tlog-proof`) given together must be of the same
+        /// checkpoint.
+        files: Vec<String>,
         /// Organization whose stored log to recompute.
-        #[arg(long, conflicts_with = "file")]
+        #[arg(long, conflicts_with = "files")]
         org: Option<String>,
         /// Verifier key the checkpoints must be signed by (default: for a file, the key
         /// it names; for --org, this installation's).
         #[arg(long)]
         key: Option<String>,
+        /// The installation log's verifier key (`trail keys verifier --org
+        /// _installation`): checks a file's proof that its checkpoint is in the
+        /// installation log.
+        #[arg(long)]
+        installation_key: Option<String>,
         /// With --org: a signed checkpoint saved outside Trail (the text of
         /// `GET /api/v1/checkpoint`); the log must be consistent with it, which catches
         /// a log cut short together with its own checkpoints. With --received: the
@@ -157,11 +165,11 @@ enum Command {
         /// A stream's copy kept by its receiver (JSON Lines of the stored bytes, an
         /// unfiltered stream from the beginning): proves it has no gap, edit or
         /// reordering up to --checkpoint, signed by --key.
-        #[arg(long, conflicts_with_all = ["file", "org"], requires_all = ["checkpoint", "key"])]
+        #[arg(long, conflicts_with_all = ["files", "org"], requires_all = ["checkpoint", "key"])]
         received: Option<String>,
         /// A directory `trail mirror` wrote: checks the whole log in it offline against
         /// --key (the checkpoint's signature, every tile, every entry).
-        #[arg(long, conflicts_with_all = ["file", "org", "received"], requires = "key")]
+        #[arg(long, conflicts_with_all = ["files", "org", "received"], requires = "key")]
         mirror: Option<PathBuf>,
         /// With --org: seconds an entry may go without a signed checkpoint before it
         /// counts as unproven (a checkpoint normally follows within a second).
@@ -248,6 +256,7 @@ enum RetentionCommand {
 enum KeysCommand {
     /// Print the checkpoint verifier key of an organization's log.
     Verifier {
+        /// The organization (`_installation` for the installation log).
         #[arg(long, required_unless_present = "installation")]
         org: Option<String>,
         /// The installation log's key instead (`<name>/checkpoints`: every
@@ -486,8 +495,10 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Verify { checkpoint: Some(_), org: None, .. } => {
             bail!("--checkpoint goes with --org ORG or --received FILE")
         }
-        Command::Verify { file: Some(file), key, .. } => verify_file(&file, key.as_deref()),
-        Command::Verify { file: None, org: None, .. } => bail!("give an evidence FILE or --org ORG"),
+        Command::Verify { files, org: None, key, installation_key, .. } if !files.is_empty() => {
+            export::verify_files(&files, key.as_deref(), installation_key.as_deref())
+        }
+        Command::Verify { org: None, .. } => bail!("give an evidence or tlog-proof FILE, or --org ORG"),
         Command::Export { format, out, org, preset, query } => {
             export(&config, &format, &out, org.as_deref(), &preset, &query.join(" "), false).await
         }
@@ -508,7 +519,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Retention { command: RetentionCommand::Run { as_of } } => {
             retention_run(&config, as_of.as_deref()).await
         }
-        Command::Verify { file: None, org: Some(org), key, checkpoint, grace, .. } => {
+        Command::Verify { org: Some(org), key, checkpoint, grace, .. } => {
             verify::verify_org(&config, &org, key, checkpoint.as_deref(), grace).await
         }
         Command::Query { query, org, limit, format } => query_cmd(&config, &query.join(" "), org, limit, &format).await,

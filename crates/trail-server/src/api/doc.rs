@@ -144,6 +144,10 @@ pub(crate) struct CheckpointParams {
     org: Option<String>,
     /// The tree size of an older checkpoint (default: the newest).
     size: Option<u64>,
+    /// `note` (default): the signed note; or `tlog-proof`: a C2SP `tlog-proof@v1` file
+    /// proving the checkpoint into the installation log (its `extra` is the checkpoint's
+    /// signed note; 404 until it is appended there, within about a second).
+    format: Option<String>,
 }
 
 /// Which entry, in which tree.

@@ -45,7 +45,7 @@ pub(crate) struct InstallationProofView {
 
 impl InstallationProofView {
     pub(crate) async fn of(st: &AppState, org: &str, size: u64) -> Result<Option<InstallationProofView>, ApiError> {
-        let p = crate::work::tiles::installation_proof(st, org, size).await?;
+        let p = crate::work::tiles::installation_proof(&st.store, org, size).await?;
         Ok(p.map(|p| InstallationProofView {
             index: p.index,
             size: p.checkpoint.size,
@@ -90,7 +90,12 @@ pub(super) async fn checkpoint(
     caller: Caller,
     QueryPairs(pairs): QueryPairs,
 ) -> Result<Response, ApiError> {
-    only(&pairs, &["org", "size"])?;
+    only(&pairs, &["org", "size", "format"])?;
+    let tlog_proof = match params::get(&pairs, "format") {
+        None | Some("note") => false,
+        Some("tlog-proof") => true,
+        Some(_) => return Err(ApiError::field("format", "must be note or tlog-proof")),
+    };
     let org = log_org(&caller, &pairs)?;
     let cp = match number(&pairs, "size")? {
         Some(size) => st
@@ -100,6 +105,28 @@ pub(super) async fn checkpoint(
             .ok_or_else(|| ApiError::NotFound(format!("no checkpoint of size {size}")))?,
         None => latest(&st, &org).await?,
     };
+    if tlog_proof {
+        let p = crate::work::tiles::installation_proof(&st.store, &org, cp.size).await?.ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "the checkpoint of size {} is not in the installation log yet (appended within about a second)",
+                cp.size
+            ))
+        })?;
+        let size = cp.size;
+        let text = trail_core::tlog_proof::TlogProof {
+            extra: Some(cp.note.into_bytes()),
+            index: p.index,
+            proof: p.proof,
+            checkpoint: p.checkpoint.note,
+        }
+        .to_text();
+        let name = format!("attachment; filename={org}-checkpoint-{size}.tlog-proof");
+        return Ok((
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, name)],
+            text,
+        )
+            .into_response());
+    }
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], cp.note).into_response())
 }
 

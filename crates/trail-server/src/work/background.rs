@@ -49,7 +49,9 @@ pub fn start(st: &Services, shutdown: CancellationToken) {
     if let Some(rx) = st.store.appended_elsewhere() {
         spawner.spawn(feed::relay(st.store.clone(), st.feed.clone(), rx));
     }
-    spawner.spawn(installation(st.clone()));
+    if !st.config.without_installation_log {
+        spawner.spawn(installation(st.clone()));
+    }
     alerts::start(st, &spawner);
     streams::start(st, &spawner);
     if st.config.housekeeping {

@@ -7,6 +7,7 @@ use futures::Stream;
 use std::sync::Arc;
 use trail_core::{
     evidence::{Entry, Header, FORMAT},
+    tlog_proof::TlogProof,
     Event, Filter, Sort, SortField, Timestamp,
 };
 
@@ -36,7 +37,16 @@ pub async fn stream(
         .await?
         .ok_or_else(|| WorkError::NotFound("no checkpoint yet: the log is empty or was just written".into()))?;
     filter.sort = Sort { field: SortField::Timestamp, desc: false };
-    let header = Header { format: FORMAT.into(), checkpoint: cp.note.clone(), verifier_key };
+    let installation = super::tiles::installation_proof(&store, &org, cp.size).await?.map(|p| {
+        TlogProof {
+            extra: Some(cp.note.clone().into_bytes()),
+            index: p.index,
+            proof: p.proof,
+            checkpoint: p.checkpoint.note,
+        }
+        .to_text()
+    });
+    let header = Header { format: FORMAT.into(), checkpoint: cp.note.clone(), verifier_key, installation };
     let mut first = serde_json::to_vec(&header).unwrap_or_default();
     first.push(b'\n');
     let rx = match archive {

@@ -123,9 +123,13 @@ pub struct InstallationProof {
 
 /// The proof that `org`'s checkpoint of `size` is in the installation log (`None` until
 /// it is appended, within about a second of its signing).
-pub async fn installation_proof(st: &Services, org: &str, size: u64) -> Result<Option<InstallationProof>, WorkError> {
-    let Some(index) = st.store.installation_index(org, size).await? else { return Ok(None) };
-    let Some(cp) = st.store.installation_checkpoint(None).await? else { return Ok(None) };
+pub async fn installation_proof(
+    store: &trail_store::DynStore,
+    org: &str,
+    size: u64,
+) -> Result<Option<InstallationProof>, WorkError> {
+    let Some(index) = store.installation_index(org, size).await? else { return Ok(None) };
+    let Some(cp) = store.installation_checkpoint(None).await? else { return Ok(None) };
     if index >= cp.size {
         return Ok(None);
     }
@@ -133,7 +137,7 @@ pub async fn installation_proof(st: &Services, org: &str, size: u64) -> Result<O
     let mut rec = merkle::Recorded::default();
     let Ok(_) = merkle::inclusion_proof(&mut rec, index, cp.size);
     for (level, idx) in std::mem::take(&mut rec.wanted) {
-        for (i, h) in st.store.installation_nodes(level, idx, idx + 1).await? {
+        for (i, h) in store.installation_nodes(level, idx, idx + 1).await? {
             rec.known.insert((level, i), h);
         }
     }

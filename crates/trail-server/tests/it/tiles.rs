@@ -320,6 +320,25 @@ async fn installation_log_binds_the_checkpoints(http: &Http, seen: &[Checkpoint]
     let (_, body) = http.get(&format!("/api/v1/checkpoint?size={last}")).await;
     let leaf = trail_core::merkle::leaf_hash(&trail_store::installation::entry_of(std::str::from_utf8(&body).unwrap()));
     assert!(trail_core::merkle::verify_inclusion(index, isize, &leaf, &iproof, &icheck.root));
+    // The same as a C2SP tlog-proof of the checkpoint, and in the evidence export's header.
+    let (code, text) = http.get(&format!("/api/v1/checkpoint?size={last}&format=tlog-proof")).await;
+    assert_eq!(code, 200);
+    let p = trail_core::tlog_proof::TlogProof::parse(std::str::from_utf8(&text).unwrap()).unwrap();
+    assert_eq!(p.extra.as_deref(), Some(&body[..]), "the proof carries the signed checkpoint");
+    let got = p.verify_checkpoint(&vkey, None).unwrap();
+    assert_eq!(got.org.size, last);
+    let (code, file) = http.get("/api/v1/export?format=evidence").await;
+    assert_eq!(code, 200);
+    let file = String::from_utf8(file).unwrap();
+    let r = support::until("an evidence file whose checkpoint is in the installation log", async || {
+        let (_, file) = http.get("/api/v1/export?format=evidence").await;
+        let file = String::from_utf8(file).ok()?;
+        trail_core::evidence::verify_with(file.lines(), None, Some(&vkey)).ok()
+    })
+    .await;
+    assert!(r.installation.is_some() && r.carries_installation);
+    let other = trail_core::checkpoint::verifier_key("x/checkpoints", &support::signing_key().verifying_key());
+    assert!(trail_core::evidence::verify_with(file.lines(), None, Some(&other)).is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -60,6 +60,42 @@ async fn an_auditor_mirrors_a_log_and_verifies_it_offline() {
     std::fs::write(&file, proof.replacen("index 5", "index 6", 1)).unwrap();
     assert!(run_err(trail(d).arg("verify").arg(&file).args(["--key", &vkey])).contains("not proved"));
     assert!(run_err(trail(d).arg("verify").arg(&file)).contains("--key"));
+    std::fs::write(&file, &proof).unwrap();
+    // The same checkpoint, proved into the installation log: both files checked together.
+    let size: u64 = proof.split("\n\n").nth(1).and_then(|cp| cp.lines().nth(1)?.parse().ok()).unwrap();
+    let url = format!("{}/api/v1/checkpoint?size={size}&format=tlog-proof", server.base);
+    let cp_proof = until("the checkpoint in the installation log", async || {
+        let r = client.get(&url).bearer_auth(&read).send().await.unwrap();
+        if r.status() == 200 {
+            Some(r.text().await.unwrap())
+        } else {
+            None
+        }
+    })
+    .await;
+    let cp_file = d.join("checkpoint.tlog-proof");
+    std::fs::write(&cp_file, &cp_proof).unwrap();
+    let ikey = run_ok(trail(d).args(["keys", "verifier", "--org", "_installation"])).trim().to_string();
+    assert_eq!(ikey, installation.trim());
+    let both =
+        run_ok(trail(d).arg("verify").arg(&file).arg(&cp_file).args(["--key", &vkey, "--installation-key", &ikey]));
+    assert!(both.contains(&format!("checkpoint trail.local/acme of size {size} is entry ")), "{both}");
+    assert!(run_err(trail(d).arg("verify").arg(&cp_file).args(["--key", &vkey])).contains("--installation-key"));
+    let wrong = run_err(trail(d).arg("verify").arg(&cp_file).args(["--installation-key", &vkey]));
+    assert!(wrong.contains("checkpoint.tlog-proof"), "{wrong}");
+    // An event proof of another checkpoint does not go with it.
+    let url = format!("{}/api/v1/proof/inclusion?index=5&size={}&format=tlog-proof", server.base, size - 1);
+    let older = client.get(url).bearer_auth(&read).send().await.unwrap().text().await.unwrap();
+    if older.starts_with("c2sp.org/tlog-proof@v1") {
+        std::fs::write(&file, older).unwrap();
+        let apart = run_err(trail(d).arg("verify").arg(&file).arg(&cp_file).args([
+            "--key",
+            &vkey,
+            "--installation-key",
+            &ikey,
+        ]));
+        assert!(apart.contains("not the one proved"), "{apart}");
+    }
     // An audit key reads the tree but not the entries.
     let refused = run_err(&mut mirror(&audit));
     assert!(refused.contains("403"), "{refused}");
