@@ -6,6 +6,7 @@
 //! always passed in), so every other crate can rely on it in tests.
 
 pub mod checkpoint;
+pub mod cosignature;
 pub mod cursor;
 pub mod diff;
 pub mod duration;
@@ -17,6 +18,7 @@ pub mod json;
 pub mod leaf;
 mod leaf_scan;
 pub mod merkle;
+pub mod policy;
 pub mod query;
 pub mod received;
 pub mod tiles;

@@ -47,6 +47,35 @@ pub struct ServerConfig {
     /// Leave the installation log unextended (only for benchmarks measuring what it
     /// costs; every real server extends it).
     pub without_installation_log: bool,
+    /// `[witness]`: the witnesses asked to cosign the installation log, and the quorum
+    /// (`None`: no witnesses).
+    pub witness: Option<WitnessConfig>,
+}
+
+/// `[witness]`: a C2SP tlog-policy naming the witnesses (with their URLs) and the
+/// quorum, and how patient to be with them.
+#[derive(Debug, Clone)]
+pub struct WitnessConfig {
+    pub policy: Arc<trail_core::policy::Policy>,
+    /// Longest wait for one witness's answer (`[witness] timeout`, default 10 s).
+    pub timeout: Duration,
+    /// The first retry's delay after a witness failed; doubled each time up to 5 min.
+    pub retry_base: Duration,
+    /// The newest witnessed checkpoint lagging the newest signed one this long counts
+    /// as lagging: health says so and `witness_lagging` fires (default 5 min).
+    pub lagging_after: Duration,
+}
+
+impl WitnessConfig {
+    /// A policy with the defaults.
+    pub fn new(policy: trail_core::policy::Policy) -> WitnessConfig {
+        WitnessConfig {
+            policy: Arc::new(policy),
+            timeout: Duration::from_secs(10),
+            retry_base: Duration::from_secs(1),
+            lagging_after: Duration::from_secs(300),
+        }
+    }
 }
 
 impl ServerConfig {

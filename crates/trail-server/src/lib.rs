@@ -26,7 +26,7 @@ use trail_store::DynStore;
 
 pub use config::{
     system_clock, AlertConfig, Clock, ConnectionConfig, ExportConfig, LogKey, RetentionConfig, ServerConfig,
-    SmtpConfig, SmtpTls, StreamConfig,
+    SmtpConfig, SmtpTls, StreamConfig, WitnessConfig,
 };
 pub use error::ApiError;
 pub use work::{

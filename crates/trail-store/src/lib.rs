@@ -34,6 +34,7 @@ mod tamper;
 pub mod testing;
 pub mod throttle;
 pub mod verify;
+pub mod witnesses;
 
 use std::sync::Arc;
 
@@ -539,9 +540,40 @@ pub trait Archives: Send + Sync + 'static {
 
 /// A whole store: every concern above. Implementations must pass the conformance
 /// suite (`testing::conformance`, behind the `testing` feature).
-pub trait Store: EventLog + Proofs + Accounts + Jobs + Archives + Alerting + Streaming + Installation {}
+pub trait Store:
+    EventLog + Proofs + Accounts + Jobs + Archives + Alerting + Streaming + Installation + Witnessing
+{
+}
 
-impl<T: EventLog + Proofs + Accounts + Jobs + Archives + Alerting + Streaming + Installation> Store for T {}
+impl<T: EventLog + Proofs + Accounts + Jobs + Archives + Alerting + Streaming + Installation + Witnessing> Store for T {}
+
+/// The installation log's witnesses (see `witnesses`): their state, the lease on
+/// submitting to each, and the cosignatures they gave.
+#[async_trait]
+pub trait Witnessing: Send + Sync {
+    /// Every witness submitted to so far.
+    async fn witness_states(&self) -> Result<Vec<witnesses::WitnessState>, StoreError>;
+
+    /// Takes the lease on submitting to `name` until `until` unless another holder's
+    /// lease is still running at `now`; answers the witness's state when taken (a new
+    /// witness starts `Pending` at size 0).
+    async fn lease_witness(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        until: Timestamp,
+    ) -> Result<Option<witnesses::WitnessState>, StoreError>;
+
+    /// Records a witness's answer (and its cosignature, if any) and releases the lease.
+    async fn witness_answered(&self, answer: witnesses::WitnessAnswer) -> Result<(), StoreError>;
+
+    /// The cosignature lines of the installation checkpoint of `size`, by witness.
+    async fn cosignatures(&self, size: u64) -> Result<Vec<(String, String)>, StoreError>;
+
+    /// The newest cosigned sizes with their witnesses, newest first (at most `limit`).
+    async fn cosigned_sizes(&self, limit: usize) -> Result<Vec<(u64, Vec<String>)>, StoreError>;
+}
 
 /// The installation log (see `installation`): every organization checkpoint, appended
 /// after it is signed, under the installation's own signed checkpoints.

@@ -36,6 +36,22 @@ pub struct FileConfig {
     pub streams: FileStreams,
     #[serde(default)]
     pub transparency: FileTransparency,
+    #[serde(default)]
+    pub witness: FileWitness,
+}
+
+/// `[witness]`: witnesses that cosign the installation log (C2SP tlog-witness).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileWitness {
+    /// A C2SP tlog-policy file: its `log` line is the installation log's verifier key,
+    /// its `witness NAME VKEY URL` lines where Trail submits, its quorum the rule.
+    pub policy: Option<PathBuf>,
+    /// Longest wait for one witness's answer (default `10s`).
+    pub timeout: Option<String>,
+    /// The witnessed checkpoint lagging the signed one this long fires
+    /// `witness_lagging` (default `5m`).
+    pub lagging_after: Option<String>,
 }
 
 /// `[transparency]`: the logs as C2SP tiles at `/log/{org}/…`.
@@ -233,6 +249,8 @@ pub struct Config {
     pub streams: trail_server::StreamConfig,
     /// `[transparency] public`, `TRAIL_TRANSPARENCY_PUBLIC`.
     pub transparency_public: bool,
+    /// `[witness]`, `TRAIL_WITNESS_POLICY`.
+    pub witness: Option<trail_server::WitnessConfig>,
 }
 
 /// The largest event accepted: 60 KiB, so that with the fields Trail adds (its id,
@@ -472,7 +490,24 @@ pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, flags: &F
         },
         ..defaults
     };
+    let witness = match env("TRAIL_WITNESS_POLICY").map(PathBuf::from).or(file.witness.policy) {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("[witness] policy: cannot read {}", path.display()))?;
+            let policy = trail_core::policy::Policy::parse(&text)
+                .map_err(|e| anyhow::anyhow!("[witness] policy {}: {e}", path.display()))?;
+            let d = trail_server::WitnessConfig::new(policy);
+            Some(trail_server::WitnessConfig {
+                timeout: seconds("[witness] timeout", file.witness.timeout.as_deref())?.unwrap_or(d.timeout),
+                lagging_after: seconds("[witness] lagging_after", file.witness.lagging_after.as_deref())?
+                    .unwrap_or(d.lagging_after),
+                ..d
+            })
+        }
+    };
     Ok(Config {
+        witness,
         public_url,
         alerts,
         streams,

@@ -63,6 +63,7 @@ pub(crate) async fn export(
         generated_by: "trail command line".into(),
         verifier_key,
         archive: if download || format == Format::Evidence { archive(config) } else { None },
+        witness_policy: config.witness.as_ref().map(|w| w.policy.clone()),
         download,
     };
     let dyn_store: DynStore = store.clone();
@@ -122,7 +123,12 @@ pub(crate) fn work_message(e: trail_server::WorkError) -> String {
 /// Checks evidence and tlog-proof files (`-` for standard input); an event's proof
 /// and a checkpoint's proof into the installation log given together must be of the
 /// same checkpoint.
-pub(crate) fn verify_files(files: &[String], key: Option<&str>, installation_key: Option<&str>) -> Result<()> {
+pub(crate) fn verify_files(
+    files: &[String],
+    key: Option<&str>,
+    installation_key: Option<&str>,
+    policy: Option<&trail_core::policy::Policy>,
+) -> Result<()> {
     let mut event_checkpoints = Vec::new();
     let mut proved_checkpoints = Vec::new();
     for file in files {
@@ -136,20 +142,27 @@ pub(crate) fn verify_files(files: &[String], key: Option<&str>, installation_key
         if text.starts_with(trail_core::tlog_proof::HEADER) {
             let proof = trail_core::tlog_proof::TlogProof::parse(&text).map_err(|p| anyhow::anyhow!("{file}: {p}"))?;
             if proof.is_checkpoint_proof() {
-                proved_checkpoints.push(verify_checkpoint_proof(file, &proof, key, installation_key)?);
+                let cp = match policy {
+                    Some(p) => witnessed_checkpoint(file, &proof, key, p)?.org,
+                    None => verify_checkpoint_proof(file, &proof, key, installation_key)?,
+                };
+                proved_checkpoints.push(cp);
             } else {
                 event_checkpoints.push((file, verify_tlog_proof(file, &proof, key)?));
             }
             continue;
         }
-        verify_evidence(file, &text, key, installation_key)?;
+        verify_evidence(file, &text, key, installation_key, policy)?;
     }
-    if !proved_checkpoints.is_empty() {
+    if policy.is_some() || !proved_checkpoints.is_empty() {
         for (file, cp) in event_checkpoints {
             if !proved_checkpoints.contains(&cp) {
                 bail!(
-                    "{file}: its checkpoint ({} of size {}) is not the one proved into the installation log",
+                    "{file}: its checkpoint ({} of size {}) is not the one proved into the {}installation log: \
+                     give that checkpoint's tlog-proof too (GET /api/v1/checkpoint?size={}&format=tlog-proof)",
                     cp.origin,
+                    cp.size,
+                    if policy.is_some() { "witnessed " } else { "" },
                     cp.size
                 );
             }
@@ -158,7 +171,31 @@ pub(crate) fn verify_files(files: &[String], key: Option<&str>, installation_key
     Ok(())
 }
 
-fn verify_evidence(file: &str, text: &str, key: Option<&str>, installation_key: Option<&str>) -> Result<()> {
+fn verify_evidence(
+    file: &str,
+    text: &str,
+    key: Option<&str>,
+    installation_key: Option<&str>,
+    policy: Option<&trail_core::policy::Policy>,
+) -> Result<()> {
+    if let Some(p) = policy {
+        // The proof into the installation log, witnessed; then the file as usual.
+        let header: trail_core::evidence::Header = text
+            .lines()
+            .next()
+            .and_then(|l| serde_json::from_str(l).ok())
+            .with_context(|| format!("{file}: line 1: not an evidence header"))?;
+        let inst = header.installation.with_context(|| {
+            format!("{file}: the file carries no proof into the installation log (exported before it was appended?)")
+        })?;
+        let proof = trail_core::tlog_proof::TlogProof::parse(&inst).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+        let got = witnessed_checkpoint(file, &proof, key, p)?;
+        if trail_core::cosignature::note_body(&got.org_note).ok()
+            != trail_core::cosignature::note_body(&header.checkpoint).ok()
+        {
+            bail!("{file}: the installation proof is for another checkpoint");
+        }
+    }
     let report = trail_core::evidence::verify_with(text.lines(), key, installation_key)
         .map_err(|p| anyhow::anyhow!("{file}: {p}"))?;
     let trust =
@@ -214,4 +251,28 @@ fn verify_checkpoint_proof(
         got.org.origin, got.org.size, proof.index, got.installation.origin, got.installation.size
     );
     Ok(got.org)
+}
+
+/// A checkpoint proof under a policy: the installation checkpoint it proves into must
+/// be signed by the policy's log and cosigned by its quorum; then the proof itself.
+pub(crate) fn witnessed_checkpoint(
+    file: &str,
+    proof: &trail_core::tlog_proof::TlogProof,
+    key: Option<&str>,
+    policy: &trail_core::policy::Policy,
+) -> Result<trail_core::tlog_proof::CheckpointInLog> {
+    let w = policy.accept(&proof.checkpoint).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+    let log = policy.log(&w.checkpoint.origin).context("the policy names the log")?;
+    let got = proof.verify_checkpoint(&log.vkey, key).map_err(|p| anyhow::anyhow!("{file}: {p}"))?;
+    println!(
+        "ok: checkpoint {} of size {} is entry {} of {} of size {}, witnessed by {} ({})",
+        got.org.origin,
+        got.org.size,
+        proof.index,
+        got.installation.origin,
+        got.installation.size,
+        w.cosigners.join(", "),
+        policy.describe_quorum()
+    );
+    Ok(got)
 }

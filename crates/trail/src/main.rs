@@ -13,6 +13,7 @@ mod serve;
 mod store;
 mod streams;
 mod verify;
+mod witness;
 
 use accounts::*;
 use export::*;
@@ -89,6 +90,12 @@ enum Command {
         #[command(subcommand)]
         command: StreamsCommand,
     },
+    /// A C2SP witness of one's own: `keys` prints its verifier key, `serve` cosigns the
+    /// checkpoints of the logs a policy file names (no Trail store needed).
+    Witness {
+        #[command(subcommand)]
+        command: witness::WitnessCommand,
+    },
     /// Import other systems' audit records (plain or .gz, JSON Lines or documents, read
     /// as they stream) in one of the formats of --format: AWS CloudTrail, Kubernetes
     /// audit events, GCP Cloud Audit Logs, Okta System Log, GitHub audit log, or the
@@ -156,6 +163,11 @@ enum Command {
         /// installation log.
         #[arg(long)]
         installation_key: Option<String>,
+        /// A C2SP tlog-policy file: an installation checkpoint counts only with the
+        /// cosignatures its quorum needs, from the witnesses it names, under its `log`
+        /// key; every organization checkpoint must be proved into such a one.
+        #[arg(long, conflicts_with = "installation_key")]
+        policy: Option<PathBuf>,
         /// With --org: a signed checkpoint saved outside Trail (the text of
         /// `GET /api/v1/checkpoint`); the log must be consistent with it, which catches
         /// a log cut short together with its own checkpoints. With --received: the
@@ -169,7 +181,7 @@ enum Command {
         received: Option<String>,
         /// A directory `trail mirror` wrote: checks the whole log in it offline against
         /// --key (the checkpoint's signature, every tile, every entry).
-        #[arg(long, conflicts_with_all = ["files", "org", "received"], requires = "key")]
+        #[arg(long, conflicts_with_all = ["files", "org", "received"])]
         mirror: Option<PathBuf>,
         /// With --org: seconds an entry may go without a signed checkpoint before it
         /// counts as unproven (a checkpoint normally follows within a second).
@@ -461,6 +473,9 @@ fn main() {
 }
 
 async fn run(cli: Cli) -> Result<()> {
+    if let Command::Witness { command } = cli.command {
+        return witness::witness_cmd(command).await;
+    }
     let listen = match &cli.command {
         Command::Serve { listen, .. } => listen.clone(),
         _ => None,
@@ -474,6 +489,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Users { command } => users_cmd(&config, command).await,
         Command::Alerts { command } => alerts::alerts_cmd(&config, command).await,
         Command::Streams { command } => streams::streams_cmd(&config, command).await,
+        Command::Witness { .. } => unreachable!("run answers it first"),
         Command::Migrate => {
             let store = open_store(&config).await?;
             store.close();
@@ -488,15 +504,18 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Mirror { url, org, verifier_key, out, api_key } => {
             verify::mirror(&url, &org, &verifier_key, &out, api_key).await
         }
-        Command::Verify { mirror: Some(dir), key: Some(key), .. } => verify::verify_mirror(&dir, &key),
+        Command::Verify { mirror: Some(dir), key, policy, .. } => {
+            verify::verify_mirror(&dir, key.as_deref(), policy.as_deref())
+        }
         Command::Verify { received: Some(copy), key: Some(key), checkpoint: Some(note), .. } => {
             verify::verify_received(&copy, &note, &key)
         }
         Command::Verify { checkpoint: Some(_), org: None, .. } => {
             bail!("--checkpoint goes with --org ORG or --received FILE")
         }
-        Command::Verify { files, org: None, key, installation_key, .. } if !files.is_empty() => {
-            export::verify_files(&files, key.as_deref(), installation_key.as_deref())
+        Command::Verify { files, org: None, key, installation_key, policy, .. } if !files.is_empty() => {
+            let policy = policy.map(|p| trail_witness::read_policy(&p)).transpose()?;
+            export::verify_files(&files, key.as_deref(), installation_key.as_deref(), policy.as_ref())
         }
         Command::Verify { org: None, .. } => bail!("give an evidence or tlog-proof FILE, or --org ORG"),
         Command::Export { format, out, org, preset, query } => {

@@ -1,7 +1,7 @@
 //! `trail serve`: the server with its background jobs, the open-file limit it needs,
 //! and the signals that stop it.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use trail_server::{work::demo, AppState, ServerConfig};
 use trail_store::{DynStore, KeyScope};
 
@@ -47,6 +47,18 @@ pub(crate) async fn serve(config: Config, demo: bool) -> Result<()> {
         println!("Trail is running at http://{addr}");
     }
     let log = trail_server::LogKey { name: config.name.clone(), public: signing_key(&config, false)?.verifying_key() };
+    if let Some(w) = &config.witness {
+        let ours = log.verifier_key(trail_store::installation::LOG_NAME);
+        if !w.policy.logs.iter().any(|l| l.vkey == ours) {
+            bail!(
+                "[witness] policy: no `log` line names this installation's log; add `log {ours}` \
+                 (trail keys verifier --org _installation)"
+            );
+        }
+        if !w.policy.witnesses.iter().any(|w| w.url.is_some()) {
+            bail!("[witness] policy: no witness has a URL to submit to (`witness NAME VKEY URL`)");
+        }
+    }
     let server_config = ServerConfig {
         limits: config.limits,
         log: Some(log),
@@ -62,6 +74,8 @@ pub(crate) async fn serve(config: Config, demo: bool) -> Result<()> {
         streams: config.streams.clone(),
         housekeeping: true,
         transparency_public: config.transparency_public,
+        without_installation_log: false,
+        witness: config.witness.clone(),
     };
     let state = AppState::new(store, server_config, trail_server::system_clock());
     if let Some(b) = trail_server::bootstrap(&state, "main").await.map_err(|e| anyhow::anyhow!("{e:?}"))? {

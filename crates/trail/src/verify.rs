@@ -144,9 +144,24 @@ pub(crate) async fn mirror(url: &str, org: &str, vkey: &str, out: &std::path::Pa
     Ok(())
 }
 
-/// `trail verify --mirror DIR`: the whole mirrored log checked offline.
-pub(crate) fn verify_mirror(dir: &std::path::Path, vkey: &str) -> Result<()> {
-    let report = trail_server::work::mirror::verify_mirror(dir, vkey).map_err(|e| anyhow::anyhow!("{e}"))?;
+/// `trail verify --mirror DIR`: the whole mirrored log checked offline; with a policy,
+/// its checkpoint witnessed too (the installation log's own, or an organization's
+/// proved into a witnessed installation checkpoint by the mirror's
+/// `checkpoint.tlog-proof`).
+pub(crate) fn verify_mirror(dir: &std::path::Path, vkey: Option<&str>, policy: Option<&std::path::Path>) -> Result<()> {
+    let policy = policy.map(trail_witness::read_policy).transpose()?;
+    let note_path = dir.join("checkpoint");
+    let note = std::fs::read_to_string(&note_path).with_context(|| format!("cannot read {}", note_path.display()))?;
+    let origin = note.lines().next().unwrap_or_default().to_string();
+    let vkey = match (&policy, vkey) {
+        (_, Some(k)) => k.to_string(),
+        (Some(p), None) => p
+            .log(&origin)
+            .map(|l| l.vkey.clone())
+            .with_context(|| format!("the policy names no log {origin}: pass --key with the log's verifier key"))?,
+        (None, None) => bail!("--mirror needs --key (or --policy naming the log)"),
+    };
+    let report = trail_server::work::mirror::verify_mirror(dir, &vkey).map_err(|e| anyhow::anyhow!("{e}"))?;
     if !report.findings.is_empty() {
         bail!("the mirror of {} does not verify:\n{}", report.origin, report.findings.join("\n"));
     }
@@ -154,5 +169,24 @@ pub(crate) fn verify_mirror(dir: &std::path::Path, vkey: &str) -> Result<()> {
         "ok: {} entries of {} and {} hash tiles verified against its checkpoint of size {}",
         report.entries, report.origin, report.tiles, report.size
     );
+    let Some(policy) = policy else { return Ok(()) };
+    if policy.log(&origin).is_some() {
+        let w = policy.accept(&note).map_err(|e| anyhow::anyhow!("{}: {e}", note_path.display()))?;
+        println!("ok: witnessed by {} ({})", w.cosigners.join(", "), policy.describe_quorum());
+        return Ok(());
+    }
+    let proof_path = dir.join(trail_server::work::mirror::CHECKPOINT_PROOF);
+    let text = std::fs::read_to_string(&proof_path).with_context(|| {
+        format!(
+            "{} is missing: the checkpoint was not yet in the installation log when mirrored; mirror again",
+            proof_path.display()
+        )
+    })?;
+    let proof = trail_core::tlog_proof::TlogProof::parse(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", proof_path.display()))?;
+    let got = crate::export::witnessed_checkpoint(&proof_path.display().to_string(), &proof, Some(&vkey), &policy)?;
+    if trail_core::cosignature::note_body(&got.org_note).ok() != trail_core::cosignature::note_body(&note).ok() {
+        bail!("{}: it proves another checkpoint than the mirror's", proof_path.display());
+    }
     Ok(())
 }

@@ -37,6 +37,12 @@ pub(crate) struct Health {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[schema(value_type = Vec<Object>)]
     not_signed: Vec<trail_store::seal::Refusal>,
+    /// With `[witness]`: the quorum, the newest signed and witnessed sizes of the
+    /// installation log, the lag in seconds, and each witness's last answer
+    /// (`degraded` while lagging, or while a witness refuses or is misconfigured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    witness: Option<crate::work::witness::WitnessHealth>,
 }
 
 /// One event's acknowledgement.
@@ -133,8 +139,10 @@ pub(crate) struct FacetCounts {
 pub(super) async fn health(State(st): State<AppState>) -> Response {
     let (ok, last) = st.last_check.health();
     let not_signed = st.store.refusals();
-    let ok = ok && not_signed.is_empty();
-    Json(Health { status: if ok { "ok" } else { "degraded" }.into(), verify: last, not_signed }).into_response()
+    let witness = crate::work::witness::health(&st);
+    let ok = ok && not_signed.is_empty() && !witness.as_ref().is_some_and(|w| w.degraded());
+    let status = if ok { "ok" } else { "degraded" }.into();
+    Json(Health { status, verify: last, not_signed, witness }).into_response()
 }
 
 #[utoipa::path(

@@ -91,6 +91,7 @@ pub(crate) fn request(
         user_agent: caller.user_agent.clone(),
         generated_by,
         archive: if reaches_archive { st.archive.clone() } else { None },
+        witness_policy: st.config.witness.as_ref().map(|w| w.policy.clone()),
         verifier_key,
         download,
     })

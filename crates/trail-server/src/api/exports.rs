@@ -97,6 +97,7 @@ pub(super) async fn export(
             let lines = crate::work::evidence::stream(
                 st.store.clone(),
                 req.archive.clone(),
+                req.witness_policy.clone(),
                 req.scope.clone(),
                 req.filter.clone(),
                 now,

@@ -45,7 +45,13 @@ pub(crate) struct InstallationProofView {
 
 impl InstallationProofView {
     pub(crate) async fn of(st: &AppState, org: &str, size: u64) -> Result<Option<InstallationProofView>, ApiError> {
-        let p = crate::work::tiles::installation_proof(&st.store, org, size).await?;
+        let p = crate::work::tiles::installation_proof(
+            &st.store,
+            st.config.witness.as_ref().map(|w| &*w.policy),
+            org,
+            size,
+        )
+        .await?;
         Ok(p.map(|p| InstallationProofView {
             index: p.index,
             size: p.checkpoint.size,
@@ -96,7 +102,9 @@ pub(super) async fn checkpoint(
         Some("tlog-proof") => true,
         Some(_) => return Err(ApiError::field("format", "must be note or tlog-proof")),
     };
-    let org = log_org(&caller, &pairs)?;
+    // A checkpoint carries no event content: whoever reads the log's tiles reads it.
+    let org = params::org(&pairs).map_or_else(|| caller.org.clone(), str::to_string);
+    caller.tree_org(&org)?;
     let cp = match number(&pairs, "size")? {
         Some(size) => st
             .store
@@ -106,7 +114,14 @@ pub(super) async fn checkpoint(
         None => latest(&st, &org).await?,
     };
     if tlog_proof {
-        let p = crate::work::tiles::installation_proof(&st.store, &org, cp.size).await?.ok_or_else(|| {
+        let p = crate::work::tiles::installation_proof(
+            &st.store,
+            st.config.witness.as_ref().map(|w| &*w.policy),
+            &org,
+            cp.size,
+        )
+        .await?
+        .ok_or_else(|| {
             ApiError::NotFound(format!(
                 "the checkpoint of size {} is not in the installation log yet (appended within about a second)",
                 cp.size

@@ -51,6 +51,9 @@ pub fn start(st: &Services, shutdown: CancellationToken) {
     }
     if !st.config.without_installation_log {
         spawner.spawn(installation(st.clone()));
+        if st.config.witness.is_some() {
+            spawner.spawn(super::witness::run(st.clone()));
+        }
     }
     alerts::start(st, &spawner);
     streams::start(st, &spawner);

@@ -26,6 +26,7 @@ const PAGE: usize = 500;
 pub async fn stream(
     store: DynStore,
     archive: Option<Arc<Archive>>,
+    witness_policy: Option<Arc<trail_core::policy::Policy>>,
     scope: Scope,
     mut filter: Filter,
     now: Timestamp,
@@ -37,15 +38,16 @@ pub async fn stream(
         .await?
         .ok_or_else(|| WorkError::NotFound("no checkpoint yet: the log is empty or was just written".into()))?;
     filter.sort = Sort { field: SortField::Timestamp, desc: false };
-    let installation = super::tiles::installation_proof(&store, &org, cp.size).await?.map(|p| {
-        TlogProof {
-            extra: Some(cp.note.clone().into_bytes()),
-            index: p.index,
-            proof: p.proof,
-            checkpoint: p.checkpoint.note,
-        }
-        .to_text()
-    });
+    let installation =
+        super::tiles::installation_proof(&store, witness_policy.as_deref(), &org, cp.size).await?.map(|p| {
+            TlogProof {
+                extra: Some(cp.note.clone().into_bytes()),
+                index: p.index,
+                proof: p.proof,
+                checkpoint: p.checkpoint.note,
+            }
+            .to_text()
+        });
     let header = Header { format: FORMAT.into(), checkpoint: cp.note.clone(), verifier_key, installation };
     let mut first = serde_json::to_vec(&header).unwrap_or_default();
     first.push(b'\n');

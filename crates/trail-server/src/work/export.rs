@@ -117,6 +117,7 @@ async fn write(
         let lines = crate::work::evidence::stream(
             store.clone(),
             req.archive.clone(),
+            req.witness_policy.clone(),
             req.scope.clone(),
             req.filter.clone(),
             now,
@@ -284,6 +285,9 @@ pub struct ExportRequest {
     pub archive: Option<Arc<Archive>>,
     /// A "Download log" of a period rather than an export of the online view.
     pub download: bool,
+    /// `[witness] policy`: evidence proves its checkpoint into the newest witnessed
+    /// installation checkpoint (with its cosignatures) when there is one.
+    pub witness_policy: Option<Arc<trail_core::policy::Policy>>,
 }
 
 impl ExportRequest {

@@ -39,6 +39,8 @@ pub struct Mirrored {
     pub fetched: u64,
     /// Full tiles and bundles already in the directory, checked again.
     pub kept: u64,
+    /// The checkpoint is not in the installation log yet (no `checkpoint.tlog-proof`).
+    pub unproved: bool,
 }
 
 /// What checking a mirror found.
@@ -196,13 +198,40 @@ pub async fn mirror(src: &Source, vkey: &str, dir: &Path) -> Result<Mirrored, Wo
         } else {
             done.kept += 1;
         }
-        check_bundle(&tile, &bytes, &levels_of[0], &src.org).map_err(|m| differs(&tile, &m))?;
+        check_bundle(&tile, &bytes, &levels_of[0], event_org(&src.org)).map_err(|m| differs(&tile, &m))?;
         if fetched {
             write(&file(dir, &tile), &bytes)?;
         }
     }
     write(&dir.join("checkpoint"), note.as_bytes())?;
+    // An organization's checkpoint proved into the installation log (witnessed, when
+    // the server has witnesses), for `trail verify --mirror DIR --policy FILE`.
+    if event_org(&src.org).is_some() {
+        let url = format!(
+            "{}/api/v1/checkpoint?org={}&size={}&format=tlog-proof",
+            src.url.trim_end_matches('/'),
+            src.org,
+            cp.size
+        );
+        match outbound::fetch(&client, &url, src.key.as_deref()).await {
+            Ok(proof) => write(&dir.join(CHECKPOINT_PROOF), &proof)?,
+            Err(WorkError::NotFound(_)) => {
+                let _ = std::fs::remove_file(dir.join(CHECKPOINT_PROOF));
+                done.unproved = true;
+            }
+            Err(e) => return Err(e),
+        }
+    }
     Ok(done)
+}
+
+/// Where a mirror keeps its checkpoint's proof into the installation log.
+pub const CHECKPOINT_PROOF: &str = "checkpoint.tlog-proof";
+
+/// The organization whose events a log's entries are (`None` for the installation
+/// log, whose entries are 32-byte checkpoint hashes).
+fn event_org(log: &str) -> Option<&str> {
+    (log != super::tiles::INSTALLATION && log != trail_store::installation::LOG_NAME).then_some(log)
 }
 
 fn differs(tile: &Tile, what: &str) -> WorkError {
@@ -210,8 +239,8 @@ fn differs(tile: &Tile, what: &str) -> WorkError {
 }
 
 /// Checks that every entry of a bundle hashes to its leaf and is the event of `org`
-/// at that index.
-fn check_bundle(tile: &Tile, bytes: &[u8], leaves: &[Hash], org: &str) -> Result<(), String> {
+/// at that index (for the installation log, `None`: a 32-byte checkpoint hash).
+fn check_bundle(tile: &Tile, bytes: &[u8], leaves: &[Hash], org: Option<&str>) -> Result<(), String> {
     let entries = unbundle(bytes).ok_or("is not a well-formed bundle")?;
     if entries.len() as u64 != tile.width() {
         return Err(format!("holds {} entries, not {}", entries.len(), tile.width()));
@@ -222,6 +251,12 @@ fn check_bundle(tile: &Tile, bytes: &[u8], leaves: &[Hash], org: &str) -> Result
         if leaves.get(seq as usize) != Some(&merkle::leaf_hash(e)) {
             return Err(format!("entry {seq} does not hash to its leaf"));
         }
+        let Some(org) = org else {
+            if e.len() != 32 {
+                return Err(format!("entry {seq} is not a 32-byte checkpoint hash"));
+            }
+            continue;
+        };
         let ev = Event::from_leaf(e).map_err(|err| format!("entry {seq} is not an event: {err}"))?;
         if ev.seq != seq || ev.org != org {
             return Err(format!("entry {seq} names seq {} of '{}'", ev.seq, ev.org));
@@ -268,7 +303,7 @@ pub fn verify_mirror(dir: &Path, vkey: &str) -> Result<MirrorReport, WorkError> 
     }
     for tile in tiles_of(cp.size, TileKind::Entries) {
         match std::fs::read(file(dir, &tile)) {
-            Ok(b) => match check_bundle(&tile, &b, &levels_of[0], &org) {
+            Ok(b) => match check_bundle(&tile, &b, &levels_of[0], event_org(&org)) {
                 Ok(()) => report.entries += tile.width(),
                 Err(m) => report.findings.push(format!("bundle {} {m}", tile.path())),
             },

@@ -34,6 +34,7 @@ pub mod selfaudit;
 pub mod selfcheck;
 pub mod streams;
 pub mod tiles;
+pub mod witness;
 
 /// What the work needs: the store, the configuration, the clock, the archive, and the
 /// state of self-audit and the self-check. Cheap to clone.
@@ -56,6 +57,8 @@ pub struct Services {
     pub(crate) streams: Arc<streams::Signals>,
     /// Background export jobs.
     pub jobs: Arc<jobs::Jobs>,
+    /// What this server last saw of the installation log's witnesses.
+    pub(crate) witness_view: Arc<witness::WitnessView>,
 }
 
 impl Services {
@@ -71,6 +74,7 @@ impl Services {
             alerts: Arc::default(),
             streams: Arc::default(),
             jobs: Arc::default(),
+            witness_view: Arc::default(),
         }
     }
 

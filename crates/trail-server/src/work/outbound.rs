@@ -184,6 +184,28 @@ pub async fn fetch(client: &reqwest::Client, url: &str, key: Option<&str>) -> Re
     }
 }
 
+/// A client for the installation log's witnesses (named by the operator's policy, so
+/// loopback and private addresses are theirs to choose), kept alive between rounds.
+pub fn witness_client(timeout: Duration) -> Result<reqwest::Client, WorkError> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("Trail-Witness-Client/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| WorkError::Unavailable(e.to_string()))
+}
+
+/// One POST of a text body (a witness's `add-checkpoint`): the status, the answer's
+/// content type and text, or why there was none.
+pub async fn post_text(client: &reqwest::Client, url: &str, body: String) -> Result<(u16, String, String), String> {
+    let r = client.post(url).body(body).send().await.map_err(|e| format!("{url}: {e}"))?;
+    let status = r.status().as_u16();
+    let ct = r.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+    let text = r.text().await.map_err(|e| format!("{url}: {e}"))?;
+    Ok((status, ct, text))
+}
+
 /// A new signing secret: `whsec_` and 24 random bytes in base64.
 pub fn new_secret() -> String {
     let bytes: [u8; 24] = rand::random();

@@ -56,6 +56,7 @@ pub async fn run_schedule(st: &Services, s: &Schedule, now: Timestamp) -> Result
         verifier_key: None,
         archive: None,
         download: false,
+        witness_policy: st.config.witness.as_ref().map(|w| w.policy.clone()),
     };
     let folder = s.directory.clone().unwrap_or_else(|| format!("schedule-{}", s.id));
     let path = st.config.exports.dir.join(&s.org).join(folder).join(format.file_name(now));

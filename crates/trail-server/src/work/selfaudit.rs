@@ -73,6 +73,21 @@ pub(crate) struct Record {
 }
 
 impl Record {
+    /// An event of Trail itself (no person or key acting).
+    pub fn system(org: &str, action: &'static str) -> Record {
+        Record {
+            org: org.to_string(),
+            action,
+            ok: true,
+            actor: json!({"id": "trail", "name": "Trail", "type": "system"}),
+            resource: None,
+            details: None,
+            error: None,
+            ip: None,
+            user_agent: None,
+        }
+    }
+
     pub fn resource(mut self, kind: &str, id: impl ToString, name: &str) -> Record {
         self.resource = Some(json!({"type": kind, "id": id.to_string(), "name": name}));
         self

@@ -41,7 +41,13 @@ impl<'a> Log<'a> {
 pub async fn checkpoint(st: &Services, log: Log<'_>) -> Result<SignedCheckpoint, WorkError> {
     let cp = match log {
         Log::Org(org) => st.store.checkpoint(org, None).await?,
-        Log::Installation => st.store.installation_checkpoint(None).await?,
+        Log::Installation => match st.store.installation_checkpoint(None).await? {
+            Some(mut cp) => {
+                cp.note = super::witness::cosigned_note(&st.store, &cp).await?;
+                Some(cp)
+            }
+            None => None,
+        },
     };
     cp.ok_or_else(|| {
         WorkError::NotFound("no checkpoint yet: the log is empty or was just written; retry in a second".into())
@@ -122,28 +128,54 @@ pub struct InstallationProof {
 }
 
 /// The proof that `org`'s checkpoint of `size` is in the installation log (`None` until
-/// it is appended, within about a second of its signing).
+/// it is appended, within about a second of its signing). With a witness policy, into
+/// the newest checkpoint its quorum cosigned that covers it (its cosignatures added to
+/// the note), else into the newest signed one.
 pub async fn installation_proof(
     store: &trail_store::DynStore,
+    policy: Option<&trail_core::policy::Policy>,
     org: &str,
     size: u64,
 ) -> Result<Option<InstallationProof>, WorkError> {
     let Some(index) = store.installation_index(org, size).await? else { return Ok(None) };
-    let Some(cp) = store.installation_checkpoint(None).await? else { return Ok(None) };
+    let witnessed = match policy {
+        Some(p) => super::witness::newest_witnessed(store, p).await?.filter(|cp| index < cp.size),
+        None => None,
+    };
+    let Some(mut cp) = (match witnessed {
+        Some(cp) => Some(cp),
+        None => store.installation_checkpoint(None).await?,
+    }) else {
+        return Ok(None);
+    };
     if index >= cp.size {
         return Ok(None);
     }
-    // The nodes the proof needs, found by a first pass that only records them.
+    cp.note = super::witness::cosigned_note(store, &cp).await?;
+    let proof = installation_nodes_for(store, |rec| {
+        let Ok(p) = merkle::inclusion_proof(rec, index, cp.size);
+        p
+    })
+    .await?;
+    Ok(Some(InstallationProof { index, proof, checkpoint: cp }))
+}
+
+/// Runs `prove` over the installation log's stored nodes: a first pass records the
+/// nodes it needs, which are then read, and a second pass answers.
+pub async fn installation_nodes_for<T>(
+    store: &trail_store::DynStore,
+    prove: impl Fn(&mut merkle::Recorded) -> T,
+) -> Result<T, WorkError> {
     let mut rec = merkle::Recorded::default();
-    let Ok(_) = merkle::inclusion_proof(&mut rec, index, cp.size);
+    prove(&mut rec);
     for (level, idx) in std::mem::take(&mut rec.wanted) {
         for (i, h) in store.installation_nodes(level, idx, idx + 1).await? {
             rec.known.insert((level, i), h);
         }
     }
-    let Ok(proof) = merkle::inclusion_proof(&mut rec, index, cp.size);
+    let out = prove(&mut rec);
     if !rec.wanted.is_empty() {
         return Err(WorkError::Internal("the installation log lacks nodes of a proof".into()));
     }
-    Ok(Some(InstallationProof { index, proof, checkpoint: cp }))
+    Ok(out)
 }

@@ -46,6 +46,7 @@ mod streams;
 #[cfg(test)]
 mod tests;
 mod tree;
+mod witnesses;
 mod writer;
 
 pub use index::doc_words;

@@ -20,6 +20,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0010_idempotency_received.sql"),
     include_str!("../../migrations/postgres/0011_users_per_org.sql"),
     include_str!("../../migrations/postgres/0012_installation_log.sql"),
+    include_str!("../../migrations/postgres/0013_witnesses.sql"),
 ];
 
 impl PgStore {

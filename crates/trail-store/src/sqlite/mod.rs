@@ -44,6 +44,7 @@ mod streams;
 #[cfg(test)]
 mod tests;
 mod tree;
+mod witnesses;
 mod writer;
 
 pub use schema::{migrate, SCHEMA_VERSION};

@@ -24,6 +24,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0013_idempotency_keys.sql"),
     include_str!("../../migrations/sqlite/0014_users_per_org.sql"),
     include_str!("../../migrations/sqlite/0015_installation_log.sql"),
+    include_str!("../../migrations/sqlite/0016_witnesses.sql"),
 ];
 
 /// The schema version this build writes.

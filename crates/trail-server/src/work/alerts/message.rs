@@ -29,6 +29,8 @@ pub fn link(base: &str, f: &Firing) -> String {
     let query = match f.rule.as_str() {
         "failed_logins" => Some("action:auth:login result:FAILED".to_string()),
         "mass_deletion" => Some("operation:delete".to_string()),
+        "witness_refused" => Some("action:witness:refused".to_string()),
+        "witness_lagging" => Some("action:witness:lagging".to_string()),
         "permission_escalation" | "api_token_created" | "new_admin_ip" | "large_export" => None,
         _ => f.query.clone(),
     };

@@ -11,7 +11,7 @@ use trail_core::{Event, FieldError, Filter, Outcome, Timestamp};
 use trail_store::alerts::AlertRule;
 
 /// The built-in rules, on by default.
-pub const BUILTIN: [&str; 7] = [
+pub const BUILTIN: [&str; 9] = [
     "failed_logins",
     "mass_deletion",
     "permission_escalation",
@@ -19,6 +19,8 @@ pub const BUILTIN: [&str; 7] = [
     "new_admin_ip",
     "large_export",
     "stream_failing",
+    "witness_refused",
+    "witness_lagging",
 ];
 
 const MINUTE: u32 = 60;
@@ -31,6 +33,9 @@ pub fn defaults(name: &str) -> Option<AlertRule> {
         "permission_escalation" | "api_token_created" => (1, 0, None),
         // One quiet period per stream.
         "stream_failing" => (1, 0, Some("resource")),
+        // One quiet period per witness; lagging is the installation log's.
+        "witness_refused" => (1, 0, Some("resource")),
+        "witness_lagging" => (1, 0, None),
         "new_admin_ip" => (1, 30 * 24 * 60 * MINUTE, Some("actor")),
         // Rows of one export.
         "large_export" => (100_000, 0, None),
@@ -264,6 +269,9 @@ fn groups(c: &Compiled, e: &Event, ctx: &Context<'_>) -> Vec<(String, Option<Str
         "stream_failing" if ["stream:failing", "stream:disabled"].iter().any(|a| e.action.eq_ignore_ascii_case(a)) => {
             one(by)
         }
+        // Recorded by the witness client (`work/witness.rs`).
+        "witness_refused" if e.action.eq_ignore_ascii_case("witness:refused") => one(by),
+        "witness_lagging" if e.action.eq_ignore_ascii_case("witness:lagging") => one(by),
         "new_admin_ip" => {
             let admin = e
                 .actor
