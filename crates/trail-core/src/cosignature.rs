@@ -121,6 +121,12 @@ pub fn parse_response(text: &str) -> Result<Vec<String>, String> {
         .collect()
 }
 
+/// A log's origin hash, as a witness's monitoring path names it: the SHA-256 of the
+/// origin, lowercase hex.
+pub fn origin_hash(origin: &str) -> String {
+    Sha256::digest(origin.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A `tlog-witness` `add-checkpoint` request: the size the witness last cosigned, the
 /// consistency proof from it, and the checkpoint (a signed note).
 #[derive(Debug, Clone, PartialEq, Eq)]

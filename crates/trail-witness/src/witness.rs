@@ -7,7 +7,6 @@ use std::{
 };
 
 use ed25519_dalek::SigningKey;
-use sha2::{Digest, Sha256};
 use trail_core::{
     checkpoint::{self, Checkpoint, NoteError},
     cosignature::{self, AddCheckpoint},
@@ -91,7 +90,7 @@ impl Witness {
     /// The newest cosigned checkpoint of the log whose origin hashes to `origin_hash`
     /// (lowercase hex SHA-256), with its signatures.
     pub fn checkpoint(&self, origin_hash: &str) -> Option<String> {
-        let origin = self.logs.keys().find(|o| hex::encode(Sha256::digest(o.as_bytes())) == origin_hash)?;
+        let origin = self.logs.keys().find(|o| cosignature::origin_hash(o) == origin_hash)?;
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         state.kept(origin).ok().flatten().map(|k| k.note)
     }

@@ -8,6 +8,7 @@ mod export;
 mod import;
 mod keys;
 mod log;
+mod offline;
 mod retention;
 mod serve;
 mod store;
@@ -515,7 +516,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Verify { files, org: None, key, installation_key, policy, .. } if !files.is_empty() => {
             let policy = policy.map(|p| trail_witness::read_policy(&p)).transpose()?;
-            export::verify_files(&files, key.as_deref(), installation_key.as_deref(), policy.as_ref())
+            offline::verify_files(&files, key.as_deref(), installation_key.as_deref(), policy.as_ref())
         }
         Command::Verify { org: None, .. } => bail!("give an evidence or tlog-proof FILE, or --org ORG"),
         Command::Export { format, out, org, preset, query } => {

@@ -184,7 +184,7 @@ pub(crate) fn verify_mirror(dir: &std::path::Path, vkey: Option<&str>, policy: O
     })?;
     let proof = trail_core::tlog_proof::TlogProof::parse(&text)
         .map_err(|e| anyhow::anyhow!("{}: {e}", proof_path.display()))?;
-    let got = crate::export::witnessed_checkpoint(&proof_path.display().to_string(), &proof, Some(&vkey), &policy)?;
+    let got = crate::offline::witnessed_checkpoint(&proof_path.display().to_string(), &proof, Some(&vkey), &policy)?;
     if trail_core::cosignature::note_body(&got.org_note).ok() != trail_core::cosignature::note_body(&note).ok() {
         bail!("{}: it proves another checkpoint than the mirror's", proof_path.display());
     }

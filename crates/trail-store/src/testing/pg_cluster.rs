@@ -116,12 +116,25 @@ impl Cluster {
 
     /// Creates a new, empty database and returns its URL.
     pub fn database(&self) -> String {
+        self.create(None)
+    }
+
+    /// Creates a copy of the database at `url` (nothing may be connected to it) and
+    /// returns the copy's URL.
+    pub fn copy_database(&self, url: &str) -> String {
+        let source = url.rsplit('/').next().expect("a database URL");
+        self.create(Some(source))
+    }
+
+    fn create(&self, template: Option<&str>) -> String {
         static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let name = format!("t{}_{}", std::process::id(), N.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
-        let ok = Command::new(self.bin.join("createdb"))
-            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres", &name])
-            .status()
-            .expect("createdb");
+        let mut cmd = Command::new(self.bin.join("createdb"));
+        cmd.args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-U", "postgres"]);
+        if let Some(t) = template {
+            cmd.args(["-T", t]);
+        }
+        let ok = cmd.arg(&name).status().expect("createdb");
         assert!(ok.success(), "createdb {name} failed");
         format!("postgres://postgres@127.0.0.1:{}/{name}", self.port)
     }

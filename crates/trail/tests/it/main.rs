@@ -13,3 +13,4 @@ mod retention;
 mod streams;
 mod support;
 mod tamper;
+mod witness;

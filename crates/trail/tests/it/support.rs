@@ -38,7 +38,8 @@ impl Drop for Served {
 /// Starts `cmd` (a `trail … serve --listen 127.0.0.1:0` command) and waits for the URL
 /// it prints; its output is drained so that it never blocks on a full pipe.
 pub fn spawn_served(cmd: &mut Command) -> Served {
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let err = if std::env::var_os("TRAIL_TEST_STDERR").is_some() { Stdio::inherit() } else { Stdio::null() };
+    let mut child = cmd.stdout(Stdio::piped()).stderr(err).spawn().unwrap();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().unwrap().unwrap();
     let base = first.strip_prefix("Trail is running at ").expect(&first).to_string();
