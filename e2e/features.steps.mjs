@@ -27,8 +27,25 @@ await step('open the detail and see the diff; keyboard', async () => {
   const mark = await page.textContent('#proof-mark');
   assert(mark.includes('Included in the signed checkpoint') && mark.includes('proof and signature checked by this browser'), `proof checked in the browser: ${mark}`);
   assert(page.url().includes(`event=${deployId}`), 'the selection is in the URL');
+  // Witnessed: two of the policy's three witnesses are up; the browser checks their
+  // cosignatures. A checkpoint just signed is witnessed within a second or so: reopen
+  // the detail until it is (with a deadline).
+  const deadline = Date.now() + 60000;
+  let witnessed = '';
+  for (;;) {
+    await page.waitForFunction(() => {
+      const m = document.querySelector('#witness-mark');
+      return m && !m.textContent.startsWith('Checking');
+    });
+    witnessed = await page.textContent('#witness-mark');
+    if (witnessed.includes('Witnessed by') || Date.now() > deadline) break;
+    await page.keyboard.press('Escape');
+    await page.waitForSelector('.detail', { state: 'hidden' });
+    await page.click(`tbody tr[data-id="${deployId}"]`);
+  }
+  assert(witnessed.includes('Witnessed by 2 of 3 (w1, w2)'), `witnessed in the browser: ${witnessed}`);
   // The offline proof downloads as a C2SP tlog-proof file carrying the event.
-  const [dl] = await Promise.all([page.waitForEvent('download'), page.click('.detail a[download$=".tlog-proof"]')]);
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click('.detail a[download$=".tlog-proof"]:not([download*="-checkpoint-"])')]);
   const proofFile = fs.readFileSync(await dl.path(), 'utf8');
   assert(proofFile.startsWith('c2sp.org/tlog-proof@v1\nextra ') && proofFile.includes('\n\n'), `a tlog-proof file: ${proofFile.slice(0, 80)}`);
   if (SHOTS) await page.screenshot({ path: path.join(SHOTS, 'audit-detail.png') });

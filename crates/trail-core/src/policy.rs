@@ -53,6 +53,15 @@ pub struct Policy {
     quorum: Option<Member>,
 }
 
+/// The quorum rule as a tree, for clients that check cosignatures themselves (the
+/// page): a witness's policy name, or at least `k` of the members.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(untagged)]
+pub enum QuorumTree {
+    Witness(String),
+    Group { k: usize, of: Vec<QuorumTree> },
+}
+
 /// What a checkpoint checked under a policy carried.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Witnessed {
@@ -177,6 +186,21 @@ impl Policy {
         }
     }
 
+    /// The rule as a tree (`None`: `quorum none`).
+    pub fn quorum_tree(&self) -> Option<QuorumTree> {
+        self.quorum.as_ref().map(|m| self.tree(m))
+    }
+
+    fn tree(&self, m: &Member) -> QuorumTree {
+        match m {
+            Member::Witness(i) => QuorumTree::Witness(self.witnesses[*i].name.clone()),
+            Member::Group(g) => {
+                let g = &self.groups[*g];
+                QuorumTree::Group { k: g.k, of: g.members.iter().map(|m| self.tree(m)).collect() }
+            }
+        }
+    }
+
     /// The rule in words, e.g. "2 of w1, w2, w3".
     pub fn describe_quorum(&self) -> String {
         match &self.quorum {
@@ -280,6 +304,8 @@ mod tests {
         );
         let p = Policy::parse(&nested).unwrap();
         assert!(p.quorum_met(&["B", "C"].into()) && !p.quorum_met(&["A", "B"].into()));
+        let tree = serde_json::to_value(p.quorum_tree().unwrap()).unwrap();
+        assert_eq!(tree, serde_json::json!({"k": 2, "of": [{"k": 1, "of": ["A", "B"]}, "C"]}));
     }
 
     #[test]

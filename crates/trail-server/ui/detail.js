@@ -1,7 +1,7 @@
 // The detail panel of the audit page: one event with its diff, proof and JSON.
 
 import { FILTER_KEYS, api, badge, fmt, h, localTime, markSelected, pushUrl, renderFilters, setParam, state, utcTitle } from './app.js';
-import { checkProof } from './proof.js';
+import { checkProof, checkWitnessed } from './proof.js';
 
 // ---------- detail ----------
 
@@ -134,14 +134,35 @@ function renderDetail(panel, d) {
 }
 
 // Where the event's checkpoint is in the installation log (every organization's
-// checkpoints), with the proof of that as a second tlog-proof file.
+// checkpoints), whether witnesses cosigned it (checked here, in this browser), and the
+// proof of that as a second tlog-proof file.
 function installationRow(org, proof) {
   if (!proof) return null;
   const inst = proof.installation;
-  if (!inst) return h('span', { class: 'muted' }, 'Not yet in the installation log (appended within about a second)');
-  return h('span', {}, `Checkpoint is entry ${fmt(inst.index)} of ${fmt(inst.size)} · `, h('a', {
+  if (!inst) return h('span', { class: 'proof pending', id: 'witness-mark' }, 'Not yet in the installation log (appended within about a second)');
+  const mark = h('span', { class: 'proof pending', id: 'witness-mark', 'aria-live': 'polite' }, 'Checking in this browser…');
+  checkWitnessed(proof).then((r) => {
+    if (!r.ok) {
+      mark.className = 'proof bad';
+      mark.textContent = `✗ ${r.why}`;
+    } else if (r.quorum === null) {
+      mark.className = 'proof ok';
+      mark.textContent = '✓ In the signed installation log (no witnesses configured)';
+    } else if (r.quorum) {
+      mark.className = 'proof ok';
+      mark.textContent = `✓ Witnessed by ${r.cosigners.length} of ${r.total} (${r.cosigners.join(', ')}); cosignatures checked by this browser`;
+    } else {
+      mark.className = 'proof pending';
+      const some = r.cosigners.length ? ` (${r.cosigners.join(', ')} so far)` : '';
+      mark.textContent = `Not yet witnessed: ${r.cosigners.length} of ${r.total} cosigned${some}`;
+    }
+  }, (err) => {
+    mark.className = 'proof bad';
+    mark.textContent = `✗ Could not be checked: ${err.message}`;
+  });
+  return h('span', {}, mark, h('br'), `Checkpoint is entry ${fmt(inst.index)} of ${fmt(inst.size)} · `, h('a', {
     href: `/api/v1/checkpoint?org=${encodeURIComponent(org)}&size=${proof.size}&format=tlog-proof`,
     download: `${org}-checkpoint-${proof.size}.tlog-proof`,
-    title: 'A C2SP tlog-proof file: the checkpoint, proved into the installation log; check it with trail verify FILE --key VKEY --installation-key IKEY',
+    title: 'A C2SP tlog-proof file: the checkpoint, proved into the installation log with its cosignatures; check it with trail verify FILE --key VKEY --policy POLICY',
   }, 'Download (C2SP tlog-proof)'));
 }

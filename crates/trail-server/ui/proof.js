@@ -97,3 +97,56 @@ async function checkSignature(origin, body, sigs, vkey) {
   }
   return { signature: 'failed', why: 'the checkpoint carries no signature by the verifier key' };
 }
+
+// The event's checkpoint in the installation log, and that log's checkpoint witnessed:
+// the checkpoint's entry (SHA-256 of its note body) proved into the installation
+// checkpoint, whose signature verifies under the installation key, and each witness's
+// cosignature (C2SP tlog-cosignature v1: `cosignature/v1`, `time T`, the body) checked
+// with its key. `{ok, why, cosigners, total, quorum}`; quorum is the policy's rule met.
+export async function checkWitnessed(p) {
+  const inst = p.installation;
+  if (!inst) return { ok: false, why: 'not yet in the installation log' };
+  const orgBody = p.checkpoint.slice(0, p.checkpoint.indexOf('\n\n') + 1);
+  const entry = await sha256(enc.encode(orgBody));
+  const split = inst.checkpoint.indexOf('\n\n');
+  if (split < 0) return { ok: false, why: 'the installation checkpoint is malformed' };
+  const body = inst.checkpoint.slice(0, split + 1);
+  const [origin, sizeLine, rootLine] = body.split('\n');
+  if (sizeLine !== String(inst.size)) return { ok: false, why: 'the installation checkpoint is of another size' };
+  const root = await rootFromProof(inst.index, inst.size, await leafHash(entry), inst.proof.map(unb64));
+  if (!root || !same(root, unb64(rootLine))) return { ok: false, why: 'the checkpoint is not proved into the installation log' };
+  const sigs = inst.checkpoint.slice(split + 2);
+  const signed = await checkSignature(origin, body, sigs, p.installation_key);
+  if (signed.signature !== 'checked') return { ok: false, why: `the installation checkpoint: ${signed.why}` };
+  const w = p.witnesses;
+  if (!w) return { ok: true, cosigners: [], total: 0, quorum: null };
+  const cosigners = [];
+  for (const x of w.witnesses) {
+    if (await cosigned(body, sigs, x)) cosigners.push(x.name);
+  }
+  return { ok: true, cosigners, total: w.witnesses.length, quorum: met(w.quorum, new Set(cosigners)) };
+}
+
+async function cosigned(body, sigs, x) {
+  const pub = unb64(x.key);
+  const id = (await sha256(concat(enc.encode(`${x.key_name}\n`), new Uint8Array([4]), pub))).slice(0, 4);
+  let key;
+  try { key = await crypto.subtle.importKey('raw', pub, { name: 'Ed25519' }, false, ['verify']); } catch { return false; }
+  for (const line of sigs.split('\n')) {
+    const m = line.match(/^\u2014 (\S+) (\S+)$/);
+    if (!m || m[1] !== x.key_name) continue;
+    const blob = unb64(m[2]);
+    if (blob.length !== 76 || !same(blob.slice(0, 4), id)) continue;
+    const t = new DataView(blob.buffer).getBigUint64(4);
+    const msg = enc.encode(`cosignature/v1\ntime ${t}\n${body}`);
+    return crypto.subtle.verify({ name: 'Ed25519' }, key, blob.slice(12), msg);
+  }
+  return false;
+}
+
+// The policy's quorum tree: a witness's name, or `{k, of}`; null is `quorum none`.
+function met(q, cosigners) {
+  if (q === null || q === undefined) return true;
+  if (typeof q === 'string') return cosigners.has(q);
+  return q.of.filter((m) => met(m, cosigners)).length >= q.k;
+}

@@ -89,6 +89,19 @@ pub(crate) struct DetailProof {
     /// this server signs.
     #[serde(skip_serializing_if = "Option::is_none")]
     verifier_key: Option<String>,
+    /// Where that checkpoint is in the installation log (into the newest witnessed
+    /// installation checkpoint, with its cosignatures, when there are witnesses),
+    /// once appended there.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    installation: Option<super::proofs::InstallationProofView>,
+    /// The installation log's verifier key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    installation_key: Option<String>,
+    /// With `[witness]`: the witnesses (policy name, cosigner name, Ed25519 key in
+    /// base64) and the quorum, so that a client checks the cosignatures itself.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    witnesses: Option<serde_json::Value>,
 }
 
 /// One event with what the page shows beside it.
@@ -311,6 +324,21 @@ pub(super) async fn detail(
                 checkpoint: cp.note,
                 leaf: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &leaf),
                 verifier_key: st.config.log.as_ref().map(|l| l.verifier_key(&event.org)),
+                installation: super::proofs::InstallationProofView::of(&st, &event.org, cp.size).await?,
+                installation_key: st.config.log.as_ref().map(|l| l.verifier_key(trail_store::installation::LOG_NAME)),
+                witnesses: st.config.witness.as_ref().map(|w| {
+                    let list: Vec<serde_json::Value> = w
+                        .policy
+                        .witnesses
+                        .iter()
+                        .map(|x| {
+                            let key =
+                                base64::Engine::encode(&base64::engine::general_purpose::STANDARD, x.key.as_bytes());
+                            serde_json::json!({"name": x.name, "key_name": x.key_name, "key": key})
+                        })
+                        .collect();
+                    serde_json::json!({"witnesses": list, "quorum": w.policy.quorum_tree()})
+                }),
             })
         }
         _ => None,

@@ -128,6 +128,7 @@ mod tests {
             "6f9147aba3a940f7d70b5f7fd26dd8a500ff7b3f12ad212fc43fd984d7b43535",
             "ad64c2429d699848728fefd828e07923592a20f4f37b555f3e6da6214e76e1ea",
             "620f61a435901194b9631a8dd6723106b1c2f64a959f3a748376fe94dc89ff74",
+            "8391369954b678c68e22395ce93af8c3d0273277900c1564fc4a66c5810bb1cd",
         ];
         crate::testing::pinned_migrations(super::MIGRATIONS, &want, "postgres");
     }

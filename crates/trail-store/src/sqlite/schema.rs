@@ -94,6 +94,7 @@ mod tests {
                 "d0fdee5298ffe8c12bd8f7efcb1e0b8d8f2c7d537b3a0d60a0809d2fd46bc12a",
                 "e066896b20291872e0e191912acb69ef4d380be4474161bbedbd95a8939db231",
                 "0f989da3d1bf1d8230ebc0e266006746f1473d316e18bdd81cceaf7500a7277e",
+                "fa74df314b8eb36966e6f817fc408cd6d5cb87a6a830ea70219ac179b6b5cc34",
             ],
             "sqlite",
         );

@@ -103,7 +103,9 @@ impl Witnessing for SqliteStore {
             )?;
             let rows = stmt.query_map([limit as i64], |r| {
                 let names: String = r.get(1)?;
-                Ok((r.get::<_, i64>(0)? as u64, names.split(' ').map(str::to_string).collect()))
+                let mut names: Vec<String> = names.split(' ').map(str::to_string).collect();
+                names.sort();
+                Ok((r.get::<_, i64>(0)? as u64, names))
             })?;
             Ok(rows.collect::<Result<_, _>>()?)
         })

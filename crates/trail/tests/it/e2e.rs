@@ -89,8 +89,33 @@ fn the_audit_page_in_chromium() {
     let admin_otp = user(d, "admin@acme.test", "org_admin");
     let viewer_otp = user(d, "viewer@acme.test", "no-secrets");
     // The browser step streams to a receiver of its own on loopback.
+    // Two witnesses up of a 2-of-3 policy: the detail shows the checkpoint witnessed.
+    let ikey = run_ok(trail(d).args(["keys", "verifier", "--org", "_installation"])).trim().to_string();
+    let follow = d.join("follow.policy");
+    std::fs::write(&follow, format!("log {ikey}\nquorum none\n")).unwrap();
+    let mut policy = format!("log {ikey}\n");
+    let mut witnesses = Vec::new();
+    for i in 1..=3 {
+        let wd = d.join(format!("w{i}"));
+        let vkey = crate::witness::witness_key(&wd, &format!("w{i}.witness.test"));
+        let addr = if i < 3 {
+            let w = crate::witness::witness(&wd, "127.0.0.1:0", &follow);
+            let a = w.addr.clone();
+            witnesses.push(w);
+            a
+        } else {
+            "127.0.0.1:9".to_string() // down
+        };
+        policy.push_str(&format!("witness w{i} {vkey} http://{addr}\n"));
+    }
+    policy.push_str("group all3 2 w1 w2 w3\nquorum all3\n");
+    std::fs::write(d.join("trail.policy"), policy).unwrap();
     let config = d.join("trail.toml");
-    std::fs::write(&config, "[streams]\nallow_private_destinations = true\n").unwrap();
+    let toml = format!(
+        "[streams]\nallow_private_destinations = true\n[witness]\npolicy = \"{}\"\ntimeout = \"2s\"\n",
+        d.join("trail.policy").display()
+    );
+    std::fs::write(&config, toml).unwrap();
     let server = spawn_served(
         trail(d)
             .arg("--config")
@@ -118,6 +143,7 @@ fn the_audit_page_in_chromium() {
         .output()
         .expect("node is needed for the browser test");
     drop(server);
+    drop(witnesses);
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}");
     assert!(out.status.success(), "browser test failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));

@@ -35,10 +35,10 @@ fn trail(d: &Path, db: &Db) -> Command {
 }
 
 /// A `trail witness serve`, killed when dropped.
-struct WitnessProc {
+pub(crate) struct WitnessProc {
     child: Child,
     dir: PathBuf,
-    addr: String,
+    pub(crate) addr: String,
 }
 
 impl WitnessProc {
@@ -55,7 +55,7 @@ impl Drop for WitnessProc {
 }
 
 /// Starts the witness of `dir` on `listen`, following the logs of `policy`.
-fn witness(dir: &Path, listen: &str, policy: &Path) -> WitnessProc {
+pub(crate) fn witness(dir: &Path, listen: &str, policy: &Path) -> WitnessProc {
     let mut child = Command::new(env!("CARGO_BIN_EXE_trail"))
         .args(["witness", "serve", "--data-dir"])
         .arg(dir)
@@ -74,7 +74,7 @@ fn witness(dir: &Path, listen: &str, policy: &Path) -> WitnessProc {
     WitnessProc { child, dir: dir.to_path_buf(), addr }
 }
 
-fn witness_key(dir: &Path, name: &str) -> String {
+pub(crate) fn witness_key(dir: &Path, name: &str) -> String {
     let out = run_ok(
         Command::new(env!("CARGO_BIN_EXE_trail"))
             .args(["witness", "keys", "--data-dir"])

@@ -47,6 +47,7 @@ macro_rules! conformance_tests {
             rollups_count_like_the_events,
             alerting_state_is_kept_per_org_and_moved_once,
             streams_are_leased_once_and_moved_by_their_holder,
+            witnesses_are_leased_once_and_keep_their_cosignatures,
             the_store_behaves_like_its_model
         );
     };
@@ -66,12 +67,14 @@ mod alerting;
 mod model;
 mod rollups;
 mod streaming;
+mod witnessing;
 
 pub use accounts::*;
 pub use alerting::*;
 pub use model::*;
 pub use rollups::*;
 pub use streaming::*;
+pub use witnessing::*;
 
 /// A fixed "now" for the checks, so period presets are deterministic.
 pub const NOW: Timestamp = Timestamp(1_710_000_000_000_000); // 2024-03-09T16:00:00Z
