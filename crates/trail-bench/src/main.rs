@@ -30,6 +30,7 @@ mod search;
 mod streams;
 mod tiles;
 mod verify;
+mod witnesses;
 
 use exports::*;
 use postgres::*;
@@ -93,6 +94,10 @@ struct Args {
     /// events per run (0: skip).
     #[arg(long, default_value_t = 0, value_name = "N")]
     installation: usize,
+    /// Ingest with three witnesses against none, and the time to a quorum at a steady
+    /// 10,000 events/s, with this many events per ingest run (0: skip).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    witnesses: usize,
     /// A server's memory and answer times under searches at and past the bounds.
     #[arg(long)]
     search_memory: bool,
@@ -555,6 +560,9 @@ fn main() -> Result<()> {
         }
         if a.installation > 0 {
             installation::bench_installation(a.installation, runs).await?;
+        }
+        if a.witnesses > 0 {
+            witnesses::bench_witnesses(a.witnesses, runs).await?;
         }
         if a.import > 0 {
             import::bench_import(a.import, runs).await?;
