@@ -304,6 +304,7 @@ function renderMain() {
       h('span', { class: 'who', title: me.user ? `role: ${me.user.role}` : '' }, who),
       me.csrf_token ? h('button', { class: 'link', id: 'logout', onclick: logout }, 'Log out') : null),
     ...integrityBanner(me.integrity),
+    ...witnessBanner(me.witness),
     h('main', { class: 'layout' },
       h('aside', { class: 'filters', id: 'filters', 'aria-label': 'Filters' }),
       h('section', { class: 'list', id: 'events', 'aria-label': 'Events' },
@@ -332,6 +333,16 @@ function integrityBanner(problems) {
     h('strong', {}, 'Trail has stopped signing checkpoints.'),
     ' The stored log does not agree with the events\' bytes, so nothing new is proven until an operator repairs it (see /healthz and the system:verify events).',
     h('ul', {}, ...problems.map((p) => h('li', {}, `${p.org}: ${p.reason}`))))];
+}
+
+// Administrators see when the witnesses have not cosigned the newest checkpoints: how
+// far the witnessed one lags the signed one, and each witness's last answer.
+function witnessBanner(w) {
+  if (!w) return [];
+  const lag = w.lagging ? `The newest witnessed checkpoint (${fmt(w.newest_witnessed)}) lags the newest signed one (${fmt(w.newest_signed)}) by ${fmt(w.lag_seconds)} s.` : '';
+  return [h('aside', { class: 'integrity-banner', role: 'alert', id: 'witnessing', 'aria-label': 'Witnesses' },
+    h('strong', {}, 'Checkpoints are not being witnessed as the policy asks.'), ` ${lag} Events are kept; proofs of the newest are not yet witnessed (see /healthz and the witness:* events).`,
+    h('ul', {}, ...w.witnesses.map((x) => h('li', {}, `${x.name}: ${x.status}${x.detail ? ` (${x.detail})` : ''}, cosigned ${fmt(x.size)}`))))];
 }
 
 function toolbar() {

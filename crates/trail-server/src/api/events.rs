@@ -250,10 +250,13 @@ pub(super) async fn list(
     let (mut filter, paging) = list_params(&q)?;
     let Paging { mut cursor, limit, offset } = paging;
     let now = (st.clock)();
+    // The view is recorded as asked: the online window names the time of each request,
+    // which would make every repeat a new view (and a new event).
+    let asked = trail_core::query::render(&filter);
     crate::work::retention::online_window(&st, &mut filter, now)?;
     if cursor.is_none() && st.config.audit_reads {
         let viewed = crate::auth::viewed_org(&st, &caller, &filter).await;
-        crate::auth::view(&st, &caller, "list", trail_core::query::render(&filter), viewed);
+        crate::auth::view(&st, &caller, "list", asked, viewed);
     }
     // `offset`: the rows before are walked by the cursor, a page at a time.
     let mut skip = offset;

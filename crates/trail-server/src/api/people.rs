@@ -142,6 +142,12 @@ pub(crate) struct Known {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     #[schema(value_type = Vec<Object>)]
     integrity: Vec<trail_store::seal::Refusal>,
+    /// For administrators, while the installation log's witnessing is degraded (lagging
+    /// past `[witness] lagging_after`, or a witness refusing or misconfigured): the
+    /// same as `/healthz` says (the page shows it as a banner).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    witness: Option<crate::work::witness::WitnessHealth>,
 }
 
 /// A custom role.
@@ -344,6 +350,7 @@ pub(super) async fn me(State(st): State<AppState>, caller: Result<Caller, ApiErr
             true => st.store.refusals().into_iter().filter(|r| p.platform || r.org == caller.org).collect(),
             false => Vec::new(),
         },
+        witness: crate::work::witness::health(&st).filter(|w| p.manage && w.degraded()),
     };
     Ok(Json(Me::Known(Box::new(known))).into_response())
 }

@@ -327,13 +327,18 @@ async fn installation_log_binds_the_checkpoints(http: &Http, seen: &[Checkpoint]
     assert_eq!(p.extra.as_deref(), Some(&body[..]), "the proof carries the signed checkpoint");
     let got = p.verify_checkpoint(&vkey, None).unwrap();
     assert_eq!(got.org.size, last);
-    let (code, file) = http.get("/api/v1/export?format=evidence").await;
-    assert_eq!(code, 200);
-    let file = String::from_utf8(file).unwrap();
-    let r = support::until("an evidence file whose checkpoint is in the installation log", async || {
+    // Each export records itself (a new checkpoint, appended within about a second):
+    // export once the newest checkpoint is in the installation log.
+    let (r, file) = support::until("an evidence file whose checkpoint is in the installation log", async || {
+        let (_, note) = http.get("/api/v1/checkpoint").await;
+        let size = std::str::from_utf8(&note).ok()?.lines().nth(1)?.to_string();
+        let (installed, _) = http.get(&format!("/api/v1/checkpoint?size={size}&format=tlog-proof")).await;
+        if installed != 200 {
+            return None;
+        }
         let (_, file) = http.get("/api/v1/export?format=evidence").await;
         let file = String::from_utf8(file).ok()?;
-        trail_core::evidence::verify_with(file.lines(), None, Some(&vkey)).ok()
+        Some((trail_core::evidence::verify_with(file.lines(), None, Some(&vkey)).ok()?, file))
     })
     .await;
     assert!(r.installation.is_some() && r.carries_installation);

@@ -485,5 +485,13 @@ mod tests {
             })
             .collect();
         assert_eq!(names(deletes), ["mass_deletion"]);
+        // The witness client's findings and lag (`work/witness.rs`).
+        let refused = |w: &str, s| {
+            event(json!({"action": "witness:refused", "result": "FAILED", "resource": {"type": "witness", "id": w}}), s)
+        };
+        assert_eq!(names(st.observe(&rules, &refused("w1", 40), &ctx)), ["witness_refused"]);
+        assert_eq!(names(st.observe(&rules, &refused("w2", 41), &ctx)), ["witness_refused"], "per witness");
+        let lagging = event(json!({"action": "witness:lagging", "result": "FAILED"}), 42);
+        assert_eq!(names(st.observe(&rules, &lagging, &ctx)), ["witness_lagging"]);
     }
 }
