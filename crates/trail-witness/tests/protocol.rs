@@ -184,3 +184,35 @@ fn the_key_and_name_are_kept_and_rotate() {
     assert_ne!(rotated.to_bytes(), key.to_bytes());
     assert_eq!(trail_witness::keys::load_or_create(dir.path(), None).unwrap().1.to_bytes(), rotated.to_bytes());
 }
+
+/// The request body example of `tlog-witness.md`, byte for byte, taken by the witness:
+/// parsed (not 400), then 404 while it does not follow that log, and 403 when it
+/// follows it under a key that did not sign it (the spec's log key is not published).
+#[tokio::test]
+async fn the_spec_request_example_is_read() {
+    const SPEC_REQUEST: &str = "old 20852014\n\
+PlRNCrwHpqhGrupue0L7gxbjbMiKA9temvuZZDDpkaw=\n\
+jrJZDmY8Y7SyJE0MWLpLozkIVMSMZcD5kvuKxPC3swk=\n\
+5+pKlUdi2LeF/BcMHBn+Ku6yhPGNCswZZD1X/6QgPd8=\n\
+/6WVhPs2CwSsb5rYBH5cjHV/wSmA79abXAwhXw3Kj/0=\n\
+\n\
+example.com/behind-the-sofa\n\
+20852163\n\
+CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n\
+\n\
+\u{2014} example.com/behind-the-sofa Az3grlgtzPICa5OS8npVmf1Myq/5IZniMp+ZJurmRDeOoRDe4URYN7u5/Zhcyv2q1gGzGku9nTo+zyWE+xeMcTOAYQ8=\n\
+\u{2014} example.com/behind-the-sofa opLqBQsREYCgu6xQkYQwJr9fo45a62DN9EdmHXnZdXNqlcVGlCum2Wks+49/V6267UEjw6QUXTS5Rovnzv++qbSzm9Q=\n";
+    let dir = tempfile::tempdir().unwrap();
+    let (running, _) = start(dir.path()).await;
+    assert_eq!(post(&running.base, SPEC_REQUEST.into()).await.0, 404);
+    running.stop().await;
+    let sofa =
+        checkpoint::verifier_key("example.com/behind-the-sofa", &SigningKey::from_bytes(&[13; 32]).verifying_key());
+    let w = trail_witness::Witness::new(
+        "w.test".into(),
+        SigningKey::from_bytes(&[14; 32]),
+        &Policy::parse(&format!("log {sofa}\nquorum none\n")).unwrap(),
+        trail_witness::state::State::open(&dir.path().join("sofa.db")).unwrap(),
+    );
+    assert_eq!(w.add_checkpoint(SPEC_REQUEST, 1_700_000_000).unwrap_err().status, 403);
+}
