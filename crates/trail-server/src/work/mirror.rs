@@ -13,7 +13,7 @@ use trail_core::{
     checkpoint::{self, Checkpoint},
     merkle::{self, Hash},
     tiles::{bundle, unbundle, Tile, TileKind, TILE_WIDTH},
-    Event,
+    LeafView,
 };
 
 use futures::StreamExt;
@@ -257,7 +257,8 @@ fn check_bundle(tile: &Tile, bytes: &[u8], leaves: &[Hash], org: Option<&str>) -
             }
             continue;
         };
-        let ev = Event::from_leaf(e).map_err(|err| format!("entry {seq} is not an event: {err}"))?;
+        // The lazy scanner reads seq and org without building the whole event.
+        let ev = LeafView::read(e).map_err(|err| format!("entry {seq} is not an event: {err}"))?;
         if ev.seq != seq || ev.org != org {
             return Err(format!("entry {seq} names seq {} of '{}'", ev.seq, ev.org));
         }
