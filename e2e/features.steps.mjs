@@ -324,6 +324,38 @@ await step('streams: a clear error, a stream to a receiver here with its health,
   }
 });
 
+await step('legal holds: placed with a reason, released with one', async () => {
+  await page.goto(`${BASE}/audit`);
+  await settled(page);
+  await page.click('#holds');
+  await page.waitForSelector('#holds-dialog[open] #hold-rows tr');
+  // A query that does not parse is refused, naming the field (the 400 is expected).
+  expected.http = true;
+  await page.fill('#hold-query', 'created:>=nope');
+  await page.fill('#hold-reason', 'x');
+  await page.click('#hold-place');
+  await page.waitForFunction(() => document.getElementById('holds-error').textContent.startsWith('query:'), null, { timeout: 60000 });
+  expected.http = false;
+  await page.fill('#hold-query', 'actor:dana@acme.com');
+  await page.fill('#hold-reason', 'litigation 2024-17');
+  await page.click('#hold-place');
+  await page.waitForSelector('#hold-rows tr[data-active="true"]');
+  await apage.goto(`${BASE}/audit`);
+  await settled(apage);
+  await apage.click('#holds');
+  await apage.waitForSelector('#hold-rows tr[data-active]');
+  await apage.waitForFunction(() => document.documentElement.dataset.pending === '0', null, { timeout: 60000 });
+  const v = await axe(apage);
+  assert(v.length === 0, `holds dialog: ${v.join('; ')}`);
+  await apage.click('#holds-close');
+  page.once('dialog', (d) => d.accept('case closed'));
+  await page.click('#hold-rows button.release');
+  await page.waitForSelector('#hold-rows tr[data-active="false"]');
+  const row = await page.$eval('#hold-rows tr[data-active="false"]', (tr) => tr.textContent);
+  assert(row.includes('case closed') && row.includes('actor:dana@acme.com') && row.includes('litigation 2024-17'), `the released hold: ${row}`);
+  await page.click('#holds-close');
+});
+
 await step('first paint', async () => {
   const p = await ctx.newPage();
   const t = Date.now();

@@ -1,6 +1,6 @@
 //! The web page at `/audit`: plain HTML, CSS and eight JavaScript modules (the entry
 //! `app.js`, and `detail.js`, `proof.js` (the detail's proof checked in the browser),
-//! `exports.js`, `live.js`, `timeline.js`, `alerts.js`, `streams.js`),
+//! `exports.js`, `live.js`, `timeline.js`, `alerts.js`, `streams.js`, `holds.js`),
 //! compiled into the binary
 //! (nothing is fetched at run time).
 
@@ -22,6 +22,7 @@ const LIVE: &str = include_str!("../ui/live.js");
 const TIMELINE: &str = include_str!("../ui/timeline.js");
 const ALERTS: &str = include_str!("../ui/alerts.js");
 const STREAMS: &str = include_str!("../ui/streams.js");
+const HOLDS: &str = include_str!("../ui/holds.js");
 const STYLE: &str = include_str!("../ui/app.css");
 const ICON: &str = include_str!("../ui/icon.svg");
 
@@ -37,6 +38,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/ui/timeline.js", get(|| async { asset("text/javascript; charset=utf-8", TIMELINE) }))
         .route("/ui/alerts.js", get(|| async { asset("text/javascript; charset=utf-8", ALERTS) }))
         .route("/ui/streams.js", get(|| async { asset("text/javascript; charset=utf-8", STREAMS) }))
+        .route("/ui/holds.js", get(|| async { asset("text/javascript; charset=utf-8", HOLDS) }))
         .route("/ui/app.css", get(|| async { asset("text/css; charset=utf-8", STYLE) }))
         .route("/ui/icon.svg", get(|| async { asset("image/svg+xml", ICON) }))
 }

@@ -7,6 +7,7 @@
 
 import { openAlerts } from './alerts.js';
 import { openStreams } from './streams.js';
+import { openHolds } from './holds.js';
 import { closeDetail, openDetail } from './detail.js';
 import { downloadButton, exportMenu, openDownload, openSchedules } from './exports.js';
 import { prepend, startLive, stopLive, toggleLive, togglePause, updateHeld } from './live.js';
@@ -378,6 +379,7 @@ function toolbar() {
       h('div', { class: 'hint', id: 'search-hint' }, 'Words search everything; ', h('code', {}, 'key:value'), ' filters (category, result, actor, company, request_id, resource, workspace, cluster, namespace, ip, status, created:>=DATE), ', h('code', {}, '"a phrase"'), '.')),
     h('div', { class: 'actions' }, liveBtn, pauseBtn, held, downloadButton(), exportMenu(),
       state.me.permissions.manage ? h('button', { class: 'secondary', id: 'schedules', onclick: openSchedules }, 'Schedules') : null,
+      state.me.permissions.manage ? h('button', { class: 'secondary', id: 'holds', onclick: openHolds }, 'Holds') : null,
       h('button', { class: 'secondary', id: 'alerts', onclick: openAlerts }, 'Alerts'),
       h('button', { class: 'secondary', id: 'streams', onclick: openStreams }, 'Streams')));
 }

@@ -15,6 +15,7 @@ pub mod alerts;
 pub mod archive;
 pub mod copy;
 mod error;
+pub mod holds;
 pub mod installation;
 mod named;
 pub mod postgres;
@@ -541,11 +542,35 @@ pub trait Archives: Send + Sync + 'static {
 /// A whole store: every concern above. Implementations must pass the conformance
 /// suite (`testing::conformance`, behind the `testing` feature).
 pub trait Store:
-    EventLog + Proofs + Accounts + Jobs + Archives + Alerting + Streaming + Installation + Witnessing
+    EventLog + Proofs + Accounts + Jobs + Archives + Alerting + Streaming + Installation + Witnessing + Holds
 {
 }
 
-impl<T: EventLog + Proofs + Accounts + Jobs + Archives + Alerting + Streaming + Installation + Witnessing> Store for T {}
+impl<T: EventLog + Proofs + Accounts + Jobs + Archives + Alerting + Streaming + Installation + Witnessing + Holds> Store
+    for T
+{
+}
+
+/// Legal holds (see `holds`).
+#[async_trait]
+pub trait Holds: Send + Sync {
+    /// Places a hold; answers it.
+    async fn place_hold(&self, hold: holds::NewHold) -> Result<holds::LegalHold, StoreError>;
+
+    /// Releases `org`'s active hold `id` (`None` when there is no such active hold).
+    async fn release_hold(
+        &self,
+        org: &str,
+        id: i64,
+        by: &str,
+        reason: &str,
+        at: Timestamp,
+    ) -> Result<Option<holds::LegalHold>, StoreError>;
+
+    /// Holds of `org` (every organization's with `None`), active and released, newest
+    /// first.
+    async fn holds(&self, org: Option<&str>) -> Result<Vec<holds::LegalHold>, StoreError>;
+}
 
 /// The installation log's witnesses (see `witnesses`): their state, the lease on
 /// submitting to each, and the cosignatures they gave.

@@ -5,6 +5,7 @@ mod accounts;
 mod alerts;
 mod config;
 mod export;
+mod holds;
 mod import;
 mod keys;
 mod log;
@@ -90,6 +91,12 @@ enum Command {
     Streams {
         #[command(subcommand)]
         command: StreamsCommand,
+    },
+    /// Legal holds: what retention keeps past its period (an organization, or a query's
+    /// events), placed and released with a reason.
+    Holds {
+        #[command(subcommand)]
+        command: holds::HoldsCommand,
     },
     /// A C2SP witness of one's own: `keys` prints its verifier key, `serve` cosigns the
     /// checkpoints of the logs a policy file names (no Trail store needed).
@@ -491,6 +498,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Alerts { command } => alerts::alerts_cmd(&config, command).await,
         Command::Streams { command } => streams::streams_cmd(&config, command).await,
         Command::Witness { .. } => unreachable!("run answers it first"),
+        Command::Holds { command } => holds::holds_cmd(&config, command).await,
         Command::Migrate => {
             let store = open_store(&config).await?;
             store.close();

@@ -260,6 +260,9 @@ impl Modify for Security {
         super::jobs::start_job,
         super::jobs::job_status,
         super::jobs::job_file,
+        super::holds::list_holds,
+        super::holds::place_hold,
+        super::holds::release_hold,
         super::schedules::list_schedules,
         super::schedules::create_schedule,
         super::schedules::delete_schedule,
@@ -278,6 +281,7 @@ impl Modify for Security {
         (name = "keys", description = "API keys"),
         (name = "exports", description = "Exports, downloads and background jobs"),
         (name = "schedules", description = "Scheduled exports"),
+        (name = "holds", description = "Legal holds: what retention keeps"),
         (name = "system", description = "Health and this document")
     )
 )]

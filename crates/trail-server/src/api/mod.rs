@@ -18,6 +18,7 @@ mod events;
 mod export_request;
 pub(crate) mod exports;
 pub(crate) mod extract;
+mod holds;
 mod import;
 pub(crate) mod jobs;
 mod keys;
@@ -75,6 +76,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/exports", post(jobs::start_job))
         .route("/api/v1/exports/{id}", get(jobs::job_status))
         .route("/api/v1/exports/{id}/file", get(jobs::job_file))
+        .route("/api/v1/holds", get(holds::list_holds).post(holds::place_hold))
+        .route("/api/v1/holds/{id}/release", post(holds::release_hold))
         .route("/api/v1/schedules", get(schedules::list_schedules).post(schedules::create_schedule))
         .route("/api/v1/schedules/{id}", delete(schedules::delete_schedule))
         .route("/api/v1/schedules/{id}/run", post(schedules::run_schedule_now))

@@ -23,6 +23,7 @@ pub mod demo;
 pub mod evidence;
 pub mod export;
 pub(crate) mod feed;
+pub mod holds;
 pub mod import;
 pub mod jobs;
 mod mail;

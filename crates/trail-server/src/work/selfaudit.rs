@@ -60,7 +60,7 @@ pub(crate) async fn platform_log(st: &Services) -> Option<String> {
     }
 }
 
-pub(crate) struct Record {
+pub struct Record {
     pub org: String,
     pub action: &'static str,
     pub ok: bool,
@@ -85,6 +85,14 @@ impl Record {
             error: None,
             ip: None,
             user_agent: None,
+        }
+    }
+
+    /// A change made with the `trail` command line (the system as the actor).
+    pub fn cli(org: &str, action: &'static str) -> Record {
+        Record {
+            actor: json!({"id": "trail-cli", "name": "trail command line", "type": "system"}),
+            ..Record::system(org, action)
         }
     }
 

@@ -7,6 +7,7 @@ mod alerts;
 mod attacks;
 mod exports;
 mod failures;
+mod holds;
 mod http;
 mod import;
 mod isolation;

@@ -21,6 +21,8 @@ pub struct OrgReport {
     pub leftovers_removed: u64,
     /// Idempotency keys forgotten (their events were received before `key_cutoff`).
     pub keys_forgotten: u64,
+    /// Expired events kept because an active legal hold covers them.
+    pub held: u64,
     pub categories: BTreeMap<String, u64>,
     pub oldest: Option<String>,
     pub newest: Option<String>,
@@ -78,12 +80,19 @@ async fn run_org(
             report.leftovers_removed += 1;
         }
     }
+    let holds = Held::of(store, org).await?;
     let (mut oldest, mut newest) = (i64::MAX, i64::MIN);
     let mut after = None;
     loop {
         let expired = store.expired(org, rules, as_of, after, STEP).await?;
         let Some(last) = expired.last() else { break };
         after = Some(last.seq);
+        let before = expired.len();
+        let expired: Vec<Expired> = expired.into_iter().filter(|e| !holds.covers(e, as_of)).collect();
+        report.held += (before - expired.len()) as u64;
+        if expired.is_empty() {
+            continue;
+        }
         let mut days: BTreeMap<String, Vec<Expired>> = BTreeMap::new();
         let mut seqs = Vec::with_capacity(expired.len());
         for e in expired {
@@ -112,4 +121,43 @@ async fn run_org(
         report.newest = Some(Timestamp(newest).to_rfc3339());
     }
     Ok(report)
+}
+
+/// The active legal holds of an organization, as retention applies them: the whole
+/// organization, or the events each hold's query matches.
+struct Held {
+    everything: bool,
+    filters: Vec<trail_core::Filter>,
+}
+
+impl Held {
+    async fn of(store: &dyn Store, org: &str) -> Result<Held, StoreError> {
+        let mut held = Held { everything: false, filters: Vec::new() };
+        for h in store.holds(Some(org)).await?.into_iter().filter(|h| h.active()) {
+            match h.query.as_deref() {
+                None => held.everything = true,
+                // A stored query that no longer parses holds everything: keeping too
+                // much is the safe side.
+                Some(q) => match trail_core::query::parse(q) {
+                    Ok(f) => held.filters.push(f),
+                    Err(_) => held.everything = true,
+                },
+            }
+        }
+        Ok(held)
+    }
+
+    fn covers(&self, e: &Expired, now: Timestamp) -> bool {
+        if self.everything {
+            return true;
+        }
+        if self.filters.is_empty() {
+            return false;
+        }
+        // An event that cannot be read is kept.
+        match trail_core::Event::from_leaf(&e.leaf) {
+            Ok(ev) => self.filters.iter().any(|f| f.matches(&ev, now)),
+            Err(_) => true,
+        }
+    }
 }

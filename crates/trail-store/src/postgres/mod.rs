@@ -32,6 +32,7 @@ use crate::{seal::Seal, signer::LogSigner, StoreError};
 mod accounts;
 mod alerts;
 mod audit;
+mod holds;
 mod index;
 mod installation;
 mod listen;

@@ -21,6 +21,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/postgres/0011_users_per_org.sql"),
     include_str!("../../migrations/postgres/0012_installation_log.sql"),
     include_str!("../../migrations/postgres/0013_witnesses.sql"),
+    include_str!("../../migrations/postgres/0014_legal_holds.sql"),
 ];
 
 impl PgStore {
@@ -129,6 +130,7 @@ mod tests {
             "ad64c2429d699848728fefd828e07923592a20f4f37b555f3e6da6214e76e1ea",
             "620f61a435901194b9631a8dd6723106b1c2f64a959f3a748376fe94dc89ff74",
             "8391369954b678c68e22395ce93af8c3d0273277900c1564fc4a66c5810bb1cd",
+            "11d1fab7d6a5b931aa8e0147cff50d97f13b2a31b7409658b7180b4dbe2fb437",
         ];
         crate::testing::pinned_migrations(super::MIGRATIONS, &want, "postgres");
     }

@@ -186,7 +186,7 @@ async fn the_rollup_migration_fills_from_stored_events() {
         "DROP TABLE day_counts; DROP TABLE day_actors; DROP INDEX events_email_sort; DROP TABLE alert_rules; \
          DROP TABLE alert_destinations; DROP TABLE alert_evaluations; DROP TABLE alert_deliveries; DROP TABLE streams; \
          ALTER TABLE idempotency DROP COLUMN received; \
-         DROP TABLE witnesses; DROP TABLE cosignatures; \
+         DROP TABLE witnesses; DROP TABLE cosignatures; DROP TABLE legal_holds; \
          DROP TABLE installation_nodes; DROP TABLE installation_checkpoints; DROP TABLE installation_lock; \
          ALTER TABLE checkpoints DROP COLUMN installation_idx; \
          UPDATE schema_version SET version = 5;",

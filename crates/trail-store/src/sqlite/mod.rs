@@ -32,6 +32,7 @@ mod accounts;
 mod alerts;
 mod audit;
 mod checkpointer;
+mod holds;
 mod index;
 mod installation;
 mod query;

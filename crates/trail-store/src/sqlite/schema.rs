@@ -25,6 +25,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0014_users_per_org.sql"),
     include_str!("../../migrations/sqlite/0015_installation_log.sql"),
     include_str!("../../migrations/sqlite/0016_witnesses.sql"),
+    include_str!("../../migrations/sqlite/0017_legal_holds.sql"),
 ];
 
 /// The schema version this build writes.
@@ -95,6 +96,7 @@ mod tests {
                 "e066896b20291872e0e191912acb69ef4d380be4474161bbedbd95a8939db231",
                 "0f989da3d1bf1d8230ebc0e266006746f1473d316e18bdd81cceaf7500a7277e",
                 "fa74df314b8eb36966e6f817fc408cd6d5cb87a6a830ea70219ac179b6b5cc34",
+                "83e29bb9b9e262d3dc6d73d40a96093be0e3145ffb9544e37d56025954cb87a2",
             ],
             "sqlite",
         );

@@ -226,7 +226,7 @@ async fn the_rollup_migration_fills_from_stored_events() {
     c.execute_batch(
         "DROP TABLE day_counts; DROP TABLE day_actors; DROP TABLE alert_rules; DROP TABLE alert_destinations; \
          DROP TABLE alert_evaluations; DROP TABLE alert_deliveries; DROP TABLE streams; DROP TABLE idempotency; \
-         DROP TABLE witnesses; DROP TABLE cosignatures; \
+         DROP TABLE witnesses; DROP TABLE cosignatures; DROP TABLE legal_holds; \
          DROP TABLE installation_nodes; DROP TABLE installation_checkpoints; DROP INDEX checkpoints_installation; \
          DROP INDEX checkpoints_not_installed; ALTER TABLE checkpoints DROP COLUMN installation_idx; \
          PRAGMA user_version = 8;",

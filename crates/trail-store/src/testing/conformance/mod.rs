@@ -48,6 +48,7 @@ macro_rules! conformance_tests {
             alerting_state_is_kept_per_org_and_moved_once,
             streams_are_leased_once_and_moved_by_their_holder,
             witnesses_are_leased_once_and_keep_their_cosignatures,
+            legal_holds_keep_what_they_cover,
             the_store_behaves_like_its_model
         );
     };
@@ -64,6 +65,7 @@ macro_rules! conformance_tests {
 
 mod accounts;
 mod alerting;
+mod holds;
 mod model;
 mod rollups;
 mod streaming;
@@ -71,6 +73,7 @@ mod witnessing;
 
 pub use accounts::*;
 pub use alerting::*;
+pub use holds::*;
 pub use model::*;
 pub use rollups::*;
 pub use streaming::*;

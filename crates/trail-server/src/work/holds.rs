@@ -1,0 +1,71 @@
+//! Legal holds placed and released (by the API and the command line alike): the reason
+//! and query checked, the hold kept, and the change recorded in the held
+//! organization's log (`hold:place`, `hold:release`) with its reason. Retention keeps
+//! what an active hold covers (`trail_store::archive::run`).
+
+use serde_json::json;
+use trail_store::holds::{LegalHold, NewHold};
+
+use super::{selfaudit::Record, Services, WorkError};
+
+/// The longest reason kept.
+const MAX_REASON: usize = 2_000;
+
+fn check_reason(reason: &str) -> Result<String, WorkError> {
+    let reason = reason.trim();
+    if reason.is_empty() || reason.len() > MAX_REASON {
+        return Err(WorkError::field("reason", format!("a hold needs a reason of 1 to {MAX_REASON} characters")));
+    }
+    Ok(reason.to_string())
+}
+
+/// Places a hold on `org` (every event, or those `query` matches) and records it with
+/// `record` (the actor placing it).
+pub async fn place(
+    st: &Services,
+    org: &str,
+    query: Option<&str>,
+    reason: &str,
+    placed_by: &str,
+    mut record: Record,
+) -> Result<LegalHold, WorkError> {
+    let reason = check_reason(reason)?;
+    let query = match query.map(str::trim).filter(|q| !q.is_empty()) {
+        Some(q) => {
+            trail_core::query::parse(q).map_err(|e| WorkError::field("query", e.message))?;
+            Some(q.to_string())
+        }
+        None => None,
+    };
+    let hold = NewHold { org: org.into(), query, reason, placed_by: placed_by.into(), at: (st.clock)() };
+    let hold = st.store.place_hold(hold).await?;
+    record.org = hold.org.clone();
+    let record = record
+        .resource("legal_hold", hold.id, hold.query.as_deref().unwrap_or("every event"))
+        .details(json!({"id": hold.id, "query": hold.query, "reason": hold.reason}));
+    super::selfaudit::record(st, record).await;
+    Ok(hold)
+}
+
+/// Releases `org`'s active hold `id`, recorded with the reason.
+pub async fn release(
+    st: &Services,
+    org: &str,
+    id: i64,
+    reason: &str,
+    released_by: &str,
+    mut record: Record,
+) -> Result<LegalHold, WorkError> {
+    let reason = check_reason(reason)?;
+    let hold = st
+        .store
+        .release_hold(org, id, released_by, &reason, (st.clock)())
+        .await?
+        .ok_or_else(|| WorkError::NotFound(format!("no active legal hold {id} on {org}")))?;
+    record.org = hold.org.clone();
+    let record = record
+        .resource("legal_hold", hold.id, hold.query.as_deref().unwrap_or("every event"))
+        .details(json!({"id": hold.id, "query": hold.query, "reason": reason, "placed_reason": hold.reason}));
+    super::selfaudit::record(st, record).await;
+    Ok(hold)
+}

@@ -1,0 +1,14 @@
+-- Legal holds: what retention must keep (an organization, or a query's events), placed
+-- and released with a reason and by whom; released holds stay.
+CREATE TABLE legal_holds (
+    id BIGSERIAL PRIMARY KEY,
+    org_id BIGINT NOT NULL REFERENCES orgs(id),
+    query TEXT,
+    reason TEXT NOT NULL,
+    placed_by TEXT NOT NULL,
+    placed_at BIGINT NOT NULL,
+    released_by TEXT,
+    released_at BIGINT,
+    release_reason TEXT
+);
+CREATE INDEX legal_holds_org ON legal_holds(org_id);
