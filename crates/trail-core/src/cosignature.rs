@@ -139,10 +139,7 @@ pub struct AddCheckpoint {
 impl AddCheckpoint {
     pub fn to_text(&self) -> String {
         let mut out = format!("old {}\n", self.old);
-        for h in &self.proof {
-            out.push_str(&B64.encode(h));
-            out.push('\n');
-        }
+        crate::tlog_proof::push_hash_lines(&mut out, &self.proof);
         out.push('\n');
         out.push_str(&self.checkpoint);
         out
@@ -154,12 +151,7 @@ impl AddCheckpoint {
         let mut lines = head.split('\n');
         let old = lines.next().and_then(|l| l.strip_prefix("old ")).ok_or("the first line is not `old N`")?;
         let old = decimal(old).ok_or("the old size is not a decimal number without leading zeroes")?;
-        let proof = lines
-            .map(|l| {
-                let b = B64.decode(l).map_err(|_| format!("a proof line is not base64: {l:?}"))?;
-                Hash::try_from(b.as_slice()).map_err(|_| "a proof line is not a SHA-256 hash".to_string())
-            })
-            .collect::<Result<Vec<Hash>, String>>()?;
+        let proof = crate::tlog_proof::hash_lines(lines)?;
         if proof.len() > MAX_PROOF_LINES {
             return Err(format!("more than {MAX_PROOF_LINES} proof lines"));
         }

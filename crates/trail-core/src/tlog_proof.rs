@@ -34,10 +34,7 @@ impl TlogProof {
             out.push_str(&format!("extra {}\n", B64.encode(extra)));
         }
         out.push_str(&format!("index {}\n", self.index));
-        for h in &self.proof {
-            out.push_str(&B64.encode(h));
-            out.push('\n');
-        }
+        push_hash_lines(&mut out, &self.proof);
         out.push('\n');
         out.push_str(&self.checkpoint);
         out
@@ -57,14 +54,8 @@ impl TlogProof {
             line = lines.next().ok_or("no index line")?;
         }
         let index = line.strip_prefix("index ").ok_or("no index line")?;
-        let canonical = index == "0" || (!index.starts_with('0') && index.bytes().all(|b| b.is_ascii_digit()));
-        let index: u64 = index.parse().ok().filter(|_| canonical).ok_or("the index is not a decimal number")?;
-        let proof = lines
-            .map(|l| {
-                let bytes = B64.decode(l).map_err(|e| format!("a proof line is not base64: {e}"))?;
-                Hash::try_from(bytes.as_slice()).map_err(|_| "a proof line is not a SHA-256 hash".to_string())
-            })
-            .collect::<Result<Vec<Hash>, String>>()?;
+        let index = crate::cosignature::decimal(index).ok_or("the index is not a decimal number")?;
+        let proof = hash_lines(lines)?;
         Ok(TlogProof { extra, index, proof, checkpoint: checkpoint.to_string() })
     }
 
@@ -79,6 +70,24 @@ impl TlogProof {
         }
         Ok(cp)
     }
+}
+
+/// Proof lines as the C2SP text formats write them: one base64 hash a line.
+pub(crate) fn push_hash_lines(out: &mut String, hashes: &[Hash]) {
+    for h in hashes {
+        out.push_str(&B64.encode(h));
+        out.push('\n');
+    }
+}
+
+/// Proof lines read back; the error names a line that is not a base64 SHA-256 hash.
+pub(crate) fn hash_lines<'a>(lines: impl Iterator<Item = &'a str>) -> Result<Vec<Hash>, String> {
+    lines
+        .map(|l| {
+            let b = B64.decode(l).map_err(|_| format!("a proof line is not base64: {l:?}"))?;
+            Hash::try_from(b.as_slice()).map_err(|_| "a proof line is not a SHA-256 hash".to_string())
+        })
+        .collect()
 }
 
 /// The installation log's entry for an organization checkpoint: the SHA-256 of its note
