@@ -476,3 +476,33 @@ async fn sqlite_witnesses_stop_a_cut_and_a_fork() {
 async fn postgres_witnesses_stop_a_cut_and_a_fork() {
     attacks_are_stopped(Db::Pg(Cluster::shared().database())).await;
 }
+
+/// A witness that does not follow this installation's log answers 404: a configuration
+/// error, shown in health (degraded) and never retried into a quorum.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_misconfigured_witness_is_shown_in_health() {
+    let root = tempfile::tempdir().unwrap();
+    let s = setup(root.path(), Db::Sqlite);
+    // A fourth witness, following some other log, named alone in the policy.
+    let other = trail_core::checkpoint::verifier_key(
+        "elsewhere/checkpoints",
+        &ed25519_dalek::SigningKey::from_bytes(&[5; 32]).verifying_key(),
+    );
+    let follow = root.path().join("other.policy");
+    std::fs::write(&follow, format!("log {other}\nquorum none\n")).unwrap();
+    let wd = root.path().join("w4");
+    let vkey = witness_key(&wd, "w4.witness.test");
+    let w4 = witness(&wd, "127.0.0.1:0", &follow);
+    std::fs::write(&s.policy, format!("log {}\nwitness w4 {vkey} http://{}\nquorum w4\n", s.ikey, w4.addr)).unwrap();
+    let server = s.serve();
+    ingest(&server.base, &s.ingest, "a", 3).await;
+    let h = until("the witness shown misconfigured", async || {
+        let h = health(&server.base).await;
+        (h["witness"]["witnesses"][0]["status"] == "misconfigured").then_some(h)
+    })
+    .await;
+    assert_eq!(h["status"], "degraded", "{h}");
+    assert!(h["witness"]["witnesses"][0]["detail"].as_str().unwrap().starts_with("404"), "{h}");
+    assert_eq!(h["witness"]["newest_witnessed"], 0);
+    drop(server);
+}
