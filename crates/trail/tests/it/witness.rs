@@ -506,3 +506,36 @@ async fn a_misconfigured_witness_is_shown_in_health() {
     assert_eq!(h["witness"]["newest_witnessed"], 0);
     drop(server);
 }
+
+/// A policy that does not parse, or whose `log` line is not this installation's log,
+/// stops `trail serve` at once with a message naming what is wrong.
+#[test]
+fn a_wrong_policy_stops_the_server_with_its_reason() {
+    let root = tempfile::tempdir().unwrap();
+    let d = root.path();
+    let run = |policy: &str| {
+        std::fs::write(d.join("trail.policy"), policy).unwrap();
+        std::fs::write(d.join("trail.toml"), format!("[witness]\npolicy = \"{}\"\n", d.join("trail.policy").display()))
+            .unwrap();
+        let out = support::trail(d)
+            .arg("--config")
+            .arg(d.join("trail.toml"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).to_string()
+    };
+    let err = run("log nonsense\nquorum none\n");
+    assert!(err.contains("[witness] policy") && err.contains("line 1"), "{err}");
+    let other = trail_core::checkpoint::verifier_key(
+        "elsewhere/checkpoints",
+        &ed25519_dalek::SigningKey::from_bytes(&[5; 32]).verifying_key(),
+    );
+    let w = trail_core::cosignature::verifier_key(
+        "w.test",
+        &ed25519_dalek::SigningKey::from_bytes(&[6; 32]).verifying_key(),
+    );
+    let err = run(&format!("log {other}\nwitness w {w} http://127.0.0.1:9\nquorum w\n"));
+    assert!(err.contains("no `log` line names this installation's log"), "{err}");
+}
