@@ -169,19 +169,9 @@ pub fn decimal(s: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
-    /// The request body example of `tlog-witness.md`, byte for byte.
-    const SPEC_REQUEST: &str = "old 20852014\n\
-PlRNCrwHpqhGrupue0L7gxbjbMiKA9temvuZZDDpkaw=\n\
-jrJZDmY8Y7SyJE0MWLpLozkIVMSMZcD5kvuKxPC3swk=\n\
-5+pKlUdi2LeF/BcMHBn+Ku6yhPGNCswZZD1X/6QgPd8=\n\
-/6WVhPs2CwSsb5rYBH5cjHV/wSmA79abXAwhXw3Kj/0=\n\
-\n\
-example.com/behind-the-sofa\n\
-20852163\n\
-CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n\
-\n\
-\u{2014} example.com/behind-the-sofa Az3grlgtzPICa5OS8npVmf1Myq/5IZniMp+ZJurmRDeOoRDe4URYN7u5/Zhcyv2q1gGzGku9nTo+zyWE+xeMcTOAYQ8=\n\
-\u{2014} example.com/behind-the-sofa opLqBQsREYCgu6xQkYQwJr9fo45a62DN9EdmHXnZdXNqlcVGlCum2Wks+49/V6267UEjw6QUXTS5Rovnzv++qbSzm9Q=\n";
+    /// The request body example of `tlog-witness.md`, byte for byte (shared with the
+    /// witness's tests).
+    const SPEC_REQUEST: &str = include_str!("../testdata/tlog-witness-add-checkpoint.txt");
 
     /// The cosigned checkpoint example of `tlog-cosignature.md`.
     const SPEC_COSIGNED: &str = "example.com/behind-the-sofa\n\

@@ -95,6 +95,12 @@ impl Witness {
         state.kept(origin).ok().flatten().map(|k| k.note)
     }
 
+    /// How many refusals (422) are kept for `origin`, as evidence of its misbehaviour.
+    pub fn refusals(&self, origin: &str) -> u64 {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.refusals(origin).unwrap_or(0)
+    }
+
     /// The newest size cosigned for `origin`.
     pub fn size(&self, origin: &str) -> Option<u64> {
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());

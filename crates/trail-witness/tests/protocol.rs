@@ -131,6 +131,7 @@ async fn the_witness_answers_as_the_spec_says() {
     bad.proof[0][0] ^= 1;
     assert_eq!(post(&base, bad.to_text()).await.0, 422);
     assert_eq!(w.size(ORIGIN), Some(20));
+    assert_eq!(w.refusals(ORIGIN), 3, "each 422 is kept as evidence");
 
     // Not a log it follows; a signature it does not trust; a forged one; bad bodies.
     let stranger =
@@ -190,18 +191,7 @@ fn the_key_and_name_are_kept_and_rotate() {
 /// follows it under a key that did not sign it (the spec's log key is not published).
 #[tokio::test]
 async fn the_spec_request_example_is_read() {
-    const SPEC_REQUEST: &str = "old 20852014\n\
-PlRNCrwHpqhGrupue0L7gxbjbMiKA9temvuZZDDpkaw=\n\
-jrJZDmY8Y7SyJE0MWLpLozkIVMSMZcD5kvuKxPC3swk=\n\
-5+pKlUdi2LeF/BcMHBn+Ku6yhPGNCswZZD1X/6QgPd8=\n\
-/6WVhPs2CwSsb5rYBH5cjHV/wSmA79abXAwhXw3Kj/0=\n\
-\n\
-example.com/behind-the-sofa\n\
-20852163\n\
-CsUYapGGPo4dkMgIAUqom/Xajj7h2fB2MPA3j2jxq2I=\n\
-\n\
-\u{2014} example.com/behind-the-sofa Az3grlgtzPICa5OS8npVmf1Myq/5IZniMp+ZJurmRDeOoRDe4URYN7u5/Zhcyv2q1gGzGku9nTo+zyWE+xeMcTOAYQ8=\n\
-\u{2014} example.com/behind-the-sofa opLqBQsREYCgu6xQkYQwJr9fo45a62DN9EdmHXnZdXNqlcVGlCum2Wks+49/V6267UEjw6QUXTS5Rovnzv++qbSzm9Q=\n";
+    const SPEC_REQUEST: &str = include_str!("../../trail-core/testdata/tlog-witness-add-checkpoint.txt");
     let dir = tempfile::tempdir().unwrap();
     let (running, _) = start(dir.path()).await;
     assert_eq!(post(&running.base, SPEC_REQUEST.into()).await.0, 404);

@@ -141,6 +141,9 @@ pub(crate) async fn mirror(url: &str, org: &str, vkey: &str, out: &std::path::Pa
         done.fetched,
         done.kept
     );
+    if done.unproved {
+        println!("its checkpoint is not in the installation log yet (appended within a second): no checkpoint.tlog-proof; mirror again for it");
+    }
     Ok(())
 }
 

@@ -416,3 +416,32 @@ async fn key_scopes_hold() {
         assert!(log.iter().any(|e| e.action == a), "{a} recorded");
     }
 }
+
+/// A list view is recorded as the caller asked it: the online window (which names the
+/// time of each request) is applied to the query but is not part of the recorded
+/// filter, so that opening the same list again is folded into one `audit:view`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_views_are_recorded_as_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = support::store(dir.path(), &["acme"], true).await;
+    let read = support::key(&*store, "acme", KeyScope::Read).await;
+    let retention = trail_server::RetentionConfig { online_days: 90, ..Default::default() };
+    let config = ServerConfig { audit_reads: true, retention, ..ServerConfig::default() };
+    let server = support::serve(AppState::new(store.clone(), config, trail_server::system_clock())).await;
+    let api = support::Api::new(&server.base, &read);
+    for _ in 0..2 {
+        let (code, _) = api.call(reqwest::Method::GET, "/api/v1/events?category=auth", None).await;
+        assert_eq!(code, 200);
+    }
+    let views = support::until("the view recorded", async || {
+        let leaves = store.scan("acme", 0, 100).await.ok()?;
+        let views: Vec<serde_json::Value> = leaves
+            .iter()
+            .filter_map(|(_, l)| serde_json::from_slice::<serde_json::Value>(l).ok())
+            .filter(|e| e["action"] == "audit:view")
+            .collect();
+        (!views.is_empty()).then_some(views)
+    })
+    .await;
+    assert_eq!(views[0]["details"]["filter"], "category:auth", "{views:?}");
+}

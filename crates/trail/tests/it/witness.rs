@@ -493,6 +493,8 @@ async fn a_misconfigured_witness_is_shown_in_health() {
     let wd = root.path().join("w4");
     let vkey = witness_key(&wd, "w4.witness.test");
     let w4 = witness(&wd, "127.0.0.1:0", &follow);
+    let admin =
+        run_ok(trail(&s.d, &s.db).args(["keys", "create", "--org", "acme", "--scope", "admin"])).trim().to_string();
     std::fs::write(&s.policy, format!("log {}\nwitness w4 {vkey} http://{}\nquorum w4\n", s.ikey, w4.addr)).unwrap();
     let server = s.serve();
     ingest(&server.base, &s.ingest, "a", 3).await;
@@ -504,6 +506,17 @@ async fn a_misconfigured_witness_is_shown_in_health() {
     assert_eq!(h["status"], "degraded", "{h}");
     assert!(h["witness"]["witnesses"][0]["detail"].as_str().unwrap().starts_with("404"), "{h}");
     assert_eq!(h["witness"]["newest_witnessed"], 0);
+    // Administrators get it with who they are (the page's banner); readers do not.
+    let me = |key: String| {
+        let base = server.base.clone();
+        async move {
+            let r = reqwest::Client::new().get(format!("{base}/api/v1/auth/me")).bearer_auth(key).send().await.unwrap();
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let shown = me(admin).await;
+    assert_eq!(shown["witness"]["witnesses"][0]["status"], "misconfigured", "{shown}");
+    assert!(me(s.read.clone()).await.get("witness").is_none());
     drop(server);
 }
 
