@@ -2,7 +2,7 @@
 //! plain data, no HTTP types, read by both the HTTP layer (`api`) and the work layer
 //! (`work`).
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use trail_core::{Limits, Timestamp};
 use trail_store::archive::Retention;
@@ -304,12 +304,13 @@ pub struct RetentionConfig {
     pub online_days: u32,
     /// The minute of the UTC day the job runs (default 120: 02:00).
     pub run_at_minute: u16,
-    /// Where archives are written and read; `None`: no archive (retention cannot run).
-    pub archive_dir: Option<PathBuf>,
+    /// Where archives are written and read (a directory or a bucket, opened);
+    /// `None`: no archive (retention cannot run).
+    pub archive: Option<trail_store::archive::Archive>,
 }
 
 impl Default for RetentionConfig {
     fn default() -> Self {
-        RetentionConfig { rules: Retention::default(), online_days: 0, run_at_minute: 120, archive_dir: None }
+        RetentionConfig { rules: Retention::default(), online_days: 0, run_at_minute: 120, archive: None }
     }
 }

@@ -122,7 +122,7 @@ async fn copy_log(
             message: format!("{org} has archived entries: name the archive directory"),
         })?;
         for f in &files {
-            for leaf in a.read(f)? {
+            for leaf in a.read(f).await? {
                 let e = Event::from_leaf(&leaf).map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 archived.insert(e.seq, leaf_hash(&leaf));
             }

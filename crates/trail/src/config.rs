@@ -38,6 +38,8 @@ pub struct FileConfig {
     pub transparency: FileTransparency,
     #[serde(default)]
     pub witness: FileWitness,
+    #[serde(default)]
+    pub archive: crate::archive::FileArchive,
 }
 
 /// `[witness]`: witnesses that cosign the installation log (C2SP tlog-witness).
@@ -251,6 +253,11 @@ pub struct Config {
     pub transparency_public: bool,
     /// `[witness]`, `TRAIL_WITNESS_POLICY`.
     pub witness: Option<trail_server::WitnessConfig>,
+    /// Where archives are kept (`[archive]`, else `[retention] archive_dir`); opened by
+    /// the commands that use it (`crate::archive::open`).
+    pub archive: crate::archive::Place,
+    /// The archive directory (`trail archive move` reads it).
+    pub archive_dir: PathBuf,
 }
 
 /// The largest event accepted: 60 KiB, so that with the fields Trail adds (its id,
@@ -453,10 +460,11 @@ pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, flags: &F
         },
         online_days: days("TRAIL_ONLINE_DAYS", r.online_days)?,
         run_at_minute,
-        archive_dir: Some(
-            env("TRAIL_ARCHIVE_DIR").map(PathBuf::from).or(r.archive_dir).unwrap_or_else(|| data_dir.join("archive")),
-        ),
+        archive: None,
     };
+    let archive_dir =
+        env("TRAIL_ARCHIVE_DIR").map(PathBuf::from).or(r.archive_dir.clone()).unwrap_or_else(|| data_dir.join("archive"));
+    let archive = crate::archive::place(file.archive, env, Some(archive_dir.clone()), &data_dir)?;
     let public_url = env("TRAIL_PUBLIC_URL").or(file.server.public_url.clone());
     if let Some(u) = &public_url {
         let ok = is_http_url(u);
@@ -524,6 +532,8 @@ pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, flags: &F
         connections,
         verify_at_minute,
         transparency_public,
+        archive,
+        archive_dir,
     })
 }
 
@@ -576,7 +586,7 @@ mod tests {
         assert_eq!(c.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(c.limits, Limits::default());
         assert_eq!((c.retention.rules.default_days, c.retention.online_days, c.retention.run_at_minute), (90, 90, 120));
-        assert_eq!(c.retention.archive_dir, Some(PathBuf::from("./trail-data/archive")));
+        assert_eq!(c.archive, crate::archive::Place::Dir(PathBuf::from("./trail-data/archive")));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use crate::{
     accounts::cli_state,
     config::Config,
     log::now,
-    store::{archive, open_store, signing_key},
+    store::{open_store, signing_key},
 };
 
 pub(crate) async fn export(
@@ -62,7 +62,7 @@ pub(crate) async fn export(
         user_agent: None,
         generated_by: "trail command line".into(),
         verifier_key,
-        archive: if download || format == Format::Evidence { archive(config) } else { None },
+        archive: if download || format == Format::Evidence { crate::archive::archive(config).await? } else { None },
         witness_policy: config.witness.as_ref().map(|w| w.policy.clone()),
         download,
     };

@@ -3,6 +3,7 @@
 
 mod accounts;
 mod alerts;
+mod archive;
 mod config;
 mod export;
 mod holds;
@@ -246,6 +247,11 @@ enum Command {
         #[command(subcommand)]
         command: RetentionCommand,
     },
+    /// The archive: move it into a bucket.
+    Archive {
+        #[command(subcommand)]
+        command: ArchiveCommand,
+    },
     /// List events matching filters in the query language, e.g. `category:auth result:FAILED`.
     Query {
         /// Query-language terms.
@@ -269,6 +275,21 @@ enum RetentionCommand {
         /// Run as of this date or time instead of now (e.g. 2026-01-31).
         #[arg(long)]
         as_of: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ArchiveCommand {
+    /// Move the archive directory's files into an S3-compatible bucket, each written
+    /// once (locked as `[archive]` says), read back and verified; then set
+    /// `[archive] url` to the bucket.
+    Move {
+        /// The bucket, `s3://bucket/prefix` (endpoint, region and lock from `[archive]`).
+        #[arg(long)]
+        to: String,
+        /// Keep the directory's copies.
+        #[arg(long)]
+        keep: bool,
     },
 }
 
@@ -544,6 +565,7 @@ async fn run(cli: Cli) -> Result<()> {
             export(&config, &format, &out, org.as_deref(), "standard", &terms.join(" "), true).await
         }
         Command::Repair { org } => verify::repair_org(&config, &org).await,
+        Command::Archive { command: ArchiveCommand::Move { to, keep } } => archive::move_to(&config, &to, keep).await,
         Command::Retention { command: RetentionCommand::Run { as_of } } => {
             retention_run(&config, as_of.as_deref()).await
         }

@@ -17,7 +17,7 @@ pub(crate) async fn retention_run(config: &Config, as_of: Option<&str>) -> Resul
         return Ok(());
     }
     let store = open_store(config).await?;
-    let server_config = ServerConfig { retention: config.retention.clone(), ..ServerConfig::default() };
+    let server_config = ServerConfig { retention: crate::archive::retention(config).await?, ..ServerConfig::default() };
     let services = Services::new(store.clone(), server_config, trail_server::system_clock());
     let reports =
         trail_server::work::retention::run(&services, as_of).await.map_err(|e| anyhow::anyhow!("{}", work_message(e)));

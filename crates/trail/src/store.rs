@@ -16,11 +16,6 @@ pub(crate) async fn known_org(store: &dyn trail_store::Store, org: &str) -> Resu
     Ok(())
 }
 
-/// The archive retention writes to (and downloads and verification read).
-pub(crate) fn archive(config: &Config) -> Option<Arc<trail_store::archive::Archive>> {
-    config.retention.archive_dir.as_ref().map(|d| Arc::new(trail_store::archive::Archive::new(d)))
-}
-
 /// Loads the checkpoint signing key, creating it (mode 0600) when `create` is set.
 pub(crate) fn signing_key(config: &Config, create: bool) -> Result<ed25519_dalek::SigningKey> {
     let path = &config.signing_key;
@@ -111,11 +106,11 @@ pub(crate) async fn migrate_store(config: &Config, from: &str, to: &str) -> Resu
     let src = trail_store::sqlite::SqliteStore::open(&path, trail_store::sqlite::SqliteConfig::default())
         .with_context(|| format!("cannot open {}", path.display()))?;
     let report =
-        trail_store::copy::copy(&src, &pg, archive(config).as_deref()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        trail_store::copy::copy(&src, &pg, crate::archive::archive(config).await?.as_deref()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     src.close();
     for (org, entries, checkpoints) in &report.logs {
         let vkey = trail_core::checkpoint::verifier_key(&format!("{}/{org}", config.name), &key.verifying_key());
-        let archive = archive(config);
+        let archive = crate::archive::archive(config).await?;
         let opts =
             trail_store::verify::VerifyOptions { vkey: &vkey, archive: archive.as_deref(), ..Default::default() };
         let report = trail_store::verify::verify(&pg, org, opts).await?;

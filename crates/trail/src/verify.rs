@@ -5,7 +5,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::{
     config::Config,
-    store::{archive, open_read_only, signing_key},
+    store::{open_read_only, signing_key},
 };
 
 /// `trail verify --org`: everything stored for `org` (see `trail_store::verify`), with
@@ -48,7 +48,7 @@ pub(crate) async fn verify_org(
         None => None,
     };
     let store = open_read_only(config).await?;
-    let archive = archive(config);
+    let archive = crate::archive::archive(config).await?;
     let opts = trail_store::verify::VerifyOptions {
         vkey: &vkey,
         archive: archive.as_deref(),
@@ -82,7 +82,7 @@ pub(crate) async fn repair_org(config: &Config, org: &str) -> Result<()> {
     let log = trail_server::LogKey { name: config.name.clone(), public: signing_key(config, false)?.verifying_key() };
     let server_config = trail_server::ServerConfig {
         log: Some(log),
-        retention: config.retention.clone(),
+        retention: crate::archive::retention(config).await?,
         ..trail_server::ServerConfig::default()
     };
     let services = trail_server::Services::new(store.clone(), server_config, trail_server::system_clock());

@@ -18,11 +18,11 @@ pub async fn run(st: &Services, as_of: Timestamp) -> Result<Vec<OrgReport>, Work
     let archive = st
         .archive
         .clone()
-        .ok_or_else(|| WorkError::Unavailable("no archive directory is configured: retention cannot run".into()))?;
+        .ok_or_else(|| WorkError::Unavailable("no archive is configured: retention cannot run".into()))?;
     let rules = &st.config.retention.rules;
     let reports = archive::run(&*st.store, &archive, rules, as_of).await?;
     for r in &reports {
-        if r.archived == 0 && r.leftovers_removed == 0 {
+        if r.archived == 0 && r.leftovers_removed == 0 && r.legal_holds_set + r.legal_holds_lifted == 0 {
             continue;
         }
         let details = json!({
@@ -36,7 +36,9 @@ pub async fn run(st: &Services, as_of: Timestamp) -> Result<Vec<OrgReport>, Work
             "categories": r.categories,
             "oldest": r.oldest,
             "newest": r.newest,
-            "archive_dir": archive.dir().display().to_string(),
+            "archive": archive.location(),
+            "legal_holds_set": r.legal_holds_set,
+            "legal_holds_lifted": r.legal_holds_lifted,
         });
         let rec = selfaudit::Record {
             org: r.org.clone(),
@@ -111,5 +113,5 @@ pub(crate) fn online_window(st: &Services, filter: &mut Filter, now: Timestamp) 
 
 /// The archive as the server holds it.
 pub(crate) fn open(config: &RetentionConfig) -> Option<Arc<Archive>> {
-    config.archive_dir.as_ref().map(|d| Arc::new(Archive::new(d)))
+    config.archive.clone().map(Arc::new)
 }

@@ -69,7 +69,7 @@ async fn start(sync_rows: u64, smtp_port: Option<u16>) -> Server {
             categories: [("auth".to_string(), 0)].into(),
             key_days: None,
         },
-        archive_dir: Some(dir.path().join("archive")),
+        archive: Some(trail_store::archive::Archive::new(dir.path().join("archive"))),
         ..Default::default()
     };
     let server_config = ServerConfig { log: Some(support::log_key()), exports, retention, ..ServerConfig::default() };

@@ -176,7 +176,7 @@ pub(crate) fn config(archive: Option<PathBuf>) -> ServerConfig {
         },
         ..ServerConfig::default()
     };
-    c.retention.archive_dir = archive;
+    c.retention.archive = archive.map(trail_store::archive::Archive::new);
     c.retention.rules.default_days = 30;
     c
 }

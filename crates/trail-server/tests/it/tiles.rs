@@ -132,7 +132,7 @@ async fn tiles_are_read_and_checked_by_independent_code(store: Arc<dyn Store>, a
     let other = support::key(&*store, "globex", KeyScope::Read).await;
     let retention = RetentionConfig {
         rules: Retention { default_days: 365, ..Retention::default() },
-        archive_dir: Some(archive.to_path_buf()),
+        archive: Some(trail_store::archive::Archive::new(archive)),
         ..RetentionConfig::default()
     };
     let config = ServerConfig { log: Some(support::log_key()), retention, ..ServerConfig::default() };

@@ -30,8 +30,7 @@ pub async fn merged(
     // the leaf hashes the log recorded, so a damaged one fails the request while it can
     // still be answered with an error; each is checked again as it is read.
     for f in &files {
-        let (a, file) = (archive.clone(), f.clone());
-        let leaves = tokio::task::spawn_blocking(move || a.read(&file)).await.map_err(|_| StoreError::Closed)??;
+        let leaves = archive.read(f).await?;
         let recorded: BTreeMap<u64, trail_core::merkle::Hash> =
             store.tree_nodes(&f.org, 0, f.first_seq, f.last_seq + 1).await?.into_iter().collect();
         for leaf in &leaves {
@@ -49,11 +48,12 @@ pub async fn merged(
     let query = ListQuery { scope: scope.clone(), filter: filter.clone(), now, cursor: None, limit: chunk };
     let mut online = store.stream(query, chunk).await?;
     let (tx, rx) = tokio::sync::mpsc::channel(2);
+    let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
         let day_events = |files: &[ArchiveFile]| -> Result<VecDeque<(i64, u64, Vec<u8>)>, StoreError> {
             let mut evs = Vec::new();
             for f in files {
-                for leaf in archive.read(f)? {
+                for leaf in handle.block_on(archive.read(f))? {
                     let e = Event::from_leaf(&leaf).map_err(|e| StoreError::Corrupt(format!("{}: {e}", f.path)))?;
                     if scope.allows(&e.org, e.category()) && filter.matches(&e, now) {
                         evs.push((e.timestamp.0, e.seq, leaf));
@@ -145,7 +145,7 @@ pub async fn scan_merged(
     let unread = files.split_off(split);
     let upper = unread.first().map_or(upper, |next| upper.min(next.first_seq - 1));
     for file in &files {
-        for leaf in archive.read(file)? {
+        for leaf in archive.read(file).await? {
             let e = Event::from_leaf(&leaf).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             if e.seq >= from && e.seq <= upper {
                 rows.push((e.seq, leaf));

@@ -23,6 +23,10 @@ pub struct OrgReport {
     pub keys_forgotten: u64,
     /// Expired events kept because an active legal hold covers them.
     pub held: u64,
+    /// Archive objects (in a bucket) whose S3 legal hold this run set, and lifted
+    /// (their last hold was released).
+    pub legal_holds_set: u64,
+    pub legal_holds_lifted: u64,
     pub categories: BTreeMap<String, u64>,
     pub oldest: Option<String>,
     pub newest: Option<String>,
@@ -74,9 +78,8 @@ async fn run_org(
 ) -> Result<OrgReport, StoreError> {
     let mut report = OrgReport { org: org.into(), ..OrgReport::default() };
     let known: HashSet<String> = store.archives(Some(org)).await?.into_iter().map(|f| f.path).collect();
-    for path in archive.on_disk(org)? {
-        if !known.contains(&path) {
-            archive.remove(&path)?;
+    for path in archive.on_disk(org).await? {
+        if !known.contains(&path) && archive.remove(&path).await? {
             report.leftovers_removed += 1;
         }
     }
@@ -102,17 +105,17 @@ async fn run_org(
             newest = newest.max(e.ts);
             days.entry(Timestamp(e.ts).to_datetime().format("%Y-%m-%d").to_string()).or_default().push(e);
         }
-        let (dir, org2) = (archive.clone(), org.to_string());
-        let files = tokio::task::spawn_blocking(move || {
-            days.iter().map(|(day, evs)| dir.write(&org2, day, evs, as_of)).collect::<Result<Vec<_>, _>>()
-        })
-        .await
-        .map_err(|_| StoreError::Closed)??;
+        let mut files = Vec::with_capacity(days.len());
+        for (day, evs) in &days {
+            files.push(archive.write(org, day, evs, as_of).await?);
+        }
         failpoint("after-archive");
         report.archived += seqs.len() as u64;
         report.files += files.len() as u64;
         report.deleted += store.archived(org, files, seqs).await?;
     }
+    let (set, lifted) = legal_holds(store, archive, org, &holds, as_of).await?;
+    (report.legal_holds_set, report.legal_holds_lifted) = (set, lifted);
     if let Some(cutoff) = rules.key_cutoff(as_of) {
         report.keys_forgotten = store.forget_keys(org, Timestamp(cutoff)).await?;
     }
@@ -123,15 +126,44 @@ async fn run_org(
     Ok(report)
 }
 
+/// Puts an S3 legal hold on every archived file of `org` an active hold covers, and
+/// lifts it from those no hold covers any more (a bucket archive; a directory has
+/// none). Returns how many were set and lifted.
+pub async fn legal_holds(
+    store: &dyn Store,
+    archive: &Archive,
+    org: &str,
+    holds: &Held,
+    now: Timestamp,
+) -> Result<(u64, u64), StoreError> {
+    let (mut set, mut lifted) = (0, 0);
+    if archive.dir().is_some() {
+        return Ok((0, 0));
+    }
+    for file in store.archives(Some(org)).await? {
+        let wanted = holds.everything
+            || (!holds.filters.is_empty() && archive.read(&file).await?.iter().any(|l| holds.covers_leaf(l, now)));
+        if archive.legally_held(&file).await? != wanted {
+            archive.legal_hold(&file, wanted).await?;
+            if wanted {
+                set += 1;
+            } else {
+                lifted += 1;
+            }
+        }
+    }
+    Ok((set, lifted))
+}
+
 /// The active legal holds of an organization, as retention applies them: the whole
 /// organization, or the events each hold's query matches.
-struct Held {
+pub struct Held {
     everything: bool,
     filters: Vec<trail_core::Filter>,
 }
 
 impl Held {
-    async fn of(store: &dyn Store, org: &str) -> Result<Held, StoreError> {
+    pub async fn of(store: &dyn Store, org: &str) -> Result<Held, StoreError> {
         let mut held = Held { everything: false, filters: Vec::new() };
         for h in store.holds(Some(org)).await?.into_iter().filter(|h| h.active()) {
             match h.query.as_deref() {
@@ -154,8 +186,12 @@ impl Held {
         if self.filters.is_empty() {
             return false;
         }
+        self.covers_leaf(&e.leaf, now)
+    }
+
+    fn covers_leaf(&self, leaf: &[u8], now: Timestamp) -> bool {
         // An event that cannot be read is kept.
-        match trail_core::Event::from_leaf(&e.leaf) {
+        match trail_core::Event::from_leaf(leaf) {
             Ok(ev) => self.filters.iter().any(|f| f.matches(&ev, now)),
             Err(_) => true,
         }

@@ -229,7 +229,7 @@ pub async fn verify(store: &dyn Store, org: &str, opts: VerifyOptions<'_>) -> Re
     }
     if let Some(a) = opts.archive {
         for f in &files {
-            match a.read(f) {
+            match a.read(f).await {
                 Ok(leaves) => {
                     for leaf in leaves {
                         let seq = Event::from_leaf(&leaf).map(|e| e.seq).unwrap_or(u64::MAX);

@@ -353,8 +353,14 @@ fn retention_archives_then_deletes_and_everything_still_adds_up() {
             }
         })
         .collect();
-    let rewritten = trail_store::archive::Archive::new(&archive)
-        .write("acme", &file.day, &forged, trail_core::Timestamp(0))
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rewritten = rt
+        .block_on(trail_store::archive::Archive::new(&archive).write(
+            "acme",
+            &file.day,
+            &forged,
+            trail_core::Timestamp(0),
+        ))
         .unwrap();
     assert_eq!(rewritten.path, file.path);
     conn.execute(

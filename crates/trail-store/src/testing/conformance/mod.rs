@@ -287,7 +287,10 @@ pub async fn retention_archives_then_deletes(store: &dyn Store) {
     let online = store.scan("acme", 0, 100).await.unwrap();
     assert_eq!(online.iter().map(|(s, _)| *s).collect::<Vec<_>>(), (0..30).filter(|s| s % 3 == 2).collect::<Vec<_>>());
     let files = store.archives(Some("acme")).await.unwrap();
-    let mut archived: Vec<Vec<u8>> = files.iter().flat_map(|f| arch.read(f).unwrap()).collect();
+    let mut archived: Vec<Vec<u8>> = Vec::new();
+    for f in &files {
+        archived.extend(arch.read(f).await.unwrap());
+    }
     archived.sort_by_key(|l| Event::from_leaf(l).unwrap().seq);
     let want: Vec<Vec<u8>> = all.iter().filter(|(s, _)| s % 3 != 2).map(|(_, l)| l.clone()).collect();
     assert_eq!(archived, want);

@@ -1,0 +1,165 @@
+//! Where archives are kept (`[archive]`: an S3-compatible bucket; otherwise the
+//! directory `[retention] archive_dir`), opening the archive, and `trail archive move`
+//! (a directory archive copied into a bucket, each object read back and verified).
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+use trail_store::{
+    archive::{parse_url, Archive, BucketConfig, LockMode},
+    StoreError,
+};
+
+use crate::config::Config;
+
+/// `[archive]`: archives in an S3-compatible bucket.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileArchive {
+    /// `s3://bucket/prefix` (default: the directory `[retention] archive_dir`).
+    pub url: Option<String>,
+    /// The S3 endpoint, e.g. `https://s3.eu-central-1.amazonaws.com` or a MinIO /
+    /// SeaweedFS server (default: AWS's own for the region).
+    pub endpoint: Option<String>,
+    /// Default: `AWS_REGION` or the AWS profile's, else `us-east-1`.
+    pub region: Option<String>,
+    /// Path-style addressing (`endpoint/bucket/key`), as most S3-compatible servers want.
+    pub path_style: Option<bool>,
+    /// `compliance` or `governance`: the Object Lock each archive object gets.
+    pub object_lock: Option<String>,
+    /// Years each object stays locked (with `object_lock`).
+    pub retain_years: Option<u32>,
+}
+
+/// Where the archive is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    Dir(PathBuf),
+    Bucket(BucketConfig),
+}
+
+/// Resolves `[archive]` (and `TRAIL_ARCHIVE_*`) against the directory default.
+pub(crate) fn place(
+    file: FileArchive,
+    env: &dyn Fn(&str) -> Option<String>,
+    archive_dir: Option<PathBuf>,
+    data_dir: &Path,
+) -> Result<Place> {
+    let url = env("TRAIL_ARCHIVE_URL").or(file.url);
+    let object_lock = match env("TRAIL_ARCHIVE_OBJECT_LOCK").or(file.object_lock) {
+        None => None,
+        Some(m) => Some(LockMode::parse(&m).with_context(|| {
+            format!("[archive] object_lock (TRAIL_ARCHIVE_OBJECT_LOCK) must be compliance or governance, not '{m}'")
+        })?),
+    };
+    let retain_years = match env("TRAIL_ARCHIVE_RETAIN_YEARS") {
+        Some(y) => Some(y.parse::<u32>().with_context(|| {
+            format!("[archive] retain_years (TRAIL_ARCHIVE_RETAIN_YEARS) must be a whole number of years, not '{y}'")
+        })?),
+        None => file.retain_years,
+    };
+    let Some(url) = url.filter(|u| u.starts_with("s3://")) else {
+        if object_lock.is_some() || file.endpoint.is_some() {
+            bail!("[archive] object_lock and endpoint need a bucket: set [archive] url = \"s3://bucket/prefix\"");
+        }
+        let dir = env("TRAIL_ARCHIVE_DIR").map(PathBuf::from).or(archive_dir).unwrap_or_else(|| data_dir.join("archive"));
+        return Ok(Place::Dir(dir));
+    };
+    parse_url(&url).map_err(|m| anyhow::anyhow!("[archive] url (TRAIL_ARCHIVE_URL): {m}"))?;
+    let endpoint = env("TRAIL_ARCHIVE_ENDPOINT").or(file.endpoint);
+    if let Some(e) = &endpoint {
+        if !(e.starts_with("http://") || e.starts_with("https://")) {
+            bail!("[archive] endpoint (TRAIL_ARCHIVE_ENDPOINT) must be an http(s) URL, not '{e}'");
+        }
+    }
+    if object_lock.is_some() && retain_years.unwrap_or(0) == 0 {
+        bail!("[archive] object_lock needs retain_years: how many years each archive object stays locked");
+    }
+    Ok(Place::Bucket(BucketConfig {
+        url,
+        endpoint,
+        region: env("TRAIL_ARCHIVE_REGION").or(file.region),
+        path_style: file.path_style.unwrap_or(false),
+        object_lock,
+        retain_years: retain_years.unwrap_or(0),
+    }))
+}
+
+/// A store error from opening a bucket, naming the setting (`[archive] url: …`).
+fn setting_error(e: StoreError) -> anyhow::Error {
+    match e {
+        StoreError::Invalid { field, message } => {
+            anyhow::anyhow!("[archive] {}: {message}", field.trim_start_matches("archive."))
+        }
+        other => anyhow::anyhow!("the archive: {other}"),
+    }
+}
+
+/// Opens the archive the configuration names (a bucket is checked at once).
+pub(crate) async fn open(place: &Place) -> Result<Archive> {
+    match place {
+        Place::Dir(d) => Ok(Archive::new(d)),
+        Place::Bucket(b) => Archive::open_bucket(b).await.map_err(setting_error),
+    }
+}
+
+/// The archive retention writes to (and downloads and verification read).
+pub(crate) async fn archive(config: &Config) -> Result<Option<Arc<Archive>>> {
+    Ok(Some(Arc::new(open(&config.archive).await?)))
+}
+
+/// The retention settings with the archive opened.
+pub(crate) async fn retention(config: &Config) -> Result<trail_server::RetentionConfig> {
+    let mut r = config.retention.clone();
+    r.archive = Some(open(&config.archive).await?);
+    Ok(r)
+}
+
+/// `trail archive move --to s3://…`: every archive file the store records is copied
+/// from the directory into the bucket (written once, locked as `[archive]` says), read
+/// back and checked against its manifest; the directory's files are removed only when
+/// every one is in the bucket.
+pub(crate) async fn move_to(config: &Config, to: &str, keep: bool) -> Result<()> {
+    let dir = config.archive_dir.clone();
+    let bucket_config = match &config.archive {
+        Place::Bucket(b) => BucketConfig { url: to.to_string(), ..b.clone() },
+        Place::Dir(_) => BucketConfig { url: to.to_string(), ..BucketConfig::default() },
+    };
+    parse_url(to).map_err(|m| anyhow::anyhow!("--to: {m}"))?;
+    let from = Archive::new(&dir);
+    let into = Archive::open_bucket(&bucket_config).await.map_err(setting_error)?;
+    let store = crate::store::open_store(config).await?;
+    let files = store.archives(None).await;
+    store.close();
+    let files = files?;
+    let mut moved = 0;
+    for f in &files {
+        let data = from
+            .get(&f.path)
+            .await?
+            .with_context(|| format!("{} is recorded but not in {}", f.path, dir.display()))?;
+        let manifest = serde_json::to_vec_pretty(f)?;
+        let kept = into.keep(f.clone(), data, manifest).await?;
+        if kept.path != f.path {
+            bail!("{}: the bucket already holds other bytes at its key; nothing was removed", f.path);
+        }
+        into.check(f).await.with_context(|| format!("{} read back from {to}", f.path))?;
+        moved += 1;
+    }
+    if !keep {
+        for f in &files {
+            from.remove(&f.path).await?;
+        }
+    }
+    println!(
+        "moved {moved} archive files from {} to {to}, each read back and verified{}",
+        dir.display(),
+        if keep { " (the directory's copies kept)" } else { "" }
+    );
+    println!("now set [archive] url = \"{to}\" (with its endpoint and credentials) and restart trail");
+    Ok(())
+}
