@@ -32,6 +32,9 @@ pub struct BucketConfig {
     /// The Object Lock every archive object gets, with `retain_years`.
     pub object_lock: Option<LockMode>,
     pub retain_years: u32,
+    /// An access key and secret given directly (tests, tools); `None`: the environment
+    /// and the AWS profile files.
+    pub credentials: Option<(String, String)>,
 }
 
 /// An Object Lock retention mode.
@@ -252,14 +255,62 @@ impl Bucket {
         Ok(out)
     }
 
-    /// Deletes `path`; `false` if a lock (or a legal hold) keeps it.
-    pub async fn delete(&self, path: &str) -> Result<bool, StoreError> {
-        match self.client.delete_object().bucket(&self.bucket).key(self.key(path)).send().await {
-            Ok(_) => Ok(true),
-            Err(e) if status(&e) == Some(404) => Ok(true),
-            Err(e) if status(&e) == Some(403) => Ok(false),
-            Err(e) => Err(unavailable(err(&format!("deleting {}", self.key(path)), &e))),
+    /// Every version of `path` (newest first) and whether each is a delete marker.
+    async fn versions(&self, path: &str) -> Result<Vec<(String, bool)>, StoreError> {
+        let key = self.key(path);
+        let out = self
+            .client
+            .list_object_versions()
+            .bucket(&self.bucket)
+            .prefix(&key)
+            .send()
+            .await
+            .map_err(|e| unavailable(err(&format!("listing the versions of {key}"), &e)))?;
+        let mut all: Vec<(String, bool, Option<DateTime>)> = Vec::new();
+        for v in out.versions().iter().filter(|v| v.key() == Some(&key)) {
+            all.push((v.version_id().unwrap_or("null").to_string(), false, v.last_modified().cloned()));
         }
+        for m in out.delete_markers().iter().filter(|m| m.key() == Some(&key)) {
+            all.push((m.version_id().unwrap_or("null").to_string(), true, m.last_modified().cloned()));
+        }
+        all.sort_by(|a, b| b.2.cmp(&a.2));
+        Ok(all.into_iter().map(|(v, marker, _)| (v, marker)).collect())
+    }
+
+    /// The bytes at `path` that `ok` accepts: the current version, else (when someone
+    /// hid it behind a delete marker or a newer version, which a lock allows) the newest
+    /// older version it accepts; else the current one, or `None`.
+    pub async fn get_checked(&self, path: &str, ok: impl Fn(&[u8]) -> bool) -> Result<Option<Vec<u8>>, StoreError> {
+        let current = self.get(path).await?;
+        if current.as_deref().is_some_and(&ok) {
+            return Ok(current);
+        }
+        for (v, _) in self.versions(path).await?.into_iter().filter(|(_, marker)| !marker) {
+            let got = self.client.get_object().bucket(&self.bucket).key(self.key(path)).version_id(&v).send().await;
+            if let Ok(o) = got {
+                let body = o.body.collect().await.map_err(|e| unavailable(format!("reading {path}: {e}")))?;
+                let bytes = body.into_bytes().to_vec();
+                if ok(&bytes) {
+                    return Ok(Some(bytes));
+                }
+            }
+        }
+        Ok(current)
+    }
+
+    /// Deletes every version of `path`; `false` if a lock (or a legal hold) keeps one.
+    pub async fn delete(&self, path: &str) -> Result<bool, StoreError> {
+        let mut all = true;
+        for (v, _) in self.versions(path).await? {
+            let del = self.client.delete_object().bucket(&self.bucket).key(self.key(path)).version_id(&v).send().await;
+            match del {
+                Ok(_) => {}
+                Err(e) if status(&e) == Some(404) => {}
+                Err(e) if status(&e) == Some(403) => all = false,
+                Err(e) => return Err(unavailable(err(&format!("deleting {}", self.key(path)), &e))),
+            }
+        }
+        Ok(all)
     }
 
     /// Sets or lifts the S3 legal hold of `path`.
@@ -286,6 +337,18 @@ impl Bucket {
     }
 }
 
+/// Creates the bucket of `config.url` (with Object Lock enabled when `lock`): for tests
+/// and first setups; an existing bucket of ours is fine.
+pub async fn create_bucket(config: &BucketConfig, lock: bool) -> Result<(), StoreError> {
+    let (bucket, _) = parse_url(&config.url).map_err(|m| StoreError::Invalid { field: "archive.url".into(), message: m })?;
+    let c = client(config).await;
+    match c.create_bucket().bucket(&bucket).object_lock_enabled_for_bucket(lock).send().await {
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_bucket_already_owned_by_you()) => Ok(()),
+        Err(e) => Err(unavailable(err(&format!("creating bucket '{bucket}'"), &e))),
+    }
+}
+
 /// The SDK client: rustls on ring, a timeout on every call, checksums only where we
 /// give them (S3-compatible servers differ in the newer trailing checksums).
 async fn client(config: &BucketConfig) -> Client {
@@ -299,6 +362,9 @@ async fn client(config: &BucketConfig) -> Client {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http).timeout_config(timeouts);
     if let Some(r) = &config.region {
         loader = loader.region(Region::new(r.clone()));
+    }
+    if let Some((key, secret)) = &config.credentials {
+        loader = loader.credentials_provider(aws_sdk_s3::config::Credentials::new(key, secret, None, None, "trail"));
     }
     let sdk = loader.load().await;
     let mut b = aws_sdk_s3::config::Builder::from(&sdk)

@@ -17,6 +17,8 @@
 //! `bucket`), `run` (a retention run), `merge` (archived and online events merged).
 
 mod bucket;
+#[cfg(test)]
+mod bucket_tests;
 mod dir;
 mod file;
 mod merge;
@@ -24,7 +26,7 @@ mod place;
 mod rules;
 mod run;
 
-pub use bucket::{parse_url, BucketConfig, LockMode};
+pub use bucket::{create_bucket, parse_url, BucketConfig, LockMode};
 pub use file::*;
 pub use merge::*;
 pub use place::*;

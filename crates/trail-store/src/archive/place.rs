@@ -111,7 +111,11 @@ impl Archive {
     /// The leaves of a file, after checking it against its manifest.
     pub async fn read(&self, file: &ArchiveFile) -> Result<Vec<Vec<u8>>, StoreError> {
         let damaged = |problem: String| StoreError::Damaged { path: file.path.clone(), problem };
-        let packed = match self.get(&file.path).await {
+        let got = match &self.place {
+            Place::Dir(_) => self.get(&file.path).await,
+            Place::Bucket(b) => b.get_checked(&file.path, |bytes| hex::encode(Sha256::digest(bytes)) == file.sha256).await,
+        };
+        let packed = match got {
             Ok(Some(b)) => b,
             Ok(None) => return Err(damaged("cannot be read (it is not in the archive)".into())),
             Err(StoreError::Io(e)) => return Err(damaged(format!("cannot be read ({e})"))),

@@ -1,9 +1,10 @@
 //! What tests of Trail share, behind the `testing` feature (and in this crate's own
-//! tests): the conformance suite every backend must pass, and throwaway PostgreSQL
-//! clusters. None of it is in a release build.
+//! tests): the conformance suite every backend must pass, throwaway PostgreSQL
+//! clusters and a throwaway S3 server (SeaweedFS). None of it is in a release build.
 
 pub mod conformance;
 mod pg_cluster;
+pub mod s3;
 pub mod tamper_cases;
 
 pub use pg_cluster::Cluster;
