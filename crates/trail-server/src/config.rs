@@ -50,6 +50,8 @@ pub struct ServerConfig {
     /// `[witness]`: the witnesses asked to cosign the installation log, and the quorum
     /// (`None`: no witnesses).
     pub witness: Option<WitnessConfig>,
+    /// `[transparency] publish`: the logs' tiles and checkpoints written to a bucket.
+    pub publish: Option<crate::work::publish::PublishConfig>,
 }
 
 /// `[witness]`: a C2SP tlog-policy naming the witnesses (with their URLs) and the

@@ -42,13 +42,15 @@ pub enum Place {
     Bucket(BucketConfig),
 }
 
-/// Resolves `[archive]` (and `TRAIL_ARCHIVE_*`) against the directory default.
+/// Resolves `[archive]` (and `TRAIL_ARCHIVE_*`) against the directory default: where
+/// the archive is, and the bucket settings (`trail archive move` uses them before the
+/// URL is set).
 pub(crate) fn place(
     file: FileArchive,
     env: &dyn Fn(&str) -> Option<String>,
     archive_dir: Option<PathBuf>,
     data_dir: &Path,
-) -> Result<Place> {
+) -> Result<(Place, BucketConfig)> {
     let url = env("TRAIL_ARCHIVE_URL").or(file.url);
     let object_lock = match env("TRAIL_ARCHIVE_OBJECT_LOCK").or(file.object_lock) {
         None => None,
@@ -62,14 +64,6 @@ pub(crate) fn place(
         })?),
         None => file.retain_years,
     };
-    let Some(url) = url.filter(|u| u.starts_with("s3://")) else {
-        if object_lock.is_some() || file.endpoint.is_some() {
-            bail!("[archive] object_lock and endpoint need a bucket: set [archive] url = \"s3://bucket/prefix\"");
-        }
-        let dir = env("TRAIL_ARCHIVE_DIR").map(PathBuf::from).or(archive_dir).unwrap_or_else(|| data_dir.join("archive"));
-        return Ok(Place::Dir(dir));
-    };
-    parse_url(&url).map_err(|m| anyhow::anyhow!("[archive] url (TRAIL_ARCHIVE_URL): {m}"))?;
     let endpoint = env("TRAIL_ARCHIVE_ENDPOINT").or(file.endpoint);
     if let Some(e) = &endpoint {
         if !(e.starts_with("http://") || e.starts_with("https://")) {
@@ -79,13 +73,57 @@ pub(crate) fn place(
     if object_lock.is_some() && retain_years.unwrap_or(0) == 0 {
         bail!("[archive] object_lock needs retain_years: how many years each archive object stays locked");
     }
-    Ok(Place::Bucket(BucketConfig {
-        url,
+    let settings = BucketConfig {
+        url: String::new(),
         endpoint,
         region: env("TRAIL_ARCHIVE_REGION").or(file.region),
         path_style: file.path_style.unwrap_or(false),
         object_lock,
         retain_years: retain_years.unwrap_or(0),
+        credentials: None,
+    };
+    // Without a bucket URL the archive is a directory.
+    let Some(url) = url.filter(|u| u.starts_with("s3://")) else {
+        let dir =
+            env("TRAIL_ARCHIVE_DIR").map(PathBuf::from).or(archive_dir).unwrap_or_else(|| data_dir.join("archive"));
+        return Ok((Place::Dir(dir), settings));
+    };
+    parse_url(&url).map_err(|m| anyhow::anyhow!("[archive] url (TRAIL_ARCHIVE_URL): {m}"))?;
+    Ok((Place::Bucket(BucketConfig { url, ..settings.clone() }), settings))
+}
+
+/// Resolves `[transparency] publish`: a bucket URL (with `[archive]`'s endpoint and
+/// settings, no lock), or `archive` for the archive's own bucket.
+pub(crate) fn publish_place(
+    publish: Option<String>,
+    archive: &Place,
+    settings: &BucketConfig,
+) -> Result<Option<BucketConfig>> {
+    let Some(url) = publish else { return Ok(None) };
+    let url = match (url.as_str(), archive) {
+        ("archive", Place::Bucket(b)) => b.url.clone(),
+        ("archive", Place::Dir(_)) => {
+            bail!("[transparency] publish = \"archive\" needs the archive in a bucket ([archive] url = \"s3://…\")")
+        }
+        _ => url,
+    };
+    parse_url(&url).map_err(|m| anyhow::anyhow!("[transparency] publish (TRAIL_PUBLISH): {m}"))?;
+    Ok(Some(BucketConfig { url, object_lock: None, ..settings.clone() }))
+}
+
+/// The publisher's settings, its bucket opened (checked at once).
+pub(crate) async fn publish(config: &Config) -> Result<Option<trail_server::work::publish::PublishConfig>> {
+    let Some((bucket, private)) = &config.publish else { return Ok(None) };
+    let target = Archive::open_bucket(bucket).await.map_err(|e| match e {
+        StoreError::Invalid { field, message } if field.starts_with("archive.") => {
+            anyhow::anyhow!("[transparency] publish: {message}")
+        }
+        other => anyhow::anyhow!("[transparency] publish: {other}"),
+    })?;
+    Ok(Some(trail_server::work::publish::PublishConfig {
+        target,
+        entries: *private,
+        every: std::time::Duration::from_secs(1),
     }))
 }
 
@@ -125,10 +163,7 @@ pub(crate) async fn retention(config: &Config) -> Result<trail_server::Retention
 /// every one is in the bucket.
 pub(crate) async fn move_to(config: &Config, to: &str, keep: bool) -> Result<()> {
     let dir = config.archive_dir.clone();
-    let bucket_config = match &config.archive {
-        Place::Bucket(b) => BucketConfig { url: to.to_string(), ..b.clone() },
-        Place::Dir(_) => BucketConfig { url: to.to_string(), ..BucketConfig::default() },
-    };
+    let bucket_config = BucketConfig { url: to.to_string(), ..config.archive_settings.clone() };
     parse_url(to).map_err(|m| anyhow::anyhow!("--to: {m}"))?;
     let from = Archive::new(&dir);
     let into = Archive::open_bucket(&bucket_config).await.map_err(setting_error)?;
@@ -138,10 +173,8 @@ pub(crate) async fn move_to(config: &Config, to: &str, keep: bool) -> Result<()>
     let files = files?;
     let mut moved = 0;
     for f in &files {
-        let data = from
-            .get(&f.path)
-            .await?
-            .with_context(|| format!("{} is recorded but not in {}", f.path, dir.display()))?;
+        let data =
+            from.get(&f.path).await?.with_context(|| format!("{} is recorded but not in {}", f.path, dir.display()))?;
         let manifest = serde_json::to_vec_pretty(f)?;
         let kept = into.keep(f.clone(), data, manifest).await?;
         if kept.path != f.path {

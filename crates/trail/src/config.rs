@@ -63,6 +63,11 @@ pub struct FileTransparency {
     /// Anyone may read checkpoints and hash tiles, which hold no event content
     /// (default false: an `audit` key or a read key).
     pub public: Option<bool>,
+    /// `s3://bucket/prefix` (or `archive`: the archive's bucket): each log's tiles and
+    /// newest checkpoint are written there as they complete.
+    pub publish: Option<String>,
+    /// The publish bucket is private: entry bundles (event content) go there too.
+    pub publish_private: Option<bool>,
 }
 
 /// `[streams]`: streams of events to SIEMs.
@@ -258,6 +263,10 @@ pub struct Config {
     pub archive: crate::archive::Place,
     /// The archive directory (`trail archive move` reads it).
     pub archive_dir: PathBuf,
+    /// `[archive]`'s bucket settings without the URL (`trail archive move`'s).
+    pub archive_settings: trail_store::archive::BucketConfig,
+    /// `[transparency] publish` (the bucket) and `publish_private`.
+    pub publish: Option<(trail_store::archive::BucketConfig, bool)>,
 }
 
 /// The largest event accepted: 60 KiB, so that with the fields Trail adds (its id,
@@ -348,6 +357,8 @@ pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, flags: &F
         .unwrap_or_else(|| data_dir.join("signing.key"));
     let insecure_cookies = boolean(env, "TRAIL_INSECURE_COOKIES", file.server.insecure_cookies)?;
     let transparency_public = boolean(env, "TRAIL_TRANSPARENCY_PUBLIC", file.transparency.public)?;
+    let publish_private = boolean(env, "TRAIL_PUBLISH_PRIVATE", file.transparency.publish_private)?;
+    let publish = env("TRAIL_PUBLISH").or(file.transparency.publish.clone());
     if limits.max_event_bytes > MAX_EVENT_BYTES {
         bail!(
             "max_event_bytes is at most {MAX_EVENT_BYTES}: a stored event (the event and the fields Trail adds) \
@@ -462,9 +473,12 @@ pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, flags: &F
         run_at_minute,
         archive: None,
     };
-    let archive_dir =
-        env("TRAIL_ARCHIVE_DIR").map(PathBuf::from).or(r.archive_dir.clone()).unwrap_or_else(|| data_dir.join("archive"));
-    let archive = crate::archive::place(file.archive, env, Some(archive_dir.clone()), &data_dir)?;
+    let archive_dir = env("TRAIL_ARCHIVE_DIR")
+        .map(PathBuf::from)
+        .or(r.archive_dir.clone())
+        .unwrap_or_else(|| data_dir.join("archive"));
+    let (archive, archive_settings) = crate::archive::place(file.archive, env, Some(archive_dir.clone()), &data_dir)?;
+    let publish = crate::archive::publish_place(publish, &archive, &archive_settings)?.map(|b| (b, publish_private));
     let public_url = env("TRAIL_PUBLIC_URL").or(file.server.public_url.clone());
     if let Some(u) = &public_url {
         let ok = is_http_url(u);
@@ -534,6 +548,8 @@ pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, flags: &F
         transparency_public,
         archive,
         archive_dir,
+        archive_settings,
+        publish,
     })
 }
 

@@ -16,6 +16,7 @@ pub(crate) async fn serve(config: Config, demo: bool) -> Result<()> {
     raise_file_limit(config.connections.max_connections);
     // The archive first: a bucket that cannot be reached stops the start, naming why.
     let retention = crate::archive::retention(&config).await?;
+    let publish = crate::archive::publish(&config).await?;
     let sqlite = open_store(&config).await?;
     let store: DynStore = sqlite.clone();
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -69,6 +70,7 @@ pub(crate) async fn serve(config: Config, demo: bool) -> Result<()> {
         audit_reads: true,
         exports: config.exports.clone(),
         retention,
+        publish,
         connections: config.connections.clone(),
         verify_at_minute: config.verify_at_minute,
         public_url: config.public_url.clone(),

@@ -105,8 +105,9 @@ pub(crate) async fn migrate_store(config: &Config, from: &str, to: &str) -> Resu
         .with_context(|| format!("cannot open the PostgreSQL store at {}", redact(to)))?;
     let src = trail_store::sqlite::SqliteStore::open(&path, trail_store::sqlite::SqliteConfig::default())
         .with_context(|| format!("cannot open {}", path.display()))?;
-    let report =
-        trail_store::copy::copy(&src, &pg, crate::archive::archive(config).await?.as_deref()).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let report = trail_store::copy::copy(&src, &pg, crate::archive::archive(config).await?.as_deref())
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     src.close();
     for (org, entries, checkpoints) in &report.logs {
         let vkey = trail_core::checkpoint::verifier_key(&format!("{}/{org}", config.name), &key.verifying_key());

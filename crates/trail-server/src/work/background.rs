@@ -3,7 +3,8 @@
 //! and delivery worker, the stream supervisor and its drivers, the installation log's
 //! extension (every second), and (when
 //! `ServerConfig::housekeeping` is on, as in `trail serve`) scheduled exports,
-//! retention, the daily self-check and the signer's refusal watch. Each loop runs
+//! retention, the daily self-check, the signer's refusal watch and publishing the logs
+//! to a bucket. Each loop runs
 //! through a `Spawner`, which ends it when the signal comes, at whatever await it is
 //! waiting on; every loop keeps its position in the store, so the next start resumes.
 
@@ -12,7 +13,7 @@ use std::{future::Future, time::Duration};
 use tokio::{runtime::Handle, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 
-use super::{alerts, feed, retention, schedules, selfcheck, streams, Services};
+use super::{alerts, feed, publish, retention, schedules, selfcheck, streams, Services};
 
 /// How often the organizations' new checkpoints are appended to the installation log.
 const INSTALLATION_EVERY: Duration = Duration::from_secs(1);
@@ -62,6 +63,7 @@ pub fn start(st: &Services, shutdown: CancellationToken) {
         spawner.spawn(retention::daily(st.clone()));
         spawner.spawn(selfcheck::daily(st.clone()));
         spawner.spawn(selfcheck::watch_refusals(st.clone()));
+        spawner.spawn(publish::run(st.clone()));
     }
 }
 

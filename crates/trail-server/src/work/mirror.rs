@@ -54,7 +54,7 @@ pub struct MirrorReport {
 }
 
 /// Every tile of a tree of `size` at `level` (or its entry bundles), full ones first.
-fn tiles_of(size: u64, kind: TileKind) -> Vec<Tile> {
+pub(crate) fn tiles_of(size: u64, kind: TileKind) -> Vec<Tile> {
     let span = match kind {
         TileKind::Hashes { level } => TILE_WIDTH.pow(u32::from(level)),
         TileKind::Entries => 1,
@@ -70,7 +70,7 @@ fn tiles_of(size: u64, kind: TileKind) -> Vec<Tile> {
 }
 
 /// The hash levels a tree of `size` has tiles at.
-fn levels(size: u64) -> Vec<u8> {
+pub(crate) fn levels(size: u64) -> Vec<u8> {
     (0u8..8).take_while(|l| TILE_WIDTH.checked_pow(u32::from(*l)).is_some_and(|s| s <= size)).collect()
 }
 

@@ -29,6 +29,7 @@ pub mod jobs;
 mod mail;
 pub mod mirror;
 pub mod outbound;
+pub mod publish;
 pub mod retention;
 pub mod schedules;
 pub mod selfaudit;

@@ -98,8 +98,20 @@ async fn hashes(st: &Services, log: Log<'_>, tile: Tile) -> Result<Vec<u8>, Work
 async fn entries(st: &Services, org: &str, tile: Tile) -> Result<Vec<u8>, WorkError> {
     let start = tile.start().ok_or_else(|| WorkError::Internal("an entry bundle without a start".into()))?;
     let width = tile.width();
-    let rows = archive::scan_merged(&*st.store, st.archive.as_deref(), org, start, width as usize).await?;
-    let got: Vec<u64> = rows.iter().map(|(s, _)| *s).take_while(|s| *s < start + width).collect();
+    // The range may span several archive files (one a day): read on until it is whole.
+    let mut rows: Vec<(u64, Vec<u8>)> = Vec::with_capacity(width as usize);
+    while (rows.len() as u64) < width {
+        let next = start + rows.len() as u64;
+        let more =
+            archive::scan_merged(&*st.store, st.archive.as_deref(), org, next, (width - rows.len() as u64) as usize)
+                .await?;
+        let before = rows.len();
+        rows.extend(more.into_iter().skip_while(|(s, _)| *s < next).take_while(|(s, _)| *s < start + width));
+        if rows.len() == before || rows.last().is_some_and(|(s, _)| *s + 1 != start + rows.len() as u64) {
+            break;
+        }
+    }
+    let got: Vec<u64> = rows.iter().map(|(s, _)| *s).collect();
     if got.len() as u64 != width || got.iter().zip(start..).any(|(s, want)| *s != want) {
         let first_kept = min_index(st, org).await?;
         return Err(WorkError::NotFound(format!(

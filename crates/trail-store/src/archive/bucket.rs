@@ -340,7 +340,8 @@ impl Bucket {
 /// Creates the bucket of `config.url` (with Object Lock enabled when `lock`): for tests
 /// and first setups; an existing bucket of ours is fine.
 pub async fn create_bucket(config: &BucketConfig, lock: bool) -> Result<(), StoreError> {
-    let (bucket, _) = parse_url(&config.url).map_err(|m| StoreError::Invalid { field: "archive.url".into(), message: m })?;
+    let (bucket, _) =
+        parse_url(&config.url).map_err(|m| StoreError::Invalid { field: "archive.url".into(), message: m })?;
     let c = client(config).await;
     match c.create_bucket().bucket(&bucket).object_lock_enabled_for_bucket(lock).send().await {
         Ok(_) => Ok(()),
@@ -353,13 +354,15 @@ pub async fn create_bucket(config: &BucketConfig, lock: bool) -> Result<(), Stor
 /// give them (S3-compatible servers differ in the newer trailing checksums).
 async fn client(config: &BucketConfig) -> Client {
     use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
-    let http = aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https();
+    let http =
+        aws_smithy_http_client::Builder::new().tls_provider(tls::Provider::Rustls(CryptoMode::Ring)).build_https();
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(5))
         .operation_attempt_timeout(Duration::from_secs(60))
         .operation_timeout(Duration::from_secs(180))
         .build();
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http).timeout_config(timeouts);
+    let mut loader =
+        aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http).timeout_config(timeouts);
     if let Some(r) = &config.region {
         loader = loader.region(Region::new(r.clone()));
     }

@@ -80,7 +80,8 @@ async fn a_bad_bucket_setting_is_named_at_open() {
     };
     let missing = field(Archive::open_bucket(&s3.config("s3://no-such-bucket")).await);
     assert!(missing.starts_with("archive.url") && missing.contains("does not exist"), "{missing}");
-    let wrong = BucketConfig { credentials: Some(("trail-test-access".into(), "wrong".into())), ..s3.config("s3://plain") };
+    let wrong =
+        BucketConfig { credentials: Some(("trail-test-access".into(), "wrong".into())), ..s3.config("s3://plain") };
     let refused = field(Archive::open_bucket(&wrong).await);
     assert!(refused.starts_with("archive.url") && refused.contains("credentials"), "{refused}");
     let unlocked = field(Archive::open_bucket(&locked(&s3, "s3://plain")).await);
@@ -92,4 +93,50 @@ async fn a_bad_bucket_setting_is_named_at_open() {
     assert!(unreachable.starts_with("archive.endpoint"), "{unreachable}");
     // Unlocked buckets work without a lock.
     Archive::open_bucket(&s3.config("s3://plain")).await.unwrap();
+}
+
+/// The bucket down during a retention run: the run fails, nothing is deleted online;
+/// the next run (the bucket back) archives every expired event exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bucket_down_during_retention_loses_nothing() {
+    use crate::{
+        sqlite::{SqliteConfig, SqliteStore},
+        testing::conformance::{seed_org, NOW},
+        AppendBatch, Archives, EventLog,
+    };
+    let mut s3 = S3Server::start();
+    s3.bucket("down", true).await;
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("trail.db"), SqliteConfig::default()).unwrap();
+    seed_org(&store, "acme").await;
+    let evs = (0..40)
+        .map(|i: i64| {
+            let age = if i % 4 == 0 { 0 } else { 10 + i };
+            let v = serde_json::json!({"action": "service:deploy",
+                "timestamp": Timestamp(NOW.0 - age * 86_400_000_000 - i).to_rfc3339_micros()});
+            (uuid::Uuid::now_v7(), trail_core::event::parse_event(v).unwrap())
+        })
+        .collect();
+    store.append(AppendBatch { org: "acme".into(), received_at: NOW, events: evs }).await.unwrap();
+    let a = Archive::open_bucket(&locked(&s3, "s3://down")).await.unwrap();
+    let rules = super::Retention { default_days: 5, categories: Default::default(), key_days: None };
+    s3.stop();
+    let failed = super::run(&store, &a, &rules, NOW).await;
+    assert!(matches!(failed, Err(StoreError::Unavailable(_))), "{failed:?}");
+    assert_eq!(store.scan("acme", 0, 100).await.unwrap().len(), 40, "nothing was deleted online");
+    assert!(store.archives(Some("acme")).await.unwrap().is_empty());
+    s3.resume();
+    let r = super::run(&store, &a, &rules, NOW).await.unwrap();
+    assert_eq!((r[0].archived, r[0].deleted), (30, 30), "{r:?}");
+    let mut seqs = Vec::new();
+    for f in store.archives(Some("acme")).await.unwrap() {
+        for leaf in a.read(&f).await.unwrap() {
+            seqs.push(trail_core::Event::from_leaf(&leaf).unwrap().seq);
+        }
+    }
+    seqs.sort();
+    let want: Vec<u64> = (0..40).filter(|i| i % 4 != 0).collect();
+    assert_eq!(seqs, want, "every expired event archived once");
+    assert_eq!(store.scan("acme", 0, 100).await.unwrap().len(), 10);
+    store.close();
 }

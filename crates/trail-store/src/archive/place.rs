@@ -113,7 +113,9 @@ impl Archive {
         let damaged = |problem: String| StoreError::Damaged { path: file.path.clone(), problem };
         let got = match &self.place {
             Place::Dir(_) => self.get(&file.path).await,
-            Place::Bucket(b) => b.get_checked(&file.path, |bytes| hex::encode(Sha256::digest(bytes)) == file.sha256).await,
+            Place::Bucket(b) => {
+                b.get_checked(&file.path, |bytes| hex::encode(Sha256::digest(bytes)) == file.sha256).await
+            }
         };
         let packed = match got {
             Ok(Some(b)) => b,
@@ -227,7 +229,8 @@ async fn keep_in_bucket(
             }
             Put::Exists => {
                 let kept = b.get(&mpath).await?.and_then(|m| serde_json::from_slice::<ArchiveFile>(&m).ok());
-                if let Some(kept) = kept.filter(|k| ArchiveFile { created_at: file.created_at.clone(), ..k.clone() } == file)
+                if let Some(kept) =
+                    kept.filter(|k| ArchiveFile { created_at: file.created_at.clone(), ..k.clone() } == file)
                 {
                     return Ok(kept);
                 }
