@@ -136,7 +136,8 @@ enum Command {
     /// writing it; run it again to bring the copy up to date (full tiles already there
     /// are checked, not fetched). `trail verify --mirror DIR` checks the copy offline.
     Mirror {
-        /// The server, e.g. https://trail.example.com.
+        /// The server, e.g. https://trail.example.com, or the bucket the logs are
+        /// published to (`s3://bucket/prefix`, with `[archive]`'s endpoint).
         #[arg(long)]
         url: String,
         #[arg(long)]
@@ -532,7 +533,7 @@ async fn run(cli: Cli) -> Result<()> {
             import::import_cmd(&config, &format, &org, &files, max_expanded_mib.saturating_mul(1 << 20)).await
         }
         Command::Mirror { url, org, verifier_key, out, api_key } => {
-            verify::mirror(&url, &org, &verifier_key, &out, api_key).await
+            verify::mirror(&config, &url, &org, &verifier_key, &out, api_key).await
         }
         Command::Verify { mirror: Some(dir), key, policy, .. } => {
             verify::verify_mirror(&dir, key.as_deref(), policy.as_deref())

@@ -130,9 +130,25 @@ pub(crate) fn verify_received(copy: &str, note: &str, key: &str) -> Result<()> {
 }
 
 /// `trail mirror`: copies the log's tiles into `out`, checked before they are written.
-pub(crate) async fn mirror(url: &str, org: &str, vkey: &str, out: &std::path::Path, key: Option<String>) -> Result<()> {
+/// A bucket URL (`s3://…`, where `[transparency] publish` writes) is read with
+/// `[archive]`'s endpoint and the AWS credentials.
+pub(crate) async fn mirror(
+    config: &Config,
+    url: &str,
+    org: &str,
+    vkey: &str,
+    out: &std::path::Path,
+    key: Option<String>,
+) -> Result<()> {
     use trail_server::work::mirror;
-    let src = mirror::Source { url: url.to_string(), org: org.to_string(), key };
+    let bucket = match url.starts_with("s3://") {
+        true => {
+            let b = trail_store::archive::BucketConfig { url: url.to_string(), ..config.archive_settings.clone() };
+            Some(trail_store::archive::Archive::open_bucket(&b).await.map_err(|e| anyhow::anyhow!("--url: {e}"))?)
+        }
+        false => None,
+    };
+    let src = mirror::Source { url: url.to_string(), org: org.to_string(), key, bucket };
     let done = mirror::mirror(&src, vkey, out).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(
         "mirrored {} entries of {org} into {} ({} tiles and bundles fetched, {} already there and checked)",

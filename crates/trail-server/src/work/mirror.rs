@@ -25,11 +25,53 @@ const IN_FLIGHT: usize = 8;
 
 /// Where a mirror reads from.
 pub struct Source {
-    /// The server's URL (`https://trail.example.com`).
+    /// The server's URL (`https://trail.example.com`), or the bucket's (`s3://…`).
     pub url: String,
     pub org: String,
     /// An API key (`audit` for the tree, `read` for the entries too).
     pub key: Option<String>,
+    /// The bucket the logs are published to (`[transparency] publish`), opened: read
+    /// instead of the server.
+    pub bucket: Option<trail_store::archive::Archive>,
+}
+
+/// Reads a log's resources (`checkpoint`, `tile/…`) from a server or a bucket.
+struct Reader<'a> {
+    src: &'a Source,
+    client: reqwest::Client,
+}
+
+impl Reader<'_> {
+    async fn get(&self, path: &str) -> Result<Vec<u8>, WorkError> {
+        let src = self.src;
+        match &src.bucket {
+            Some(b) => b.get(&format!("{}/{path}", src.org)).await?.ok_or_else(|| {
+                WorkError::NotFound(format!(
+                    "{}/{}/{path} is not in the bucket",
+                    src.url.trim_end_matches('/'),
+                    src.org
+                ))
+            }),
+            None => {
+                let url = format!("{}/log/{}/{path}", src.url.trim_end_matches('/'), src.org);
+                outbound::fetch(&self.client, &url, src.key.as_deref()).await
+            }
+        }
+    }
+
+    /// The organization checkpoint's proof into the installation log, for `size`.
+    async fn checkpoint_proof(&self, size: u64) -> Result<Vec<u8>, WorkError> {
+        let src = self.src;
+        if src.bucket.is_some() {
+            return self.get("checkpoint.tlog-proof").await;
+        }
+        let url = format!(
+            "{}/api/v1/checkpoint?org={}&size={size}&format=tlog-proof",
+            src.url.trim_end_matches('/'),
+            src.org
+        );
+        outbound::fetch(&self.client, &url, src.key.as_deref()).await
+    }
 }
 
 /// What a mirror run did.
@@ -126,25 +168,19 @@ fn kept(dir: &Path, tile: &Tile) -> Option<Vec<u8>> {
 /// Mirrors `src`'s log into `dir`, checking every tile against the checkpoint signed
 /// by `vkey` before writing it.
 pub async fn mirror(src: &Source, vkey: &str, dir: &Path) -> Result<Mirrored, WorkError> {
-    let client = outbound::fetcher(std::time::Duration::from_secs(60))?;
-    let base = format!("{}/log/{}", src.url.trim_end_matches('/'), src.org);
-    let get = async |path: &str| -> Result<Vec<u8>, WorkError> {
-        outbound::fetch(&client, &format!("{base}/{path}"), src.key.as_deref()).await
-    };
+    let reader = Reader { src, client: outbound::fetcher(std::time::Duration::from_secs(60))? };
+    let get = async |path: &str| -> Result<Vec<u8>, WorkError> { reader.get(path).await };
     let note = String::from_utf8(get("checkpoint").await?)
         .map_err(|_| WorkError::Unavailable("the checkpoint is not text".into()))?;
     let cp = checkpoint::verify(&note, vkey).map_err(|e| WorkError::field("key", e.to_string()))?;
     let mut done = Mirrored { size: cp.size, ..Mirrored::default() };
     let get_all = |tiles: Vec<Tile>| {
-        let (client, base, key) = (&client, &base, src.key.as_deref());
+        let reader = &reader;
         futures::stream::iter(tiles)
             .map(move |tile| async move {
                 match kept(dir, &tile) {
                     Some(b) => Ok((tile, b, false)),
-                    None => {
-                        let url = format!("{base}/tile/{}", tile.path());
-                        outbound::fetch(client, &url, key).await.map(|b| (tile, b, true))
-                    }
+                    None => reader.get(&format!("tile/{}", tile.path())).await.map(|b| (tile, b, true)),
                 }
             })
             .buffered(IN_FLIGHT)
@@ -207,13 +243,7 @@ pub async fn mirror(src: &Source, vkey: &str, dir: &Path) -> Result<Mirrored, Wo
     // An organization's checkpoint proved into the installation log (witnessed, when
     // the server has witnesses), for `trail verify --mirror DIR --policy FILE`.
     if event_org(&src.org).is_some() {
-        let url = format!(
-            "{}/api/v1/checkpoint?org={}&size={}&format=tlog-proof",
-            src.url.trim_end_matches('/'),
-            src.org,
-            cp.size
-        );
-        match outbound::fetch(&client, &url, src.key.as_deref()).await {
+        match reader.checkpoint_proof(cp.size).await {
             Ok(proof) => write(&dir.join(CHECKPOINT_PROOF), &proof)?,
             Err(WorkError::NotFound(_)) => {
                 let _ = std::fs::remove_file(dir.join(CHECKPOINT_PROOF));

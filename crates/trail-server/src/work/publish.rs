@@ -68,11 +68,30 @@ pub async fn publish_log(st: &Services, cfg: &PublishConfig, name: &str, from: u
     Ok(cp.size)
 }
 
+/// Publishes an organization checkpoint's proof into the installation log
+/// (`<org>/checkpoint.tlog-proof`, what `trail verify --mirror --policy` reads); `false`
+/// until the checkpoint is in the installation log (within about a second).
+pub async fn publish_proof(st: &Services, cfg: &PublishConfig, org: &str, size: u64) -> Result<bool, WorkError> {
+    let Some(cp) = st.store.checkpoint(org, Some(size)).await? else { return Ok(false) };
+    let policy = st.config.witness.as_ref().map(|w| &*w.policy);
+    let Some(p) = tiles::installation_proof(&st.store, policy, org, size).await? else { return Ok(false) };
+    let text = trail_core::tlog_proof::TlogProof {
+        extra: Some(cp.note.into_bytes()),
+        index: p.index,
+        proof: p.proof,
+        checkpoint: p.checkpoint.note,
+    }
+    .to_text();
+    cfg.target.publish(&format!("{org}/checkpoint.tlog-proof"), text.into_bytes(), false).await?;
+    Ok(true)
+}
+
 /// Publishes every log, then again every `every`, resuming at start from the
 /// checkpoints already in the bucket.
 pub(crate) async fn run(st: Services) {
     let Some(cfg) = st.config.publish.clone() else { return };
     let mut done: HashMap<String, u64> = HashMap::new();
+    let mut proved: HashMap<String, u64> = HashMap::new();
     loop {
         let mut names: Vec<String> = match st.store.orgs().await {
             Ok(orgs) => orgs.into_iter().map(|o| o.slug).collect(),
@@ -93,12 +112,23 @@ pub(crate) async fn run(st: Services) {
                     }
                 },
             };
-            match publish_log(&st, &cfg, &name, from).await {
-                Ok(size) => {
-                    done.insert(name, size);
+            let size = match publish_log(&st, &cfg, &name, from).await {
+                Ok(size) => size,
+                Err(WorkError::NotFound(_)) => continue,
+                Err(e) => {
+                    tracing::warn!(log = %name, error = %e, "publishing the log's tiles failed");
+                    continue;
                 }
-                Err(WorkError::NotFound(_)) => {}
-                Err(e) => tracing::warn!(log = %name, error = %e, "publishing the log's tiles failed"),
+            };
+            done.insert(name.clone(), size);
+            if name != INSTALLATION && proved.get(&name) != Some(&size) {
+                match publish_proof(&st, &cfg, &name, size).await {
+                    Ok(true) => {
+                        proved.insert(name, size);
+                    }
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!(log = %name, error = %e, "publishing the checkpoint's proof failed"),
+                }
             }
         }
         tokio::time::sleep(cfg.every).await;

@@ -248,3 +248,73 @@ fn a_bad_bucket_setting_stops_trail_naming_it() {
         "{err}"
     );
 }
+
+/// `[transparency] publish`: the server writes each log's tiles and checkpoint to a
+/// bucket as they complete; a mirror reads them from the bucket alone (the server
+/// stopped) and verifies them offline. Entry bundles go only to a bucket marked private.
+#[test]
+fn the_logs_published_to_a_bucket_are_mirrored_without_a_server() {
+    let s3 = S3Server::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(s3.bucket("tiles", false));
+    let toml = |prefix: &str, private: bool| {
+        format!(
+            "[transparency]\npublish = \"s3://tiles/{prefix}\"\npublish_private = {private}\n\n[archive]\nendpoint = \"{}\"\npath_style = true\n",
+            s3.endpoint()
+        )
+    };
+    std::fs::write(d.join("trail.toml"), toml("private", true)).unwrap();
+    // 300 events: a full tile and bundle, and partial ones.
+    let lines: String =
+        (0..300).map(|i| format!("{}\n", json!({"action": "user:update", "details": {"n": i}}))).collect();
+    std::fs::write(d.join("events.ndjson"), lines).unwrap();
+    run_ok(trail(d, None, &s3).args(["keys", "create", "--org", "acme", "--scope", "ingest"]));
+    run_ok(trail(d, None, &s3).args(["ingest", d.join("events.ndjson").to_str().unwrap(), "--org", "acme"]));
+    let vkey = run_ok(trail(d, None, &s3).args(["keys", "verifier", "--org", "acme"])).trim().to_string();
+    let ikey = run_ok(trail(d, None, &s3).args(["keys", "verifier", "--org", "_installation"])).trim().to_string();
+    let bucket = |prefix: &str| rt.block_on(Archive::open_bucket(&s3.config(&format!("s3://tiles/{prefix}")))).unwrap();
+    let published = bucket("private");
+    let served = spawn_served(trail(d, None, &s3).args(["serve", "--listen", "127.0.0.1:0"]));
+    // Published within a second or two: the checkpoint (written last) and its proof.
+    rt.block_on(support::until("the published checkpoint and its proof", async || {
+        let note = published.get("acme/checkpoint").await.ok()??;
+        let size: u64 = String::from_utf8(note).ok()?.lines().nth(1)?.parse().ok()?;
+        (size >= 300 && published.get("acme/checkpoint.tlog-proof").await.ok()?.is_some()).then_some(())
+    }));
+    rt.block_on(support::until("the installation log published", async || {
+        published.get("_installation/checkpoint").await.ok()?.map(drop)
+    }));
+    drop(served);
+    let m = d.join("mirror");
+    let out = run_ok(
+        trail(d, None, &s3)
+            .args(["mirror", "--url", "s3://tiles/private", "--org", "acme", "--verifier-key", &vkey, "--out"])
+            .arg(&m),
+    );
+    assert!(out.starts_with("mirrored ") && !out.contains("no checkpoint.tlog-proof"), "{out}");
+    let ok = run_ok(trail(d, None, &s3).args(["verify", "--mirror"]).arg(&m).args(["--key", &vkey]));
+    assert!(ok.starts_with("ok: "), "{ok}");
+    let mi = d.join("mirror-installation");
+    run_ok(
+        trail(d, None, &s3)
+            .args(["mirror", "--url", "s3://tiles/private", "--org", "_installation", "--verifier-key", &ikey, "--out"])
+            .arg(&mi),
+    );
+    assert!(
+        run_ok(trail(d, None, &s3).args(["verify", "--mirror"]).arg(&mi).args(["--key", &ikey])).starts_with("ok: ")
+    );
+
+    // A bucket not marked private gets the hashes and checkpoints, never the entries.
+    std::fs::write(d.join("trail.toml"), toml("public", false)).unwrap();
+    let public = bucket("public");
+    let served = spawn_served(trail(d, None, &s3).args(["serve", "--listen", "127.0.0.1:0"]));
+    rt.block_on(support::until("the public checkpoint", async || public.get("acme/checkpoint").await.ok()?.map(drop)));
+    drop(served);
+    rt.block_on(async {
+        assert!(public.get("acme/tile/0/000").await.unwrap().is_some());
+        assert!(public.get("acme/tile/entries/000").await.unwrap().is_none(), "event content in a public bucket");
+        assert!(published.get("acme/tile/entries/000").await.unwrap().is_some());
+    });
+}
