@@ -21,6 +21,7 @@ use std::{
 use trail_store::prelude::*;
 
 mod alerts;
+mod archives;
 mod exports;
 mod facets;
 mod import;
@@ -98,6 +99,11 @@ struct Args {
     /// 10,000 events/s, with this many events per ingest run (0: skip).
     #[arg(long, default_value_t = 0, value_name = "N")]
     witnesses: usize,
+    /// Retention into a locked bucket (SeaweedFS) against the S3 client alone, and a
+    /// month downloaded from the bucket against from local files, with this many events
+    /// (0: skip).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    archive: usize,
     /// A server's memory and answer times under searches at and past the bounds.
     #[arg(long)]
     search_memory: bool,
@@ -563,6 +569,9 @@ fn main() -> Result<()> {
         }
         if a.witnesses > 0 {
             witnesses::bench_witnesses(a.witnesses, runs).await?;
+        }
+        if a.archive > 0 {
+            archives::bench_archive(a.archive, runs).await?;
         }
         if a.import > 0 {
             import::bench_import(a.import, runs).await?;

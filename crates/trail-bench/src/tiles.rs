@@ -81,7 +81,12 @@ pub(crate) async fn mirror_table(base: &str, key: &str, db: &std::path::Path) ->
         }
         let reference = from as f64 / t.elapsed().as_secs_f64();
         let dir = tempfile::tempdir_in(".")?;
-        let src = trail_server::work::mirror::Source { url: base.into(), org: "acme".into(), key: Some(key.into()) };
+        let src = trail_server::work::mirror::Source {
+            url: base.into(),
+            org: "acme".into(),
+            key: Some(key.into()),
+            bucket: None,
+        };
         let t = Instant::now();
         let done =
             trail_server::work::mirror::mirror(&src, &vkey, dir.path()).await.map_err(|e| anyhow::anyhow!("{e}"))?;

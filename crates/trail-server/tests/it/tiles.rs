@@ -186,7 +186,7 @@ async fn tiles_are_read_and_checked_by_independent_code(store: Arc<dyn Store>, a
 
     // An auditor's mirror, checked offline.
     let mirror_dir = archive.with_file_name("mirror");
-    let src = mirror::Source { url: http.base.clone(), org: "acme".into(), key: Some(http.key.clone()) };
+    let src = mirror::Source { url: http.base.clone(), org: "acme".into(), key: Some(http.key.clone()), bucket: None };
     let first_mirror = mirror::mirror(&src, &vkey(), &mirror_dir).await.unwrap();
     assert!(first_mirror.size >= n && first_mirror.kept == 0, "{first_mirror:?}");
     let report = mirror::verify_mirror(&mirror_dir, &vkey()).unwrap();

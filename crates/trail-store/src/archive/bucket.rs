@@ -206,9 +206,9 @@ impl Bucket {
             .map_err(|e| unavailable(err(&format!("writing {}", self.key(path)), &e)))
     }
 
-    /// Whether the object at `path` holds exactly `len` bytes of SHA-256 `sha256`, as
-    /// the server reports them (`HEAD` with its stored checksum).
-    pub async fn confirm(&self, path: &str, len: usize, sha256: &[u8]) -> Result<bool, StoreError> {
+    /// The SHA-256 (base64) and length the server stored for `path` (`HEAD` with its
+    /// checksum); no checksum when the server keeps none.
+    pub async fn stored_checksum(&self, path: &str) -> Result<(Option<String>, Option<i64>), StoreError> {
         let head = self
             .client
             .head_object()
@@ -218,11 +218,17 @@ impl Bucket {
             .send()
             .await
             .map_err(|e| unavailable(err(&format!("checking {}", self.key(path)), &e)))?;
+        Ok((head.checksum_sha256().map(|s| s.split('-').next().unwrap_or(s).to_string()), head.content_length()))
+    }
+
+    /// Whether the object at `path` holds exactly `len` bytes of SHA-256 `sha256`, as
+    /// the server reports them (`HEAD` with its stored checksum).
+    pub async fn confirm(&self, path: &str, len: usize, sha256: &[u8]) -> Result<bool, StoreError> {
         let want = base64::engine::general_purpose::STANDARD.encode(sha256);
-        match head.checksum_sha256() {
-            Some(sum) => Ok(sum.split('-').next() == Some(want.as_str()) && head.content_length() == Some(len as i64)),
+        match self.stored_checksum(path).await? {
+            (Some(sum), stored_len) => Ok(sum == want && stored_len == Some(len as i64)),
             // A server that keeps no checksum: the bytes are read back instead.
-            None => Ok(self.get(path).await?.is_some_and(|b| b.len() == len && Sha256::digest(&b)[..] == *sha256)),
+            (None, _) => Ok(self.get(path).await?.is_some_and(|b| b.len() == len && Sha256::digest(&b)[..] == *sha256)),
         }
     }
 
@@ -273,7 +279,7 @@ impl Bucket {
         for m in out.delete_markers().iter().filter(|m| m.key() == Some(&key)) {
             all.push((m.version_id().unwrap_or("null").to_string(), true, m.last_modified().cloned()));
         }
-        all.sort_by(|a, b| b.2.cmp(&a.2));
+        all.sort_by_key(|v| std::cmp::Reverse(v.2));
         Ok(all.into_iter().map(|(v, marker, _)| (v, marker)).collect())
     }
 

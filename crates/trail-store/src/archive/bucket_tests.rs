@@ -39,6 +39,13 @@ async fn a_locked_bucket_keeps_each_file_once_and_for_good() {
     assert_eq!(f.path, "acme/2023-11/2023-11-14.3.jsonl.zst");
     assert_eq!(a.read(&f).await.unwrap(), evs.iter().map(|e| e.leaf.clone()).collect::<Vec<_>>());
     assert_eq!(a.on_disk("acme").await.unwrap(), vec![f.path.clone()]);
+    // The server keeps the SHA-256 it checked: retention's confirmation is a HEAD.
+    let raw = crate::archive::bucket::Bucket::open(&locked(&s3, "s3://trail-archive/prod")).await.unwrap();
+    let (sum, len) = raw.stored_checksum(&f.path).await.unwrap();
+    let packed = raw.get(&f.path).await.unwrap().unwrap();
+    use base64::Engine;
+    let want = base64::engine::general_purpose::STANDARD.encode(<sha2::Sha256 as sha2::Digest>::digest(&packed));
+    assert_eq!((sum, len), (Some(want), Some(packed.len() as i64)));
 
     // A file left by an interrupted run is taken again when it holds the same bytes;
     // other bytes for the same day and first seq go to a key of their own.
@@ -53,7 +60,6 @@ async fn a_locked_bucket_keeps_each_file_once_and_for_good() {
     // with these credentials; an overwrite is refused by `If-None-Match`.
     assert!(!a.remove(&f.path).await.unwrap(), "a locked object was deleted");
     assert_eq!(a.read(&f).await.unwrap().len(), 3, "the locked file is gone");
-    let raw = crate::archive::bucket::Bucket::open(&locked(&s3, "s3://trail-archive/prod")).await.unwrap();
     assert!(matches!(raw.put_once(&f.path, b"forged".to_vec(), false, 0).await.unwrap(), super::bucket::Put::Exists));
     assert_eq!(a.read(&f).await.unwrap().len(), 3, "the locked file changed");
     // Hidden behind a newer version (which a lock allows once the current one is a

@@ -29,17 +29,9 @@ pub async fn merged(
     // Every file is checked before the first chunk, against its manifest and against
     // the leaf hashes the log recorded, so a damaged one fails the request while it can
     // still be answered with an error; each is checked again as it is read.
-    for f in &files {
-        let leaves = archive.read(f).await?;
-        let recorded: BTreeMap<u64, trail_core::merkle::Hash> =
-            store.tree_nodes(&f.org, 0, f.first_seq, f.last_seq + 1).await?.into_iter().collect();
-        for leaf in &leaves {
-            let seq = Event::from_leaf(leaf).map(|e| e.seq).unwrap_or(u64::MAX);
-            if recorded.get(&seq) != Some(&trail_core::merkle::leaf_hash(leaf)) {
-                let problem = format!("entry {seq} differs from the leaf hash the log recorded for it");
-                return Err(StoreError::Damaged { path: f.path.clone(), problem });
-            }
-        }
+    // A few at once: fetched, decompressed and hashed on every core.
+    for some in files.chunks(4) {
+        futures::future::try_join_all(some.iter().map(|f| check_file(store, &archive, f))).await?;
     }
     let mut by_day: BTreeMap<String, Vec<ArchiveFile>> = BTreeMap::new();
     for f in files {
@@ -50,11 +42,24 @@ pub async fn merged(
     let (tx, rx) = tokio::sync::mpsc::channel(2);
     let handle = tokio::runtime::Handle::current();
     tokio::task::spawn_blocking(move || {
-        let day_events = |files: &[ArchiveFile]| -> Result<VecDeque<(i64, u64, Vec<u8>)>, StoreError> {
+        // The next day's files are fetched and decompressed while this one is merged.
+        type Day = tokio::task::JoinHandle<Result<Vec<(String, Vec<Vec<u8>>)>, StoreError>>;
+        let fetch = |files: Vec<ArchiveFile>| -> Day {
+            let a = archive.clone();
+            handle.spawn(async move {
+                let mut out = Vec::with_capacity(files.len());
+                for f in files {
+                    let leaves = a.read(&f).await?;
+                    out.push((f.path, leaves));
+                }
+                Ok(out)
+            })
+        };
+        let day_events = |day: Day| -> Result<VecDeque<(i64, u64, Vec<u8>)>, StoreError> {
             let mut evs = Vec::new();
-            for f in files {
-                for leaf in handle.block_on(archive.read(f))? {
-                    let e = Event::from_leaf(&leaf).map_err(|e| StoreError::Corrupt(format!("{}: {e}", f.path)))?;
+            for (path, leaves) in handle.block_on(day).map_err(|_| StoreError::Closed)?? {
+                for leaf in leaves {
+                    let e = Event::from_leaf(&leaf).map_err(|e| StoreError::Corrupt(format!("{path}: {e}")))?;
                     if scope.allows(&e.org, e.category()) && filter.matches(&e, now) {
                         evs.push((e.timestamp.0, e.seq, leaf));
                     }
@@ -64,6 +69,7 @@ pub async fn merged(
             Ok(evs.into())
         };
         let mut days = by_day.into_values();
+        let mut next_day = days.next().map(fetch);
         let mut archived: VecDeque<(i64, u64, Vec<u8>)> = VecDeque::new();
         let mut live: VecDeque<(i64, u64, Vec<u8>)> = VecDeque::new();
         let mut online_done = false;
@@ -71,8 +77,11 @@ pub async fn merged(
         let result = (|| -> Result<(), StoreError> {
             loop {
                 while archived.is_empty() {
-                    match days.next() {
-                        Some(files) => archived = day_events(&files)?,
+                    match next_day.take() {
+                        Some(day) => {
+                            next_day = days.next().map(fetch);
+                            archived = day_events(day)?;
+                        }
                         None => break,
                     }
                 }
@@ -117,6 +126,21 @@ pub async fn merged(
         }
     });
     Ok(rx)
+}
+
+/// A file checked against its manifest and against the leaf hashes the log recorded.
+async fn check_file(store: &dyn Store, archive: &Archive, f: &ArchiveFile) -> Result<(), StoreError> {
+    let leaves = archive.read(f).await?;
+    let recorded: BTreeMap<u64, trail_core::merkle::Hash> =
+        store.tree_nodes(&f.org, 0, f.first_seq, f.last_seq + 1).await?.into_iter().collect();
+    for leaf in &leaves {
+        let seq = Event::from_leaf(leaf).map(|e| e.seq).unwrap_or(u64::MAX);
+        if recorded.get(&seq) != Some(&trail_core::merkle::leaf_hash(leaf)) {
+            let problem = format!("entry {seq} differs from the leaf hash the log recorded for it");
+            return Err(StoreError::Damaged { path: f.path.clone(), problem });
+        }
+    }
+    Ok(())
 }
 
 /// Events of `org` with `seq >= from` in seq order, from the store and the archive

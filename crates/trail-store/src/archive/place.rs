@@ -86,7 +86,9 @@ impl Archive {
         events: &[Expired],
         now: Timestamp,
     ) -> Result<ArchiveFile, StoreError> {
-        let packed = pack(org, day, events, now)?;
+        // Compressing is the CPU's work: off the runtime's threads.
+        let (org, day, events) = (org.to_string(), day.to_string(), events.to_vec());
+        let packed = joined(tokio::task::spawn_blocking(move || pack(&org, &day, &events, now)).await)?;
         self.keep(packed.file, packed.data, packed.manifest).await
     }
 

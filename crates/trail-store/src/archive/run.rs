@@ -10,6 +10,9 @@ use trail_core::Timestamp;
 use super::*;
 use crate::{Store, StoreError};
 
+/// Archive files written at once in a step.
+const WRITES_AT_ONCE: usize = 4;
+
 /// What one organization's part of a run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct OrgReport {
@@ -105,9 +108,13 @@ async fn run_org(
             newest = newest.max(e.ts);
             days.entry(Timestamp(e.ts).to_datetime().format("%Y-%m-%d").to_string()).or_default().push(e);
         }
+        // A few days' files at once: compressing on every core while others are
+        // written and confirmed.
         let mut files = Vec::with_capacity(days.len());
-        for (day, evs) in &days {
-            files.push(archive.write(org, day, evs, as_of).await?);
+        let days: Vec<(String, Vec<Expired>)> = days.into_iter().collect();
+        for some in days.chunks(WRITES_AT_ONCE) {
+            let writes = some.iter().map(|(day, evs)| archive.write(org, day, evs, as_of));
+            files.extend(futures::future::try_join_all(writes).await?);
         }
         failpoint("after-archive");
         report.archived += seqs.len() as u64;

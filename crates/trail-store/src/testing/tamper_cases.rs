@@ -57,6 +57,16 @@ pub const CASES: &[Case] = &[
         with_saved_checkpoint: false,
     },
     Case {
+        name: "an id claimed twice, its unique index dropped",
+        sqlite: Some(
+            "DROP INDEX events_id;
+             UPDATE events SET id = (SELECT id FROM events WHERE seq = 3) WHERE seq = 4;",
+        ),
+        postgres: None,
+        expect: "an id is claimed twice",
+        with_saved_checkpoint: false,
+    },
+    Case {
         name: "an event's stored bytes",
         sqlite: Some("UPDATE leaves SET leaf = CAST(replace(CAST(leaf AS TEXT), 'deploy', 'deplOy') AS BLOB) WHERE seq = 7"),
         postgres: Some("UPDATE events SET leaf = convert_to(replace(convert_from(leaf, 'UTF8'), 'deploy', 'deplOy'), 'UTF8') WHERE seq = 7"),
