@@ -82,11 +82,19 @@ pub(crate) fn place(
         retain_years: retain_years.unwrap_or(0),
         credentials: None,
     };
-    // Without a bucket URL the archive is a directory.
-    let Some(url) = url.filter(|u| u.starts_with("s3://")) else {
-        let dir =
-            env("TRAIL_ARCHIVE_DIR").map(PathBuf::from).or(archive_dir).unwrap_or_else(|| data_dir.join("archive"));
-        return Ok((Place::Dir(dir), settings));
+    // Without a bucket URL the archive is a directory: `url` as a path (or `file://…`),
+    // else `[retention] archive_dir`.
+    let url = match url {
+        Some(u) if u.starts_with("s3://") => u,
+        Some(u) if !u.contains("://") || u.starts_with("file://") => {
+            return Ok((Place::Dir(PathBuf::from(u.trim_start_matches("file://"))), settings));
+        }
+        Some(u) => bail!("[archive] url (TRAIL_ARCHIVE_URL) must be s3://bucket/prefix or a directory, not '{u}'"),
+        None => {
+            let dir =
+                env("TRAIL_ARCHIVE_DIR").map(PathBuf::from).or(archive_dir).unwrap_or_else(|| data_dir.join("archive"));
+            return Ok((Place::Dir(dir), settings));
+        }
     };
     parse_url(&url).map_err(|m| anyhow::anyhow!("[archive] url (TRAIL_ARCHIVE_URL): {m}"))?;
     Ok((Place::Bucket(BucketConfig { url, ..settings.clone() }), settings))
@@ -195,4 +203,47 @@ pub(crate) async fn move_to(config: &Config, to: &str, keep: bool) -> Result<()>
     );
     println!("now set [archive] url = \"{to}\" (with its endpoint and credentials) and restart trail");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(toml: &str, env: &[(&str, &str)]) -> Result<(Place, BucketConfig)> {
+        let file: FileArchive = toml::from_str(toml)?;
+        let env = |k: &str| env.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string());
+        place(file, &env, None, Path::new("/data"))
+    }
+
+    #[test]
+    fn the_archive_is_a_directory_or_a_bucket() {
+        assert_eq!(resolve("", &[]).unwrap().0, Place::Dir("/data/archive".into()));
+        assert_eq!(resolve("url = \"/srv/archive\"", &[]).unwrap().0, Place::Dir("/srv/archive".into()));
+        assert_eq!(resolve("url = \"file:///srv/a\"", &[]).unwrap().0, Place::Dir("/srv/a".into()));
+        let (place, _) = resolve(
+            "url = \"s3://trail/prod\"\nendpoint = \"http://127.0.0.1:9000\"\npath_style = true\nobject_lock = \"compliance\"\nretain_years = 7",
+            &[],
+        )
+        .unwrap();
+        let Place::Bucket(b) = place else { panic!("a bucket") };
+        assert_eq!(
+            (b.url.as_str(), b.path_style, b.object_lock, b.retain_years),
+            ("s3://trail/prod", true, Some(LockMode::Compliance), 7)
+        );
+        let env = resolve(
+            "",
+            &[
+                ("TRAIL_ARCHIVE_URL", "s3://other"),
+                ("TRAIL_ARCHIVE_OBJECT_LOCK", "governance"),
+                ("TRAIL_ARCHIVE_RETAIN_YEARS", "1"),
+            ],
+        );
+        assert!(matches!(env.unwrap().0, Place::Bucket(BucketConfig { object_lock: Some(LockMode::Governance), .. })));
+        let err = |toml: &str| resolve(toml, &[]).unwrap_err().to_string();
+        assert!(err("url = \"s3://trail\"\nobject_lock = \"forever\"").contains("must be compliance or governance"));
+        assert!(err("url = \"s3://trail\"\nobject_lock = \"compliance\"").contains("needs retain_years"));
+        assert!(err("url = \"https://trail.example/x\"").contains("must be s3://bucket/prefix or a directory"));
+        assert!(err("url = \"s3://x\"").contains("not a bucket name"));
+        assert!(err("url = \"s3://trail\"\nendpoint = \"minio:9000\"").contains("[archive] endpoint"));
+    }
 }
