@@ -280,6 +280,9 @@ pub struct ConnectionConfig {
     pub body_min_rate: u64,
     /// Live streams one caller (a user or a key) may hold open at once.
     pub max_streams_per_caller: usize,
+    /// After a shutdown signal, how long the requests in flight may take before the
+    /// process exits anyway.
+    pub shutdown_timeout: Duration,
 }
 
 impl Default for ConnectionConfig {
@@ -292,6 +295,7 @@ impl Default for ConnectionConfig {
             body_timeout: Duration::from_secs(10),
             body_min_rate: 64 * 1024,
             max_streams_per_caller: 8,
+            shutdown_timeout: Duration::from_secs(30),
         }
     }
 }

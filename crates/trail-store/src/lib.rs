@@ -249,6 +249,11 @@ pub trait EventLog: Send + Sync + 'static {
     /// Whether any event is stored (so `--demo` fills only an empty store).
     async fn is_empty(&self) -> Result<bool, StoreError>;
 
+    /// Whether appends can be written now (readiness): `Err` says why not (the store
+    /// closed or opened read-only, the disk nearly full, the database a read-only
+    /// replica or unreachable).
+    async fn writable(&self) -> Result<(), StoreError>;
+
     /// Entries appended by other processes sharing the database, as they commit (for
     /// live views across instances); `None` for a backend one process owns.
     fn appended_elsewhere(&self) -> Option<tokio::sync::broadcast::Receiver<AppendedRange>>;

@@ -200,6 +200,8 @@ pub struct FileServer {
     pub body_min_rate: Option<usize>,
     /// Live streams one user or key may hold open.
     pub max_streams_per_caller: Option<usize>,
+    /// Seconds the requests in flight may take after SIGTERM before the process exits.
+    pub shutdown_timeout_secs: Option<usize>,
     /// Where people reach this server (`https://trail.example.com`), for links in alerts.
     pub public_url: Option<String>,
 }
@@ -392,6 +394,11 @@ pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, flags: &F
             c.max_streams_per_caller,
         )?,
         trusted_proxies: trusted_proxies(fs, env)?,
+        shutdown_timeout: std::time::Duration::from_secs(num(
+            "TRAIL_SHUTDOWN_TIMEOUT_SECS",
+            fs.shutdown_timeout_secs,
+            secs(c.shutdown_timeout),
+        )? as u64),
     };
     let d = trail_server::ExportConfig::default();
     let tls = |v: Option<String>| -> Result<trail_server::SmtpTls> {

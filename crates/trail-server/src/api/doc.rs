@@ -212,7 +212,8 @@ impl Modify for Security {
         license(name = "Apache-2.0")
     ),
     paths(
-        super::events::health,
+        super::health::health,
+        super::health::ready,
         super::events::ingest,
         super::events::list,
         crate::live::stream,

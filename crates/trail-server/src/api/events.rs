@@ -1,4 +1,4 @@
-//! Events over HTTP: ingest, list, detail and facets, plus `/healthz`.
+//! Events over HTTP: ingest, list, detail and facets.
 
 use axum::{
     body::Body,
@@ -8,7 +8,7 @@ use axum::{
     Json,
 };
 use serde::Serialize;
-use serde_json::{value::RawValue, Value};
+use serde_json::value::RawValue;
 use trail_core::{diff::diff, event::parse_batch, Event, FieldError, Filter};
 use trail_store::{AppendBatch, Count, ListQuery};
 use utoipa::ToSchema;
@@ -23,27 +23,6 @@ const MAX_LIMIT: usize = 1000;
 /// Bodies above this size are parsed on a blocking thread so they do not stall the
 /// async workers.
 const INLINE_PARSE_BYTES: usize = 64 * 1024;
-
-/// The server's health.
-#[derive(Debug, Serialize, ToSchema)]
-pub(crate) struct Health {
-    /// `ok`, or `degraded` while the last self-check's findings stand.
-    status: String,
-    /// The last self-check's outcome, once one ran.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    verify: Option<Value>,
-    /// Organizations whose logs are not being signed because their stored tree does
-    /// not agree with their leaves, and why (`degraded` while any is listed).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    #[schema(value_type = Vec<Object>)]
-    not_signed: Vec<trail_store::seal::Refusal>,
-    /// With `[witness]`: the quorum, the newest signed and witnessed sizes of the
-    /// installation log, the lag in seconds, and each witness's last answer
-    /// (`degraded` while lagging, or while a witness refuses or is misconfigured).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    witness: Option<crate::work::witness::WitnessHealth>,
-}
 
 /// One event's acknowledgement.
 #[derive(Debug, Serialize, ToSchema)]
@@ -141,21 +120,6 @@ pub(crate) struct FacetCounts {
     results: Vec<CountView>,
     users: Vec<CountView>,
     companies: Vec<CountView>,
-}
-
-/// `ok`, or `degraded` while the last self-check's findings stand or a log is not
-/// being signed (still 200: the server works; what it stores needs an operator).
-#[utoipa::path(
-    get, path = "/healthz", tag = "system", security(()),
-    responses((status = 200, description = "The server works; `degraded` while the last self-check's findings stand or a log is not being signed", body = Health))
-)]
-pub(super) async fn health(State(st): State<AppState>) -> Response {
-    let (ok, last) = st.last_check.health();
-    let not_signed = st.store.refusals();
-    let witness = crate::work::witness::health(&st);
-    let ok = ok && not_signed.is_empty() && !witness.as_ref().is_some_and(|w| w.degraded());
-    let status = if ok { "ok" } else { "degraded" }.into();
-    Json(Health { status, verify: last, not_signed, witness }).into_response()
 }
 
 #[utoipa::path(

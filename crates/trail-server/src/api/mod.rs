@@ -1,5 +1,5 @@
-//! The HTTP API, one module per resource: `events` (ingest, list, detail, facets,
-//! health), `proofs`, `people` (login, sessions, users, roles), `keys`, `exports`
+//! The HTTP API, one module per resource: `events` (ingest, list, detail, facets),
+//! `health` (`/healthz` liveness, `/readyz` readiness), `proofs`, `people` (login, sessions, users, roles), `keys`, `exports`
 //! (exports and downloads), `jobs` (background exports), `schedules`, `timeline`
 //! (matches per hour or day), `alerts` (rules, destinations, deliveries). Handlers parse
 //! and check the request, call the store or the work layer (`crate::work`), and answer;
@@ -18,6 +18,7 @@ mod events;
 mod export_request;
 pub(crate) mod exports;
 pub(crate) mod extract;
+mod health;
 mod holds;
 mod import;
 pub(crate) mod jobs;
@@ -33,7 +34,8 @@ mod timeline;
 /// Every route of the application.
 pub(crate) fn router(state: AppState) -> Router {
     let routes = Router::new()
-        .route("/healthz", get(events::health))
+        .route("/healthz", get(health::health))
+        .route("/readyz", get(health::ready))
         .route("/api/v1/events", post(events::ingest).get(events::list))
         .route("/api/v1/import/{format}", post(import::import))
         .route("/api/v1/events/stream", get(crate::live::stream))

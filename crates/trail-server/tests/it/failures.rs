@@ -148,6 +148,10 @@ async fn the_daily_self_check_records_its_result_and_health_reports_a_failure() 
     let checks = trail_server::work::selfcheck::run(&s.state).await.unwrap();
     let acme = checks.iter().find(|c| c.org == "acme").unwrap();
     assert!(!acme.ok && acme.problems.contains("entry 10 (id"), "{acme:?}");
+    let ready = s.client.get(format!("{}/readyz", s.base)).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let ready: Value = ready.json().await.unwrap();
+    assert!(ready["reasons"].to_string().contains("self-check"), "{ready}");
     let h = health().await;
     assert_eq!((h["status"].as_str(), h["verify"]["failed"][0].as_str()), (Some("degraded"), Some("acme")), "{h}");
     assert!(h["verify"]["first_finding"].as_str().unwrap().contains("entry 10"), "{h}");

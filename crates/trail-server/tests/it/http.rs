@@ -413,6 +413,8 @@ async fn health_and_unknown_routes_answer_json() {
     let s = start().await;
     let (st, v) = s.get(None, "/healthz").await;
     assert_eq!((st, v["status"].as_str()), (StatusCode::OK, Some("ok")));
+    let (st, v) = s.get(None, "/readyz").await;
+    assert_eq!((st, v["status"].as_str()), (StatusCode::OK, Some("ready")), "{v}");
     let (st, v) = s.get(None, "/api/v1/nothing").await;
     assert_eq!((st, v["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
 }

@@ -480,6 +480,18 @@ impl EventLog for PgStore {
         Ok(c.query_opt("SELECT 1 FROM events LIMIT 1", &[]).await.map_err(pg)?.is_none())
     }
 
+    async fn writable(&self) -> Result<(), StoreError> {
+        let c = self.client().await?;
+        let row = c
+            .query_one("SELECT pg_is_in_recovery() OR current_setting('transaction_read_only') = 'on'", &[])
+            .await
+            .map_err(pg)?;
+        match row.get::<_, bool>(0) {
+            true => Err(StoreError::Unavailable("the database is read-only (a replica or in recovery)".into())),
+            false => Ok(()),
+        }
+    }
+
     fn appended_elsewhere(&self) -> Option<tokio::sync::broadcast::Receiver<crate::AppendedRange>> {
         Some(self.elsewhere.subscribe())
     }

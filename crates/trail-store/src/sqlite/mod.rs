@@ -103,7 +103,29 @@ pub struct SqliteStore {
     immutable: bool,
 }
 
+/// Below this much free space on the database's disk a store is not ready: a commit
+/// might not fit.
+const MIN_FREE_BYTES: u64 = 64 << 20;
+
 impl SqliteStore {
+    /// Readiness (`EventLog::writable`): the writer runs, the database file can be
+    /// opened for writing, and its disk has room.
+    pub(crate) fn writable_now(&self) -> Result<(), StoreError> {
+        if self.immutable || self.writer.lock().map(|w| w.is_none()).unwrap_or(true) {
+            return Err(StoreError::Unavailable("the store is closed or read-only".into()));
+        }
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&self.path)
+            .map_err(|e| StoreError::Unavailable(format!("{} cannot be written: {e}", self.path.display())))?;
+        let dir = self.path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        let free = rustix::fs::statvfs(dir).map(|s| s.f_bavail.saturating_mul(s.f_frsize)).unwrap_or(u64::MAX);
+        if free < MIN_FREE_BYTES {
+            return Err(StoreError::Unavailable(format!("the disk of {} has {free} bytes free", self.path.display())));
+        }
+        Ok(())
+    }
+
     /// Opens (creating and migrating if needed) the store at `path` and starts its
     /// writer thread.
     pub fn open(path: &Path, config: SqliteConfig) -> Result<SqliteStore, StoreError> {

@@ -666,6 +666,10 @@ impl EventLog for SqliteStore {
         self.read(|c| Ok(c.query_row("SELECT NOT EXISTS (SELECT 1 FROM events)", [], |r| r.get(0))?)).await
     }
 
+    async fn writable(&self) -> Result<(), StoreError> {
+        self.writable_now()
+    }
+
     fn close(&self) {
         SqliteStore::close(self);
     }

@@ -623,6 +623,14 @@ async fn a_forged_store_is_served_but_not_signed() {
     };
     let health = get("/healthz").await;
     assert_eq!(health["status"], "degraded", "{health}");
+    // Live, but not ready: a load balancer takes it out.
+    let ready = http.get(format!("{}/readyz", server.base)).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let ready: serde_json::Value = ready.json().await.unwrap();
+    assert!(
+        ready["reasons"][0].as_str().unwrap_or_default().contains("the log of acme is not being signed"),
+        "{ready}"
+    );
     let reason = health["not_signed"][0]["reason"].as_str().unwrap_or_default().to_string();
     assert!(reason.contains("checkpoints were removed"), "{health}");
     let me = get("/api/v1/auth/me").await;

@@ -7,6 +7,7 @@ mod bucket;
 mod cli;
 mod e2e;
 mod import;
+mod lifecycle;
 mod mirror;
 mod postgres;
 mod readme;
