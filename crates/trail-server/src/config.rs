@@ -52,6 +52,23 @@ pub struct ServerConfig {
     pub witness: Option<WitnessConfig>,
     /// `[transparency] publish`: the logs' tiles and checkpoints written to a bucket.
     pub publish: Option<crate::work::publish::PublishConfig>,
+    /// `[metrics]`: `GET /metrics` with a token on this listener, or on its own.
+    pub metrics: MetricsConfig,
+}
+
+/// Where `GET /metrics` is served; with neither, metrics are off (not even counted).
+#[derive(Debug, Clone, Default)]
+pub struct MetricsConfig {
+    /// A listener of its own (`[metrics] listen`), serving `/metrics` without a token.
+    pub listen: Option<std::net::SocketAddr>,
+    /// The bearer token `/metrics` asks for on the main listener (`[metrics] token_file`).
+    pub token: Option<String>,
+}
+
+impl MetricsConfig {
+    pub fn enabled(&self) -> bool {
+        self.listen.is_some() || self.token.is_some()
+    }
 }
 
 /// `[witness]`: a C2SP tlog-policy naming the witnesses (with their URLs) and the

@@ -25,8 +25,8 @@ use tokio::net::TcpListener;
 use trail_store::DynStore;
 
 pub use config::{
-    system_clock, AlertConfig, Clock, ConnectionConfig, ExportConfig, LogKey, RetentionConfig, ServerConfig,
-    SmtpConfig, SmtpTls, StreamConfig, WitnessConfig,
+    system_clock, AlertConfig, Clock, ConnectionConfig, ExportConfig, LogKey, MetricsConfig, RetentionConfig,
+    ServerConfig, SmtpConfig, SmtpTls, StreamConfig, WitnessConfig,
 };
 pub use error::ApiError;
 pub use work::{
@@ -59,11 +59,17 @@ impl AppState {
         AppState::with(Services::new(store, config, clock))
     }
 
+    /// Cancelled when the server shuts down (ends what runs beside it).
+    pub fn shutdown_token(&self) -> tokio_util::sync::CancellationToken {
+        self.shutdown.clone()
+    }
+
     /// The HTTP state around existing services.
     pub fn with(services: Services) -> AppState {
         let shutdown = tokio_util::sync::CancellationToken::new();
         work::start(&services, shutdown.clone());
-        AppState { services, keys: Arc::default(), live: Arc::default(), shutdown }
+        let live = Arc::new(live::Live::counting(services.live_streams.clone()));
+        AppState { services, keys: Arc::default(), live, shutdown }
     }
 }
 
@@ -80,6 +86,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let limits = state.config.connections.clone();
+    let metrics = state.metrics.clone();
     // Open live streams end as shutdown begins, so that it does not wait on them.
     let (live, background) = (state.live.clone(), state.shutdown.clone());
     let shutdown = async move {
@@ -87,5 +94,16 @@ pub async fn serve(
         live.close();
         background.cancel();
     };
-    listen::serve(listener, app(state), limits, shutdown).await
+    listen::serve(listener, app(state), limits, metrics, shutdown).await
+}
+
+/// Serves `GET /metrics` alone on a listener of its own (`[metrics] listen`), without a
+/// token, until `shutdown` completes.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = axum::Router::new().route("/metrics", axum::routing::get(api::metrics_open)).with_state(state);
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
 }

@@ -41,6 +41,7 @@ pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     limits: ConnectionConfig,
+    metrics: Option<Arc<crate::work::metrics::Metrics>>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let table = Arc::new(std::sync::Mutex::new(Table::default()));
@@ -121,6 +122,10 @@ pub(crate) async fn serve(
             .serve_connection(TokioIo::new(stream), hyper_util::service::TowerToHyperService::new(svc));
         let conn = graceful.watch(conn);
         let (table, room) = (table.clone(), room.clone());
+        let open = metrics.as_ref().map(|m| m.connections.clone());
+        if let Some(g) = &open {
+            g.inc();
+        }
         tokio::spawn(async move {
             tokio::select! {
                 r = conn => if let Err(e) = r {
@@ -130,6 +135,9 @@ pub(crate) async fn serve(
             }
             if let Ok(mut t) = table.lock() {
                 t.leave(ip, id);
+            }
+            if let Some(g) = open {
+                g.dec();
             }
             room.notify_one();
         });

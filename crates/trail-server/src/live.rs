@@ -35,15 +35,22 @@ pub(crate) struct Live {
     changed: watch::Sender<u64>,
     /// Set when the server shuts down.
     closing: watch::Sender<bool>,
+    /// Streams open now, over every caller (for metrics).
+    count: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Default for Live {
     fn default() -> Live {
-        Live { open: Mutex::default(), changed: watch::channel(0).0, closing: watch::channel(false).0 }
+        Live::counting(Arc::default())
     }
 }
 
 impl Live {
+    /// Streams counted in `count` as they open and end.
+    pub(crate) fn counting(count: Arc<std::sync::atomic::AtomicUsize>) -> Live {
+        Live { open: Mutex::default(), changed: watch::channel(0).0, closing: watch::channel(false).0, count }
+    }
+
     /// A key was revoked, a user or a role changed, a session ended: open streams check
     /// their credentials now.
     pub(crate) fn credentials_changed(&self) {
@@ -64,6 +71,7 @@ struct Opened {
 
 impl Drop for Opened {
     fn drop(&mut self) {
+        self.live.count.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         if let Ok(mut open) = self.live.open.lock() {
             if let Some(n) = open.get_mut(&self.who) {
                 *n -= 1;
@@ -83,6 +91,7 @@ fn open(live: &Arc<Live>, who: String, max: usize) -> Option<Opened> {
         return None;
     }
     *n += 1;
+    live.count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Some(Opened { live: live.clone(), who })
 }
 

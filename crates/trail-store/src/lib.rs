@@ -249,6 +249,11 @@ pub trait EventLog: Send + Sync + 'static {
     /// Whether any event is stored (so `--demo` fills only an empty store).
     async fn is_empty(&self) -> Result<bool, StoreError>;
 
+    /// The writer's queue, commits and connection pool, for metrics.
+    fn stats(&self) -> StoreStats {
+        StoreStats::default()
+    }
+
     /// Whether appends can be written now (readiness): `Err` says why not (the store
     /// closed or opened read-only, the disk nearly full, the database a read-only
     /// replica or unreachable).
@@ -261,6 +266,18 @@ pub trait EventLog: Send + Sync + 'static {
     /// Finishes pending writes and releases the backend (the embedded store waits for
     /// its writer's last commit). Further appends fail.
     fn close(&self);
+}
+
+/// What a store says of its own work, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Appends waiting for the writer.
+    pub queue_depth: u64,
+    /// Group commits of appends so far, and the events they wrote.
+    pub commits: u64,
+    pub committed_events: u64,
+    /// The connection pool: its size and idle connections.
+    pub pool: Option<(u64, u64)>,
 }
 
 /// What proves the log: signed checkpoints, inclusion and consistency proofs, and what

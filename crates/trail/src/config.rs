@@ -40,6 +40,18 @@ pub struct FileConfig {
     pub witness: FileWitness,
     #[serde(default)]
     pub archive: crate::archive::FileArchive,
+    #[serde(default)]
+    pub metrics: FileMetrics,
+}
+
+/// `[metrics]`: `GET /metrics` for Prometheus.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileMetrics {
+    /// An address of its own for `/metrics` (no token), e.g. `127.0.0.1:9464`.
+    pub listen: Option<String>,
+    /// A file holding the bearer token `/metrics` asks for on the main listener.
+    pub token_file: Option<PathBuf>,
 }
 
 /// `[witness]`: witnesses that cosign the installation log (C2SP tlog-witness).
@@ -267,6 +279,8 @@ pub struct Config {
     pub archive_dir: PathBuf,
     /// `[archive]`'s bucket settings without the URL (`trail archive move`'s).
     pub archive_settings: trail_store::archive::BucketConfig,
+    /// `[metrics]`.
+    pub metrics: trail_server::MetricsConfig,
     /// `[transparency] publish` (the bucket) and `publish_private`.
     pub publish: Option<(trail_store::archive::BucketConfig, bool)>,
 }
@@ -360,6 +374,7 @@ pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, flags: &F
     let insecure_cookies = boolean(env, "TRAIL_INSECURE_COOKIES", file.server.insecure_cookies)?;
     let transparency_public = boolean(env, "TRAIL_TRANSPARENCY_PUBLIC", file.transparency.public)?;
     let publish_private = boolean(env, "TRAIL_PUBLISH_PRIVATE", file.transparency.publish_private)?;
+    let metrics = metrics_config(&file.metrics, env)?;
     let publish = env("TRAIL_PUBLISH").or(file.transparency.publish.clone());
     if limits.max_event_bytes > MAX_EVENT_BYTES {
         bail!(
@@ -557,7 +572,33 @@ pub fn resolve(file: FileConfig, env: &dyn Fn(&str) -> Option<String>, flags: &F
         archive_dir,
         archive_settings,
         publish,
+        metrics,
     })
+}
+
+/// `[metrics]` (and `TRAIL_METRICS_LISTEN`, `TRAIL_METRICS_TOKEN_FILE`); the token read
+/// from its file now.
+fn metrics_config(m: &FileMetrics, env: &dyn Fn(&str) -> Option<String>) -> Result<trail_server::MetricsConfig> {
+    let listen = match env("TRAIL_METRICS_LISTEN").or(m.listen.clone()) {
+        None => None,
+        Some(a) => Some(a.parse::<SocketAddr>().with_context(|| {
+            format!("[metrics] listen (TRAIL_METRICS_LISTEN) must be an address such as 127.0.0.1:9464, not '{a}'")
+        })?),
+    };
+    let token = match env("TRAIL_METRICS_TOKEN_FILE").map(PathBuf::from).or(m.token_file.clone()) {
+        None => None,
+        Some(p) => {
+            let t = std::fs::read_to_string(&p)
+                .with_context(|| format!("[metrics] token_file: cannot read {}", p.display()))?
+                .trim()
+                .to_string();
+            if t.len() < 16 {
+                bail!("[metrics] token_file: {} must hold a token of at least 16 characters", p.display());
+            }
+            Some(t)
+        }
+    };
+    Ok(trail_server::MetricsConfig { listen, token })
 }
 
 /// A true/false setting: the environment variable, else the file, else false.

@@ -71,6 +71,7 @@ pub(crate) async fn serve(config: Config, demo: bool) -> Result<()> {
         exports: config.exports.clone(),
         retention,
         publish,
+        metrics: config.metrics.clone(),
         connections: config.connections.clone(),
         verify_at_minute: config.verify_at_minute,
         public_url: config.public_url.clone(),
@@ -85,6 +86,18 @@ pub(crate) async fn serve(config: Config, demo: bool) -> Result<()> {
     if let Some(b) = trail_server::bootstrap(&state, "main").await.map_err(|e| anyhow::anyhow!("{e:?}"))? {
         println!("First start: platform administrator {} (organization {})", b.email, b.org);
         println!("one-time password (shown only now; change it at first login): {}", b.one_time_password);
+    }
+    if let Some(addr) = config.metrics.listen {
+        let metrics = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("[metrics] listen: cannot listen on {addr}"))?;
+        println!("metrics at http://{}/metrics", metrics.local_addr()?);
+        let (state, stop) = (state.clone(), state.shutdown_token());
+        tokio::spawn(async move {
+            if let Err(e) = trail_server::serve_metrics(metrics, state, async move { stop.cancelled().await }).await {
+                tracing::warn!(error = %e, "the metrics listener stopped");
+            }
+        });
     }
     trail_server::serve(listener, state, shutdown_signal()).await?;
     sqlite.close();

@@ -130,6 +130,18 @@ pub(crate) struct FacetCounts {
 )]
 pub(super) async fn ingest(State(st): State<AppState>, caller: Caller, req: Request) -> Result<Response, ApiError> {
     let org = caller.write_org()?.to_string();
+    let result = ingest_into(&st, org.clone(), req).await;
+    if let Some(m) = &st.metrics {
+        match &result {
+            Ok((_, n)) => m.ingested(&org, *n),
+            Err(e) => m.refused(&org, &e.parts().1.code, 1),
+        }
+    }
+    result.map(|(response, _)| response)
+}
+
+/// Ingest for `org`: the response and how many events it stored.
+async fn ingest_into(st: &AppState, org: String, req: Request) -> Result<(Response, usize), ApiError> {
     let limits = st.config.limits;
     let body = axum::body::to_bytes(req.into_body(), limits.max_request_bytes).await.map_err(|_| {
         FieldError::new("body", format!("request is larger than {} bytes", limits.max_request_bytes))
@@ -148,9 +160,10 @@ pub(super) async fn ingest(State(st): State<AppState>, caller: Caller, req: Requ
         received_at: (st.clock)(),
         events: events.into_iter().map(|e| (Uuid::now_v7(), e)).collect(),
     };
-    let acks = crate::work::feed::append(&st, batch).await?;
+    let acks = crate::work::feed::append(st, batch).await?;
     let events: Vec<Ack> = acks.iter().map(|a| Ack { id: a.id, seq: a.seq, duplicate: a.duplicate }).collect();
-    Ok((StatusCode::OK, Json(Accepted { accepted: events.len(), events })).into_response())
+    let n = events.len();
+    Ok(((StatusCode::OK, Json(Accepted { accepted: n, events })).into_response(), n))
 }
 
 /// The most rows `offset` may skip (deeper pages use the cursor).

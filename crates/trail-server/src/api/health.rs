@@ -1,11 +1,13 @@
-//! Liveness and readiness: `/healthz` says the process is up (and, in its body, what
-//! an operator should look at: `degraded`), `/readyz` whether it should be sent
-//! traffic: 503 while the store cannot be written, a log is not being signed, the last
-//! self-check found a problem, or the server is shutting down.
+//! What operators' tools ask: `/healthz` (liveness: the process is up; its body says
+//! what an operator should look at: `degraded`), `/readyz` (readiness: 503 while the
+//! store cannot be written, a log is not being signed, the last self-check found a
+//! problem, or the server is shutting down), and `/metrics` (Prometheus, with a token
+//! here or on a listener of its own), with the request timing behind it.
 
 use axum::{
-    extract::State,
-    http::StatusCode,
+    extract::{MatchedPath, Request, State},
+    http::{header, HeaderMap, StatusCode},
+    middleware::Next,
     response::{IntoResponse, Response},
     Json,
 };
@@ -86,4 +88,48 @@ pub(super) async fn ready(State(st): State<AppState>) -> Response {
     let status = if reasons.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     let status_text = if reasons.is_empty() { "ready" } else { "not_ready" };
     (status, Json(Ready { status: status_text, reasons })).into_response()
+}
+
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// `GET /metrics` on the main listener: with `[metrics] token_file`, for that bearer
+/// token only; otherwise not here (404).
+pub(super) async fn metrics(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(token) = st.config.metrics.token.as_deref().filter(|_| st.metrics.is_some()) else {
+        return crate::error::ApiError::NotFound("no such endpoint".into()).into_response();
+    };
+    let given =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let ok = given.is_some_and(|g| {
+        use sha2::Digest;
+        // Compared as digests: no early exit on the first differing byte.
+        sha2::Sha256::digest(g.as_bytes()) == sha2::Sha256::digest(token.as_bytes())
+    });
+    if !ok {
+        return crate::error::ApiError::Unauthorized("the metrics token is missing or wrong".into()).into_response();
+    }
+    metrics_open(State(st), headers).await
+}
+
+/// `GET /metrics` on the metrics listener (no token: the address is the protection):
+/// OpenMetrics for clients that ask for it (Prometheus does), else the classic text.
+pub(crate) async fn metrics_open(State(st): State<AppState>, headers: HeaderMap) -> Response {
+    let text = crate::work::metrics::render(&st).await;
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if accept.contains("application/openmetrics-text") {
+        return ([(header::CONTENT_TYPE, OPENMETRICS)], text).into_response();
+    }
+    let classic = crate::work::metrics::classic_text(&text);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], classic).into_response()
+}
+
+/// Times each request by its route template, and counts what ingest stored and refused.
+pub(super) async fn time_requests(State(st): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(m) = st.metrics.clone() else { return next.run(req).await };
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_default();
+    let method = req.method().to_string();
+    let started = std::time::Instant::now();
+    let response = next.run(req).await;
+    m.request(&method, &route, started.elapsed().as_secs_f64());
+    response
 }

@@ -33,9 +33,11 @@ mod timeline;
 
 /// Every route of the application.
 pub(crate) fn router(state: AppState) -> Router {
+    let timing = state.clone();
     let routes = Router::new()
         .route("/healthz", get(health::health))
         .route("/readyz", get(health::ready))
+        .route("/metrics", get(health::metrics))
         .route("/api/v1/events", post(events::ingest).get(events::list))
         .route("/api/v1/import/{format}", post(import::import))
         .route("/api/v1/events/stream", get(crate::live::stream))
@@ -84,6 +86,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route("/api/v1/schedules/{id}", delete(schedules::delete_schedule))
         .route("/api/v1/schedules/{id}/run", post(schedules::run_schedule_now))
         .route("/api/v1/openapi.json", get(doc::openapi_json))
+        // Every route above timed by its template (`trail_http_request_duration_seconds`).
+        .route_layer(axum::middleware::from_fn_with_state(timing, health::time_requests))
         .merge(crate::ui::router())
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .with_state(state);
@@ -91,3 +95,5 @@ pub(crate) fn router(state: AppState) -> Router {
     // the route answers, and the error body names the methods from it.
     Router::new().fallback_service(routes).layer(axum::middleware::from_fn(crate::finish::finish))
 }
+
+pub(crate) use health::metrics_open;

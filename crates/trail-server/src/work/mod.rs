@@ -27,6 +27,7 @@ pub mod holds;
 pub mod import;
 pub mod jobs;
 mod mail;
+pub mod metrics;
 pub mod mirror;
 pub mod outbound;
 pub mod publish;
@@ -61,6 +62,10 @@ pub struct Services {
     pub jobs: Arc<jobs::Jobs>,
     /// What this server last saw of the installation log's witnesses.
     pub(crate) witness_view: Arc<witness::WitnessView>,
+    /// Metrics, when `[metrics]` serves them.
+    pub metrics: Option<Arc<metrics::Metrics>>,
+    /// Live event streams open now.
+    pub(crate) live_streams: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Services {
@@ -68,6 +73,8 @@ impl Services {
         Services {
             store,
             archive: retention::open(&config.retention),
+            metrics: config.metrics.enabled().then(Arc::default),
+            live_streams: Arc::default(),
             config: Arc::new(config),
             clock,
             views: Arc::default(),

@@ -20,7 +20,11 @@ pub async fn run(st: &Services, as_of: Timestamp) -> Result<Vec<OrgReport>, Work
         .clone()
         .ok_or_else(|| WorkError::Unavailable("no archive is configured: retention cannot run".into()))?;
     let rules = &st.config.retention.rules;
-    let reports = archive::run(&*st.store, &archive, rules, as_of).await?;
+    let reports = archive::run(&*st.store, &archive, rules, as_of).await;
+    if let Some(m) = &st.metrics {
+        m.retention(reports.is_ok(), reports.as_ref().map_or(0, |r| r.iter().map(|o| o.archived).sum()));
+    }
+    let reports = reports?;
     for r in &reports {
         if r.archived == 0 && r.leftovers_removed == 0 && r.legal_holds_set + r.legal_holds_lifted == 0 {
             continue;

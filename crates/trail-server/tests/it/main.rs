@@ -11,6 +11,7 @@ mod holds;
 mod http;
 mod import;
 mod isolation;
+mod metrics;
 mod openapi;
 mod slow_clients;
 mod streams;

@@ -480,6 +480,11 @@ impl EventLog for PgStore {
         Ok(c.query_opt("SELECT 1 FROM events LIMIT 1", &[]).await.map_err(pg)?.is_none())
     }
 
+    fn stats(&self) -> crate::StoreStats {
+        let s = self.pool.status();
+        crate::StoreStats { pool: Some((s.size as u64, s.available as u64)), ..Default::default() }
+    }
+
     async fn writable(&self) -> Result<(), StoreError> {
         let c = self.client().await?;
         let row = c

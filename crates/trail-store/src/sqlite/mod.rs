@@ -101,6 +101,8 @@ pub struct SqliteStore {
     /// Opened by `open_read_only` without a write-ahead log present: readers open the
     /// file as immutable, so that nothing (not even a `-wal` or `-shm` file) is created.
     immutable: bool,
+    /// The writer's queue and commits, for metrics.
+    stats: Arc<writer::WriterStats>,
 }
 
 /// Below this much free space on the database's disk a store is not ready: a commit
@@ -108,6 +110,18 @@ pub struct SqliteStore {
 const MIN_FREE_BYTES: u64 = 64 << 20;
 
 impl SqliteStore {
+    /// The writer's queue and commits (`EventLog::stats`; readers open as needed, no
+    /// pool).
+    pub(crate) fn writer_stats(&self) -> crate::StoreStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        crate::StoreStats {
+            queue_depth: self.stats.queued.load(Relaxed),
+            commits: self.stats.commits.load(Relaxed),
+            committed_events: self.stats.committed.load(Relaxed),
+            pool: None,
+        }
+    }
+
     /// Readiness (`EventLog::writable`): the writer runs, the database file can be
     /// opened for writing, and its disk has room.
     pub(crate) fn writable_now(&self) -> Result<(), StoreError> {
@@ -152,8 +166,10 @@ impl SqliteStore {
         let signer = config.signer.clone();
         let seal = Arc::new(Seal::default());
         let writer_seal = seal.clone();
+        let stats = Arc::new(writer::WriterStats::default());
+        let writer_stats = stats.clone();
         let thread = std::thread::Builder::new().name("trail-sqlite-writer".into()).spawn(move || {
-            writer_loop(conn, rx, ck_tx, max, signer, writer_seal);
+            writer_loop(conn, rx, ck_tx, max, signer, writer_seal, writer_stats);
             let _ = ck_thread.join();
         })?;
         Ok(SqliteStore {
@@ -165,6 +181,7 @@ impl SqliteStore {
             preparing: Arc::new(tokio::sync::Semaphore::new(crate::prepare::prepare_slots())),
             seal,
             immutable: false,
+            stats,
         })
     }
 
@@ -202,6 +219,7 @@ impl SqliteStore {
             preparing: Arc::new(tokio::sync::Semaphore::new(1)),
             seal: Arc::new(Seal::default()),
             immutable,
+            stats: Arc::default(),
         })
     }
 

@@ -670,6 +670,10 @@ impl EventLog for SqliteStore {
         self.writable_now()
     }
 
+    fn stats(&self) -> crate::StoreStats {
+        self.writer_stats()
+    }
+
     fn close(&self) {
         SqliteStore::close(self);
     }

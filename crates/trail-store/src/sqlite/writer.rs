@@ -1,6 +1,7 @@
 //! The writer thread: group commit of prepared batches, the Merkle tree's new nodes and
 //! the signed checkpoints, in one transaction per group.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::{
     collections::{HashMap, HashSet},
     sync::{mpsc, Arc},
@@ -106,6 +107,14 @@ pub(super) fn raise_priority() {
     }
 }
 
+/// The writer's queue and commits, as metrics read them.
+#[derive(Debug, Default)]
+pub(super) struct WriterStats {
+    pub(super) queued: AtomicU64,
+    pub(super) commits: AtomicU64,
+    pub(super) committed: AtomicU64,
+}
+
 pub(super) fn writer_loop(
     conn: Connection,
     rx: mpsc::Receiver<Job>,
@@ -113,6 +122,7 @@ pub(super) fn writer_loop(
     max_events: usize,
     signer: Option<Arc<LogSigner>>,
     seal: Arc<Seal>,
+    stats: Arc<WriterStats>,
 ) {
     raise_priority();
     let words = load_words(&conn);
@@ -140,7 +150,10 @@ pub(super) fn writer_loop(
     let mut merged = true;
     loop {
         let first = match rx.recv_timeout(IDLE) {
-            Ok(Job::Append(b, r)) => (b, r),
+            Ok(Job::Append(b, r)) => {
+                stats.queued.fetch_sub(1, Ordering::Relaxed);
+                (b, r)
+            }
             Ok(Job::Run(f)) => {
                 f(&mut w.conn);
                 continue;
@@ -166,6 +179,7 @@ pub(super) fn writer_loop(
         while n < w.max_events {
             match rx.try_recv() {
                 Ok(Job::Append(b, r)) => {
+                    stats.queued.fetch_sub(1, Ordering::Relaxed);
                     n += b.events.len();
                     group.push((b, r));
                 }
@@ -179,6 +193,8 @@ pub(super) fn writer_loop(
         tracing::debug!(events = n, elapsed_ms = started.elapsed().as_millis() as u64, "group commit");
         match result {
             Ok(results) => {
+                stats.commits.fetch_add(1, Ordering::Relaxed);
+                stats.committed.fetch_add(n as u64, Ordering::Relaxed);
                 for (reply, r) in replies.into_iter().zip(results) {
                     let _ = reply.send(r);
                 }
@@ -626,7 +642,11 @@ impl SqliteStore {
         {
             let guard = self.writer.lock().map_err(|_| StoreError::Closed)?;
             let sender = guard.as_ref().ok_or(StoreError::Closed)?;
-            sender.send(Job::Append(batch, tx)).map_err(|_| StoreError::Closed)?;
+            self.stats.queued.fetch_add(1, Ordering::Relaxed);
+            if sender.send(Job::Append(batch, tx)).is_err() {
+                self.stats.queued.fetch_sub(1, Ordering::Relaxed);
+                return Err(StoreError::Closed);
+            }
         }
         rx.await.map_err(|_| StoreError::Closed)?
     }

@@ -96,6 +96,13 @@ pub async fn attempt(st: &Services, mut d: Delivery) {
             }
         }
     }
+    if let Some(m) = &st.metrics {
+        m.delivery(match d.status {
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Failed => "failed",
+            _ => "retrying",
+        });
+    }
     if let Err(e) = st.store.update_delivery(&d).await {
         tracing::warn!(error = %e, id = d.id, "cannot store an alert delivery's outcome");
     }
