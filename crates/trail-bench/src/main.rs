@@ -26,6 +26,7 @@ mod exports;
 mod facets;
 mod import;
 mod installation;
+mod metrics;
 mod postgres;
 mod search;
 mod streams;
@@ -104,6 +105,10 @@ struct Args {
     /// (0: skip).
     #[arg(long, default_value_t = 0, value_name = "N")]
     archive: usize,
+    /// Ingest with metrics counted against without, with this many events per run (0:
+    /// skip).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    metrics: usize,
     /// A server's memory and answer times under searches at and past the bounds.
     #[arg(long)]
     search_memory: bool,
@@ -569,6 +574,9 @@ fn main() -> Result<()> {
         }
         if a.witnesses > 0 {
             witnesses::bench_witnesses(a.witnesses, runs).await?;
+        }
+        if a.metrics > 0 {
+            metrics::bench_metrics(a.metrics, runs).await?;
         }
         if a.archive > 0 {
             archives::bench_archive(a.archive, runs).await?;

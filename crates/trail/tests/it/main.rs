@@ -10,6 +10,7 @@ mod import;
 mod lifecycle;
 mod mirror;
 mod postgres;
+mod prometheus;
 mod readme;
 mod retention;
 mod streams;
