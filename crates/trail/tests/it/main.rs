@@ -9,6 +9,7 @@ mod e2e;
 mod import;
 mod lifecycle;
 mod mirror;
+mod package;
 mod postgres;
 mod prometheus;
 mod readme;
