@@ -44,7 +44,26 @@ pub async fn place(
         .resource("legal_hold", hold.id, hold.query.as_deref().unwrap_or("every event"))
         .details(json!({"id": hold.id, "query": hold.query, "reason": hold.reason}));
     super::selfaudit::record(st, record).await;
+    follow_in_bucket(st, &hold.org);
     Ok(hold)
+}
+
+/// With the archive in a bucket, the S3 legal holds of the organization's archived
+/// objects follow the holds now, in the background (retention's run does it again).
+fn follow_in_bucket(st: &Services, org: &str) {
+    let Some(archive) = st.archive.clone().filter(|a| a.dir().is_none()) else { return };
+    let (st, org) = (st.clone(), org.to_string());
+    tokio::spawn(async move {
+        let now = (st.clock)();
+        let held = match trail_store::archive::Held::of(&*st.store, &org).await {
+            Ok(h) => h,
+            Err(e) => return tracing::warn!(error = %e, %org, "cannot read the legal holds"),
+        };
+        match trail_store::archive::legal_holds(&*st.store, &archive, &org, &held, now).await {
+            Ok((set, lifted)) => tracing::info!(%org, set, lifted, "S3 legal holds follow the holds"),
+            Err(e) => tracing::warn!(error = %e, %org, "S3 legal holds not updated (the next retention run retries)"),
+        }
+    });
 }
 
 /// Releases `org`'s active hold `id`, recorded with the reason.
@@ -67,5 +86,6 @@ pub async fn release(
         .resource("legal_hold", hold.id, hold.query.as_deref().unwrap_or("every event"))
         .details(json!({"id": hold.id, "query": hold.query, "reason": reason, "placed_reason": hold.reason}));
     super::selfaudit::record(st, record).await;
+    follow_in_bucket(st, &hold.org);
     Ok(hold)
 }

@@ -168,6 +168,28 @@ fn two_servers_share_a_locked_bucket_and_holds_keep_what_they_cover() {
         }
         assert!(locked > 0);
     });
+    // A hold placed through a server puts its S3 legal holds at once (in the
+    // background), without waiting for a retention run.
+    let admin = run_ok(trail(d, Some(&db), &s3).args(["keys", "create", "--org", "acme", "--scope", "admin"]));
+    let placed = rt.block_on(async {
+        http.post(format!("{}/api/v1/holds", b.base))
+            .bearer_auth(admin.trim())
+            .json(&json!({"query": "actor:bob@acme.com", "reason": "second matter"}))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(placed.as_u16(), 201);
+    rt.block_on(support::until("every file holding bob's events legally held", async || {
+        for f in store.archives(Some("acme")).await.ok()? {
+            let bobs = archive.read(&f).await.ok()?.iter().any(|l| String::from_utf8_lossy(l).contains("bob@acme.com"));
+            if bobs && !archive.legally_held(&f).await.ok()? {
+                return None;
+            }
+        }
+        Some(())
+    }));
     // The download still has every event; nothing was archived twice.
     let (st, body) = get(&b.base, &format!("/api/v1/download?from={from}&to={}&format=jsonl", day(as_of)));
     assert_eq!(st, 200);
