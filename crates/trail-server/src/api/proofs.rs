@@ -114,27 +114,12 @@ pub(super) async fn checkpoint(
         None => latest(&st, &org).await?,
     };
     if tlog_proof {
-        let p = crate::work::tiles::installation_proof(
-            &st.store,
-            st.config.witness.as_ref().map(|w| &*w.policy),
-            &org,
-            cp.size,
-        )
-        .await?
-        .ok_or_else(|| {
+        let size = cp.size;
+        let text = crate::work::tiles::checkpoint_proof(&st, &org, cp).await?.ok_or_else(|| {
             ApiError::NotFound(format!(
-                "the checkpoint of size {} is not in the installation log yet (appended within about a second)",
-                cp.size
+                "the checkpoint of size {size} is not in the installation log yet (appended within about a second)"
             ))
         })?;
-        let size = cp.size;
-        let text = trail_core::tlog_proof::TlogProof {
-            extra: Some(cp.note.into_bytes()),
-            index: p.index,
-            proof: p.proof,
-            checkpoint: p.checkpoint.note,
-        }
-        .to_text();
         let name = format!("attachment; filename={org}-checkpoint-{size}.tlog-proof");
         return Ok((
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8".to_string()), (header::CONTENT_DISPOSITION, name)],

@@ -73,15 +73,7 @@ pub async fn publish_log(st: &Services, cfg: &PublishConfig, name: &str, from: u
 /// until the checkpoint is in the installation log (within about a second).
 pub async fn publish_proof(st: &Services, cfg: &PublishConfig, org: &str, size: u64) -> Result<bool, WorkError> {
     let Some(cp) = st.store.checkpoint(org, Some(size)).await? else { return Ok(false) };
-    let policy = st.config.witness.as_ref().map(|w| &*w.policy);
-    let Some(p) = tiles::installation_proof(&st.store, policy, org, size).await? else { return Ok(false) };
-    let text = trail_core::tlog_proof::TlogProof {
-        extra: Some(cp.note.into_bytes()),
-        index: p.index,
-        proof: p.proof,
-        checkpoint: p.checkpoint.note,
-    }
-    .to_text();
+    let Some(text) = tiles::checkpoint_proof(st, org, cp).await? else { return Ok(false) };
     cfg.target.publish(&format!("{org}/checkpoint.tlog-proof"), text.into_bytes(), false).await?;
     Ok(true)
 }

@@ -130,6 +130,21 @@ pub async fn min_index(st: &Services, org: &str) -> Result<u64, WorkError> {
     Ok(first.first().map_or(0, |(s, _)| *s))
 }
 
+/// An organization checkpoint as a C2SP `tlog-proof` into the installation log (the
+/// checkpoint's note as its `extra`), as served and published; `None` until the
+/// checkpoint is appended (within about a second of its signing).
+pub async fn checkpoint_proof(st: &Services, org: &str, cp: SignedCheckpoint) -> Result<Option<String>, WorkError> {
+    let policy = st.config.witness.as_ref().map(|w| &*w.policy);
+    let Some(p) = installation_proof(&st.store, policy, org, cp.size).await? else { return Ok(None) };
+    let proof = trail_core::tlog_proof::TlogProof {
+        extra: Some(cp.note.into_bytes()),
+        index: p.index,
+        proof: p.proof,
+        checkpoint: p.checkpoint.note,
+    };
+    Ok(Some(proof.to_text()))
+}
+
 /// Where an organization checkpoint is in the installation log: its index, and its
 /// inclusion proof in the installation log's newest checkpoint.
 #[derive(Debug, Clone)]
