@@ -62,6 +62,9 @@ pub(super) async fn import(
     let stored = import::store(&st, &org, converted.events).await?;
     let events: Vec<Ack> = stored.acks.iter().map(|a| Ack { id: a.id, seq: a.seq, duplicate: a.duplicate }).collect();
     let duplicates = (stored.duplicates > 0).then_some(stored.duplicates);
+    if let Some(m) = &st.metrics {
+        m.ingested(&org, events.len());
+    }
     let answer = ImportAnswer { accepted: events.len(), events, duplicates, skipped: converted.skipped };
     Ok((StatusCode::OK, Json(answer)).into_response())
 }
