@@ -63,9 +63,14 @@ async fn metrics_count_ingest_and_pass_promtool() {
         .await
         .unwrap();
     assert_eq!(bad.status(), 422);
+    // An import through the API counts as ingest too.
+    let trail = json!({"Records": [{"eventTime": "2026-11-26T09:00:00Z", "eventSource": "iam.amazonaws.com",
+        "eventName": "CreateAccessKey", "eventID": "ct-1", "userIdentity": {"type": "IAMUser", "userName": "bob"}}]});
+    let (code, v) = api.call(reqwest::Method::POST, "/api/v1/import/cloudtrail", Some(trail)).await;
+    assert_eq!(code, 200, "{v}");
     let (status, text) = scrape(&base, Some(TOKEN)).await;
     assert_eq!(status, 200, "{text}");
-    assert_eq!(sample(&text, "trail_events_ingested_total{org=\"acme\"}"), Some(3.0), "{text}");
+    assert_eq!(sample(&text, "trail_events_ingested_total{org=\"acme\"}"), Some(4.0), "{text}");
     assert!(text.contains("trail_events_refused_total{org=\"acme\",reason=\"invalid_field\"} 1"), "{text}");
     assert!(
         text.contains("trail_http_request_duration_seconds_count{method=\"POST\",route=\"/api/v1/events\"} 2"),
